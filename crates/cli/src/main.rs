@@ -1,0 +1,455 @@
+//! `clinic-auth`: the server and the admin command line. This file parses arguments
+//! and configuration and calls into the libraries; it holds no rules of its own.
+
+mod settings;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use clinic_auth_core::{AccountKind, OrgKind, Password, Role};
+use clinic_auth_web::service::{By, accounts};
+use clinic_auth_web::{AppError, AppState, SystemClock};
+use serde_json::json;
+use settings::{Overrides, Settings};
+
+/// clinic-auth: a self-hostable login server for multi-tenant clinic software.
+#[derive(Parser, Debug)]
+#[command(name = "clinic-auth", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Global {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "CLINIC_AUTH_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory: the SQLite file and generated keys.
+    #[arg(long, global = true, env = "CLINIC_AUTH_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite:PATH or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        global = true,
+        env = "CLINIC_AUTH_DATABASE_URL",
+        value_name = "URL"
+    )]
+    database_url: Option<String>,
+    /// The address people reach the server at, used in links (default http://LISTEN).
+    #[arg(
+        long,
+        global = true,
+        env = "CLINIC_AUTH_PUBLIC_URL",
+        value_name = "URL"
+    )]
+    public_url: Option<String>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (migrates the database first).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "CLINIC_AUTH_LISTEN", value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Organizations (clinics and solo providers).
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Staff members of an organization.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Patient-portal accounts.
+    #[command(subcommand)]
+    Patient(PatientCommand),
+    /// Platform support accounts.
+    #[command(name = "platform-admin", subcommand)]
+    PlatformAdmin(PlatformAdminCommand),
+    /// Print a one-time link with which an account's holder sets a new password.
+    PasswordReset {
+        /// The account's email.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OrgCommand {
+    /// Create an organization.
+    Create {
+        /// Display name, e.g. "Riverside Clinic".
+        #[arg(long)]
+        name: String,
+        /// clinic (many users) or solo (one provider).
+        #[arg(long, value_parser = ["clinic", "solo"])]
+        kind: String,
+        /// Id used in URLs and commands (default: derived from the name).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List organizations.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum MemberCommand {
+    /// Add a member; prints an invitation link unless a password is given on stdin.
+    Add {
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = ["owner", "admin", "provider", "staff"])]
+        role: String,
+        /// Read the initial password from standard input instead of inviting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PatientCommand {
+    /// Add a patient-portal account; prints an invitation link.
+    Add {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PlatformAdminCommand {
+    /// Create a platform admin; prints an invitation link unless a password is given.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let json_out = cli.global.json;
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if json_out {
+                let code = e
+                    .downcast_ref::<AppError>()
+                    .map(|a| a.code)
+                    .unwrap_or("error");
+                println!(
+                    "{}",
+                    json!({"error": {"code": code, "message": format!("{e:#}")}})
+                );
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(s: &Settings) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&s.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if s.log_format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn open_store(s: &Settings) -> anyhow::Result<Arc<dyn clinic_auth_store::Store>> {
+    if s.database_url.is_none() {
+        create_private_dir(&s.data_dir)?;
+    }
+    let url = s.database_url();
+    let store = clinic_auth_store::connect(&url)
+        .await
+        .with_context(|| format!("opening the database ({})", redact_url(&url)))?;
+    store.migrate().await.context("migrating the database")?;
+    Ok(store)
+}
+
+/// The data directory holds the database and keys: only its owner may read it.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting data directory {}", dir.display()))?;
+    Ok(())
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn read_password_stdin(wanted: bool) -> anyhow::Result<Option<Password>> {
+    if !wanted {
+        return Ok(None);
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut s)
+        .context("reading the password from standard input")?;
+    let pw = s.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(Some(Password::new(pw)))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = &cli.global;
+    let listen = match &cli.command {
+        Command::Serve { listen } => *listen,
+        _ => None,
+    };
+    let overrides = Overrides {
+        listen,
+        data_dir: g.data_dir.clone(),
+        database_url: g.database_url.clone(),
+        public_url: g.public_url.clone(),
+    };
+    let settings = Settings::load(g.config.as_deref(), &overrides)?;
+    init_logging(&settings);
+
+    match cli.command {
+        Command::Serve { .. } => serve(settings).await,
+        Command::Migrate => {
+            let store = open_store(&settings).await?;
+            print_out(
+                g.json,
+                json!({"migrated": true, "store": store.backend_name()}),
+                "Database is up to date.",
+            );
+            Ok(())
+        }
+        command => admin(settings, g.json, command).await,
+    }
+}
+
+async fn app_state(settings: &Settings, bound: std::net::SocketAddr) -> anyhow::Result<AppState> {
+    let store = open_store(settings).await?;
+    Ok(AppState::new(
+        store,
+        Arc::new(SystemClock),
+        settings.web_config(bound)?,
+    ))
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let bound = listener.local_addr()?;
+    let state = app_state(&settings, bound).await?;
+    tracing::info!(address = %bound, store = state.store.backend_name(), public_url = %state.config.public_url, "clinic-auth is serving");
+    if let Some(link) = accounts::ensure_setup_link(&state).await? {
+        // Shown on the console only: whoever runs the server creates the first admin.
+        println!(
+            "No platform admin exists yet. Create the first one within 24 hours at:\n  {link}\n"
+        );
+    }
+    println!(
+        "clinic-auth is listening on http://{bound} (public URL {})",
+        state.config.public_url
+    );
+    clinic_auth_web::serve(listener, state, shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("clinic-auth stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn print_out(json_out: bool, value: serde_json::Value, text: &str) {
+    if json_out {
+        println!("{value}")
+    } else {
+        println!("{text}")
+    }
+}
+
+fn account_json(a: &clinic_auth_store::Account) -> serde_json::Value {
+    json!({
+        "id": a.id.to_string(),
+        "kind": a.kind.as_str(),
+        "email": a.email.as_str(),
+        "org_id": a.org_id.as_ref().map(|o| o.to_string()),
+        "role": a.role.map(Role::as_str),
+    })
+}
+
+async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::Result<()> {
+    let state = app_state(&settings, settings.listen).await?;
+    let by = By::operator();
+    match command {
+        Command::Org(OrgCommand::Create { name, kind, id }) => {
+            let kind: OrgKind = kind.parse()?;
+            let org = accounts::create_org(&state, &by, &name, kind, id.as_deref()).await?;
+            print_out(
+                json_out,
+                json!({"id": org.id.as_str(), "name": org.name, "kind": org.kind.as_str()}),
+                &format!(
+                    "Created {} organization {:?} with id {}",
+                    org.kind, org.name, org.id
+                ),
+            );
+        }
+        Command::Org(OrgCommand::List) => {
+            let orgs = state.store.list_orgs().await?;
+            if json_out {
+                let list: Vec<_> = orgs
+                    .iter()
+                    .map(|o| json!({"id": o.id.as_str(), "name": o.name, "kind": o.kind.as_str()}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for o in orgs {
+                    println!("{}\t{}\t{}", o.id, o.kind, o.name);
+                }
+            }
+        }
+        Command::Member(MemberCommand::Add {
+            org,
+            email,
+            role,
+            password_stdin,
+        }) => {
+            let role: Role = role.parse()?;
+            let pw = read_password_stdin(password_stdin)?;
+            let added = accounts::add_account(
+                &state,
+                &by,
+                AccountKind::Member,
+                Some(&org),
+                &email,
+                Some(role),
+                pw,
+            )
+            .await?;
+            report_added(json_out, &added);
+        }
+        Command::Patient(PatientCommand::Add {
+            org,
+            email,
+            password_stdin,
+        }) => {
+            let pw = read_password_stdin(password_stdin)?;
+            let added = accounts::add_account(
+                &state,
+                &by,
+                AccountKind::Patient,
+                Some(&org),
+                &email,
+                None,
+                pw,
+            )
+            .await?;
+            report_added(json_out, &added);
+        }
+        Command::PlatformAdmin(PlatformAdminCommand::Create {
+            email,
+            password_stdin,
+        }) => {
+            let pw = read_password_stdin(password_stdin)?;
+            let added = accounts::add_account(
+                &state,
+                &by,
+                AccountKind::PlatformAdmin,
+                None,
+                &email,
+                None,
+                pw,
+            )
+            .await?;
+            report_added(json_out, &added);
+        }
+        Command::PasswordReset { email } => {
+            let account = accounts::find_by_email(&state, &email).await?;
+            let url = accounts::password_reset_link(&state, &by, &account.id.to_string()).await?;
+            print_out(
+                json_out,
+                json!({"account": account_json(&account), "reset_url": url}),
+                &format!(
+                    "Give this one-time link (valid 24 hours) to {}:\n  {url}",
+                    account.email
+                ),
+            );
+        }
+        Command::Serve { .. } | Command::Migrate => {}
+    }
+    Ok(())
+}
+
+fn report_added(json_out: bool, added: &accounts::Added) {
+    let mut v = account_json(&added.account);
+    if let (Some(obj), Some(url)) = (v.as_object_mut(), &added.invitation_url) {
+        obj.insert("invitation_url".into(), json!(url));
+    }
+    let text = match &added.invitation_url {
+        Some(url) => format!(
+            "Added {} ({}). Send them this invitation link:\n  {url}",
+            added.account.email, added.account.kind
+        ),
+        None => format!(
+            "Added {} ({}) with the given password.",
+            added.account.email, added.account.kind
+        ),
+    };
+    print_out(json_out, v, &text);
+}

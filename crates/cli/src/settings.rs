@@ -1,0 +1,153 @@
+//! Configuration: built-in defaults, then the config file, then `CLINIC_AUTH_*`
+//! environment variables, then command-line flags. One typed `Settings` results.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Where the SQLite file and generated keys live.
+    pub data_dir: PathBuf,
+    /// `sqlite:PATH` or `postgres://…`; default: `sqlite:` in the data directory.
+    pub database_url: Option<String>,
+    /// The address users reach the server at; default `http://` + listen address.
+    pub public_url: Option<String>,
+    /// Shown in page titles.
+    pub platform_name: String,
+    /// `auto` (Secure unless plain-HTTP localhost), `secure` or `insecure`.
+    pub cookie_security: String,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter such as `info` or `clinic_auth=debug`.
+    pub log_level: String,
+    pub session_idle_minutes: i64,
+    pub session_absolute_hours: i64,
+    pub password_min_length: usize,
+    pub invitation_valid_days: i64,
+    /// Trust `X-Forwarded-For` (only behind your own reverse proxy).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            public_url: None,
+            platform_name: "clinic-auth".into(),
+            cookie_security: "auto".into(),
+            log_format: "text".into(),
+            log_level: "info".into(),
+            session_idle_minutes: 15,
+            session_absolute_hours: 12,
+            password_min_length: clinic_auth_core::password::DEFAULT_MIN_LENGTH,
+            invitation_valid_days: 7,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// Values given on the command line (each also readable from its environment variable).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+}
+
+impl Settings {
+    pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = config_file {
+            if !path.exists() {
+                bail!("config file {} does not exist", path.display());
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        let settings: Settings = fig
+            .merge(Env::prefixed("CLINIC_AUTH_").ignore(&["config", "test_postgres_url"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .context("reading configuration")?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if !matches!(
+            self.cookie_security.as_str(),
+            "auto" | "secure" | "insecure"
+        ) {
+            bail!("cookie_security must be auto, secure or insecure");
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            bail!("log_format must be text or json");
+        }
+        if self.session_idle_minutes < 1 || self.session_absolute_hours < 1 {
+            bail!("session timeouts must be at least 1");
+        }
+        if self.session_idle_minutes > self.session_absolute_hours * 60 {
+            bail!("session_idle_minutes cannot exceed session_absolute_hours");
+        }
+        if !(8..=64).contains(&self.password_min_length) {
+            bail!("password_min_length must be between 8 and 64");
+        }
+        if !(1..=90).contains(&self.invitation_valid_days) {
+            bail!("invitation_valid_days must be between 1 and 90");
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("clinic-auth.db").display()))
+    }
+
+    /// The public URL, defaulting to the address actually bound.
+    pub fn public_url(&self, bound: SocketAddr) -> anyhow::Result<Url> {
+        let raw = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"));
+        let url = Url::parse(&raw).with_context(|| format!("public_url {raw:?} is not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            bail!("public_url must start with http:// or https://");
+        }
+        Ok(url)
+    }
+
+    pub fn web_config(&self, bound: SocketAddr) -> anyhow::Result<clinic_auth_web::WebConfig> {
+        use clinic_auth_web::CookieSecurity;
+        let mut c = clinic_auth_web::WebConfig::new(self.public_url(bound)?);
+        c.platform_name = self.platform_name.clone();
+        c.cookie_security = match self.cookie_security.as_str() {
+            "secure" => CookieSecurity::Secure,
+            "insecure" => CookieSecurity::Insecure,
+            _ => CookieSecurity::Auto,
+        };
+        c.session = clinic_auth_core::SessionTimeouts {
+            idle_secs: self.session_idle_minutes * 60,
+            absolute_secs: self.session_absolute_hours * 3600,
+        };
+        c.password_policy =
+            clinic_auth_core::PasswordPolicy::with_min_length(self.password_min_length);
+        c.link_ttl_secs = self.invitation_valid_days * 24 * 3600;
+        c.trust_forwarded_for = self.trust_forwarded_for;
+        Ok(c)
+    }
+}

@@ -1,0 +1,26 @@
+//! The rules of clinic-auth, as pure types and functions.
+//!
+//! Nothing in this crate does I/O: no clock reads, no sockets, no SQL. The edges
+//! (store, web, cli) pass time in through [`clock::Clock`] and persist what the
+//! functions here decide.
+
+pub mod account;
+pub mod clock;
+pub mod email;
+pub mod ids;
+pub mod login_flow;
+pub mod password;
+pub mod permission;
+pub mod session;
+pub mod throttle;
+pub mod token;
+
+pub use account::{AccountKind, AccountStatus, OrgKind, Realm, Role};
+pub use clock::{Clock, ManualClock, UnixTime};
+pub use email::Email;
+pub use ids::{AccountId, OrgId};
+pub use login_flow::{FlowStep, LoginFlow};
+pub use password::{NewPassword, Password, PasswordPolicy};
+pub use session::SessionTimeouts;
+pub use throttle::{ThrottleRule, ThrottleState};
+pub use token::{SecretToken, TokenHash};

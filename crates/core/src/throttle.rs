@@ -1,0 +1,129 @@
+//! Limits on repeated failures (passwords now, codes later), with exponential
+//! backoff. The store keeps the counters; these functions decide.
+
+use crate::clock::UnixTime;
+
+/// How many failures are free, and how long a lock lasts after that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRule {
+    /// Failures allowed within `window_secs` before the first lock.
+    pub free_failures: u32,
+    /// The first lock's length; each further failure doubles it.
+    pub base_lock_secs: i64,
+    pub max_lock_secs: i64,
+    /// Failures older than this (and not locked) are forgotten.
+    pub window_secs: i64,
+}
+
+impl ThrottleRule {
+    /// Wrong passwords for one email address: 5 free, then 30 s, 1 min, 2 min … 15 min.
+    pub const PASSWORD_PER_ACCOUNT: ThrottleRule = ThrottleRule {
+        free_failures: 5,
+        base_lock_secs: 30,
+        max_lock_secs: 15 * 60,
+        window_secs: 15 * 60,
+    };
+    /// Wrong passwords from one client address, across accounts (password spraying).
+    pub const PASSWORD_PER_CLIENT: ThrottleRule = ThrottleRule {
+        free_failures: 20,
+        base_lock_secs: 60,
+        max_lock_secs: 60 * 60,
+        window_secs: 15 * 60,
+    };
+
+    /// When a key with `failures` recorded failures is locked until, counting from the
+    /// latest failure at `now`.
+    pub fn locked_until(&self, failures: u32, now: UnixTime) -> Option<UnixTime> {
+        let over = failures.checked_sub(self.free_failures)?;
+        if over == 0 {
+            return None;
+        }
+        let doublings = (over - 1).min(30);
+        let secs = self
+            .base_lock_secs
+            .saturating_mul(1_i64 << doublings)
+            .min(self.max_lock_secs);
+        Some(now.plus_secs(secs))
+    }
+
+    /// The time before which failures no longer count, for a window starting at `now`.
+    pub fn window_start_cutoff(&self, now: UnixTime) -> UnixTime {
+        now.plus_secs(-self.window_secs)
+    }
+}
+
+/// The stored state of one throttle key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleState {
+    pub failures: u32,
+    pub locked_until: UnixTime,
+}
+
+impl ThrottleState {
+    /// Seconds left on a lock, if locked at `now`.
+    pub fn locked_for(&self, now: UnixTime) -> Option<i64> {
+        let left = now.secs_until(self.locked_until);
+        (left > 0).then_some(left)
+    }
+}
+
+/// Words for a wait, rounded up: "30 seconds", "2 minutes".
+pub fn describe_wait(secs: i64) -> String {
+    if secs <= 60 {
+        let s = secs.max(1);
+        format!("{s} second{}", if s == 1 { "" } else { "s" })
+    } else {
+        let m = (secs + 59) / 60;
+        format!("{m} minute{}", if m == 1 { "" } else { "s" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_failures_do_not_lock() {
+        let r = ThrottleRule::PASSWORD_PER_ACCOUNT;
+        for n in 0..=5 {
+            assert_eq!(r.locked_until(n, UnixTime(1000)), None, "{n}");
+        }
+    }
+
+    #[test]
+    fn locks_double_up_to_the_cap() {
+        let r = ThrottleRule::PASSWORD_PER_ACCOUNT;
+        let t = UnixTime(1000);
+        let table = [
+            (6, 30),
+            (7, 60),
+            (8, 120),
+            (9, 240),
+            (10, 480),
+            (11, 900),
+            (12, 900),
+            (200, 900),
+        ];
+        for (failures, secs) in table {
+            assert_eq!(
+                r.locked_until(failures, t),
+                Some(UnixTime(1000 + secs)),
+                "{failures}"
+            );
+        }
+    }
+
+    #[test]
+    fn lock_state_reports_time_left() {
+        let s = ThrottleState {
+            failures: 6,
+            locked_until: UnixTime(130),
+        };
+        assert_eq!(s.locked_for(UnixTime(100)), Some(30));
+        assert_eq!(s.locked_for(UnixTime(130)), None);
+        assert_eq!(describe_wait(30), "30 seconds");
+        assert_eq!(describe_wait(61), "2 minutes");
+        assert_eq!(describe_wait(60), "60 seconds");
+        assert_eq!(describe_wait(1), "1 second");
+    }
+}

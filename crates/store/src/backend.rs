@@ -1,0 +1,654 @@
+//! The two backends. Their SQL is the same text (numbered `$N` parameters, rewritten
+//! to SQLite's `?N`), so one macro writes both implementations and they cannot drift;
+//! only connection set-up and migrations differ.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use clinic_auth_core::{
+    AccountId, AccountKind, AccountStatus, Email, FlowStep, LoginFlow, OrgId, OrgKind, Realm, Role,
+    ThrottleRule, ThrottleState, TokenHash, UnixTime,
+};
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::{
+    Account, AuditEvent, AuditFilter, LinkPurpose, NewAccount, NewAuditEvent, NewPasswordLink,
+    NewSession, Org, PasswordLink, SessionRecord, Store, StoreError, StoreResult,
+};
+
+/// The embedded default: one SQLite file, in WAL mode.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+}
+
+/// PostgreSQL, for several server instances sharing one database.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: sqlx::PgPool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
+        use sqlx::sqlite::{
+            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+        };
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+
+    fn sql(s: &'static str) -> AssertSqlSafe<Cow<'static, str>> {
+        AssertSqlSafe(Cow::Owned(to_sqlite_params(s)))
+    }
+
+    async fn run_migrations(&self) -> StoreResult<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> StoreResult<PgStore> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(PgStore { pool })
+    }
+
+    fn sql(s: &'static str) -> AssertSqlSafe<Cow<'static, str>> {
+        AssertSqlSafe(Cow::Borrowed(s))
+    }
+
+    async fn run_migrations(&self) -> StoreResult<()> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// `$1` → `?1`. Our SQL has no `$` inside string literals.
+fn to_sqlite_params(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(|n| n.is_ascii_digit()) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+fn parse_with<T, E>(s: &str, f: impl FnOnce(&str) -> Result<T, E>, what: &str) -> StoreResult<T> {
+    f(s).map_err(|_| corrupt(what))
+}
+
+/// A unique-key violation becomes `Conflict`, a foreign-key one `MissingReference`.
+fn on_constraint(e: sqlx::Error, conflict: &'static str, missing: &'static str) -> StoreError {
+    if let Some(db) = e.as_database_error() {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(conflict);
+        }
+        if db.is_foreign_key_violation() {
+            return StoreError::MissingReference(missing);
+        }
+    }
+    StoreError::Database(e)
+}
+
+macro_rules! store_impl {
+    ($store:ident, $row:ty, $name:literal) => {
+        impl $store {
+            fn org_from_row(row: &$row) -> StoreResult<Org> {
+                Ok(Org {
+                    id: parse_with(&row.try_get::<String, _>("id")?, OrgId::parse, "organization id")?,
+                    name: row.try_get("name")?,
+                    kind: parse_with(&row.try_get::<String, _>("kind")?, OrgKind::from_str, "organization kind")?,
+                    created_at: UnixTime(row.try_get("created_at")?),
+                })
+            }
+
+            fn account_from_row(row: &$row) -> StoreResult<Account> {
+                let org_id: Option<String> = row.try_get("org_id")?;
+                let role: Option<String> = row.try_get("role")?;
+                Ok(Account {
+                    id: parse_with(&row.try_get::<String, _>("id")?, AccountId::parse, "account id")?,
+                    kind: parse_with(&row.try_get::<String, _>("kind")?, AccountKind::from_str, "account kind")?,
+                    email: parse_with(&row.try_get::<String, _>("email")?, Email::parse, "email")?,
+                    org_id: org_id.map(|o| parse_with(&o, OrgId::parse, "organization id")).transpose()?,
+                    role: role.map(|r| parse_with(&r, Role::from_str, "role")).transpose()?,
+                    status: parse_with(&row.try_get::<String, _>("status")?, AccountStatus::from_str, "status")?,
+                    password_hash: row.try_get("password_hash")?,
+                    created_at: UnixTime(row.try_get("created_at")?),
+                })
+            }
+
+            fn audit_from_row(row: &$row) -> StoreResult<AuditEvent> {
+                Ok(AuditEvent {
+                    id: row.try_get("id")?,
+                    at: UnixTime(row.try_get("at")?),
+                    kind: row.try_get("kind")?,
+                    outcome: row.try_get("outcome")?,
+                    org_id: row.try_get("org_id")?,
+                    actor_id: row.try_get("actor_id")?,
+                    subject_id: row.try_get("subject_id")?,
+                    client_ip: row.try_get("client_ip")?,
+                    user_agent: row.try_get("user_agent")?,
+                    detail: row.try_get("detail")?,
+                })
+            }
+        }
+
+        /// Appends an audit event on the given connection or transaction.
+        macro_rules! write_audit {
+            ($conn:expr, $e:expr) => {{
+                let e: &NewAuditEvent = $e;
+                sqlx::query($store::sql(
+                    "INSERT INTO audit_events (at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                ))
+                .bind(e.at.0)
+                .bind(e.kind)
+                .bind(e.outcome)
+                .bind(e.org_id.as_ref().map(|o| o.as_str().to_owned()))
+                .bind(e.actor_id.map(|a| a.to_string()))
+                .bind(e.subject_id.map(|a| a.to_string()))
+                .bind(e.client.ip.clone())
+                .bind(e.client.user_agent.clone())
+                .bind(e.detail.clone())
+                .execute($conn)
+                .await?;
+            }};
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend_name(&self) -> &'static str {
+                $name
+            }
+
+            async fn migrate(&self) -> StoreResult<()> {
+                self.run_migrations().await
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query($store::sql("SELECT 1")).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn insert_org(&self, org: &Org, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($store::sql("INSERT INTO organizations (id, name, kind, created_at) VALUES ($1, $2, $3, $4)"))
+                    .bind(org.id.as_str())
+                    .bind(&org.name)
+                    .bind(org.kind.as_str())
+                    .bind(org.created_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| on_constraint(e, "organization", "organization"))?;
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_org(&self, id: &OrgId) -> StoreResult<Option<Org>> {
+                let row = sqlx::query($store::sql("SELECT * FROM organizations WHERE id = $1"))
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map($store::org_from_row).transpose()
+            }
+
+            async fn list_orgs(&self) -> StoreResult<Vec<Org>> {
+                let rows = sqlx::query($store::sql("SELECT * FROM organizations ORDER BY name, id"))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map($store::org_from_row).collect()
+            }
+
+            async fn insert_account(
+                &self,
+                a: &NewAccount,
+                link: Option<&NewPasswordLink>,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($store::sql(
+                    "INSERT INTO accounts (id, kind, realm, email, org_id, role, password_hash, status, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8)",
+                ))
+                .bind(a.id.to_string())
+                .bind(a.kind.as_str())
+                .bind(a.kind.realm().as_str())
+                .bind(a.email.as_str())
+                .bind(a.org_id.as_ref().map(|o| o.as_str().to_owned()))
+                .bind(a.role.map(|r| r.as_str()))
+                .bind(a.password_hash.clone())
+                .bind(a.now.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| on_constraint(e, "an account with this email", "organization"))?;
+                if let Some(link) = link {
+                    Self::insert_link(&mut *tx, link).await?;
+                }
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_account(&self, id: AccountId) -> StoreResult<Option<Account>> {
+                let row = sqlx::query($store::sql("SELECT * FROM accounts WHERE id = $1"))
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map($store::account_from_row).transpose()
+            }
+
+            async fn find_account(&self, realm: Realm, email: &Email) -> StoreResult<Option<Account>> {
+                let row = sqlx::query($store::sql("SELECT * FROM accounts WHERE realm = $1 AND email = $2"))
+                    .bind(realm.as_str())
+                    .bind(email.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map($store::account_from_row).transpose()
+            }
+
+            async fn count_platform_admins(&self) -> StoreResult<i64> {
+                let row = sqlx::query($store::sql("SELECT COUNT(*) AS n FROM accounts WHERE kind = 'platform_admin'"))
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get("n")?)
+            }
+
+            async fn rehash_password(&self, id: AccountId, password_hash: &str, now: UnixTime) -> StoreResult<()> {
+                sqlx::query($store::sql("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3"))
+                    .bind(password_hash)
+                    .bind(now.0)
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_password_link(&self, link: &NewPasswordLink, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                Self::insert_link(&mut *tx, link).await?;
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn replace_setup_link(&self, link: &NewPasswordLink, now: UnixTime) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($store::sql(
+                    "UPDATE password_links SET expires_at = $1 WHERE purpose = 'setup' AND used_at IS NULL AND expires_at > $1",
+                ))
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?;
+                Self::insert_link(&mut *tx, link).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_password_link(&self, hash: &TokenHash) -> StoreResult<Option<PasswordLink>> {
+                let row = sqlx::query($store::sql(
+                    "SELECT purpose, account_id, expires_at, used_at FROM password_links WHERE token_hash = $1",
+                ))
+                .bind(hash.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let account_id: Option<String> = row.try_get("account_id")?;
+                Ok(Some(PasswordLink {
+                    purpose: LinkPurpose::parse(&row.try_get::<String, _>("purpose")?).ok_or_else(|| corrupt("link purpose"))?,
+                    account_id: account_id.map(|a| parse_with(&a, AccountId::parse, "account id")).transpose()?,
+                    expires_at: UnixTime(row.try_get("expires_at")?),
+                    used_at: row.try_get::<Option<i64>, _>("used_at")?.map(UnixTime),
+                }))
+            }
+
+            async fn set_password_with_link(
+                &self,
+                hash: &TokenHash,
+                account: AccountId,
+                password_hash: &str,
+                now: UnixTime,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let used = sqlx::query($store::sql(
+                    "UPDATE password_links SET used_at = $1
+                     WHERE token_hash = $2 AND account_id = $3 AND used_at IS NULL AND expires_at > $1",
+                ))
+                .bind(now.0)
+                .bind(hash.as_str())
+                .bind(account.to_string())
+                .execute(&mut *tx)
+                .await?;
+                if used.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query($store::sql("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3"))
+                    .bind(password_hash)
+                    .bind(now.0)
+                    .bind(account.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                // A new password ends every session and voids other outstanding links.
+                sqlx::query($store::sql("DELETE FROM sessions WHERE account_id = $1"))
+                    .bind(account.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($store::sql(
+                    "UPDATE password_links SET expires_at = $1 WHERE account_id = $2 AND used_at IS NULL AND expires_at > $1",
+                ))
+                .bind(now.0)
+                .bind(account.to_string())
+                .execute(&mut *tx)
+                .await?;
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn create_admin_with_setup_link(
+                &self,
+                hash: &TokenHash,
+                a: &NewAccount,
+                now: UnixTime,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let used = sqlx::query($store::sql(
+                    "UPDATE password_links SET used_at = $1
+                     WHERE token_hash = $2 AND purpose = 'setup' AND used_at IS NULL AND expires_at > $1",
+                ))
+                .bind(now.0)
+                .bind(hash.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if used.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query($store::sql(
+                    "INSERT INTO accounts (id, kind, realm, email, org_id, role, password_hash, status, created_at, updated_at)
+                     VALUES ($1, 'platform_admin', 'staff', $2, NULL, NULL, $3, 'active', $4, $4)",
+                ))
+                .bind(a.id.to_string())
+                .bind(a.email.as_str())
+                .bind(a.password_hash.clone())
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| on_constraint(e, "an account with this email", "organization"))?;
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn insert_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<()> {
+                let state = serde_json::to_string(&flow.step).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                sqlx::query($store::sql(
+                    "INSERT INTO login_flows (id_hash, realm, email, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                ))
+                .bind(id.as_str())
+                .bind(flow.realm.as_str())
+                .bind(flow.email.as_str())
+                .bind(state)
+                .bind(flow.created_at.0)
+                .bind(flow.expires_at.0)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_flow(&self, id: &TokenHash) -> StoreResult<Option<LoginFlow>> {
+                let row = sqlx::query($store::sql("SELECT * FROM login_flows WHERE id_hash = $1"))
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let state: String = row.try_get("state")?;
+                let step: FlowStep = serde_json::from_str(&state).map_err(|_| corrupt("login flow state"))?;
+                Ok(Some(LoginFlow {
+                    realm: parse_with(&row.try_get::<String, _>("realm")?, Realm::from_str, "realm")?,
+                    email: parse_with(&row.try_get::<String, _>("email")?, Email::parse, "email")?,
+                    step,
+                    created_at: UnixTime(row.try_get("created_at")?),
+                    expires_at: UnixTime(row.try_get("expires_at")?),
+                }))
+            }
+
+            async fn delete_flow(&self, id: &TokenHash) -> StoreResult<()> {
+                sqlx::query($store::sql("DELETE FROM login_flows WHERE id_hash = $1"))
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_session(
+                &self,
+                s: &NewSession,
+                finished_flow: &TokenHash,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                // Deleting the flow first makes a flow good for one session only, even
+                // when two requests race with the same flow id.
+                let done = sqlx::query($store::sql("DELETE FROM login_flows WHERE id_hash = $1"))
+                    .bind(finished_flow.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::MissingReference("login flow"));
+                }
+                sqlx::query($store::sql(
+                    "INSERT INTO sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, client_ip, user_agent)
+                     VALUES ($1, $2, $3, $4, $4, $5, $6)",
+                ))
+                .bind(s.token_hash.as_str())
+                .bind(s.account_id.to_string())
+                .bind(&s.csrf_token)
+                .bind(s.now.0)
+                .bind(&s.client.ip)
+                .bind(&s.client.user_agent)
+                .execute(&mut *tx)
+                .await?;
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_session(&self, token: &TokenHash) -> StoreResult<Option<SessionRecord>> {
+                let row = sqlx::query($store::sql(
+                    "SELECT account_id, csrf_token, created_at, last_seen_at FROM sessions WHERE token_hash = $1",
+                ))
+                .bind(token.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some(SessionRecord {
+                    account_id: parse_with(&row.try_get::<String, _>("account_id")?, AccountId::parse, "account id")?,
+                    csrf_token: row.try_get("csrf_token")?,
+                    created_at: UnixTime(row.try_get("created_at")?),
+                    last_seen_at: UnixTime(row.try_get("last_seen_at")?),
+                }))
+            }
+
+            async fn touch_session(&self, token: &TokenHash, now: UnixTime) -> StoreResult<()> {
+                sqlx::query($store::sql("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2 AND last_seen_at < $1"))
+                    .bind(now.0)
+                    .bind(token.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_session(&self, token: &TokenHash, audit: Option<&NewAuditEvent>) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($store::sql("DELETE FROM sessions WHERE token_hash = $1"))
+                    .bind(token.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(audit) = audit {
+                    write_audit!(&mut *tx, audit);
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_throttle(&self, key: &str) -> StoreResult<Option<ThrottleState>> {
+                let row = sqlx::query($store::sql("SELECT failures, locked_until FROM throttles WHERE key = $1"))
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some(ThrottleState {
+                    failures: u32::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
+                    locked_until: UnixTime(row.try_get("locked_until")?),
+                }))
+            }
+
+            async fn record_failure(&self, key: &str, rule: ThrottleRule, now: UnixTime) -> StoreResult<ThrottleState> {
+                let mut tx = self.pool.begin().await?;
+                // One statement counts the failure, so concurrent failures are all counted;
+                // the count restarts when the window passed and no lock is in force.
+                let row = sqlx::query($store::sql(
+                    "INSERT INTO throttles (key, failures, window_start, locked_until) VALUES ($1, 1, $2, 0)
+                     ON CONFLICT (key) DO UPDATE SET
+                       failures = CASE WHEN throttles.window_start < $3 AND throttles.locked_until <= $2
+                                       THEN 1 ELSE throttles.failures + 1 END,
+                       window_start = CASE WHEN throttles.window_start < $3 AND throttles.locked_until <= $2
+                                       THEN $2 ELSE throttles.window_start END
+                     RETURNING failures, locked_until",
+                ))
+                .bind(key)
+                .bind(now.0)
+                .bind(rule.window_start_cutoff(now).0)
+                .fetch_one(&mut *tx)
+                .await?;
+                let failures = u32::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX);
+                let mut locked_until = UnixTime(row.try_get("locked_until")?);
+                if let Some(until) = rule.locked_until(failures, now) {
+                    if until > locked_until {
+                        locked_until = until;
+                        sqlx::query($store::sql("UPDATE throttles SET locked_until = $1 WHERE key = $2"))
+                            .bind(until.0)
+                            .bind(key)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(ThrottleState { failures, locked_until })
+            }
+
+            async fn clear_throttle(&self, key: &str) -> StoreResult<()> {
+                sqlx::query($store::sql("DELETE FROM throttles WHERE key = $1"))
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()> {
+                write_audit!(&self.pool, event);
+                Ok(())
+            }
+
+            async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+                let rows = sqlx::query($store::sql(
+                    "SELECT * FROM audit_events
+                     WHERE ($1 IS NULL OR org_id = $1) AND ($2 IS NULL OR subject_id = $2) AND ($3 IS NULL OR kind = $3)
+                     ORDER BY id DESC LIMIT $4",
+                ))
+                .bind(f.org_id.as_ref().map(|o| o.as_str().to_owned()))
+                .bind(f.subject_id.map(|s| s.to_string()))
+                .bind(f.kind.clone())
+                .bind(if f.limit > 0 { f.limit } else { 100 })
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map($store::audit_from_row).collect()
+            }
+
+            async fn purge_expired(&self, now: UnixTime, idle_cutoff: UnixTime) -> StoreResult<u64> {
+                let mut n = 0;
+                n += sqlx::query($store::sql("DELETE FROM login_flows WHERE expires_at <= $1"))
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                n += sqlx::query($store::sql("DELETE FROM sessions WHERE last_seen_at < $1"))
+                    .bind(idle_cutoff.0)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                n += sqlx::query($store::sql("DELETE FROM password_links WHERE expires_at <= $1 AND used_at IS NULL"))
+                    .bind(now.0 - 7 * 24 * 3600)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n)
+            }
+        }
+
+        impl $store {
+            async fn insert_link<'c, E>(conn: E, link: &NewPasswordLink) -> StoreResult<()>
+            where
+                E: sqlx::Executor<'c, Database = <$row as Row>::Database>,
+            {
+                sqlx::query($store::sql(
+                    "INSERT INTO password_links (token_hash, purpose, account_id, created_at, expires_at, used_at)
+                     VALUES ($1, $2, $3, $4, $5, NULL)",
+                ))
+                .bind(link.token_hash.as_str())
+                .bind(link.purpose.as_str())
+                .bind(link.account_id.map(|a| a.to_string()))
+                .bind(link.created_at.0)
+                .bind(link.expires_at.0)
+                .execute(conn)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+store_impl!(SqliteStore, sqlx::sqlite::SqliteRow, "sqlite");
+store_impl!(PgStore, sqlx::postgres::PgRow, "postgres");
+
+#[cfg(test)]
+mod tests {
+    use super::to_sqlite_params;
+
+    #[test]
+    fn numbered_parameters_become_sqlite_style() {
+        assert_eq!(
+            to_sqlite_params("a = $1 AND b = $12 OR c = $1"),
+            "a = ?1 AND b = ?12 OR c = ?1"
+        );
+        assert_eq!(to_sqlite_params("price$ = $"), "price$ = $");
+    }
+}

@@ -1,0 +1,161 @@
+//! The clinic-auth store: every piece of state a sign-in needs, behind one trait with
+//! two real backends. SQLite is the embedded default; PostgreSQL serves several
+//! server instances behind one load balancer.
+//!
+//! Each state change that matters for security takes the audit event that records it
+//! and writes both in one transaction.
+
+mod backend;
+mod records;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use clinic_auth_core::{
+    AccountId, Email, LoginFlow, OrgId, Realm, ThrottleRule, ThrottleState, TokenHash, UnixTime,
+};
+
+pub use backend::{PgStore, SqliteStore};
+pub use records::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key is taken (an email in its realm, an organization id).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// A row referred to something that does not exist.
+    #[error("{0} does not exist")]
+    MissingReference(&'static str),
+    /// A stored value that should have been valid was not.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL (use sqlite:PATH or postgres://…)")]
+    UnsupportedUrl,
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything clinic-auth keeps.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Which backend this is, for logs and health output.
+    fn backend_name(&self) -> &'static str;
+    /// Brings the schema up to date.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Answers if the database can be reached.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Organizations
+    async fn insert_org(&self, org: &Org, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn get_org(&self, id: &OrgId) -> StoreResult<Option<Org>>;
+    async fn list_orgs(&self) -> StoreResult<Vec<Org>>;
+
+    // Accounts
+    /// Creates an account, with the invitation link that lets its holder set a password.
+    async fn insert_account(
+        &self,
+        account: &NewAccount,
+        link: Option<&NewPasswordLink>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
+    async fn get_account(&self, id: AccountId) -> StoreResult<Option<Account>>;
+    async fn find_account(&self, realm: Realm, email: &Email) -> StoreResult<Option<Account>>;
+    async fn count_platform_admins(&self) -> StoreResult<i64>;
+    /// Replaces a password hash with one made under current parameters.
+    async fn rehash_password(
+        &self,
+        id: AccountId,
+        password_hash: &str,
+        now: UnixTime,
+    ) -> StoreResult<()>;
+
+    // Password links (first-admin setup, invitations, password resets)
+    async fn insert_password_link(
+        &self,
+        link: &NewPasswordLink,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// Makes a new setup link the only unused one.
+    async fn replace_setup_link(&self, link: &NewPasswordLink, now: UnixTime) -> StoreResult<()>;
+    async fn get_password_link(&self, hash: &TokenHash) -> StoreResult<Option<PasswordLink>>;
+    /// Uses an invitation or reset link: sets the password and ends every session of
+    /// the account. False if the link was used or expired in the meantime.
+    async fn set_password_with_link(
+        &self,
+        hash: &TokenHash,
+        account: AccountId,
+        password_hash: &str,
+        now: UnixTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Uses the setup link: creates the first platform admin with a password.
+    async fn create_admin_with_setup_link(
+        &self,
+        hash: &TokenHash,
+        account: &NewAccount,
+        now: UnixTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+
+    // Login flows
+    async fn insert_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<()>;
+    async fn get_flow(&self, id: &TokenHash) -> StoreResult<Option<LoginFlow>>;
+    async fn delete_flow(&self, id: &TokenHash) -> StoreResult<()>;
+
+    // Sessions
+    /// Starts a session and ends the login flow that earned it.
+    async fn insert_session(
+        &self,
+        session: &NewSession,
+        finished_flow: &TokenHash,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
+    async fn get_session(&self, token: &TokenHash) -> StoreResult<Option<SessionRecord>>;
+    async fn touch_session(&self, token: &TokenHash, now: UnixTime) -> StoreResult<()>;
+    async fn delete_session(
+        &self,
+        token: &TokenHash,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<()>;
+
+    // Throttles
+    async fn get_throttle(&self, key: &str) -> StoreResult<Option<ThrottleState>>;
+    /// Counts one failure atomically (several server processes may count at once) and
+    /// returns the state after it.
+    async fn record_failure(
+        &self,
+        key: &str,
+        rule: ThrottleRule,
+        now: UnixTime,
+    ) -> StoreResult<ThrottleState>;
+    async fn clear_throttle(&self, key: &str) -> StoreResult<()>;
+
+    // Audit
+    async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()>;
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Deletes expired login flows, password links and sessions idle since `idle_cutoff`.
+    async fn purge_expired(&self, now: UnixTime, idle_cutoff: UnixTime) -> StoreResult<u64>;
+}
+
+/// Opens the store a database URL names: `sqlite:PATH` (created if missing) or
+/// `postgres://…`.
+pub async fn connect(database_url: &str) -> StoreResult<Arc<dyn Store>> {
+    if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(database_url).await?))
+    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        Ok(Arc::new(PgStore::connect(database_url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}

@@ -1,0 +1,152 @@
+//! What the store reads and writes.
+
+use clinic_auth_core::{
+    AccountId, AccountKind, AccountStatus, Email, OrgId, OrgKind, Realm, Role, TokenHash, UnixTime,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    pub id: OrgId,
+    pub name: String,
+    pub kind: OrgKind,
+    pub created_at: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub kind: AccountKind,
+    pub email: Email,
+    pub org_id: Option<OrgId>,
+    pub role: Option<Role>,
+    pub status: AccountStatus,
+    /// PHC string of the Argon2id hash; `None` until the invitation is accepted.
+    pub password_hash: Option<String>,
+    pub created_at: UnixTime,
+}
+
+impl Account {
+    pub fn realm(&self) -> Realm {
+        self.kind.realm()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub id: AccountId,
+    pub kind: AccountKind,
+    pub email: Email,
+    pub org_id: Option<OrgId>,
+    pub role: Option<Role>,
+    pub password_hash: Option<String>,
+    pub now: UnixTime,
+}
+
+/// Why a password link exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// Creates the first platform admin.
+    Setup,
+    Invitation,
+    PasswordReset,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::Setup => "setup",
+            LinkPurpose::Invitation => "invitation",
+            LinkPurpose::PasswordReset => "password_reset",
+        }
+    }
+    pub fn parse(s: &str) -> Option<LinkPurpose> {
+        match s {
+            "setup" => Some(LinkPurpose::Setup),
+            "invitation" => Some(LinkPurpose::Invitation),
+            "password_reset" => Some(LinkPurpose::PasswordReset),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPasswordLink {
+    pub token_hash: TokenHash,
+    pub purpose: LinkPurpose,
+    pub account_id: Option<AccountId>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordLink {
+    pub purpose: LinkPurpose,
+    pub account_id: Option<AccountId>,
+    pub expires_at: UnixTime,
+    pub used_at: Option<UnixTime>,
+}
+
+impl PasswordLink {
+    pub fn is_usable(&self, now: UnixTime) -> bool {
+        self.used_at.is_none() && now < self.expires_at
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token_hash: TokenHash,
+    pub account_id: AccountId,
+    pub csrf_token: String,
+    pub now: UnixTime,
+    pub client: ClientInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub account_id: AccountId,
+    pub csrf_token: String,
+    pub created_at: UnixTime,
+    pub last_seen_at: UnixTime,
+}
+
+/// Where a request came from, for audit events and sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// An audit event to append. `detail` is a JSON object and must never hold a secret.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    pub at: UnixTime,
+    pub kind: &'static str,
+    pub outcome: &'static str,
+    pub org_id: Option<OrgId>,
+    pub actor_id: Option<AccountId>,
+    pub subject_id: Option<AccountId>,
+    pub client: ClientInfo,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: UnixTime,
+    pub kind: String,
+    pub outcome: String,
+    pub org_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub subject_id: Option<String>,
+    pub client_ip: String,
+    pub user_agent: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub org_id: Option<OrgId>,
+    pub subject_id: Option<AccountId>,
+    pub kind: Option<String>,
+    pub limit: i64,
+}

@@ -1,0 +1,59 @@
+//! Body extractors whose rejections speak our error format: JSON for the API, an HTML
+//! page for forms. An oversized body is a 413 with code `payload_too_large`.
+
+use axum::extract::rejection::{FormRejection, JsonRejection};
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::pages::PageError;
+use crate::{AppError, AppState};
+
+fn too_large() -> AppError {
+    AppError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "The request is too large.",
+    )
+}
+
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(AppError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as JSON with Content-Type: application/json.",
+            )),
+            Err(r) => Err(AppError::bad_request(
+                "invalid_request",
+                format!("The request body is not valid: {}", r.body_text()),
+            )),
+        }
+    }
+}
+
+pub struct PageForm<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for PageForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(PageForm(v)),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(PageError(too_large())),
+            Err(FormRejection::InvalidFormContentType(_)) | Err(_) => {
+                Err(PageError(AppError::bad_request(
+                    "invalid_request",
+                    "The form could not be read. Go back, reload the page and try again.",
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Layers around every route: security headers, a body-size limit, a clean answer
+//! for every error status (never an empty or plain-text body), and no panics leaking.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::pages::PageError;
+use crate::{AppError, AppState};
+
+/// Largest request body accepted: forms and JSON here are small.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn layers(routes: Router<AppState>, state: AppState) -> Router {
+    let mut router = routes
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            AppError::internal("a request handler panicked").into_response()
+        }));
+    let headers: [(&str, &str); 6] = [
+        ("content-security-policy", CSP),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        ("cross-origin-opener-policy", "same-origin"),
+        (
+            "permissions-policy",
+            "camera=(), microphone=(), geolocation=(), payment=()",
+        ),
+    ];
+    for (name, value) in headers {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    if state.config.secure_cookies() {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ));
+    }
+    router.with_state(state)
+}
+
+fn wants_json(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+async fn not_found(req: Request) -> Response {
+    let err = AppError::not_found("This page");
+    if wants_json(req.uri().path()) {
+        err.into_response()
+    } else {
+        PageError(err).into_response()
+    }
+}
+
+/// Refuses cross-site form posts, marks responses uncacheable, and turns any error
+/// response without a proper body (405, 413 from a layer…) into our format.
+async fn guard(State(_state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let json = wants_json(&path);
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if unsafe_method && !json {
+        if let Err(e) = super::csrf::check_origin(req.headers()) {
+            return PageError(e).into_response();
+        }
+    }
+    let mut res = next.run(req).await;
+    if !path.starts_with("/static/") {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let status = res.status();
+    let has_body_type = res.headers().contains_key(header::CONTENT_TYPE);
+    if (status.is_client_error() || status.is_server_error()) && !has_body_type {
+        let err = match status {
+            StatusCode::METHOD_NOT_ALLOWED => AppError::new(
+                status,
+                "method_not_allowed",
+                "This address does not accept that method.",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                AppError::new(status, "payload_too_large", "The request is too large.")
+            }
+            StatusCode::NOT_FOUND => AppError::not_found("This page"),
+            s if s.is_server_error() => AppError::internal(format!("unbodied {s} response")),
+            s => AppError::new(s, "invalid_request", "The request could not be handled."),
+        };
+        let mut fixed = if json {
+            err.into_response()
+        } else {
+            PageError(err).into_response()
+        };
+        for (k, v) in res.headers() {
+            if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+                fixed.headers_mut().insert(k.clone(), v.clone());
+            }
+        }
+        return fixed;
+    }
+    res
+}

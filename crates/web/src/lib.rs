@@ -1,0 +1,106 @@
+//! The clinic-auth HTTP application: HTML pages and the JSON API over one set of
+//! services. Handlers extract, call a service, and render; the rules live in
+//! `clinic-auth-core`, the state in `clinic-auth-store`.
+
+mod api;
+mod config;
+mod error;
+mod hashing;
+mod http;
+mod pages;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use clinic_auth_core::{Clock, UnixTime};
+use clinic_auth_store::Store;
+
+pub use api::openapi_json;
+pub use config::{CookieSecurity, WebConfig};
+pub use error::AppError;
+pub use hashing::PasswordHasher;
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub config: WebConfig,
+    pub hasher: PasswordHasher,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: WebConfig) -> AppState {
+        let hasher = PasswordHasher::new(config.hashing_concurrency);
+        AppState(Arc::new(Inner {
+            store,
+            clock,
+            config,
+            hasher,
+        }))
+    }
+
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+}
+
+/// The whole application: pages, API, health and static assets, with the security
+/// layers around them.
+pub fn router(state: AppState) -> Router {
+    http::layers(pages::routes().merge(api::routes()), state)
+}
+
+/// Serves the application until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let purge = tokio::spawn(purge_loop(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    purge.abort();
+    result
+}
+
+/// Expired flows, idle sessions and stale links are deleted every few minutes.
+async fn purge_loop(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        let now = state.now();
+        let idle_cutoff = now.plus_secs(-state.config.session.idle_secs);
+        if let Err(e) = state.store.purge_expired(now, idle_cutoff).await {
+            tracing::warn!(error = %e, "purging expired state failed");
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! Organizations and accounts: creating them, invitation / reset / setup links, and
+//! setting a password through a link.
+
+use axum::http::StatusCode;
+use clinic_auth_core::permission::Target;
+use clinic_auth_core::{
+    AccountId, AccountKind, Email, NewPassword, OrgId, OrgKind, Password, Realm, Role, SecretToken,
+};
+use clinic_auth_store::{
+    Account, LinkPurpose, NewAccount, NewPasswordLink, Org, PasswordLink, StoreError,
+};
+
+use super::{By, audit_event, detail};
+use crate::{AppError, AppState};
+
+/// A new account, with the link its holder sets a password with (when no password was
+/// given).
+#[derive(Debug)]
+pub struct Added {
+    pub account: Account,
+    pub invitation_url: Option<String>,
+}
+
+fn invalid_email() -> AppError {
+    AppError::bad_request(
+        "invalid_email",
+        "Enter a valid email address, like name@clinic.org.",
+    )
+}
+
+fn password_error(e: clinic_auth_core::password::PasswordError) -> AppError {
+    let code = match e {
+        clinic_auth_core::password::PasswordError::Mismatch => "password_mismatch",
+        _ => "weak_password",
+    };
+    AppError::bad_request(code, e.to_string())
+}
+
+/// Checks a chosen password against the policy and this account's context words.
+pub fn check_new_password(
+    state: &AppState,
+    password: Password,
+    confirm: Option<&str>,
+    email: &Email,
+) -> Result<NewPassword, AppError> {
+    let context = [
+        email.as_str(),
+        state.config.platform_name.as_str(),
+        "clinic-auth",
+    ];
+    NewPassword::parse(password, confirm, state.config.password_policy, &context)
+        .map_err(password_error)
+}
+
+fn link_path(purpose: LinkPurpose, token: &SecretToken) -> String {
+    let prefix = match purpose {
+        LinkPurpose::Setup => "setup",
+        LinkPurpose::Invitation => "invite",
+        LinkPurpose::PasswordReset => "reset",
+    };
+    format!("/{prefix}/{}", token.expose())
+}
+
+fn new_link(
+    state: &AppState,
+    purpose: LinkPurpose,
+    account: Option<AccountId>,
+    ttl: i64,
+) -> (SecretToken, NewPasswordLink) {
+    let token = SecretToken::generate();
+    let now = state.now();
+    let link = NewPasswordLink {
+        token_hash: token.hash(),
+        purpose,
+        account_id: account,
+        created_at: now,
+        expires_at: now.plus_secs(ttl),
+    };
+    (token, link)
+}
+
+pub async fn get_org(state: &AppState, by: &By, id: &str) -> Result<Org, AppError> {
+    let id = OrgId::parse(id).map_err(|_| AppError::not_found("The organization"))?;
+    if !by.actor.may_view_org(&id) {
+        // Same answer as for a missing organization: ids of others are not disclosed.
+        return Err(AppError::not_found("The organization"));
+    }
+    state
+        .store
+        .get_org(&id)
+        .await?
+        .ok_or_else(|| AppError::not_found("The organization"))
+}
+
+/// Creates an organization. Without an explicit id one is derived from the name.
+pub async fn create_org(
+    state: &AppState,
+    by: &By,
+    name: &str,
+    kind: OrgKind,
+    id: Option<&str>,
+) -> Result<Org, AppError> {
+    if !by.actor.may_administer_platform() {
+        return Err(AppError::forbidden());
+    }
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(AppError::bad_request(
+            "invalid_name",
+            "Give the organization a name of 1 to 200 characters.",
+        ));
+    }
+    let explicit = id
+        .map(|i| {
+            OrgId::parse(i).map_err(|e| {
+                AppError::bad_request("invalid_org_id", format!("{}.", capitalize(&e.to_string())))
+            })
+        })
+        .transpose()?;
+    let base = explicit.clone().unwrap_or_else(|| OrgId::from_name(name));
+    for attempt in 0..50u32 {
+        let candidate = if attempt == 0 {
+            base.clone()
+        } else {
+            base.with_suffix(attempt + 1)
+        };
+        let org = Org {
+            id: candidate,
+            name: name.to_owned(),
+            kind,
+            created_at: state.now(),
+        };
+        let mut event = audit_event(state, "organization_created", "success", &by.client);
+        event.org_id = Some(org.id.clone());
+        event.actor_id = by.account_id;
+        event.detail = detail(&[("name", name), ("kind", kind.as_str())]);
+        match state.store.insert_org(&org, &event).await {
+            Ok(()) => return Ok(org),
+            Err(StoreError::Conflict(_)) if explicit.is_none() => continue,
+            Err(StoreError::Conflict(_)) => {
+                return Err(AppError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "An organization with this id already exists.",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AppError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        "Choose an organization id; the name is taken many times over.",
+    ))
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// Adds a member (with a role) or a patient to an organization, or a platform admin
+/// (no organization). Without a password, the result carries an invitation link.
+pub async fn add_account(
+    state: &AppState,
+    by: &By,
+    kind: AccountKind,
+    org: Option<&str>,
+    email: &str,
+    role: Option<Role>,
+    password: Option<Password>,
+) -> Result<Added, AppError> {
+    let email = Email::parse(email).map_err(|_| invalid_email())?;
+    let org = match (kind, org) {
+        (AccountKind::PlatformAdmin, _) => None,
+        (_, Some(o)) => Some(get_org(state, by, o).await?),
+        (_, None) => {
+            return Err(AppError::bad_request(
+                "invalid_request",
+                "Name the organization.",
+            ));
+        }
+    };
+    let allowed = match (kind, &org, role) {
+        (AccountKind::PlatformAdmin, _, _) => by.actor.may_administer_platform(),
+        (AccountKind::Member, Some(o), Some(r)) => by.actor.may_add_member(&o.id, r),
+        (AccountKind::Member, _, None) => {
+            return Err(AppError::bad_request(
+                "invalid_role",
+                "Choose a role: owner, admin, provider or staff.",
+            ));
+        }
+        (AccountKind::Patient, Some(o), _) => by.actor.may_add_patient(&o.id),
+        _ => false,
+    };
+    if !allowed {
+        return Err(AppError::forbidden());
+    }
+    let password_hash = match password {
+        Some(p) => Some(
+            state
+                .hasher
+                .hash(&check_new_password(state, p, None, &email)?)
+                .await?,
+        ),
+        None => None,
+    };
+    let account = NewAccount {
+        id: AccountId::new_random(),
+        kind,
+        email: email.clone(),
+        org_id: org.as_ref().map(|o| o.id.clone()),
+        role: if kind == AccountKind::Member {
+            role
+        } else {
+            None
+        },
+        password_hash: password_hash.clone(),
+        now: state.now(),
+    };
+    let invitation = password_hash.is_none().then(|| {
+        new_link(
+            state,
+            LinkPurpose::Invitation,
+            Some(account.id),
+            state.config.link_ttl_secs,
+        )
+    });
+    let mut event = audit_event(state, "account_created", "success", &by.client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = by.account_id;
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[
+        ("kind", kind.as_str()),
+        ("email", email.as_str()),
+        ("role", role.map(Role::as_str).unwrap_or("")),
+        (
+            "invited",
+            if invitation.is_some() {
+                "true"
+            } else {
+                "false"
+            },
+        ),
+    ]);
+    state
+        .store
+        .insert_account(&account, invitation.as_ref().map(|(_, l)| l), &event)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => AppError::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "An account with this email already exists.",
+            ),
+            other => other.into(),
+        })?;
+    let stored = state
+        .store
+        .get_account(account.id)
+        .await?
+        .ok_or_else(|| AppError::internal("account vanished after insert"))?;
+    Ok(Added {
+        account: stored,
+        invitation_url: invitation
+            .map(|(t, _)| state.config.link(&link_path(LinkPurpose::Invitation, &t))),
+    })
+}
+
+/// Issues a password-reset link for an account (support, or the clinic's owner/admin).
+pub async fn password_reset_link(
+    state: &AppState,
+    by: &By,
+    account_id: &str,
+) -> Result<String, AppError> {
+    let id = AccountId::parse(account_id).map_err(|_| AppError::not_found("The account"))?;
+    let account = state
+        .store
+        .get_account(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("The account"))?;
+    let target = Target {
+        kind: account.kind,
+        org: account.org_id.as_ref(),
+        role: account.role,
+    };
+    if !by.actor.may_reset_password(&target) {
+        return Err(AppError::not_found("The account"));
+    }
+    let (token, link) = new_link(
+        state,
+        LinkPurpose::PasswordReset,
+        Some(account.id),
+        state.config.link_ttl_secs.min(24 * 3600),
+    );
+    let mut event = audit_event(state, "password_reset_link_issued", "success", &by.client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = by.account_id;
+    event.subject_id = Some(account.id);
+    state.store.insert_password_link(&link, &event).await?;
+    Ok(state
+        .config
+        .link(&link_path(LinkPurpose::PasswordReset, &token)))
+}
+
+/// Finds an account by email for the command line: staff realm first, then patients.
+pub async fn find_by_email(state: &AppState, email: &str) -> Result<Account, AppError> {
+    let email = Email::parse(email).map_err(|_| invalid_email())?;
+    for realm in [Realm::Staff, Realm::Patient] {
+        if let Some(a) = state.store.find_account(realm, &email).await? {
+            return Ok(a);
+        }
+    }
+    Err(AppError::not_found("The account"))
+}
+
+/// When no platform admin exists, a fresh one-time link to create the first one.
+pub async fn ensure_setup_link(state: &AppState) -> Result<Option<String>, AppError> {
+    if state.store.count_platform_admins().await? > 0 {
+        return Ok(None);
+    }
+    let (token, link) = new_link(state, LinkPurpose::Setup, None, 24 * 3600);
+    state.store.replace_setup_link(&link, state.now()).await?;
+    Ok(Some(
+        state.config.link(&link_path(LinkPurpose::Setup, &token)),
+    ))
+}
+
+/// A link someone opened, with what the page needs to greet them.
+#[derive(Debug)]
+pub struct OpenedLink {
+    pub purpose: LinkPurpose,
+    pub account: Option<Account>,
+    pub org: Option<Org>,
+}
+
+pub fn link_unusable() -> AppError {
+    AppError::new(
+        StatusCode::GONE,
+        "link_expired",
+        "This link has already been used or has expired. Ask your administrator for a new one.",
+    )
+}
+
+async fn usable_link(
+    state: &AppState,
+    token: &str,
+    purpose: LinkPurpose,
+) -> Result<(SecretToken, PasswordLink), AppError> {
+    let token = SecretToken::from_presented(token).ok_or_else(link_unusable)?;
+    match state.store.get_password_link(&token.hash()).await? {
+        Some(link) if link.purpose == purpose && link.is_usable(state.now()) => Ok((token, link)),
+        _ => Err(link_unusable()),
+    }
+}
+
+pub async fn open_link(
+    state: &AppState,
+    token: &str,
+    purpose: LinkPurpose,
+) -> Result<OpenedLink, AppError> {
+    let (_, link) = usable_link(state, token, purpose).await?;
+    let account = match link.account_id {
+        Some(id) => Some(
+            state
+                .store
+                .get_account(id)
+                .await?
+                .ok_or_else(link_unusable)?,
+        ),
+        None => None,
+    };
+    let org = match account.as_ref().and_then(|a| a.org_id.as_ref()) {
+        Some(o) => state.store.get_org(o).await?,
+        None => None,
+    };
+    Ok(OpenedLink {
+        purpose: link.purpose,
+        account,
+        org,
+    })
+}
+
+/// Sets a password through an invitation or reset link. Returns the account, whose
+/// realm decides which sign-in page comes next.
+pub async fn set_password_with_link(
+    state: &AppState,
+    token: &str,
+    purpose: LinkPurpose,
+    password: Password,
+    confirm: &str,
+    client: &clinic_auth_store::ClientInfo,
+) -> Result<Account, AppError> {
+    let (token, link) = usable_link(state, token, purpose).await?;
+    let account_id = link.account_id.ok_or_else(link_unusable)?;
+    let account = state
+        .store
+        .get_account(account_id)
+        .await?
+        .ok_or_else(link_unusable)?;
+    let new = check_new_password(state, password, Some(confirm), &account.email)?;
+    let hash = state.hasher.hash(&new).await?;
+    let kind = if purpose == LinkPurpose::Invitation {
+        "invitation_accepted"
+    } else {
+        "password_reset"
+    };
+    let mut event = audit_event(state, kind, "success", client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    if !state
+        .store
+        .set_password_with_link(&token.hash(), account.id, &hash, state.now(), &event)
+        .await?
+    {
+        return Err(link_unusable());
+    }
+    Ok(account)
+}
+
+/// Creates the first platform admin through the setup link.
+pub async fn create_first_admin(
+    state: &AppState,
+    token: &str,
+    email: &str,
+    password: Password,
+    confirm: &str,
+    client: &clinic_auth_store::ClientInfo,
+) -> Result<Account, AppError> {
+    let (token, _) = usable_link(state, token, LinkPurpose::Setup).await?;
+    let email = Email::parse(email).map_err(|_| invalid_email())?;
+    let new = check_new_password(state, password, Some(confirm), &email)?;
+    let hash = state.hasher.hash(&new).await?;
+    let account = NewAccount {
+        id: AccountId::new_random(),
+        kind: AccountKind::PlatformAdmin,
+        email: email.clone(),
+        org_id: None,
+        role: None,
+        password_hash: Some(hash),
+        now: state.now(),
+    };
+    let mut event = audit_event(state, "account_created", "success", client);
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[
+        ("kind", "platform_admin"),
+        ("email", email.as_str()),
+        ("via", "setup_link"),
+    ]);
+    let created = state
+        .store
+        .create_admin_with_setup_link(&token.hash(), &account, state.now(), &event)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => AppError::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "An account with this email already exists.",
+            ),
+            other => other.into(),
+        })?;
+    if !created {
+        return Err(link_unusable());
+    }
+    state
+        .store
+        .get_account(account.id)
+        .await?
+        .ok_or_else(|| AppError::internal("admin vanished after insert"))
+}
+
+/// What a presented link is for, if it is still usable.
+pub async fn link_purpose(state: &AppState, token: &str) -> Result<LinkPurpose, AppError> {
+    let token = SecretToken::from_presented(token).ok_or_else(link_unusable)?;
+    match state.store.get_password_link(&token.hash()).await? {
+        Some(link) if link.is_usable(state.now()) => Ok(link.purpose),
+        _ => Err(link_unusable()),
+    }
+}

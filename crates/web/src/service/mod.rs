@@ -1,0 +1,61 @@
+//! What the pages and the API both do, written once. Each function takes already
+//! extracted input, applies the core's rules, and writes through the store.
+
+pub mod accounts;
+pub mod login;
+
+use clinic_auth_core::AccountId;
+use clinic_auth_core::permission::Actor;
+use clinic_auth_store::{ClientInfo, NewAuditEvent};
+
+use crate::AppState;
+
+/// Who is asking, for permission checks and audit events.
+#[derive(Debug, Clone)]
+pub struct By {
+    pub actor: Actor,
+    pub account_id: Option<AccountId>,
+    pub client: ClientInfo,
+}
+
+impl By {
+    /// The command line on the server.
+    pub fn operator() -> By {
+        By {
+            actor: Actor::Operator,
+            account_id: None,
+            client: ClientInfo {
+                ip: "local".into(),
+                user_agent: "clinic-auth cli".into(),
+            },
+        }
+    }
+}
+
+/// An audit event at the current time; callers fill in org, actor, subject, detail.
+pub fn audit_event(
+    state: &AppState,
+    kind: &'static str,
+    outcome: &'static str,
+    client: &ClientInfo,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        at: state.now(),
+        kind,
+        outcome,
+        org_id: None,
+        actor_id: None,
+        subject_id: None,
+        client: client.clone(),
+        detail: "{}".to_owned(),
+    }
+}
+
+/// A JSON object for an audit event's detail. Only ever pass non-secret values.
+pub fn detail(pairs: &[(&str, &str)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
