@@ -34,20 +34,10 @@ struct Global {
     #[arg(long, global = true, env = "CLINIC_AUTH_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Database URL: sqlite:PATH or postgres://USER@HOST/DB.
-    #[arg(
-        long,
-        global = true,
-        env = "CLINIC_AUTH_DATABASE_URL",
-        value_name = "URL"
-    )]
+    #[arg(long, global = true, env = "CLINIC_AUTH_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
     /// The address people reach the server at, used in links (default http://LISTEN).
-    #[arg(
-        long,
-        global = true,
-        env = "CLINIC_AUTH_PUBLIC_URL",
-        value_name = "URL"
-    )]
+    #[arg(long, global = true, env = "CLINIC_AUTH_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -145,10 +135,7 @@ enum PlatformAdminCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -160,14 +147,8 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             if json_out {
-                let code = e
-                    .downcast_ref::<AppError>()
-                    .map(|a| a.code)
-                    .unwrap_or("error");
-                println!(
-                    "{}",
-                    json!({"error": {"code": code, "message": format!("{e:#}")}})
-                );
+                let code = e.downcast_ref::<AppError>().map(|a| a.code).unwrap_or("error");
+                println!("{}", json!({"error": {"code": code, "message": format!("{e:#}")}}));
             } else {
                 eprintln!("error: {e:#}");
             }
@@ -179,14 +160,8 @@ fn main() -> std::process::ExitCode {
 fn init_logging(s: &Settings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&s.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if s.log_format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if s.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
 async fn open_store(s: &Settings) -> anyhow::Result<Arc<dyn clinic_auth_store::Store>> {
@@ -204,8 +179,7 @@ async fn open_store(s: &Settings) -> anyhow::Result<Arc<dyn clinic_auth_store::S
 /// The data directory holds the database and keys: only its owner may read it.
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("restricting data directory {}", dir.display()))?;
     Ok(())
@@ -227,10 +201,7 @@ fn read_password_stdin(wanted: bool) -> anyhow::Result<Option<Password>> {
         return Ok(None);
     }
     let mut s = String::new();
-    std::io::stdin()
-        .take(4096)
-        .read_to_string(&mut s)
-        .context("reading the password from standard input")?;
+    std::io::stdin().take(4096).read_to_string(&mut s).context("reading the password from standard input")?;
     let pw = s.trim_end_matches(['\r', '\n']).to_owned();
     if pw.is_empty() {
         bail!("no password on standard input");
@@ -257,11 +228,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => serve(settings).await,
         Command::Migrate => {
             let store = open_store(&settings).await?;
-            print_out(
-                g.json,
-                json!({"migrated": true, "store": store.backend_name()}),
-                "Database is up to date.",
-            );
+            print_out(g.json, json!({"migrated": true, "store": store.backend_name()}), "Database is up to date.");
             Ok(())
         }
         command => admin(settings, g.json, command).await,
@@ -270,11 +237,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn app_state(settings: &Settings, bound: std::net::SocketAddr) -> anyhow::Result<AppState> {
     let store = open_store(settings).await?;
-    Ok(AppState::new(
-        store,
-        Arc::new(SystemClock),
-        settings.web_config(bound)?,
-    ))
+    Ok(AppState::new(store, Arc::new(SystemClock), settings.web_config(bound)?))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -286,17 +249,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(address = %bound, store = state.store.backend_name(), public_url = %state.config.public_url, "clinic-auth is serving");
     if let Some(link) = accounts::ensure_setup_link(&state).await? {
         // Shown on the console only: whoever runs the server creates the first admin.
-        println!(
-            "No platform admin exists yet. Create the first one within 24 hours at:\n  {link}\n"
-        );
+        println!("No platform admin exists yet. Create the first one within 24 hours at:\n  {link}\n");
     }
-    println!(
-        "clinic-auth is listening on http://{bound} (public URL {})",
-        state.config.public_url
-    );
-    clinic_auth_web::serve(listener, state, shutdown_signal())
-        .await
-        .context("serving")?;
+    println!("clinic-auth is listening on http://{bound} (public URL {})", state.config.public_url);
+    clinic_auth_web::serve(listener, state, shutdown_signal()).await.context("serving")?;
     tracing::info!("clinic-auth stopped");
     Ok(())
 }
@@ -317,11 +273,7 @@ async fn shutdown_signal() {
 }
 
 fn print_out(json_out: bool, value: serde_json::Value, text: &str) {
-    if json_out {
-        println!("{value}")
-    } else {
-        println!("{text}")
-    }
+    if json_out { println!("{value}") } else { println!("{text}") }
 }
 
 fn account_json(a: &clinic_auth_store::Account) -> serde_json::Value {
@@ -344,10 +296,7 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
             print_out(
                 json_out,
                 json!({"id": org.id.as_str(), "name": org.name, "kind": org.kind.as_str()}),
-                &format!(
-                    "Created {} organization {:?} with id {}",
-                    org.kind, org.name, org.id
-                ),
+                &format!("Created {} organization {:?} with id {}", org.kind, org.name, org.id),
             );
         }
         Command::Org(OrgCommand::List) => {
@@ -364,59 +313,21 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
                 }
             }
         }
-        Command::Member(MemberCommand::Add {
-            org,
-            email,
-            role,
-            password_stdin,
-        }) => {
+        Command::Member(MemberCommand::Add { org, email, role, password_stdin }) => {
             let role: Role = role.parse()?;
             let pw = read_password_stdin(password_stdin)?;
-            let added = accounts::add_account(
-                &state,
-                &by,
-                AccountKind::Member,
-                Some(&org),
-                &email,
-                Some(role),
-                pw,
-            )
-            .await?;
+            let added =
+                accounts::add_account(&state, &by, AccountKind::Member, Some(&org), &email, Some(role), pw).await?;
             report_added(json_out, &added);
         }
-        Command::Patient(PatientCommand::Add {
-            org,
-            email,
-            password_stdin,
-        }) => {
+        Command::Patient(PatientCommand::Add { org, email, password_stdin }) => {
             let pw = read_password_stdin(password_stdin)?;
-            let added = accounts::add_account(
-                &state,
-                &by,
-                AccountKind::Patient,
-                Some(&org),
-                &email,
-                None,
-                pw,
-            )
-            .await?;
+            let added = accounts::add_account(&state, &by, AccountKind::Patient, Some(&org), &email, None, pw).await?;
             report_added(json_out, &added);
         }
-        Command::PlatformAdmin(PlatformAdminCommand::Create {
-            email,
-            password_stdin,
-        }) => {
+        Command::PlatformAdmin(PlatformAdminCommand::Create { email, password_stdin }) => {
             let pw = read_password_stdin(password_stdin)?;
-            let added = accounts::add_account(
-                &state,
-                &by,
-                AccountKind::PlatformAdmin,
-                None,
-                &email,
-                None,
-                pw,
-            )
-            .await?;
+            let added = accounts::add_account(&state, &by, AccountKind::PlatformAdmin, None, &email, None, pw).await?;
             report_added(json_out, &added);
         }
         Command::PasswordReset { email } => {
@@ -425,10 +336,7 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
             print_out(
                 json_out,
                 json!({"account": account_json(&account), "reset_url": url}),
-                &format!(
-                    "Give this one-time link (valid 24 hours) to {}:\n  {url}",
-                    account.email
-                ),
+                &format!("Give this one-time link (valid 24 hours) to {}:\n  {url}", account.email),
             );
         }
         Command::Serve { .. } | Command::Migrate => {}
@@ -442,14 +350,10 @@ fn report_added(json_out: bool, added: &accounts::Added) {
         obj.insert("invitation_url".into(), json!(url));
     }
     let text = match &added.invitation_url {
-        Some(url) => format!(
-            "Added {} ({}). Send them this invitation link:\n  {url}",
-            added.account.email, added.account.kind
-        ),
-        None => format!(
-            "Added {} ({}) with the given password.",
-            added.account.email, added.account.kind
-        ),
+        Some(url) => {
+            format!("Added {} ({}). Send them this invitation link:\n  {url}", added.account.email, added.account.kind)
+        }
+        None => format!("Added {} ({}) with the given password.", added.account.email, added.account.kind),
     };
     print_out(json_out, v, &text);
 }

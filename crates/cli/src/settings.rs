@@ -88,10 +88,7 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        if !matches!(
-            self.cookie_security.as_str(),
-            "auto" | "secure" | "insecure"
-        ) {
+        if !matches!(self.cookie_security.as_str(), "auto" | "secure" | "insecure") {
             bail!("cookie_security must be auto, secure or insecure");
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
@@ -120,10 +117,7 @@ impl Settings {
 
     /// The public URL, defaulting to the address actually bound.
     pub fn public_url(&self, bound: SocketAddr) -> anyhow::Result<Url> {
-        let raw = self
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{bound}"));
+        let raw = self.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
         let url = Url::parse(&raw).with_context(|| format!("public_url {raw:?} is not a URL"))?;
         if !matches!(url.scheme(), "http" | "https") {
             bail!("public_url must start with http:// or https://");
@@ -144,8 +138,7 @@ impl Settings {
             idle_secs: self.session_idle_minutes * 60,
             absolute_secs: self.session_absolute_hours * 3600,
         };
-        c.password_policy =
-            clinic_auth_core::PasswordPolicy::with_min_length(self.password_min_length);
+        c.password_policy = clinic_auth_core::PasswordPolicy::with_min_length(self.password_min_length);
         c.link_ttl_secs = self.invitation_valid_days * 24 * 3600;
         c.trust_forwarded_for = self.trust_forwarded_for;
         Ok(c)

@@ -98,10 +98,7 @@ mod tests {
             assert_eq!(k.as_str().parse::<OrgKind>(), Ok(*k));
         }
         let err = "doctor".parse::<Role>().err().map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("role must be one of: owner admin provider staff ")
-        );
+        assert_eq!(err.as_deref(), Some("role must be one of: owner admin provider staff "));
     }
 
     #[test]

@@ -63,15 +63,8 @@ mod tests {
 
     #[test]
     fn valid_addresses_are_normalized() {
-        assert_eq!(
-            Email::parse("  Dr.Lee@Riverside.Test ").map(|e| e.0),
-            Ok("dr.lee@riverside.test".into())
-        );
-        for ok in [
-            "a@b.co",
-            "first.last+tag@sub.clinic.org",
-            "x@xn--bcher-kva.example",
-        ] {
+        assert_eq!(Email::parse("  Dr.Lee@Riverside.Test ").map(|e| e.0), Ok("dr.lee@riverside.test".into()));
+        for ok in ["a@b.co", "first.last+tag@sub.clinic.org", "x@xn--bcher-kva.example"] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
     }
@@ -96,7 +89,7 @@ mod tests {
             "a@b-.co",
             "a@b_c.co",
             "<a>@b.co",
-            "a@b.co\n",
+            "a\n@b.co",
             &long_local,
             &long_total,
         ] {

@@ -19,15 +19,9 @@ pub struct OrgId(String);
 impl OrgId {
     pub fn parse(s: &str) -> Result<OrgId, IdError> {
         let ok_len = (3..=63).contains(&s.len());
-        let ok_chars = s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let ok_chars = s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         let ok_hyphens = !s.starts_with('-') && !s.ends_with('-') && !s.contains("--");
-        if ok_len && ok_chars && ok_hyphens {
-            Ok(OrgId(s.to_owned()))
-        } else {
-            Err(IdError::BadOrgId)
-        }
+        if ok_len && ok_chars && ok_hyphens { Ok(OrgId(s.to_owned())) } else { Err(IdError::BadOrgId) }
     }
 
     /// Derives an id from an organization's display name: "Riverside Clinic, LLC"
@@ -45,11 +39,7 @@ impl OrgId {
             }
         }
         let slug = slug.trim_end_matches('-').to_owned();
-        let slug = if slug.len() < 3 {
-            format!("org-{slug}")
-        } else {
-            slug
-        };
+        let slug = if slug.len() < 3 { format!("org-{slug}") } else { slug };
         OrgId::parse(slug.trim_end_matches('-')).unwrap_or_else(|_| OrgId("org".to_owned()))
     }
 
@@ -80,9 +70,7 @@ impl AccountId {
         AccountId(uuid::Uuid::new_v4())
     }
     pub fn parse(s: &str) -> Result<AccountId, IdError> {
-        uuid::Uuid::parse_str(s)
-            .map(AccountId)
-            .map_err(|_| IdError::BadAccountId)
+        uuid::Uuid::parse_str(s).map(AccountId).map_err(|_| IdError::BadAccountId)
     }
 }
 
@@ -101,36 +89,19 @@ mod tests {
         for ok in ["abc", "riverside-clinic", "a1-b2", &"x".repeat(63)] {
             assert!(OrgId::parse(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            "ab",
-            "Riverside",
-            "a_b",
-            "-abc",
-            "abc-",
-            "a--b",
-            "ümlaut",
-            &"x".repeat(64),
-            "a b c",
-        ] {
+        for bad in ["", "ab", "Riverside", "a_b", "-abc", "abc-", "a--b", "ümlaut", &"x".repeat(64), "a b c"] {
             assert_eq!(OrgId::parse(bad), Err(IdError::BadOrgId), "{bad}");
         }
     }
 
     #[test]
     fn org_id_is_derived_from_a_name() {
-        assert_eq!(
-            OrgId::from_name("Riverside Clinic, LLC").as_str(),
-            "riverside-clinic-llc"
-        );
+        assert_eq!(OrgId::from_name("Riverside Clinic, LLC").as_str(), "riverside-clinic-llc");
         assert_eq!(OrgId::from_name("  Dr. Ng  ").as_str(), "dr-ng");
         assert_eq!(OrgId::from_name("Ö").as_str(), "org");
         assert_eq!(OrgId::from_name("ab").as_str(), "org-ab");
         assert!(OrgId::parse(OrgId::from_name(&"word ".repeat(40)).as_str()).is_ok());
-        assert_eq!(
-            OrgId::from_name("Riverside").with_suffix(2).as_str(),
-            "riverside-2"
-        );
+        assert_eq!(OrgId::from_name("Riverside").with_suffix(2).as_str(), "riverside-2");
     }
 
     #[test]

@@ -83,12 +83,8 @@ pub enum AfterPassword {
 pub fn after_password(check: PasswordCheck) -> AfterPassword {
     match check {
         PasswordCheck::Correct(AccountStatus::Active) => AfterPassword::SignIn,
-        PasswordCheck::Correct(AccountStatus::Deactivated) => {
-            AfterPassword::Rejected(PasswordRejection::Deactivated)
-        }
-        PasswordCheck::Wrong | PasswordCheck::NoSuchAccount => {
-            AfterPassword::Rejected(PasswordRejection::Incorrect)
-        }
+        PasswordCheck::Correct(AccountStatus::Deactivated) => AfterPassword::Rejected(PasswordRejection::Deactivated),
+        PasswordCheck::Wrong | PasswordCheck::NoSuchAccount => AfterPassword::Rejected(PasswordRejection::Incorrect),
     }
 }
 
@@ -99,22 +95,13 @@ mod tests {
     #[test]
     fn only_a_correct_password_on_an_active_account_signs_in() {
         let table = [
-            (
-                PasswordCheck::Correct(AccountStatus::Active),
-                AfterPassword::SignIn,
-            ),
+            (PasswordCheck::Correct(AccountStatus::Active), AfterPassword::SignIn),
             (
                 PasswordCheck::Correct(AccountStatus::Deactivated),
                 AfterPassword::Rejected(PasswordRejection::Deactivated),
             ),
-            (
-                PasswordCheck::Wrong,
-                AfterPassword::Rejected(PasswordRejection::Incorrect),
-            ),
-            (
-                PasswordCheck::NoSuchAccount,
-                AfterPassword::Rejected(PasswordRejection::Incorrect),
-            ),
+            (PasswordCheck::Wrong, AfterPassword::Rejected(PasswordRejection::Incorrect)),
+            (PasswordCheck::NoSuchAccount, AfterPassword::Rejected(PasswordRejection::Incorrect)),
         ];
         for (check, expected) in table {
             assert_eq!(after_password(check), expected, "{check:?}");

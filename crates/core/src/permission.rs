@@ -98,18 +98,9 @@ mod tests {
     fn adding_members_by_role() {
         let a = org("clinic-a");
         let b = org("clinic-b");
-        let owner = Actor::Member {
-            org: a.clone(),
-            role: Role::Owner,
-        };
-        let admin = Actor::Member {
-            org: a.clone(),
-            role: Role::Admin,
-        };
-        let provider = Actor::Member {
-            org: a.clone(),
-            role: Role::Provider,
-        };
+        let owner = Actor::Member { org: a.clone(), role: Role::Owner };
+        let admin = Actor::Member { org: a.clone(), role: Role::Admin };
+        let provider = Actor::Member { org: a.clone(), role: Role::Provider };
         let patient = Actor::Patient { org: a.clone() };
         let table = [
             (&Actor::Operator, &a, Role::Owner, true),
@@ -124,11 +115,7 @@ mod tests {
             (&patient, &a, Role::Staff, false),
         ];
         for (actor, o, role, allowed) in table {
-            assert_eq!(
-                actor.may_add_member(o, role),
-                allowed,
-                "{actor:?} {o} {role}"
-            );
+            assert_eq!(actor.may_add_member(o, role), allowed, "{actor:?} {o} {role}");
         }
         assert!(admin.may_add_patient(&a));
         assert!(!admin.may_add_patient(&b));
@@ -141,33 +128,12 @@ mod tests {
     fn password_resets_by_role() {
         let a = org("clinic-a");
         let b = org("clinic-b");
-        let owner = Actor::Member {
-            org: a.clone(),
-            role: Role::Owner,
-        };
-        let admin = Actor::Member {
-            org: a.clone(),
-            role: Role::Admin,
-        };
-        let staff = Actor::Member {
-            org: a.clone(),
-            role: Role::Staff,
-        };
-        let m = |org, role| Target {
-            kind: AccountKind::Member,
-            org: Some(org),
-            role: Some(role),
-        };
-        let pat = Target {
-            kind: AccountKind::Patient,
-            org: Some(&a),
-            role: None,
-        };
-        let padmin = Target {
-            kind: AccountKind::PlatformAdmin,
-            org: None,
-            role: None,
-        };
+        let owner = Actor::Member { org: a.clone(), role: Role::Owner };
+        let admin = Actor::Member { org: a.clone(), role: Role::Admin };
+        let staff = Actor::Member { org: a.clone(), role: Role::Staff };
+        let m = |org, role| Target { kind: AccountKind::Member, org: Some(org), role: Some(role) };
+        let pat = Target { kind: AccountKind::Patient, org: Some(&a), role: None };
+        let padmin = Target { kind: AccountKind::PlatformAdmin, org: None, role: None };
         let table = [
             (&Actor::PlatformAdmin, m(&b, Role::Owner), true),
             (&Actor::Operator, padmin.clone(), true),
@@ -180,11 +146,7 @@ mod tests {
             (&staff, m(&a, Role::Staff), false),
         ];
         for (actor, target, allowed) in table {
-            assert_eq!(
-                actor.may_reset_password(&target),
-                allowed,
-                "{actor:?} {target:?}"
-            );
+            assert_eq!(actor.may_reset_password(&target), allowed, "{actor:?} {target:?}");
         }
         assert!(owner.may_view_org(&a) && !owner.may_view_org(&b));
         assert!(Actor::Patient { org: a.clone() }.may_view_org(&a));

@@ -11,10 +11,7 @@ pub struct SessionTimeouts {
 
 impl Default for SessionTimeouts {
     fn default() -> Self {
-        SessionTimeouts {
-            idle_secs: 15 * 60,
-            absolute_secs: 12 * 60 * 60,
-        }
+        SessionTimeouts { idle_secs: 15 * 60, absolute_secs: 12 * 60 * 60 }
     }
 }
 
@@ -22,8 +19,7 @@ impl SessionTimeouts {
     /// A session is live if it was used within the idle timeout and has not passed its
     /// absolute lifetime.
     pub fn is_live(&self, created_at: UnixTime, last_seen_at: UnixTime, now: UnixTime) -> bool {
-        last_seen_at.secs_until(now) < self.idle_secs
-            && created_at.secs_until(now) < self.absolute_secs
+        last_seen_at.secs_until(now) < self.idle_secs && created_at.secs_until(now) < self.absolute_secs
     }
 }
 
@@ -38,11 +34,7 @@ mod tests {
         assert!(t.is_live(start, start, UnixTime(14 * 60)));
         assert!(!t.is_live(start, start, UnixTime(15 * 60)));
         // kept alive by use, until the absolute limit
-        assert!(t.is_live(
-            start,
-            UnixTime(11 * 3600 + 3000),
-            UnixTime(11 * 3600 + 3500)
-        ));
+        assert!(t.is_live(start, UnixTime(11 * 3600 + 3000), UnixTime(11 * 3600 + 3500)));
         assert!(!t.is_live(start, UnixTime(12 * 3600 - 10), UnixTime(12 * 3600)));
     }
 }

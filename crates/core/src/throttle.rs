@@ -17,19 +17,11 @@ pub struct ThrottleRule {
 
 impl ThrottleRule {
     /// Wrong passwords for one email address: 5 free, then 30 s, 1 min, 2 min … 15 min.
-    pub const PASSWORD_PER_ACCOUNT: ThrottleRule = ThrottleRule {
-        free_failures: 5,
-        base_lock_secs: 30,
-        max_lock_secs: 15 * 60,
-        window_secs: 15 * 60,
-    };
+    pub const PASSWORD_PER_ACCOUNT: ThrottleRule =
+        ThrottleRule { free_failures: 5, base_lock_secs: 30, max_lock_secs: 15 * 60, window_secs: 15 * 60 };
     /// Wrong passwords from one client address, across accounts (password spraying).
-    pub const PASSWORD_PER_CLIENT: ThrottleRule = ThrottleRule {
-        free_failures: 20,
-        base_lock_secs: 60,
-        max_lock_secs: 60 * 60,
-        window_secs: 15 * 60,
-    };
+    pub const PASSWORD_PER_CLIENT: ThrottleRule =
+        ThrottleRule { free_failures: 20, base_lock_secs: 60, max_lock_secs: 60 * 60, window_secs: 15 * 60 };
 
     /// When a key with `failures` recorded failures is locked until, counting from the
     /// latest failure at `now`.
@@ -39,10 +31,7 @@ impl ThrottleRule {
             return None;
         }
         let doublings = (over - 1).min(30);
-        let secs = self
-            .base_lock_secs
-            .saturating_mul(1_i64 << doublings)
-            .min(self.max_lock_secs);
+        let secs = self.base_lock_secs.saturating_mul(1_i64 << doublings).min(self.max_lock_secs);
         Some(now.plus_secs(secs))
     }
 
@@ -94,31 +83,15 @@ mod tests {
     fn locks_double_up_to_the_cap() {
         let r = ThrottleRule::PASSWORD_PER_ACCOUNT;
         let t = UnixTime(1000);
-        let table = [
-            (6, 30),
-            (7, 60),
-            (8, 120),
-            (9, 240),
-            (10, 480),
-            (11, 900),
-            (12, 900),
-            (200, 900),
-        ];
+        let table = [(6, 30), (7, 60), (8, 120), (9, 240), (10, 480), (11, 900), (12, 900), (200, 900)];
         for (failures, secs) in table {
-            assert_eq!(
-                r.locked_until(failures, t),
-                Some(UnixTime(1000 + secs)),
-                "{failures}"
-            );
+            assert_eq!(r.locked_until(failures, t), Some(UnixTime(1000 + secs)), "{failures}");
         }
     }
 
     #[test]
     fn lock_state_reports_time_left() {
-        let s = ThrottleState {
-            failures: 6,
-            locked_until: UnixTime(130),
-        };
+        let s = ThrottleState { failures: 6, locked_until: UnixTime(130) };
         assert_eq!(s.locked_for(UnixTime(100)), Some(30));
         assert_eq!(s.locked_for(UnixTime(130)), None);
         assert_eq!(describe_wait(30), "30 seconds");

@@ -42,9 +42,7 @@ impl SecretToken {
     /// Accepts a token presented by a client if it has the shape of one of ours;
     /// anything else cannot match a stored hash and is refused before any lookup.
     pub fn from_presented(s: &str) -> Option<SecretToken> {
-        let ok = s.len() == 43
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok = s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         ok.then(|| SecretToken(Zeroizing::new(s.to_owned())))
     }
 
@@ -78,21 +76,12 @@ mod tests {
         assert_ne!(a.expose(), b.expose());
         assert_eq!(a.expose().len(), 43);
         assert!(SecretToken::from_presented(a.expose()).is_some());
-        assert_eq!(
-            SecretToken::from_presented(a.expose()).map(|t| t.hash()),
-            Some(a.hash())
-        );
+        assert_eq!(SecretToken::from_presented(a.expose()).map(|t| t.hash()), Some(a.hash()));
     }
 
     #[test]
     fn malformed_tokens_are_refused() {
-        for bad in [
-            "",
-            "short",
-            &"a".repeat(44),
-            &format!("{}!", "a".repeat(42)),
-            &"é".repeat(22),
-        ] {
+        for bad in ["", "short", &"a".repeat(44), &format!("{}!", "a".repeat(42)), &"é".repeat(22)] {
             assert!(SecretToken::from_presented(bad).is_none(), "{bad}");
         }
     }
@@ -100,10 +89,7 @@ mod tests {
     #[test]
     fn hash_is_sha256_hex() {
         let t = SecretToken(Zeroizing::new("abc".into()));
-        assert_eq!(
-            t.hash().as_str(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(t.hash().as_str(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(format!("{t:?}"), "SecretToken([redacted])");
     }
 

@@ -7,14 +7,14 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use clinic_auth_core::{
-    AccountId, AccountKind, AccountStatus, Email, FlowStep, LoginFlow, OrgId, OrgKind, Realm, Role,
-    ThrottleRule, ThrottleState, TokenHash, UnixTime,
+    AccountId, AccountKind, AccountStatus, Email, FlowStep, LoginFlow, OrgId, OrgKind, Realm, Role, ThrottleRule,
+    ThrottleState, TokenHash, UnixTime,
 };
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::{
-    Account, AuditEvent, AuditFilter, LinkPurpose, NewAccount, NewAuditEvent, NewPasswordLink,
-    NewSession, Org, PasswordLink, SessionRecord, Store, StoreError, StoreResult,
+    Account, AuditEvent, AuditFilter, LinkPurpose, NewAccount, NewAuditEvent, NewPasswordLink, NewSession, Org,
+    PasswordLink, SessionRecord, Store, StoreError, StoreResult,
 };
 
 /// The embedded default: one SQLite file, in WAL mode.
@@ -31,19 +31,14 @@ pub struct PgStore {
 
 impl SqliteStore {
     pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
-        use sqlx::sqlite::{
-            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-        };
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
         Ok(SqliteStore { pool })
     }
 
@@ -52,9 +47,7 @@ impl SqliteStore {
     }
 
     async fn run_migrations(&self) -> StoreResult<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
         Ok(())
     }
 }
@@ -74,9 +67,7 @@ impl PgStore {
     }
 
     async fn run_migrations(&self) -> StoreResult<()> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())
     }
 }
@@ -645,10 +636,7 @@ mod tests {
 
     #[test]
     fn numbered_parameters_become_sqlite_style() {
-        assert_eq!(
-            to_sqlite_params("a = $1 AND b = $12 OR c = $1"),
-            "a = ?1 AND b = ?12 OR c = ?1"
-        );
+        assert_eq!(to_sqlite_params("a = $1 AND b = $12 OR c = $1"), "a = ?1 AND b = ?12 OR c = ?1");
         assert_eq!(to_sqlite_params("price$ = $"), "price$ = $");
     }
 }

@@ -11,9 +11,7 @@ mod records;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use clinic_auth_core::{
-    AccountId, Email, LoginFlow, OrgId, Realm, ThrottleRule, ThrottleState, TokenHash, UnixTime,
-};
+use clinic_auth_core::{AccountId, Email, LoginFlow, OrgId, Realm, ThrottleRule, ThrottleState, TokenHash, UnixTime};
 
 pub use backend::{PgStore, SqliteStore};
 pub use records::*;
@@ -72,19 +70,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn find_account(&self, realm: Realm, email: &Email) -> StoreResult<Option<Account>>;
     async fn count_platform_admins(&self) -> StoreResult<i64>;
     /// Replaces a password hash with one made under current parameters.
-    async fn rehash_password(
-        &self,
-        id: AccountId,
-        password_hash: &str,
-        now: UnixTime,
-    ) -> StoreResult<()>;
+    async fn rehash_password(&self, id: AccountId, password_hash: &str, now: UnixTime) -> StoreResult<()>;
 
     // Password links (first-admin setup, invitations, password resets)
-    async fn insert_password_link(
-        &self,
-        link: &NewPasswordLink,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
+    async fn insert_password_link(&self, link: &NewPasswordLink, audit: &NewAuditEvent) -> StoreResult<()>;
     /// Makes a new setup link the only unused one.
     async fn replace_setup_link(&self, link: &NewPasswordLink, now: UnixTime) -> StoreResult<()>;
     async fn get_password_link(&self, hash: &TokenHash) -> StoreResult<Option<PasswordLink>>;
@@ -122,22 +111,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
     async fn get_session(&self, token: &TokenHash) -> StoreResult<Option<SessionRecord>>;
     async fn touch_session(&self, token: &TokenHash, now: UnixTime) -> StoreResult<()>;
-    async fn delete_session(
-        &self,
-        token: &TokenHash,
-        audit: Option<&NewAuditEvent>,
-    ) -> StoreResult<()>;
+    async fn delete_session(&self, token: &TokenHash, audit: Option<&NewAuditEvent>) -> StoreResult<()>;
 
     // Throttles
     async fn get_throttle(&self, key: &str) -> StoreResult<Option<ThrottleState>>;
     /// Counts one failure atomically (several server processes may count at once) and
     /// returns the state after it.
-    async fn record_failure(
-        &self,
-        key: &str,
-        rule: ThrottleRule,
-        now: UnixTime,
-    ) -> StoreResult<ThrottleState>;
+    async fn record_failure(&self, key: &str, rule: ThrottleRule, now: UnixTime) -> StoreResult<ThrottleState>;
     async fn clear_throttle(&self, key: &str) -> StoreResult<()>;
 
     // Audit

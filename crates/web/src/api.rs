@@ -31,10 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/orgs/{org_id}/members", post(add_member))
         .route("/api/v1/orgs/{org_id}/patients", post(add_patient))
         .route("/api/v1/platform-admins", post(add_platform_admin))
-        .route(
-            "/api/v1/accounts/{account_id}/password-reset",
-            post(password_reset),
-        )
+        .route("/api/v1/accounts/{account_id}/password-reset", post(password_reset))
         .route("/api/v1/password-links/{token}", post(use_password_link))
 }
 
@@ -67,17 +64,11 @@ impl utoipa::Modify for BearerAuth {
 
 /// The OpenAPI document, as served and as checked into `docs/openapi.json`.
 pub fn openapi_json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".to_owned())
+    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned())
 }
 
 async fn openapi() -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        openapi_json(),
-    )
-        .into_response()
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
 }
 
 // ----- views -----
@@ -128,29 +119,19 @@ pub struct OrgView {
 
 impl From<&Org> for OrgView {
     fn from(o: &Org) -> Self {
-        OrgView {
-            id: o.id.to_string(),
-            name: o.name.clone(),
-            kind: o.kind.as_str(),
-            created_at: o.created_at.0,
-        }
+        OrgView { id: o.id.to_string(), name: o.name.clone(), kind: o.kind.as_str(), created_at: o.created_at.0 }
     }
 }
 
 fn by(s: &ApiSignedIn, client: Client) -> By {
-    By {
-        actor: s.0.actor(),
-        account_id: Some(s.0.account.id),
-        client: client.0,
-    }
+    By { actor: s.0.actor(), account_id: Some(s.0.account.id), client: client.0 }
 }
 
 fn parse_enum<T: std::str::FromStr<Err = clinic_auth_core::account::ParseEnumError>>(
     s: &str,
     code: &'static str,
 ) -> Result<T, AppError> {
-    s.parse::<T>()
-        .map_err(|e| AppError::bad_request(code, format!("{}.", e)))
+    s.parse::<T>().map_err(|e| AppError::bad_request(code, format!("{}.", e)))
 }
 
 // ----- sign-in -----
@@ -175,10 +156,7 @@ pub struct LoginStarted {
 /// Start signing in with an email. Any well-formed email gets a flow.
 #[utoipa::path(post, path = "/api/v1/login", tag = "sign-in", request_body = StartLogin,
     responses((status = 201, body = LoginStarted), (status = 400, description = "`invalid_email`", body = ErrorBody)))]
-async fn start_login(
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<StartLogin>,
-) -> Result<Response, AppError> {
+async fn start_login(State(state): State<AppState>, ApiJson(body): ApiJson<StartLogin>) -> Result<Response, AppError> {
     let realm = match body.realm.as_deref() {
         None => Realm::Staff,
         Some(r) => parse_enum::<Realm>(r, "invalid_realm")?,
@@ -221,8 +199,7 @@ async fn submit_password(
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<SubmitPassword>,
 ) -> Result<Json<SignedInView>, AppError> {
-    let done =
-        login::submit_password(&state, &flow_id, Password::new(body.password), &client.0).await?;
+    let done = login::submit_password(&state, &flow_id, Password::new(body.password), &client.0).await?;
     Ok(Json(SignedInView {
         session_token: done.token.expose().to_owned(),
         token_type: "Bearer",
@@ -234,11 +211,7 @@ async fn submit_password(
 /// End the session of the bearer token.
 #[utoipa::path(post, path = "/api/v1/logout", tag = "sign-in", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
-async fn logout(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-) -> Result<StatusCode, AppError> {
+async fn logout(State(state): State<AppState>, client: Client, s: ApiSignedIn) -> Result<StatusCode, AppError> {
     login::sign_out(&state, &s.0, &client.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -272,14 +245,7 @@ async fn create_org(
     ApiJson(body): ApiJson<CreateOrg>,
 ) -> Result<Response, AppError> {
     let kind = parse_enum::<OrgKind>(&body.kind, "invalid_kind")?;
-    let org = accounts::create_org(
-        &state,
-        &by(&s, client),
-        &body.name,
-        kind,
-        body.id.as_deref(),
-    )
-    .await?;
+    let org = accounts::create_org(&state, &by(&s, client), &body.name, kind, body.id.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(OrgView::from(&org))).into_response())
 }
 
@@ -326,20 +292,9 @@ async fn add(
         (AccountKind::Member, Some(r)) => Some(parse_enum::<Role>(r, "invalid_role")?),
         _ => None,
     };
-    let added = accounts::add_account(
-        state,
-        by,
-        kind,
-        org,
-        &body.email,
-        role,
-        body.password.map(Password::new),
-    )
-    .await?;
-    let view = AccountAdded {
-        account: AccountView::from(&added.account),
-        invitation_url: added.invitation_url,
-    };
+    let added =
+        accounts::add_account(state, by, kind, org, &body.email, role, body.password.map(Password::new)).await?;
+    let view = AccountAdded { account: AccountView::from(&added.account), invitation_url: added.invitation_url };
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -355,14 +310,7 @@ async fn add_member(
     Path(org_id): Path<String>,
     ApiJson(body): ApiJson<AddAccount>,
 ) -> Result<Response, AppError> {
-    add(
-        &state,
-        &by(&s, client),
-        AccountKind::Member,
-        Some(&org_id),
-        body,
-    )
-    .await
+    add(&state, &by(&s, client), AccountKind::Member, Some(&org_id), body).await
 }
 
 /// Add a patient-portal account to an organization.
@@ -376,14 +324,7 @@ async fn add_patient(
     Path(org_id): Path<String>,
     ApiJson(body): ApiJson<AddAccount>,
 ) -> Result<Response, AppError> {
-    add(
-        &state,
-        &by(&s, client),
-        AccountKind::Patient,
-        Some(&org_id),
-        body,
-    )
-    .await
+    add(&state, &by(&s, client), AccountKind::Patient, Some(&org_id), body).await
 }
 
 /// Add a platform admin (platform admins).
@@ -395,14 +336,7 @@ async fn add_platform_admin(
     s: ApiSignedIn,
     ApiJson(body): ApiJson<AddAccount>,
 ) -> Result<Response, AppError> {
-    add(
-        &state,
-        &by(&s, client),
-        AccountKind::PlatformAdmin,
-        None,
-        body,
-    )
-    .await
+    add(&state, &by(&s, client), AccountKind::PlatformAdmin, None, body).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -452,13 +386,9 @@ async fn use_password_link(
     let account = match purpose {
         LinkPurpose::Setup => {
             let email = body.email.unwrap_or_default();
-            accounts::create_first_admin(&state, &token, &email, password, &confirm, &client.0)
-                .await?
+            accounts::create_first_admin(&state, &token, &email, password, &confirm, &client.0).await?
         }
-        p => {
-            accounts::set_password_with_link(&state, &token, p, password, &confirm, &client.0)
-                .await?
-        }
+        p => accounts::set_password_with_link(&state, &token, p, password, &confirm, &client.0).await?,
     };
     Ok(Json(AccountView::from(&account)))
 }

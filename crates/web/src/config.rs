@@ -41,9 +41,7 @@ impl WebConfig {
             password_policy: PasswordPolicy::default(),
             link_ttl_secs: 7 * 24 * 3600,
             trust_forwarded_for: false,
-            hashing_concurrency: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            hashing_concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         }
     }
 
@@ -51,9 +49,7 @@ impl WebConfig {
         match self.cookie_security {
             CookieSecurity::Secure => true,
             CookieSecurity::Insecure => false,
-            CookieSecurity::Auto => {
-                !(self.public_url.scheme() == "http" && is_loopback(&self.public_url))
-            }
+            CookieSecurity::Auto => !(self.public_url.scheme() == "http" && is_loopback(&self.public_url)),
         }
     }
 
@@ -79,9 +75,7 @@ mod tests {
 
     fn cfg(url: &str) -> WebConfig {
         WebConfig::new(
-            Url::parse(url).unwrap_or_else(|_| {
-                Url::parse("https://x.test").unwrap_or_else(|_| unreachable!())
-            }),
+            Url::parse(url).unwrap_or_else(|_| Url::parse("https://x.test").unwrap_or_else(|_| unreachable!())),
         )
     }
 
@@ -99,13 +93,7 @@ mod tests {
 
     #[test]
     fn links_are_absolute() {
-        assert_eq!(
-            cfg("https://auth.clinic.test/").link("/invite/x"),
-            "https://auth.clinic.test/invite/x"
-        );
-        assert_eq!(
-            cfg("https://clinic.test/auth/").link("/login"),
-            "https://clinic.test/auth/login"
-        );
+        assert_eq!(cfg("https://auth.clinic.test/").link("/invite/x"), "https://auth.clinic.test/invite/x");
+        assert_eq!(cfg("https://clinic.test/auth/").link("/login"), "https://clinic.test/auth/login");
     }
 }

@@ -18,12 +18,7 @@ pub struct AppError {
 
 impl AppError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> AppError {
-        AppError {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
+        AppError { status, code, message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> AppError {
@@ -31,11 +26,7 @@ impl AppError {
     }
 
     pub fn not_found(what: &str) -> AppError {
-        AppError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} was not found."),
-        )
+        AppError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} was not found."))
     }
 
     pub fn unauthorized() -> AppError {
@@ -43,11 +34,7 @@ impl AppError {
     }
 
     pub fn forbidden() -> AppError {
-        AppError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "You are not allowed to do that.",
-        )
+        AppError::new(StatusCode::FORBIDDEN, "forbidden", "You are not allowed to do that.")
     }
 
     pub fn too_many_attempts(retry_after: i64) -> AppError {
@@ -87,11 +74,9 @@ impl std::error::Error for AppError {}
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => AppError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("{} already exists.", capitalize(what)),
-            ),
+            StoreError::Conflict(what) => {
+                AppError::new(StatusCode::CONFLICT, "conflict", format!("{} already exists.", capitalize(what)))
+            }
             StoreError::MissingReference(what) => AppError::not_found(&capitalize(what)),
             other => AppError::internal(other),
         }
@@ -100,9 +85,7 @@ impl From<StoreError> for AppError {
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -122,13 +105,8 @@ pub struct ErrorDetail {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-                retry_after: self.retry_after,
-            },
-        };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code, message: self.message, retry_after: self.retry_after } };
         let mut res = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

@@ -2,6 +2,7 @@
 //! burst of sign-ins queues here instead of starving every other request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -21,6 +22,8 @@ pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     /// Verified for unknown accounts so that they cost the same time as known ones.
     dummy_hash: Arc<String>,
+    in_flight: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
 }
 
 /// What verifying a password found.
@@ -32,16 +35,13 @@ pub struct Verification {
 }
 
 fn argon2() -> Result<Argon2<'static>, AppError> {
-    let params = Params::new(MEMORY_KIB, PASSES, LANES, None)
-        .map_err(|e| AppError::internal(format!("argon2 params: {e}")))?;
+    let params =
+        Params::new(MEMORY_KIB, PASSES, LANES, None).map_err(|e| AppError::internal(format!("argon2 params: {e}")))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 fn hash_blocking(pw: &[u8]) -> Result<String, AppError> {
-    argon2()?
-        .hash_password(pw)
-        .map(|h| h.to_string())
-        .map_err(|e| AppError::internal(format!("argon2 hash: {e}")))
+    argon2()?.hash_password(pw).map(|h| h.to_string()).map_err(|e| AppError::internal(format!("argon2 hash: {e}")))
 }
 
 impl PasswordHasher {
@@ -52,21 +52,23 @@ impl PasswordHasher {
         PasswordHasher {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: Arc::new(dummy),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            peak: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, AppError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| AppError::internal(format!("hasher closed: {e}")))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| AppError::internal(format!("hashing task: {e}")))
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+        let _permit = self.permits.acquire().await.map_err(|e| AppError::internal(format!("hasher closed: {e}")))?;
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let result = tokio::task::spawn_blocking(f).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        result.map_err(|e| AppError::internal(format!("hashing task: {e}")))
+    }
+
+    /// The most hashes that ever ran at once (for tests and metrics).
+    pub fn peak_in_flight(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
     }
 
     pub async fn hash(&self, pw: &NewPassword) -> Result<String, AppError> {
@@ -82,24 +84,15 @@ impl PasswordHasher {
 
     /// Verifies `pw` against `stored`, or against a dummy hash when there is no
     /// account or no password yet (the answer is then always "no match").
-    pub async fn verify(
-        &self,
-        pw: &Password,
-        stored: Option<&str>,
-    ) -> Result<Verification, AppError> {
+    pub async fn verify(&self, pw: &Password, stored: Option<&str>) -> Result<Verification, AppError> {
         let pw = Zeroizing::new(pw.expose().as_bytes().to_vec());
         let real = stored.is_some();
-        let hash = stored
-            .map(str::to_owned)
-            .unwrap_or_else(|| self.dummy_hash.as_ref().clone());
+        let hash = stored.map(str::to_owned).unwrap_or_else(|| self.dummy_hash.as_ref().clone());
         self.run(move || {
             let a = argon2()?;
             let matches = a.verify_password(&pw, hash.as_str()).is_ok();
             let expected = format!("$argon2id$v=19$m={MEMORY_KIB},t={PASSES},p={LANES}$");
-            Ok(Verification {
-                matches: matches && real,
-                needs_rehash: matches && real && !hash.starts_with(&expected),
-            })
+            Ok(Verification { matches: matches && real, needs_rehash: matches && real && !hash.starts_with(&expected) })
         })
         .await?
     }
@@ -124,13 +117,7 @@ mod tests {
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         let right = Password::new("correct horse battery staple".into());
         let wrong = Password::new("correct horse battery stapler".into());
-        assert_eq!(
-            h.verify(&right, Some(&stored)).await?,
-            Verification {
-                matches: true,
-                needs_rehash: false
-            }
-        );
+        assert_eq!(h.verify(&right, Some(&stored)).await?, Verification { matches: true, needs_rehash: false });
         assert!(!h.verify(&wrong, Some(&stored)).await?.matches);
         assert!(!h.verify(&right, None).await?.matches);
         Ok(())
@@ -148,19 +135,8 @@ mod tests {
             .map_err(|e| AppError::internal(e.to_string()))?
             .to_string();
         let h = PasswordHasher::new(1);
-        let v = h
-            .verify(
-                &Password::new("correct horse battery staple".into()),
-                Some(&stored),
-            )
-            .await?;
-        assert_eq!(
-            v,
-            Verification {
-                matches: true,
-                needs_rehash: true
-            }
-        );
+        let v = h.verify(&Password::new("correct horse battery staple".into()), Some(&stored)).await?;
+        assert_eq!(v, Verification { matches: true, needs_rehash: true });
         Ok(())
     }
 }

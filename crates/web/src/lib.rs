@@ -28,10 +28,8 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> UnixTime {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        let secs =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
     }
 }
@@ -58,12 +56,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: WebConfig) -> AppState {
         let hasher = PasswordHasher::new(config.hashing_concurrency);
-        AppState(Arc::new(Inner {
-            store,
-            clock,
-            config,
-            hasher,
-        }))
+        AppState(Arc::new(Inner { store, clock, config, hasher }))
     }
 
     pub fn now(&self) -> UnixTime {
@@ -85,9 +78,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_loop(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     purge.abort();
     result
 }

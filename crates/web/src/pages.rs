@@ -26,18 +26,9 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/static/style.css", get(stylesheet))
         .route("/login", get(staff_email_page).post(staff_email_submit))
-        .route(
-            "/login/password",
-            get(staff_password_page).post(staff_password_submit),
-        )
-        .route(
-            "/portal/login",
-            get(patient_email_page).post(patient_email_submit),
-        )
-        .route(
-            "/portal/login/password",
-            get(patient_password_page).post(patient_password_submit),
-        )
+        .route("/login/password", get(staff_password_page).post(staff_password_submit))
+        .route("/portal/login", get(patient_email_page).post(patient_email_submit))
+        .route("/portal/login/password", get(patient_password_page).post(patient_password_submit))
         .route("/account", get(account_page))
         .route("/logout", axum::routing::post(logout))
         .route("/setup/{token}", get(setup_page).post(setup_submit))
@@ -77,10 +68,7 @@ fn render(t: &impl Template) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             let err = AppError::internal(format!("template: {e}"));
-            (
-                err.status,
-                Html("<!doctype html><title>Error</title><h1>Something went wrong</h1>".to_owned()),
-            )
+            (err.status, Html("<!doctype html><title>Error</title><h1>Something went wrong</h1>".to_owned()))
                 .into_response()
         }
     }
@@ -146,12 +134,8 @@ struct RealmPages {
     heading: &'static str,
 }
 
-const STAFF: RealmPages = RealmPages {
-    realm: Realm::Staff,
-    base: "/login",
-    password: "/login/password",
-    heading: "Sign in",
-};
+const STAFF: RealmPages =
+    RealmPages { realm: Realm::Staff, base: "/login", password: "/login/password", heading: "Sign in" };
 const PATIENT: RealmPages = RealmPages {
     realm: Realm::Patient,
     base: "/portal/login",
@@ -167,36 +151,22 @@ fn pages_for(realm: Realm) -> &'static RealmPages {
 }
 
 async fn home(MaybeSignedIn(s): MaybeSignedIn) -> Redirect {
-    if s.is_some() {
-        Redirect::to("/account")
-    } else {
-        Redirect::to("/login")
-    }
+    if s.is_some() { Redirect::to("/account") } else { Redirect::to("/login") }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => {
-            axum::Json(serde_json::json!({"status": "ok", "store": state.store.backend_name()}))
-                .into_response()
-        }
+        Ok(()) => axum::Json(serde_json::json!({"status": "ok", "store": state.store.backend_name()})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check: store unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({"status": "unavailable"})),
-            )
-                .into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"}))).into_response()
         }
     }
 }
 
 async fn stylesheet() -> Response {
     (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
         include_str!("../static/style.css"),
     )
         .into_response()
@@ -242,20 +212,8 @@ fn email_page(
     (jar, render_with(status, &page)).into_response()
 }
 
-async fn email_page_get(
-    state: AppState,
-    jar: CookieJar,
-    p: &RealmPages,
-    q: NoticeQuery,
-) -> Response {
-    email_page(
-        &state,
-        jar,
-        p,
-        String::new(),
-        notice_text(q.notice.as_deref()),
-        None,
-    )
+async fn email_page_get(state: AppState, jar: CookieJar, p: &RealmPages, q: NoticeQuery) -> Response {
+    email_page(&state, jar, p, String::new(), notice_text(q.notice.as_deref()), None)
 }
 
 #[derive(Deserialize)]
@@ -266,42 +224,22 @@ struct EmailForm {
     email: String,
 }
 
-async fn email_submit(
-    state: AppState,
-    jar: CookieJar,
-    p: &RealmPages,
-    form: EmailForm,
-) -> Result<Response, PageError> {
+async fn email_submit(state: AppState, jar: CookieJar, p: &RealmPages, form: EmailForm) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, None, &form.csrf)?;
     match login::start(&state, p.realm, &form.email).await {
         Ok(started) => {
-            let jar = cookies::set(
-                &state,
-                jar,
-                Kind::Flow,
-                started.flow_token.expose().to_owned(),
-            );
+            let jar = cookies::set(&state, jar, Kind::Flow, started.flow_token.expose().to_owned());
             Ok((jar, Redirect::to(p.password)).into_response())
         }
-        Err(e) if e.status.is_client_error() => {
-            Ok(email_page(&state, jar, p, form.email, None, Some(e)))
-        }
+        Err(e) if e.status.is_client_error() => Ok(email_page(&state, jar, p, form.email, None, Some(e))),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn staff_email_page(
-    State(s): State<AppState>,
-    jar: CookieJar,
-    Query(q): Query<NoticeQuery>,
-) -> Response {
+async fn staff_email_page(State(s): State<AppState>, jar: CookieJar, Query(q): Query<NoticeQuery>) -> Response {
     email_page_get(s, jar, &STAFF, q).await
 }
-async fn patient_email_page(
-    State(s): State<AppState>,
-    jar: CookieJar,
-    Query(q): Query<NoticeQuery>,
-) -> Response {
+async fn patient_email_page(State(s): State<AppState>, jar: CookieJar, Query(q): Query<NoticeQuery>) -> Response {
     email_page_get(s, jar, &PATIENT, q).await
 }
 async fn staff_email_submit(
@@ -337,11 +275,7 @@ struct LoginPasswordPage<'a> {
 
 fn restart(p: &RealmPages, jar: CookieJar, state: &AppState) -> Response {
     let jar = cookies::remove(state, jar, Kind::Flow);
-    (
-        jar,
-        Redirect::to(&format!("{}?notice=flow_expired", p.base)),
-    )
-        .into_response()
+    (jar, Redirect::to(&format!("{}?notice=flow_expired", p.base))).into_response()
 }
 
 async fn password_page(
@@ -394,11 +328,7 @@ async fn password_submit(
     let Some(token) = cookies::get(&state, &jar, Kind::Flow).map(str::to_owned) else {
         return Ok(restart(p, jar, &state));
     };
-    if login::current(&state, &token)
-        .await
-        .map(|f| f.realm != p.realm)
-        .unwrap_or(false)
-    {
+    if login::current(&state, &token).await.map(|f| f.realm != p.realm).unwrap_or(false) {
         return Ok(Redirect::to(p.base).into_response());
     }
     match login::submit_password(&state, &token, Password::new(form.password), &client.0).await {
@@ -412,8 +342,7 @@ async fn password_submit(
         Err(e) if e.status.is_client_error() => {
             let retry = e.retry_after;
             let mut res = password_page(state, jar, p, Some(e)).await?;
-            if let Some(v) = retry.and_then(|s| header::HeaderValue::from_str(&s.to_string()).ok())
-            {
+            if let Some(v) = retry.and_then(|s| header::HeaderValue::from_str(&s.to_string()).ok()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }
             Ok(res)
@@ -422,16 +351,10 @@ async fn password_submit(
     }
 }
 
-async fn staff_password_page(
-    State(s): State<AppState>,
-    jar: CookieJar,
-) -> Result<Response, PageError> {
+async fn staff_password_page(State(s): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
     password_page(s, jar, &STAFF, None).await
 }
-async fn patient_password_page(
-    State(s): State<AppState>,
-    jar: CookieJar,
-) -> Result<Response, PageError> {
+async fn patient_password_page(State(s): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
     password_page(s, jar, &PATIENT, None).await
 }
 async fn staff_password_submit(
@@ -467,10 +390,7 @@ struct AccountPage<'a> {
     error: Option<String>,
 }
 
-async fn account_page(
-    State(state): State<AppState>,
-    MaybeSignedIn(s): MaybeSignedIn,
-) -> Result<Response, PageError> {
+async fn account_page(State(state): State<AppState>, MaybeSignedIn(s): MaybeSignedIn) -> Result<Response, PageError> {
     let Some(s) = s else {
         return Ok(Redirect::to("/login").into_response());
     };
@@ -585,9 +505,7 @@ async fn link_page(
         button,
         action: format!("/{prefix}/{token}"),
         ask_email: purpose == LinkPurpose::Setup,
-        email: entered_email
-            .or_else(|| opened.account.as_ref().map(|a| a.email.to_string()))
-            .unwrap_or_default(),
+        email: entered_email.or_else(|| opened.account.as_ref().map(|a| a.email.to_string())).unwrap_or_default(),
         org_name: opened.org.map(|o| o.name),
         min_length: state.config.password_policy.min_length,
         csrf,
@@ -621,26 +539,10 @@ async fn link_submit(
     let password = Password::new(form.new_password);
     let result = match purpose {
         LinkPurpose::Setup => {
-            accounts::create_first_admin(
-                &state,
-                &token,
-                &form.email,
-                password,
-                &form.confirm_password,
-                &client.0,
-            )
-            .await
+            accounts::create_first_admin(&state, &token, &form.email, password, &form.confirm_password, &client.0).await
         }
         _ => {
-            accounts::set_password_with_link(
-                &state,
-                &token,
-                purpose,
-                password,
-                &form.confirm_password,
-                &client.0,
-            )
-            .await
+            accounts::set_password_with_link(&state, &token, purpose, password, &form.confirm_password, &client.0).await
         }
     };
     match result {
@@ -649,39 +551,19 @@ async fn link_submit(
             Ok(Redirect::to(&format!("{base}?notice=password_set")).into_response())
         }
         Err(e) if e.status.is_client_error() && e.code != "link_expired" => {
-            link_page(
-                &state,
-                jar,
-                &token,
-                purpose,
-                Some(form.email).filter(|e| !e.is_empty()),
-                Some(e),
-            )
-            .await
+            link_page(&state, jar, &token, purpose, Some(form.email).filter(|e| !e.is_empty()), Some(e)).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
-async fn setup_page(
-    State(s): State<AppState>,
-    jar: CookieJar,
-    Path(t): Path<String>,
-) -> Result<Response, PageError> {
+async fn setup_page(State(s): State<AppState>, jar: CookieJar, Path(t): Path<String>) -> Result<Response, PageError> {
     link_page(&s, jar, &t, LinkPurpose::Setup, None, None).await
 }
-async fn invite_page(
-    State(s): State<AppState>,
-    jar: CookieJar,
-    Path(t): Path<String>,
-) -> Result<Response, PageError> {
+async fn invite_page(State(s): State<AppState>, jar: CookieJar, Path(t): Path<String>) -> Result<Response, PageError> {
     link_page(&s, jar, &t, LinkPurpose::Invitation, None, None).await
 }
-async fn reset_page(
-    State(s): State<AppState>,
-    jar: CookieJar,
-    Path(t): Path<String>,
-) -> Result<Response, PageError> {
+async fn reset_page(State(s): State<AppState>, jar: CookieJar, Path(t): Path<String>) -> Result<Response, PageError> {
     link_page(&s, jar, &t, LinkPurpose::PasswordReset, None, None).await
 }
 async fn setup_submit(

@@ -29,15 +29,10 @@ impl SignedIn {
 pub fn actor_of(a: &Account) -> Actor {
     match (a.kind, &a.org_id, a.role) {
         (AccountKind::PlatformAdmin, _, _) => Actor::PlatformAdmin,
-        (AccountKind::Member, Some(org), Some(role)) => Actor::Member {
-            org: org.clone(),
-            role,
-        },
+        (AccountKind::Member, Some(org), Some(role)) => Actor::Member { org: org.clone(), role },
         (AccountKind::Patient, Some(org), _) => Actor::Patient { org: org.clone() },
         // A member row without organization or role cannot act on anything.
-        _ => Actor::Patient {
-            org: clinic_auth_core::OrgId::from_name("none"),
-        },
+        _ => Actor::Patient { org: clinic_auth_core::OrgId::from_name("none") },
     }
 }
 
@@ -51,11 +46,7 @@ pub async fn load_session(state: &AppState, presented: &str) -> Result<Option<Si
         return Ok(None);
     };
     let now = state.now();
-    if !state
-        .config
-        .session
-        .is_live(record.created_at, record.last_seen_at, now)
-    {
+    if !state.config.session.is_live(record.created_at, record.last_seen_at, now) {
         state.store.delete_session(&hash, None).await?;
         return Ok(None);
     }
@@ -67,11 +58,7 @@ pub async fn load_session(state: &AppState, presented: &str) -> Result<Option<Si
         return Ok(None);
     }
     state.store.touch_session(&hash, now).await?;
-    Ok(Some(SignedIn {
-        account,
-        token_hash: hash,
-        csrf_token: record.csrf_token,
-    }))
+    Ok(Some(SignedIn { account, token_hash: hash, csrf_token: record.csrf_token }))
 }
 
 /// The session behind the cookie, if any (pages).
@@ -81,10 +68,7 @@ pub struct MaybeSignedIn(pub Option<SignedIn>);
 impl FromRequestParts<AppState> for MaybeSignedIn {
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(&parts.headers);
         match cookies::get(state, &jar, Kind::Session) {
             Some(token) => Ok(MaybeSignedIn(load_session(state, token).await?)),
@@ -100,19 +84,13 @@ pub struct ApiSignedIn(pub SignedIn);
 impl FromRequestParts<AppState> for ApiSignedIn {
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(AppError::unauthorized)?;
-        load_session(state, token.trim())
-            .await?
-            .map(ApiSignedIn)
-            .ok_or_else(AppError::unauthorized)
+        load_session(state, token.trim()).await?.map(ApiSignedIn).ok_or_else(AppError::unauthorized)
     }
 }

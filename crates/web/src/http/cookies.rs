@@ -47,9 +47,5 @@ pub fn set(state: &AppState, jar: CookieJar, kind: Kind, value: String) -> Cooki
 }
 
 pub fn remove(state: &AppState, jar: CookieJar, kind: Kind) -> CookieJar {
-    jar.remove(
-        Cookie::build(name(state, kind))
-            .path("/")
-            .secure(state.config.secure_cookies()),
-    )
+    jar.remove(Cookie::build(name(state, kind)).path("/").secure(state.config.secure_cookies()))
 }

@@ -10,11 +10,7 @@ use crate::pages::PageError;
 use crate::{AppError, AppState};
 
 fn too_large() -> AppError {
-    AppError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        "The request is too large.",
-    )
+    AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request is too large.")
 }
 
 pub struct ApiJson<T>(pub T);
@@ -48,12 +44,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for PageForm<T> {
         match axum::Form::<T>::from_request(req, state).await {
             Ok(axum::Form(v)) => Ok(PageForm(v)),
             Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(PageError(too_large())),
-            Err(FormRejection::InvalidFormContentType(_)) | Err(_) => {
-                Err(PageError(AppError::bad_request(
-                    "invalid_request",
-                    "The form could not be read. Go back, reload the page and try again.",
-                )))
-            }
+            Err(FormRejection::InvalidFormContentType(_)) | Err(_) => Err(PageError(AppError::bad_request(
+                "invalid_request",
+                "The form could not be read. Go back, reload the page and try again.",
+            ))),
         }
     }
 }

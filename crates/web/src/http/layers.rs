@@ -31,16 +31,11 @@ pub fn layers(routes: Router<AppState>, state: AppState) -> Router {
         ("referrer-policy", "no-referrer"),
         ("x-frame-options", "DENY"),
         ("cross-origin-opener-policy", "same-origin"),
-        (
-            "permissions-policy",
-            "camera=(), microphone=(), geolocation=(), payment=()",
-        ),
+        ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()"),
     ];
     for (name, value) in headers {
-        router = router.layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        ));
+        router = router
+            .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static(name), HeaderValue::from_static(value)));
     }
     if state.config.secure_cookies() {
         router = router.layer(SetResponseHeaderLayer::overriding(
@@ -57,11 +52,7 @@ fn wants_json(path: &str) -> bool {
 
 async fn not_found(req: Request) -> Response {
     let err = AppError::not_found("This page");
-    if wants_json(req.uri().path()) {
-        err.into_response()
-    } else {
-        PageError(err).into_response()
-    }
+    if wants_json(req.uri().path()) { err.into_response() } else { PageError(err).into_response() }
 }
 
 /// Refuses cross-site form posts, marks responses uncacheable, and turns any error
@@ -77,30 +68,21 @@ async fn guard(State(_state): State<AppState>, req: Request, next: Next) -> Resp
     }
     let mut res = next.run(req).await;
     if !path.starts_with("/static/") {
-        res.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     let status = res.status();
     let has_body_type = res.headers().contains_key(header::CONTENT_TYPE);
     if (status.is_client_error() || status.is_server_error()) && !has_body_type {
         let err = match status {
-            StatusCode::METHOD_NOT_ALLOWED => AppError::new(
-                status,
-                "method_not_allowed",
-                "This address does not accept that method.",
-            ),
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                AppError::new(status, "payload_too_large", "The request is too large.")
+            StatusCode::METHOD_NOT_ALLOWED => {
+                AppError::new(status, "method_not_allowed", "This address does not accept that method.")
             }
+            StatusCode::PAYLOAD_TOO_LARGE => AppError::new(status, "payload_too_large", "The request is too large."),
             StatusCode::NOT_FOUND => AppError::not_found("This page"),
             s if s.is_server_error() => AppError::internal(format!("unbodied {s} response")),
             s => AppError::new(s, "invalid_request", "The request could not be handled."),
         };
-        let mut fixed = if json {
-            err.into_response()
-        } else {
-            PageError(err).into_response()
-        };
+        let mut fixed = if json { err.into_response() } else { PageError(err).into_response() };
         for (k, v) in res.headers() {
             if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
                 fixed.headers_mut().insert(k.clone(), v.clone());

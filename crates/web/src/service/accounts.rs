@@ -6,9 +6,7 @@ use clinic_auth_core::permission::Target;
 use clinic_auth_core::{
     AccountId, AccountKind, Email, NewPassword, OrgId, OrgKind, Password, Realm, Role, SecretToken,
 };
-use clinic_auth_store::{
-    Account, LinkPurpose, NewAccount, NewPasswordLink, Org, PasswordLink, StoreError,
-};
+use clinic_auth_store::{Account, LinkPurpose, NewAccount, NewPasswordLink, Org, PasswordLink, StoreError};
 
 use super::{By, audit_event, detail};
 use crate::{AppError, AppState};
@@ -22,10 +20,7 @@ pub struct Added {
 }
 
 fn invalid_email() -> AppError {
-    AppError::bad_request(
-        "invalid_email",
-        "Enter a valid email address, like name@clinic.org.",
-    )
+    AppError::bad_request("invalid_email", "Enter a valid email address, like name@clinic.org.")
 }
 
 fn password_error(e: clinic_auth_core::password::PasswordError) -> AppError {
@@ -43,13 +38,8 @@ pub fn check_new_password(
     confirm: Option<&str>,
     email: &Email,
 ) -> Result<NewPassword, AppError> {
-    let context = [
-        email.as_str(),
-        state.config.platform_name.as_str(),
-        "clinic-auth",
-    ];
-    NewPassword::parse(password, confirm, state.config.password_policy, &context)
-        .map_err(password_error)
+    let context = [email.as_str(), state.config.platform_name.as_str(), "clinic-auth"];
+    NewPassword::parse(password, confirm, state.config.password_policy, &context).map_err(password_error)
 }
 
 fn link_path(purpose: LinkPurpose, token: &SecretToken) -> String {
@@ -85,11 +75,7 @@ pub async fn get_org(state: &AppState, by: &By, id: &str) -> Result<Org, AppErro
         // Same answer as for a missing organization: ids of others are not disclosed.
         return Err(AppError::not_found("The organization"));
     }
-    state
-        .store
-        .get_org(&id)
-        .await?
-        .ok_or_else(|| AppError::not_found("The organization"))
+    state.store.get_org(&id).await?.ok_or_else(|| AppError::not_found("The organization"))
 }
 
 /// Creates an organization. Without an explicit id one is derived from the name.
@@ -105,31 +91,18 @@ pub async fn create_org(
     }
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(AppError::bad_request(
-            "invalid_name",
-            "Give the organization a name of 1 to 200 characters.",
-        ));
+        return Err(AppError::bad_request("invalid_name", "Give the organization a name of 1 to 200 characters."));
     }
     let explicit = id
         .map(|i| {
-            OrgId::parse(i).map_err(|e| {
-                AppError::bad_request("invalid_org_id", format!("{}.", capitalize(&e.to_string())))
-            })
+            OrgId::parse(i)
+                .map_err(|e| AppError::bad_request("invalid_org_id", format!("{}.", capitalize(&e.to_string()))))
         })
         .transpose()?;
     let base = explicit.clone().unwrap_or_else(|| OrgId::from_name(name));
     for attempt in 0..50u32 {
-        let candidate = if attempt == 0 {
-            base.clone()
-        } else {
-            base.with_suffix(attempt + 1)
-        };
-        let org = Org {
-            id: candidate,
-            name: name.to_owned(),
-            kind,
-            created_at: state.now(),
-        };
+        let candidate = if attempt == 0 { base.clone() } else { base.with_suffix(attempt + 1) };
+        let org = Org { id: candidate, name: name.to_owned(), kind, created_at: state.now() };
         let mut event = audit_event(state, "organization_created", "success", &by.client);
         event.org_id = Some(org.id.clone());
         event.actor_id = by.account_id;
@@ -156,9 +129,7 @@ pub async fn create_org(
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 /// Adds a member (with a role) or a patient to an organization, or a platform admin
@@ -177,20 +148,14 @@ pub async fn add_account(
         (AccountKind::PlatformAdmin, _) => None,
         (_, Some(o)) => Some(get_org(state, by, o).await?),
         (_, None) => {
-            return Err(AppError::bad_request(
-                "invalid_request",
-                "Name the organization.",
-            ));
+            return Err(AppError::bad_request("invalid_request", "Name the organization."));
         }
     };
     let allowed = match (kind, &org, role) {
         (AccountKind::PlatformAdmin, _, _) => by.actor.may_administer_platform(),
         (AccountKind::Member, Some(o), Some(r)) => by.actor.may_add_member(&o.id, r),
         (AccountKind::Member, _, None) => {
-            return Err(AppError::bad_request(
-                "invalid_role",
-                "Choose a role: owner, admin, provider or staff.",
-            ));
+            return Err(AppError::bad_request("invalid_role", "Choose a role: owner, admin, provider or staff."));
         }
         (AccountKind::Patient, Some(o), _) => by.actor.may_add_patient(&o.id),
         _ => false,
@@ -199,12 +164,7 @@ pub async fn add_account(
         return Err(AppError::forbidden());
     }
     let password_hash = match password {
-        Some(p) => Some(
-            state
-                .hasher
-                .hash(&check_new_password(state, p, None, &email)?)
-                .await?,
-        ),
+        Some(p) => Some(state.hasher.hash(&check_new_password(state, p, None, &email)?).await?),
         None => None,
     };
     let account = NewAccount {
@@ -212,22 +172,13 @@ pub async fn add_account(
         kind,
         email: email.clone(),
         org_id: org.as_ref().map(|o| o.id.clone()),
-        role: if kind == AccountKind::Member {
-            role
-        } else {
-            None
-        },
+        role: if kind == AccountKind::Member { role } else { None },
         password_hash: password_hash.clone(),
         now: state.now(),
     };
-    let invitation = password_hash.is_none().then(|| {
-        new_link(
-            state,
-            LinkPurpose::Invitation,
-            Some(account.id),
-            state.config.link_ttl_secs,
-        )
-    });
+    let invitation = password_hash
+        .is_none()
+        .then(|| new_link(state, LinkPurpose::Invitation, Some(account.id), state.config.link_ttl_secs));
     let mut event = audit_event(state, "account_created", "success", &by.client);
     event.org_id = account.org_id.clone();
     event.actor_id = by.account_id;
@@ -236,27 +187,14 @@ pub async fn add_account(
         ("kind", kind.as_str()),
         ("email", email.as_str()),
         ("role", role.map(Role::as_str).unwrap_or("")),
-        (
-            "invited",
-            if invitation.is_some() {
-                "true"
-            } else {
-                "false"
-            },
-        ),
+        ("invited", if invitation.is_some() { "true" } else { "false" }),
     ]);
-    state
-        .store
-        .insert_account(&account, invitation.as_ref().map(|(_, l)| l), &event)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => AppError::new(
-                StatusCode::CONFLICT,
-                "email_taken",
-                "An account with this email already exists.",
-            ),
-            other => other.into(),
-        })?;
+    state.store.insert_account(&account, invitation.as_ref().map(|(_, l)| l), &event).await.map_err(|e| match e {
+        StoreError::Conflict(_) => {
+            AppError::new(StatusCode::CONFLICT, "email_taken", "An account with this email already exists.")
+        }
+        other => other.into(),
+    })?;
     let stored = state
         .store
         .get_account(account.id)
@@ -264,45 +202,26 @@ pub async fn add_account(
         .ok_or_else(|| AppError::internal("account vanished after insert"))?;
     Ok(Added {
         account: stored,
-        invitation_url: invitation
-            .map(|(t, _)| state.config.link(&link_path(LinkPurpose::Invitation, &t))),
+        invitation_url: invitation.map(|(t, _)| state.config.link(&link_path(LinkPurpose::Invitation, &t))),
     })
 }
 
 /// Issues a password-reset link for an account (support, or the clinic's owner/admin).
-pub async fn password_reset_link(
-    state: &AppState,
-    by: &By,
-    account_id: &str,
-) -> Result<String, AppError> {
+pub async fn password_reset_link(state: &AppState, by: &By, account_id: &str) -> Result<String, AppError> {
     let id = AccountId::parse(account_id).map_err(|_| AppError::not_found("The account"))?;
-    let account = state
-        .store
-        .get_account(id)
-        .await?
-        .ok_or_else(|| AppError::not_found("The account"))?;
-    let target = Target {
-        kind: account.kind,
-        org: account.org_id.as_ref(),
-        role: account.role,
-    };
+    let account = state.store.get_account(id).await?.ok_or_else(|| AppError::not_found("The account"))?;
+    let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
     if !by.actor.may_reset_password(&target) {
         return Err(AppError::not_found("The account"));
     }
-    let (token, link) = new_link(
-        state,
-        LinkPurpose::PasswordReset,
-        Some(account.id),
-        state.config.link_ttl_secs.min(24 * 3600),
-    );
+    let (token, link) =
+        new_link(state, LinkPurpose::PasswordReset, Some(account.id), state.config.link_ttl_secs.min(24 * 3600));
     let mut event = audit_event(state, "password_reset_link_issued", "success", &by.client);
     event.org_id = account.org_id.clone();
     event.actor_id = by.account_id;
     event.subject_id = Some(account.id);
     state.store.insert_password_link(&link, &event).await?;
-    Ok(state
-        .config
-        .link(&link_path(LinkPurpose::PasswordReset, &token)))
+    Ok(state.config.link(&link_path(LinkPurpose::PasswordReset, &token)))
 }
 
 /// Finds an account by email for the command line: staff realm first, then patients.
@@ -323,9 +242,7 @@ pub async fn ensure_setup_link(state: &AppState) -> Result<Option<String>, AppEr
     }
     let (token, link) = new_link(state, LinkPurpose::Setup, None, 24 * 3600);
     state.store.replace_setup_link(&link, state.now()).await?;
-    Ok(Some(
-        state.config.link(&link_path(LinkPurpose::Setup, &token)),
-    ))
+    Ok(Some(state.config.link(&link_path(LinkPurpose::Setup, &token))))
 }
 
 /// A link someone opened, with what the page needs to greet them.
@@ -356,31 +273,17 @@ async fn usable_link(
     }
 }
 
-pub async fn open_link(
-    state: &AppState,
-    token: &str,
-    purpose: LinkPurpose,
-) -> Result<OpenedLink, AppError> {
+pub async fn open_link(state: &AppState, token: &str, purpose: LinkPurpose) -> Result<OpenedLink, AppError> {
     let (_, link) = usable_link(state, token, purpose).await?;
     let account = match link.account_id {
-        Some(id) => Some(
-            state
-                .store
-                .get_account(id)
-                .await?
-                .ok_or_else(link_unusable)?,
-        ),
+        Some(id) => Some(state.store.get_account(id).await?.ok_or_else(link_unusable)?),
         None => None,
     };
     let org = match account.as_ref().and_then(|a| a.org_id.as_ref()) {
         Some(o) => state.store.get_org(o).await?,
         None => None,
     };
-    Ok(OpenedLink {
-        purpose: link.purpose,
-        account,
-        org,
-    })
+    Ok(OpenedLink { purpose: link.purpose, account, org })
 }
 
 /// Sets a password through an invitation or reset link. Returns the account, whose
@@ -395,30 +298,18 @@ pub async fn set_password_with_link(
 ) -> Result<Account, AppError> {
     let (token, link) = usable_link(state, token, purpose).await?;
     let account_id = link.account_id.ok_or_else(link_unusable)?;
-    let account = state
-        .store
-        .get_account(account_id)
-        .await?
-        .ok_or_else(link_unusable)?;
+    let account = state.store.get_account(account_id).await?.ok_or_else(link_unusable)?;
     let new = check_new_password(state, password, Some(confirm), &account.email)?;
     let hash = state.hasher.hash(&new).await?;
-    let kind = if purpose == LinkPurpose::Invitation {
-        "invitation_accepted"
-    } else {
-        "password_reset"
-    };
+    let kind = if purpose == LinkPurpose::Invitation { "invitation_accepted" } else { "password_reset" };
     let mut event = audit_event(state, kind, "success", client);
     event.org_id = account.org_id.clone();
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
-    if !state
-        .store
-        .set_password_with_link(&token.hash(), account.id, &hash, state.now(), &event)
-        .await?
-    {
+    if !state.store.set_password_with_link(&token.hash(), account.id, &hash, state.now(), &event).await? {
         return Err(link_unusable());
     }
-    Ok(account)
+    state.store.get_account(account.id).await?.ok_or_else(link_unusable)
 }
 
 /// Creates the first platform admin through the setup link.
@@ -446,31 +337,20 @@ pub async fn create_first_admin(
     let mut event = audit_event(state, "account_created", "success", client);
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
-    event.detail = detail(&[
-        ("kind", "platform_admin"),
-        ("email", email.as_str()),
-        ("via", "setup_link"),
-    ]);
-    let created = state
-        .store
-        .create_admin_with_setup_link(&token.hash(), &account, state.now(), &event)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => AppError::new(
-                StatusCode::CONFLICT,
-                "email_taken",
-                "An account with this email already exists.",
-            ),
-            other => other.into(),
+    event.detail = detail(&[("kind", "platform_admin"), ("email", email.as_str()), ("via", "setup_link")]);
+    let created =
+        state.store.create_admin_with_setup_link(&token.hash(), &account, state.now(), &event).await.map_err(|e| {
+            match e {
+                StoreError::Conflict(_) => {
+                    AppError::new(StatusCode::CONFLICT, "email_taken", "An account with this email already exists.")
+                }
+                other => other.into(),
+            }
         })?;
     if !created {
         return Err(link_unusable());
     }
-    state
-        .store
-        .get_account(account.id)
-        .await?
-        .ok_or_else(|| AppError::internal("admin vanished after insert"))
+    state.store.get_account(account.id).await?.ok_or_else(|| AppError::internal("admin vanished after insert"))
 }
 
 /// What a presented link is for, if it is still usable.

@@ -24,30 +24,18 @@ pub struct SignedInSession {
 }
 
 pub fn incorrect() -> AppError {
-    AppError::new(
-        StatusCode::UNAUTHORIZED,
-        "incorrect_credentials",
-        "Email or password is incorrect.",
-    )
+    AppError::new(StatusCode::UNAUTHORIZED, "incorrect_credentials", "Email or password is incorrect.")
 }
 
 pub fn flow_expired() -> AppError {
-    AppError::new(
-        StatusCode::GONE,
-        "flow_expired",
-        "Your sign-in took too long. Please start again.",
-    )
+    AppError::new(StatusCode::GONE, "flow_expired", "Your sign-in took too long. Please start again.")
 }
 
 /// Step one: an email. Any well-formed email starts a flow, whether or not an account
 /// exists, so this step tells nobody who has an account.
 pub async fn start(state: &AppState, realm: Realm, email: &str) -> Result<Started, AppError> {
-    let email = Email::parse(email).map_err(|_| {
-        AppError::bad_request(
-            "invalid_email",
-            "Enter a valid email address, like name@clinic.org.",
-        )
-    })?;
+    let email = Email::parse(email)
+        .map_err(|_| AppError::bad_request("invalid_email", "Enter a valid email address, like name@clinic.org."))?;
     let flow_token = SecretToken::generate();
     let flow = LoginFlow::start(realm, email, state.now());
     state.store.insert_flow(&flow_token.hash(), &flow).await?;
@@ -84,18 +72,11 @@ pub async fn submit_password(
     client: &ClientInfo,
 ) -> Result<SignedInSession, AppError> {
     let flow = current(state, flow_token).await?;
-    let flow_hash = SecretToken::from_presented(flow_token)
-        .ok_or_else(flow_expired)?
-        .hash();
+    let flow_hash = SecretToken::from_presented(flow_token).ok_or_else(flow_expired)?.hash();
     let now = state.now();
     let (acct_key, ip_key) = (account_key(&flow), client_key(client));
     for key in [&acct_key, &ip_key] {
-        if let Some(locked_for) = state
-            .store
-            .get_throttle(key)
-            .await?
-            .and_then(|t| t.locked_for(now))
-        {
+        if let Some(locked_for) = state.store.get_throttle(key).await?.and_then(|t| t.locked_for(now)) {
             return Err(AppError::too_many_attempts(locked_for));
         }
     }
@@ -131,19 +112,11 @@ pub async fn submit_password(
                 now,
                 client: client.clone(),
             };
-            state
-                .store
-                .insert_session(&session, &flow_hash, &event)
-                .await
-                .map_err(|e| match e {
-                    clinic_auth_store::StoreError::MissingReference(_) => flow_expired(),
-                    other => other.into(),
-                })?;
-            Ok(SignedInSession {
-                token,
-                csrf_token,
-                account,
-            })
+            state.store.insert_session(&session, &flow_hash, &event).await.map_err(|e| match e {
+                clinic_auth_store::StoreError::MissingReference(_) => flow_expired(),
+                other => other.into(),
+            })?;
+            Ok(SignedInSession { token, csrf_token, account })
         }
         (AfterPassword::Rejected(PasswordRejection::Deactivated), _) => {
             event.detail = detail(&[("reason", "account_deactivated")]);
@@ -162,14 +135,8 @@ pub async fn submit_password(
             };
             event.detail = detail(&[("reason", reason), ("email", flow.email.as_str())]);
             state.store.append_audit(&event).await?;
-            state
-                .store
-                .record_failure(&acct_key, ThrottleRule::PASSWORD_PER_ACCOUNT, now)
-                .await?;
-            state
-                .store
-                .record_failure(&ip_key, ThrottleRule::PASSWORD_PER_CLIENT, now)
-                .await?;
+            state.store.record_failure(&acct_key, ThrottleRule::PASSWORD_PER_ACCOUNT, now).await?;
+            state.store.record_failure(&ip_key, ThrottleRule::PASSWORD_PER_CLIENT, now).await?;
             Err(incorrect())
         }
     }
@@ -185,9 +152,6 @@ pub async fn sign_out(
     event.org_id = signed_in.account.org_id.clone();
     event.actor_id = Some(signed_in.account.id);
     event.subject_id = Some(signed_in.account.id);
-    state
-        .store
-        .delete_session(&signed_in.token_hash, Some(&event))
-        .await?;
+    state.store.delete_session(&signed_in.token_hash, Some(&event)).await?;
     Ok(())
 }

@@ -24,21 +24,13 @@ impl By {
         By {
             actor: Actor::Operator,
             account_id: None,
-            client: ClientInfo {
-                ip: "local".into(),
-                user_agent: "clinic-auth cli".into(),
-            },
+            client: ClientInfo { ip: "local".into(), user_agent: "clinic-auth cli".into() },
         }
     }
 }
 
 /// An audit event at the current time; callers fill in org, actor, subject, detail.
-pub fn audit_event(
-    state: &AppState,
-    kind: &'static str,
-    outcome: &'static str,
-    client: &ClientInfo,
-) -> NewAuditEvent {
+pub fn audit_event(state: &AppState, kind: &'static str, outcome: &'static str, client: &ClientInfo) -> NewAuditEvent {
     NewAuditEvent {
         at: state.now(),
         kind,
@@ -53,9 +45,7 @@ pub fn audit_event(
 
 /// A JSON object for an audit event's detail. Only ever pass non-secret values.
 pub fn detail(pairs: &[(&str, &str)]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
-        .collect();
+    let map: serde_json::Map<String, serde_json::Value> =
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned()))).collect();
     serde_json::Value::Object(map).to_string()
 }

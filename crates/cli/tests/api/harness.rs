@@ -1,0 +1,276 @@
+//! Starts the real application on a random loopback port with a fresh store: a
+//! temporary SQLite file, or a uniquely named PostgreSQL database that is dropped
+//! afterwards.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clinic_auth_core::{AccountKind, ManualClock, OrgKind, Password, Role, UnixTime};
+use clinic_auth_store::{Account, Org, Store};
+use clinic_auth_web::service::{By, accounts};
+use clinic_auth_web::{AppState, WebConfig};
+use serde_json::{Value, json};
+
+pub const POSTGRES_ENV: &str = "CLINIC_AUTH_TEST_POSTGRES_URL";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists for one test.
+pub enum TestDb {
+    Sqlite(tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> Option<(TestDb, String)> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join("test.db").display());
+                Some((TestDb::Sqlite(dir), url))
+            }
+            Backend::Postgres => {
+                let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+                    eprintln!(
+                        "PostgreSQL suite skipped: set {POSTGRES_ENV} (e.g. postgres://postgres@127.0.0.1:5432/postgres) to run it"
+                    );
+                    return None;
+                };
+                let name = format!("clinic_auth_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is unreachable: {e}"));
+                sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("create test database");
+                let mut url = url::Url::parse(&admin_url).expect("postgres url");
+                url.set_path(&name);
+                Some((TestDb::Postgres { admin_url, name }, url.to_string()))
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime: use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
+                        let _ = sqlx::Executor::execute(
+                            &mut conn,
+                            sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
+                        )
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub database_url: String,
+    pub db: TestDb,
+    pub backend: Backend,
+}
+
+pub struct Options {
+    pub hashing_concurrency: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { hashing_concurrency: 2 }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn_with(backend, Options::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, opts: Options) -> Option<TestApp> {
+        let (db, database_url) = TestDb::create(backend).await?;
+        let store: Arc<dyn Store> = clinic_auth_store::connect(&database_url).await.expect("connect store");
+        store.migrate().await.expect("migrate");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
+        let mut config = WebConfig::new(url::Url::parse(&base).expect("url"));
+        config.hashing_concurrency = opts.hashing_concurrency;
+        // A fixed start keeps TOTP-free tests independent of the wall clock.
+        let clock = Arc::new(ManualClock::new(UnixTime(1_800_000_000)));
+        let state = AppState::new(store, clock.clone(), config);
+        tokio::spawn(clinic_auth_web::serve(listener, state.clone(), std::future::pending()));
+        Some(TestApp { base, addr, state, clock, database_url, db, backend })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A client like a browser: keeps cookies, does not follow redirects.
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    /// A client like a program: no cookies.
+    pub fn api(&self) -> reqwest::Client {
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+    }
+
+    pub async fn org(&self, name: &str, kind: OrgKind) -> Org {
+        accounts::create_org(&self.state, &By::operator(), name, kind, None).await.expect("create org")
+    }
+
+    pub async fn member(&self, org: &Org, email: &str, role: Role) -> Account {
+        accounts::add_account(
+            &self.state,
+            &By::operator(),
+            AccountKind::Member,
+            Some(org.id.as_str()),
+            email,
+            Some(role),
+            Some(Password::new(PASSWORD.into())),
+        )
+        .await
+        .expect("add member")
+        .account
+    }
+
+    pub async fn patient(&self, org: &Org, email: &str) -> Account {
+        accounts::add_account(
+            &self.state,
+            &By::operator(),
+            AccountKind::Patient,
+            Some(org.id.as_str()),
+            email,
+            None,
+            Some(Password::new(PASSWORD.into())),
+        )
+        .await
+        .expect("add patient")
+        .account
+    }
+
+    pub async fn platform_admin(&self, email: &str) -> Account {
+        accounts::add_account(
+            &self.state,
+            &By::operator(),
+            AccountKind::PlatformAdmin,
+            None,
+            email,
+            None,
+            Some(Password::new(PASSWORD.into())),
+        )
+        .await
+        .expect("add admin")
+        .account
+    }
+
+    /// Starts an API sign-in and returns the flow id.
+    pub async fn start_login(&self, realm: &str, email: &str) -> reqwest::Response {
+        self.api()
+            .post(self.url("/api/v1/login"))
+            .json(&json!({"realm": realm, "email": email}))
+            .send()
+            .await
+            .expect("send")
+    }
+
+    pub async fn submit_password(&self, flow_id: &str, password: &str) -> reqwest::Response {
+        self.api()
+            .post(self.url(&format!("/api/v1/login/{flow_id}/password")))
+            .json(&json!({"password": password}))
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// Signs in through the API; returns the response of the password step.
+    pub async fn api_login(&self, realm: &str, email: &str, password: &str) -> reqwest::Response {
+        let started: Value = self.start_login(realm, email).await.json().await.expect("json");
+        let flow = started["flow_id"].as_str().expect("flow id").to_owned();
+        self.submit_password(&flow, password).await
+    }
+
+    /// Signs in through the API and returns the session token.
+    pub async fn token(&self, realm: &str, email: &str) -> String {
+        let res = self.api_login(realm, email, PASSWORD).await;
+        assert_eq!(res.status(), 200, "sign-in of {email} failed");
+        let body: Value = res.json().await.expect("json");
+        body["session_token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn get_json(&self, path: &str, token: &str) -> (u16, Value) {
+        let res = self.api().get(self.url(path)).bearer_auth(token).send().await.expect("send");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let res = self.api().post(self.url(path)).bearer_auth(token).json(&body).send().await.expect("send");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn audit_kinds(&self) -> Vec<(String, String)> {
+        let events = self
+            .state
+            .store
+            .list_audit(&clinic_auth_store::AuditFilter { limit: 1000, ..Default::default() })
+            .await
+            .expect("audit");
+        events.into_iter().map(|e| (e.kind, e.outcome)).collect()
+    }
+}
+
+/// The value of the hidden `csrf` field in a page.
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("page has a csrf field") + marker.len();
+    html[start..].split('"').next().expect("csrf value").to_owned()
+}
+
+/// Runs each named test function against SQLite and, when configured, PostgreSQL.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::harness::{Backend, TestApp};
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = TestApp::spawn(Backend::Sqlite).await.expect("sqlite app");
+                    super::$name(app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = TestApp::spawn(Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,14 @@
+//! The integration suite: the real application over HTTP, on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod harness;
+
+mod admin;
+mod bad_input;
+mod cli;
+mod multi_process;
+mod openapi;
+mod pages;
+mod sessions;
+mod sign_in;
+mod throttling;

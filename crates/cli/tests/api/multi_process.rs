@@ -1,0 +1,115 @@
+//! Two server processes on one PostgreSQL database serve one user interchangeably:
+//! sessions, login flows and failure counters live in the store.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use clinic_auth_core::{OrgKind, Role};
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, PASSWORD, TestApp};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(database_url: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clinic-auth"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
+        .env("CLINIC_AUTH_LOG_LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut base = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("clinic-auth is listening on ") {
+            base = Some(rest.split_whitespace().next().unwrap().to_owned());
+            break;
+        }
+    }
+    Server { child, base: base.expect("server printed its address") }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_share_sessions_flows_and_limits() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else { return };
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    app.member(&org, "dr.lee@riverside.test", Role::Provider).await;
+    let (a, b) = (start(&app.database_url), start(&app.database_url));
+    let http = reqwest::Client::new();
+
+    // Start on A, finish on B.
+    let started: Value = http
+        .post(format!("{}/api/v1/login", a.base))
+        .json(&json!({"email": "dr.lee@riverside.test"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let flow = started["flow_id"].as_str().unwrap();
+    let res = http
+        .post(format!("{}/api/v1/login/{flow}/password", b.base))
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["session_token"].as_str().unwrap().to_owned();
+    // A session made through B is honoured by A, and ended everywhere at once.
+    let me = http.get(format!("{}/api/v1/me", a.base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(http.post(format!("{}/api/v1/logout", a.base)).bearer_auth(&token).send().await.unwrap().status(), 204);
+    assert_eq!(http.get(format!("{}/api/v1/me", b.base)).bearer_auth(&token).send().await.unwrap().status(), 401);
+
+    // Failures counted on both add up to one lock.
+    for i in 0..6 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let v: Value = http
+            .post(format!("{}/api/v1/login", server.base))
+            .json(&json!({"email": "dr.lee@riverside.test"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let f = v["flow_id"].as_str().unwrap();
+        let r = http
+            .post(format!("{}/api/v1/login/{f}/password", server.base))
+            .json(&json!({"password": "wrong horse battery staple"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let v: Value = http
+        .post(format!("{}/api/v1/login", a.base))
+        .json(&json!({"email": "dr.lee@riverside.test"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let f = v["flow_id"].as_str().unwrap();
+    let r = http
+        .post(format!("{}/api/v1/login/{f}/password", b.base))
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+}
