@@ -136,7 +136,7 @@ fn is_repetitive(pw: &str) -> bool {
     let chars: Vec<char> = pw.chars().collect();
     let n = chars.len();
     for block in 1..=3 {
-        if n >= block * 2 && n % block == 0 {
+        if n >= block * 2 && n.is_multiple_of(block) {
             let first = chars.get(..block).unwrap_or_default();
             if chars.chunks(block).all(|c| c == first) {
                 return true;

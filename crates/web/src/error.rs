@@ -108,11 +108,10 @@ impl IntoResponse for AppError {
         let body =
             ErrorBody { error: ErrorDetail { code: self.code, message: self.message, retry_after: self.retry_after } };
         let mut res = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }
-        }
         res
     }
 }

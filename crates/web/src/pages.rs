@@ -102,11 +102,10 @@ impl IntoResponse for PageError {
             link_text: "Go to the sign-in page",
         };
         let mut r = render_with(e.status, &page);
-        if let Some(secs) = e.retry_after {
-            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+        if let Some(secs) = e.retry_after
+            && let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
-        }
         r
     }
 }

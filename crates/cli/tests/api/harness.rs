@@ -21,6 +21,7 @@ pub enum Backend {
 }
 
 /// A database that exists for one test.
+#[allow(dead_code)] // the TempDir is held only to delete it on drop
 pub enum TestDb {
     Sqlite(tempfile::TempDir),
     Postgres { admin_url: String, name: String },
@@ -78,6 +79,7 @@ impl Drop for TestDb {
     }
 }
 
+#[allow(dead_code)] // kept alive (TempDir, database) or read by some tests only
 pub struct TestApp {
     pub base: String,
     pub addr: SocketAddr,
