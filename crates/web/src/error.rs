@@ -109,9 +109,10 @@ impl IntoResponse for AppError {
             ErrorBody { error: ErrorDetail { code: self.code, message: self.message, retry_after: self.retry_after } };
         let mut res = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         res
     }
 }

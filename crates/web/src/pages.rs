@@ -103,9 +103,10 @@ impl IntoResponse for PageError {
         };
         let mut r = render_with(e.status, &page);
         if let Some(secs) = e.retry_after
-            && let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+            && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+        {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         r
     }
 }

@@ -61,10 +61,12 @@ async fn guard(State(_state): State<AppState>, req: Request, next: Next) -> Resp
     let path = req.uri().path().to_owned();
     let json = wants_json(&path);
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method && !json
-        && let Err(e) = super::csrf::check_origin(req.headers()) {
-            return PageError(e).into_response();
-        }
+    if unsafe_method
+        && !json
+        && let Err(e) = super::csrf::check_origin(req.headers())
+    {
+        return PageError(e).into_response();
+    }
     let mut res = next.run(req).await;
     if !path.starts_with("/static/") {
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
