@@ -165,15 +165,18 @@ export async function startServer({ env = {} } = {}) {
   const match = out.match(SETUP_URL_RE);
   const setupUrl = match ? match[0] : null;
 
-  /** Runs `clinic-auth <args...> --data-dir DIR --json` and returns the parsed JSON stdout. */
-  function cli(args) {
+  /**
+   * Runs `clinic-auth <args...> --data-dir DIR --json` and returns the parsed JSON stdout.
+   * `stdin`, if given, is written to the command's standard input (e.g. for --password-stdin).
+   */
+  function cli(args, { stdin } = {}) {
     const argv = [...args, '--data-dir', dataDir, '--json'];
     let stdout;
     try {
       stdout = execFileSync(BIN, argv, {
         encoding: 'utf8',
         env: childEnv,
-        stdio: ['ignore', 'pipe', 'pipe'],
+        ...(stdin === undefined ? { stdio: ['ignore', 'pipe', 'pipe'] } : { input: stdin, stdio: ['pipe', 'pipe', 'pipe'] }),
         timeout: 30_000,
       });
     } catch (err) {

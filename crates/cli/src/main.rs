@@ -90,6 +90,23 @@ enum OrgCommand {
     },
     /// List organizations.
     List,
+    /// MFA settings: platform support enables MFA; then choose mode and methods.
+    Mfa {
+        #[arg(long)]
+        org: String,
+        /// Turn MFA on for the organization.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Turn MFA off for the organization (members keep their factors).
+        #[arg(long)]
+        disable: bool,
+        /// off, optional (members may opt in) or required ("Mandatory 2FA", clinics only).
+        #[arg(long, value_parser = ["off", "optional", "required"])]
+        mode: Option<String>,
+        /// Allowed methods, comma-separated: authenticator[,email,sms,passkey].
+        #[arg(long)]
+        methods: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +123,15 @@ enum MemberCommand {
         /// Read the initial password from standard input instead of inviting.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// A member's two-factor setting: clinic_default, required or not_required.
+    Mfa {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long = "override", value_parser = ["clinic_default", "required", "not_required"])]
+        value: String,
     },
 }
 
@@ -160,7 +186,11 @@ fn main() -> std::process::ExitCode {
 fn init_logging(s: &Settings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&s.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if s.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
@@ -237,7 +267,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn app_state(settings: &Settings, bound: std::net::SocketAddr) -> anyhow::Result<AppState> {
     let store = open_store(settings).await?;
-    Ok(AppState::new(store, Arc::new(SystemClock), settings.web_config(bound)?))
+    let sealer = settings.sealer()?;
+    Ok(AppState::new(store, Arc::new(SystemClock), settings.web_config(bound)?, sealer))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -312,6 +343,43 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
                     println!("{}\t{}\t{}", o.id, o.kind, o.name);
                 }
             }
+        }
+        Command::Org(OrgCommand::Mfa { org, enable, disable, mode, methods }) => {
+            let change = clinic_auth_web::service::policy::OrgMfaChange {
+                enabled: if enable {
+                    Some(true)
+                } else if disable {
+                    Some(false)
+                } else {
+                    None
+                },
+                mode: mode.map(|m| m.parse()).transpose()?,
+                methods: methods.map(|m| m.parse()).transpose()?,
+            };
+            let org = clinic_auth_web::service::policy::set_org_mfa(&state, &by, &org, change).await?;
+            let mfa = &org.mfa;
+            print_out(
+                json_out,
+                json!({"id": org.id.as_str(), "mfa": {"enabled": mfa.enabled, "mode": mfa.mode.as_str(),
+                    "methods": mfa.methods.iter().map(|k| k.as_str()).collect::<Vec<_>>()}}),
+                &format!(
+                    "{}: MFA {}, mode {}, methods {}",
+                    org.id,
+                    if mfa.enabled { "enabled" } else { "disabled" },
+                    mfa.mode,
+                    mfa.methods
+                ),
+            );
+        }
+        Command::Member(MemberCommand::Mfa { org, email, value }) => {
+            let value: clinic_auth_core::MemberOverride = value.parse()?;
+            let member =
+                clinic_auth_web::service::policy::set_member_override(&state, &by, &org, &email, value).await?;
+            let mut v = account_json(&member);
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("mfa_override".into(), json!(member.mfa_override.as_str()));
+            }
+            print_out(json_out, v, &format!("{}: two-factor setting {}", member.email, member.mfa_override));
         }
         Command::Member(MemberCommand::Add { org, email, role, password_stdin }) => {
             let role: Role = role.parse()?;

@@ -34,6 +34,11 @@ pub struct Settings {
     pub invitation_valid_days: i64,
     /// Trust `X-Forwarded-For` (only behind your own reverse proxy).
     pub trust_forwarded_for: bool,
+    /// The AEAD keyring that seals authenticator secrets, inline (`VERSION:BASE64` lines).
+    pub encryption_key: Option<String>,
+    /// …or a file holding it. Default: `DATA_DIR/encryption.key`, generated on first
+    /// start for the embedded SQLite store.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -52,6 +57,8 @@ impl Default for Settings {
             password_min_length: clinic_auth_core::password::DEFAULT_MIN_LENGTH,
             invitation_valid_days: 7,
             trust_forwarded_for: false,
+            encryption_key: None,
+            encryption_key_file: None,
         }
     }
 }
@@ -123,6 +130,45 @@ impl Settings {
             bail!("public_url must start with http:// or https://");
         }
         Ok(url)
+    }
+
+    /// Loads the encryption keyring. For the embedded SQLite default a missing key file
+    /// is generated (owner-only); with PostgreSQL every instance must share one key, so
+    /// it has to be configured.
+    pub fn sealer(&self) -> anyhow::Result<clinic_auth_web::Sealer> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = match (&self.encryption_key, &self.encryption_key_file) {
+            (Some(k), _) => k.replace(';', "\n"),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading encryption_key_file {}", path.display()))?,
+            (None, None) => {
+                if !self.database_url().starts_with("sqlite:") {
+                    bail!(
+                        "set encryption_key or encryption_key_file (CLINIC_AUTH_ENCRYPTION_KEY[_FILE]): \
+                         every instance on a shared database must use the same key"
+                    );
+                }
+                let path = self.data_dir.join("encryption.key");
+                match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        let text = clinic_auth_web::Sealer::generate_keyring();
+                        let mut f = std::fs::OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .mode(0o600)
+                            .open(&path)
+                            .with_context(|| format!("creating {}", path.display()))?;
+                        f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+                        tracing::info!(path = %path.display(), "generated a new encryption key; back it up with the database");
+                        text
+                    }
+                    Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+                }
+            }
+        };
+        Ok(clinic_auth_web::Sealer::from_keyring(&text)?)
     }
 
     pub fn web_config(&self, bound: SocketAddr) -> anyhow::Result<clinic_auth_web::WebConfig> {

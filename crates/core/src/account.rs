@@ -42,6 +42,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(crate) use string_enum;
 
 string_enum!(
     /// A tenant is a clinic (many users) or a solo provider.

@@ -61,7 +61,7 @@ impl fmt::Display for OrgId {
 }
 
 /// A member's, patient's or platform admin's id (a random UUID).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct AccountId(uuid::Uuid);
 

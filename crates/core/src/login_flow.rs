@@ -4,9 +4,15 @@
 use crate::account::{AccountStatus, Realm};
 use crate::clock::UnixTime;
 use crate::email::Email;
+use crate::ids::AccountId;
+use crate::policy::{FactorKind, MethodSet, Requirement};
 
 /// How long a started sign-in may take before it has to start over.
 pub const FLOW_LIFETIME_SECS: i64 = 15 * 60;
+
+/// Wrong second-factor codes one sign-in attempt may make before it must start over
+/// (the member's own lockout counts across attempts as well).
+pub const MAX_CODE_ATTEMPTS_PER_FLOW: u32 = 5;
 
 /// Where a login flow stands.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -14,6 +20,11 @@ pub const FLOW_LIFETIME_SECS: i64 = 15 * 60;
 pub enum FlowStep {
     /// The email is known to the flow (not necessarily to us); the password is next.
     Password,
+    /// The password was right; a second factor is next.
+    SecondFactor { account_id: AccountId, method: FactorKind, attempts: u32 },
+    /// The password was right and MFA applies, but nothing is enrolled: setting up a
+    /// factor is part of this sign-in, and no session exists before it completes.
+    Enroll { account_id: AccountId, allowed: MethodSet },
 }
 
 impl FlowStep {
@@ -21,6 +32,15 @@ impl FlowStep {
     pub fn name(&self) -> &'static str {
         match self {
             FlowStep::Password => "password",
+            FlowStep::SecondFactor { .. } => "second_factor",
+            FlowStep::Enroll { .. } => "enroll",
+        }
+    }
+
+    pub fn account_id(&self) -> Option<AccountId> {
+        match self {
+            FlowStep::Password => None,
+            FlowStep::SecondFactor { account_id, .. } | FlowStep::Enroll { account_id, .. } => Some(*account_id),
         }
     }
 }
@@ -71,20 +91,56 @@ pub enum PasswordRejection {
 }
 
 /// What comes after a password step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterPassword {
     /// The sign-in is complete: create a session.
     SignIn,
+    /// Ask for a second factor, starting with `method`.
+    SecondFactor {
+        method: FactorKind,
+    },
+    /// Set up a second factor first.
+    Enroll {
+        allowed: MethodSet,
+    },
     Rejected(PasswordRejection),
 }
 
-/// Decides the step after a password. A failure counts against the throttles only
-/// when it is `Incorrect`.
-pub fn after_password(check: PasswordCheck) -> AfterPassword {
+/// Decides the step after a password, given what the policy requires of the account.
+/// A failure counts against the throttles only when it is `Incorrect`.
+pub fn after_password(check: PasswordCheck, requirement: &Requirement) -> AfterPassword {
     match check {
-        PasswordCheck::Correct(AccountStatus::Active) => AfterPassword::SignIn,
+        PasswordCheck::Correct(AccountStatus::Active) => match requirement {
+            Requirement::NoSecondFactor | Requirement::Bypass { then_enroll: None } => AfterPassword::SignIn,
+            Requirement::Challenge { default, .. } => AfterPassword::SecondFactor { method: *default },
+            Requirement::Enroll { allowed } | Requirement::Bypass { then_enroll: Some(allowed) } => {
+                AfterPassword::Enroll { allowed: *allowed }
+            }
+        },
         PasswordCheck::Correct(AccountStatus::Deactivated) => AfterPassword::Rejected(PasswordRejection::Deactivated),
         PasswordCheck::Wrong | PasswordCheck::NoSuchAccount => AfterPassword::Rejected(PasswordRejection::Incorrect),
+    }
+}
+
+/// What a wrong second-factor code does to the flow: count it, or end the flow when
+/// the attempts are used up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterWrongCode {
+    TryAgain { attempts_left: u32 },
+    StartOver,
+}
+
+pub fn after_wrong_code(step: &mut FlowStep) -> AfterWrongCode {
+    match step {
+        FlowStep::SecondFactor { attempts, .. } => {
+            *attempts += 1;
+            if *attempts >= MAX_CODE_ATTEMPTS_PER_FLOW {
+                AfterWrongCode::StartOver
+            } else {
+                AfterWrongCode::TryAgain { attempts_left: MAX_CODE_ATTEMPTS_PER_FLOW - *attempts }
+            }
+        }
+        _ => AfterWrongCode::StartOver,
     }
 }
 
@@ -93,19 +149,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_correct_password_on_an_active_account_signs_in() {
+    fn the_password_step_follows_the_requirement() {
+        let auth = MethodSet::authenticator_only();
+        let challenge =
+            Requirement::Challenge { default: FactorKind::Authenticator, others: vec![FactorKind::RecoveryCode] };
+        let active = PasswordCheck::Correct(AccountStatus::Active);
         let table = [
-            (PasswordCheck::Correct(AccountStatus::Active), AfterPassword::SignIn),
+            (active, Requirement::NoSecondFactor, AfterPassword::SignIn),
+            (active, challenge.clone(), AfterPassword::SecondFactor { method: FactorKind::Authenticator }),
+            (active, Requirement::Enroll { allowed: auth }, AfterPassword::Enroll { allowed: auth }),
+            (active, Requirement::Bypass { then_enroll: None }, AfterPassword::SignIn),
+            (active, Requirement::Bypass { then_enroll: Some(auth) }, AfterPassword::Enroll { allowed: auth }),
             (
                 PasswordCheck::Correct(AccountStatus::Deactivated),
+                challenge.clone(),
                 AfterPassword::Rejected(PasswordRejection::Deactivated),
             ),
-            (PasswordCheck::Wrong, AfterPassword::Rejected(PasswordRejection::Incorrect)),
-            (PasswordCheck::NoSuchAccount, AfterPassword::Rejected(PasswordRejection::Incorrect)),
+            (PasswordCheck::Wrong, Requirement::NoSecondFactor, AfterPassword::Rejected(PasswordRejection::Incorrect)),
+            (PasswordCheck::NoSuchAccount, challenge, AfterPassword::Rejected(PasswordRejection::Incorrect)),
         ];
-        for (check, expected) in table {
-            assert_eq!(after_password(check), expected, "{check:?}");
+        for (check, req, expected) in table {
+            assert_eq!(after_password(check, &req), expected, "{check:?} {req:?}");
         }
+    }
+
+    #[test]
+    fn wrong_codes_are_counted_until_the_flow_must_start_over() {
+        let mut step = FlowStep::SecondFactor {
+            account_id: AccountId::new_random(),
+            method: FactorKind::Authenticator,
+            attempts: 0,
+        };
+        for left in (1..MAX_CODE_ATTEMPTS_PER_FLOW).rev() {
+            assert_eq!(after_wrong_code(&mut step), AfterWrongCode::TryAgain { attempts_left: left });
+        }
+        assert_eq!(after_wrong_code(&mut step), AfterWrongCode::StartOver);
+        assert_eq!(after_wrong_code(&mut FlowStep::Password), AfterWrongCode::StartOver);
+    }
+
+    #[test]
+    fn steps_survive_storage_as_json() {
+        let step = FlowStep::Enroll { account_id: AccountId::new_random(), allowed: MethodSet::authenticator_only() };
+        let json = serde_json::to_string(&step).expect("serialize");
+        assert_eq!(serde_json::from_str::<FlowStep>(&json).expect("deserialize"), step);
     }
 
     #[test]

@@ -69,6 +69,20 @@ impl Actor {
         self.is_support() || self.manages(org).is_some()
     }
 
+    /// Choosing an organization's MFA mode and methods (after support enabled MFA).
+    pub fn may_set_org_policy(&self, org: &OrgId) -> bool {
+        self.is_support() || self.manages(org).is_some()
+    }
+
+    /// Setting a member's two-factor override. Support for anyone; owners and admins
+    /// for their own organization's members.
+    pub fn may_set_member_mfa(&self, target: &Target<'_>) -> bool {
+        if self.is_support() {
+            return true;
+        }
+        target.kind == AccountKind::Member && target.org.is_some_and(|o| self.manages(o).is_some())
+    }
+
     /// Issuing a password-reset link for `target`. Support may for anyone; clinic
     /// owners and admins for their own organization's members and patients, but an
     /// admin not for an owner, and nobody in a clinic for a platform admin.
@@ -149,6 +163,12 @@ mod tests {
             assert_eq!(actor.may_reset_password(&target), allowed, "{actor:?} {target:?}");
         }
         assert!(owner.may_view_org(&a) && !owner.may_view_org(&b));
+        assert!(admin.may_set_org_policy(&a) && !admin.may_set_org_policy(&b) && !staff.may_set_org_policy(&a));
+        assert!(admin.may_set_member_mfa(&m(&a, Role::Owner)));
+        assert!(!admin.may_set_member_mfa(&m(&b, Role::Staff)));
+        assert!(!staff.may_set_member_mfa(&m(&a, Role::Staff)));
+        assert!(!admin.may_set_member_mfa(&pat));
+        assert!(Actor::PlatformAdmin.may_set_member_mfa(&m(&b, Role::Staff)));
         assert!(Actor::Patient { org: a.clone() }.may_view_org(&a));
     }
 }

@@ -7,14 +7,14 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use clinic_auth_core::{
-    AccountId, AccountKind, AccountStatus, Email, FlowStep, LoginFlow, OrgId, OrgKind, Realm, Role, ThrottleRule,
-    ThrottleState, TokenHash, UnixTime,
+    AccountId, AccountKind, AccountStatus, Email, FactorKind, FlowStep, LoginFlow, MemberOverride, MethodSet, MfaMode,
+    OrgId, OrgKind, OrgMfa, Realm, Role, ThrottleRule, ThrottleState, TokenHash, UnixTime,
 };
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::{
-    Account, AuditEvent, AuditFilter, LinkPurpose, NewAccount, NewAuditEvent, NewPasswordLink, NewSession, Org,
-    PasswordLink, SessionRecord, Store, StoreError, StoreResult,
+    Account, AuditEvent, AuditFilter, Factor, LinkPurpose, NewAccount, NewAuditEvent, NewFactor, NewPasswordLink,
+    NewSession, Org, PasswordLink, PendingFactor, SealedSecret, SessionRecord, Store, StoreError, StoreResult,
 };
 
 /// The embedded default: one SQLite file, in WAL mode.
@@ -116,6 +116,11 @@ macro_rules! store_impl {
                     name: row.try_get("name")?,
                     kind: parse_with(&row.try_get::<String, _>("kind")?, OrgKind::from_str, "organization kind")?,
                     created_at: UnixTime(row.try_get("created_at")?),
+                    mfa: OrgMfa {
+                        enabled: row.try_get("mfa_enabled")?,
+                        mode: parse_with(&row.try_get::<String, _>("mfa_mode")?, MfaMode::from_str, "MFA mode")?,
+                        methods: parse_with(&row.try_get::<String, _>("mfa_methods")?, MethodSet::parse, "MFA methods")?,
+                    },
                 })
             }
 
@@ -131,6 +136,38 @@ macro_rules! store_impl {
                     status: parse_with(&row.try_get::<String, _>("status")?, AccountStatus::from_str, "status")?,
                     password_hash: row.try_get("password_hash")?,
                     created_at: UnixTime(row.try_get("created_at")?),
+                    mfa_override: parse_with(
+                        &row.try_get::<String, _>("mfa_override")?,
+                        MemberOverride::from_str,
+                        "MFA override",
+                    )?,
+                    preferred_factor: row
+                        .try_get::<Option<String>, _>("preferred_factor")?
+                        .map(|f| parse_with(&f, FactorKind::from_str, "factor kind"))
+                        .transpose()?,
+                })
+            }
+
+            fn sealed_from_row(row: &$row) -> StoreResult<Option<SealedSecret>> {
+                let ciphertext: Option<Vec<u8>> = row.try_get("secret")?;
+                let nonce: Option<Vec<u8>> = row.try_get("nonce")?;
+                let key_version: Option<i64> = row.try_get("key_version")?;
+                Ok(match (ciphertext, nonce, key_version) {
+                    (Some(ciphertext), Some(nonce), Some(key_version)) => Some(SealedSecret { ciphertext, nonce, key_version }),
+                    _ => None,
+                })
+            }
+
+            fn factor_from_row(row: &$row) -> StoreResult<Factor> {
+                Ok(Factor {
+                    id: row.try_get("id")?,
+                    account_id: parse_with(&row.try_get::<String, _>("account_id")?, AccountId::parse, "account id")?,
+                    kind: parse_with(&row.try_get::<String, _>("kind")?, FactorKind::from_str, "factor kind")?,
+                    label: row.try_get("label")?,
+                    secret: Self::sealed_from_row(row)?,
+                    last_used_step: row.try_get("last_used_step")?,
+                    created_at: UnixTime(row.try_get("created_at")?),
+                    last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(UnixTime),
                 })
             }
 
@@ -189,11 +226,17 @@ macro_rules! store_impl {
 
             async fn insert_org(&self, org: &Org, audit: &NewAuditEvent) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query($store::sql("INSERT INTO organizations (id, name, kind, created_at) VALUES ($1, $2, $3, $4)"))
+                sqlx::query($store::sql(
+                    "INSERT INTO organizations (id, name, kind, created_at, mfa_enabled, mfa_mode, mfa_methods)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                ))
                     .bind(org.id.as_str())
                     .bind(&org.name)
                     .bind(org.kind.as_str())
                     .bind(org.created_at.0)
+                    .bind(org.mfa.enabled)
+                    .bind(org.mfa.mode.as_str())
+                    .bind(org.mfa.methods.to_string())
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| on_constraint(e, "organization", "organization"))?;
@@ -439,6 +482,251 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn update_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<bool> {
+                let state = serde_json::to_string(&flow.step).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let done = sqlx::query($store::sql("UPDATE login_flows SET state = $1 WHERE id_hash = $2"))
+                    .bind(state)
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_org_mfa(&self, id: &OrgId, mfa: &OrgMfa, audit: &NewAuditEvent) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($store::sql(
+                    "UPDATE organizations SET mfa_enabled = $1, mfa_mode = $2, mfa_methods = $3 WHERE id = $4",
+                ))
+                .bind(mfa.enabled)
+                .bind(mfa.mode.as_str())
+                .bind(mfa.methods.to_string())
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn set_mfa_override(&self, id: AccountId, value: MemberOverride, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($store::sql("UPDATE accounts SET mfa_override = $1, updated_at = $2 WHERE id = $3"))
+                    .bind(value.as_str())
+                    .bind(audit.at.0)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_preferred_factor(&self, id: AccountId, kind: Option<FactorKind>) -> StoreResult<()> {
+                sqlx::query($store::sql("UPDATE accounts SET preferred_factor = $1 WHERE id = $2"))
+                    .bind(kind.map(|k| k.as_str()))
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn list_factors(&self, account: AccountId) -> StoreResult<Vec<Factor>> {
+                let rows = sqlx::query($store::sql("SELECT * FROM factors WHERE account_id = $1 ORDER BY created_at, id"))
+                    .bind(account.to_string())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map($store::factor_from_row).collect()
+            }
+
+            async fn put_pending_factor(&self, p: &PendingFactor) -> StoreResult<()> {
+                sqlx::query($store::sql(
+                    "INSERT INTO pending_factors (account_id, kind, secret, nonce, key_version, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (account_id, kind) DO UPDATE SET secret = excluded.secret, nonce = excluded.nonce,
+                       key_version = excluded.key_version, created_at = excluded.created_at, expires_at = excluded.expires_at",
+                ))
+                .bind(p.account_id.to_string())
+                .bind(p.kind.as_str())
+                .bind(p.secret.ciphertext.clone())
+                .bind(p.secret.nonce.clone())
+                .bind(p.secret.key_version)
+                .bind(p.created_at.0)
+                .bind(p.expires_at.0)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_pending_factor(&self, account: AccountId, kind: FactorKind) -> StoreResult<Option<PendingFactor>> {
+                let row = sqlx::query($store::sql("SELECT * FROM pending_factors WHERE account_id = $1 AND kind = $2"))
+                    .bind(account.to_string())
+                    .bind(kind.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let secret = Self::sealed_from_row(&row)?.ok_or_else(|| corrupt("pending factor secret"))?;
+                Ok(Some(PendingFactor {
+                    account_id: account,
+                    kind,
+                    secret,
+                    created_at: UnixTime(row.try_get("created_at")?),
+                    expires_at: UnixTime(row.try_get("expires_at")?),
+                }))
+            }
+
+            async fn enroll_factor(
+                &self,
+                f: &NewFactor,
+                recovery_code_hash: Option<&str>,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($store::sql("DELETE FROM pending_factors WHERE account_id = $1 AND kind = $2"))
+                    .bind(f.account_id.to_string())
+                    .bind(f.kind.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if f.kind == FactorKind::Authenticator {
+                    // A new phone replaces the old authenticator: its secret stops working now.
+                    sqlx::query($store::sql("DELETE FROM factors WHERE account_id = $1 AND kind = 'authenticator'"))
+                        .bind(f.account_id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query($store::sql(
+                    "INSERT INTO factors (id, account_id, kind, label, secret, nonce, key_version, last_used_step, created_at, last_used_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                ))
+                .bind(&f.id)
+                .bind(f.account_id.to_string())
+                .bind(f.kind.as_str())
+                .bind(&f.label)
+                .bind(f.secret.as_ref().map(|s| s.ciphertext.clone()))
+                .bind(f.secret.as_ref().map(|s| s.nonce.clone()))
+                .bind(f.secret.as_ref().map(|s| s.key_version))
+                .bind(f.last_used_step)
+                .bind(f.now.0)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(hash) = recovery_code_hash {
+                    sqlx::query($store::sql(
+                        "INSERT INTO recovery_codes (account_id, code_hash, created_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (account_id) DO UPDATE SET code_hash = excluded.code_hash, created_at = excluded.created_at",
+                    ))
+                    .bind(f.account_id.to_string())
+                    .bind(hash)
+                    .bind(f.now.0)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn use_totp_step(&self, factor_id: &str, step: i64, now: UnixTime, audit: &NewAuditEvent) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($store::sql(
+                    "UPDATE factors SET last_used_step = $1, last_used_at = $2
+                     WHERE id = $3 AND (last_used_step IS NULL OR last_used_step < $1)",
+                ))
+                .bind(step)
+                .bind(now.0)
+                .bind(factor_id)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn remove_factors(
+                &self,
+                account: AccountId,
+                kind: Option<FactorKind>,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let removed = sqlx::query($store::sql(
+                    "DELETE FROM factors WHERE account_id = $1 AND ($2 IS NULL OR kind = $2)",
+                ))
+                .bind(account.to_string())
+                .bind(kind.map(|k| k.as_str()))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if kind.is_none() {
+                    sqlx::query($store::sql("DELETE FROM recovery_codes WHERE account_id = $1"))
+                        .bind(account.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query($store::sql("DELETE FROM pending_factors WHERE account_id = $1"))
+                        .bind(account.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query($store::sql("UPDATE accounts SET preferred_factor = NULL WHERE id = $1"))
+                        .bind(account.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(removed)
+            }
+
+            async fn recovery_code_hash(&self, account: AccountId) -> StoreResult<Option<String>> {
+                let row = sqlx::query($store::sql("SELECT code_hash FROM recovery_codes WHERE account_id = $1"))
+                    .bind(account.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get("code_hash")).transpose()?)
+            }
+
+            async fn replace_recovery_code(
+                &self,
+                account: AccountId,
+                expected: Option<&str>,
+                new_hash: &str,
+                now: UnixTime,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = match expected {
+                    Some(old) => sqlx::query($store::sql(
+                        "UPDATE recovery_codes SET code_hash = $1, created_at = $2 WHERE account_id = $3 AND code_hash = $4",
+                    ))
+                    .bind(new_hash)
+                    .bind(now.0)
+                    .bind(account.to_string())
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+                    None => sqlx::query($store::sql(
+                        "INSERT INTO recovery_codes (account_id, code_hash, created_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (account_id) DO UPDATE SET code_hash = excluded.code_hash, created_at = excluded.created_at",
+                    ))
+                    .bind(account.to_string())
+                    .bind(new_hash)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+                };
+                if done != 1 {
+                    return Ok(false);
+                }
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn insert_session(
                 &self,
                 s: &NewSession,
@@ -456,8 +744,8 @@ macro_rules! store_impl {
                     return Err(StoreError::MissingReference("login flow"));
                 }
                 sqlx::query($store::sql(
-                    "INSERT INTO sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, client_ip, user_agent)
-                     VALUES ($1, $2, $3, $4, $4, $5, $6)",
+                    "INSERT INTO sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, client_ip, user_agent, verified_at)
+                     VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
                 ))
                 .bind(s.token_hash.as_str())
                 .bind(s.account_id.to_string())
@@ -465,6 +753,7 @@ macro_rules! store_impl {
                 .bind(s.now.0)
                 .bind(&s.client.ip)
                 .bind(&s.client.user_agent)
+                .bind(s.second_factor.then_some(s.now.0))
                 .execute(&mut *tx)
                 .await?;
                 write_audit!(&mut *tx, audit);
@@ -474,7 +763,7 @@ macro_rules! store_impl {
 
             async fn get_session(&self, token: &TokenHash) -> StoreResult<Option<SessionRecord>> {
                 let row = sqlx::query($store::sql(
-                    "SELECT account_id, csrf_token, created_at, last_seen_at FROM sessions WHERE token_hash = $1",
+                    "SELECT account_id, csrf_token, created_at, last_seen_at, verified_at FROM sessions WHERE token_hash = $1",
                 ))
                 .bind(token.as_str())
                 .fetch_optional(&self.pool)
@@ -485,11 +774,21 @@ macro_rules! store_impl {
                     csrf_token: row.try_get("csrf_token")?,
                     created_at: UnixTime(row.try_get("created_at")?),
                     last_seen_at: UnixTime(row.try_get("last_seen_at")?),
+                    verified_at: row.try_get::<Option<i64>, _>("verified_at")?.map(UnixTime),
                 }))
             }
 
             async fn touch_session(&self, token: &TokenHash, now: UnixTime) -> StoreResult<()> {
                 sqlx::query($store::sql("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2 AND last_seen_at < $1"))
+                    .bind(now.0)
+                    .bind(token.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn mark_session_verified(&self, token: &TokenHash, now: UnixTime) -> StoreResult<()> {
+                sqlx::query($store::sql("UPDATE sessions SET verified_at = $1 WHERE token_hash = $2"))
                     .bind(now.0)
                     .bind(token.as_str())
                     .execute(&self.pool)
@@ -593,6 +892,11 @@ macro_rules! store_impl {
                     .rows_affected();
                 n += sqlx::query($store::sql("DELETE FROM sessions WHERE last_seen_at < $1"))
                     .bind(idle_cutoff.0)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                n += sqlx::query($store::sql("DELETE FROM pending_factors WHERE expires_at <= $1"))
+                    .bind(now.0)
                     .execute(&self.pool)
                     .await?
                     .rows_affected();

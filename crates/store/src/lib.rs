@@ -11,7 +11,10 @@ mod records;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use clinic_auth_core::{AccountId, Email, LoginFlow, OrgId, Realm, ThrottleRule, ThrottleState, TokenHash, UnixTime};
+use clinic_auth_core::{
+    AccountId, Email, FactorKind, LoginFlow, MemberOverride, OrgId, OrgMfa, Realm, ThrottleRule, ThrottleState,
+    TokenHash, UnixTime,
+};
 
 pub use backend::{PgStore, SqliteStore};
 pub use records::*;
@@ -100,6 +103,53 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<()>;
     async fn get_flow(&self, id: &TokenHash) -> StoreResult<Option<LoginFlow>>;
     async fn delete_flow(&self, id: &TokenHash) -> StoreResult<()>;
+    /// Saves a flow's new step; false if the flow is gone.
+    async fn update_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<bool>;
+
+    // Second factors and policy
+    /// Sets an organization's MFA policy; false if there is no such organization.
+    async fn set_org_mfa(&self, id: &OrgId, mfa: &OrgMfa, audit: &NewAuditEvent) -> StoreResult<bool>;
+    async fn set_mfa_override(&self, id: AccountId, value: MemberOverride, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn set_preferred_factor(&self, id: AccountId, kind: Option<FactorKind>) -> StoreResult<()>;
+    async fn list_factors(&self, account: AccountId) -> StoreResult<Vec<Factor>>;
+    /// Saves (or replaces) a factor being set up.
+    async fn put_pending_factor(&self, pending: &PendingFactor) -> StoreResult<()>;
+    async fn get_pending_factor(&self, account: AccountId, kind: FactorKind) -> StoreResult<Option<PendingFactor>>;
+    /// Adds a confirmed factor, replacing an authenticator the account already had,
+    /// and (when given) its new recovery code; clears the pending factor.
+    async fn enroll_factor(
+        &self,
+        factor: &NewFactor,
+        recovery_code_hash: Option<&str>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// Records an accepted TOTP step. False when that step (or a later one) was
+    /// already used: the code is a replay, even if another process accepted it.
+    async fn use_totp_step(
+        &self,
+        factor_id: &str,
+        step: i64,
+        now: UnixTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Removes one kind of factor, or every factor and the recovery code (`None`).
+    async fn remove_factors(
+        &self,
+        account: AccountId,
+        kind: Option<FactorKind>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<u64>;
+    async fn recovery_code_hash(&self, account: AccountId) -> StoreResult<Option<String>>;
+    /// Swaps the recovery code, only if the stored one is still `expected` (so a code is
+    /// used once even under concurrent use). `expected = None` replaces unconditionally.
+    async fn replace_recovery_code(
+        &self,
+        account: AccountId,
+        expected: Option<&str>,
+        new_hash: &str,
+        now: UnixTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
 
     // Sessions
     /// Starts a session and ends the login flow that earned it.
@@ -111,6 +161,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
     async fn get_session(&self, token: &TokenHash) -> StoreResult<Option<SessionRecord>>;
     async fn touch_session(&self, token: &TokenHash, now: UnixTime) -> StoreResult<()>;
+    /// Records that the session's holder just proved a second factor again.
+    async fn mark_session_verified(&self, token: &TokenHash, now: UnixTime) -> StoreResult<()>;
     async fn delete_session(&self, token: &TokenHash, audit: Option<&NewAuditEvent>) -> StoreResult<()>;
 
     // Throttles

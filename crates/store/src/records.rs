@@ -1,7 +1,8 @@
 //! What the store reads and writes.
 
 use clinic_auth_core::{
-    AccountId, AccountKind, AccountStatus, Email, OrgId, OrgKind, Realm, Role, TokenHash, UnixTime,
+    AccountId, AccountKind, AccountStatus, Email, FactorKind, MemberOverride, OrgId, OrgKind, OrgMfa, Realm, Role,
+    TokenHash, UnixTime,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +11,8 @@ pub struct Org {
     pub name: String,
     pub kind: OrgKind,
     pub created_at: UnixTime,
+    /// The organization's MFA policy (platform support enables; admins set mode and methods).
+    pub mfa: OrgMfa,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +26,8 @@ pub struct Account {
     /// PHC string of the Argon2id hash; `None` until the invitation is accepted.
     pub password_hash: Option<String>,
     pub created_at: UnixTime,
+    pub mfa_override: MemberOverride,
+    pub preferred_factor: Option<FactorKind>,
 }
 
 impl Account {
@@ -99,6 +104,8 @@ pub struct NewSession {
     pub csrf_token: String,
     pub now: UnixTime,
     pub client: ClientInfo,
+    /// Whether a second factor was proved to earn this session.
+    pub second_factor: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +114,8 @@ pub struct SessionRecord {
     pub csrf_token: String,
     pub created_at: UnixTime,
     pub last_seen_at: UnixTime,
+    /// When a second factor was last proved in this session.
+    pub verified_at: Option<UnixTime>,
 }
 
 /// Where a request came from, for audit events and sessions.
@@ -149,4 +158,54 @@ pub struct AuditFilter {
     pub subject_id: Option<AccountId>,
     pub kind: Option<String>,
     pub limit: i64,
+}
+
+/// A secret sealed with the server's AEAD key: only the web layer can open it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub ciphertext: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub key_version: i64,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedSecret(key_version={})", self.key_version)
+    }
+}
+
+/// An enrolled second factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Factor {
+    pub id: String,
+    pub account_id: AccountId,
+    pub kind: FactorKind,
+    pub label: String,
+    pub secret: Option<SealedSecret>,
+    /// Authenticator: the last time step accepted (codes of that step or older are refused).
+    pub last_used_step: Option<i64>,
+    pub created_at: UnixTime,
+    pub last_used_at: Option<UnixTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewFactor {
+    pub id: String,
+    pub account_id: AccountId,
+    pub kind: FactorKind,
+    pub label: String,
+    pub secret: Option<SealedSecret>,
+    /// The step of the code that confirmed the enrollment: it cannot be used again.
+    pub last_used_step: Option<i64>,
+    pub now: UnixTime,
+}
+
+/// A factor being set up: its secret exists, its first correct code has not come yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingFactor {
+    pub account_id: AccountId,
+    pub kind: FactorKind,
+    pub secret: SealedSecret,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
 }

@@ -5,9 +5,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use clinic_auth_core::{AccountKind, OrgKind, Password, Realm, Role};
+use clinic_auth_core::{
+    AccountKind, FactorKind, FlowStep, MemberOverride, MethodSet, MfaMode, OrgKind, Password, Realm, Role,
+};
 use clinic_auth_store::{Account, LinkPurpose, Org};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -16,7 +18,7 @@ use crate::error::{ErrorBody, ErrorDetail};
 use crate::http::auth::ApiSignedIn;
 use crate::http::client::Client;
 use crate::http::extract::ApiJson;
-use crate::service::{By, accounts, login};
+use crate::service::{By, accounts, login, mfa};
 use crate::{AppError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -33,6 +35,18 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/platform-admins", post(add_platform_admin))
         .route("/api/v1/accounts/{account_id}/password-reset", post(password_reset))
         .route("/api/v1/password-links/{token}", post(use_password_link))
+        .route("/api/v1/login/{flow_id}", get(login_progress))
+        .route("/api/v1/login/{flow_id}/method", post(login_method))
+        .route("/api/v1/login/{flow_id}/code", post(login_code))
+        .route("/api/v1/login/{flow_id}/enroll/authenticator", post(login_enroll))
+        .route("/api/v1/login/{flow_id}/enroll/authenticator/confirm", post(login_enroll_confirm))
+        .route("/api/v1/me/mfa", get(my_mfa).delete(my_mfa_off))
+        .route("/api/v1/me/mfa/verify", post(my_mfa_verify))
+        .route("/api/v1/me/mfa/authenticator", post(my_authenticator))
+        .route("/api/v1/me/mfa/authenticator/confirm", post(my_authenticator_confirm))
+        .route("/api/v1/me/mfa/recovery-code", post(my_recovery_code))
+        .route("/api/v1/orgs/{org_id}/mfa", put(set_org_mfa))
+        .route("/api/v1/orgs/{org_id}/members/{member}/mfa", put(set_member_mfa))
 }
 
 #[derive(OpenApi)]
@@ -42,10 +56,19 @@ pub fn routes() -> Router<AppState> {
         description = "Sign-in and account administration for clinic-auth. Errors are `{\"error\": {\"code\", \"message\"}}` with a stable `code`.",
         license(name = "AGPL-3.0-or-later")
     ),
-    paths(start_login, submit_password, logout, me, create_org, get_org, add_member, add_patient, add_platform_admin, password_reset, use_password_link),
+    paths(
+        start_login, submit_password, login_progress, login_method, login_code, login_enroll, login_enroll_confirm,
+        logout, me, my_mfa, my_mfa_off, my_mfa_verify, my_authenticator, my_authenticator_confirm, my_recovery_code,
+        create_org, get_org, set_org_mfa, add_member, set_member_mfa, add_patient, add_platform_admin, password_reset,
+        use_password_link
+    ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
-    tags((name = "sign-in", description = "The sign-in flow"), (name = "admin", description = "Organizations and accounts"))
+    tags(
+        (name = "sign-in", description = "The sign-in flow"),
+        (name = "two-factor", description = "The signed-in account's second factors"),
+        (name = "admin", description = "Organizations, accounts and policy")
+    )
 )]
 struct ApiDoc;
 
@@ -91,6 +114,8 @@ pub struct AccountView {
     password_set: bool,
     /// Unix seconds
     created_at: i64,
+    /// Two-factor setting: `clinic_default`, `required` or `not_required`
+    mfa_override: &'static str,
 }
 
 impl From<&Account> for AccountView {
@@ -104,6 +129,7 @@ impl From<&Account> for AccountView {
             status: a.status.as_str(),
             password_set: a.password_hash.is_some(),
             created_at: a.created_at.0,
+            mfa_override: a.mfa_override.as_str(),
         }
     }
 }
@@ -115,11 +141,32 @@ pub struct OrgView {
     /// `clinic` or `solo`
     kind: &'static str,
     created_at: i64,
+    mfa: OrgMfaView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrgMfaView {
+    /// Turned on by platform support.
+    enabled: bool,
+    /// `off`, `optional` or `required` (Mandatory 2FA)
+    mode: &'static str,
+    /// Methods members may set up: `authenticator`, `email`, `sms`, `passkey`
+    methods: Vec<&'static str>,
 }
 
 impl From<&Org> for OrgView {
     fn from(o: &Org) -> Self {
-        OrgView { id: o.id.to_string(), name: o.name.clone(), kind: o.kind.as_str(), created_at: o.created_at.0 }
+        OrgView {
+            id: o.id.to_string(),
+            name: o.name.clone(),
+            kind: o.kind.as_str(),
+            created_at: o.created_at.0,
+            mfa: OrgMfaView {
+                enabled: o.mfa.enabled,
+                mode: o.mfa.mode.as_str(),
+                methods: o.mfa.methods.iter().map(|k| k.as_str()).collect(),
+            },
+        }
     }
 }
 
@@ -175,20 +222,49 @@ pub struct SubmitPassword {
     password: String,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct SignedInView {
-    /// Secret: send as `Authorization: Bearer <session_token>`.
-    session_token: String,
-    token_type: &'static str,
-    /// `done`: the session is granted.
+/// Where a sign-in stands. `next` says what to do: `second_factor` (submit a code
+/// for `method`, or switch to one of `other_methods`), `enroll` (set up one of
+/// `allowed_methods`), or `done` (the session is granted).
+#[derive(Serialize, ToSchema, Default)]
+pub struct LoginProgress {
     next: &'static str,
-    account: AccountView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other_methods: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_methods: Option<Vec<&'static str>>,
+    /// Secret: send as `Authorization: Bearer <session_token>` (when `done`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<AccountView>,
+    /// Shown once: the first recovery code after setup, or the replacement for one used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_code: Option<String>,
+}
+
+fn done(s: login::SignedInSession) -> LoginProgress {
+    LoginProgress {
+        next: "done",
+        session_token: Some(s.token.expose().to_owned()),
+        token_type: Some("Bearer"),
+        account: Some(AccountView::from(&s.account)),
+        recovery_code: s.new_recovery_code.map(|c| c.display()),
+        ..Default::default()
+    }
+}
+
+fn kinds(list: impl IntoIterator<Item = FactorKind>) -> Vec<&'static str> {
+    list.into_iter().map(FactorKind::as_str).collect()
 }
 
 /// Submit the password for a flow.
 #[utoipa::path(post, path = "/api/v1/login/{flow_id}/password", tag = "sign-in", request_body = SubmitPassword,
     params(("flow_id" = String, Path, description = "From the previous step")),
-    responses((status = 200, body = SignedInView),
+    responses((status = 200, body = LoginProgress),
         (status = 401, description = "`incorrect_credentials` (unknown email and wrong password alike)", body = ErrorBody),
         (status = 403, description = "`account_deactivated`", body = ErrorBody),
         (status = 410, description = "`flow_expired`", body = ErrorBody),
@@ -198,14 +274,370 @@ async fn submit_password(
     client: Client,
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<SubmitPassword>,
-) -> Result<Json<SignedInView>, AppError> {
-    let done = login::submit_password(&state, &flow_id, Password::new(body.password), &client.0).await?;
-    Ok(Json(SignedInView {
-        session_token: done.token.expose().to_owned(),
-        token_type: "Bearer",
-        next: "done",
-        account: AccountView::from(&done.account),
+) -> Result<Json<LoginProgress>, AppError> {
+    let progress = match login::submit_password(&state, &flow_id, Password::new(body.password), &client.0).await? {
+        login::PasswordOutcome::SignedIn(s) => done(s),
+        login::PasswordOutcome::SecondFactor { method, others } => LoginProgress {
+            next: "second_factor",
+            method: Some(method.as_str()),
+            other_methods: Some(kinds(others)),
+            ..Default::default()
+        },
+        login::PasswordOutcome::Enroll { allowed } => {
+            LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
+        }
+    };
+    Ok(Json(progress))
+}
+
+/// Where a sign-in stands.
+#[utoipa::path(get, path = "/api/v1/login/{flow_id}", tag = "sign-in", params(("flow_id" = String, Path)),
+    responses((status = 200, body = LoginProgress), (status = 410, description = "`flow_expired`", body = ErrorBody)))]
+async fn login_progress(
+    State(state): State<AppState>,
+    Path(flow_id): Path<String>,
+) -> Result<Json<LoginProgress>, AppError> {
+    let flow = login::current(&state, &flow_id).await?;
+    let progress = match &flow.step {
+        FlowStep::Password => LoginProgress { next: "password", ..Default::default() },
+        FlowStep::SecondFactor { .. } => {
+            let at = login::past_password(&state, &flow_id).await?;
+            let (method, others) = login::methods(&state, &at).await?;
+            LoginProgress {
+                next: "second_factor",
+                method: Some(method.as_str()),
+                other_methods: Some(kinds(others)),
+                ..Default::default()
+            }
+        }
+        FlowStep::Enroll { allowed, .. } => {
+            LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
+        }
+    };
+    Ok(Json(progress))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChooseMethod {
+    /// One of the flow's `other_methods`
+    method: String,
+}
+
+/// "Try another method": switch the second-factor step to another enrolled method.
+#[utoipa::path(post, path = "/api/v1/login/{flow_id}/method", tag = "sign-in", request_body = ChooseMethod,
+    params(("flow_id" = String, Path)),
+    responses((status = 200, body = LoginProgress), (status = 400, description = "`method_unavailable`", body = ErrorBody)))]
+async fn login_method(
+    State(state): State<AppState>,
+    Path(flow_id): Path<String>,
+    ApiJson(body): ApiJson<ChooseMethod>,
+) -> Result<Json<LoginProgress>, AppError> {
+    let method = parse_enum::<FactorKind>(&body.method, "method_unavailable")?;
+    login::choose_method(&state, &flow_id, method).await?;
+    login_progress(State(state), Path(flow_id)).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SubmitCode {
+    /// A 6-digit code (spaces and dashes are ignored) or the recovery code
+    code: String,
+}
+
+/// Submit the second factor for the flow's current method.
+#[utoipa::path(post, path = "/api/v1/login/{flow_id}/code", tag = "sign-in", request_body = SubmitCode,
+    params(("flow_id" = String, Path)),
+    responses((status = 200, description = "`done`, with the session (and a new recovery code after using one)", body = LoginProgress),
+        (status = 400, description = "`invalid_code` (not a code at all; not counted)", body = ErrorBody),
+        (status = 401, description = "`incorrect_code`, `code_already_used`", body = ErrorBody),
+        (status = 410, description = "`flow_expired` (also after too many wrong codes)", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
+async fn login_code(
+    State(state): State<AppState>,
+    client: Client,
+    Path(flow_id): Path<String>,
+    ApiJson(body): ApiJson<SubmitCode>,
+) -> Result<Json<LoginProgress>, AppError> {
+    Ok(Json(done(login::submit_code(&state, &flow_id, &body.code, &client.0).await?)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuthenticatorSetupView {
+    /// The otpauth:// URI (Google Key Uri Format) that the QR code holds. Secret.
+    otpauth_uri: String,
+    /// The key for typing into the app by hand, in groups of four. Secret.
+    setup_key: String,
+    /// The QR code of `otpauth_uri`, as SVG.
+    qr_svg: String,
+    issuer: String,
+}
+
+impl From<mfa::AuthenticatorSetup> for AuthenticatorSetupView {
+    fn from(s: mfa::AuthenticatorSetup) -> Self {
+        AuthenticatorSetupView { otpauth_uri: s.uri, setup_key: s.setup_key, qr_svg: s.qr_svg, issuer: s.issuer }
+    }
+}
+
+/// During sign-in: start setting up an authenticator app (the same secret is returned
+/// again until it is confirmed or 15 minutes pass).
+#[utoipa::path(post, path = "/api/v1/login/{flow_id}/enroll/authenticator", tag = "sign-in", params(("flow_id" = String, Path)),
+    responses((status = 200, body = AuthenticatorSetupView), (status = 410, body = ErrorBody)))]
+async fn login_enroll(
+    State(state): State<AppState>,
+    Path(flow_id): Path<String>,
+) -> Result<Json<AuthenticatorSetupView>, AppError> {
+    let (_, setup) = login::begin_enrollment(&state, &flow_id).await?;
+    Ok(Json(setup.into()))
+}
+
+/// During sign-in: confirm the authenticator app with its current code ("Enable 2FA").
+/// The answer carries the session and the recovery code, shown once.
+#[utoipa::path(post, path = "/api/v1/login/{flow_id}/enroll/authenticator/confirm", tag = "sign-in", request_body = SubmitCode,
+    params(("flow_id" = String, Path)),
+    responses((status = 200, body = LoginProgress), (status = 400, body = ErrorBody), (status = 410, description = "`setup_expired`, `flow_expired`", body = ErrorBody)))]
+async fn login_enroll_confirm(
+    State(state): State<AppState>,
+    client: Client,
+    Path(flow_id): Path<String>,
+    ApiJson(body): ApiJson<SubmitCode>,
+) -> Result<Json<LoginProgress>, AppError> {
+    Ok(Json(done(login::confirm_enrollment(&state, &flow_id, &body.code, &client.0).await?)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FactorView {
+    /// `authenticator`, `email`, `sms` or `passkey`
+    kind: &'static str,
+    label: String,
+    created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MfaStatusView {
+    enabled: bool,
+    factors: Vec<FactorView>,
+    recovery_code_set: bool,
+    /// MFA applies to this account (organization policy or override).
+    required: bool,
+    may_opt_in: bool,
+    may_turn_off: bool,
+    /// A second factor was proved in this session within the last 10 minutes, so
+    /// 2FA settings may change.
+    recently_verified: bool,
+}
+
+/// The signed-in account's two-factor status.
+#[utoipa::path(get, path = "/api/v1/me/mfa", tag = "two-factor", security(("bearer" = [])),
+    responses((status = 200, body = MfaStatusView), (status = 401, body = ErrorBody)))]
+async fn my_mfa(State(state): State<AppState>, s: ApiSignedIn) -> Result<Json<MfaStatusView>, AppError> {
+    let a = &s.0.account;
+    let m = mfa::load(&state, a).await?;
+    let verified = state.store.get_session(&s.0.token_hash).await?.and_then(|r| r.verified_at);
+    let required = !m.may_turn_off(a);
+    Ok(Json(MfaStatusView {
+        enabled: !m.factors.is_empty(),
+        factors: m
+            .factors
+            .iter()
+            .map(|f| FactorView {
+                kind: f.kind.as_str(),
+                label: f.label.clone(),
+                created_at: f.created_at.0,
+                last_used_at: f.last_used_at.map(|t| t.0),
+            })
+            .collect(),
+        recovery_code_set: m.has_recovery_code,
+        required,
+        may_opt_in: m.may_opt_in(a),
+        may_turn_off: m.may_turn_off(a),
+        recently_verified: mfa::recently_verified(verified, state.now()),
     }))
+}
+
+async fn require_step_up(state: &AppState, s: &ApiSignedIn) -> Result<(), AppError> {
+    if mfa::load(state, &s.0.account).await?.factors.is_empty() {
+        return Ok(());
+    }
+    let verified = state.store.get_session(&s.0.token_hash).await?.and_then(|r| r.verified_at);
+    if mfa::recently_verified(verified, state.now()) {
+        Ok(())
+    } else {
+        Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "step_up_required",
+            "Confirm it's you first: POST a current code to /api/v1/me/mfa/verify.",
+        ))
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct VerifyFactor {
+    /// `authenticator` (default) or `recovery_code`
+    #[serde(default)]
+    method: Option<String>,
+    code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Verified {
+    verified: bool,
+    /// The replacement recovery code, shown once, when the recovery code was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_code: Option<String>,
+}
+
+/// Prove a second factor again, allowing 2FA changes for 10 minutes.
+#[utoipa::path(post, path = "/api/v1/me/mfa/verify", tag = "two-factor", request_body = VerifyFactor, security(("bearer" = [])),
+    responses((status = 200, body = Verified), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn my_mfa_verify(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+    ApiJson(body): ApiJson<VerifyFactor>,
+) -> Result<Json<Verified>, AppError> {
+    let method = match body.method.as_deref() {
+        None => FactorKind::Authenticator,
+        Some(m) => parse_enum::<FactorKind>(m, "method_unavailable")?,
+    };
+    let proof = mfa::verify_factor(&state, &s.0.account, method, &body.code, "step_up", &client.0).await?;
+    state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
+    let recovery_code = match proof {
+        mfa::Proof::RecoveryCode(c) => Some(c.display()),
+        mfa::Proof::Authenticator => None,
+    };
+    Ok(Json(Verified { verified: true, recovery_code }))
+}
+
+/// Start setting up (or replacing) the authenticator app. Replacing needs a recent
+/// second factor.
+#[utoipa::path(post, path = "/api/v1/me/mfa/authenticator", tag = "two-factor", security(("bearer" = [])),
+    responses((status = 200, body = AuthenticatorSetupView), (status = 403, description = "`step_up_required`, `mfa_not_enabled`", body = ErrorBody)))]
+async fn my_authenticator(
+    State(state): State<AppState>,
+    s: ApiSignedIn,
+) -> Result<Json<AuthenticatorSetupView>, AppError> {
+    let m = mfa::load(&state, &s.0.account).await?;
+    if m.factors.is_empty() && !m.may_opt_in(&s.0.account) {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_not_enabled",
+            "Two-factor authentication is not available for your organization yet.",
+        ));
+    }
+    require_step_up(&state, &s).await?;
+    Ok(Json(mfa::begin_authenticator(&state, &s.0.account).await?.into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Enrolled {
+    /// Shown once: the account's first recovery code (absent when replacing an app).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_code: Option<String>,
+}
+
+/// Confirm the authenticator app with its current code ("Enable 2FA"). A replaced app's
+/// secret stops working at once.
+#[utoipa::path(post, path = "/api/v1/me/mfa/authenticator/confirm", tag = "two-factor", request_body = SubmitCode, security(("bearer" = [])),
+    responses((status = 200, body = Enrolled), (status = 401, body = ErrorBody), (status = 410, description = "`setup_expired`", body = ErrorBody)))]
+async fn my_authenticator_confirm(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+    ApiJson(body): ApiJson<SubmitCode>,
+) -> Result<Json<Enrolled>, AppError> {
+    require_step_up(&state, &s).await?;
+    let code = mfa::confirm_authenticator(&state, &s.0.account, &body.code, &client.0).await?;
+    state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
+    Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewRecoveryCode {
+    /// Shown once; the previous code stops working.
+    recovery_code: String,
+}
+
+/// Replace the recovery code (needs a recent second factor).
+#[utoipa::path(post, path = "/api/v1/me/mfa/recovery-code", tag = "two-factor", security(("bearer" = [])),
+    responses((status = 200, body = NewRecoveryCode), (status = 403, description = "`step_up_required`", body = ErrorBody)))]
+async fn my_recovery_code(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+) -> Result<Json<NewRecoveryCode>, AppError> {
+    require_step_up(&state, &s).await?;
+    let code = mfa::new_recovery_code(&state, &s.0.account, &client.0).await?;
+    Ok(Json(NewRecoveryCode { recovery_code: code.display() }))
+}
+
+/// Turn two-factor authentication off (when no policy requires it; needs a recent second factor).
+#[utoipa::path(delete, path = "/api/v1/me/mfa", tag = "two-factor", security(("bearer" = [])),
+    responses((status = 204), (status = 403, description = "`mfa_required`, `step_up_required`", body = ErrorBody)))]
+async fn my_mfa_off(State(state): State<AppState>, client: Client, s: ApiSignedIn) -> Result<StatusCode, AppError> {
+    require_step_up(&state, &s).await?;
+    mfa::turn_off(&state, &s.0.account, &client.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct OrgMfaChangeBody {
+    /// Platform admins only: turn MFA on or off for the organization.
+    #[serde(default)]
+    enabled: Option<bool>,
+    /// `off`, `optional` or `required` (clinic organizations only)
+    #[serde(default)]
+    mode: Option<String>,
+    /// Allowed methods, e.g. `["authenticator"]`
+    #[serde(default)]
+    methods: Option<Vec<String>>,
+}
+
+/// Change an organization's MFA settings.
+#[utoipa::path(put, path = "/api/v1/orgs/{org_id}/mfa", tag = "admin", request_body = OrgMfaChangeBody, security(("bearer" = [])),
+    params(("org_id" = String, Path)),
+    responses((status = 200, body = OrgView), (status = 400, description = "`invalid_policy`", body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, description = "`mfa_not_enabled`", body = ErrorBody)))]
+async fn set_org_mfa(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+    Path(org_id): Path<String>,
+    ApiJson(body): ApiJson<OrgMfaChangeBody>,
+) -> Result<Json<OrgView>, AppError> {
+    let change = crate::service::policy::OrgMfaChange {
+        enabled: body.enabled,
+        mode: body.mode.as_deref().map(|m| parse_enum::<MfaMode>(m, "invalid_policy")).transpose()?,
+        methods: body
+            .methods
+            .map(|m| MethodSet::parse(&m.join(",")).map_err(|e| AppError::bad_request("invalid_policy", e.to_string())))
+            .transpose()?,
+    };
+    let org = crate::service::policy::set_org_mfa(&state, &by(&s, client), &org_id, change).await?;
+    Ok(Json(OrgView::from(&org)))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MemberMfaBody {
+    /// `clinic_default`, `required` or `not_required`
+    #[serde(rename = "override")]
+    value: String,
+}
+
+/// Set a member's two-factor setting (by member id or email).
+#[utoipa::path(put, path = "/api/v1/orgs/{org_id}/members/{member}/mfa", tag = "admin", request_body = MemberMfaBody, security(("bearer" = [])),
+    params(("org_id" = String, Path), ("member" = String, Path, description = "Member id or email")),
+    responses((status = 200, body = AccountView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn set_member_mfa(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+    Path((org_id, member)): Path<(String, String)>,
+    ApiJson(body): ApiJson<MemberMfaBody>,
+) -> Result<Json<AccountView>, AppError> {
+    let value = parse_enum::<MemberOverride>(&body.value, "invalid_override")?;
+    let account = crate::service::policy::set_member_override(&state, &by(&s, client), &org_id, &member, value).await?;
+    Ok(Json(AccountView::from(&account)))
 }
 
 /// End the session of the bearer token.

@@ -4,9 +4,11 @@
 
 mod api;
 mod config;
+mod crypto;
 mod error;
 mod hashing;
 mod http;
+mod mfa_pages;
 mod pages;
 pub mod service;
 
@@ -19,6 +21,7 @@ use clinic_auth_store::Store;
 
 pub use api::openapi_json;
 pub use config::{CookieSecurity, WebConfig};
+pub use crypto::{KeyringError, Sealer};
 pub use error::AppError;
 pub use hashing::PasswordHasher;
 
@@ -44,6 +47,7 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub config: WebConfig,
     pub hasher: PasswordHasher,
+    pub sealer: Sealer,
 }
 
 impl std::ops::Deref for AppState {
@@ -54,9 +58,9 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: WebConfig) -> AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: WebConfig, sealer: Sealer) -> AppState {
         let hasher = PasswordHasher::new(config.hashing_concurrency);
-        AppState(Arc::new(Inner { store, clock, config, hasher }))
+        AppState(Arc::new(Inner { store, clock, config, hasher, sealer }))
     }
 
     pub fn now(&self) -> UnixTime {
@@ -67,7 +71,7 @@ impl AppState {
 /// The whole application: pages, API, health and static assets, with the security
 /// layers around them.
 pub fn router(state: AppState) -> Router {
-    http::layers(pages::routes().merge(api::routes()), state)
+    http::layers(pages::routes().merge(mfa_pages::routes()).merge(api::routes()), state)
 }
 
 /// Serves the application until `shutdown` resolves.

@@ -63,7 +63,7 @@ struct MessagePage<'a> {
     link_text: &'a str,
 }
 
-fn render(t: &impl Template) -> Response {
+pub(crate) fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
@@ -74,7 +74,7 @@ fn render(t: &impl Template) -> Response {
     }
 }
 
-fn render_with(status: StatusCode, t: &impl Template) -> Response {
+pub(crate) fn render_with(status: StatusCode, t: &impl Template) -> Response {
     let mut r = render(t);
     if r.status() == StatusCode::OK {
         *r.status_mut() = status;
@@ -118,6 +118,9 @@ fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "password_set" => Some("Your password is set. Sign in to continue."),
         "flow_expired" => Some("Your sign-in took too long. Please start again."),
         "session_ended" => Some("Your session ended. Please sign in again."),
+        "mfa_on" => Some("Two-factor authentication is on."),
+        "mfa_off" => Some("Two-factor authentication is off."),
+        "verified" => Some("Thanks — you can change your two-factor settings for the next 10 minutes."),
         _ => None,
     }
 }
@@ -127,23 +130,36 @@ struct NoticeQuery {
     notice: Option<String>,
 }
 
-struct RealmPages {
-    realm: Realm,
-    base: &'static str,
-    password: &'static str,
-    heading: &'static str,
+pub(crate) struct RealmPages {
+    pub(crate) realm: Realm,
+    pub(crate) base: &'static str,
+    pub(crate) password: &'static str,
+    pub(crate) heading: &'static str,
+    pub(crate) verify: &'static str,
+    pub(crate) methods: &'static str,
+    pub(crate) setup: &'static str,
 }
 
-const STAFF: RealmPages =
-    RealmPages { realm: Realm::Staff, base: "/login", password: "/login/password", heading: "Sign in" };
-const PATIENT: RealmPages = RealmPages {
+pub(crate) const STAFF: RealmPages = RealmPages {
+    realm: Realm::Staff,
+    base: "/login",
+    password: "/login/password",
+    heading: "Sign in",
+    verify: "/login/verify",
+    methods: "/login/methods",
+    setup: "/login/setup",
+};
+pub(crate) const PATIENT: RealmPages = RealmPages {
     realm: Realm::Patient,
     base: "/portal/login",
     password: "/portal/login/password",
     heading: "Patient portal sign-in",
+    verify: "/portal/login/verify",
+    methods: "/portal/login/methods",
+    setup: "/portal/login/setup",
 };
 
-fn pages_for(realm: Realm) -> &'static RealmPages {
+pub(crate) fn pages_for(realm: Realm) -> &'static RealmPages {
     match realm {
         Realm::Staff => &STAFF,
         Realm::Patient => &PATIENT,
@@ -273,7 +289,7 @@ struct LoginPasswordPage<'a> {
     error: Option<String>,
 }
 
-fn restart(p: &RealmPages, jar: CookieJar, state: &AppState) -> Response {
+pub(crate) fn restart(p: &RealmPages, jar: CookieJar, state: &AppState) -> Response {
     let jar = cookies::remove(state, jar, Kind::Flow);
     (jar, Redirect::to(&format!("{}?notice=flow_expired", p.base))).into_response()
 }
@@ -332,12 +348,9 @@ async fn password_submit(
         return Ok(Redirect::to(p.base).into_response());
     }
     match login::submit_password(&state, &token, Password::new(form.password), &client.0).await {
-        Ok(done) => {
-            let jar = cookies::remove(&state, jar, Kind::Flow);
-            let jar = cookies::remove(&state, jar, Kind::Csrf);
-            let jar = cookies::set(&state, jar, Kind::Session, done.token.expose().to_owned());
-            Ok((jar, Redirect::to("/account")).into_response())
-        }
+        Ok(login::PasswordOutcome::SignedIn(done)) => Ok(crate::mfa_pages::signed_in(&state, jar, done)),
+        Ok(login::PasswordOutcome::SecondFactor { .. }) => Ok(Redirect::to(p.verify).into_response()),
+        Ok(login::PasswordOutcome::Enroll { .. }) => Ok(Redirect::to(p.setup).into_response()),
         Err(e) if e.code == "flow_expired" => Ok(restart(p, jar, &state)),
         Err(e) if e.status.is_client_error() => {
             let retry = e.retry_after;
@@ -388,13 +401,29 @@ struct AccountPage<'a> {
     csrf: String,
     notice: Option<&'a str>,
     error: Option<String>,
+    factors: Vec<(&'static str, String, Option<String>)>,
+    has_recovery_code: bool,
+    may_opt_in: bool,
+    may_turn_off: bool,
+    required: bool,
 }
 
-async fn account_page(State(state): State<AppState>, MaybeSignedIn(s): MaybeSignedIn) -> Result<Response, PageError> {
+async fn account_page(
+    State(state): State<AppState>,
+    MaybeSignedIn(s): MaybeSignedIn,
+    Query(q): Query<NoticeQuery>,
+) -> Result<Response, PageError> {
     let Some(s) = s else {
         return Ok(Redirect::to("/login").into_response());
     };
     let a = &s.account;
+    let mfa = crate::service::mfa::load(&state, a).await?;
+    let factors = mfa
+        .factors
+        .iter()
+        .map(|f| (crate::service::mfa::method_label(f.kind), day(f.created_at), f.last_used_at.map(day)))
+        .collect();
+    let required = matches!(mfa.requirement(a), clinic_auth_core::Requirement::Enroll { .. });
     let org_name = match &a.org_id {
         Some(o) => state.store.get_org(o).await?.map(|o| o.name),
         None => None,
@@ -412,10 +441,31 @@ async fn account_page(State(state): State<AppState>, MaybeSignedIn(s): MaybeSign
         org_name,
         role: a.role.map(|r| r.as_str()),
         csrf: s.csrf_token.clone(),
-        notice: None,
+        notice: notice_text(q.notice.as_deref()),
         error: None,
+        factors,
+        has_recovery_code: mfa.has_recovery_code,
+        may_opt_in: mfa.may_opt_in(a),
+        may_turn_off: mfa.may_turn_off(a),
+        required,
     };
     Ok(render(&page))
+}
+
+/// A date for people, in UTC: 2026-11-23.
+pub(crate) fn day(t: clinic_auth_core::UnixTime) -> String {
+    let days = t.0.div_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 #[derive(Deserialize)]

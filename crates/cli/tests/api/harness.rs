@@ -116,7 +116,9 @@ impl TestApp {
         config.hashing_concurrency = opts.hashing_concurrency;
         // A fixed start keeps TOTP-free tests independent of the wall clock.
         let clock = Arc::new(ManualClock::new(UnixTime(1_800_000_000)));
-        let state = AppState::new(store, clock.clone(), config);
+        let sealer =
+            clinic_auth_web::Sealer::from_keyring(&clinic_auth_web::Sealer::generate_keyring()).expect("keyring");
+        let state = AppState::new(store, clock.clone(), config, sealer);
         tokio::spawn(clinic_auth_web::serve(listener, state.clone(), std::future::pending()));
         Some(TestApp { base, addr, state, clock, database_url, db, backend })
     }

@@ -21,9 +21,13 @@ impl Drop for Server {
     }
 }
 
+/// Both processes share one encryption key, as every instance on one database must.
+const KEY: &str = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 fn start(database_url: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clinic-auth"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
+        .env("CLINIC_AUTH_ENCRYPTION_KEY", KEY)
         .env("CLINIC_AUTH_LOG_LEVEL", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

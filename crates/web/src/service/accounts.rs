@@ -102,7 +102,7 @@ pub async fn create_org(
     let base = explicit.clone().unwrap_or_else(|| OrgId::from_name(name));
     for attempt in 0..50u32 {
         let candidate = if attempt == 0 { base.clone() } else { base.with_suffix(attempt + 1) };
-        let org = Org { id: candidate, name: name.to_owned(), kind, created_at: state.now() };
+        let org = Org { id: candidate, name: name.to_owned(), kind, created_at: state.now(), mfa: Default::default() };
         let mut event = audit_event(state, "organization_created", "success", &by.client);
         event.org_id = Some(org.id.clone());
         event.actor_id = by.account_id;

@@ -1,10 +1,14 @@
 //! The sign-in flow, shared by the sign-in pages and `/api/v1/login`.
 
 use axum::http::StatusCode;
-use clinic_auth_core::login_flow::{self, AfterPassword, PasswordCheck, PasswordRejection};
-use clinic_auth_core::{Email, LoginFlow, Password, Realm, SecretToken, ThrottleRule};
+use clinic_auth_core::login_flow::{self, AfterPassword, AfterWrongCode, PasswordCheck, PasswordRejection};
+use clinic_auth_core::{
+    Email, FactorKind, FlowStep, LoginFlow, MethodSet, Password, Realm, RecoveryCode, Requirement, SecretToken,
+    ThrottleRule, TokenHash,
+};
 use clinic_auth_store::{Account, ClientInfo, NewSession};
 
+use super::mfa::{self, AuthenticatorSetup, Proof};
 use super::{audit_event, detail};
 use crate::{AppError, AppState};
 
@@ -21,6 +25,26 @@ pub struct SignedInSession {
     pub token: SecretToken,
     pub csrf_token: String,
     pub account: Account,
+    /// A recovery code to show once: the first one after setup, or the replacement
+    /// for one just used.
+    pub new_recovery_code: Option<RecoveryCode>,
+    /// The sign-in used (and so replaced) the recovery code.
+    pub used_recovery_code: bool,
+}
+
+/// Where a sign-in stands after the password.
+#[derive(Debug)]
+pub enum PasswordOutcome {
+    SignedIn(SignedInSession),
+    /// A second factor is next, starting with `method`.
+    SecondFactor {
+        method: FactorKind,
+        others: Vec<FactorKind>,
+    },
+    /// Setting up a second factor is next; no session before it completes.
+    Enroll {
+        allowed: MethodSet,
+    },
 }
 
 pub fn incorrect() -> AppError {
@@ -70,8 +94,11 @@ pub async fn submit_password(
     flow_token: &str,
     password: Password,
     client: &ClientInfo,
-) -> Result<SignedInSession, AppError> {
+) -> Result<PasswordOutcome, AppError> {
     let flow = current(state, flow_token).await?;
+    if flow.step != FlowStep::Password {
+        return Err(flow_expired());
+    }
     let flow_hash = SecretToken::from_presented(flow_token).ok_or_else(flow_expired)?.hash();
     let now = state.now();
     let (acct_key, ip_key) = (account_key(&flow), client_key(client));
@@ -90,33 +117,47 @@ pub async fn submit_password(
         (None, _) => PasswordCheck::NoSuchAccount,
     };
 
+    let mfa_state = match &account {
+        Some(a) if verification.matches => Some(mfa::load(state, a).await?),
+        _ => None,
+    };
+    let requirement = match (&account, &mfa_state) {
+        (Some(a), Some(m)) => m.requirement(a),
+        _ => Requirement::NoSecondFactor,
+    };
+
     let mut event = audit_event(state, "sign_in", "failure", client);
     event.org_id = account.as_ref().and_then(|a| a.org_id.clone());
     event.subject_id = account.as_ref().map(|a| a.id);
-    match (login_flow::after_password(check), account) {
+    match (login_flow::after_password(check, &requirement), account) {
         (AfterPassword::SignIn, Some(account)) => {
             state.store.clear_throttle(&acct_key).await?;
-            if verification.needs_rehash {
-                let hash = state.hasher.rehash(&password).await?;
-                state.store.rehash_password(account.id, &hash, now).await?;
-            }
-            let token = SecretToken::generate();
-            let csrf_token = SecretToken::generate().expose().to_owned();
-            event.outcome = "success";
-            event.actor_id = Some(account.id);
-            event.detail = detail(&[("realm", flow.realm.as_str()), ("method", "password")]);
-            let session = NewSession {
-                token_hash: token.hash(),
-                account_id: account.id,
-                csrf_token: csrf_token.clone(),
-                now,
-                client: client.clone(),
+            rehash_if_needed(state, &account, &password, verification.needs_rehash).await?;
+            let done = grant_session(state, &flow, &flow_hash, account, "password", false, client).await?;
+            Ok(PasswordOutcome::SignedIn(done))
+        }
+        (AfterPassword::SecondFactor { method }, Some(account)) => {
+            state.store.clear_throttle(&acct_key).await?;
+            rehash_if_needed(state, &account, &password, verification.needs_rehash).await?;
+            let others = match &requirement {
+                Requirement::Challenge { others, .. } => others.clone(),
+                _ => Vec::new(),
             };
-            state.store.insert_session(&session, &flow_hash, &event).await.map_err(|e| match e {
-                clinic_auth_store::StoreError::MissingReference(_) => flow_expired(),
-                other => other.into(),
-            })?;
-            Ok(SignedInSession { token, csrf_token, account })
+            let next =
+                LoginFlow { step: FlowStep::SecondFactor { account_id: account.id, method, attempts: 0 }, ..flow };
+            if !state.store.update_flow(&flow_hash, &next).await? {
+                return Err(flow_expired());
+            }
+            Ok(PasswordOutcome::SecondFactor { method, others })
+        }
+        (AfterPassword::Enroll { allowed }, Some(account)) => {
+            state.store.clear_throttle(&acct_key).await?;
+            rehash_if_needed(state, &account, &password, verification.needs_rehash).await?;
+            let next = LoginFlow { step: FlowStep::Enroll { account_id: account.id, allowed }, ..flow };
+            if !state.store.update_flow(&flow_hash, &next).await? {
+                return Err(flow_expired());
+            }
+            Ok(PasswordOutcome::Enroll { allowed })
         }
         (AfterPassword::Rejected(PasswordRejection::Deactivated), _) => {
             event.detail = detail(&[("reason", "account_deactivated")]);
@@ -154,4 +195,158 @@ pub async fn sign_out(
     event.subject_id = Some(signed_in.account.id);
     state.store.delete_session(&signed_in.token_hash, Some(&event)).await?;
     Ok(())
+}
+
+async fn rehash_if_needed(
+    state: &AppState,
+    account: &Account,
+    password: &Password,
+    needed: bool,
+) -> Result<(), AppError> {
+    if needed {
+        let hash = state.hasher.rehash(password).await?;
+        state.store.rehash_password(account.id, &hash, state.now()).await?;
+    }
+    Ok(())
+}
+
+/// Ends a flow with a session. `second_factor` says whether one was proved.
+async fn grant_session(
+    state: &AppState,
+    flow: &LoginFlow,
+    flow_hash: &TokenHash,
+    account: Account,
+    method: &str,
+    second_factor: bool,
+    client: &ClientInfo,
+) -> Result<SignedInSession, AppError> {
+    let now = state.now();
+    let token = SecretToken::generate();
+    let csrf_token = SecretToken::generate().expose().to_owned();
+    let mut event = audit_event(state, "sign_in", "success", client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[("realm", flow.realm.as_str()), ("method", method)]);
+    let session = NewSession {
+        token_hash: token.hash(),
+        account_id: account.id,
+        csrf_token: csrf_token.clone(),
+        now,
+        client: client.clone(),
+        second_factor,
+    };
+    state.store.insert_session(&session, flow_hash, &event).await.map_err(|e| match e {
+        clinic_auth_store::StoreError::MissingReference(_) => flow_expired(),
+        other => other.into(),
+    })?;
+    Ok(SignedInSession { token, csrf_token, account, new_recovery_code: None, used_recovery_code: false })
+}
+
+/// A flow past its password step, with its account.
+pub struct FlowAt {
+    pub flow: LoginFlow,
+    pub flow_hash: TokenHash,
+    pub account: Account,
+}
+
+/// The flow and account behind a token, when the flow is past the password.
+pub async fn past_password(state: &AppState, flow_token: &str) -> Result<FlowAt, AppError> {
+    let flow = current(state, flow_token).await?;
+    let flow_hash = SecretToken::from_presented(flow_token).ok_or_else(flow_expired)?.hash();
+    let id = flow.step.account_id().ok_or_else(flow_expired)?;
+    let account = state.store.get_account(id).await?.ok_or_else(flow_expired)?;
+    if account.status != clinic_auth_core::AccountStatus::Active {
+        state.store.delete_flow(&flow_hash).await?;
+        return Err(flow_expired());
+    }
+    Ok(FlowAt { flow, flow_hash, account })
+}
+
+/// The methods a second-factor step offers: the current one first, then "Try another
+/// method".
+pub async fn methods(state: &AppState, at: &FlowAt) -> Result<(FactorKind, Vec<FactorKind>), AppError> {
+    let FlowStep::SecondFactor { method, .. } = at.flow.step else { return Err(flow_expired()) };
+    let enrolled = mfa::load(state, &at.account).await?.enrolled();
+    let others = enrolled.into_iter().filter(|k| *k != method).collect();
+    Ok((method, others))
+}
+
+/// "Try another method": switches the flow to another enrolled factor.
+pub async fn choose_method(state: &AppState, flow_token: &str, method: FactorKind) -> Result<(), AppError> {
+    let at = past_password(state, flow_token).await?;
+    let FlowStep::SecondFactor { account_id, attempts, .. } = at.flow.step else { return Err(flow_expired()) };
+    let enrolled = mfa::load(state, &at.account).await?.enrolled();
+    if !enrolled.contains(&method) {
+        return Err(AppError::bad_request("method_unavailable", "That method is not set up for this account."));
+    }
+    let next = LoginFlow { step: FlowStep::SecondFactor { account_id, method, attempts }, ..at.flow };
+    if !state.store.update_flow(&at.flow_hash, &next).await? {
+        return Err(flow_expired());
+    }
+    Ok(())
+}
+
+/// The second factor of a sign-in. Wrong codes count against the flow (it must start
+/// over after a few) and against the account (lockout with backoff).
+pub async fn submit_code(
+    state: &AppState,
+    flow_token: &str,
+    input: &str,
+    client: &ClientInfo,
+) -> Result<SignedInSession, AppError> {
+    let at = past_password(state, flow_token).await?;
+    let FlowStep::SecondFactor { method, .. } = at.flow.step else { return Err(flow_expired()) };
+    match mfa::verify_factor(state, &at.account, method, input, "sign_in", client).await {
+        Ok(proof) => {
+            let mut done =
+                grant_session(state, &at.flow, &at.flow_hash, at.account, method.as_str(), true, client).await?;
+            if let Proof::RecoveryCode(fresh) = proof {
+                done.new_recovery_code = Some(fresh);
+                done.used_recovery_code = true;
+            }
+            Ok(done)
+        }
+        Err(e) if matches!(e.code, "incorrect_code" | "code_already_used") => {
+            let mut step = at.flow.step.clone();
+            match login_flow::after_wrong_code(&mut step) {
+                AfterWrongCode::TryAgain { .. } => {
+                    state.store.update_flow(&at.flow_hash, &LoginFlow { step, ..at.flow }).await?;
+                    Err(e)
+                }
+                AfterWrongCode::StartOver => {
+                    state.store.delete_flow(&at.flow_hash).await?;
+                    Err(AppError::new(
+                        StatusCode::GONE,
+                        "flow_expired",
+                        "Too many wrong codes. For your security, start signing in again.",
+                    ))
+                }
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Setting up an authenticator app as part of sign-in.
+pub async fn begin_enrollment(state: &AppState, flow_token: &str) -> Result<(FlowAt, AuthenticatorSetup), AppError> {
+    let at = past_password(state, flow_token).await?;
+    let FlowStep::Enroll { .. } = at.flow.step else { return Err(flow_expired()) };
+    let setup = mfa::begin_authenticator(state, &at.account).await?;
+    Ok((at, setup))
+}
+
+/// Confirms the authenticator app set up during sign-in; the session follows.
+pub async fn confirm_enrollment(
+    state: &AppState,
+    flow_token: &str,
+    input: &str,
+    client: &ClientInfo,
+) -> Result<SignedInSession, AppError> {
+    let at = past_password(state, flow_token).await?;
+    let FlowStep::Enroll { .. } = at.flow.step else { return Err(flow_expired()) };
+    let recovery = mfa::confirm_authenticator(state, &at.account, input, client).await?;
+    let mut done = grant_session(state, &at.flow, &at.flow_hash, at.account, "authenticator", true, client).await?;
+    done.new_recovery_code = recovery;
+    Ok(done)
 }

@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod login;
+pub mod mfa;
+pub mod policy;
 
 use clinic_auth_core::AccountId;
 use clinic_auth_core::permission::Actor;

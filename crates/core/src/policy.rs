@@ -1,0 +1,530 @@
+//! Who must use a second factor at sign-in, and which one they are asked for:
+//! the rules of DESIGN.md ("Rules of the domain") as one pure function,
+//! [`requirement`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::account::{OrgKind, ParseEnumError, string_enum};
+
+string_enum!(
+    /// An organization's MFA setting. `required` is shown as "Mandatory 2FA".
+    MfaMode, "MFA mode", { Off => "off", Optional => "optional", Required => "required" }
+);
+
+string_enum!(
+    /// Per member: follow the organization, or require / exempt this one member.
+    MemberOverride, "member override", {
+        ClinicDefault => "clinic_default", Required => "required", NotRequired => "not_required"
+    }
+);
+
+string_enum!(
+    /// A second way to prove identity.
+    FactorKind, "factor", {
+        Authenticator => "authenticator", Email => "email", Sms => "sms", Passkey => "passkey",
+        RecoveryCode => "recovery_code"
+    }
+);
+
+/// The factors an organization can allow members to enroll, in display order.
+/// Recovery codes are not among them: every member who enrolls gets one.
+const ENROLLABLE: [FactorKind; 4] =
+    [FactorKind::Authenticator, FactorKind::Email, FactorKind::Sms, FactorKind::Passkey];
+
+/// The order factors are listed in at a challenge ("Try another method"), and the
+/// default when neither a trusted device nor a preference decides; the recovery
+/// code, a last resort that rotates on use, comes last.
+const CHALLENGE_ORDER: [FactorKind; 5] =
+    [FactorKind::Authenticator, FactorKind::Passkey, FactorKind::Sms, FactorKind::Email, FactorKind::RecoveryCode];
+
+const fn bit(kind: FactorKind) -> u8 {
+    match kind {
+        FactorKind::Authenticator => 1,
+        FactorKind::Email => 2,
+        FactorKind::Sms => 4,
+        FactorKind::Passkey => 8,
+        FactorKind::RecoveryCode => 0,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{name}\" is not a method an organization can allow; choose from authenticator, email, sms, passkey.")]
+pub struct MethodSetError {
+    pub name: String,
+}
+
+/// A set of enrollable factor kinds (an organization's allowed methods). Stored and
+/// sent as its canonical comma list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct MethodSet(u8);
+
+impl From<MethodSet> for String {
+    fn from(m: MethodSet) -> String {
+        m.to_string()
+    }
+}
+
+impl TryFrom<String> for MethodSet {
+    type Error = MethodSetError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        MethodSet::parse(&s)
+    }
+}
+
+impl MethodSet {
+    /// Reads a comma-separated list such as `"authenticator, email"`. Spaces,
+    /// letter case, repeats and empty items are tolerated; the empty string is the
+    /// empty set. An unknown name or `recovery_code` is an error naming it.
+    pub fn parse(input: &str) -> Result<MethodSet, MethodSetError> {
+        let mut bits = 0;
+        for item in input.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let kind = item.to_ascii_lowercase().parse::<FactorKind>().ok().filter(|k| bit(*k) != 0);
+            let Some(kind) = kind else { return Err(MethodSetError { name: item.to_owned() }) };
+            bits |= bit(kind);
+        }
+        Ok(MethodSet(bits))
+    }
+
+    /// The set of one kind. `only(RecoveryCode)` is the empty set, since recovery
+    /// codes cannot be allowed or refused.
+    pub fn only(kind: FactorKind) -> MethodSet {
+        MethodSet(bit(kind))
+    }
+
+    /// The fallback when nothing else is configured: every authenticator app works
+    /// offline and costs nothing to send.
+    pub fn authenticator_only() -> MethodSet {
+        MethodSet::only(FactorKind::Authenticator)
+    }
+
+    pub fn contains(self, kind: FactorKind) -> bool {
+        bit(kind) != 0 && self.0 & bit(kind) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The kinds in the set in the order authenticator, email, sms, passkey.
+    pub fn iter(self) -> impl Iterator<Item = FactorKind> {
+        ENROLLABLE.into_iter().filter(move |k| self.contains(*k))
+    }
+}
+
+impl FromStr for MethodSet {
+    type Err = MethodSetError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MethodSet::parse(s)
+    }
+}
+
+/// The canonical form, e.g. `authenticator,email`; it parses back to the same set.
+impl fmt::Display for MethodSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, kind) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(kind.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("Mandatory 2FA is for clinic organizations; solo providers turn 2FA on for themselves.")]
+    RequiredNeedsClinic,
+    #[error("Choose at least one two-factor method your members can use.")]
+    NoMethods,
+}
+
+/// An organization's MFA settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrgMfa {
+    /// Set by platform support; until then the organization's mode has no effect.
+    pub enabled: bool,
+    /// Chosen by the organization's admins.
+    pub mode: MfaMode,
+    /// Chosen by the organization's admins.
+    pub methods: MethodSet,
+}
+
+/// A new organization: MFA not yet enabled by support, authenticator apps allowed.
+impl Default for OrgMfa {
+    fn default() -> Self {
+        OrgMfa { enabled: false, mode: MfaMode::Off, methods: MethodSet::authenticator_only() }
+    }
+}
+
+impl OrgMfa {
+    /// Whether admins of an organization of `org_kind` may save `mode` and `methods`.
+    pub fn check(org_kind: OrgKind, mode: MfaMode, methods: MethodSet) -> Result<(), PolicyError> {
+        if mode == MfaMode::Required && org_kind != OrgKind::Clinic {
+            return Err(PolicyError::RequiredNeedsClinic);
+        }
+        if mode != MfaMode::Off && methods.is_empty() {
+            return Err(PolicyError::NoMethods);
+        }
+        Ok(())
+    }
+}
+
+/// Everything the rules need to know about one account signing in.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberContext<'a> {
+    pub org_kind: Option<OrgKind>,
+    /// `None` for patients and platform admins: no organization policy applies,
+    /// though they may still have factors of their own.
+    pub org: Option<&'a OrgMfa>,
+    pub override_: MemberOverride,
+    pub enrolled: &'a [FactorKind],
+    pub preferred: Option<FactorKind>,
+    /// This browser was trusted by the member (it holds their passkey).
+    pub trusted_device: bool,
+    /// An unexpired one-time bypass granted by an admin is pending.
+    pub bypass_valid: bool,
+}
+
+/// What sign-in asks for after the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// The password was enough.
+    NoSecondFactor,
+    /// Ask for `default`; "Try another method" lists `others`.
+    Challenge { default: FactorKind, others: Vec<FactorKind> },
+    /// MFA applies but nothing is enrolled: enrollment with one of `allowed`
+    /// completes before any session exists.
+    Enroll { allowed: MethodSet },
+    /// Sign in once without a second factor. Using the bypass clears the member's
+    /// factors, so when MFA applies they enroll (`then_enroll`) before the session.
+    Bypass { then_enroll: Option<MethodSet> },
+}
+
+/// Whether this member must have a second factor (DESIGN rules 2 and 3).
+pub fn mfa_applies(ctx: &MemberContext<'_>) -> bool {
+    match ctx.override_ {
+        MemberOverride::Required => true,
+        MemberOverride::NotRequired => false,
+        MemberOverride::ClinicDefault => {
+            ctx.org_kind == Some(OrgKind::Clinic) && ctx.org.is_some_and(|o| o.enabled && o.mode == MfaMode::Required)
+        }
+    }
+}
+
+/// What a member may enroll: the organization's methods once platform support has
+/// enabled MFA for it and admins chose some; otherwise an authenticator app.
+fn allowed_methods(ctx: &MemberContext<'_>) -> MethodSet {
+    match ctx.org {
+        Some(org) if org.enabled && !org.methods.is_empty() => org.methods,
+        _ => MethodSet::authenticator_only(),
+    }
+}
+
+/// The second-factor requirement at sign-in, by DESIGN.md's rules in order.
+pub fn requirement(ctx: &MemberContext<'_>) -> Requirement {
+    // Rule 1: a valid bypass wins over everything, factors included.
+    if ctx.bypass_valid {
+        return Requirement::Bypass { then_enroll: mfa_applies(ctx).then(|| allowed_methods(ctx)) };
+    }
+    // Rule 4: whoever has a factor is challenged, whatever the policy.
+    let enrolled: Vec<FactorKind> = CHALLENGE_ORDER.into_iter().filter(|k| ctx.enrolled.contains(k)).collect();
+    if let Some(&first) = enrolled.first() {
+        let has = |k: FactorKind| enrolled.contains(&k);
+        let default = if ctx.trusted_device && has(FactorKind::Passkey) {
+            FactorKind::Passkey
+        } else if let Some(p) = ctx.preferred.filter(|&p| p != FactorKind::RecoveryCode && has(p)) {
+            p
+        } else {
+            // CHALLENGE_ORDER puts the recovery code last, so it is the default only
+            // when it is the only factor.
+            first
+        };
+        let others = enrolled.into_iter().filter(|&k| k != default).collect();
+        return Requirement::Challenge { default, others };
+    }
+    // Rule 5: MFA applies and nothing is enrolled.
+    if mfa_applies(ctx) {
+        return Requirement::Enroll { allowed: allowed_methods(ctx) };
+    }
+    Requirement::NoSecondFactor
+}
+
+/// Whether the member may turn 2FA on for themselves: always when it applies to
+/// them; patients and platform admins always; members when their organization has
+/// MFA enabled and not switched off.
+pub fn may_opt_in(ctx: &MemberContext<'_>) -> bool {
+    mfa_applies(ctx)
+        || match ctx.org {
+            None => true,
+            Some(org) => org.enabled && matches!(org.mode, MfaMode::Optional | MfaMode::Required),
+        }
+}
+
+/// Whether the member may remove their last factor: not while MFA applies to them.
+pub fn may_turn_off(ctx: &MemberContext<'_>) -> bool {
+    !mfa_applies(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use FactorKind::*;
+
+    fn member<'a>(org_kind: OrgKind, org: &'a OrgMfa, enrolled: &'a [FactorKind]) -> MemberContext<'a> {
+        MemberContext {
+            org_kind: Some(org_kind),
+            org: Some(org),
+            override_: MemberOverride::ClinicDefault,
+            enrolled,
+            preferred: None,
+            trusted_device: false,
+            bypass_valid: false,
+        }
+    }
+
+    fn set(s: &str) -> MethodSet {
+        MethodSet::parse(s).unwrap()
+    }
+
+    const REQUIRED_CLINIC: OrgMfa =
+        OrgMfa { enabled: true, mode: MfaMode::Required, methods: MethodSet(bit(Email) | bit(Sms)) };
+
+    /// Every combination, against the rules written out plainly.
+    #[test]
+    fn every_combination_follows_the_rules() {
+        let enrolled_cases: [&[FactorKind]; 3] = [&[], &[Authenticator], &[Authenticator, RecoveryCode]];
+        let mut cases = 0;
+        for org_kind in [OrgKind::Clinic, OrgKind::Solo] {
+            for enabled in [false, true] {
+                for mode in [MfaMode::Off, MfaMode::Optional, MfaMode::Required] {
+                    for has_methods in [false, true] {
+                        let methods = if has_methods { set("email,sms") } else { MethodSet::default() };
+                        let org = OrgMfa { enabled, mode, methods };
+                        for override_ in
+                            [MemberOverride::ClinicDefault, MemberOverride::Required, MemberOverride::NotRequired]
+                        {
+                            for enrolled in enrolled_cases {
+                                for bypass_valid in [false, true] {
+                                    let ctx =
+                                        MemberContext { override_, bypass_valid, ..member(org_kind, &org, enrolled) };
+
+                                    // Rules 2 and 3.
+                                    let applies = match override_ {
+                                        MemberOverride::Required => true,
+                                        MemberOverride::NotRequired => false,
+                                        MemberOverride::ClinicDefault => {
+                                            org_kind == OrgKind::Clinic && enabled && mode == MfaMode::Required
+                                        }
+                                    };
+                                    let allowed =
+                                        if enabled && has_methods { set("email,sms") } else { set("authenticator") };
+                                    let expected = if bypass_valid {
+                                        // Rule 1.
+                                        Requirement::Bypass { then_enroll: if applies { Some(allowed) } else { None } }
+                                    } else if enrolled.is_empty() {
+                                        // Rule 5, or nothing to do.
+                                        if applies {
+                                            Requirement::Enroll { allowed }
+                                        } else {
+                                            Requirement::NoSecondFactor
+                                        }
+                                    } else if enrolled.len() == 1 {
+                                        // Rule 4.
+                                        Requirement::Challenge { default: Authenticator, others: vec![] }
+                                    } else {
+                                        Requirement::Challenge { default: Authenticator, others: vec![RecoveryCode] }
+                                    };
+
+                                    let why = format!(
+                                        "{org_kind} enabled={enabled} {mode} methods={methods} {override_} {enrolled:?} bypass={bypass_valid}"
+                                    );
+                                    assert_eq!(requirement(&ctx), expected, "{why}");
+                                    assert_eq!(mfa_applies(&ctx), applies, "{why}");
+                                    assert_eq!(may_turn_off(&ctx), !applies, "{why}");
+                                    let opt_in = applies || (enabled && mode != MfaMode::Off);
+                                    assert_eq!(may_opt_in(&ctx), opt_in, "{why}");
+                                    cases += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 2 * 2 * 3 * 2 * 3 * 3 * 2);
+    }
+
+    #[test]
+    fn patients_and_platform_admins_have_no_org_policy() {
+        let base = MemberContext {
+            org_kind: None,
+            org: None,
+            override_: MemberOverride::ClinicDefault,
+            enrolled: &[],
+            preferred: None,
+            trusted_device: false,
+            bypass_valid: false,
+        };
+        assert_eq!(requirement(&base), Requirement::NoSecondFactor);
+        assert!(may_opt_in(&base));
+        assert!(may_turn_off(&base));
+        let with_factor = MemberContext { enrolled: &[Email], ..base };
+        assert_eq!(requirement(&with_factor), Requirement::Challenge { default: Email, others: vec![] });
+        let required = MemberContext { override_: MemberOverride::Required, ..base };
+        assert_eq!(requirement(&required), Requirement::Enroll { allowed: MethodSet::authenticator_only() });
+        assert!(!may_turn_off(&required));
+    }
+
+    #[test]
+    fn org_kind_matters_only_for_the_clinic_default() {
+        // A solo organization with (invalid) stored mode `required` does not force MFA.
+        let ctx = member(OrgKind::Solo, &REQUIRED_CLINIC, &[]);
+        assert_eq!(requirement(&ctx), Requirement::NoSecondFactor);
+        let ctx = member(OrgKind::Clinic, &REQUIRED_CLINIC, &[]);
+        assert_eq!(requirement(&ctx), Requirement::Enroll { allowed: set("email,sms") });
+        // An organization without a kind (not a member) is not a clinic.
+        let ctx = MemberContext { org_kind: None, ..member(OrgKind::Clinic, &REQUIRED_CLINIC, &[]) };
+        assert!(!mfa_applies(&ctx));
+    }
+
+    #[test]
+    fn default_factor_choice() {
+        let all: &[FactorKind] = &[Email, RecoveryCode, Sms, Passkey, Authenticator];
+        let org = REQUIRED_CLINIC;
+        let base = member(OrgKind::Clinic, &org, all);
+        let challenge = |ctx: MemberContext<'_>| match requirement(&ctx) {
+            Requirement::Challenge { default, others } => (default, others),
+            other => panic!("expected a challenge, got {other:?}"),
+        };
+        for (trusted_device, preferred, enrolled, default, others) in [
+            // Ordering when nothing else decides.
+            (false, None, all, Authenticator, vec![Passkey, Sms, Email, RecoveryCode]),
+            (false, None, &[Email, Sms][..], Sms, vec![Email]),
+            (false, None, &[Email, Passkey], Passkey, vec![Email]),
+            (false, None, &[RecoveryCode, Email], Email, vec![RecoveryCode]),
+            (false, None, &[RecoveryCode], RecoveryCode, vec![]),
+            // Duplicates in storage do not duplicate choices.
+            (false, None, &[Email, Email], Email, vec![]),
+            // The trusted device's passkey first.
+            (true, None, all, Passkey, vec![Authenticator, Sms, Email, RecoveryCode]),
+            (true, Some(Email), all, Passkey, vec![Authenticator, Sms, Email, RecoveryCode]),
+            // A trusted device without a passkey enrolled falls back.
+            (true, Some(Sms), &[Email, Sms], Sms, vec![Email]),
+            (true, None, &[Email], Email, vec![]),
+            // The member's preference, when it is enrolled.
+            (false, Some(Email), all, Email, vec![Authenticator, Passkey, Sms, RecoveryCode]),
+            (false, Some(Sms), &[Authenticator, Email], Authenticator, vec![Email]),
+            // A recovery code is never preferred over a real factor.
+            (false, Some(RecoveryCode), &[Email, RecoveryCode], Email, vec![RecoveryCode]),
+        ] {
+            let ctx = MemberContext { trusted_device, preferred, enrolled, ..base };
+            assert_eq!(
+                challenge(ctx),
+                (default, others),
+                "trusted={trusted_device} preferred={preferred:?} {enrolled:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bypass_then_enroll_uses_allowed_methods() {
+        let org = OrgMfa { enabled: true, mode: MfaMode::Required, methods: set("passkey,authenticator") };
+        let ctx = MemberContext { bypass_valid: true, ..member(OrgKind::Clinic, &org, &[Authenticator]) };
+        assert_eq!(requirement(&ctx), Requirement::Bypass { then_enroll: Some(set("authenticator,passkey")) });
+        let exempt = MemberContext { override_: MemberOverride::NotRequired, ..ctx };
+        assert_eq!(requirement(&exempt), Requirement::Bypass { then_enroll: None });
+    }
+
+    #[test]
+    fn method_sets_parse_and_print() {
+        for (input, canonical) in [
+            ("", ""),
+            ("   ", ""),
+            ("authenticator", "authenticator"),
+            ("email,authenticator", "authenticator,email"),
+            (" sms , email ,sms", "email,sms"),
+            ("Passkey, SMS", "sms,passkey"),
+            ("authenticator,,email,", "authenticator,email"),
+            ("passkey,sms,email,authenticator", "authenticator,email,sms,passkey"),
+        ] {
+            let s = set(input);
+            assert_eq!(s.to_string(), canonical, "{input:?}");
+            assert_eq!(set(canonical), s);
+            assert_eq!(canonical.parse::<MethodSet>(), Ok(s));
+        }
+        for (input, name) in [("recovery_code", "recovery_code"), ("email, totp", "totp"), ("sms,e-mail", "e-mail")] {
+            let err = MethodSet::parse(input).unwrap_err();
+            assert_eq!(err.name, name);
+            assert!(err.to_string().contains(&format!("\"{name}\"")), "{err}");
+        }
+    }
+
+    #[test]
+    fn method_set_queries() {
+        let s = set("sms,authenticator");
+        assert!(s.contains(Authenticator) && s.contains(Sms));
+        assert!(!s.contains(Email) && !s.contains(Passkey) && !s.contains(RecoveryCode));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![Authenticator, Sms]);
+        assert!(!s.is_empty());
+        assert!(MethodSet::default().is_empty());
+        assert_eq!(MethodSet::default().iter().count(), 0);
+        assert_eq!(MethodSet::only(Passkey).iter().collect::<Vec<_>>(), vec![Passkey]);
+        assert!(MethodSet::only(RecoveryCode).is_empty());
+        assert_eq!(MethodSet::authenticator_only(), set("authenticator"));
+    }
+
+    #[test]
+    fn org_settings_are_checked() {
+        let some = set("authenticator");
+        let none = MethodSet::default();
+        for (kind, mode, methods, want) in [
+            (OrgKind::Clinic, MfaMode::Required, some, Ok(())),
+            (OrgKind::Clinic, MfaMode::Optional, some, Ok(())),
+            (OrgKind::Clinic, MfaMode::Off, none, Ok(())),
+            (OrgKind::Solo, MfaMode::Optional, some, Ok(())),
+            (OrgKind::Solo, MfaMode::Off, none, Ok(())),
+            (OrgKind::Solo, MfaMode::Required, some, Err(PolicyError::RequiredNeedsClinic)),
+            (OrgKind::Clinic, MfaMode::Required, none, Err(PolicyError::NoMethods)),
+            (OrgKind::Solo, MfaMode::Optional, none, Err(PolicyError::NoMethods)),
+        ] {
+            assert_eq!(OrgMfa::check(kind, mode, methods), want, "{kind} {mode} {methods}");
+        }
+        assert_eq!(
+            PolicyError::RequiredNeedsClinic.to_string(),
+            "Mandatory 2FA is for clinic organizations; solo providers turn 2FA on for themselves."
+        );
+    }
+
+    #[test]
+    fn opting_in_and_out() {
+        let off = OrgMfa { enabled: true, mode: MfaMode::Off, methods: set("authenticator") };
+        let optional_disabled = OrgMfa { enabled: false, mode: MfaMode::Optional, methods: set("authenticator") };
+        let optional = OrgMfa { enabled: true, ..optional_disabled };
+        for (org, override_, opt_in, turn_off) in [
+            (&off, MemberOverride::ClinicDefault, false, true),
+            (&off, MemberOverride::Required, true, false),
+            (&optional_disabled, MemberOverride::ClinicDefault, false, true),
+            (&optional, MemberOverride::ClinicDefault, true, true),
+            (&optional, MemberOverride::NotRequired, true, true),
+            (&REQUIRED_CLINIC, MemberOverride::ClinicDefault, true, false),
+            (&REQUIRED_CLINIC, MemberOverride::NotRequired, true, true),
+        ] {
+            let ctx = MemberContext { override_, ..member(OrgKind::Clinic, org, &[Authenticator]) };
+            assert_eq!((may_opt_in(&ctx), may_turn_off(&ctx)), (opt_in, turn_off), "{org:?} {override_}");
+        }
+    }
+
+    #[test]
+    fn enum_names() {
+        for k in FactorKind::ALL {
+            assert_eq!(k.as_str().parse::<FactorKind>(), Ok(*k));
+        }
+        assert_eq!(MemberOverride::NotRequired.as_str(), "not_required");
+        assert_eq!("clinic_default".parse::<MemberOverride>(), Ok(MemberOverride::ClinicDefault));
+        assert_eq!("required".parse::<MfaMode>(), Ok(MfaMode::Required));
+        assert!("mandatory".parse::<MfaMode>().is_err());
+    }
+}

@@ -1,0 +1,694 @@
+//! The second-factor pages: the code step of sign-in, "Try another method", setting up
+//! an authenticator app (during sign-in and from the account page), and the account
+//! page's 2FA actions behind a fresh second factor.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum_extra::extract::CookieJar;
+use clinic_auth_core::{FactorKind, RecoveryCode};
+use serde::Deserialize;
+
+use crate::http::auth::{MaybeSignedIn, SignedIn};
+use crate::http::client::Client;
+use crate::http::cookies::{self, Kind};
+use crate::http::csrf;
+use crate::http::extract::PageForm;
+use crate::pages::{PATIENT, PageError, RealmPages, STAFF, render, render_with, restart};
+use crate::service::login::{self, SignedInSession};
+use crate::service::mfa::{self, AuthenticatorSetup, Proof, method_label};
+use crate::{AppError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login/verify", get(staff_verify_page).post(staff_verify_submit))
+        .route("/login/methods", get(staff_methods_page).post(staff_methods_submit))
+        .route("/login/setup", get(staff_setup_page).post(staff_setup_submit))
+        .route("/portal/login/verify", get(patient_verify_page).post(patient_verify_submit))
+        .route("/portal/login/methods", get(patient_methods_page).post(patient_methods_submit))
+        .route("/portal/login/setup", get(patient_setup_page).post(patient_setup_submit))
+        .route("/account/2fa/setup", get(account_setup_page).post(account_setup_submit))
+        .route("/account/2fa/verify", get(step_up_page).post(step_up_submit))
+        .route("/account/2fa/off", get(off_page).post(off_submit))
+        .route("/account/2fa/recovery-code", get(recovery_page).post(recovery_submit))
+}
+
+/// Sets the session cookie after a completed sign-in and shows the new recovery code
+/// when there is one; otherwise goes to the account page.
+pub fn signed_in(state: &AppState, jar: CookieJar, done: SignedInSession) -> Response {
+    let why = if done.used_recovery_code { Shown::Replacement } else { Shown::FirstCode };
+    let jar = cookies::remove(state, jar, Kind::Flow);
+    let jar = cookies::remove(state, jar, Kind::Csrf);
+    let jar = cookies::set(state, jar, Kind::Session, done.token.expose().to_owned());
+    match done.new_recovery_code {
+        Some(code) => (jar, recovery_code_page(state, &code, "/account", why)).into_response(),
+        None => (jar, Redirect::to("/account")).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "recovery_code.html")]
+struct RecoveryCodePage<'a> {
+    title: &'a str,
+    platform_name: &'a str,
+    intro: &'a str,
+    code: String,
+    next: &'a str,
+    notice: Option<&'a str>,
+    error: Option<String>,
+}
+
+/// Why a recovery code is being shown.
+#[derive(Clone, Copy)]
+enum Shown {
+    /// Setup just finished (at sign-in or from the account page).
+    FirstCode,
+    /// The old code was just used or replaced.
+    Replacement,
+}
+
+fn recovery_code_page(state: &AppState, code: &RecoveryCode, next: &str, why: Shown) -> Response {
+    let intro = match why {
+        Shown::FirstCode => "Two-factor authentication is set up. Here is your recovery code.",
+        Shown::Replacement => {
+            "Your previous recovery code has been used up or replaced and no longer works. Here is your new one."
+        }
+    };
+    render(&RecoveryCodePage {
+        title: "Save your recovery code",
+        platform_name: &state.config.platform_name,
+        intro,
+        code: code.display(),
+        next,
+        notice: None,
+        error: None,
+    })
+}
+
+// ----- sign-in: the code step -----
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage<'a> {
+    title: &'a str,
+    platform_name: &'a str,
+    heading: &'a str,
+    action: &'a str,
+    method: &'a str,
+    next: Option<&'a str>,
+    others_url: Option<String>,
+    csrf: String,
+    notice: Option<&'a str>,
+    error: Option<String>,
+}
+
+fn flow_token(state: &AppState, jar: &CookieJar) -> Option<String> {
+    cookies::get(state, jar, Kind::Flow).map(str::to_owned)
+}
+
+/// Errors that mean "this sign-in is over": back to the start with a notice.
+fn is_flow_over(e: &AppError) -> bool {
+    e.code == "flow_expired"
+}
+
+async fn verify_page(
+    state: AppState,
+    jar: CookieJar,
+    p: &RealmPages,
+    error: Option<AppError>,
+) -> Result<Response, PageError> {
+    let Some(token) = flow_token(&state, &jar) else { return Ok(Redirect::to(p.base).into_response()) };
+    let at = match login::past_password(&state, &token).await {
+        Ok(at) if at.flow.realm == p.realm => at,
+        Ok(_) => return Ok(Redirect::to(p.base).into_response()),
+        Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, &state)),
+        Err(e) => return Err(e.into()),
+    };
+    let (method, others) = match login::methods(&state, &at).await {
+        Ok(m) => m,
+        Err(_) => return Ok(Redirect::to(p.setup).into_response()),
+    };
+    let (jar, csrf) = csrf::form_token(&state, jar, None);
+    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let page = VerifyPage {
+        title: "Verify it's you",
+        platform_name: &state.config.platform_name,
+        heading: "Verify it's you",
+        action: p.verify,
+        method: method.as_str(),
+        next: None,
+        others_url: (!others.is_empty()).then(|| p.methods.to_owned()),
+        csrf,
+        notice: None,
+        error: error.map(|e| e.message),
+    };
+    Ok((jar, render_with(status, &page)).into_response())
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn verify_submit(
+    state: AppState,
+    jar: CookieJar,
+    client: Client,
+    p: &RealmPages,
+    form: CodeForm,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, None, &form.csrf)?;
+    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
+    match login::submit_code(&state, &token, &form.code, &client.0).await {
+        Ok(done) => Ok(signed_in(&state, jar, done)),
+        Err(e) if is_flow_over(&e) => {
+            let jar = cookies::remove(&state, jar, Kind::Flow);
+            Err(PageError(AppError { message: format!("{} ", e.message) + "Go back to the sign-in page.", ..e }))
+                .map(|r: Response| (jar, r).into_response())
+        }
+        Err(e) if e.status.is_client_error() => verify_page(state, jar, p, Some(e)).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "methods.html")]
+struct MethodsPage<'a> {
+    title: &'a str,
+    platform_name: &'a str,
+    action: &'a str,
+    back: &'a str,
+    methods: Vec<(&'static str, &'static str)>,
+    csrf: String,
+    notice: Option<&'a str>,
+    error: Option<String>,
+}
+
+async fn methods_page(state: AppState, jar: CookieJar, p: &RealmPages) -> Result<Response, PageError> {
+    let Some(token) = flow_token(&state, &jar) else { return Ok(Redirect::to(p.base).into_response()) };
+    let at = match login::past_password(&state, &token).await {
+        Ok(at) if at.flow.realm == p.realm => at,
+        Ok(_) => return Ok(Redirect::to(p.base).into_response()),
+        Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, &state)),
+        Err(e) => return Err(e.into()),
+    };
+    let (_, others) = login::methods(&state, &at).await?;
+    let (jar, csrf) = csrf::form_token(&state, jar, None);
+    let page = MethodsPage {
+        title: "Try another method",
+        platform_name: &state.config.platform_name,
+        action: p.methods,
+        back: p.verify,
+        methods: others.into_iter().map(|k| (k.as_str(), method_label(k))).collect(),
+        csrf,
+        notice: None,
+        error: None,
+    };
+    Ok((jar, render(&page)).into_response())
+}
+
+#[derive(Deserialize)]
+struct MethodForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    method: String,
+}
+
+async fn methods_submit(
+    state: AppState,
+    jar: CookieJar,
+    p: &RealmPages,
+    form: MethodForm,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, None, &form.csrf)?;
+    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
+    let method: FactorKind = form
+        .method
+        .parse()
+        .map_err(|_| AppError::bad_request("method_unavailable", "Choose one of the listed methods."))?;
+    match login::choose_method(&state, &token, method).await {
+        Ok(()) => Ok(Redirect::to(p.verify).into_response()),
+        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ----- setting up an authenticator app -----
+
+#[derive(Template)]
+#[template(path = "enroll.html")]
+struct EnrollPage<'a> {
+    title: &'a str,
+    platform_name: &'a str,
+    action: &'a str,
+    cancel: Option<&'a str>,
+    qr_svg: String,
+    setup_key: String,
+    issuer: String,
+    account: String,
+    csrf: String,
+    notice: Option<&'a str>,
+    error: Option<String>,
+}
+
+/// Where the setup form posts, and where "Cancel" goes (account page only).
+struct EnrollTarget<'a> {
+    action: &'a str,
+    cancel: Option<&'a str>,
+}
+
+fn enroll_page(
+    state: &AppState,
+    jar: CookieJar,
+    session: Option<&SignedIn>,
+    setup: AuthenticatorSetup,
+    email: String,
+    target: EnrollTarget<'_>,
+    error: Option<AppError>,
+) -> Response {
+    let EnrollTarget { action, cancel } = target;
+    let (jar, csrf) = csrf::form_token(state, jar, session);
+    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    // The SVG comes from our QR encoder; drop its XML prolog for inline HTML.
+    let svg = setup.qr_svg.find("<svg").map(|i| setup.qr_svg[i..].to_owned()).unwrap_or_default();
+    let page = EnrollPage {
+        title: "Set up two-factor authentication",
+        platform_name: &state.config.platform_name,
+        action,
+        cancel,
+        qr_svg: svg,
+        setup_key: setup.setup_key,
+        issuer: setup.issuer,
+        account: email,
+        csrf,
+        notice: None,
+        error: error.map(|e| e.message),
+    };
+    (jar, render_with(status, &page)).into_response()
+}
+
+async fn setup_page(
+    state: AppState,
+    jar: CookieJar,
+    p: &RealmPages,
+    error: Option<AppError>,
+) -> Result<Response, PageError> {
+    let Some(token) = flow_token(&state, &jar) else { return Ok(Redirect::to(p.base).into_response()) };
+    match login::begin_enrollment(&state, &token).await {
+        Ok((at, setup)) if at.flow.realm == p.realm => Ok(enroll_page(
+            &state,
+            jar,
+            None,
+            setup,
+            at.account.email.to_string(),
+            EnrollTarget { action: p.setup, cancel: None },
+            error,
+        )),
+        Ok(_) => Ok(Redirect::to(p.base).into_response()),
+        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn setup_submit(
+    state: AppState,
+    jar: CookieJar,
+    client: Client,
+    p: &RealmPages,
+    form: CodeForm,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, None, &form.csrf)?;
+    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
+    match login::confirm_enrollment(&state, &token, &form.code, &client.0).await {
+        Ok(done) => Ok(signed_in(&state, jar, done)),
+        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
+        Err(e) if e.status.is_client_error() => setup_page(state, jar, p, Some(e)).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+macro_rules! realm_handlers {
+    ($p:expr, $vp:ident, $vs:ident, $mp:ident, $ms:ident, $sp:ident, $ss:ident) => {
+        async fn $vp(State(s): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
+            verify_page(s, jar, &$p, None).await
+        }
+        async fn $vs(
+            State(s): State<AppState>,
+            jar: CookieJar,
+            c: Client,
+            PageForm(f): PageForm<CodeForm>,
+        ) -> Result<Response, PageError> {
+            verify_submit(s, jar, c, &$p, f).await
+        }
+        async fn $mp(State(s): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
+            methods_page(s, jar, &$p).await
+        }
+        async fn $ms(
+            State(s): State<AppState>,
+            jar: CookieJar,
+            PageForm(f): PageForm<MethodForm>,
+        ) -> Result<Response, PageError> {
+            methods_submit(s, jar, &$p, f).await
+        }
+        async fn $sp(State(s): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
+            setup_page(s, jar, &$p, None).await
+        }
+        async fn $ss(
+            State(s): State<AppState>,
+            jar: CookieJar,
+            c: Client,
+            PageForm(f): PageForm<CodeForm>,
+        ) -> Result<Response, PageError> {
+            setup_submit(s, jar, c, &$p, f).await
+        }
+    };
+}
+
+realm_handlers!(
+    STAFF,
+    staff_verify_page,
+    staff_verify_submit,
+    staff_methods_page,
+    staff_methods_submit,
+    staff_setup_page,
+    staff_setup_submit
+);
+realm_handlers!(
+    PATIENT,
+    patient_verify_page,
+    patient_verify_submit,
+    patient_methods_page,
+    patient_methods_submit,
+    patient_setup_page,
+    patient_setup_submit
+);
+
+// ----- the account page's 2FA actions -----
+
+/// Where a step-up sends back to; only these fixed places, never a URL from outside.
+fn next_path(next: &str) -> &'static str {
+    match next {
+        "setup" => "/account/2fa/setup",
+        "off" => "/account/2fa/off",
+        "recovery-code" => "/account/2fa/recovery-code",
+        _ => "/account",
+    }
+}
+
+/// Changing 2FA that exists needs a second factor proved within the last minutes.
+async fn needs_step_up(state: &AppState, s: &SignedIn) -> Result<bool, AppError> {
+    if mfa::load(state, &s.account).await?.factors.is_empty() {
+        return Ok(false);
+    }
+    let record = state.store.get_session(&s.token_hash).await?;
+    Ok(!mfa::recently_verified(record.and_then(|r| r.verified_at), state.now()))
+}
+
+fn step_up_redirect(next: &str) -> Response {
+    Redirect::to(&format!("/account/2fa/verify?next={next}")).into_response()
+}
+
+async fn account_setup_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    MaybeSignedIn(s): MaybeSignedIn,
+) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    account_setup_render(&state, jar, &s, None).await
+}
+
+async fn account_setup_render(
+    state: &AppState,
+    jar: CookieJar,
+    s: &SignedIn,
+    error: Option<AppError>,
+) -> Result<Response, PageError> {
+    let mfa_state = mfa::load(state, &s.account).await?;
+    if mfa_state.factors.is_empty() && !mfa_state.may_opt_in(&s.account) {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_not_enabled",
+            "Two-factor authentication is not available for your organization yet. Ask your administrator.",
+        )
+        .into());
+    }
+    if needs_step_up(state, s).await? {
+        return Ok(step_up_redirect("setup"));
+    }
+    let setup = mfa::begin_authenticator(state, &s.account).await?;
+    Ok(enroll_page(
+        state,
+        jar,
+        Some(s),
+        setup,
+        s.account.email.to_string(),
+        EnrollTarget { action: "/account/2fa/setup", cancel: Some("/account") },
+        error,
+    ))
+}
+
+async fn account_setup_submit(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    client: Client,
+    MaybeSignedIn(s): MaybeSignedIn,
+    PageForm(form): PageForm<CodeForm>,
+) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    if needs_step_up(&state, &s).await? {
+        return Ok(step_up_redirect("setup"));
+    }
+    match mfa::confirm_authenticator(&state, &s.account, &form.code, &client.0).await {
+        Ok(Some(code)) => {
+            state.store.mark_session_verified(&s.token_hash, state.now()).await?;
+            Ok(recovery_code_page(&state, &code, "/account?notice=mfa_on", Shown::FirstCode))
+        }
+        Ok(None) => {
+            state.store.mark_session_verified(&s.token_hash, state.now()).await?;
+            Ok(Redirect::to("/account?notice=mfa_on").into_response())
+        }
+        Err(e) if e.status.is_client_error() => account_setup_render(&state, jar, &s, Some(e)).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct StepUpQuery {
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    method: Option<String>,
+}
+
+async fn step_up_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    MaybeSignedIn(s): MaybeSignedIn,
+    Query(q): Query<StepUpQuery>,
+) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    step_up_render(&state, jar, &s, &q.next, q.method.as_deref(), None).await
+}
+
+async fn step_up_render(
+    state: &AppState,
+    jar: CookieJar,
+    s: &SignedIn,
+    next: &str,
+    method: Option<&str>,
+    error: Option<AppError>,
+) -> Result<Response, PageError> {
+    let mfa_state = mfa::load(state, &s.account).await?;
+    let enrolled = mfa_state.enrolled();
+    let method = method
+        .and_then(|m| m.parse::<FactorKind>().ok())
+        .filter(|m| enrolled.contains(m))
+        .or_else(|| enrolled.first().copied())
+        .unwrap_or(FactorKind::Authenticator);
+    let next_key = match next {
+        "setup" | "off" | "recovery-code" => next,
+        _ => "account",
+    };
+    let other = enrolled.iter().find(|k| **k != method).copied();
+    let action = format!("/account/2fa/verify?method={}", method.as_str());
+    let (jar, csrf) = csrf::form_token(state, jar, Some(s));
+    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let page = VerifyPage {
+        title: "Confirm it's you",
+        platform_name: &state.config.platform_name,
+        heading: "Confirm it's you",
+        action: &action,
+        method: method.as_str(),
+        next: Some(next_key),
+        others_url: other.map(|o| format!("/account/2fa/verify?next={next_key}&method={}", o.as_str())),
+        csrf,
+        notice: None,
+        error: error.map(|e| e.message),
+    };
+    Ok((jar, render_with(status, &page)).into_response())
+}
+
+async fn step_up_submit(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    client: Client,
+    MaybeSignedIn(s): MaybeSignedIn,
+    Query(q): Query<StepUpQuery>,
+    PageForm(form): PageForm<CodeForm>,
+) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok()).unwrap_or(FactorKind::Authenticator);
+    match mfa::verify_factor(&state, &s.account, method, &form.code, "step_up", &client.0).await {
+        Ok(proof) => {
+            state.store.mark_session_verified(&s.token_hash, state.now()).await?;
+            let next = next_path(&form.next);
+            match proof {
+                Proof::RecoveryCode(fresh) => Ok(recovery_code_page(&state, &fresh, next, Shown::Replacement)),
+                Proof::Authenticator => Ok(Redirect::to(next).into_response()),
+            }
+        }
+        Err(e) if e.status.is_client_error() => {
+            step_up_render(&state, jar, &s, &form.next, Some(method.as_str()), Some(e)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "confirm_action.html")]
+struct ConfirmPage<'a> {
+    title: &'a str,
+    platform_name: &'a str,
+    heading: &'a str,
+    message: &'a str,
+    action: &'a str,
+    button: &'a str,
+    csrf: String,
+    notice: Option<&'a str>,
+    error: Option<String>,
+}
+
+async fn confirm_render(
+    state: &AppState,
+    s: &SignedIn,
+    heading: &str,
+    message: &str,
+    action: &str,
+    button: &str,
+    error: Option<AppError>,
+) -> Response {
+    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    render_with(
+        status,
+        &ConfirmPage {
+            title: heading,
+            platform_name: &state.config.platform_name,
+            heading,
+            message,
+            action,
+            button,
+            csrf: s.csrf_token.clone(),
+            notice: None,
+            error: error.map(|e| e.message),
+        },
+    )
+}
+
+const OFF_TEXT: &str =
+    "Signing in will need only your password. You can turn two-factor authentication on again at any time.";
+const NEW_CODE_TEXT: &str = "Your current recovery code will stop working, and a new one will be shown once.";
+
+async fn off_page(State(state): State<AppState>, MaybeSignedIn(s): MaybeSignedIn) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    if needs_step_up(&state, &s).await? {
+        return Ok(step_up_redirect("off"));
+    }
+    Ok(confirm_render(
+        &state,
+        &s,
+        "Turn off two-factor authentication?",
+        OFF_TEXT,
+        "/account/2fa/off",
+        "Turn off 2FA",
+        None,
+    )
+    .await)
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn off_submit(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    client: Client,
+    MaybeSignedIn(s): MaybeSignedIn,
+    PageForm(form): PageForm<CsrfForm>,
+) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    if needs_step_up(&state, &s).await? {
+        return Ok(step_up_redirect("off"));
+    }
+    match mfa::turn_off(&state, &s.account, &client.0).await {
+        Ok(()) => Ok(Redirect::to("/account?notice=mfa_off").into_response()),
+        Err(e) if e.status.is_client_error() => Ok(confirm_render(
+            &state,
+            &s,
+            "Turn off two-factor authentication?",
+            OFF_TEXT,
+            "/account/2fa/off",
+            "Turn off 2FA",
+            Some(e),
+        )
+        .await),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn recovery_page(State(state): State<AppState>, MaybeSignedIn(s): MaybeSignedIn) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    if needs_step_up(&state, &s).await? {
+        return Ok(step_up_redirect("recovery-code"));
+    }
+    Ok(confirm_render(
+        &state,
+        &s,
+        "Get a new recovery code?",
+        NEW_CODE_TEXT,
+        "/account/2fa/recovery-code",
+        "Get a new recovery code",
+        None,
+    )
+    .await)
+}
+
+async fn recovery_submit(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    client: Client,
+    MaybeSignedIn(s): MaybeSignedIn,
+    PageForm(form): PageForm<CsrfForm>,
+) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    if needs_step_up(&state, &s).await? {
+        return Ok(step_up_redirect("recovery-code"));
+    }
+    let code = mfa::new_recovery_code(&state, &s.account, &client.0).await?;
+    Ok(recovery_code_page(&state, &code, "/account", Shown::Replacement))
+}

@@ -1,0 +1,393 @@
+//! Second factors: what the policy asks of an account, setting up an authenticator
+//! app, checking codes and recovery codes, and turning 2FA off. Shared by the sign-in
+//! flow, the account pages and the API.
+
+use axum::http::StatusCode;
+use clinic_auth_core::policy::{self, MemberContext};
+use clinic_auth_core::totp::{self, Issuer, TotpRejection};
+use clinic_auth_core::{
+    AccountKind, FactorKind, RecoveryCode, Requirement, ThrottleRule, TotpCode, TotpSecret, UnixTime,
+};
+use clinic_auth_store::{Account, ClientInfo, Factor, NewFactor, Org, PendingFactor};
+
+use super::{audit_event, detail};
+use crate::{AppError, AppState};
+
+/// How long a shown QR code stays good for confirming.
+const PENDING_SECS: i64 = 15 * 60;
+/// How long after proving a factor the account pages allow 2FA changes.
+pub const STEP_UP_SECS: i64 = 10 * 60;
+
+/// Wrong codes for one account, across sign-ins and devices: 5 free, then 1 min, 2 min … 15 min.
+pub const CODES_PER_ACCOUNT: ThrottleRule =
+    ThrottleRule { free_failures: 5, base_lock_secs: 60, max_lock_secs: 15 * 60, window_secs: 15 * 60 };
+
+/// An account's factors and the policy around them.
+#[derive(Debug, Clone)]
+pub struct MfaState {
+    pub org: Option<Org>,
+    pub factors: Vec<Factor>,
+    pub has_recovery_code: bool,
+}
+
+impl MfaState {
+    pub fn enrolled(&self) -> Vec<FactorKind> {
+        let mut kinds: Vec<FactorKind> = self.factors.iter().map(|f| f.kind).collect();
+        if self.has_recovery_code {
+            kinds.push(FactorKind::RecoveryCode);
+        }
+        kinds
+    }
+
+    fn context<'a>(&'a self, account: &Account, enrolled: &'a [FactorKind]) -> MemberContext<'a> {
+        // Patients and platform admins are never under an organization's staff policy.
+        let org = if account.kind == AccountKind::Member { self.org.as_ref() } else { None };
+        MemberContext {
+            org_kind: org.map(|o| o.kind),
+            org: org.map(|o| &o.mfa),
+            override_: account.mfa_override,
+            enrolled,
+            preferred: account.preferred_factor,
+            trusted_device: false,
+            bypass_valid: false,
+        }
+    }
+
+    pub fn requirement(&self, account: &Account) -> Requirement {
+        let enrolled = self.enrolled();
+        policy::requirement(&self.context(account, &enrolled))
+    }
+
+    pub fn may_opt_in(&self, account: &Account) -> bool {
+        let enrolled = self.enrolled();
+        policy::may_opt_in(&self.context(account, &enrolled))
+    }
+
+    pub fn may_turn_off(&self, account: &Account) -> bool {
+        let enrolled = self.enrolled();
+        policy::may_turn_off(&self.context(account, &enrolled))
+    }
+
+    pub fn factor(&self, kind: FactorKind) -> Option<&Factor> {
+        self.factors.iter().find(|f| f.kind == kind)
+    }
+}
+
+pub async fn load(state: &AppState, account: &Account) -> Result<MfaState, AppError> {
+    let org = match &account.org_id {
+        Some(o) => state.store.get_org(o).await?,
+        None => None,
+    };
+    let factors = state.store.list_factors(account.id).await?;
+    let has_recovery_code = state.store.recovery_code_hash(account.id).await?.is_some();
+    Ok(MfaState { org, factors, has_recovery_code })
+}
+
+fn sealing_context(account: &Account, kind: FactorKind) -> String {
+    format!("clinic-auth:factor:{kind}:{}", account.id)
+}
+
+/// What an authenticator app needs: the otpauth URI as a QR code, and the key for
+/// typing in by hand ("Trouble scanning?").
+#[derive(Debug, Clone)]
+pub struct AuthenticatorSetup {
+    pub uri: String,
+    pub setup_key: String,
+    pub qr_svg: String,
+    pub issuer: String,
+}
+
+fn qr_svg(uri: &str) -> Result<String, AppError> {
+    let code = qrcode::QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| AppError::internal(format!("QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(220, 220)
+        .quiet_zone(true)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build())
+}
+
+/// Starts (or, while the previous QR code is still good, resumes) setting up an
+/// authenticator app, so that reloading the page does not void a code already scanned.
+pub async fn begin_authenticator(state: &AppState, account: &Account) -> Result<AuthenticatorSetup, AppError> {
+    let mfa = load(state, account).await?;
+    let now = state.now();
+    let context = sealing_context(account, FactorKind::Authenticator);
+    let existing = state.store.get_pending_factor(account.id, FactorKind::Authenticator).await?;
+    let secret = match existing.filter(|p| now.secs_until(p.expires_at) > 60) {
+        Some(p) => TotpSecret::from_bytes(state.sealer.open(&p.secret, &context)?.to_vec())
+            .map_err(|e| AppError::internal(format!("pending secret: {e}")))?,
+        None => {
+            let secret = TotpSecret::generate();
+            let sealed = state.sealer.seal(secret.as_bytes(), &context)?;
+            let pending = PendingFactor {
+                account_id: account.id,
+                kind: FactorKind::Authenticator,
+                secret: sealed,
+                created_at: now,
+                expires_at: now.plus_secs(PENDING_SECS),
+            };
+            state.store.put_pending_factor(&pending).await?;
+            secret
+        }
+    };
+    let issuer = Issuer::from_name(mfa.org.as_ref().map(|o| o.name.as_str()).unwrap_or(&state.config.platform_name));
+    let uri = totp::otpauth_uri(&issuer, &account.email, &secret);
+    Ok(AuthenticatorSetup {
+        qr_svg: qr_svg(&uri)?,
+        uri,
+        setup_key: secret.grouped(),
+        issuer: issuer.as_str().to_owned(),
+    })
+}
+
+pub fn invalid_code() -> AppError {
+    AppError::bad_request("invalid_code", "Enter the 6-digit code from your authenticator app.")
+}
+
+fn wrong_code() -> AppError {
+    AppError::new(
+        StatusCode::UNAUTHORIZED,
+        "incorrect_code",
+        "That code didn't work. Check the code in your authenticator app and try again.",
+    )
+}
+
+fn replayed_code() -> AppError {
+    AppError::new(
+        StatusCode::UNAUTHORIZED,
+        "code_already_used",
+        "That code was already used. Wait for your authenticator app to show a new code.",
+    )
+}
+
+fn throttle_key(account: &Account) -> String {
+    format!("second-factor:{}", account.id)
+}
+
+async fn check_throttle(state: &AppState, account: &Account) -> Result<(), AppError> {
+    let now = state.now();
+    if let Some(secs) = state.store.get_throttle(&throttle_key(account)).await?.and_then(|t| t.locked_for(now)) {
+        return Err(AppError::too_many_attempts(secs));
+    }
+    Ok(())
+}
+
+async fn count_failure(
+    state: &AppState,
+    account: &Account,
+    method: FactorKind,
+    reason: &str,
+    purpose: &str,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
+    let mut event = audit_event(state, "second_factor", "failure", client);
+    event.org_id = account.org_id.clone();
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[("method", method.as_str()), ("reason", reason), ("purpose", purpose)]);
+    state.store.append_audit(&event).await?;
+    let after = state.store.record_failure(&throttle_key(account), CODES_PER_ACCOUNT, state.now()).await?;
+    tracing::info!(account = %account.id, method = method.as_str(), reason, purpose, failures = after.failures, "second factor refused");
+    Ok(())
+}
+
+/// Confirms an authenticator app with its first correct code. The first factor also
+/// brings the account's recovery code, returned to be shown once.
+pub async fn confirm_authenticator(
+    state: &AppState,
+    account: &Account,
+    input: &str,
+    client: &ClientInfo,
+) -> Result<Option<RecoveryCode>, AppError> {
+    check_throttle(state, account).await?;
+    let code = TotpCode::parse(input).map_err(|_| invalid_code())?;
+    let now = state.now();
+    let pending = state
+        .store
+        .get_pending_factor(account.id, FactorKind::Authenticator)
+        .await?
+        .filter(|p| now < p.expires_at)
+        .ok_or_else(|| {
+            AppError::new(
+                StatusCode::GONE,
+                "setup_expired",
+                "This setup timed out. Scan the new QR code and try again.",
+            )
+        })?;
+    let secret = TotpSecret::from_bytes(
+        state.sealer.open(&pending.secret, &sealing_context(account, FactorKind::Authenticator))?.to_vec(),
+    )
+    .map_err(|e| AppError::internal(format!("pending secret: {e}")))?;
+    let step = match totp::verify(&secret, &code, now, None) {
+        Ok(step) => step,
+        Err(_) => {
+            count_failure(state, account, FactorKind::Authenticator, "wrong_code", "enroll", client).await?;
+            return Err(wrong_code());
+        }
+    };
+    let mfa = load(state, account).await?;
+    let replacing = mfa.factor(FactorKind::Authenticator).is_some();
+    let recovery = (!mfa.has_recovery_code).then(RecoveryCode::generate);
+    let factor = NewFactor {
+        id: uuid_like(),
+        account_id: account.id,
+        kind: FactorKind::Authenticator,
+        label: "Authenticator app".to_owned(),
+        secret: Some(pending.secret.clone()),
+        last_used_step: Some(step),
+        now,
+    };
+    let mut event =
+        audit_event(state, if replacing { "factor_replaced" } else { "factor_enrolled" }, "success", client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[
+        ("method", "authenticator"),
+        ("recovery_code_issued", if recovery.is_some() { "true" } else { "false" }),
+    ]);
+    state.store.enroll_factor(&factor, recovery.as_ref().map(|r| r.hash()).as_deref(), &event).await?;
+    state.store.clear_throttle(&throttle_key(account)).await?;
+    Ok(recovery)
+}
+
+fn uuid_like() -> String {
+    clinic_auth_core::AccountId::new_random().to_string()
+}
+
+/// What proving a factor did.
+#[derive(Debug)]
+pub enum Proof {
+    Authenticator,
+    /// The recovery code was used up; this is its replacement, to be shown once.
+    RecoveryCode(RecoveryCode),
+}
+
+/// Checks a second factor for `account`. Wrong and replayed codes count against the
+/// account's lockout; a malformed code does not (it cannot be a guess).
+pub async fn verify_factor(
+    state: &AppState,
+    account: &Account,
+    method: FactorKind,
+    input: &str,
+    purpose: &'static str,
+    client: &ClientInfo,
+) -> Result<Proof, AppError> {
+    check_throttle(state, account).await?;
+    let now = state.now();
+    let mut event = audit_event(state, "second_factor", "success", client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[("method", method.as_str()), ("purpose", purpose)]);
+    let proof = match method {
+        FactorKind::Authenticator => {
+            let code = TotpCode::parse(input).map_err(|_| invalid_code())?;
+            let factor = state
+                .store
+                .list_factors(account.id)
+                .await?
+                .into_iter()
+                .find(|f| f.kind == FactorKind::Authenticator)
+                .ok_or_else(|| {
+                    AppError::bad_request("method_unavailable", "No authenticator app is set up for this account.")
+                })?;
+            let sealed = factor.secret.as_ref().ok_or_else(|| AppError::internal("authenticator without secret"))?;
+            let secret = TotpSecret::from_bytes(
+                state.sealer.open(sealed, &sealing_context(account, FactorKind::Authenticator))?.to_vec(),
+            )
+            .map_err(|e| AppError::internal(format!("stored secret: {e}")))?;
+            match totp::verify(&secret, &code, now, factor.last_used_step) {
+                Ok(step) if state.store.use_totp_step(&factor.id, step, now, &event).await? => Proof::Authenticator,
+                Ok(_) | Err(TotpRejection::Replayed) => {
+                    count_failure(state, account, method, "replayed_code", purpose, client).await?;
+                    return Err(replayed_code());
+                }
+                Err(TotpRejection::Wrong) => {
+                    count_failure(state, account, method, "wrong_code", purpose, client).await?;
+                    return Err(wrong_code());
+                }
+            }
+        }
+        FactorKind::RecoveryCode => {
+            let code = RecoveryCode::parse(input).map_err(|e| AppError::bad_request("invalid_code", e.to_string()))?;
+            let stored = state.store.recovery_code_hash(account.id).await?;
+            let fresh = RecoveryCode::generate();
+            event.kind = "recovery_code_used";
+            let accepted = match stored {
+                Some(hash) if code.matches(&hash) => {
+                    state.store.replace_recovery_code(account.id, Some(&hash), &fresh.hash(), now, &event).await?
+                }
+                _ => false,
+            };
+            if !accepted {
+                count_failure(state, account, method, "wrong_code", purpose, client).await?;
+                return Err(AppError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "incorrect_code",
+                    "That recovery code didn't work. Check it and try again.",
+                ));
+            }
+            Proof::RecoveryCode(fresh)
+        }
+        _ => return Err(AppError::bad_request("method_unavailable", "That method is not available yet.")),
+    };
+    state.store.clear_throttle(&throttle_key(account)).await?;
+    Ok(proof)
+}
+
+/// Turns two-factor authentication off for an account whose policy allows it.
+pub async fn turn_off(state: &AppState, account: &Account, client: &ClientInfo) -> Result<(), AppError> {
+    let mfa = load(state, account).await?;
+    if !mfa.may_turn_off(account) {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_required",
+            "Your organization requires two-factor authentication, so it cannot be turned off.",
+        ));
+    }
+    let mut event = audit_event(state, "factor_removed", "success", client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[("method", "all"), ("by", "self")]);
+    state.store.remove_factors(account.id, None, &event).await?;
+    Ok(())
+}
+
+/// Replaces the recovery code with a new one, shown once.
+pub async fn new_recovery_code(
+    state: &AppState,
+    account: &Account,
+    client: &ClientInfo,
+) -> Result<RecoveryCode, AppError> {
+    let mfa = load(state, account).await?;
+    if mfa.factors.is_empty() {
+        return Err(AppError::bad_request("mfa_off", "Turn on two-factor authentication first."));
+    }
+    let fresh = RecoveryCode::generate();
+    let mut event = audit_event(state, "recovery_code_replaced", "success", client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    state.store.replace_recovery_code(account.id, None, &fresh.hash(), state.now(), &event).await?;
+    Ok(fresh)
+}
+
+/// Whether a session proved a second factor recently enough to change 2FA settings.
+pub fn recently_verified(verified_at: Option<UnixTime>, now: UnixTime) -> bool {
+    verified_at.is_some_and(|t| t.secs_until(now) < STEP_UP_SECS)
+}
+
+/// The label people see for a method.
+pub fn method_label(kind: FactorKind) -> &'static str {
+    match kind {
+        FactorKind::Authenticator => "Authenticator app",
+        FactorKind::Email => "Email",
+        FactorKind::Sms => "Text message",
+        FactorKind::Passkey => "Passkey on this device",
+        FactorKind::RecoveryCode => "Recovery code",
+    }
+}

@@ -1,0 +1,99 @@
+//! Organization MFA policy and per-member overrides.
+
+use axum::http::StatusCode;
+use clinic_auth_core::permission::Target;
+use clinic_auth_core::{AccountId, AccountKind, Email, MemberOverride, MethodSet, MfaMode, OrgMfa};
+use clinic_auth_store::{Account, Org};
+
+use super::{By, accounts, audit_event, detail};
+use crate::{AppError, AppState};
+
+/// A change to an organization's MFA settings; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct OrgMfaChange {
+    pub enabled: Option<bool>,
+    pub mode: Option<MfaMode>,
+    pub methods: Option<MethodSet>,
+}
+
+/// Applies a change: platform support turns MFA on or off for an organization; the
+/// organization's owners and admins choose mode and methods once it is on.
+pub async fn set_org_mfa(state: &AppState, by: &By, org_id: &str, change: OrgMfaChange) -> Result<Org, AppError> {
+    let org = accounts::get_org(state, by, org_id).await?;
+    if change.enabled.is_some() && !by.actor.may_administer_platform() {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Only platform support can turn MFA on or off for an organization.",
+        ));
+    }
+    if (change.mode.is_some() || change.methods.is_some()) && !by.actor.may_set_org_policy(&org.id) {
+        return Err(AppError::forbidden());
+    }
+    let mut mfa = org.mfa;
+    if let Some(e) = change.enabled {
+        mfa.enabled = e;
+    }
+    if let Some(m) = change.mode {
+        mfa.mode = m;
+    }
+    if let Some(m) = change.methods {
+        mfa.methods = m;
+    }
+    if !mfa.enabled && (change.mode.is_some_and(|m| m != MfaMode::Off)) {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "mfa_not_enabled",
+            "MFA is not enabled for this organization yet. Ask platform support to enable it.",
+        ));
+    }
+    OrgMfa::check(org.kind, mfa.mode, mfa.methods)
+        .map_err(|e| AppError::bad_request("invalid_policy", e.to_string()))?;
+    let mut event = audit_event(state, "org_mfa_changed", "success", &by.client);
+    event.org_id = Some(org.id.clone());
+    event.actor_id = by.account_id;
+    let enabled = if mfa.enabled { "true" } else { "false" };
+    let methods = mfa.methods.to_string();
+    event.detail = detail(&[("enabled", enabled), ("mode", mfa.mode.as_str()), ("methods", &methods)]);
+    if !state.store.set_org_mfa(&org.id, &mfa, &event).await? {
+        return Err(AppError::not_found("The organization"));
+    }
+    Ok(Org { mfa, ..org })
+}
+
+/// Finds a member of `org_id` by id or email, for someone allowed to see that organization.
+pub async fn find_member(state: &AppState, by: &By, org_id: &str, who: &str) -> Result<Account, AppError> {
+    let org = accounts::get_org(state, by, org_id).await?;
+    let account = match AccountId::parse(who) {
+        Ok(id) => state.store.get_account(id).await?,
+        Err(_) => match Email::parse(who) {
+            Ok(email) => state.store.find_account(clinic_auth_core::Realm::Staff, &email).await?,
+            Err(_) => None,
+        },
+    };
+    account
+        .filter(|a| a.kind == AccountKind::Member && a.org_id.as_ref() == Some(&org.id))
+        .ok_or_else(|| AppError::not_found("The member"))
+}
+
+/// Sets a member's two-factor setting: Clinic default, Required or Not required.
+pub async fn set_member_override(
+    state: &AppState,
+    by: &By,
+    org_id: &str,
+    who: &str,
+    value: MemberOverride,
+) -> Result<Account, AppError> {
+    let member = find_member(state, by, org_id, who).await?;
+    let target = Target { kind: member.kind, org: member.org_id.as_ref(), role: member.role };
+    if !by.actor.may_set_member_mfa(&target) {
+        return Err(AppError::forbidden());
+    }
+    let mut event = audit_event(state, "member_mfa_override_changed", "success", &by.client);
+    event.org_id = member.org_id.clone();
+    event.actor_id = by.account_id;
+    event.subject_id = Some(member.id);
+    event.detail = detail(&[("from", member.mfa_override.as_str()), ("to", value.as_str())]);
+    state.store.set_mfa_override(member.id, value, &event).await?;
+    Ok(Account { mfa_override: value, ..member })
+}
