@@ -234,6 +234,21 @@ async fn replayed_code_is_rejected(app: TestApp) {
     // Nor can a code from an earlier step that is still inside the window.
     let earlier = otp::code(&uri, now(&app) - 30);
     assert_eq!(sign_in_with(&app, "dr.lee@riverside.test", None, &earlier).await.0, 401);
+    // The store itself refuses a step already used, so two processes racing with one
+    // code cannot both win.
+    let account = app
+        .state
+        .store
+        .find_account(clinic_auth_core::Realm::Staff, &clinic_auth_core::Email::parse("dr.lee@riverside.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let factor = app.state.store.list_factors(account.id).await.unwrap().remove(0);
+    let used = factor.last_used_step.unwrap();
+    let event = clinic_auth_web::service::audit_event(&app.state, "second_factor", "success", &Default::default());
+    let at = app.state.now();
+    assert!(!app.state.store.use_totp_step(&factor.id, used, at, &event).await.unwrap(), "same step twice");
+    assert!(!app.state.store.use_totp_step(&factor.id, used - 1, at, &event).await.unwrap(), "an older step");
     // Spaces and dashes are fine in a fresh code.
     app.clock.advance(30);
     let fresh = otp::code(&uri, now(&app));
