@@ -161,6 +161,8 @@ enum PlatformAdminCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // One rustls crypto provider (ring) for every TLS client in the process.
+    clinic_auth_notify::install_default_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -268,7 +270,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn app_state(settings: &Settings, bound: std::net::SocketAddr) -> anyhow::Result<AppState> {
     let store = open_store(settings).await?;
     let sealer = settings.sealer()?;
-    Ok(AppState::new(store, Arc::new(SystemClock), settings.web_config(bound)?, sealer))
+    let senders = settings.senders()?;
+    tracing::info!(email = %senders.email.describe(), sms = %senders.sms.describe(), "code delivery");
+    Ok(AppState::new(store, Arc::new(SystemClock), settings.web_config(bound)?, sealer, senders))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -39,6 +39,30 @@ pub struct Settings {
     /// …or a file holding it. Default: `DATA_DIR/encryption.key`, generated on first
     /// start for the embedded SQLite store.
     pub encryption_key_file: Option<PathBuf>,
+
+    /// `outbox` (files in DATA_DIR/outbox/email, for trying things out) or `smtp`.
+    pub email_transport: String,
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    /// `starttls`, `tls` (implicit TLS, usually port 465) or `none` (a relay on this machine only).
+    pub smtp_tls: String,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+    /// The From address of code emails, e.g. `Riverside Clinic <no-reply@riverside.example>`.
+    pub email_from: String,
+    /// Put the code in the subject line too (visible on lock screens; off by default).
+    pub email_code_in_subject: bool,
+    /// `outbox` (files in DATA_DIR/outbox/sms) or `twilio`.
+    pub sms_transport: String,
+    pub twilio_base_url: String,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    pub twilio_api_key_sid: Option<String>,
+    pub twilio_api_key_secret: Option<String>,
+    /// Sender number (E.164) …
+    pub twilio_from: Option<String>,
+    /// … or a Messaging Service SID (`MG…`).
+    pub twilio_messaging_service_sid: Option<String>,
 }
 
 impl Default for Settings {
@@ -59,6 +83,22 @@ impl Default for Settings {
             trust_forwarded_for: false,
             encryption_key: None,
             encryption_key_file: None,
+            email_transport: "outbox".into(),
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_tls: "starttls".into(),
+            smtp_username: None,
+            smtp_password: None,
+            email_from: "clinic-auth <no-reply@localhost>".into(),
+            email_code_in_subject: false,
+            sms_transport: "outbox".into(),
+            twilio_base_url: "https://api.twilio.com".into(),
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_api_key_sid: None,
+            twilio_api_key_secret: None,
+            twilio_from: None,
+            twilio_messaging_service_sid: None,
         }
     }
 }
@@ -109,6 +149,15 @@ impl Settings {
         }
         if !(8..=64).contains(&self.password_min_length) {
             bail!("password_min_length must be between 8 and 64");
+        }
+        if !matches!(self.email_transport.as_str(), "outbox" | "smtp") {
+            bail!("email_transport must be outbox or smtp");
+        }
+        if !matches!(self.sms_transport.as_str(), "outbox" | "twilio") {
+            bail!("sms_transport must be outbox or twilio");
+        }
+        if !matches!(self.smtp_tls.as_str(), "starttls" | "tls" | "none") {
+            bail!("smtp_tls must be starttls, tls or none");
         }
         if !(1..=90).contains(&self.invitation_valid_days) {
             bail!("invitation_valid_days must be between 1 and 90");
@@ -169,6 +218,60 @@ impl Settings {
             }
         };
         Ok(clinic_auth_web::Sealer::from_keyring(&text)?)
+    }
+
+    /// Where codes go: SMTP / Twilio as configured, or the file outbox.
+    pub fn senders(&self) -> anyhow::Result<clinic_auth_web::Senders> {
+        use clinic_auth_notify as notify;
+        use std::sync::Arc;
+        let outbox = self.data_dir.join("outbox");
+        let email: Arc<dyn notify::EmailSender> = match self.email_transport.as_str() {
+            "smtp" => Arc::new(notify::SmtpSender::new(notify::SmtpConfig {
+                host: self.smtp_host.clone().context("email_transport = smtp needs smtp_host")?,
+                port: self.smtp_port,
+                tls: match self.smtp_tls.as_str() {
+                    "tls" => notify::SmtpTls::Implicit,
+                    "none" => notify::SmtpTls::None,
+                    _ => notify::SmtpTls::StartTls,
+                },
+                username: self.smtp_username.clone(),
+                password: self.smtp_password.clone(),
+                from: self.email_from.clone(),
+                code_in_subject: self.email_code_in_subject,
+                timeout_secs: 15,
+            })?),
+            _ => Arc::new(notify::OutboxEmail::new(outbox.join("email"), self.email_from.clone())),
+        };
+        let sms: Arc<dyn notify::SmsSender> = match self.sms_transport.as_str() {
+            "twilio" => {
+                let auth = match (&self.twilio_auth_token, &self.twilio_api_key_sid, &self.twilio_api_key_secret) {
+                    (_, Some(sid), Some(secret)) => {
+                        notify::TwilioAuth::ApiKey { sid: sid.clone(), secret: secret.clone() }
+                    }
+                    (Some(token), _, _) => notify::TwilioAuth::AuthToken(token.clone()),
+                    _ => bail!(
+                        "sms_transport = twilio needs twilio_auth_token, or twilio_api_key_sid and twilio_api_key_secret"
+                    ),
+                };
+                let from = match (&self.twilio_messaging_service_sid, &self.twilio_from) {
+                    (Some(mg), _) => notify::TwilioFrom::MessagingService(mg.clone()),
+                    (None, Some(number)) => notify::TwilioFrom::Number(number.clone()),
+                    _ => bail!("sms_transport = twilio needs twilio_from or twilio_messaging_service_sid"),
+                };
+                Arc::new(notify::TwilioSender::new(notify::TwilioConfig {
+                    base_url: self.twilio_base_url.clone(),
+                    account_sid: self
+                        .twilio_account_sid
+                        .clone()
+                        .context("sms_transport = twilio needs twilio_account_sid")?,
+                    auth,
+                    from,
+                    timeout_secs: 15,
+                })?)
+            }
+            _ => Arc::new(notify::OutboxSms::new(outbox.join("sms"))),
+        };
+        Ok(clinic_auth_web::Senders { email, sms })
     }
 
     pub fn web_config(&self, bound: SocketAddr) -> anyhow::Result<clinic_auth_web::WebConfig> {

@@ -24,7 +24,13 @@ pub enum FlowStep {
     SecondFactor { account_id: AccountId, method: FactorKind, attempts: u32 },
     /// The password was right and MFA applies, but nothing is enrolled: setting up a
     /// factor is part of this sign-in, and no session exists before it completes.
-    Enroll { account_id: AccountId, allowed: MethodSet },
+    Enroll {
+        account_id: AccountId,
+        allowed: MethodSet,
+        /// The method the member picked when more than one is allowed.
+        #[serde(default)]
+        chosen: Option<FactorKind>,
+    },
 }
 
 impl FlowStep {
@@ -122,6 +128,21 @@ pub fn after_password(check: PasswordCheck, requirement: &Requirement) -> AfterP
     }
 }
 
+/// The method setup goes on with: the one chosen, or the only one allowed.
+pub fn enrollment_method(allowed: MethodSet, chosen: Option<FactorKind>) -> Option<FactorKind> {
+    match chosen.filter(|c| allowed.contains(*c)) {
+        Some(c) => Some(c),
+        None => {
+            let mut it = allowed.iter();
+            match (it.next(), it.next()) {
+                (Some(only), None) => Some(only),
+                (None, _) => Some(FactorKind::Authenticator),
+                _ => None,
+            }
+        }
+    }
+}
+
 /// What a wrong second-factor code does to the flow: count it, or end the flow when
 /// the attempts are used up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,8 +209,22 @@ mod tests {
     }
 
     #[test]
+    fn setup_asks_for_a_choice_only_between_several_methods() {
+        let both = MethodSet::parse("email,sms").expect("set");
+        assert_eq!(enrollment_method(both, None), None, "ask: Emails or Texts?");
+        assert_eq!(enrollment_method(both, Some(FactorKind::Sms)), Some(FactorKind::Sms));
+        assert_eq!(enrollment_method(both, Some(FactorKind::Authenticator)), None, "not an allowed choice");
+        assert_eq!(enrollment_method(MethodSet::only(FactorKind::Email), None), Some(FactorKind::Email));
+        assert_eq!(enrollment_method(MethodSet::default(), None), Some(FactorKind::Authenticator));
+    }
+
+    #[test]
     fn steps_survive_storage_as_json() {
-        let step = FlowStep::Enroll { account_id: AccountId::new_random(), allowed: MethodSet::authenticator_only() };
+        let step = FlowStep::Enroll {
+            account_id: AccountId::new_random(),
+            allowed: MethodSet::authenticator_only(),
+            chosen: Some(FactorKind::Sms),
+        };
         let json = serde_json::to_string(&step).expect("serialize");
         assert_eq!(serde_json::from_str::<FlowStep>(&json).expect("deserialize"), step);
     }

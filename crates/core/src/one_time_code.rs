@@ -70,7 +70,9 @@ pub struct CodeChallenge {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeCheck {
     Accepted,
-    Wrong { attempts_left: u32 },
+    Wrong {
+        attempts_left: u32,
+    },
     Expired,
     /// The attempts are used up: only a new code can help.
     TooManyAttempts,

@@ -11,7 +11,9 @@ pub enum PhoneError {
     Malformed,
     #[error("Text messages can only go to US mobile numbers (+1). Choose another method for numbers outside the US.")]
     NotUs,
-    #[error("This number cannot receive text messages (toll-free, premium-rate and similar numbers are not mobile phones). Enter your mobile number.")]
+    #[error(
+        "This number cannot receive text messages (toll-free, premium-rate and similar numbers are not mobile phones). Enter your mobile number."
+    )]
     NotMobile,
 }
 
@@ -83,7 +85,15 @@ mod tests {
 
     #[test]
     fn us_numbers_in_every_usual_shape_normalize_to_e164() {
-        for input in ["(201) 555-0123", "201-555-0123", "201.555.0123", "2015550123", "+1 201 555 0123", "1 (201) 555-0123", " +12015550123 "] {
+        for input in [
+            "(201) 555-0123",
+            "201-555-0123",
+            "201.555.0123",
+            "2015550123",
+            "+1 201 555 0123",
+            "1 (201) 555-0123",
+            " +12015550123 ",
+        ] {
             assert_eq!(UsPhone::parse(input).map(|p| p.0), Ok("+12015550123".to_owned()), "{input}");
         }
         assert_eq!(UsPhone::from_e164("+12015550123").map(|p| p.masked()), Ok("(•••) •••-0123".to_owned()));
@@ -105,7 +115,19 @@ mod tests {
 
     #[test]
     fn malformed_input_is_refused() {
-        for input in ["", "555-0123", "12345", "(201) 555-012", "201555012345678901", "call me", "201-555-O123", "+", "911", "(000) 555-0123", "2015550123 ext 5"] {
+        for input in [
+            "",
+            "555-0123",
+            "12345",
+            "(201) 555-012",
+            "201555012345678901",
+            "call me",
+            "201-555-O123",
+            "+",
+            "911",
+            "(000) 555-0123",
+            "2015550123 ext 5",
+        ] {
             assert!(UsPhone::parse(input).is_err(), "{input}");
         }
         assert_eq!(UsPhone::from_e164("2015550123"), Err(PhoneError::Malformed));

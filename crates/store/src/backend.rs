@@ -15,6 +15,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::{
     Account, AuditEvent, AuditFilter, Factor, LinkPurpose, NewAccount, NewAuditEvent, NewFactor, NewPasswordLink,
     NewSession, Org, PasswordLink, PendingFactor, SealedSecret, SessionRecord, Store, StoreError, StoreResult,
+    StoredCode,
 };
 
 /// The embedded default: one SQLite file, in WAL mode.
@@ -168,6 +169,22 @@ macro_rules! store_impl {
                     last_used_step: row.try_get("last_used_step")?,
                     created_at: UnixTime(row.try_get("created_at")?),
                     last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(UnixTime),
+                    target: row.try_get("target")?,
+                })
+            }
+
+            fn code_from_row(row: &$row) -> StoreResult<StoredCode> {
+                Ok(StoredCode {
+                    account_id: parse_with(&row.try_get::<String, _>("account_id")?, AccountId::parse, "account id")?,
+                    channel: parse_with(&row.try_get::<String, _>("channel")?, FactorKind::from_str, "channel")?,
+                    purpose: row.try_get("purpose")?,
+                    target: row.try_get("target")?,
+                    code_hash: row.try_get("code_hash")?,
+                    challenge: clinic_auth_core::CodeChallenge {
+                        sent_at: UnixTime(row.try_get("sent_at")?),
+                        expires_at: UnixTime(row.try_get("expires_at")?),
+                        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                    },
                 })
             }
 
@@ -589,16 +606,18 @@ macro_rules! store_impl {
                     .bind(f.kind.as_str())
                     .execute(&mut *tx)
                     .await?;
-                if f.kind == FactorKind::Authenticator {
-                    // A new phone replaces the old authenticator: its secret stops working now.
-                    sqlx::query($store::sql("DELETE FROM factors WHERE account_id = $1 AND kind = 'authenticator'"))
+                if f.kind != FactorKind::Passkey {
+                    // One factor of each kind (passkeys aside): a new phone or number
+                    // replaces the old one, whose codes stop working now.
+                    sqlx::query($store::sql("DELETE FROM factors WHERE account_id = $1 AND kind = $2"))
                         .bind(f.account_id.to_string())
+                        .bind(f.kind.as_str())
                         .execute(&mut *tx)
                         .await?;
                 }
                 sqlx::query($store::sql(
-                    "INSERT INTO factors (id, account_id, kind, label, secret, nonce, key_version, last_used_step, created_at, last_used_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                    "INSERT INTO factors (id, account_id, kind, label, secret, nonce, key_version, last_used_step, created_at, last_used_at, target)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
                 ))
                 .bind(&f.id)
                 .bind(f.account_id.to_string())
@@ -609,6 +628,7 @@ macro_rules! store_impl {
                 .bind(f.secret.as_ref().map(|s| s.key_version))
                 .bind(f.last_used_step)
                 .bind(f.now.0)
+                .bind(f.target.clone())
                 .execute(&mut *tx)
                 .await?;
                 if let Some(hash) = recovery_code_hash {
@@ -678,6 +698,69 @@ macro_rules! store_impl {
                 write_audit!(&mut *tx, audit);
                 tx.commit().await?;
                 Ok(removed)
+            }
+
+            async fn put_code(&self, c: &StoredCode, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($store::sql(
+                    "INSERT INTO code_challenges (account_id, channel, purpose, target, code_hash, sent_at, expires_at, attempts)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 0)
+                     ON CONFLICT (account_id, channel) DO UPDATE SET purpose = excluded.purpose, target = excluded.target,
+                       code_hash = excluded.code_hash, sent_at = excluded.sent_at, expires_at = excluded.expires_at, attempts = 0",
+                ))
+                .bind(c.account_id.to_string())
+                .bind(c.channel.as_str())
+                .bind(&c.purpose)
+                .bind(&c.target)
+                .bind(&c.code_hash)
+                .bind(c.challenge.sent_at.0)
+                .bind(c.challenge.expires_at.0)
+                .execute(&mut *tx)
+                .await?;
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_code(&self, account: AccountId, channel: FactorKind) -> StoreResult<Option<StoredCode>> {
+                let row = sqlx::query($store::sql("SELECT * FROM code_challenges WHERE account_id = $1 AND channel = $2"))
+                    .bind(account.to_string())
+                    .bind(channel.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map($store::code_from_row).transpose()
+            }
+
+            async fn count_code_attempt(&self, account: AccountId, channel: FactorKind) -> StoreResult<Option<u32>> {
+                let row = sqlx::query($store::sql(
+                    "UPDATE code_challenges SET attempts = attempts + 1 WHERE account_id = $1 AND channel = $2 RETURNING attempts",
+                ))
+                .bind(account.to_string())
+                .bind(channel.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|r| r.try_get::<i64, _>("attempts")).transpose()?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+            }
+
+            async fn consume_code(&self, account: AccountId, channel: FactorKind, code_hash: &str) -> StoreResult<bool> {
+                let done = sqlx::query($store::sql(
+                    "DELETE FROM code_challenges WHERE account_id = $1 AND channel = $2 AND code_hash = $3",
+                ))
+                .bind(account.to_string())
+                .bind(channel.as_str())
+                .bind(code_hash)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_code(&self, account: AccountId, channel: FactorKind) -> StoreResult<()> {
+                sqlx::query($store::sql("DELETE FROM code_challenges WHERE account_id = $1 AND channel = $2"))
+                    .bind(account.to_string())
+                    .bind(channel.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn recovery_code_hash(&self, account: AccountId) -> StoreResult<Option<String>> {
@@ -892,6 +975,11 @@ macro_rules! store_impl {
                     .rows_affected();
                 n += sqlx::query($store::sql("DELETE FROM sessions WHERE last_seen_at < $1"))
                     .bind(idle_cutoff.0)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                n += sqlx::query($store::sql("DELETE FROM code_challenges WHERE expires_at <= $1"))
+                    .bind(now.0)
                     .execute(&self.pool)
                     .await?
                     .rows_affected();

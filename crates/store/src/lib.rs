@@ -140,6 +140,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         audit: &NewAuditEvent,
     ) -> StoreResult<u64>;
     async fn recovery_code_hash(&self, account: AccountId) -> StoreResult<Option<String>>;
+
+    // Codes sent by email or text message
+    /// Stores a just-sent code, replacing any earlier one for the account and channel.
+    async fn put_code(&self, code: &StoredCode, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn get_code(&self, account: AccountId, channel: FactorKind) -> StoreResult<Option<StoredCode>>;
+    /// Counts one entry against the code atomically; the count including this entry,
+    /// or `None` if there is no code.
+    async fn count_code_attempt(&self, account: AccountId, channel: FactorKind) -> StoreResult<Option<u32>>;
+    /// Uses the code up, only if it is still the one with `code_hash`.
+    async fn consume_code(&self, account: AccountId, channel: FactorKind, code_hash: &str) -> StoreResult<bool>;
+    async fn delete_code(&self, account: AccountId, channel: FactorKind) -> StoreResult<()>;
     /// Swaps the recovery code, only if the stored one is still `expected` (so a code is
     /// used once even under concurrent use). `expected = None` replaces unconditionally.
     async fn replace_recovery_code(

@@ -186,6 +186,8 @@ pub struct Factor {
     pub last_used_step: Option<i64>,
     pub created_at: UnixTime,
     pub last_used_at: Option<UnixTime>,
+    /// Email and SMS factors: the address or E.164 number codes go to.
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +200,7 @@ pub struct NewFactor {
     /// The step of the code that confirmed the enrollment: it cannot be used again.
     pub last_used_step: Option<i64>,
     pub now: UnixTime,
+    pub target: Option<String>,
 }
 
 /// A factor being set up: its secret exists, its first correct code has not come yet.
@@ -208,4 +211,16 @@ pub struct PendingFactor {
     pub secret: SealedSecret,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+}
+
+/// A code sent by email or text message, as stored (the code itself only as a MAC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCode {
+    pub account_id: AccountId,
+    pub channel: FactorKind,
+    /// `sign_in`, `enroll` or `step_up`: a code is good only for what it was sent for.
+    pub purpose: String,
+    pub target: String,
+    pub code_hash: String,
+    pub challenge: clinic_auth_core::CodeChallenge,
 }

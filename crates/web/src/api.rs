@@ -18,7 +18,7 @@ use crate::error::{ErrorBody, ErrorDetail};
 use crate::http::auth::ApiSignedIn;
 use crate::http::client::Client;
 use crate::http::extract::ApiJson;
-use crate::service::{By, accounts, login, mfa};
+use crate::service::{By, accounts, codes, login, mfa};
 use crate::{AppError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -40,6 +40,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/login/{flow_id}/code", post(login_code))
         .route("/api/v1/login/{flow_id}/enroll/authenticator", post(login_enroll))
         .route("/api/v1/login/{flow_id}/enroll/authenticator/confirm", post(login_enroll_confirm))
+        .route("/api/v1/login/{flow_id}/resend", post(login_resend))
+        .route("/api/v1/login/{flow_id}/enroll/email", post(login_enroll_email))
+        .route("/api/v1/login/{flow_id}/enroll/sms", post(login_enroll_sms))
+        .route("/api/v1/login/{flow_id}/enroll/code/confirm", post(login_enroll_code_confirm))
         .route("/api/v1/me/mfa", get(my_mfa).delete(my_mfa_off))
         .route("/api/v1/me/mfa/verify", post(my_mfa_verify))
         .route("/api/v1/me/mfa/authenticator", post(my_authenticator))
@@ -57,7 +61,8 @@ pub fn routes() -> Router<AppState> {
         license(name = "AGPL-3.0-or-later")
     ),
     paths(
-        start_login, submit_password, login_progress, login_method, login_code, login_enroll, login_enroll_confirm,
+                start_login, submit_password, login_progress, login_method, login_code, login_resend, login_enroll,
+        login_enroll_confirm, login_enroll_email, login_enroll_sms, login_enroll_code_confirm,
         logout, me, my_mfa, my_mfa_off, my_mfa_verify, my_authenticator, my_authenticator_confirm, my_recovery_code,
         create_org, get_org, set_org_mfa, add_member, set_member_mfa, add_patient, add_platform_admin, password_reset,
         use_password_link
@@ -244,6 +249,15 @@ pub struct LoginProgress {
     /// Shown once: the first recovery code after setup, or the replacement for one used.
     #[serde(skip_serializing_if = "Option::is_none")]
     recovery_code: Option<String>,
+    /// For `email` and `sms`: where the code went (masked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_to: Option<String>,
+    /// Seconds until `/resend` works again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resend_in: Option<i64>,
+    /// Set when the code could not be sent (`delivery_failed`, `too_many_codes_sent`): retry with `/resend`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_error: Option<&'static str>,
 }
 
 fn done(s: login::SignedInSession) -> LoginProgress {
@@ -277,17 +291,37 @@ async fn submit_password(
 ) -> Result<Json<LoginProgress>, AppError> {
     let progress = match login::submit_password(&state, &flow_id, Password::new(body.password), &client.0).await? {
         login::PasswordOutcome::SignedIn(s) => done(s),
-        login::PasswordOutcome::SecondFactor { method, others } => LoginProgress {
-            next: "second_factor",
-            method: Some(method.as_str()),
-            other_methods: Some(kinds(others)),
-            ..Default::default()
-        },
+        login::PasswordOutcome::SecondFactor { method, others } => {
+            let mut progress = LoginProgress {
+                next: "second_factor",
+                method: Some(method.as_str()),
+                other_methods: Some(kinds(others)),
+                ..Default::default()
+            };
+            with_sending(&mut progress, login::ensure_code_sent(&state, &flow_id, false, &client.0).await)?;
+            progress
+        }
         login::PasswordOutcome::Enroll { allowed } => {
             LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
         }
     };
     Ok(Json(progress))
+}
+
+/// Fills in where a code went, or why it could not be sent (the flow goes on).
+fn with_sending(progress: &mut LoginProgress, sent: Result<Option<codes::SentTo>, AppError>) -> Result<(), AppError> {
+    match sent {
+        Ok(Some(s)) => {
+            progress.sent_to = Some(s.masked);
+            progress.resend_in = Some(s.resend_in);
+        }
+        Ok(None) => {}
+        Err(e) if e.code == "delivery_failed" || e.status == StatusCode::TOO_MANY_REQUESTS => {
+            progress.delivery_error = Some(e.code)
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 /// Where a sign-in stands.
@@ -329,12 +363,15 @@ pub struct ChooseMethod {
     responses((status = 200, body = LoginProgress), (status = 400, description = "`method_unavailable`", body = ErrorBody)))]
 async fn login_method(
     State(state): State<AppState>,
+    client: Client,
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<ChooseMethod>,
 ) -> Result<Json<LoginProgress>, AppError> {
     let method = parse_enum::<FactorKind>(&body.method, "method_unavailable")?;
     login::choose_method(&state, &flow_id, method).await?;
-    login_progress(State(state), Path(flow_id)).await
+    let Json(mut progress) = login_progress(State(state.clone()), Path(flow_id.clone())).await?;
+    with_sending(&mut progress, login::ensure_code_sent(&state, &flow_id, false, &client.0).await)?;
+    Ok(Json(progress))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -385,6 +422,7 @@ async fn login_enroll(
     State(state): State<AppState>,
     Path(flow_id): Path<String>,
 ) -> Result<Json<AuthenticatorSetupView>, AppError> {
+    login::choose_enrollment_method(&state, &flow_id, FactorKind::Authenticator).await?;
     let (_, setup) = login::begin_enrollment(&state, &flow_id).await?;
     Ok(Json(setup.into()))
 }
@@ -401,6 +439,87 @@ async fn login_enroll_confirm(
     ApiJson(body): ApiJson<SubmitCode>,
 ) -> Result<Json<LoginProgress>, AppError> {
     Ok(Json(done(login::confirm_enrollment(&state, &flow_id, &body.code, &client.0).await?)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SentView {
+    /// Where the code went (masked).
+    sent_to: String,
+    /// Seconds until a resend is possible.
+    resend_in: i64,
+}
+
+impl From<codes::SentTo> for SentView {
+    fn from(s: codes::SentTo) -> Self {
+        SentView { sent_to: s.masked, resend_in: s.resend_in }
+    }
+}
+
+/// Send a new code for the current step (second factor by email or text, or setup of one).
+/// Replaces the previous code; refused during the 30-second cooldown and past the send limits.
+#[utoipa::path(post, path = "/api/v1/login/{flow_id}/resend", tag = "sign-in", params(("flow_id" = String, Path)),
+    responses((status = 200, body = SentView),
+        (status = 429, description = "`resend_too_soon`, `too_many_codes_sent` (with Retry-After)", body = ErrorBody),
+        (status = 503, description = "`delivery_failed`: the email or SMS provider failed; try again", body = ErrorBody)))]
+async fn login_resend(
+    State(state): State<AppState>,
+    client: Client,
+    Path(flow_id): Path<String>,
+) -> Result<Json<SentView>, AppError> {
+    let flow = login::current(&state, &flow_id).await?;
+    let sent = match flow.step {
+        FlowStep::Enroll { .. } => login::send_enrollment_code(&state, &flow_id, None, true, &client.0).await?,
+        _ => login::ensure_code_sent(&state, &flow_id, true, &client.0).await?.ok_or_else(|| {
+            AppError::bad_request("method_unavailable", "The current method needs no code to be sent.")
+        })?,
+    };
+    Ok(Json(sent.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EnrollPhone {
+    /// A US mobile number in any usual form, e.g. "(555) 123-4567"
+    phone: String,
+}
+
+/// During sign-in: set up codes by email; a code goes to the account's email.
+#[utoipa::path(post, path = "/api/v1/login/{flow_id}/enroll/email", tag = "sign-in", params(("flow_id" = String, Path)),
+    responses((status = 200, body = SentView), (status = 400, description = "`method_unavailable`", body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn login_enroll_email(
+    State(state): State<AppState>,
+    client: Client,
+    Path(flow_id): Path<String>,
+) -> Result<Json<SentView>, AppError> {
+    login::choose_enrollment_method(&state, &flow_id, FactorKind::Email).await?;
+    Ok(Json(login::send_enrollment_code(&state, &flow_id, None, false, &client.0).await?.into()))
+}
+
+/// During sign-in: set up codes by text message to a US mobile number.
+#[utoipa::path(post, path = "/api/v1/login/{flow_id}/enroll/sms", tag = "sign-in", request_body = EnrollPhone, params(("flow_id" = String, Path)),
+    responses((status = 200, body = SentView), (status = 400, description = "`invalid_phone`, `method_unavailable`", body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn login_enroll_sms(
+    State(state): State<AppState>,
+    client: Client,
+    Path(flow_id): Path<String>,
+    ApiJson(body): ApiJson<EnrollPhone>,
+) -> Result<Json<SentView>, AppError> {
+    login::choose_enrollment_method(&state, &flow_id, FactorKind::Sms).await?;
+    Ok(Json(login::send_enrollment_code(&state, &flow_id, Some(&body.phone), false, &client.0).await?.into()))
+}
+
+/// During sign-in: confirm the email or phone with the code sent to it. The answer
+/// carries the session and the recovery code, shown once.
+#[utoipa::path(post, path = "/api/v1/login/{flow_id}/enroll/code/confirm", tag = "sign-in", request_body = SubmitCode,
+    params(("flow_id" = String, Path)),
+    responses((status = 200, body = LoginProgress), (status = 401, description = "`incorrect_code`, `code_attempts_exhausted`", body = ErrorBody),
+        (status = 410, description = "`code_expired`", body = ErrorBody)))]
+async fn login_enroll_code_confirm(
+    State(state): State<AppState>,
+    client: Client,
+    Path(flow_id): Path<String>,
+    ApiJson(body): ApiJson<SubmitCode>,
+) -> Result<Json<LoginProgress>, AppError> {
+    Ok(Json(done(login::confirm_code_enrollment(&state, &flow_id, &body.code, &client.0).await?)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -504,7 +623,7 @@ async fn my_mfa_verify(
     state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
     let recovery_code = match proof {
         mfa::Proof::RecoveryCode(c) => Some(c.display()),
-        mfa::Proof::Authenticator => None,
+        mfa::Proof::Authenticator | mfa::Proof::Code => None,
     };
     Ok(Json(Verified { verified: true, recovery_code }))
 }

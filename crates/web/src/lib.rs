@@ -48,6 +48,14 @@ pub struct Inner {
     pub config: WebConfig,
     pub hasher: PasswordHasher,
     pub sealer: Sealer,
+    pub senders: Senders,
+}
+
+/// Where emailed and texted codes go.
+#[derive(Debug, Clone)]
+pub struct Senders {
+    pub email: Arc<dyn clinic_auth_notify::EmailSender>,
+    pub sms: Arc<dyn clinic_auth_notify::SmsSender>,
 }
 
 impl std::ops::Deref for AppState {
@@ -58,9 +66,15 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: WebConfig, sealer: Sealer) -> AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: WebConfig,
+        sealer: Sealer,
+        senders: Senders,
+    ) -> AppState {
         let hasher = PasswordHasher::new(config.hashing_concurrency);
-        AppState(Arc::new(Inner { store, clock, config, hasher, sealer }))
+        AppState(Arc::new(Inner { store, clock, config, hasher, sealer, senders }))
     }
 
     pub fn now(&self) -> UnixTime {

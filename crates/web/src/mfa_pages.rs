@@ -18,9 +18,11 @@ use crate::http::cookies::{self, Kind};
 use crate::http::csrf;
 use crate::http::extract::PageForm;
 use crate::pages::{PATIENT, PageError, RealmPages, STAFF, render, render_with, restart};
+use crate::service::codes;
 use crate::service::login::{self, SignedInSession};
 use crate::service::mfa::{self, AuthenticatorSetup, Proof, method_label};
 use crate::{AppError, AppState};
+use clinic_auth_store::ClientInfo;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -32,6 +34,17 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/login/setup", get(patient_setup_page).post(patient_setup_submit))
         .route("/account/2fa/setup", get(account_setup_page).post(account_setup_submit))
         .route("/account/2fa/verify", get(step_up_page).post(step_up_submit))
+        .route("/account/2fa/resend", axum::routing::post(step_up_resend))
+        .route("/login/resend", axum::routing::post(staff_resend))
+        .route("/portal/login/resend", axum::routing::post(patient_resend))
+        .route("/login/setup/method", axum::routing::post(staff_setup_method))
+        .route("/login/setup/phone", axum::routing::post(staff_setup_phone))
+        .route("/login/setup/code", axum::routing::post(staff_setup_code))
+        .route("/login/setup/resend", axum::routing::post(staff_setup_resend))
+        .route("/portal/login/setup/method", axum::routing::post(patient_setup_method))
+        .route("/portal/login/setup/phone", axum::routing::post(patient_setup_phone))
+        .route("/portal/login/setup/code", axum::routing::post(patient_setup_code))
+        .route("/portal/login/setup/resend", axum::routing::post(patient_setup_resend))
         .route("/account/2fa/off", get(off_page).post(off_submit))
         .route("/account/2fa/recovery-code", get(recovery_page).post(recovery_submit))
 }
@@ -100,6 +113,9 @@ struct VerifyPage<'a> {
     method: &'a str,
     next: Option<&'a str>,
     others_url: Option<String>,
+    sent_to: Option<String>,
+    resend_action: Option<String>,
+    resend_in: i64,
     csrf: String,
     notice: Option<&'a str>,
     error: Option<String>,
@@ -117,6 +133,7 @@ fn is_flow_over(e: &AppError) -> bool {
 async fn verify_page(
     state: AppState,
     jar: CookieJar,
+    client: &ClientInfo,
     p: &RealmPages,
     error: Option<AppError>,
 ) -> Result<Response, PageError> {
@@ -131,6 +148,17 @@ async fn verify_page(
         Ok(m) => m,
         Err(_) => return Ok(Redirect::to(p.setup).into_response()),
     };
+    // Email and text codes go out when their page is first shown (once per code).
+    let mut error = error;
+    let sent = match login::ensure_code_sent(&state, &token, false, client).await {
+        Ok(sent) => sent,
+        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
+            error = error.or(Some(e));
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let coded = matches!(method, FactorKind::Email | FactorKind::Sms);
     let (jar, csrf) = csrf::form_token(&state, jar, None);
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
     let page = VerifyPage {
@@ -141,6 +169,9 @@ async fn verify_page(
         method: method.as_str(),
         next: None,
         others_url: (!others.is_empty()).then(|| p.methods.to_owned()),
+        resend_in: sent.as_ref().map(|s| s.resend_in).unwrap_or(0),
+        sent_to: sent.map(|s| s.masked),
+        resend_action: coded.then(|| format!("{}/resend", p.base)),
         csrf,
         notice: None,
         error: error.map(|e| e.message),
@@ -174,7 +205,26 @@ async fn verify_submit(
             Err(PageError(AppError { message: format!("{} ", e.message) + "Go back to the sign-in page.", ..e }))
                 .map(|r: Response| (jar, r).into_response())
         }
-        Err(e) if e.status.is_client_error() => verify_page(state, jar, p, Some(e)).await,
+        Err(e) if e.status.is_client_error() => verify_page(state, jar, &client.0, p, Some(e)).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn resend_submit(
+    state: AppState,
+    jar: CookieJar,
+    client: Client,
+    p: &RealmPages,
+    form: CsrfForm,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, None, &form.csrf)?;
+    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
+    match login::ensure_code_sent(&state, &token, true, &client.0).await {
+        Ok(_) => Ok(Redirect::to(p.verify).into_response()),
+        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
+        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
+            verify_page(state, jar, &client.0, p, Some(e)).await
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -296,27 +346,106 @@ fn enroll_page(
     (jar, render_with(status, &page)).into_response()
 }
 
+#[derive(Template)]
+#[template(path = "enroll_code.html")]
+struct EnrollCodePage<'a> {
+    title: &'a str,
+    platform_name: &'a str,
+    base: &'a str,
+    stage: &'a str,
+    methods: Vec<(&'static str, &'static str)>,
+    phone: String,
+    sent_to: String,
+    resend_in: i64,
+    can_change: bool,
+    csrf: String,
+    notice: Option<&'a str>,
+    error: Option<String>,
+}
+
+/// The words of seed 001 for the choice: "Emails" or "Texts".
+fn setup_choice_label(kind: FactorKind) -> &'static str {
+    match kind {
+        FactorKind::Email => "Emails",
+        FactorKind::Sms => "Texts",
+        other => method_label(other),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct SetupQuery {
+    #[serde(default)]
+    step: Option<String>,
+}
+
+struct SetupView<'a> {
+    stage: &'a str,
+    phone: String,
+    sent: Option<codes::SentTo>,
+    error: Option<AppError>,
+}
+
+/// What setup during sign-in shows: the choice of method, the QR code, the phone
+/// number form, or the code form.
 async fn setup_page(
     state: AppState,
     jar: CookieJar,
+    client: &ClientInfo,
     p: &RealmPages,
+    step: Option<&str>,
     error: Option<AppError>,
+    phone: String,
 ) -> Result<Response, PageError> {
     let Some(token) = flow_token(&state, &jar) else { return Ok(Redirect::to(p.base).into_response()) };
-    match login::begin_enrollment(&state, &token).await {
-        Ok((at, setup)) if at.flow.realm == p.realm => Ok(enroll_page(
-            &state,
-            jar,
-            None,
-            setup,
-            at.account.email.to_string(),
-            EnrollTarget { action: p.setup, cancel: None },
-            error,
-        )),
-        Ok(_) => Ok(Redirect::to(p.base).into_response()),
-        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) => Err(e.into()),
-    }
+    let at = match login::past_password(&state, &token).await {
+        Ok(at) if at.flow.realm == p.realm => at,
+        Ok(_) => return Ok(Redirect::to(p.base).into_response()),
+        Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, &state)),
+        Err(e) => return Err(e.into()),
+    };
+    let clinic_auth_core::FlowStep::Enroll { allowed, .. } = at.flow.step else {
+        return Ok(Redirect::to(p.verify).into_response());
+    };
+    let can_change = allowed.iter().count() > 1;
+    let method = if step == Some("choose") { None } else { login::enrollment_method(&at) };
+    let view = match method {
+        None => SetupView { stage: "choose", phone, sent: None, error },
+        Some(FactorKind::Authenticator) => {
+            let setup = mfa::begin_authenticator(&state, &at.account).await?;
+            let target = EnrollTarget { action: p.setup, cancel: None };
+            return Ok(enroll_page(&state, jar, None, setup, at.account.email.to_string(), target, error));
+        }
+        Some(FactorKind::Sms) if step == Some("phone") => SetupView { stage: "phone", phone, sent: None, error },
+        Some(kind) => match (kind, login::enrollment_code_sent(&state, &at).await?) {
+            (FactorKind::Sms, Some(sent)) => SetupView { stage: "code_sms", phone, sent: Some(sent), error },
+            (_, Some(sent)) => SetupView { stage: "code", phone, sent: Some(sent), error },
+            (FactorKind::Sms, None) => SetupView { stage: "phone", phone, sent: None, error },
+            (_, None) => match login::send_enrollment_code(&state, &token, None, false, client).await {
+                Ok(sent) => SetupView { stage: "code", phone, sent: Some(sent), error },
+                Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
+                    SetupView { stage: "code", phone, sent: None, error: error.or(Some(e)) }
+                }
+                Err(e) => return Err(e.into()),
+            },
+        },
+    };
+    let (jar, csrf) = csrf::form_token(&state, jar, None);
+    let status = view.error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let page = EnrollCodePage {
+        title: "Set up two-factor authentication",
+        platform_name: &state.config.platform_name,
+        base: p.base,
+        stage: view.stage,
+        methods: allowed.iter().map(|k| (k.as_str(), setup_choice_label(k))).collect(),
+        phone: view.phone,
+        resend_in: view.sent.as_ref().map(|s| s.resend_in).unwrap_or(0),
+        sent_to: view.sent.map(|s| s.masked).unwrap_or_else(|| "you".to_owned()),
+        can_change: can_change && view.stage != "choose",
+        csrf,
+        notice: None,
+        error: view.error.map(|e| e.message),
+    };
+    Ok((jar, render_with(status, &page)).into_response())
 }
 
 async fn setup_submit(
@@ -331,15 +460,105 @@ async fn setup_submit(
     match login::confirm_enrollment(&state, &token, &form.code, &client.0).await {
         Ok(done) => Ok(signed_in(&state, jar, done)),
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status.is_client_error() => setup_page(state, jar, p, Some(e)).await,
+        Err(e) if e.status.is_client_error() => {
+            setup_page(state, jar, &client.0, p, None, Some(e), String::new()).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn setup_method_submit(
+    state: AppState,
+    jar: CookieJar,
+    client: Client,
+    p: &RealmPages,
+    form: MethodForm,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, None, &form.csrf)?;
+    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
+    let result = match form.method.parse::<FactorKind>() {
+        Ok(m) => login::choose_enrollment_method(&state, &token, m).await,
+        Err(_) => Err(AppError::bad_request("method_unavailable", "Choose one of the offered methods.")),
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(p.setup).into_response()),
+        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
+        Err(e) if e.status.is_client_error() => {
+            setup_page(state, jar, &client.0, p, Some("choose"), Some(e), String::new()).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct PhoneForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    phone: String,
+}
+
+async fn setup_phone_submit(
+    state: AppState,
+    jar: CookieJar,
+    client: Client,
+    p: &RealmPages,
+    form: PhoneForm,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, None, &form.csrf)?;
+    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
+    match login::send_enrollment_code(&state, &token, Some(&form.phone), false, &client.0).await {
+        Ok(_) => Ok(Redirect::to(p.setup).into_response()),
+        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
+        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
+            setup_page(state, jar, &client.0, p, Some("phone"), Some(e), form.phone).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn setup_code_submit(
+    state: AppState,
+    jar: CookieJar,
+    client: Client,
+    p: &RealmPages,
+    form: CodeForm,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, None, &form.csrf)?;
+    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
+    match login::confirm_code_enrollment(&state, &token, &form.code, &client.0).await {
+        Ok(done) => Ok(signed_in(&state, jar, done)),
+        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
+        Err(e) if e.status.is_client_error() => {
+            setup_page(state, jar, &client.0, p, None, Some(e), String::new()).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn setup_resend_submit(
+    state: AppState,
+    jar: CookieJar,
+    client: Client,
+    p: &RealmPages,
+    form: CsrfForm,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, None, &form.csrf)?;
+    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
+    match login::send_enrollment_code(&state, &token, None, true, &client.0).await {
+        Ok(_) => Ok(Redirect::to(p.setup).into_response()),
+        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
+        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
+            setup_page(state, jar, &client.0, p, None, Some(e), String::new()).await
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 macro_rules! realm_handlers {
-    ($p:expr, $vp:ident, $vs:ident, $mp:ident, $ms:ident, $sp:ident, $ss:ident) => {
-        async fn $vp(State(s): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
-            verify_page(s, jar, &$p, None).await
+    ($p:expr, $vp:ident, $vs:ident, $mp:ident, $ms:ident, $sp:ident, $ss:ident, $rs:ident, $sm:ident, $sph:ident, $sc:ident, $sr:ident) => {
+        async fn $vp(State(s): State<AppState>, jar: CookieJar, c: Client) -> Result<Response, PageError> {
+            verify_page(s, jar, &c.0, &$p, None).await
         }
         async fn $vs(
             State(s): State<AppState>,
@@ -359,8 +578,13 @@ macro_rules! realm_handlers {
         ) -> Result<Response, PageError> {
             methods_submit(s, jar, &$p, f).await
         }
-        async fn $sp(State(s): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
-            setup_page(s, jar, &$p, None).await
+        async fn $sp(
+            State(s): State<AppState>,
+            jar: CookieJar,
+            c: Client,
+            Query(q): Query<SetupQuery>,
+        ) -> Result<Response, PageError> {
+            setup_page(s, jar, &c.0, &$p, q.step.as_deref(), None, String::new()).await
         }
         async fn $ss(
             State(s): State<AppState>,
@@ -369,6 +593,46 @@ macro_rules! realm_handlers {
             PageForm(f): PageForm<CodeForm>,
         ) -> Result<Response, PageError> {
             setup_submit(s, jar, c, &$p, f).await
+        }
+        async fn $rs(
+            State(s): State<AppState>,
+            jar: CookieJar,
+            c: Client,
+            PageForm(f): PageForm<CsrfForm>,
+        ) -> Result<Response, PageError> {
+            resend_submit(s, jar, c, &$p, f).await
+        }
+        async fn $sm(
+            State(s): State<AppState>,
+            jar: CookieJar,
+            c: Client,
+            PageForm(f): PageForm<MethodForm>,
+        ) -> Result<Response, PageError> {
+            setup_method_submit(s, jar, c, &$p, f).await
+        }
+        async fn $sph(
+            State(s): State<AppState>,
+            jar: CookieJar,
+            c: Client,
+            PageForm(f): PageForm<PhoneForm>,
+        ) -> Result<Response, PageError> {
+            setup_phone_submit(s, jar, c, &$p, f).await
+        }
+        async fn $sc(
+            State(s): State<AppState>,
+            jar: CookieJar,
+            c: Client,
+            PageForm(f): PageForm<CodeForm>,
+        ) -> Result<Response, PageError> {
+            setup_code_submit(s, jar, c, &$p, f).await
+        }
+        async fn $sr(
+            State(s): State<AppState>,
+            jar: CookieJar,
+            c: Client,
+            PageForm(f): PageForm<CsrfForm>,
+        ) -> Result<Response, PageError> {
+            setup_resend_submit(s, jar, c, &$p, f).await
         }
     };
 }
@@ -380,7 +644,12 @@ realm_handlers!(
     staff_methods_page,
     staff_methods_submit,
     staff_setup_page,
-    staff_setup_submit
+    staff_setup_submit,
+    staff_resend,
+    staff_setup_method,
+    staff_setup_phone,
+    staff_setup_code,
+    staff_setup_resend
 );
 realm_handlers!(
     PATIENT,
@@ -389,7 +658,12 @@ realm_handlers!(
     patient_methods_page,
     patient_methods_submit,
     patient_setup_page,
-    patient_setup_submit
+    patient_setup_submit,
+    patient_resend,
+    patient_setup_method,
+    patient_setup_phone,
+    patient_setup_code,
+    patient_setup_resend
 );
 
 // ----- the account page's 2FA actions -----
@@ -493,16 +767,48 @@ struct StepUpQuery {
 async fn step_up_page(
     State(state): State<AppState>,
     jar: CookieJar,
+    client: Client,
     MaybeSignedIn(s): MaybeSignedIn,
     Query(q): Query<StepUpQuery>,
 ) -> Result<Response, PageError> {
     let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
-    step_up_render(&state, jar, &s, &q.next, q.method.as_deref(), None).await
+    step_up_render(&state, jar, &client.0, &s, &q.next, q.method.as_deref(), None).await
+}
+
+async fn step_up_resend(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    client: Client,
+    MaybeSignedIn(s): MaybeSignedIn,
+    Query(q): Query<StepUpQuery>,
+    PageForm(form): PageForm<CsrfForm>,
+) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok()).unwrap_or(FactorKind::Email);
+    match mfa::ensure_code_sent(&state, &s.account, method, codes::Purpose::StepUp, true, &client.0).await {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/account/2fa/verify?next={}&method={}", next_key(&q.next), method.as_str()))
+                .into_response())
+        }
+        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
+            step_up_render(&state, jar, &client.0, &s, &q.next, Some(method.as_str()), Some(e)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn next_key(next: &str) -> &str {
+    match next {
+        "setup" | "off" | "recovery-code" => next,
+        _ => "account",
+    }
 }
 
 async fn step_up_render(
     state: &AppState,
     jar: CookieJar,
+    client: &ClientInfo,
     s: &SignedIn,
     next: &str,
     method: Option<&str>,
@@ -515,12 +821,23 @@ async fn step_up_render(
         .filter(|m| enrolled.contains(m))
         .or_else(|| enrolled.first().copied())
         .unwrap_or(FactorKind::Authenticator);
-    let next_key = match next {
-        "setup" | "off" | "recovery-code" => next,
-        _ => "account",
-    };
+    let next_key = next_key(next);
     let other = enrolled.iter().find(|k| **k != method).copied();
     let action = format!("/account/2fa/verify?method={}", method.as_str());
+    let coded = matches!(method, FactorKind::Email | FactorKind::Sms);
+    let mut error = error;
+    let sent = if coded {
+        match mfa::ensure_code_sent(state, &s.account, method, codes::Purpose::StepUp, false, client).await {
+            Ok(sent) => Some(sent),
+            Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
+                error = error.or(Some(e));
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
     let (jar, csrf) = csrf::form_token(state, jar, Some(s));
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
     let page = VerifyPage {
@@ -531,6 +848,9 @@ async fn step_up_render(
         method: method.as_str(),
         next: Some(next_key),
         others_url: other.map(|o| format!("/account/2fa/verify?next={next_key}&method={}", o.as_str())),
+        resend_in: sent.as_ref().map(|s| s.resend_in).unwrap_or(0),
+        sent_to: sent.map(|s| s.masked),
+        resend_action: coded.then(|| format!("/account/2fa/resend?method={}&next={next_key}", method.as_str())),
         csrf,
         notice: None,
         error: error.map(|e| e.message),
@@ -555,11 +875,11 @@ async fn step_up_submit(
             let next = next_path(&form.next);
             match proof {
                 Proof::RecoveryCode(fresh) => Ok(recovery_code_page(&state, &fresh, next, Shown::Replacement)),
-                Proof::Authenticator => Ok(Redirect::to(next).into_response()),
+                Proof::Authenticator | Proof::Code => Ok(Redirect::to(next).into_response()),
             }
         }
         Err(e) if e.status.is_client_error() => {
-            step_up_render(&state, jar, &s, &form.next, Some(method.as_str()), Some(e)).await
+            step_up_render(&state, jar, &client.0, &s, &form.next, Some(method.as_str()), Some(e)).await
         }
         Err(e) => Err(e.into()),
     }

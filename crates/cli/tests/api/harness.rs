@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clinic_auth_core::{AccountKind, ManualClock, OrgKind, Password, Role, UnixTime};
+use clinic_auth_notify::testkit::{SmtpCapture, TwilioFake};
 use clinic_auth_store::{Account, Org, Store};
 use clinic_auth_web::service::{By, accounts};
 use clinic_auth_web::{AppState, WebConfig};
@@ -13,6 +14,33 @@ use serde_json::{Value, json};
 
 pub const POSTGRES_ENV: &str = "CLINIC_AUTH_TEST_POSTGRES_URL";
 pub const PASSWORD: &str = "correct horse battery staple";
+pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const TWILIO_TOKEN: &str = "test-auth-token";
+
+/// Real SMTP and Twilio senders, pointed at the capture servers.
+fn senders(smtp: &SmtpCapture, twilio: &TwilioFake) -> clinic_auth_web::Senders {
+    clinic_auth_notify::install_default_crypto_provider();
+    let email = clinic_auth_notify::SmtpSender::new(clinic_auth_notify::SmtpConfig {
+        host: smtp.addr().ip().to_string(),
+        port: smtp.addr().port(),
+        tls: clinic_auth_notify::SmtpTls::None,
+        username: None,
+        password: None,
+        from: "Riverside Clinic <no-reply@riverside.test>".into(),
+        code_in_subject: false,
+        timeout_secs: 5,
+    })
+    .expect("smtp sender");
+    let sms = clinic_auth_notify::TwilioSender::new(clinic_auth_notify::TwilioConfig {
+        base_url: twilio.base_url(),
+        account_sid: TWILIO_SID.into(),
+        auth: clinic_auth_notify::TwilioAuth::AuthToken(TWILIO_TOKEN.into()),
+        from: clinic_auth_notify::TwilioFrom::Number("+15005550006".into()),
+        timeout_secs: 5,
+    })
+    .expect("twilio sender");
+    clinic_auth_web::Senders { email: std::sync::Arc::new(email), sms: std::sync::Arc::new(sms) }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -81,6 +109,10 @@ impl Drop for TestDb {
 
 #[allow(dead_code)] // kept alive (TempDir, database) or read by some tests only
 pub struct TestApp {
+    /// A real SMTP server on loopback that receives the code emails.
+    pub smtp: SmtpCapture,
+    /// A Twilio-shaped HTTP server on loopback that receives the text messages.
+    pub twilio: TwilioFake,
     pub base: String,
     pub addr: SocketAddr,
     pub state: AppState,
@@ -118,9 +150,12 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new(UnixTime(1_800_000_000)));
         let sealer =
             clinic_auth_web::Sealer::from_keyring(&clinic_auth_web::Sealer::generate_keyring()).expect("keyring");
-        let state = AppState::new(store, clock.clone(), config, sealer);
+        let smtp = SmtpCapture::start().await;
+        let twilio = TwilioFake::start(TWILIO_SID, TWILIO_TOKEN).await;
+        let senders = senders(&smtp, &twilio);
+        let state = AppState::new(store, clock.clone(), config, sealer, senders);
         tokio::spawn(clinic_auth_web::serve(listener, state.clone(), std::future::pending()));
-        Some(TestApp { base, addr, state, clock, database_url, db, backend })
+        Some(TestApp { smtp, twilio, base, addr, state, clock, database_url, db, backend })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -129,6 +164,7 @@ impl TestApp {
 
     /// A client like a browser: keeps cookies, does not follow redirects.
     pub fn browser(&self) -> reqwest::Client {
+        clinic_auth_notify::install_default_crypto_provider();
         reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -138,6 +174,7 @@ impl TestApp {
 
     /// A client like a program: no cookies.
     pub fn api(&self) -> reqwest::Client {
+        clinic_auth_notify::install_default_crypto_provider();
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
     }
 

@@ -6,6 +6,7 @@ mod harness;
 mod admin;
 mod bad_input;
 mod cli;
+mod codes;
 mod mfa;
 mod multi_process;
 mod openapi;

@@ -51,6 +51,7 @@ async fn two_server_processes_share_sessions_flows_and_limits() {
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
     app.member(&org, "dr.lee@riverside.test", Role::Provider).await;
     let (a, b) = (start(&app.database_url), start(&app.database_url));
+    clinic_auth_notify::install_default_crypto_provider();
     let http = reqwest::Client::new();
 
     // Start on A, finish on B.

@@ -8,6 +8,7 @@ use clinic_auth_core::{
 };
 use clinic_auth_store::{Account, ClientInfo, NewSession};
 
+use super::codes::{self, SentTo};
 use super::mfa::{self, AuthenticatorSetup, Proof};
 use super::{audit_event, detail};
 use crate::{AppError, AppState};
@@ -139,9 +140,9 @@ pub async fn submit_password(
         (AfterPassword::SecondFactor { method }, Some(account)) => {
             state.store.clear_throttle(&acct_key).await?;
             rehash_if_needed(state, &account, &password, verification.needs_rehash).await?;
-            let others = match &requirement {
-                Requirement::Challenge { others, .. } => others.clone(),
-                _ => Vec::new(),
+            let others = match &mfa_state {
+                Some(m) => m.available(&account).into_iter().filter(|k| *k != method).collect(),
+                None => Vec::new(),
             };
             let next =
                 LoginFlow { step: FlowStep::SecondFactor { account_id: account.id, method, attempts: 0 }, ..flow };
@@ -153,7 +154,7 @@ pub async fn submit_password(
         (AfterPassword::Enroll { allowed }, Some(account)) => {
             state.store.clear_throttle(&acct_key).await?;
             rehash_if_needed(state, &account, &password, verification.needs_rehash).await?;
-            let next = LoginFlow { step: FlowStep::Enroll { account_id: account.id, allowed }, ..flow };
+            let next = LoginFlow { step: FlowStep::Enroll { account_id: account.id, allowed, chosen: None }, ..flow };
             if !state.store.update_flow(&flow_hash, &next).await? {
                 return Err(flow_expired());
             }
@@ -267,8 +268,8 @@ pub async fn past_password(state: &AppState, flow_token: &str) -> Result<FlowAt,
 /// method".
 pub async fn methods(state: &AppState, at: &FlowAt) -> Result<(FactorKind, Vec<FactorKind>), AppError> {
     let FlowStep::SecondFactor { method, .. } = at.flow.step else { return Err(flow_expired()) };
-    let enrolled = mfa::load(state, &at.account).await?.enrolled();
-    let others = enrolled.into_iter().filter(|k| *k != method).collect();
+    let available = mfa::load(state, &at.account).await?.available(&at.account);
+    let others = available.into_iter().filter(|k| *k != method).collect();
     Ok((method, others))
 }
 
@@ -276,8 +277,8 @@ pub async fn methods(state: &AppState, at: &FlowAt) -> Result<(FactorKind, Vec<F
 pub async fn choose_method(state: &AppState, flow_token: &str, method: FactorKind) -> Result<(), AppError> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::SecondFactor { account_id, attempts, .. } = at.flow.step else { return Err(flow_expired()) };
-    let enrolled = mfa::load(state, &at.account).await?.enrolled();
-    if !enrolled.contains(&method) {
+    let available = mfa::load(state, &at.account).await?.available(&at.account);
+    if !available.contains(&method) {
         return Err(AppError::bad_request("method_unavailable", "That method is not set up for this account."));
     }
     let next = LoginFlow { step: FlowStep::SecondFactor { account_id, method, attempts }, ..at.flow };
@@ -307,7 +308,7 @@ pub async fn submit_code(
             }
             Ok(done)
         }
-        Err(e) if matches!(e.code, "incorrect_code" | "code_already_used") => {
+        Err(e) if matches!(e.code, "incorrect_code" | "code_already_used" | "code_attempts_exhausted") => {
             let mut step = at.flow.step.clone();
             match login_flow::after_wrong_code(&mut step) {
                 AfterWrongCode::TryAgain { .. } => {
@@ -332,6 +333,9 @@ pub async fn submit_code(
 pub async fn begin_enrollment(state: &AppState, flow_token: &str) -> Result<(FlowAt, AuthenticatorSetup), AppError> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::Enroll { .. } = at.flow.step else { return Err(flow_expired()) };
+    if enrollment_method(&at) != Some(FactorKind::Authenticator) {
+        return Err(AppError::bad_request("method_unavailable", "Choose the authenticator app first."));
+    }
     let setup = mfa::begin_authenticator(state, &at.account).await?;
     Ok((at, setup))
 }
@@ -347,6 +351,92 @@ pub async fn confirm_enrollment(
     let FlowStep::Enroll { .. } = at.flow.step else { return Err(flow_expired()) };
     let recovery = mfa::confirm_authenticator(state, &at.account, input, client).await?;
     let mut done = grant_session(state, &at.flow, &at.flow_hash, at.account, "authenticator", true, client).await?;
+    done.new_recovery_code = recovery;
+    Ok(done)
+}
+
+/// For an email or text-message step: the code is sent (once; again with `resend`).
+/// `None` for methods that need no sending.
+pub async fn ensure_code_sent(
+    state: &AppState,
+    flow_token: &str,
+    resend: bool,
+    client: &ClientInfo,
+) -> Result<Option<SentTo>, AppError> {
+    let at = past_password(state, flow_token).await?;
+    let FlowStep::SecondFactor { method, .. } = at.flow.step else { return Err(flow_expired()) };
+    if !matches!(method, FactorKind::Email | FactorKind::Sms) {
+        return Ok(None);
+    }
+    mfa::ensure_code_sent(state, &at.account, method, codes::Purpose::SignIn, resend, client).await.map(Some)
+}
+
+/// Setup during sign-in: the method being set up, once chosen (or the only one allowed).
+pub fn enrollment_method(at: &FlowAt) -> Option<FactorKind> {
+    match at.flow.step {
+        FlowStep::Enroll { allowed, chosen, .. } => login_flow::enrollment_method(allowed, chosen),
+        _ => None,
+    }
+}
+
+/// "Select either Emails or Texts": records the member's choice.
+pub async fn choose_enrollment_method(state: &AppState, flow_token: &str, method: FactorKind) -> Result<(), AppError> {
+    let at = past_password(state, flow_token).await?;
+    let FlowStep::Enroll { account_id, allowed, .. } = at.flow.step else { return Err(flow_expired()) };
+    if !allowed.contains(method) {
+        return Err(AppError::bad_request("method_unavailable", "Choose one of the offered methods."));
+    }
+    let next = LoginFlow { step: FlowStep::Enroll { account_id, allowed, chosen: Some(method) }, ..at.flow };
+    if !state.store.update_flow(&at.flow_hash, &next).await? {
+        return Err(flow_expired());
+    }
+    Ok(())
+}
+
+/// Setup during sign-in, email or text: sends the confirmation code (to the account's
+/// email, or to `phone`), or resends it.
+pub async fn send_enrollment_code(
+    state: &AppState,
+    flow_token: &str,
+    phone: Option<&str>,
+    resend: bool,
+    client: &ClientInfo,
+) -> Result<SentTo, AppError> {
+    let at = past_password(state, flow_token).await?;
+    let FlowStep::Enroll { allowed, .. } = at.flow.step else { return Err(flow_expired()) };
+    let method =
+        enrollment_method(&at).ok_or_else(|| AppError::bad_request("method_unavailable", "Choose a method first."))?;
+    if resend {
+        mfa::resend_enrollment_code(state, &at.account, method, client).await
+    } else {
+        mfa::begin_code_enrollment(state, &at.account, method, phone, allowed, client).await
+    }
+}
+
+/// The setup code in flight during sign-in, if any.
+pub async fn enrollment_code_sent(state: &AppState, at: &FlowAt) -> Result<Option<SentTo>, AppError> {
+    match enrollment_method(at) {
+        Some(m @ (FactorKind::Email | FactorKind::Sms)) => {
+            codes::live(state, &at.account, m, codes::Purpose::Enroll).await
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Confirms an email or text-message factor during sign-in; the session follows.
+pub async fn confirm_code_enrollment(
+    state: &AppState,
+    flow_token: &str,
+    input: &str,
+    client: &ClientInfo,
+) -> Result<SignedInSession, AppError> {
+    let at = past_password(state, flow_token).await?;
+    let method = match enrollment_method(&at) {
+        Some(m @ (FactorKind::Email | FactorKind::Sms)) => m,
+        _ => return Err(AppError::bad_request("method_unavailable", "Choose email or text message first.")),
+    };
+    let recovery = mfa::confirm_code_enrollment(state, &at.account, method, input, client).await?;
+    let mut done = grant_session(state, &at.flow, &at.flow_hash, at.account, method.as_str(), true, client).await?;
     done.new_recovery_code = recovery;
     Ok(done)
 }

@@ -6,10 +6,12 @@ use axum::http::StatusCode;
 use clinic_auth_core::policy::{self, MemberContext};
 use clinic_auth_core::totp::{self, Issuer, TotpRejection};
 use clinic_auth_core::{
-    AccountKind, FactorKind, RecoveryCode, Requirement, ThrottleRule, TotpCode, TotpSecret, UnixTime,
+    AccountKind, FactorKind, MethodSet, RecoveryCode, Requirement, ThrottleRule, TotpCode, TotpSecret, UnixTime,
+    UsPhone,
 };
 use clinic_auth_store::{Account, ClientInfo, Factor, NewFactor, Org, PendingFactor};
 
+use super::codes::{self, SentTo};
 use super::{audit_event, detail};
 use crate::{AppError, AppState};
 
@@ -66,6 +68,42 @@ impl MfaState {
     pub fn may_turn_off(&self, account: &Account) -> bool {
         let enrolled = self.enrolled();
         policy::may_turn_off(&self.context(account, &enrolled))
+    }
+
+    /// The methods this account may set up: the organization's allowed methods for
+    /// members of an organization with MFA on; authenticator apps otherwise.
+    pub fn allowed_methods(&self, account: &Account) -> MethodSet {
+        match (&self.org, account.kind) {
+            (Some(o), AccountKind::Member) if o.mfa.enabled && !o.mfa.methods.is_empty() => o.mfa.methods,
+            _ => MethodSet::authenticator_only(),
+        }
+    }
+
+    /// Every method a sign-in can use: the enrolled ones, plus the account's own email
+    /// when the organization allows email codes ("You will receive the one-time code in
+    /// your account's registered email"). The email fallback is offered only to
+    /// members who already use a second factor; it never makes one required.
+    pub fn available(&self, account: &Account) -> Vec<FactorKind> {
+        let mut kinds = self.enrolled();
+        if !kinds.is_empty()
+            && !kinds.contains(&FactorKind::Email)
+            && self.allowed_methods(account).contains(FactorKind::Email)
+        {
+            let at = kinds.iter().position(|k| *k == FactorKind::RecoveryCode).unwrap_or(kinds.len());
+            kinds.insert(at, FactorKind::Email);
+        }
+        kinds
+    }
+
+    /// Where codes for `kind` go for this account.
+    pub fn code_target(&self, account: &Account, kind: FactorKind) -> Option<String> {
+        match self.factor(kind).and_then(|f| f.target.clone()) {
+            Some(t) => Some(t),
+            None if kind == FactorKind::Email && self.available(account).contains(&FactorKind::Email) => {
+                Some(account.email.to_string())
+            }
+            None => None,
+        }
     }
 
     pub fn factor(&self, kind: FactorKind) -> Option<&Factor> {
@@ -238,6 +276,7 @@ pub async fn confirm_authenticator(
         secret: Some(pending.secret.clone()),
         last_used_step: Some(step),
         now,
+        target: None,
     };
     let mut event =
         audit_event(state, if replacing { "factor_replaced" } else { "factor_enrolled" }, "success", client);
@@ -261,6 +300,8 @@ fn uuid_like() -> String {
 #[derive(Debug)]
 pub enum Proof {
     Authenticator,
+    /// An emailed or texted code.
+    Code,
     /// The recovery code was used up; this is its replacement, to be shown once.
     RecoveryCode(RecoveryCode),
 }
@@ -332,7 +373,22 @@ pub async fn verify_factor(
             }
             Proof::RecoveryCode(fresh)
         }
-        _ => return Err(AppError::bad_request("method_unavailable", "That method is not available yet.")),
+        FactorKind::Email | FactorKind::Sms => {
+            let code_purpose = if purpose == "step_up" { codes::Purpose::StepUp } else { codes::Purpose::SignIn };
+            match codes::check(state, account, method, input, code_purpose).await? {
+                Ok(_) => {
+                    state.store.append_audit(&event).await?;
+                    Proof::Code
+                }
+                Err((e, reason)) => {
+                    count_failure(state, account, method, reason, purpose, client).await?;
+                    return Err(e);
+                }
+            }
+        }
+        FactorKind::Passkey => {
+            return Err(AppError::bad_request("method_unavailable", "That method is not available yet."));
+        }
     };
     state.store.clear_throttle(&throttle_key(account)).await?;
     Ok(proof)
@@ -390,4 +446,110 @@ pub fn method_label(kind: FactorKind) -> &'static str {
         FactorKind::Passkey => "Passkey on this device",
         FactorKind::RecoveryCode => "Recovery code",
     }
+}
+
+/// Starts setting up an email or text-message factor: sends a code to the account's
+/// email, or to the US mobile number given.
+pub async fn begin_code_enrollment(
+    state: &AppState,
+    account: &Account,
+    kind: FactorKind,
+    phone: Option<&str>,
+    allowed: MethodSet,
+    client: &ClientInfo,
+) -> Result<SentTo, AppError> {
+    if !allowed.contains(kind) || !matches!(kind, FactorKind::Email | FactorKind::Sms) {
+        return Err(AppError::bad_request("method_unavailable", "Your organization does not allow that method."));
+    }
+    let target = match kind {
+        FactorKind::Sms => {
+            let phone = UsPhone::parse(phone.unwrap_or_default())
+                .map_err(|e| AppError::bad_request("invalid_phone", e.to_string()))?;
+            phone.e164().to_owned()
+        }
+        _ => account.email.to_string(),
+    };
+    codes::send(state, account, kind, &target, codes::Purpose::Enroll, client).await
+}
+
+/// Resends the setup code to where the last one went.
+pub async fn resend_enrollment_code(
+    state: &AppState,
+    account: &Account,
+    kind: FactorKind,
+    client: &ClientInfo,
+) -> Result<SentTo, AppError> {
+    let previous = state.store.get_code(account.id, kind).await?.filter(|c| c.purpose == "enroll");
+    match previous {
+        Some(c) => codes::send(state, account, kind, &c.target, codes::Purpose::Enroll, client).await,
+        None if kind == FactorKind::Email => {
+            codes::send(state, account, kind, account.email.as_str(), codes::Purpose::Enroll, client).await
+        }
+        None => Err(AppError::bad_request("invalid_phone", "Enter your mobile number first.")),
+    }
+}
+
+/// Confirms an email or text-message factor with the code sent to it. The first
+/// factor also brings the recovery code, returned to be shown once.
+pub async fn confirm_code_enrollment(
+    state: &AppState,
+    account: &Account,
+    kind: FactorKind,
+    input: &str,
+    client: &ClientInfo,
+) -> Result<Option<RecoveryCode>, AppError> {
+    check_throttle(state, account).await?;
+    let target = match codes::check(state, account, kind, input, codes::Purpose::Enroll).await? {
+        Ok(t) => t,
+        Err((e, reason)) => {
+            count_failure(state, account, kind, reason, "enroll", client).await?;
+            return Err(e);
+        }
+    };
+    let mfa = load(state, account).await?;
+    let replacing = mfa.factor(kind).is_some();
+    let recovery = (!mfa.has_recovery_code).then(RecoveryCode::generate);
+    let label = format!("{} ({})", method_label(kind), codes::masked(kind, &target));
+    let factor = NewFactor {
+        id: uuid_like(),
+        account_id: account.id,
+        kind,
+        label,
+        secret: None,
+        last_used_step: None,
+        now: state.now(),
+        target: Some(target),
+    };
+    let mut event =
+        audit_event(state, if replacing { "factor_replaced" } else { "factor_enrolled" }, "success", client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[
+        ("method", kind.as_str()),
+        ("recovery_code_issued", if recovery.is_some() { "true" } else { "false" }),
+    ]);
+    state.store.enroll_factor(&factor, recovery.as_ref().map(|r| r.hash()).as_deref(), &event).await?;
+    state.store.clear_throttle(&throttle_key(account)).await?;
+    Ok(recovery)
+}
+
+/// Sends (or, when one is still live, reports) the sign-in or step-up code for an
+/// email or text-message factor.
+pub async fn ensure_code_sent(
+    state: &AppState,
+    account: &Account,
+    kind: FactorKind,
+    purpose: codes::Purpose,
+    resend: bool,
+    client: &ClientInfo,
+) -> Result<SentTo, AppError> {
+    if !resend && let Some(live) = codes::live(state, account, kind, purpose).await? {
+        return Ok(live);
+    }
+    let target = load(state, account)
+        .await?
+        .code_target(account, kind)
+        .ok_or_else(|| AppError::bad_request("method_unavailable", "That method is not set up for this account."))?;
+    codes::send(state, account, kind, &target, purpose, client).await
 }

@@ -2,6 +2,7 @@
 //! extracted input, applies the core's rules, and writes through the store.
 
 pub mod accounts;
+pub mod codes;
 pub mod login;
 pub mod mfa;
 pub mod policy;

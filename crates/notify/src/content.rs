@@ -1,0 +1,328 @@
+//! The words of code messages: email subject, plain text and HTML, and the SMS text.
+
+use std::fmt;
+
+use crate::{CodeMessage, CodePurpose};
+
+/// An email's subject and its plain-text and HTML alternatives. Holds the code: its `Debug`
+/// shows nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EmailContent {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl fmt::Debug for EmailContent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailContent").finish_non_exhaustive()
+    }
+}
+
+/// Longest organization name an email shows; longer ones end in "...".
+const EMAIL_ORG_MAX_CHARS: usize = 100;
+/// One SMS segment in the GSM 03.38 7-bit alphabet.
+const SMS_SEPTETS: usize = 160;
+/// What an empty organization name becomes.
+const FALLBACK_ORG: &str = "Clinic Auth";
+
+/// The email for `msg`. The subject carries the code only when `code_in_subject` is set (handy on
+/// phones' lock screens, but it leaves the code in mail previews and server logs).
+pub fn email_content(msg: &CodeMessage<'_>, code_in_subject: bool) -> EmailContent {
+    let org = truncate_chars(&clean_name(msg.org_name), EMAIL_ORG_MAX_CHARS);
+    let code = msg.code;
+    let subject = if code_in_subject {
+        format!("{code} is your {org} verification code")
+    } else {
+        format!("Your {org} verification code")
+    };
+    let expiry = format!("Your Authentication Code expires {} after it is sent.", minutes(msg.valid_minutes));
+    let (action, not_you) = match msg.purpose {
+        CodePurpose::SignIn => (
+            format!("Enter this code to finish signing in to {org}."),
+            "If you didn't try to sign in, someone may know your password: change your password and tell your \
+             clinic's administrator.",
+        ),
+        CodePurpose::Setup => (
+            format!("Enter this code to confirm this email address for two-step verification at {org}."),
+            "If you didn't ask to set up two-step verification, change your password and tell your clinic's \
+             administrator.",
+        ),
+    };
+    let dont_share = "Don't share this code with anyone. Your clinic and its support staff will never ask you for it.";
+
+    let text =
+        format!("Your {org} verification code is:\n\n    {code}\n\n{action}\n{expiry}\n\n{dont_share}\n\n{not_you}\n");
+
+    let e = escape_html;
+    let html = format!(
+        "<!DOCTYPE html>\n\
+         <html lang=\"en\">\n\
+         <head>\n\
+         <meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n\
+         </head>\n\
+         <body style=\"margin:0;padding:24px;background:#f4f5f7;color:#1f2933;\
+         font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;font-size:16px;line-height:1.5;\">\n\
+         <div style=\"max-width:480px;margin:0 auto;background:#ffffff;border-radius:8px;padding:24px;\">\n\
+         <p style=\"margin:0 0 12px;\">Your {org_html} verification code is:</p>\n\
+         <p style=\"margin:0 0 16px;font-size:32px;font-weight:bold;letter-spacing:6px;\
+         font-family:Menlo,Consolas,'Courier New',monospace;\">{code_html}</p>\n\
+         <p style=\"margin:0 0 16px;\">{action_html}<br>{expiry_html}</p>\n\
+         <p style=\"margin:0 0 16px;\">{dont_share_html}</p>\n\
+         <p style=\"margin:0;color:#52606d;font-size:14px;\">{not_you_html}</p>\n\
+         </div>\n\
+         </body>\n\
+         </html>\n",
+        title = e(&subject),
+        org_html = e(&org),
+        code_html = e(code),
+        action_html = e(&action),
+        expiry_html = e(&expiry),
+        dont_share_html = e(dont_share),
+        not_you_html = e(not_you),
+    );
+
+    EmailContent { subject, text, html }
+}
+
+/// The text message for `msg`, e.g. "Riverside Clinic: your verification code is 123456. It
+/// expires in 10 minutes. Don't share it." A long organization name is shortened so that the
+/// message fits one 160-character GSM-7 segment. (A name with characters outside GSM-7, say
+/// "Clínica", makes the whole message UCS-2, which the carrier splits into 67-character parts.)
+pub fn sms_text(msg: &CodeMessage<'_>) -> String {
+    let rest = format!(
+        ": your verification code is {}. It expires in {}. Don't share it.",
+        msg.code,
+        minutes(msg.valid_minutes)
+    );
+    let budget = SMS_SEPTETS.saturating_sub(septets(&rest));
+    let org = fit_septets(&gsm_friendly(&clean_name(msg.org_name)), budget);
+    format!("{org}{rest}")
+}
+
+fn minutes(n: i64) -> String {
+    if n == 1 { "1 minute".to_owned() } else { format!("{n} minutes") }
+}
+
+/// Control characters (line breaks included) become spaces, runs of white space one space.
+fn clean_name(name: &str) -> String {
+    let cleaned = name
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if cleaned.is_empty() { FALLBACK_ORG.to_owned() } else { cleaned }
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let kept: String = s.chars().take(max.saturating_sub(3)).collect();
+    format!("{}...", kept.trim_end())
+}
+
+/// Typographic punctuation that has a GSM-7 look-alike ("St. Mary’s" → "St. Mary's"), so that
+/// a name typed in a word processor does not turn the message into UCS-2.
+fn gsm_friendly(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' | '\u{2032}' | '`' | '\u{00B4}' => out.push('\''),
+            '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{2033}' => out.push('"'),
+            '\u{2010}'..='\u{2015}' | '\u{2212}' => out.push('-'),
+            '\u{2026}' => out.push_str("..."),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The longest prefix of `s` (plus "..." when cut) that costs at most `budget` septets.
+fn fit_septets(s: &str, budget: usize) -> String {
+    if septets(s) <= budget {
+        return s.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let cost = char_septets(c);
+        if used + cost + 3 > budget {
+            break;
+        }
+        out.push(c);
+        used += cost;
+    }
+    let mut out = out.trim_end().to_owned();
+    out.push_str("...");
+    out
+}
+
+/// Septets `s` takes in GSM-7, counting a character outside the alphabet as one.
+fn septets(s: &str) -> usize {
+    s.chars().map(char_septets).sum()
+}
+
+fn char_septets(c: char) -> usize {
+    gsm7_septets(c).unwrap_or(1)
+}
+
+/// Septets of `c` in the GSM 03.38 default alphabet: 1 for the basic table, 2 for the extension
+/// table (escape + character), `None` when it has no GSM-7 encoding.
+fn gsm7_septets(c: char) -> Option<usize> {
+    const BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
+                         ¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+    const EXTENSION: &str = "\u{0C}^{}\\[~]|€";
+    if BASIC.contains(c) {
+        Some(1)
+    } else if EXTENSION.contains(c) {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// Whether all of `s` has a GSM-7 encoding.
+#[cfg(test)]
+fn is_gsm7(s: &str) -> bool {
+    s.chars().all(|c| gsm7_septets(c).is_some())
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg<'a>(org_name: &'a str, purpose: CodePurpose) -> CodeMessage<'a> {
+        CodeMessage { org_name, code: "123456", valid_minutes: 10, purpose }
+    }
+
+    #[test]
+    fn default_subject_names_the_clinic_without_the_code() {
+        let c = email_content(&msg("Riverside Clinic", CodePurpose::SignIn), false);
+        assert_eq!(c.subject, "Your Riverside Clinic verification code");
+    }
+
+    #[test]
+    fn subject_leads_with_the_code_when_configured() {
+        let c = email_content(&msg("Riverside Clinic", CodePurpose::SignIn), true);
+        assert_eq!(c.subject, "123456 is your Riverside Clinic verification code");
+    }
+
+    #[test]
+    fn email_says_code_clinic_validity_and_what_to_do_if_it_was_not_you() {
+        let c = email_content(&msg("Riverside Clinic", CodePurpose::SignIn), false);
+        for body in [&c.text, &c.html] {
+            assert!(body.contains("123456"));
+            assert!(body.contains("Riverside Clinic"));
+            assert!(body.contains("expires 10 minutes after it is sent"));
+            assert!(body.contains("administrator"));
+        }
+        assert!(c.text.contains("Your Authentication Code expires 10 minutes after it is sent."));
+        assert!(c.text.contains("If you didn't try to sign in"));
+    }
+
+    #[test]
+    fn setup_email_asks_to_confirm_the_address() {
+        let c = email_content(&msg("Riverside Clinic", CodePurpose::Setup), false);
+        assert!(c.text.contains("confirm this email address"));
+        assert!(!c.text.contains("finish signing in"));
+    }
+
+    #[test]
+    fn one_minute_is_singular() {
+        let m = CodeMessage { valid_minutes: 1, ..msg("R", CodePurpose::SignIn) };
+        assert!(email_content(&m, false).text.contains("expires 1 minute after"));
+        assert!(sms_text(&m).contains("expires in 1 minute."));
+    }
+
+    #[test]
+    fn html_escapes_the_org_name() {
+        let c = email_content(&msg("Smith & <Jones> \"Care\"", CodePurpose::SignIn), false);
+        assert!(c.html.contains("Smith &amp; &lt;Jones&gt; &quot;Care&quot;"));
+        assert!(!c.html.contains("<Jones>"));
+        assert!(c.text.contains("Smith & <Jones> \"Care\""));
+    }
+
+    #[test]
+    fn line_breaks_in_the_org_name_do_not_reach_the_subject() {
+        let c = email_content(&msg("Riverside\r\nBcc: x@evil.test", CodePurpose::SignIn), false);
+        assert_eq!(c.subject, "Your Riverside Bcc: x@evil.test verification code");
+    }
+
+    #[test]
+    fn very_long_org_name_is_shortened_in_email() {
+        let long = "A".repeat(300);
+        let c = email_content(&msg(&long, CodePurpose::SignIn), false);
+        assert!(c.subject.len() < 130, "{}", c.subject);
+        assert!(c.subject.contains("..."));
+    }
+
+    #[test]
+    fn empty_org_name_falls_back() {
+        assert_eq!(email_content(&msg("  ", CodePurpose::SignIn), false).subject, "Your Clinic Auth verification code");
+    }
+
+    #[test]
+    fn sms_reads_as_specified() {
+        assert_eq!(
+            sms_text(&msg("Riverside Clinic", CodePurpose::SignIn)),
+            "Riverside Clinic: your verification code is 123456. It expires in 10 minutes. Don't share it."
+        );
+    }
+
+    #[test]
+    fn sms_for_a_normal_name_fits_one_gsm7_segment() {
+        let t = sms_text(&msg("Riverside Family Medicine & Pediatrics of Northern Ohio", CodePurpose::SignIn));
+        assert!(is_gsm7(&t));
+        assert!(septets(&t) <= 160, "{} septets: {t}", septets(&t));
+        assert!(t.starts_with("Riverside Family Medicine & Pediatrics of Northern Ohio: your verification code"));
+    }
+
+    #[test]
+    fn sms_with_very_long_org_name_is_truncated_to_160() {
+        let long = "Riverside ".repeat(40);
+        let t = sms_text(&msg(&long, CodePurpose::SignIn));
+        assert!(septets(&t) <= 160, "{} septets", septets(&t));
+        assert!(t.contains("...: your verification code is 123456. It expires in 10 minutes. Don't share it."), "{t}");
+    }
+
+    #[test]
+    fn sms_counts_extension_characters_twice() {
+        let name = "[Clinic] ".repeat(20);
+        let t = sms_text(&msg(&name, CodePurpose::SignIn));
+        assert!(septets(&t) <= 160, "{} septets", septets(&t));
+        assert!(septets(&t) > t.chars().count());
+    }
+
+    #[test]
+    fn sms_replaces_typographic_apostrophes() {
+        let t = sms_text(&msg("St. Mary\u{2019}s \u{2013} Clinic", CodePurpose::SignIn));
+        assert!(t.starts_with("St. Mary's - Clinic:"));
+        assert!(is_gsm7(&t));
+    }
+
+    #[test]
+    fn email_content_debug_hides_the_code() {
+        let c = email_content(&msg("Riverside Clinic", CodePurpose::SignIn), true);
+        assert!(!format!("{c:?}").contains("123456"));
+        assert!(!format!("{:?}", msg("R", CodePurpose::SignIn)).contains("123456"));
+    }
+}

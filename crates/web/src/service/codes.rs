@@ -1,0 +1,237 @@
+//! Codes sent by email or text message: sending (with cooldown and send limits),
+//! checking (expiry, attempts, single use) and what the member is told.
+
+use axum::http::StatusCode;
+use clinic_auth_core::one_time_code::{self, CodeCheck, mask_email};
+use clinic_auth_core::{CodeChallenge, FactorKind, OneTimeCode, UsPhone};
+use clinic_auth_notify::{CodeMessage, CodePurpose, DeliveryError};
+use clinic_auth_store::{Account, ClientInfo, StoredCode};
+
+use super::{audit_event, detail};
+use crate::{AppError, AppState};
+
+/// Where a code went, for "We sent a code to …", and when "Resend" works again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentTo {
+    pub channel: FactorKind,
+    pub masked: String,
+    pub resend_in: i64,
+}
+
+/// What a code is for: a code sent for one purpose does not work for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    SignIn,
+    Enroll,
+    StepUp,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::SignIn => "sign_in",
+            Purpose::Enroll => "enroll",
+            Purpose::StepUp => "step_up",
+        }
+    }
+}
+
+pub fn masked(channel: FactorKind, target: &str) -> String {
+    match channel {
+        FactorKind::Sms => UsPhone::from_e164(target).map(|p| p.masked()).unwrap_or_else(|_| "your phone".to_owned()),
+        _ => mask_email(target),
+    }
+}
+
+fn context(account: &Account, channel: FactorKind, purpose: Purpose, target: &str) -> String {
+    format!("{}:{}:{}:{}", account.id, channel, purpose.as_str(), target)
+}
+
+fn send_keys(account: &Account, client: &ClientInfo) -> (String, String) {
+    (format!("code-sends:{}", account.id), format!("code-sends-client:{}", client.ip))
+}
+
+/// The code in flight for this channel, if it was sent for `purpose` and is still live.
+pub async fn live(
+    state: &AppState,
+    account: &Account,
+    channel: FactorKind,
+    purpose: Purpose,
+) -> Result<Option<SentTo>, AppError> {
+    let now = state.now();
+    Ok(state
+        .store
+        .get_code(account.id, channel)
+        .await?
+        .filter(|c| c.purpose == purpose.as_str() && now < c.challenge.expires_at)
+        .map(|c| SentTo {
+            channel,
+            masked: masked(channel, &c.target),
+            resend_in: c.challenge.resend_wait(now).unwrap_or(0),
+        }))
+}
+
+/// Sends a new code to `target` (an email address or E.164 number), replacing any
+/// earlier one. Refused during the resend cooldown and past the send limits.
+pub async fn send(
+    state: &AppState,
+    account: &Account,
+    channel: FactorKind,
+    target: &str,
+    purpose: Purpose,
+    client: &ClientInfo,
+) -> Result<SentTo, AppError> {
+    let now = state.now();
+    if let Some(previous) = state.store.get_code(account.id, channel).await?
+        && let Some(wait) = previous.challenge.resend_wait(now)
+    {
+        {
+            return Err(AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "resend_too_soon",
+                format!("A code was just sent. You can ask for a new one in {wait} seconds."),
+            )
+            .with_retry_after(wait));
+        }
+    }
+    let (acct_key, client_key) = send_keys(account, client);
+    for key in [&acct_key, &client_key] {
+        if let Some(wait) = state.store.get_throttle(key).await?.and_then(|t| t.locked_for(now)) {
+            return Err(too_many_sends(wait));
+        }
+    }
+    // Count this send; the one that goes over a limit is refused, not sent.
+    let counted = [
+        state.store.record_failure(&acct_key, one_time_code::SENDS_PER_ACCOUNT, now).await?,
+        state.store.record_failure(&client_key, one_time_code::SENDS_PER_CLIENT, now).await?,
+    ];
+    if let Some(wait) = counted.iter().filter_map(|t| t.locked_for(now)).max() {
+        return Err(too_many_sends(wait));
+    }
+
+    let code = OneTimeCode::generate();
+    let stored = StoredCode {
+        account_id: account.id,
+        channel,
+        purpose: purpose.as_str().to_owned(),
+        target: target.to_owned(),
+        code_hash: state.sealer.code_mac(code.expose(), &context(account, channel, purpose, target))?,
+        challenge: CodeChallenge::sent(now),
+    };
+    let mut event = audit_event(state, "code_sent", "success", client);
+    event.org_id = account.org_id.clone();
+    event.subject_id = Some(account.id);
+    event.detail =
+        detail(&[("channel", channel.as_str()), ("purpose", purpose.as_str()), ("to", &masked(channel, target))]);
+    state.store.put_code(&stored, &event).await?;
+
+    let org_name = match &account.org_id {
+        Some(o) => state.store.get_org(o).await?.map(|o| o.name),
+        None => None,
+    }
+    .unwrap_or_else(|| state.config.platform_name.clone());
+    let message = CodeMessage {
+        org_name: &org_name,
+        code: code.expose(),
+        valid_minutes: one_time_code::CODE_TTL_SECS / 60,
+        purpose: if purpose == Purpose::Enroll { CodePurpose::Setup } else { CodePurpose::SignIn },
+    };
+    let delivered = match channel {
+        FactorKind::Sms => state.senders.sms.send_code(target, &message).await,
+        _ => state.senders.email.send_code(target, &message).await,
+    };
+    if let Err(e) = delivered {
+        // The member can try again at once: the undelivered code is withdrawn.
+        state.store.delete_code(account.id, channel).await?;
+        let reason = match &e {
+            DeliveryError::Temporary(r) | DeliveryError::Rejected(r) => r.clone(),
+        };
+        let mut failed = audit_event(state, "code_sent", "failure", client);
+        failed.org_id = account.org_id.clone();
+        failed.subject_id = Some(account.id);
+        failed.detail = detail(&[("channel", channel.as_str()), ("purpose", purpose.as_str()), ("reason", &reason)]);
+        state.store.append_audit(&failed).await?;
+        tracing::warn!(account = %account.id, channel = channel.as_str(), %reason, "delivery failed");
+        let what = if channel == FactorKind::Sms { "text message" } else { "email" };
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "delivery_failed",
+            format!("We couldn't send the {what} right now. Try again in a moment, or choose another method."),
+        )
+        .with_retry_after(5));
+    }
+    Ok(SentTo { channel, masked: masked(channel, target), resend_in: one_time_code::RESEND_COOLDOWN_SECS })
+}
+
+fn too_many_sends(wait: i64) -> AppError {
+    let wait_text = clinic_auth_core::throttle::describe_wait(wait);
+    AppError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_codes_sent",
+        format!("Too many codes were sent. Try again in {wait_text}, or choose another method."),
+    )
+    .with_retry_after(wait)
+}
+
+fn expired() -> AppError {
+    AppError::new(
+        StatusCode::GONE,
+        "code_expired",
+        "That code has expired or was replaced by a newer one. Send a new code.",
+    )
+}
+
+/// Checks an entered code. Returns the target it was sent to (for enrolling that
+/// address or number). Wrong entries are counted on the code and on the member.
+pub async fn check(
+    state: &AppState,
+    account: &Account,
+    channel: FactorKind,
+    input: &str,
+    purpose: Purpose,
+) -> Result<Result<String, (AppError, &'static str)>, AppError> {
+    let code = OneTimeCode::parse(input).map_err(|e| AppError::bad_request("invalid_code", e.to_string()))?;
+    let now = state.now();
+    let Some(stored) = state.store.get_code(account.id, channel).await?.filter(|c| c.purpose == purpose.as_str())
+    else {
+        return Err(expired());
+    };
+    let attempts = state.store.count_code_attempt(account.id, channel).await?.ok_or_else(expired)?;
+    let mac = state.sealer.code_mac(code.expose(), &context(account, channel, purpose, &stored.target))?;
+    let matches = clinic_auth_core::token::secrets_equal(&mac, &stored.code_hash);
+    match stored.challenge.check(now, attempts, matches) {
+        CodeCheck::Accepted => {
+            if state.store.consume_code(account.id, channel, &stored.code_hash).await? {
+                Ok(Ok(stored.target))
+            } else {
+                Err(expired())
+            }
+        }
+        CodeCheck::Expired => {
+            state.store.delete_code(account.id, channel).await?;
+            Err(expired())
+        }
+        CodeCheck::TooManyAttempts => {
+            state.store.delete_code(account.id, channel).await?;
+            Ok(Err((
+                AppError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "code_attempts_exhausted",
+                    "Too many wrong entries for this code. Send a new code.",
+                ),
+                "attempts_exhausted",
+            )))
+        }
+        CodeCheck::Wrong { attempts_left } => Ok(Err((
+            AppError::new(
+                StatusCode::UNAUTHORIZED,
+                "incorrect_code",
+                format!(
+                    "That code didn't work. Check it and try again ({attempts_left} {} left).",
+                    if attempts_left == 1 { "try" } else { "tries" }
+                ),
+            ),
+            "wrong_code",
+        ))),
+    }
+}
