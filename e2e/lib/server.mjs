@@ -88,6 +88,8 @@ function assertBinary() {
  *
  * Resolves to { baseUrl, port, dataDir, setupUrl, output(), cli(args), stop() }.
  * setupUrl is the first-start link the server prints (null if none was printed).
+ * `env`, if given, is merged over the environment of the server AND of every cli()
+ * call (e.g. CLINIC_AUTH_SMTP_PORT for a capture server the test started).
  */
 export async function startServer({ env = {} } = {}) {
   assertBinary();

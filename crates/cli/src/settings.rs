@@ -116,6 +116,33 @@ pub struct Overrides {
     pub public_url: Option<String>,
 }
 
+/// Settings whose values are text (or paths), never numbers or booleans.
+const TEXT_KEYS: &[&str] = &[
+    "data_dir",
+    "database_url",
+    "public_url",
+    "platform_name",
+    "cookie_security",
+    "log_format",
+    "log_level",
+    "encryption_key",
+    "encryption_key_file",
+    "email_transport",
+    "smtp_host",
+    "smtp_tls",
+    "smtp_username",
+    "smtp_password",
+    "email_from",
+    "sms_transport",
+    "twilio_base_url",
+    "twilio_account_sid",
+    "twilio_auth_token",
+    "twilio_api_key_sid",
+    "twilio_api_key_secret",
+    "twilio_from",
+    "twilio_messaging_service_sid",
+];
+
 impl Settings {
     pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
         let mut fig = Figment::from(Serialized::defaults(Settings::default()));
@@ -125,8 +152,19 @@ impl Settings {
             }
             fig = fig.merge(Toml::file(path));
         }
+        // Text settings are taken from the environment exactly as written: figment would
+        // read `+15551234567` or an all-digit password as a number.
+        let raw_text: std::collections::BTreeMap<String, String> = TEXT_KEYS
+            .iter()
+            .filter_map(|k| {
+                std::env::var(format!("CLINIC_AUTH_{}", k.to_uppercase())).ok().map(|v| ((*k).to_owned(), v))
+            })
+            .collect();
+        let mut ignored = vec!["config", "test_postgres_url"];
+        ignored.extend_from_slice(TEXT_KEYS);
         let settings: Settings = fig
-            .merge(Env::prefixed("CLINIC_AUTH_").ignore(&["config", "test_postgres_url"]))
+            .merge(Env::prefixed("CLINIC_AUTH_").ignore(&ignored))
+            .merge(Serialized::defaults(raw_text))
             .merge(Serialized::defaults(overrides))
             .extract()
             .context("reading configuration")?;
@@ -291,5 +329,33 @@ impl Settings {
         c.link_ttl_secs = self.invitation_valid_days * 24 * 3600;
         c.trust_forwarded_for = self.trust_forwarded_for;
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own Error
+    fn text_settings_from_the_environment_stay_text() {
+        // figment's Jail sets and restores the variables around the closure.
+        let vars = [
+            ("CLINIC_AUTH_TWILIO_FROM", "+15005550006"),
+            ("CLINIC_AUTH_SMTP_PASSWORD", "0123456789"),
+            ("CLINIC_AUTH_SMTP_PORT", "2525"),
+            ("CLINIC_AUTH_TRUST_FORWARDED_FOR", "true"),
+        ];
+        figment::Jail::expect_with(|jail| {
+            for (k, v) in vars {
+                jail.set_env(k, v);
+            }
+            let loaded = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(loaded.twilio_from.as_deref(), Some("+15005550006"));
+            assert_eq!(loaded.smtp_password.as_deref(), Some("0123456789"));
+            assert_eq!(loaded.smtp_port, 2525);
+            assert!(loaded.trust_forwarded_for);
+            Ok(())
+        });
     }
 }

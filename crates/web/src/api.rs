@@ -49,6 +49,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/me/mfa/authenticator", post(my_authenticator))
         .route("/api/v1/me/mfa/authenticator/confirm", post(my_authenticator_confirm))
         .route("/api/v1/me/mfa/recovery-code", post(my_recovery_code))
+        .route("/api/v1/me/mfa/email", post(my_email))
+        .route("/api/v1/me/mfa/sms", post(my_sms))
+        .route("/api/v1/me/mfa/code/confirm", post(my_code_confirm))
         .route("/api/v1/orgs/{org_id}/mfa", put(set_org_mfa))
         .route("/api/v1/orgs/{org_id}/members/{member}/mfa", put(set_member_mfa))
 }
@@ -63,7 +66,8 @@ pub fn routes() -> Router<AppState> {
     paths(
                 start_login, submit_password, login_progress, login_method, login_code, login_resend, login_enroll,
         login_enroll_confirm, login_enroll_email, login_enroll_sms, login_enroll_code_confirm,
-        logout, me, my_mfa, my_mfa_off, my_mfa_verify, my_authenticator, my_authenticator_confirm, my_recovery_code,
+                logout, me, my_mfa, my_mfa_off, my_mfa_verify, my_authenticator, my_authenticator_confirm, my_recovery_code,
+        my_email, my_sms, my_code_confirm,
         create_org, get_org, set_org_mfa, add_member, set_member_mfa, add_patient, add_platform_admin, password_reset,
         use_password_link
     ),
@@ -667,6 +671,71 @@ async fn my_authenticator_confirm(
 ) -> Result<Json<Enrolled>, AppError> {
     require_step_up(&state, &s).await?;
     let code = mfa::confirm_authenticator(&state, &s.0.account, &body.code, &client.0).await?;
+    state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
+    Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
+}
+
+async fn my_code_setup(
+    state: &AppState,
+    client: Client,
+    s: &ApiSignedIn,
+    kind: FactorKind,
+    phone: Option<&str>,
+) -> Result<Json<SentView>, AppError> {
+    let m = mfa::load(state, &s.0.account).await?;
+    if m.factors.is_empty() && !m.may_opt_in(&s.0.account) {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_not_enabled",
+            "Two-factor authentication is not available for your organization yet.",
+        ));
+    }
+    require_step_up(state, s).await?;
+    let allowed = m.allowed_methods(&s.0.account);
+    Ok(Json(mfa::begin_code_enrollment(state, &s.0.account, kind, phone, allowed, &client.0).await?.into()))
+}
+
+/// Set up codes by email (to the account's email): sends a confirmation code.
+#[utoipa::path(post, path = "/api/v1/me/mfa/email", tag = "two-factor", security(("bearer" = [])),
+    responses((status = 200, body = SentView), (status = 400, description = "`method_unavailable`", body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn my_email(State(state): State<AppState>, client: Client, s: ApiSignedIn) -> Result<Json<SentView>, AppError> {
+    my_code_setup(&state, client, &s, FactorKind::Email, None).await
+}
+
+/// Set up codes by text message to a US mobile number: sends a confirmation code.
+#[utoipa::path(post, path = "/api/v1/me/mfa/sms", tag = "two-factor", request_body = EnrollPhone, security(("bearer" = [])),
+    responses((status = 200, body = SentView), (status = 400, description = "`invalid_phone`, `method_unavailable`", body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn my_sms(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+    ApiJson(body): ApiJson<EnrollPhone>,
+) -> Result<Json<SentView>, AppError> {
+    my_code_setup(&state, client, &s, FactorKind::Sms, Some(&body.phone)).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ConfirmCodeFactor {
+    /// `email` or `sms`
+    method: String,
+    code: String,
+}
+
+/// Confirm an email or phone with the code sent to it; the factor is saved only now.
+#[utoipa::path(post, path = "/api/v1/me/mfa/code/confirm", tag = "two-factor", request_body = ConfirmCodeFactor, security(("bearer" = [])),
+    responses((status = 200, body = Enrolled), (status = 401, body = ErrorBody), (status = 410, description = "`code_expired`", body = ErrorBody)))]
+async fn my_code_confirm(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+    ApiJson(body): ApiJson<ConfirmCodeFactor>,
+) -> Result<Json<Enrolled>, AppError> {
+    require_step_up(&state, &s).await?;
+    let kind = parse_enum::<FactorKind>(&body.method, "method_unavailable")?;
+    if !matches!(kind, FactorKind::Email | FactorKind::Sms) {
+        return Err(AppError::bad_request("method_unavailable", "Confirm `email` or `sms` here."));
+    }
+    let code = mfa::confirm_code_enrollment(&state, &s.0.account, kind, &body.code, &client.0).await?;
     state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
     Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
 }

@@ -33,6 +33,10 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/login/methods", get(patient_methods_page).post(patient_methods_submit))
         .route("/portal/login/setup", get(patient_setup_page).post(patient_setup_submit))
         .route("/account/2fa/setup", get(account_setup_page).post(account_setup_submit))
+        .route("/account/2fa/setup/method", axum::routing::post(account_setup_method))
+        .route("/account/2fa/setup/phone", axum::routing::post(account_setup_phone))
+        .route("/account/2fa/setup/code", axum::routing::post(account_setup_code))
+        .route("/account/2fa/setup/resend", axum::routing::post(account_setup_resend))
         .route("/account/2fa/verify", get(step_up_page).post(step_up_submit))
         .route("/account/2fa/resend", axum::routing::post(step_up_resend))
         .route("/login/resend", axum::routing::post(staff_resend))
@@ -691,20 +695,48 @@ fn step_up_redirect(next: &str) -> Response {
     Redirect::to(&format!("/account/2fa/verify?next={next}")).into_response()
 }
 
+#[derive(Deserialize, Default)]
+struct AccountSetupQuery {
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    step: Option<String>,
+}
+
 async fn account_setup_page(
     State(state): State<AppState>,
     jar: CookieJar,
+    client: Client,
     MaybeSignedIn(s): MaybeSignedIn,
+    Query(q): Query<AccountSetupQuery>,
 ) -> Result<Response, PageError> {
     let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
-    account_setup_render(&state, jar, &s, None).await
+    let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok());
+    account_setup_render(&state, jar, &client.0, &s, method, q.step.as_deref(), None, String::new()).await
 }
 
+/// The email or text channel with a setup code in flight, if any.
+async fn live_setup_channel(state: &AppState, s: &SignedIn) -> Result<Option<(FactorKind, codes::SentTo)>, AppError> {
+    for kind in [FactorKind::Sms, FactorKind::Email] {
+        if let Some(sent) = codes::live(state, &s.account, kind, codes::Purpose::Enroll).await? {
+            return Ok(Some((kind, sent)));
+        }
+    }
+    Ok(None)
+}
+
+/// Setting up (or adding) a factor from the account page, among the methods the
+/// organization allows.
+#[allow(clippy::too_many_arguments)]
 async fn account_setup_render(
     state: &AppState,
     jar: CookieJar,
+    client: &ClientInfo,
     s: &SignedIn,
+    method: Option<FactorKind>,
+    step: Option<&str>,
     error: Option<AppError>,
+    phone: String,
 ) -> Result<Response, PageError> {
     let mfa_state = mfa::load(state, &s.account).await?;
     if mfa_state.factors.is_empty() && !mfa_state.may_opt_in(&s.account) {
@@ -718,16 +750,63 @@ async fn account_setup_render(
     if needs_step_up(state, s).await? {
         return Ok(step_up_redirect("setup"));
     }
-    let setup = mfa::begin_authenticator(state, &s.account).await?;
-    Ok(enroll_page(
-        state,
-        jar,
-        Some(s),
-        setup,
-        s.account.email.to_string(),
-        EnrollTarget { action: "/account/2fa/setup", cancel: Some("/account") },
-        error,
-    ))
+    let allowed = mfa_state.allowed_methods(&s.account);
+    let live = live_setup_channel(state, s).await?;
+    let method = match (step, method.filter(|m| allowed.contains(*m))) {
+        (Some("choose"), _) => None,
+        (Some("phone"), _) => Some(FactorKind::Sms),
+        (_, Some(m)) => Some(m),
+        (_, None) => match live.as_ref().map(|(k, _)| *k) {
+            Some(k) => Some(k),
+            None => login_flow_method(allowed),
+        },
+    };
+    let view = match method {
+        None => SetupView { stage: "choose", phone, sent: None, error },
+        Some(FactorKind::Sms) if step == Some("phone") => SetupView { stage: "phone", phone, sent: None, error },
+        Some(kind @ (FactorKind::Email | FactorKind::Sms)) => match live.filter(|(k, _)| *k == kind) {
+            Some((k, sent)) => SetupView {
+                stage: if k == FactorKind::Sms { "code_sms" } else { "code" },
+                phone,
+                sent: Some(sent),
+                error,
+            },
+            None if kind == FactorKind::Sms => SetupView { stage: "phone", phone, sent: None, error },
+            None => match mfa::begin_code_enrollment(state, &s.account, kind, None, allowed, client).await {
+                Ok(sent) => SetupView { stage: "code", phone, sent: Some(sent), error },
+                Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
+                    SetupView { stage: "code", phone, sent: None, error: error.or(Some(e)) }
+                }
+                Err(e) => return Err(e.into()),
+            },
+        },
+        Some(_) => {
+            let setup = mfa::begin_authenticator(state, &s.account).await?;
+            let target = EnrollTarget { action: "/account/2fa/setup", cancel: Some("/account") };
+            return Ok(enroll_page(state, jar, Some(s), setup, s.account.email.to_string(), target, error));
+        }
+    };
+    let status = view.error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let page = EnrollCodePage {
+        title: "Set up two-factor authentication",
+        platform_name: &state.config.platform_name,
+        base: "/account/2fa",
+        stage: view.stage,
+        methods: allowed.iter().map(|k| (k.as_str(), setup_choice_label(k))).collect(),
+        phone: view.phone,
+        resend_in: view.sent.as_ref().map(|s| s.resend_in).unwrap_or(0),
+        sent_to: view.sent.map(|s| s.masked).unwrap_or_else(|| "you".to_owned()),
+        can_change: allowed.iter().count() > 1 && view.stage != "choose",
+        csrf: s.csrf_token.clone(),
+        notice: None,
+        error: view.error.map(|e| e.message),
+    };
+    Ok((jar, render_with(status, &page)).into_response())
+}
+
+/// The only allowed method, when there is just one.
+fn login_flow_method(allowed: clinic_auth_core::MethodSet) -> Option<FactorKind> {
+    clinic_auth_core::login_flow::enrollment_method(allowed, None)
 }
 
 async fn account_setup_submit(
@@ -742,16 +821,108 @@ async fn account_setup_submit(
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("setup"));
     }
-    match mfa::confirm_authenticator(&state, &s.account, &form.code, &client.0).await {
-        Ok(Some(code)) => {
+    let result = mfa::confirm_authenticator(&state, &s.account, &form.code, &client.0).await;
+    account_enrolled(&state, jar, &client.0, &s, result, Some(FactorKind::Authenticator)).await
+}
+
+/// After confirming a factor from the account page: the first recovery code, or back
+/// to the account.
+async fn account_enrolled(
+    state: &AppState,
+    jar: CookieJar,
+    client: &ClientInfo,
+    s: &SignedIn,
+    result: Result<Option<RecoveryCode>, AppError>,
+    method: Option<FactorKind>,
+) -> Result<Response, PageError> {
+    match result {
+        Ok(code) => {
             state.store.mark_session_verified(&s.token_hash, state.now()).await?;
-            Ok(recovery_code_page(&state, &code, "/account?notice=mfa_on", Shown::FirstCode))
+            Ok(match code {
+                Some(code) => recovery_code_page(state, &code, "/account?notice=mfa_on", Shown::FirstCode),
+                None => Redirect::to("/account?notice=mfa_on").into_response(),
+            })
         }
-        Ok(None) => {
-            state.store.mark_session_verified(&s.token_hash, state.now()).await?;
-            Ok(Redirect::to("/account?notice=mfa_on").into_response())
+        Err(e) if e.status.is_client_error() => {
+            account_setup_render(state, jar, client, s, method, None, Some(e), String::new()).await
         }
-        Err(e) if e.status.is_client_error() => account_setup_render(&state, jar, &s, Some(e)).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn account_setup_method(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    MaybeSignedIn(s): MaybeSignedIn,
+    PageForm(form): PageForm<MethodForm>,
+) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    let method = form.method.parse::<FactorKind>().map(|m| m.as_str()).unwrap_or("authenticator");
+    Ok(Redirect::to(&format!("/account/2fa/setup?method={method}")).into_response())
+}
+
+async fn account_setup_phone(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    client: Client,
+    MaybeSignedIn(s): MaybeSignedIn,
+    PageForm(form): PageForm<PhoneForm>,
+) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    if needs_step_up(&state, &s).await? {
+        return Ok(step_up_redirect("setup"));
+    }
+    let allowed = mfa::load(&state, &s.account).await?.allowed_methods(&s.account);
+    match mfa::begin_code_enrollment(&state, &s.account, FactorKind::Sms, Some(&form.phone), allowed, &client.0).await {
+        Ok(_) => Ok(Redirect::to("/account/2fa/setup?method=sms").into_response()),
+        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
+            account_setup_render(&state, jar, &client.0, &s, Some(FactorKind::Sms), Some("phone"), Some(e), form.phone)
+                .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn account_setup_code(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    client: Client,
+    MaybeSignedIn(s): MaybeSignedIn,
+    PageForm(form): PageForm<CodeForm>,
+) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    if needs_step_up(&state, &s).await? {
+        return Ok(step_up_redirect("setup"));
+    }
+    let Some((kind, _)) = live_setup_channel(&state, &s).await? else {
+        let e = AppError::new(StatusCode::GONE, "code_expired", "That code has expired. Send a new code.");
+        return account_setup_render(&state, jar, &client.0, &s, None, None, Some(e), String::new()).await;
+    };
+    let result = mfa::confirm_code_enrollment(&state, &s.account, kind, &form.code, &client.0).await;
+    account_enrolled(&state, jar, &client.0, &s, result, Some(kind)).await
+}
+
+async fn account_setup_resend(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    client: Client,
+    MaybeSignedIn(s): MaybeSignedIn,
+    PageForm(form): PageForm<CsrfForm>,
+) -> Result<Response, PageError> {
+    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    let kind = match live_setup_channel(&state, &s).await? {
+        Some((k, _)) => k,
+        None => FactorKind::Email,
+    };
+    match mfa::resend_enrollment_code(&state, &s.account, kind, &client.0).await {
+        Ok(_) => Ok(Redirect::to(&format!("/account/2fa/setup?method={}", kind.as_str())).into_response()),
+        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
+            account_setup_render(&state, jar, &client.0, &s, Some(kind), None, Some(e), String::new()).await
+        }
         Err(e) => Err(e.into()),
     }
 }

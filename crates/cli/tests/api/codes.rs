@@ -22,6 +22,7 @@ both_stores!(
     email_and_text_appear_under_try_another_method,
     members_choose_between_emails_and_texts_on_the_setup_page,
     the_account_email_is_offered_when_the_clinic_allows_email_codes,
+    optional_members_add_email_or_text_codes_from_their_account,
 );
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -416,4 +417,74 @@ async fn the_account_email_is_offered_when_the_clinic_allows_email_codes(app: Te
     assert_eq!(progress["other_methods"], json!(["recovery_code"]));
     let (s, _) = post(&app, &format!("/api/v1/login/{flow}/method"), json!({"method": "email"})).await;
     assert_eq!(s, 400);
+}
+
+async fn optional_members_add_email_or_text_codes_from_their_account(app: TestApp) {
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    let change = OrgMfaChange {
+        enabled: Some(true),
+        mode: Some(MfaMode::Optional),
+        methods: Some(MethodSet::parse("email,sms").unwrap()),
+    };
+    policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
+    app.member(&org, "dr.lee@riverside.test", Role::Provider).await;
+    app.member(&org, "nurse@riverside.test", Role::Staff).await;
+
+    // Pages: My account → Enable → Emails/Texts → code → recovery code.
+    let b = app.browser();
+    let html = b.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    b.post(app.url("/login"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("email", "dr.lee@riverside.test")])
+        .send()
+        .await
+        .unwrap();
+    let html = b.get(app.url("/login/password")).send().await.unwrap().text().await.unwrap();
+    let res = b
+        .post(app.url("/login/password"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "/account", "optional: no second factor yet");
+    let html = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Enable two-factor authentication"));
+    let html = b.get(app.url("/account/2fa/setup")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(">Emails<") && html.contains(">Texts<"), "choice between the allowed methods");
+    assert!(!html.contains("<svg"), "authenticator apps are not allowed here");
+    let csrf = csrf_of(&html);
+    let res = b
+        .post(app.url("/account/2fa/setup/method"))
+        .form(&[("csrf", csrf.as_str()), ("method", "email")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "/account/2fa/setup?method=email");
+    let html = b.get(app.url("/account/2fa/setup?method=email")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("d•••@riverside.test") && html.contains("Enter Code"));
+    let code = last_email_code(&app, 1).await;
+    let page = b
+        .post(app.url("/account/2fa/setup/code"))
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Save your recovery code"));
+    let (_, progress) = password_step(&app).await;
+    assert_eq!(progress["method"], "email", "from now on, always challenged");
+
+    // API: the same for texts.
+    let token = app.token("staff", "nurse@riverside.test").await;
+    let (s, e) = app.post_json("/api/v1/me/mfa/sms", &token, json!({"phone": "+49 30 901820"})).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("invalid_phone")));
+    let (s, sent) = app.post_json("/api/v1/me/mfa/sms", &token, json!({"phone": PHONE})).await;
+    assert_eq!((s, sent["sent_to"].as_str()), (200, Some("(•••) •••-0123")));
+    let code = last_sms_code(&app, 1).await;
+    let (s, done) = app.post_json("/api/v1/me/mfa/code/confirm", &token, json!({"method": "sms", "code": code})).await;
+    assert_eq!(s, 200, "{done}");
+    assert!(done["recovery_code"].is_string());
+    let (_, status) = app.get_json("/api/v1/me/mfa", &token).await;
+    assert_eq!(status["factors"][0]["kind"], "sms");
 }
