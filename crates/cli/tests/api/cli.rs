@@ -113,6 +113,49 @@ fn operators_create_organizations_members_and_admins() {
     assert!(ok && a["kind"] == "platform_admin", "{a}");
     let (ok, r) = json(d, &["password-reset", "--email", "nurse@riverside.test"], None);
     assert!(ok && r["reset_url"].as_str().unwrap().contains("/reset/"), "{r}");
+    // Two-factor policy from the command line.
+    let (ok, e) = json(d, &["org", "mfa", "--org", "riverside-clinic", "--mode", "required"], None);
+    assert!(!ok && e["error"]["code"] == "mfa_not_enabled", "{e}");
+    let (ok, m) = json(
+        d,
+        &[
+            "org",
+            "mfa",
+            "--org",
+            "riverside-clinic",
+            "--enable",
+            "--mode",
+            "required",
+            "--methods",
+            "authenticator,sms",
+        ],
+        None,
+    );
+    assert!(ok, "{m}");
+    assert_eq!(m["mfa"], serde_json::json!({"enabled": true, "mode": "required", "methods": ["authenticator", "sms"]}));
+    let (ok, e) = json(d, &["org", "mfa", "--org", "riverside-clinic", "--methods", "fax"], None);
+    assert!(!ok, "{e}");
+    let (ok, m) = json(
+        d,
+        &[
+            "member",
+            "mfa",
+            "--org",
+            "riverside-clinic",
+            "--email",
+            "nurse@riverside.test",
+            "--override",
+            "not_required",
+        ],
+        None,
+    );
+    assert!(ok && m["mfa_override"] == "not_required", "{m}");
+    let (ok, e) = json(
+        d,
+        &["member", "mfa", "--org", "riverside-clinic", "--email", "ghost@riverside.test", "--override", "required"],
+        None,
+    );
+    assert!(!ok && e["error"]["code"] == "not_found", "{e}");
     let (ok, list) = json(d, &["org", "list"], None);
     assert!(ok && list.as_array().unwrap().len() == 1);
     // Text output is for people.
@@ -134,6 +177,86 @@ fn bad_configuration_is_reported_not_panicked() {
     assert!(!ok && err.contains("does not exist"), "{err}");
     let (ok, _, err) = run(dir.path(), &["--database-url", "mysql://x", "migrate"], None);
     assert!(!ok && err.contains("unsupported database URL"), "{err}");
+}
+
+#[test]
+fn codes_go_to_the_outbox_by_default_and_the_log_names_no_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(d, &["org", "create", "--name", "Riverside Clinic", "--kind", "clinic"], None);
+    json(d, &["org", "mfa", "--org", "riverside-clinic", "--enable", "--mode", "required", "--methods", "email"], None);
+    json(
+        d,
+        &[
+            "member",
+            "add",
+            "--org",
+            "riverside-clinic",
+            "--email",
+            "dr.lee@riverside.test",
+            "--role",
+            "provider",
+            "--password-stdin",
+        ],
+        Some("correct horse battery staple\n"),
+    );
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(d)
+        .env("CLINIC_AUTH_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut base = None;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("clinic-auth is listening on ") {
+            base = Some(rest.split_whitespace().next().unwrap().to_owned());
+            break;
+        }
+    }
+    let base = base.unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        clinic_auth_notify::install_default_crypto_provider();
+        let http = reqwest::Client::new();
+        let v: Value = http
+            .post(format!("{base}/api/v1/login"))
+            .json(&serde_json::json!({"email": "dr.lee@riverside.test"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let flow = v["flow_id"].as_str().unwrap().to_owned();
+        http.post(format!("{base}/api/v1/login/{flow}/password"))
+            .json(&serde_json::json!({"password": "correct horse battery staple"}))
+            .send()
+            .await
+            .unwrap();
+        let r = http.post(format!("{base}/api/v1/login/{flow}/enroll/email")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    });
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let outbox = d.join("outbox").join("email");
+    let files: Vec<_> = std::fs::read_dir(&outbox).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "one message in {}", outbox.display());
+    let message = std::fs::read_to_string(&files[0]).unwrap();
+    let captured = clinic_auth_notify::testkit::CapturedEmail {
+        from: String::new(),
+        to: vec![],
+        data: message,
+        auth_username: None,
+    };
+    let code = captured.find_code().expect("code in the outbox message's text part");
+    assert!(captured.subject().unwrap().contains("Riverside Clinic"));
+    assert!(log.contains("outbox"), "the log says where codes go: {log}");
+    assert!(!log.contains(&code), "the log never holds the code");
 }
 
 #[test]
