@@ -214,20 +214,16 @@ pub fn mfa_applies(ctx: &MemberContext<'_>) -> bool {
     }
 }
 
-/// What a member may enroll: the organization's methods once platform support has
-/// enabled MFA for it and admins chose some; otherwise an authenticator app.
-fn allowed_methods(ctx: &MemberContext<'_>) -> MethodSet {
-    match ctx.org {
-        Some(org) if org.enabled && !org.methods.is_empty() => org.methods,
-        _ => MethodSet::authenticator_only(),
-    }
+/// What a member in this context may enroll.
+fn allowed_for(ctx: &MemberContext<'_>) -> MethodSet {
+    allowed_methods(ctx.org)
 }
 
 /// The second-factor requirement at sign-in, by DESIGN.md's rules in order.
 pub fn requirement(ctx: &MemberContext<'_>) -> Requirement {
     // Rule 1: a valid bypass wins over everything, factors included.
     if ctx.bypass_valid {
-        return Requirement::Bypass { then_enroll: mfa_applies(ctx).then(|| allowed_methods(ctx)) };
+        return Requirement::Bypass { then_enroll: mfa_applies(ctx).then(|| allowed_for(ctx)) };
     }
     // Rule 4: whoever has a factor is challenged, whatever the policy.
     let enrolled: Vec<FactorKind> = CHALLENGE_ORDER.into_iter().filter(|k| ctx.enrolled.contains(k)).collect();
@@ -247,7 +243,7 @@ pub fn requirement(ctx: &MemberContext<'_>) -> Requirement {
     }
     // Rule 5: MFA applies and nothing is enrolled.
     if mfa_applies(ctx) {
-        return Requirement::Enroll { allowed: allowed_methods(ctx) };
+        return Requirement::Enroll { allowed: allowed_for(ctx) };
     }
     Requirement::NoSecondFactor
 }
@@ -264,6 +260,28 @@ pub fn may_opt_in(ctx: &MemberContext<'_>) -> bool {
 }
 
 /// Whether the member may remove their last factor: not while MFA applies to them.
+/// The methods an account may set up: its organization's allowed methods when the
+/// organization has MFA on (and allows any); authenticator apps otherwise.
+pub fn allowed_methods(org: Option<&OrgMfa>) -> MethodSet {
+    match org {
+        Some(o) if o.enabled && !o.methods.is_empty() => o.methods,
+        _ => MethodSet::authenticator_only(),
+    }
+}
+
+/// Every method a sign-in can use: the enrolled ones, plus the account's registered
+/// email when email codes are allowed ("You will receive the one-time code in your
+/// account's registered email"). The email fallback only joins existing factors; it
+/// never makes a second factor required.
+pub fn available_methods(enrolled: &[FactorKind], allowed: MethodSet) -> Vec<FactorKind> {
+    let mut kinds = enrolled.to_vec();
+    if !kinds.is_empty() && !kinds.contains(&FactorKind::Email) && allowed.contains(FactorKind::Email) {
+        let at = kinds.iter().position(|k| *k == FactorKind::RecoveryCode).unwrap_or(kinds.len());
+        kinds.insert(at, FactorKind::Email);
+    }
+    kinds
+}
+
 pub fn may_turn_off(ctx: &MemberContext<'_>) -> bool {
     !mfa_applies(ctx)
 }
@@ -526,5 +544,28 @@ mod tests {
         assert_eq!("clinic_default".parse::<MemberOverride>(), Ok(MemberOverride::ClinicDefault));
         assert_eq!("required".parse::<MfaMode>(), Ok(MfaMode::Required));
         assert!("mandatory".parse::<MfaMode>().is_err());
+    }
+
+    #[test]
+    fn the_registered_email_joins_existing_factors_only_when_allowed() {
+        use FactorKind::*;
+        let email = MethodSet::parse("sms,email").expect("set");
+        let sms_only = MethodSet::only(Sms);
+        assert_eq!(available_methods(&[Sms, RecoveryCode], email), vec![Sms, Email, RecoveryCode]);
+        assert_eq!(available_methods(&[Sms, RecoveryCode], sms_only), vec![Sms, RecoveryCode]);
+        assert_eq!(available_methods(&[], email), Vec::<FactorKind>::new(), "never makes 2FA required");
+        assert_eq!(available_methods(&[Email, RecoveryCode], email), vec![Email, RecoveryCode], "not twice");
+    }
+
+    #[test]
+    fn allowed_methods_fall_back_to_authenticator_apps() {
+        let on = OrgMfa { enabled: true, mode: MfaMode::Optional, methods: MethodSet::only(FactorKind::Sms) };
+        assert_eq!(allowed_methods(Some(&on)), MethodSet::only(FactorKind::Sms));
+        assert_eq!(allowed_methods(Some(&OrgMfa { enabled: false, ..on })), MethodSet::authenticator_only());
+        assert_eq!(
+            allowed_methods(Some(&OrgMfa { methods: MethodSet::default(), ..on })),
+            MethodSet::authenticator_only()
+        );
+        assert_eq!(allowed_methods(None), MethodSet::authenticator_only());
     }
 }

@@ -2,6 +2,14 @@
 
 use crate::clock::UnixTime;
 
+/// How long after proving a second factor a session may change 2FA settings.
+pub const STEP_UP_SECS: i64 = 10 * 60;
+
+/// Whether a session proved a second factor recently enough to change 2FA settings.
+pub fn recently_verified(verified_at: Option<UnixTime>, now: UnixTime) -> bool {
+    verified_at.is_some_and(|t| t.secs_until(now) < STEP_UP_SECS)
+}
+
 /// Idle timeout (HIPAA automatic logoff) and absolute lifetime of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionTimeouts {
@@ -26,6 +34,13 @@ impl SessionTimeouts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_up_lasts_ten_minutes() {
+        assert!(!recently_verified(None, UnixTime(100)));
+        assert!(recently_verified(Some(UnixTime(100)), UnixTime(100 + 599)));
+        assert!(!recently_verified(Some(UnixTime(100)), UnixTime(100 + 600)));
+    }
 
     #[test]
     fn idle_and_absolute_timeouts() {

@@ -23,6 +23,11 @@ impl ThrottleRule {
     pub const PASSWORD_PER_CLIENT: ThrottleRule =
         ThrottleRule { free_failures: 20, base_lock_secs: 60, max_lock_secs: 60 * 60, window_secs: 15 * 60 };
 
+    /// Wrong second-factor codes for one member, across sign-ins and devices: 5 free,
+    /// then 1 min, 2 min … 15 min.
+    pub const SECOND_FACTOR_PER_ACCOUNT: ThrottleRule =
+        ThrottleRule { free_failures: 5, base_lock_secs: 60, max_lock_secs: 15 * 60, window_secs: 15 * 60 };
+
     /// When a key with `failures` recorded failures is locked until, counting from the
     /// latest failure at `now`.
     pub fn locked_until(&self, failures: u32, now: UnixTime) -> Option<UnixTime> {

@@ -23,6 +23,7 @@ both_stores!(
     secrets_are_sealed_and_hashed_at_rest,
     patients_are_untouched_by_staff_policy,
     mfa_sign_in_works_through_the_pages,
+    a_shown_qr_code_expires_after_fifteen_minutes,
 );
 
 async fn set_mode(app: &TestApp, org: &Org, mode: MfaMode) {
@@ -534,4 +535,21 @@ async fn mfa_sign_in_works_through_the_pages(app: TestApp) {
     let html = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("Two-factor authentication is <strong>on</strong>"));
     assert!(!html.contains("Turn off two-factor authentication"), "Mandatory 2FA: no way to turn it off");
+}
+
+async fn a_shown_qr_code_expires_after_fifteen_minutes(app: TestApp) {
+    let org = clinic_with_member(&app).await;
+    set_mode(&app, &org, MfaMode::Optional).await;
+    let token = app.token("staff", "dr.lee@riverside.test").await;
+    let (_, first) = app.post_json("/api/v1/me/mfa/authenticator", &token, json!({})).await;
+    let uri = first["otpauth_uri"].as_str().unwrap().to_owned();
+    // Reloading within the window shows the same secret (a scanned code stays good).
+    app.clock.advance(5 * 60);
+    let (_, again) = app.post_json("/api/v1/me/mfa/authenticator", &token, json!({})).await;
+    assert_eq!(again["otpauth_uri"], first["otpauth_uri"]);
+    app.clock.advance(10 * 60);
+    let (s, e) = app
+        .post_json("/api/v1/me/mfa/authenticator/confirm", &token, json!({"code": otp::code(&uri, now(&app))}))
+        .await;
+    assert_eq!((s, e["error"]["code"].as_str()), (410, Some("setup_expired")), "{e}");
 }

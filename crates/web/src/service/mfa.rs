@@ -6,8 +6,7 @@ use axum::http::StatusCode;
 use clinic_auth_core::policy::{self, MemberContext};
 use clinic_auth_core::totp::{self, Issuer, TotpRejection};
 use clinic_auth_core::{
-    AccountKind, FactorKind, MethodSet, RecoveryCode, Requirement, ThrottleRule, TotpCode, TotpSecret, UnixTime,
-    UsPhone,
+    AccountKind, FactorKind, MethodSet, RecoveryCode, Requirement, ThrottleRule, TotpCode, TotpSecret, UsPhone,
 };
 use clinic_auth_store::{Account, ClientInfo, Factor, NewFactor, Org, PendingFactor};
 
@@ -17,12 +16,6 @@ use crate::{AppError, AppState};
 
 /// How long a shown QR code stays good for confirming.
 const PENDING_SECS: i64 = 15 * 60;
-/// How long after proving a factor the account pages allow 2FA changes.
-pub const STEP_UP_SECS: i64 = 10 * 60;
-
-/// Wrong codes for one account, across sign-ins and devices: 5 free, then 1 min, 2 min … 15 min.
-pub const CODES_PER_ACCOUNT: ThrottleRule =
-    ThrottleRule { free_failures: 5, base_lock_secs: 60, max_lock_secs: 15 * 60, window_secs: 15 * 60 };
 
 /// An account's factors and the policy around them.
 #[derive(Debug, Clone)]
@@ -73,10 +66,8 @@ impl MfaState {
     /// The methods this account may set up: the organization's allowed methods for
     /// members of an organization with MFA on; authenticator apps otherwise.
     pub fn allowed_methods(&self, account: &Account) -> MethodSet {
-        match (&self.org, account.kind) {
-            (Some(o), AccountKind::Member) if o.mfa.enabled && !o.mfa.methods.is_empty() => o.mfa.methods,
-            _ => MethodSet::authenticator_only(),
-        }
+        let org = if account.kind == AccountKind::Member { self.org.as_ref().map(|o| &o.mfa) } else { None };
+        policy::allowed_methods(org)
     }
 
     /// Every method a sign-in can use: the enrolled ones, plus the account's own email
@@ -84,15 +75,7 @@ impl MfaState {
     /// your account's registered email"). The email fallback is offered only to
     /// members who already use a second factor; it never makes one required.
     pub fn available(&self, account: &Account) -> Vec<FactorKind> {
-        let mut kinds = self.enrolled();
-        if !kinds.is_empty()
-            && !kinds.contains(&FactorKind::Email)
-            && self.allowed_methods(account).contains(FactorKind::Email)
-        {
-            let at = kinds.iter().position(|k| *k == FactorKind::RecoveryCode).unwrap_or(kinds.len());
-            kinds.insert(at, FactorKind::Email);
-        }
-        kinds
+        policy::available_methods(&self.enrolled(), self.allowed_methods(account))
     }
 
     /// Where codes for `kind` go for this account.
@@ -226,7 +209,10 @@ async fn count_failure(
     event.subject_id = Some(account.id);
     event.detail = detail(&[("method", method.as_str()), ("reason", reason), ("purpose", purpose)]);
     state.store.append_audit(&event).await?;
-    let after = state.store.record_failure(&throttle_key(account), CODES_PER_ACCOUNT, state.now()).await?;
+    let after = state
+        .store
+        .record_failure(&throttle_key(account), ThrottleRule::SECOND_FACTOR_PER_ACCOUNT, state.now())
+        .await?;
     tracing::info!(account = %account.id, method = method.as_str(), reason, purpose, failures = after.failures, "second factor refused");
     Ok(())
 }
@@ -432,10 +418,7 @@ pub async fn new_recovery_code(
     Ok(fresh)
 }
 
-/// Whether a session proved a second factor recently enough to change 2FA settings.
-pub fn recently_verified(verified_at: Option<UnixTime>, now: UnixTime) -> bool {
-    verified_at.is_some_and(|t| t.secs_until(now) < STEP_UP_SECS)
-}
+pub use clinic_auth_core::session::recently_verified;
 
 /// The label people see for a method.
 pub fn method_label(kind: FactorKind) -> &'static str {
