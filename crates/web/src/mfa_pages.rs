@@ -55,15 +55,20 @@ pub fn routes() -> Router<AppState> {
 
 /// Sets the session cookie after a completed sign-in and shows the new recovery code
 /// when there is one; otherwise goes to the account page.
-pub fn signed_in(state: &AppState, jar: CookieJar, done: SignedInSession) -> Response {
+pub async fn signed_in(state: &AppState, jar: CookieJar, done: SignedInSession) -> Result<Response, PageError> {
+    // A session this browser held before is ended, not left behind the new one.
+    if let Some(old) = cookies::get(state, &jar, Kind::Session).and_then(clinic_auth_core::SecretToken::from_presented)
+    {
+        state.store.delete_session(&old.hash(), None).await?;
+    }
     let why = if done.used_recovery_code { Shown::Replacement } else { Shown::FirstCode };
     let jar = cookies::remove(state, jar, Kind::Flow);
     let jar = cookies::remove(state, jar, Kind::Csrf);
     let jar = cookies::set(state, jar, Kind::Session, done.token.expose().to_owned());
-    match done.new_recovery_code {
+    Ok(match done.new_recovery_code {
         Some(code) => (jar, recovery_code_page(state, &code, "/account", why)).into_response(),
         None => (jar, Redirect::to("/account")).into_response(),
-    }
+    })
 }
 
 #[derive(Template)]
@@ -203,7 +208,7 @@ async fn verify_submit(
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
     match login::submit_code(&state, &token, &form.code, &client.0).await {
-        Ok(done) => Ok(signed_in(&state, jar, done)),
+        Ok(done) => signed_in(&state, jar, done).await,
         Err(e) if is_flow_over(&e) => {
             let jar = cookies::remove(&state, jar, Kind::Flow);
             Err(PageError(AppError { message: format!("{} ", e.message) + "Go back to the sign-in page.", ..e }))
@@ -462,7 +467,7 @@ async fn setup_submit(
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
     match login::confirm_enrollment(&state, &token, &form.code, &client.0).await {
-        Ok(done) => Ok(signed_in(&state, jar, done)),
+        Ok(done) => signed_in(&state, jar, done).await,
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
         Err(e) if e.status.is_client_error() => {
             setup_page(state, jar, &client.0, p, None, Some(e), String::new()).await
@@ -531,7 +536,7 @@ async fn setup_code_submit(
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
     match login::confirm_code_enrollment(&state, &token, &form.code, &client.0).await {
-        Ok(done) => Ok(signed_in(&state, jar, done)),
+        Ok(done) => signed_in(&state, jar, done).await,
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
         Err(e) if e.status.is_client_error() => {
             setup_page(state, jar, &client.0, p, None, Some(e), String::new()).await

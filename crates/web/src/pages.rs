@@ -348,7 +348,7 @@ async fn password_submit(
         return Ok(Redirect::to(p.base).into_response());
     }
     match login::submit_password(&state, &token, Password::new(form.password), &client.0).await {
-        Ok(login::PasswordOutcome::SignedIn(done)) => Ok(crate::mfa_pages::signed_in(&state, jar, done)),
+        Ok(login::PasswordOutcome::SignedIn(done)) => crate::mfa_pages::signed_in(&state, jar, done).await,
         Ok(login::PasswordOutcome::SecondFactor { .. }) => Ok(Redirect::to(p.verify).into_response()),
         Ok(login::PasswordOutcome::Enroll { .. }) => Ok(Redirect::to(p.setup).into_response()),
         Err(e) if e.code == "flow_expired" => Ok(restart(p, jar, &state)),

@@ -13,6 +13,7 @@ both_stores!(
     forms_without_a_valid_csrf_token_are_refused,
     pages_send_security_headers,
     password_page_without_a_flow_sends_back_to_email,
+    signing_in_again_ends_the_browsers_previous_session,
 );
 
 async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
@@ -238,4 +239,31 @@ async fn password_page_without_a_flow_sends_back_to_email(app: TestApp) {
     assert!(html.contains("took too long"));
     let (_, html) = page(&b, &app.url("/login?notice=%3Cscript%3E")).await;
     assert!(!html.contains("<script>"), "notices are fixed texts, never echoed");
+}
+
+fn session_token(res: &reqwest::Response) -> String {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("clinic_auth_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_owned()
+}
+
+async fn signing_in_again_ends_the_browsers_previous_session(app: TestApp) {
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    app.member(&org, "dr.lee@riverside.test", clinic_auth_core::Role::Provider).await;
+    let b = app.browser();
+    let first = session_token(&sign_in_with_pages(&app, &b, "/login", "dr.lee@riverside.test", PASSWORD).await);
+    assert_eq!(app.get_json("/api/v1/me", &first).await.0, 200);
+    let second = session_token(&sign_in_with_pages(&app, &b, "/login", "dr.lee@riverside.test", PASSWORD).await);
+    assert_ne!(first, second, "a new session id at every sign-in");
+    assert_eq!(
+        app.get_json("/api/v1/me", &first).await.0,
+        401,
+        "the old session is gone, not just replaced in the cookie"
+    );
+    assert_eq!(app.get_json("/api/v1/me", &second).await.0, 200);
 }
