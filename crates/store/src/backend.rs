@@ -631,16 +631,8 @@ macro_rules! store_impl {
                 .bind(f.target.clone())
                 .execute(&mut *tx)
                 .await?;
-                if let Some(hash) = recovery_code_hash {
-                    sqlx::query($store::sql(
-                        "INSERT INTO recovery_codes (account_id, code_hash, created_at) VALUES ($1, $2, $3)
-                         ON CONFLICT (account_id) DO UPDATE SET code_hash = excluded.code_hash, created_at = excluded.created_at",
-                    ))
-                    .bind(f.account_id.to_string())
-                    .bind(hash)
-                    .bind(f.now.0)
-                    .execute(&mut *tx)
-                    .await?;
+                                if let Some(hash) = recovery_code_hash {
+                    Self::put_recovery_code(&mut *tx, f.account_id, hash, f.now).await?;
                 }
                 write_audit!(&mut *tx, audit);
                 tx.commit().await?;
@@ -791,16 +783,7 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected(),
-                    None => sqlx::query($store::sql(
-                        "INSERT INTO recovery_codes (account_id, code_hash, created_at) VALUES ($1, $2, $3)
-                         ON CONFLICT (account_id) DO UPDATE SET code_hash = excluded.code_hash, created_at = excluded.created_at",
-                    ))
-                    .bind(account.to_string())
-                    .bind(new_hash)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected(),
+                                        None => Self::put_recovery_code(&mut *tx, account, new_hash, now).await?,
                 };
                 if done != 1 {
                     return Ok(false);
@@ -997,7 +980,24 @@ macro_rules! store_impl {
             }
         }
 
-        impl $store {
+                impl $store {
+            /// Sets the account's recovery code, replacing any earlier one.
+            async fn put_recovery_code<'c, E>(conn: E, account: AccountId, hash: &str, now: UnixTime) -> StoreResult<u64>
+            where
+                E: sqlx::Executor<'c, Database = <$row as Row>::Database>,
+            {
+                let done = sqlx::query($store::sql(
+                    "INSERT INTO recovery_codes (account_id, code_hash, created_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (account_id) DO UPDATE SET code_hash = excluded.code_hash, created_at = excluded.created_at",
+                ))
+                .bind(account.to_string())
+                .bind(hash)
+                .bind(now.0)
+                .execute(conn)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn insert_link<'c, E>(conn: E, link: &NewPasswordLink) -> StoreResult<()>
             where
                 E: sqlx::Executor<'c, Database = <$row as Row>::Database>,

@@ -12,7 +12,7 @@ use axum_extra::extract::CookieJar;
 use clinic_auth_core::{FactorKind, RecoveryCode};
 use serde::Deserialize;
 
-use crate::http::auth::{MaybeSignedIn, SignedIn};
+use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::cookies::{self, Kind};
 use crate::http::csrf;
@@ -712,10 +712,9 @@ async fn account_setup_page(
     State(state): State<AppState>,
     jar: CookieJar,
     client: Client,
-    MaybeSignedIn(s): MaybeSignedIn,
+    PageSignedIn(s): PageSignedIn,
     Query(q): Query<AccountSetupQuery>,
 ) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
     let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok());
     account_setup_render(&state, jar, &client.0, &s, method, q.step.as_deref(), None, String::new()).await
 }
@@ -818,10 +817,9 @@ async fn account_setup_submit(
     State(state): State<AppState>,
     jar: CookieJar,
     client: Client,
-    MaybeSignedIn(s): MaybeSignedIn,
+    PageSignedIn(s): PageSignedIn,
     PageForm(form): PageForm<CodeForm>,
 ) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("setup"));
@@ -858,10 +856,9 @@ async fn account_enrolled(
 async fn account_setup_method(
     State(state): State<AppState>,
     jar: CookieJar,
-    MaybeSignedIn(s): MaybeSignedIn,
+    PageSignedIn(s): PageSignedIn,
     PageForm(form): PageForm<MethodForm>,
 ) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     let method = form.method.parse::<FactorKind>().map(|m| m.as_str()).unwrap_or("authenticator");
     Ok(Redirect::to(&format!("/account/2fa/setup?method={method}")).into_response())
@@ -871,10 +868,9 @@ async fn account_setup_phone(
     State(state): State<AppState>,
     jar: CookieJar,
     client: Client,
-    MaybeSignedIn(s): MaybeSignedIn,
+    PageSignedIn(s): PageSignedIn,
     PageForm(form): PageForm<PhoneForm>,
 ) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("setup"));
@@ -894,10 +890,9 @@ async fn account_setup_code(
     State(state): State<AppState>,
     jar: CookieJar,
     client: Client,
-    MaybeSignedIn(s): MaybeSignedIn,
+    PageSignedIn(s): PageSignedIn,
     PageForm(form): PageForm<CodeForm>,
 ) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("setup"));
@@ -914,10 +909,9 @@ async fn account_setup_resend(
     State(state): State<AppState>,
     jar: CookieJar,
     client: Client,
-    MaybeSignedIn(s): MaybeSignedIn,
+    PageSignedIn(s): PageSignedIn,
     PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     let kind = match live_setup_channel(&state, &s).await? {
         Some((k, _)) => k,
@@ -944,10 +938,9 @@ async fn step_up_page(
     State(state): State<AppState>,
     jar: CookieJar,
     client: Client,
-    MaybeSignedIn(s): MaybeSignedIn,
+    PageSignedIn(s): PageSignedIn,
     Query(q): Query<StepUpQuery>,
 ) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
     step_up_render(&state, jar, &client.0, &s, &q.next, q.method.as_deref(), None).await
 }
 
@@ -955,11 +948,10 @@ async fn step_up_resend(
     State(state): State<AppState>,
     jar: CookieJar,
     client: Client,
-    MaybeSignedIn(s): MaybeSignedIn,
+    PageSignedIn(s): PageSignedIn,
     Query(q): Query<StepUpQuery>,
     PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok()).unwrap_or(FactorKind::Email);
     match mfa::ensure_code_sent(&state, &s.account, method, codes::Purpose::StepUp, true, &client.0).await {
@@ -1038,11 +1030,10 @@ async fn step_up_submit(
     State(state): State<AppState>,
     jar: CookieJar,
     client: Client,
-    MaybeSignedIn(s): MaybeSignedIn,
+    PageSignedIn(s): PageSignedIn,
     Query(q): Query<StepUpQuery>,
     PageForm(form): PageForm<CodeForm>,
 ) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok()).unwrap_or(FactorKind::Authenticator);
     match mfa::verify_factor(&state, &s.account, method, &form.code, "step_up", &client.0).await {
@@ -1105,8 +1096,7 @@ const OFF_TEXT: &str =
     "Signing in will need only your password. You can turn two-factor authentication on again at any time.";
 const NEW_CODE_TEXT: &str = "Your current recovery code will stop working, and a new one will be shown once.";
 
-async fn off_page(State(state): State<AppState>, MaybeSignedIn(s): MaybeSignedIn) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+async fn off_page(State(state): State<AppState>, PageSignedIn(s): PageSignedIn) -> Result<Response, PageError> {
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("off"));
     }
@@ -1132,10 +1122,9 @@ async fn off_submit(
     State(state): State<AppState>,
     jar: CookieJar,
     client: Client,
-    MaybeSignedIn(s): MaybeSignedIn,
+    PageSignedIn(s): PageSignedIn,
     PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("off"));
@@ -1156,8 +1145,7 @@ async fn off_submit(
     }
 }
 
-async fn recovery_page(State(state): State<AppState>, MaybeSignedIn(s): MaybeSignedIn) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
+async fn recovery_page(State(state): State<AppState>, PageSignedIn(s): PageSignedIn) -> Result<Response, PageError> {
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("recovery-code"));
     }
@@ -1177,10 +1165,9 @@ async fn recovery_submit(
     State(state): State<AppState>,
     jar: CookieJar,
     client: Client,
-    MaybeSignedIn(s): MaybeSignedIn,
+    PageSignedIn(s): PageSignedIn,
     PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let Some(s) = s else { return Ok(Redirect::to("/login").into_response()) };
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("recovery-code"));

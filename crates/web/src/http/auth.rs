@@ -94,3 +94,20 @@ impl FromRequestParts<AppState> for ApiSignedIn {
         load_session(state, token.trim()).await?.map(ApiSignedIn).ok_or_else(AppError::unauthorized)
     }
 }
+
+/// The session of a page that needs one; without it the browser is sent to sign in.
+#[derive(Debug, Clone)]
+pub struct PageSignedIn(pub SignedIn);
+
+impl FromRequestParts<AppState> for PageSignedIn {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        match MaybeSignedIn::from_request_parts(parts, state).await {
+            Ok(MaybeSignedIn(Some(s))) => Ok(PageSignedIn(s)),
+            Ok(MaybeSignedIn(None)) => Err(axum::response::Redirect::to("/login").into_response()),
+            Err(e) => Err(crate::pages::PageError(e).into_response()),
+        }
+    }
+}
