@@ -10,6 +10,7 @@ pub mod email;
 pub mod ids;
 pub mod login_flow;
 pub mod one_time_code;
+pub mod passkey;
 pub mod password;
 pub mod permission;
 pub mod phone;

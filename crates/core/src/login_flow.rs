@@ -130,6 +130,7 @@ pub fn after_password(check: PasswordCheck, requirement: &Requirement) -> AfterP
 
 /// The method setup goes on with: the one chosen, or the only one allowed.
 pub fn enrollment_method(allowed: MethodSet, chosen: Option<FactorKind>) -> Option<FactorKind> {
+    let allowed = allowed.first_factors();
     match chosen.filter(|c| allowed.contains(*c)) {
         Some(c) => Some(c),
         None => {

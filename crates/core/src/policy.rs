@@ -95,8 +95,21 @@ impl MethodSet {
 
     /// The fallback when nothing else is configured: every authenticator app works
     /// offline and costs nothing to send.
-    pub fn authenticator_only() -> MethodSet {
+        pub fn authenticator_only() -> MethodSet {
         MethodSet::only(FactorKind::Authenticator)
+    }
+
+    /// What a new organization, a patient or a platform admin may use: an
+    /// authenticator app, and a passkey on devices they choose to trust.
+    pub fn standard() -> MethodSet {
+        MethodSet(bit(FactorKind::Authenticator) | bit(FactorKind::Passkey))
+    }
+
+    /// The methods a member can set up as their first factor. A passkey is made
+    /// after setup, when the member trusts the device ("Trust this device?"), so it
+    /// is never the first factor.
+    pub fn first_factors(self) -> MethodSet {
+        MethodSet(self.0 & !bit(FactorKind::Passkey))
     }
 
     pub fn contains(self, kind: FactorKind) -> bool {
@@ -137,7 +150,7 @@ impl fmt::Display for MethodSet {
 pub enum PolicyError {
     #[error("Mandatory 2FA is for clinic organizations; solo providers turn 2FA on for themselves.")]
     RequiredNeedsClinic,
-    #[error("Choose at least one two-factor method your members can use.")]
+        #[error("Choose at least one two-factor method your members can set up first (passkeys are added afterwards, on trusted devices).")]
     NoMethods,
 }
 
@@ -155,7 +168,7 @@ pub struct OrgMfa {
 /// A new organization: MFA not yet enabled by support, authenticator apps allowed.
 impl Default for OrgMfa {
     fn default() -> Self {
-        OrgMfa { enabled: false, mode: MfaMode::Off, methods: MethodSet::authenticator_only() }
+                OrgMfa { enabled: false, mode: MfaMode::Off, methods: MethodSet::standard() }
     }
 }
 
@@ -165,7 +178,7 @@ impl OrgMfa {
         if mode == MfaMode::Required && org_kind != OrgKind::Clinic {
             return Err(PolicyError::RequiredNeedsClinic);
         }
-        if mode != MfaMode::Off && methods.is_empty() {
+                if mode != MfaMode::Off && methods.first_factors().is_empty() {
             return Err(PolicyError::NoMethods);
         }
         Ok(())
@@ -214,9 +227,9 @@ pub fn mfa_applies(ctx: &MemberContext<'_>) -> bool {
     }
 }
 
-/// What a member in this context may enroll.
+/// What a member in this context may enroll as a first factor.
 fn allowed_for(ctx: &MemberContext<'_>) -> MethodSet {
-    allowed_methods(ctx.org)
+    allowed_methods(ctx.org).first_factors()
 }
 
 /// The second-factor requirement at sign-in, by DESIGN.md's rules in order.
@@ -264,8 +277,8 @@ pub fn may_opt_in(ctx: &MemberContext<'_>) -> bool {
 /// organization has MFA on (and allows any); authenticator apps otherwise.
 pub fn allowed_methods(org: Option<&OrgMfa>) -> MethodSet {
     match org {
-        Some(o) if o.enabled && !o.methods.is_empty() => o.methods,
-        _ => MethodSet::authenticator_only(),
+                Some(o) if o.enabled && !o.methods.first_factors().is_empty() => o.methods,
+        _ => MethodSet::standard(),
     }
 }
 
@@ -280,6 +293,13 @@ pub fn available_methods(enrolled: &[FactorKind], allowed: MethodSet) -> Vec<Fac
         kinds.insert(at, FactorKind::Email);
     }
     kinds
+}
+
+/// Whether "Trust this device?" is offered: passkeys are allowed, and the member
+/// already has another factor to fall back on when the device is lost.
+pub fn may_trust_device(enrolled: &[FactorKind], allowed: MethodSet) -> bool {
+    allowed.contains(FactorKind::Passkey)
+        && enrolled.iter().any(|k| matches!(k, FactorKind::Authenticator | FactorKind::Email | FactorKind::Sms))
 }
 
 pub fn may_turn_off(ctx: &MemberContext<'_>) -> bool {
@@ -451,7 +471,8 @@ mod tests {
     fn bypass_then_enroll_uses_allowed_methods() {
         let org = OrgMfa { enabled: true, mode: MfaMode::Required, methods: set("passkey,authenticator") };
         let ctx = MemberContext { bypass_valid: true, ..member(OrgKind::Clinic, &org, &[Authenticator]) };
-        assert_eq!(requirement(&ctx), Requirement::Bypass { then_enroll: Some(set("authenticator,passkey")) });
+        // The passkey comes after setup ("Trust this device?"), never as the first factor.
+        assert_eq!(requirement(&ctx), Requirement::Bypass { then_enroll: Some(set("authenticator")) });
         let exempt = MemberContext { override_: MemberOverride::NotRequired, ..ctx };
         assert_eq!(requirement(&exempt), Requirement::Bypass { then_enroll: None });
     }
@@ -558,14 +579,30 @@ mod tests {
     }
 
     #[test]
-    fn allowed_methods_fall_back_to_authenticator_apps() {
+        fn allowed_methods_fall_back_to_authenticator_apps_and_passkeys() {
         let on = OrgMfa { enabled: true, mode: MfaMode::Optional, methods: MethodSet::only(FactorKind::Sms) };
         assert_eq!(allowed_methods(Some(&on)), MethodSet::only(FactorKind::Sms));
-        assert_eq!(allowed_methods(Some(&OrgMfa { enabled: false, ..on })), MethodSet::authenticator_only());
+        assert_eq!(allowed_methods(Some(&OrgMfa { enabled: false, ..on })), MethodSet::standard());
+        assert_eq!(allowed_methods(Some(&OrgMfa { methods: MethodSet::default(), ..on })), MethodSet::standard());
+        // Passkeys alone leave nothing to set up first.
+        let passkeys_only = OrgMfa { methods: MethodSet::only(FactorKind::Passkey), ..on };
+        assert_eq!(allowed_methods(Some(&passkeys_only)), MethodSet::standard());
+        assert_eq!(allowed_methods(None), MethodSet::standard());
+        assert_eq!(MethodSet::standard().first_factors(), MethodSet::authenticator_only());
+    }
+
+    #[test]
+    fn passkeys_are_offered_on_top_of_another_factor() {
+        use FactorKind::*;
+        assert!(may_trust_device(&[Authenticator, RecoveryCode], MethodSet::standard()));
+        assert!(may_trust_device(&[Sms, RecoveryCode, Passkey], set("sms,passkey")));
+        assert!(!may_trust_device(&[Authenticator, RecoveryCode], MethodSet::authenticator_only()));
+        assert!(!may_trust_device(&[RecoveryCode], MethodSet::standard()));
+        assert!(!may_trust_device(&[Passkey, RecoveryCode], MethodSet::standard()));
+        assert!(!may_trust_device(&[], MethodSet::standard()));
         assert_eq!(
-            allowed_methods(Some(&OrgMfa { methods: MethodSet::default(), ..on })),
-            MethodSet::authenticator_only()
+            OrgMfa::check(OrgKind::Clinic, MfaMode::Required, MethodSet::only(Passkey)),
+            Err(PolicyError::NoMethods)
         );
-        assert_eq!(allowed_methods(None), MethodSet::authenticator_only());
     }
 }

@@ -13,7 +13,7 @@ use clinic_auth_core::{
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::{
-    Account, AuditEvent, AuditFilter, Factor, LinkPurpose, NewAccount, NewAuditEvent, NewFactor, NewPasswordLink,
+    Account, AuditEvent, Ceremony, NewPasskey, PasskeyState, PasskeyUse, AuditFilter, Factor, LinkPurpose, NewAccount, NewAuditEvent, NewFactor, NewPasswordLink,
     NewSession, Org, PasswordLink, PendingFactor, SealedSecret, SessionRecord, Store, StoreError, StoreResult,
     StoredCode,
 };
@@ -169,7 +169,17 @@ macro_rules! store_impl {
                     last_used_step: row.try_get("last_used_step")?,
                     created_at: UnixTime(row.try_get("created_at")?),
                     last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(UnixTime),
-                    target: row.try_get("target")?,
+                                        target: row.try_get("target")?,
+                    passkey: match row.try_get::<Option<String>, _>("credential_id")? {
+                        Some(credential_id) => Some(PasskeyState {
+                            credential_id,
+                            sign_count: u32::try_from(row.try_get::<Option<i64>, _>("sign_count")?.unwrap_or(0))
+                                .map_err(|_| corrupt("passkey signature counter"))?,
+                            backup_eligible: row.try_get("backup_eligible")?,
+                            backup_state: row.try_get("backup_state")?,
+                        }),
+                        None => None,
+                    },
                 })
             }
 
@@ -692,6 +702,134 @@ macro_rules! store_impl {
                 Ok(removed)
             }
 
+                        async fn insert_passkey(&self, p: &NewPasskey, audit: &NewAuditEvent) -> StoreResult<()> {
+                let f = &p.factor;
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($store::sql(
+                    "INSERT INTO factors (id, account_id, kind, label, secret, nonce, key_version, created_at, last_used_at,
+                       credential_id, sign_count, backup_eligible, backup_state)
+                     VALUES ($1, $2, 'passkey', $3, $4, $5, $6, $7, NULL, $8, $9, $10, $11)",
+                ))
+                .bind(&f.id)
+                .bind(f.account_id.to_string())
+                .bind(&f.label)
+                .bind(f.secret.as_ref().map(|s| s.ciphertext.clone()))
+                .bind(f.secret.as_ref().map(|s| s.nonce.clone()))
+                .bind(f.secret.as_ref().map(|s| s.key_version))
+                .bind(f.now.0)
+                .bind(&p.state.credential_id)
+                .bind(i64::from(p.state.sign_count))
+                .bind(p.state.backup_eligible)
+                .bind(p.state.backup_state)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| on_constraint(e, "passkey", "account"))?;
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn use_passkey(&self, u: &PasskeyUse, audit: &NewAuditEvent) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                // The counter guard is in the UPDATE itself, so two processes accepting
+                // the same assertion cannot both succeed.
+                let done = sqlx::query($store::sql(
+                    "UPDATE factors SET sign_count = $1, backup_state = $2, secret = $3, nonce = $4, key_version = $5,
+                       last_used_at = $6
+                     WHERE id = $7 AND kind = 'passkey' AND ($8 = 0 OR COALESCE(sign_count, 0) < $1)",
+                ))
+                .bind(i64::from(u.sign_count))
+                .bind(u.backup_state)
+                .bind(u.sealed.ciphertext.clone())
+                .bind(u.sealed.nonce.clone())
+                .bind(u.sealed.key_version)
+                .bind(u.now.0)
+                .bind(&u.factor_id)
+                .bind(i64::from(u.counter_must_advance))
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn rename_passkey(&self, account: AccountId, factor_id: &str, name: &str) -> StoreResult<bool> {
+                let done = sqlx::query($store::sql(
+                    "UPDATE factors SET label = $1 WHERE id = $2 AND account_id = $3 AND kind = 'passkey'",
+                ))
+                .bind(name)
+                .bind(factor_id)
+                .bind(account.to_string())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn remove_passkey(&self, account: AccountId, factor_id: &str, audit: &NewAuditEvent) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($store::sql(
+                    "DELETE FROM factors WHERE id = $1 AND account_id = $2 AND kind = 'passkey'",
+                ))
+                .bind(factor_id)
+                .bind(account.to_string())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                // A preference for passkeys means nothing once none is left.
+                sqlx::query($store::sql(
+                    "UPDATE accounts SET preferred_factor = NULL WHERE id = $1 AND preferred_factor = 'passkey'
+                       AND NOT EXISTS (SELECT 1 FROM factors WHERE account_id = $1 AND kind = 'passkey')",
+                ))
+                .bind(account.to_string())
+                .execute(&mut *tx)
+                .await?;
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn put_ceremony(&self, c: &Ceremony) -> StoreResult<()> {
+                sqlx::query($store::sql(
+                    "INSERT INTO webauthn_ceremonies (ceremony_key, account_id, state, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (ceremony_key) DO UPDATE SET account_id = excluded.account_id, state = excluded.state,
+                       created_at = excluded.created_at, expires_at = excluded.expires_at",
+                ))
+                .bind(&c.key)
+                .bind(c.account_id.to_string())
+                .bind(&c.state)
+                .bind(c.created_at.0)
+                .bind(c.expires_at.0)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| on_constraint(e, "ceremony", "account"))?;
+                Ok(())
+            }
+
+            async fn take_ceremony(&self, key: &str, now: UnixTime) -> StoreResult<Option<Ceremony>> {
+                // Deleted as it is read: a second response to the same options finds nothing.
+                let row = sqlx::query($store::sql(
+                    "DELETE FROM webauthn_ceremonies WHERE ceremony_key = $1 RETURNING *",
+                ))
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let c = Ceremony {
+                    key: row.try_get("ceremony_key")?,
+                    account_id: parse_with(&row.try_get::<String, _>("account_id")?, AccountId::parse, "account id")?,
+                    state: row.try_get("state")?,
+                    created_at: UnixTime(row.try_get("created_at")?),
+                    expires_at: UnixTime(row.try_get("expires_at")?),
+                };
+                Ok((now < c.expires_at).then_some(c))
+            }
+
             async fn put_code(&self, c: &StoredCode, audit: &NewAuditEvent) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query($store::sql(
@@ -962,6 +1100,11 @@ macro_rules! store_impl {
                     .await?
                     .rows_affected();
                 n += sqlx::query($store::sql("DELETE FROM code_challenges WHERE expires_at <= $1"))
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                                n += sqlx::query($store::sql("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1"))
                     .bind(now.0)
                     .execute(&self.pool)
                     .await?

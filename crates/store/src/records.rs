@@ -186,8 +186,53 @@ pub struct Factor {
     pub last_used_step: Option<i64>,
     pub created_at: UnixTime,
     pub last_used_at: Option<UnixTime>,
-    /// Email and SMS factors: the address or E.164 number codes go to.
+        /// Email and SMS factors: the address or E.164 number codes go to.
     pub target: Option<String>,
+    /// Passkeys: what the server checks at each use.
+    pub passkey: Option<PasskeyState>,
+}
+
+/// The parts of a passkey kept in the clear, beside its sealed credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyState {
+    /// The WebAuthn credential id, base64url.
+    pub credential_id: String,
+    pub sign_count: u32,
+    /// The credential may be synced to other devices (a "synced passkey").
+    pub backup_eligible: bool,
+    /// The credential is synced now.
+    pub backup_state: bool,
+}
+
+/// A passkey as it is registered: the factor row and its clear parts.
+#[derive(Debug, Clone)]
+pub struct NewPasskey {
+    pub factor: NewFactor,
+    pub state: PasskeyState,
+}
+
+/// An accepted passkey sign-in: the counter and flags it reported, and the
+/// credential re-sealed with them.
+#[derive(Debug, Clone)]
+pub struct PasskeyUse {
+    pub factor_id: String,
+    pub sign_count: u32,
+    /// Whether the counter must advance (a device-bound credential that keeps one).
+    pub counter_must_advance: bool,
+    pub backup_state: bool,
+    pub sealed: SealedSecret,
+    pub now: UnixTime,
+}
+
+/// A WebAuthn ceremony waiting for its response.
+#[derive(Debug, Clone)]
+pub struct Ceremony {
+    pub key: String,
+    pub account_id: AccountId,
+    /// The library's serialized ceremony state (challenge, allowed credentials).
+    pub state: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
 }
 
 #[derive(Debug, Clone)]

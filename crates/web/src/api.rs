@@ -18,7 +18,7 @@ use crate::error::{ErrorBody, ErrorDetail};
 use crate::http::auth::ApiSignedIn;
 use crate::http::client::Client;
 use crate::http::extract::ApiJson;
-use crate::service::{By, accounts, codes, login, mfa};
+use crate::service::{By, accounts, codes, login, mfa, passkeys};
 use crate::{AppError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -53,7 +53,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/me/mfa/sms", post(my_sms))
         .route("/api/v1/me/mfa/code/confirm", post(my_code_confirm))
         .route("/api/v1/orgs/{org_id}/mfa", put(set_org_mfa))
-        .route("/api/v1/orgs/{org_id}/members/{member}/mfa", put(set_member_mfa))
+                .route("/api/v1/orgs/{org_id}/members/{member}/mfa", put(set_member_mfa))
+        .route("/api/v1/login/{flow_id}/passkey/options", post(login_passkey_options))
+        .route("/api/v1/login/{flow_id}/passkey", post(login_passkey))
+        .route("/api/v1/me/passkeys", get(my_passkeys).post(my_passkey_add))
+        .route("/api/v1/me/passkeys/options", post(my_passkey_options))
+        .route("/api/v1/me/passkeys/{passkey_id}", axum::routing::patch(my_passkey_rename).delete(my_passkey_remove))
+        .route("/api/v1/me/mfa/verify/passkey/options", post(my_verify_passkey_options))
+        .route("/api/v1/me/mfa/verify/passkey", post(my_verify_passkey))
 }
 
 #[derive(OpenApi)]
@@ -67,7 +74,8 @@ pub fn routes() -> Router<AppState> {
                 start_login, submit_password, login_progress, login_method, login_code, login_resend, login_enroll,
         login_enroll_confirm, login_enroll_email, login_enroll_sms, login_enroll_code_confirm,
                 logout, me, my_mfa, my_mfa_off, my_mfa_verify, my_authenticator, my_authenticator_confirm, my_recovery_code,
-        my_email, my_sms, my_code_confirm,
+                my_email, my_sms, my_code_confirm, login_passkey_options, login_passkey, my_passkeys, my_passkey_options,
+        my_passkey_add, my_passkey_rename, my_passkey_remove, my_verify_passkey_options, my_verify_passkey,
         create_org, get_org, set_org_mfa, add_member, set_member_mfa, add_patient, add_platform_admin, password_reset,
         use_password_link
     ),
@@ -229,6 +237,11 @@ async fn start_login(State(state): State<AppState>, ApiJson(body): ApiJson<Start
 #[derive(Deserialize, ToSchema)]
 pub struct SubmitPassword {
     password: String,
+    /// Device hints this client kept from registering passkeys (`device_hint` of
+    /// `POST /api/v1/me/passkeys`). A matching hint only makes `passkey` the default
+    /// method; the passkey itself must still answer.
+    #[serde(default)]
+    device_hints: Vec<String>,
 }
 
 /// Where a sign-in stands. `next` says what to do: `second_factor` (submit a code
@@ -293,7 +306,8 @@ async fn submit_password(
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<SubmitPassword>,
 ) -> Result<Json<LoginProgress>, AppError> {
-    let progress = match login::submit_password(&state, &flow_id, Password::new(body.password), &client.0).await? {
+        let hints = clinic_auth_core::passkey::parse_device_hints(&body.device_hints.join(","));
+    let progress = match login::submit_password(&state, &flow_id, Password::new(body.password), &hints, &client.0).await? {
         login::PasswordOutcome::SignedIn(s) => done(s),
         login::PasswordOutcome::SecondFactor { method, others } => {
             let mut progress = LoginProgress {
@@ -691,7 +705,7 @@ async fn my_code_setup(
         ));
     }
     require_step_up(state, s).await?;
-    let allowed = m.allowed_methods(&s.0.account);
+    let allowed = m.setup_methods(&s.0.account);
     Ok(Json(mfa::begin_code_enrollment(state, &s.0.account, kind, phone, allowed, &client.0).await?.into()))
 }
 
@@ -1011,4 +1025,195 @@ async fn use_password_link(
         p => accounts::set_password_with_link(&state, &token, p, password, &confirm, &client.0).await?,
     };
     Ok(Json(AccountView::from(&account)))
+}
+
+// ----- passkeys -----
+
+/// WebAuthn options for `navigator.credentials.get()` or `.create()`. Binary fields
+/// (`challenge`, `user.id`, credential `id`s) are base64url strings.
+#[derive(Serialize, ToSchema)]
+pub struct PasskeyOptions {
+    #[serde(rename = "publicKey")]
+    #[schema(value_type = Object)]
+    public_key: serde_json::Value,
+}
+
+fn passkey_options<T: Serialize>(options: &T) -> Result<Json<PasskeyOptions>, AppError> {
+    let mut value = serde_json::to_value(options).map_err(|e| AppError::internal(format!("passkey options: {e}")))?;
+    let public_key = value.get_mut("publicKey").map(serde_json::Value::take).unwrap_or_default();
+    Ok(Json(PasskeyOptions { public_key }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasskeyAnswer {
+    /// The `PublicKeyCredential` the browser returned, as JSON with base64url binary
+    /// fields (`id`, `rawId`, `type`, `response`).
+    #[schema(value_type = Object)]
+    credential: serde_json::Value,
+}
+
+/// Start the passkey step of a sign-in: switches the flow to `passkey` and returns
+/// the options. Good for one answer, for 5 minutes.
+#[utoipa::path(post, path = "/api/v1/login/{flow_id}/passkey/options", tag = "sign-in", params(("flow_id" = String, Path)),
+    responses((status = 200, body = PasskeyOptions),
+        (status = 400, description = "`method_unavailable` (no passkey)", body = ErrorBody),
+        (status = 410, description = "`flow_expired`", body = ErrorBody),
+        (status = 503, description = "`passkeys_unavailable` (server not configured for passkeys)", body = ErrorBody)))]
+async fn login_passkey_options(
+    State(state): State<AppState>,
+    Path(flow_id): Path<String>,
+) -> Result<Json<PasskeyOptions>, AppError> {
+    passkey_options(&login::begin_passkey(&state, &flow_id).await?)
+}
+
+/// Finish the sign-in with the passkey's answer.
+#[utoipa::path(post, path = "/api/v1/login/{flow_id}/passkey", tag = "sign-in", request_body = PasskeyAnswer,
+    params(("flow_id" = String, Path)),
+    responses((status = 200, description = "`done`, with the session", body = LoginProgress),
+        (status = 400, description = "`invalid_passkey_response`", body = ErrorBody),
+        (status = 401, description = "`passkey_rejected` (wrong origin, challenge, credential or signature), `passkey_clone_warning`", body = ErrorBody),
+        (status = 410, description = "`passkey_expired` (options used or too old), `flow_expired`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
+async fn login_passkey(
+    State(state): State<AppState>,
+    client: Client,
+    Path(flow_id): Path<String>,
+    ApiJson(body): ApiJson<PasskeyAnswer>,
+) -> Result<Json<LoginProgress>, AppError> {
+    let response = body.credential.to_string();
+    Ok(Json(done(login::submit_passkey(&state, &flow_id, &response, &client.0).await?)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PasskeyList {
+    passkeys: Vec<passkeys::PasskeyView>,
+}
+
+/// The account's passkeys (trusted devices): names, dates, never the credentials.
+#[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "two-factor", security(("bearer" = [])),
+    responses((status = 200, body = PasskeyList)))]
+async fn my_passkeys(State(state): State<AppState>, s: ApiSignedIn) -> Result<Json<PasskeyList>, AppError> {
+    let factors = state.store.list_factors(s.0.account.id).await?;
+    Ok(Json(PasskeyList { passkeys: passkeys::views(&factors, &[]) }))
+}
+
+/// Start trusting this device: options for `navigator.credentials.create()`. Needs a
+/// second factor proved in the last 10 minutes.
+#[utoipa::path(post, path = "/api/v1/me/passkeys/options", tag = "two-factor", security(("bearer" = [])),
+    responses((status = 200, body = PasskeyOptions),
+        (status = 403, description = "`step_up_required`, `passkey_not_allowed`", body = ErrorBody),
+        (status = 409, description = "`too_many_passkeys`", body = ErrorBody),
+        (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
+async fn my_passkey_options(State(state): State<AppState>, s: ApiSignedIn) -> Result<Json<PasskeyOptions>, AppError> {
+    require_step_up(&state, &s).await?;
+    passkey_options(&passkeys::begin_registration(&state, &s.0.account, &s.0.token_hash).await?)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewPasskeyBody {
+    /// The credential `navigator.credentials.create()` returned, as JSON.
+    #[schema(value_type = Object)]
+    credential: serde_json::Value,
+    /// A name for the device (default: browser and system from the User-Agent).
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AddedPasskey {
+    id: String,
+    name: String,
+    /// Keep it and send it with the password at sign-in (`device_hints`) to make the
+    /// passkey the default method on this device.
+    device_hint: String,
+}
+
+/// Finish trusting this device with the new credential.
+#[utoipa::path(post, path = "/api/v1/me/passkeys", tag = "two-factor", request_body = NewPasskeyBody, security(("bearer" = [])),
+    responses((status = 200, body = AddedPasskey),
+        (status = 400, description = "`passkey_rejected`, `invalid_passkey_response`, `invalid_name`", body = ErrorBody),
+        (status = 409, description = "`passkey_already_registered`", body = ErrorBody),
+        (status = 410, description = "`passkey_expired`", body = ErrorBody)))]
+async fn my_passkey_add(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+    ApiJson(body): ApiJson<NewPasskeyBody>,
+) -> Result<Json<AddedPasskey>, AppError> {
+    require_step_up(&state, &s).await?;
+    let response = body.credential.to_string();
+    let added = passkeys::finish_registration(
+        &state,
+        &s.0.account,
+        &s.0.token_hash,
+        &response,
+        body.name.as_deref(),
+        &client.0,
+    )
+    .await?;
+    Ok(Json(AddedPasskey { id: added.id, name: added.name, device_hint: added.device_hint }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RenamePasskey {
+    name: String,
+}
+
+/// Rename a passkey.
+#[utoipa::path(patch, path = "/api/v1/me/passkeys/{passkey_id}", tag = "two-factor", request_body = RenamePasskey,
+    params(("passkey_id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = PasskeyList), (status = 400, description = "`invalid_name`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody)))]
+async fn my_passkey_rename(
+    State(state): State<AppState>,
+    s: ApiSignedIn,
+    Path(passkey_id): Path<String>,
+    ApiJson(body): ApiJson<RenamePasskey>,
+) -> Result<Json<PasskeyList>, AppError> {
+    passkeys::rename(&state, &s.0.account, &passkey_id, &body.name).await?;
+    my_passkeys(State(state), s).await
+}
+
+/// Remove a passkey: its device is no longer trusted. Needs a recent second factor.
+#[utoipa::path(delete, path = "/api/v1/me/passkeys/{passkey_id}", tag = "two-factor",
+    params(("passkey_id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = PasskeyList), (status = 403, description = "`step_up_required`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody)))]
+async fn my_passkey_remove(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+    Path(passkey_id): Path<String>,
+) -> Result<Json<PasskeyList>, AppError> {
+    require_step_up(&state, &s).await?;
+    passkeys::remove(&state, &s.0.account, &passkey_id, &client.0).await?;
+    my_passkeys(State(state), s).await
+}
+
+/// Prove a second factor again with a passkey: the options.
+#[utoipa::path(post, path = "/api/v1/me/mfa/verify/passkey/options", tag = "two-factor", security(("bearer" = [])),
+    responses((status = 200, body = PasskeyOptions), (status = 400, description = "`method_unavailable`", body = ErrorBody)))]
+async fn my_verify_passkey_options(
+    State(state): State<AppState>,
+    s: ApiSignedIn,
+) -> Result<Json<PasskeyOptions>, AppError> {
+    let bound = passkeys::Bound::StepUp(&s.0.token_hash);
+    passkey_options(&passkeys::begin_authentication(&state, &s.0.account, bound, None).await?)
+}
+
+/// Prove a second factor again with the passkey's answer, allowing 2FA changes for
+/// 10 minutes.
+#[utoipa::path(post, path = "/api/v1/me/mfa/verify/passkey", tag = "two-factor", request_body = PasskeyAnswer, security(("bearer" = [])),
+    responses((status = 200, body = Verified), (status = 401, body = ErrorBody), (status = 410, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn my_verify_passkey(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+    ApiJson(body): ApiJson<PasskeyAnswer>,
+) -> Result<Json<Verified>, AppError> {
+    let response = body.credential.to_string();
+    let bound = passkeys::Bound::StepUp(&s.0.token_hash);
+    passkeys::finish_authentication(&state, &s.0.account, bound, &response, "step_up", &client.0).await?;
+    state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
+    Ok(Json(Verified { verified: true, recovery_code: None }))
 }

@@ -47,8 +47,11 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub config: WebConfig,
     pub hasher: PasswordHasher,
-    pub sealer: Sealer,
+        pub sealer: Sealer,
     pub senders: Senders,
+    /// The passkey relying party; `None` when the configuration cannot have one (an
+    /// IP address or plain HTTP other than localhost), and passkeys are not offered.
+    pub webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 /// Where emailed and texted codes go.
@@ -73,8 +76,15 @@ impl AppState {
         sealer: Sealer,
         senders: Senders,
     ) -> AppState {
-        let hasher = PasswordHasher::new(config.hashing_concurrency);
-        AppState(Arc::new(Inner { store, clock, config, hasher, sealer, senders }))
+                let hasher = PasswordHasher::new(config.hashing_concurrency);
+        let webauthn = match service::passkeys::relying_party(&config) {
+            Ok(w) => Some(w),
+            Err(why) => {
+                tracing::warn!("passkeys are off: {why}");
+                None
+            }
+        };
+        AppState(Arc::new(Inner { store, clock, config, hasher, sealer, senders, webauthn }))
     }
 
     pub fn now(&self) -> UnixTime {

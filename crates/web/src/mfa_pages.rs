@@ -754,7 +754,7 @@ async fn account_setup_render(
     if needs_step_up(state, s).await? {
         return Ok(step_up_redirect("setup"));
     }
-    let allowed = mfa_state.allowed_methods(&s.account);
+    let allowed = mfa_state.setup_methods(&s.account);
     let live = live_setup_channel(state, s).await?;
     let method = match (step, method.filter(|m| allowed.contains(*m))) {
         (Some("choose"), _) => None,
@@ -875,7 +875,7 @@ async fn account_setup_phone(
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("setup"));
     }
-    let allowed = mfa::load(&state, &s.account).await?.allowed_methods(&s.account);
+    let allowed = mfa::load(&state, &s.account).await?.setup_methods(&s.account);
     match mfa::begin_code_enrollment(&state, &s.account, FactorKind::Sms, Some(&form.phone), allowed, &client.0).await {
         Ok(_) => Ok(Redirect::to("/account/2fa/setup?method=sms").into_response()),
         Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {

@@ -347,7 +347,8 @@ async fn password_submit(
     if login::current(&state, &token).await.map(|f| f.realm != p.realm).unwrap_or(false) {
         return Ok(Redirect::to(p.base).into_response());
     }
-    match login::submit_password(&state, &token, Password::new(form.password), &client.0).await {
+        let hints = cookies::device_hints(&state, &jar);
+    match login::submit_password(&state, &token, Password::new(form.password), &hints, &client.0).await {
         Ok(login::PasswordOutcome::SignedIn(done)) => crate::mfa_pages::signed_in(&state, jar, done).await,
         Ok(login::PasswordOutcome::SecondFactor { .. }) => Ok(Redirect::to(p.verify).into_response()),
         Ok(login::PasswordOutcome::Enroll { .. }) => Ok(Redirect::to(p.setup).into_response()),

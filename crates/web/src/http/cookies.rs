@@ -11,8 +11,11 @@ pub enum Kind {
     Session,
     /// The sign-in in progress.
     Flow,
-    /// The anti-forgery token for forms shown before sign-in.
+        /// The anti-forgery token for forms shown before sign-in.
     Csrf,
+    /// Device hints for the passkeys made in this browser. They only make the passkey
+    /// the default method at sign-in; they prove nothing by themselves.
+    Device,
 }
 
 pub fn name(state: &AppState, kind: Kind) -> &'static str {
@@ -22,7 +25,9 @@ pub fn name(state: &AppState, kind: Kind) -> &'static str {
         (true, Kind::Csrf) => "__Host-clinic_auth_csrf",
         (false, Kind::Session) => "clinic_auth_session",
         (false, Kind::Flow) => "clinic_auth_flow",
-        (false, Kind::Csrf) => "clinic_auth_csrf",
+                (false, Kind::Csrf) => "clinic_auth_csrf",
+        (true, Kind::Device) => "__Host-clinic_auth_device",
+        (false, Kind::Device) => "clinic_auth_device",
     }
 }
 
@@ -34,16 +39,32 @@ pub fn set(state: &AppState, jar: CookieJar, kind: Kind, value: String) -> Cooki
     let same_site = match kind {
         // Strict would drop the session on every link into the app from mail or
         // another site; forms are protected by CSRF tokens instead.
-        Kind::Session | Kind::Flow => SameSite::Lax,
-        Kind::Csrf => SameSite::Strict,
+                Kind::Session | Kind::Flow => SameSite::Lax,
+        Kind::Csrf | Kind::Device => SameSite::Strict,
     };
-    let cookie = Cookie::build((name(state, kind), value))
+    let mut cookie = Cookie::build((name(state, kind), value))
         .path("/")
         .http_only(true)
         .secure(state.config.secure_cookies())
         .same_site(same_site)
         .build();
+    if let Kind::Device = kind {
+        // Outlives sessions: the browser stays trusted until the passkey is removed.
+        cookie.set_max_age(time::Duration::days(400));
+    }
     jar.add(cookie)
+}
+
+/// The device hints this browser carries.
+pub fn device_hints(state: &AppState, jar: &CookieJar) -> Vec<String> {
+    get(state, jar, Kind::Device).map(clinic_auth_core::passkey::parse_device_hints).unwrap_or_default()
+}
+
+/// Adds a passkey's hint to this browser's list.
+pub fn remember_device(state: &AppState, jar: CookieJar, hint: &str) -> CookieJar {
+    let existing = device_hints(state, &jar);
+    let value = clinic_auth_core::passkey::remember_device_hint(&existing, hint);
+    set(state, jar, Kind::Device, value)
 }
 
 pub fn remove(state: &AppState, jar: CookieJar, kind: Kind) -> CookieJar {

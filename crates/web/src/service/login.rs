@@ -10,6 +10,7 @@ use clinic_auth_store::{Account, ClientInfo, NewSession};
 
 use super::codes::{self, SentTo};
 use super::mfa::{self, AuthenticatorSetup, Proof};
+use super::passkeys;
 use super::{audit_event, detail};
 use crate::{AppError, AppState};
 
@@ -93,7 +94,8 @@ fn client_key(client: &ClientInfo) -> String {
 pub async fn submit_password(
     state: &AppState,
     flow_token: &str,
-    password: Password,
+        password: Password,
+    device_hints: &[String],
     client: &ClientInfo,
 ) -> Result<PasswordOutcome, AppError> {
     let flow = current(state, flow_token).await?;
@@ -123,7 +125,7 @@ pub async fn submit_password(
         _ => None,
     };
     let requirement = match (&account, &mfa_state) {
-        (Some(a), Some(m)) => m.requirement(a),
+                (Some(a), Some(m)) => m.requirement_on_device(a, device_hints),
         _ => Requirement::NoSecondFactor,
     };
 
@@ -329,6 +331,64 @@ pub async fn submit_code(
     }
 }
 
+/// The passkey step of a sign-in: options for `navigator.credentials.get()`, good for
+/// one answer and no longer than the flow. Switches the flow to the passkey method.
+pub async fn begin_passkey(
+    state: &AppState,
+    flow_token: &str,
+) -> Result<webauthn_rs::prelude::RequestChallengeResponse, AppError> {
+    let at = past_password(state, flow_token).await?;
+    let FlowStep::SecondFactor { account_id, method, attempts } = at.flow.step else { return Err(flow_expired()) };
+    if method != FactorKind::Passkey {
+        let available = mfa::load(state, &at.account).await?.available(&at.account);
+        if !available.contains(&FactorKind::Passkey) {
+            return Err(AppError::bad_request("method_unavailable", "No passkey is set up for this account."));
+        }
+        let next =
+            LoginFlow { step: FlowStep::SecondFactor { account_id, method: FactorKind::Passkey, attempts }, ..at.flow.clone() };
+        if !state.store.update_flow(&at.flow_hash, &next).await? {
+            return Err(flow_expired());
+        }
+    }
+    passkeys::begin_authentication(state, &at.account, passkeys::Bound::SignIn(&at.flow_hash), Some(at.flow.expires_at))
+        .await
+}
+
+/// Finishes a sign-in with the browser's passkey answer. A refused answer counts
+/// against the flow like a wrong code.
+pub async fn submit_passkey(
+    state: &AppState,
+    flow_token: &str,
+    response: &str,
+    client: &ClientInfo,
+) -> Result<SignedInSession, AppError> {
+    let at = past_password(state, flow_token).await?;
+    let FlowStep::SecondFactor { method: FactorKind::Passkey, .. } = at.flow.step else { return Err(flow_expired()) };
+    match passkeys::finish_authentication(state, &at.account, passkeys::Bound::SignIn(&at.flow_hash), response, "sign_in", client)
+        .await
+    {
+        Ok(()) => grant_session(state, &at.flow, &at.flow_hash, at.account, "passkey", true, client).await,
+        Err(e) if matches!(e.code, "passkey_rejected" | "passkey_clone_warning") => {
+            let mut step = at.flow.step.clone();
+            match login_flow::after_wrong_code(&mut step) {
+                AfterWrongCode::TryAgain { .. } => {
+                    state.store.update_flow(&at.flow_hash, &LoginFlow { step, ..at.flow }).await?;
+                    Err(e)
+                }
+                AfterWrongCode::StartOver => {
+                    state.store.delete_flow(&at.flow_hash).await?;
+                    Err(AppError::new(
+                        StatusCode::GONE,
+                        "flow_expired",
+                        "Too many failed attempts. For your security, start signing in again.",
+                    ))
+                }
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Setting up an authenticator app as part of sign-in.
 pub async fn begin_enrollment(state: &AppState, flow_token: &str) -> Result<(FlowAt, AuthenticatorSetup), AppError> {
     let at = past_password(state, flow_token).await?;
@@ -383,7 +443,7 @@ pub fn enrollment_method(at: &FlowAt) -> Option<FactorKind> {
 pub async fn choose_enrollment_method(state: &AppState, flow_token: &str, method: FactorKind) -> Result<(), AppError> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::Enroll { account_id, allowed, .. } = at.flow.step else { return Err(flow_expired()) };
-    if !allowed.contains(method) {
+        if !allowed.first_factors().contains(method) {
         return Err(AppError::bad_request("method_unavailable", "Choose one of the offered methods."));
     }
     let next = LoginFlow { step: FlowStep::Enroll { account_id, allowed, chosen: Some(method) }, ..at.flow };

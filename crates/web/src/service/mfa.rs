@@ -34,6 +34,15 @@ impl MfaState {
         kinds
     }
 
+        /// The requirement at sign-in on a browser that may hold one of the account's
+    /// passkeys: on a trusted device the passkey is the default.
+    pub fn requirement_on_device(&self, account: &Account, device_hints: &[String]) -> Requirement {
+        let enrolled = self.enrolled();
+        let mut ctx = self.context(account, &enrolled);
+        ctx.trusted_device = super::passkeys::is_trusted_device(&self.factors, device_hints);
+        policy::requirement(&ctx)
+    }
+
     fn context<'a>(&'a self, account: &Account, enrolled: &'a [FactorKind]) -> MemberContext<'a> {
         // Patients and platform admins are never under an organization's staff policy.
         let org = if account.kind == AccountKind::Member { self.org.as_ref() } else { None };
@@ -67,7 +76,18 @@ impl MfaState {
     /// members of an organization with MFA on; authenticator apps otherwise.
     pub fn allowed_methods(&self, account: &Account) -> MethodSet {
         let org = if account.kind == AccountKind::Member { self.org.as_ref().map(|o| &o.mfa) } else { None };
-        policy::allowed_methods(org)
+                policy::allowed_methods(org)
+    }
+
+    /// The methods this account may set up as a first factor (passkeys come after,
+    /// on trusted devices).
+    pub fn setup_methods(&self, account: &Account) -> MethodSet {
+        self.allowed_methods(account).first_factors()
+    }
+
+    /// Whether to offer "Trust this device?" to this account.
+    pub fn may_trust_device(&self, account: &Account) -> bool {
+        policy::may_trust_device(&self.enrolled(), self.allowed_methods(account))
     }
 
     /// Every method a sign-in can use: the enrolled ones, plus the account's own email
@@ -104,7 +124,7 @@ pub async fn load(state: &AppState, account: &Account) -> Result<MfaState, AppEr
     Ok(MfaState { org, factors, has_recovery_code })
 }
 
-fn sealing_context(account: &Account, kind: FactorKind) -> String {
+pub(crate) fn sealing_context(account: &Account, kind: FactorKind) -> String {
     format!("clinic-auth:factor:{kind}:{}", account.id)
 }
 
@@ -184,11 +204,11 @@ fn replayed_code() -> AppError {
     )
 }
 
-fn throttle_key(account: &Account) -> String {
+pub(crate) fn throttle_key(account: &Account) -> String {
     format!("second-factor:{}", account.id)
 }
 
-async fn check_throttle(state: &AppState, account: &Account) -> Result<(), AppError> {
+pub(crate) async fn check_throttle(state: &AppState, account: &Account) -> Result<(), AppError> {
     let now = state.now();
     if let Some(secs) = state.store.get_throttle(&throttle_key(account)).await?.and_then(|t| t.locked_for(now)) {
         return Err(AppError::too_many_attempts(secs));
@@ -196,7 +216,7 @@ async fn check_throttle(state: &AppState, account: &Account) -> Result<(), AppEr
     Ok(())
 }
 
-async fn count_failure(
+pub(crate) async fn count_failure(
     state: &AppState,
     account: &Account,
     method: FactorKind,
@@ -278,7 +298,7 @@ pub async fn confirm_authenticator(
     Ok(recovery)
 }
 
-fn uuid_like() -> String {
+pub(crate) fn uuid_like() -> String {
     clinic_auth_core::AccountId::new_random().to_string()
 }
 

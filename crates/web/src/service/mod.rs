@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod codes;
 pub mod login;
 pub mod mfa;
+pub mod passkeys;
 pub mod policy;
 
 use clinic_auth_core::AccountId;

@@ -1,0 +1,499 @@
+//! Passkeys on trusted devices: WebAuthn registration and authentication through
+//! `webauthn-rs`, with the ceremony state in the store (any instance can finish what
+//! another started) and bound to what started it: a login flow or a session.
+//!
+//! Shared by the sign-in pages, the account page and the JSON API.
+
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clinic_auth_core::passkey::{self, CounterVerdict, PasskeyName};
+use clinic_auth_core::{FactorKind, TokenHash, UnixTime};
+use clinic_auth_store::{Account, Ceremony, ClientInfo, Factor, NewFactor, NewPasskey, PasskeyState, PasskeyUse};
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
+};
+use webauthn_rs_proto::{AuthenticatorSelectionCriteria, PublicKeyCredentialHints, ResidentKeyRequirement};
+
+use super::mfa::{self, check_throttle, count_failure, throttle_key};
+use super::{audit_event, detail};
+use crate::{AppError, AppState, WebConfig};
+
+/// The relying party passkeys are made for: from `passkey_rp_id` / `passkey_origin`,
+/// or the public URL's host and origin. `Err` says why passkeys are off.
+pub fn relying_party(config: &WebConfig) -> Result<Webauthn, String> {
+    let origin = match &config.passkey_origin {
+        Some(o) => o.clone(),
+        None => {
+            let o = config.public_url.origin().ascii_serialization();
+            Url::parse(&o).map_err(|e| format!("public_url has no origin: {e}"))?
+        }
+    };
+    let rp_id = match &config.passkey_rp_id {
+        Some(id) => id.clone(),
+        None => match origin.host() {
+            Some(url::Host::Domain(d)) => d.to_owned(),
+            _ => {
+                return Err(format!(
+                    "passkeys need a hostname, not an IP address ({origin}); set public_url to https://your.host \
+                     (or http://localhost for development)"
+                ));
+            }
+        },
+    };
+    let secure = origin.scheme() == "https" || matches!(origin.host_str(), Some("localhost"));
+    if !secure {
+        return Err(format!("passkeys need HTTPS (or http://localhost); the origin is {origin}"));
+    }
+    WebauthnBuilder::new(&rp_id, &origin)
+        .and_then(|b| b.rp_name(&config.platform_name).build())
+        .map_err(|e| format!("relying-party id {rp_id:?} does not fit origin {origin}: {e}"))
+}
+
+fn unavailable() -> AppError {
+    AppError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "passkeys_unavailable",
+        "Passkeys are not available on this server. Use another method.",
+    )
+}
+
+fn webauthn(state: &AppState) -> Result<&Webauthn, AppError> {
+    state.webauthn.as_ref().ok_or_else(unavailable)
+}
+
+fn expired() -> AppError {
+    AppError::new(StatusCode::GONE, "passkey_expired", "That passkey request expired. Try again.")
+}
+
+fn rejected() -> AppError {
+    AppError::new(
+        StatusCode::UNAUTHORIZED,
+        "passkey_rejected",
+        "Your passkey could not be verified. Try again, or choose another method.",
+    )
+}
+
+fn malformed() -> AppError {
+    AppError::bad_request("invalid_passkey_response", "The passkey response could not be read. Try again.")
+}
+
+/// Where a ceremony belongs: the login flow or the session that started it.
+#[derive(Debug, Clone, Copy)]
+pub enum Bound<'a> {
+    /// A sign-in's second-factor step.
+    SignIn(&'a TokenHash),
+    /// Adding a passkey from a signed-in session.
+    Register(&'a TokenHash),
+    /// Proving a second factor again for a change on the account page.
+    StepUp(&'a TokenHash),
+}
+
+impl Bound<'_> {
+    fn key(self) -> String {
+        match self {
+            Bound::SignIn(h) => format!("sign_in:{}", h.as_str()),
+            Bound::Register(h) => format!("register:{}", h.as_str()),
+            Bound::StepUp(h) => format!("step_up:{}", h.as_str()),
+        }
+    }
+}
+
+fn credential_id_text(id: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(id)
+}
+
+fn user_handle(account: &Account) -> Result<Uuid, AppError> {
+    Uuid::parse_str(&account.id.to_string()).map_err(|e| AppError::internal(format!("account id: {e}")))
+}
+
+/// One of an account's passkeys, with its credential opened.
+struct Opened {
+    factor: Factor,
+    state: PasskeyState,
+    passkey: Passkey,
+}
+
+fn open_all(state: &AppState, account: &Account, factors: &[Factor]) -> Result<Vec<Opened>, AppError> {
+    let context = mfa::sealing_context(account, FactorKind::Passkey);
+    factors
+        .iter()
+        .filter(|f| f.kind == FactorKind::Passkey)
+        .map(|f| {
+            let (Some(sealed), Some(ps)) = (&f.secret, &f.passkey) else {
+                return Err(AppError::internal("passkey row without its credential"));
+            };
+            let plain = state.sealer.open(sealed, &context)?;
+            let passkey: Passkey =
+                serde_json::from_slice(&plain).map_err(|e| AppError::internal(format!("stored passkey: {e}")))?;
+            Ok(Opened { factor: f.clone(), state: ps.clone(), passkey })
+        })
+        .collect()
+}
+
+async fn save_ceremony<T: serde::Serialize>(
+    state: &AppState,
+    account: &Account,
+    bound: Bound<'_>,
+    ceremony: &T,
+    until: Option<UnixTime>,
+) -> Result<(), AppError> {
+    let now = state.now();
+    let mut expires_at = now.plus_secs(passkey::CEREMONY_SECS);
+    if let Some(u) = until {
+        expires_at = expires_at.min(u);
+    }
+    let text = serde_json::to_string(ceremony).map_err(|e| AppError::internal(format!("ceremony state: {e}")))?;
+    let record = Ceremony { key: bound.key(), account_id: account.id, state: text, created_at: now, expires_at };
+    state.store.put_ceremony(&record).await?;
+    Ok(())
+}
+
+async fn take_ceremony<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    account: &Account,
+    bound: Bound<'_>,
+) -> Result<T, AppError> {
+    let ceremony = state.store.take_ceremony(&bound.key(), state.now()).await?.ok_or_else(expired)?;
+    if ceremony.account_id != account.id {
+        return Err(expired());
+    }
+    serde_json::from_str(&ceremony.state).map_err(|e| AppError::internal(format!("ceremony state: {e}")))
+}
+
+/// Reads a credential response from a client, refusing oversized input before parsing.
+fn parse_response<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, AppError> {
+    if json.len() > passkey::MAX_RESPONSE_BYTES {
+        return Err(malformed());
+    }
+    serde_json::from_str(json).map_err(|_| malformed())
+}
+
+// ----- registration ("Trust this device?") -----
+
+/// Starts adding a passkey for a signed-in account: the options for
+/// `navigator.credentials.create()`. Platform authenticators are hinted, user
+/// verification is required and a discoverable (resident) key is preferred.
+pub async fn begin_registration(
+    state: &AppState,
+    account: &Account,
+    session: &TokenHash,
+) -> Result<CreationChallengeResponse, AppError> {
+    let webauthn = webauthn(state)?;
+    let mfa_state = mfa::load(state, account).await?;
+    if !mfa_state.may_trust_device(account) {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "passkey_not_allowed",
+            "Set up an authenticator app, email or text codes first; passkeys are added on top of them \
+             where your organization allows them.",
+        ));
+    }
+    let existing = open_all(state, account, &mfa_state.factors)?;
+    if existing.len() >= passkey::MAX_PASSKEYS_PER_ACCOUNT {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "too_many_passkeys",
+            "You have trusted the most devices allowed. Remove one you no longer use first.",
+        ));
+    }
+    let exclude = existing.iter().map(|o| o.passkey.cred_id().clone()).collect::<Vec<_>>();
+    let (mut options, registration) = webauthn
+        .start_passkey_registration(user_handle(account)?, account.email.as_str(), account.email.as_str(), Some(exclude))
+        .map_err(|e| AppError::internal(format!("starting passkey registration: {e}")))?;
+    // "Platform authenticator preferred": WebAuthn has no preferred attachment, so the
+    // client-device hint asks for this device's Touch ID / Face ID / Windows Hello,
+    // while a security key still works where the browser offers one.
+    options.public_key.authenticator_selection = Some(AuthenticatorSelectionCriteria {
+        authenticator_attachment: None,
+        resident_key: Some(ResidentKeyRequirement::Preferred),
+        require_resident_key: false,
+        user_verification: webauthn_rs_proto::UserVerificationPolicy::Required,
+    });
+    options.public_key.hints = Some(vec![PublicKeyCredentialHints::ClientDevice]);
+    save_ceremony(state, account, Bound::Register(session), &registration, None).await?;
+    Ok(options)
+}
+
+/// A passkey just registered; `device_hint` goes into the browser's device cookie.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub id: String,
+    pub name: String,
+    pub device_hint: String,
+}
+
+/// Finishes adding a passkey with the browser's response.
+pub async fn finish_registration(
+    state: &AppState,
+    account: &Account,
+    session: &TokenHash,
+    response: &str,
+    name: Option<&str>,
+    client: &ClientInfo,
+) -> Result<Registered, AppError> {
+    let webauthn = webauthn(state)?;
+    let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => PasskeyName::parse(n).map_err(|e| AppError::bad_request("invalid_name", e.to_string()))?,
+        None => PasskeyName::from_user_agent(Some(&client.user_agent)),
+    };
+    let credential: RegisterPublicKeyCredential = parse_response(response)?;
+    let registration: PasskeyRegistration = take_ceremony(state, account, Bound::Register(session)).await?;
+    let passkey = match webauthn.finish_passkey_registration(&credential, &registration) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(error = %e, "passkey registration refused");
+            let mut event = audit_event(state, "factor_enrolled", "failure", client);
+            event.org_id = account.org_id.clone();
+            event.actor_id = Some(account.id);
+            event.subject_id = Some(account.id);
+            event.detail = detail(&[("method", "passkey"), ("reason", registration_reason(&e))]);
+            state.store.append_audit(&event).await?;
+            return Err(AppError::bad_request(
+                "passkey_rejected",
+                "This device's passkey could not be verified. Try again.",
+            ));
+        }
+    };
+    let credential_id = credential_id_text(passkey.cred_id());
+    let plain = serde_json::to_vec(&passkey).map_err(|e| AppError::internal(format!("passkey: {e}")))?;
+    let sealed = state.sealer.seal(&plain, &mfa::sealing_context(account, FactorKind::Passkey))?;
+    let id = mfa::uuid_like();
+    // What the authenticator reported at registration; authentication keeps them current.
+    let flags = serde_json::to_value(&passkey).ok();
+    let flag = |k: &str| flags.as_ref().and_then(|v| v.pointer(&format!("/cred/{k}"))).and_then(|v| v.as_bool());
+    let counter = flags
+        .as_ref()
+        .and_then(|v| v.pointer("/cred/counter"))
+        .and_then(|v| v.as_u64())
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(0);
+    let record = NewPasskey {
+        factor: NewFactor {
+            id: id.clone(),
+            account_id: account.id,
+            kind: FactorKind::Passkey,
+            label: name.as_str().to_owned(),
+            secret: Some(sealed),
+            last_used_step: None,
+            now: state.now(),
+            target: None,
+        },
+        state: PasskeyState {
+            credential_id: credential_id.clone(),
+            sign_count: counter,
+            backup_eligible: flag("backup_eligible").unwrap_or(false),
+            backup_state: flag("backup_state").unwrap_or(false),
+        },
+    };
+    let mut event = audit_event(state, "factor_enrolled", "success", client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[("method", "passkey"), ("passkey_id", &id)]);
+    state.store.insert_passkey(&record, &event).await.map_err(|e| match e {
+        clinic_auth_store::StoreError::Conflict(_) => AppError::new(
+            StatusCode::CONFLICT,
+            "passkey_already_registered",
+            "This passkey is registered already.",
+        ),
+        other => other.into(),
+    })?;
+    Ok(Registered { id, name: name.as_str().to_owned(), device_hint: passkey::device_hint(&credential_id) })
+}
+
+fn registration_reason(e: &WebauthnError) -> &'static str {
+    match e {
+        WebauthnError::InvalidRPOrigin => "wrong_origin",
+        WebauthnError::MismatchedChallenge => "wrong_challenge",
+        WebauthnError::UserNotVerified => "user_not_verified",
+        _ => "invalid_response",
+    }
+}
+
+// ----- authentication -----
+
+/// Starts a passkey check for `account`: the options for `navigator.credentials.get()`,
+/// listing only this account's credentials. `until` caps the ceremony at the end of
+/// the login flow it belongs to.
+pub async fn begin_authentication(
+    state: &AppState,
+    account: &Account,
+    bound: Bound<'_>,
+    until: Option<UnixTime>,
+) -> Result<RequestChallengeResponse, AppError> {
+    let webauthn = webauthn(state)?;
+    let factors = state.store.list_factors(account.id).await?;
+    let passkeys: Vec<Passkey> = open_all(state, account, &factors)?.into_iter().map(|o| o.passkey).collect();
+    if passkeys.is_empty() {
+        return Err(AppError::bad_request("method_unavailable", "No passkey is set up for this account."));
+    }
+    let (options, authentication) = webauthn
+        .start_passkey_authentication(&passkeys)
+        .map_err(|e| AppError::internal(format!("starting passkey authentication: {e}")))?;
+    save_ceremony(state, account, bound, &authentication, until).await?;
+    Ok(options)
+}
+
+/// Checks the browser's answer to [`begin_authentication`]. Failures count against
+/// the account's second-factor lockout like wrong codes; a counter that fails to
+/// advance on a device-bound credential is a clone warning, refused and audited.
+pub async fn finish_authentication(
+    state: &AppState,
+    account: &Account,
+    bound: Bound<'_>,
+    response: &str,
+    purpose: &'static str,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
+    let webauthn = webauthn(state)?;
+    check_throttle(state, account).await?;
+    let credential: PublicKeyCredential = parse_response(response)?;
+    let authentication: PasskeyAuthentication = take_ceremony(state, account, bound).await?;
+    let result = match webauthn.finish_passkey_authentication(&credential, &authentication) {
+        Ok(r) => r,
+        Err(WebauthnError::CredentialPossibleCompromise) => {
+            return Err(clone_warning(state, account, &credential_id_text(&credential.raw_id), purpose, client).await?);
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "passkey assertion refused");
+            count_failure(state, account, FactorKind::Passkey, assertion_reason(&e), purpose, client).await?;
+            return Err(rejected());
+        }
+    };
+    // The library matched the credential against this account's list; look the row up
+    // again now, so the counter check runs on the latest stored value.
+    let credential_id = credential_id_text(result.cred_id());
+    let factors = state.store.list_factors(account.id).await?;
+    let Some(mut found) = open_all(state, account, &factors)?.into_iter().find(|o| o.state.credential_id == credential_id)
+    else {
+        count_failure(state, account, FactorKind::Passkey, "unknown_credential", purpose, client).await?;
+        return Err(rejected());
+    };
+    let verdict = passkey::counter_verdict(found.state.sign_count, result.counter(), result.backup_eligible());
+    if verdict == CounterVerdict::CloneWarning {
+        return Err(clone_warning(state, account, &credential_id, purpose, client).await?);
+    }
+    found.passkey.update_credential(&result);
+    let plain = serde_json::to_vec(&found.passkey).map_err(|e| AppError::internal(format!("passkey: {e}")))?;
+    let sealed = state.sealer.seal(&plain, &mfa::sealing_context(account, FactorKind::Passkey))?;
+    let mut event = audit_event(state, "second_factor", "success", client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[("method", "passkey"), ("purpose", purpose), ("passkey_id", &found.factor.id)]);
+    let used = PasskeyUse {
+        factor_id: found.factor.id.clone(),
+        sign_count: result.counter().max(found.state.sign_count),
+        counter_must_advance: verdict == CounterVerdict::Advanced,
+        backup_state: result.backup_state(),
+        sealed,
+        now: state.now(),
+    };
+    if !state.store.use_passkey(&used, &event).await? {
+        // Another sign-in advanced the counter to this value first: the same
+        // assertion was presented twice, or the credential was copied.
+        return Err(clone_warning(state, account, &credential_id, purpose, client).await?);
+    }
+    state.store.clear_throttle(&throttle_key(account)).await?;
+    Ok(())
+}
+
+fn assertion_reason(e: &WebauthnError) -> &'static str {
+    match e {
+        WebauthnError::InvalidRPOrigin => "wrong_origin",
+        WebauthnError::MismatchedChallenge => "wrong_challenge",
+        WebauthnError::UserNotVerified => "user_not_verified",
+        WebauthnError::CredentialNotFound | WebauthnError::InvalidUserUniqueId => "unknown_credential",
+        _ => "invalid_assertion",
+    }
+}
+
+async fn clone_warning(
+    state: &AppState,
+    account: &Account,
+    credential_id: &str,
+    purpose: &'static str,
+    client: &ClientInfo,
+) -> Result<AppError, AppError> {
+    tracing::warn!(account = %account.id, "passkey signature counter did not advance: possible cloned credential");
+    let mut event = audit_event(state, "passkey_clone_warning", "failure", client);
+    event.org_id = account.org_id.clone();
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[("method", "passkey"), ("purpose", purpose), ("device_hint", &passkey::device_hint(credential_id))]);
+    state.store.append_audit(&event).await?;
+    count_failure(state, account, FactorKind::Passkey, "counter_not_advanced", purpose, client).await?;
+    Ok(AppError::new(
+        StatusCode::UNAUTHORIZED,
+        "passkey_clone_warning",
+        "This passkey could not be trusted, so it was not accepted. Choose another method, and tell your \
+         administrator.",
+    ))
+}
+
+// ----- the account page's list -----
+
+/// A passkey as its owner sees it: never the credential itself.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PasskeyView {
+    pub id: String,
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; absent until first used to sign in.
+    pub last_used_at: Option<i64>,
+    /// The credential is synced between devices by its provider.
+    pub synced: bool,
+    /// This browser is the device the passkey was made on (by its device hint).
+    pub this_device: bool,
+}
+
+pub fn views(factors: &[Factor], device_hints: &[String]) -> Vec<PasskeyView> {
+    factors
+        .iter()
+        .filter(|f| f.kind == FactorKind::Passkey)
+        .filter_map(|f| {
+            let ps = f.passkey.as_ref()?;
+            Some(PasskeyView {
+                id: f.id.clone(),
+                name: f.label.clone(),
+                created_at: f.created_at.0,
+                last_used_at: f.last_used_at.map(|t| t.0),
+                synced: ps.backup_state,
+                this_device: passkey::is_trusted_device(device_hints, &[ps.credential_id.as_str()]),
+            })
+        })
+        .collect()
+}
+
+/// Whether a browser presenting `device_hints` holds one of the account's passkeys.
+pub fn is_trusted_device(factors: &[Factor], device_hints: &[String]) -> bool {
+    let ids: Vec<&str> = factors.iter().filter_map(|f| f.passkey.as_ref()).map(|p| p.credential_id.as_str()).collect();
+    passkey::is_trusted_device(device_hints, &ids)
+}
+
+fn no_such_passkey() -> AppError {
+    AppError::new(StatusCode::NOT_FOUND, "not_found", "There is no such passkey on your account.")
+}
+
+pub async fn rename(state: &AppState, account: &Account, id: &str, name: &str) -> Result<String, AppError> {
+    let name = PasskeyName::parse(name).map_err(|e| AppError::bad_request("invalid_name", e.to_string()))?;
+    if !state.store.rename_passkey(account.id, id, name.as_str()).await? {
+        return Err(no_such_passkey());
+    }
+    Ok(name.as_str().to_owned())
+}
+
+/// Removes a passkey: the device it was on is no longer trusted.
+pub async fn remove(state: &AppState, account: &Account, id: &str, client: &ClientInfo) -> Result<(), AppError> {
+    let mut event = audit_event(state, "factor_removed", "success", client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[("method", "passkey"), ("passkey_id", id), ("by", "self")]);
+    if !state.store.remove_passkey(account.id, id, &event).await? {
+        return Err(no_such_passkey());
+    }
+    Ok(())
+}
