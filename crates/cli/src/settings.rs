@@ -34,6 +34,12 @@ pub struct Settings {
     pub invitation_valid_days: i64,
     /// Trust `X-Forwarded-For` (only behind your own reverse proxy).
     pub trust_forwarded_for: bool,
+    /// Passkeys: the relying-party id (a hostname, e.g. `auth.clinic.example` or the
+    /// parent `clinic.example`); default: the public URL's host.
+    pub passkey_rp_id: Option<String>,
+    /// Passkeys: the origin browsers use (`https://auth.clinic.example`); default: the
+    /// public URL's origin.
+    pub passkey_origin: Option<String>,
     /// The AEAD keyring that seals authenticator secrets, inline (`VERSION:BASE64` lines).
     pub encryption_key: Option<String>,
     /// …or a file holding it. Default: `DATA_DIR/encryption.key`, generated on first
@@ -81,6 +87,8 @@ impl Default for Settings {
             password_min_length: clinic_auth_core::password::DEFAULT_MIN_LENGTH,
             invitation_valid_days: 7,
             trust_forwarded_for: false,
+            passkey_rp_id: None,
+            passkey_origin: None,
             encryption_key: None,
             encryption_key_file: None,
             email_transport: "outbox".into(),
@@ -122,6 +130,8 @@ const TEXT_KEYS: &[&str] = &[
     "database_url",
     "public_url",
     "platform_name",
+    "passkey_rp_id",
+    "passkey_origin",
     "cookie_security",
     "log_format",
     "log_level",
@@ -328,6 +338,11 @@ impl Settings {
         c.password_policy = clinic_auth_core::PasswordPolicy::with_min_length(self.password_min_length);
         c.link_ttl_secs = self.invitation_valid_days * 24 * 3600;
         c.trust_forwarded_for = self.trust_forwarded_for;
+        c.passkey_rp_id = self.passkey_rp_id.clone().filter(|s| !s.is_empty());
+        c.passkey_origin = match self.passkey_origin.as_deref().filter(|s| !s.is_empty()) {
+            Some(o) => Some(Url::parse(o).with_context(|| format!("passkey_origin {o:?} is not a URL"))?),
+            None => None,
+        };
         Ok(c)
     }
 }

@@ -171,7 +171,8 @@ mod tests {
 
     #[test]
     fn first_name_comes_from_the_browser() {
-        let chrome_linux = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+        let chrome_linux =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
         assert_eq!(PasskeyName::from_user_agent(Some(chrome_linux)).as_str(), "Chrome on Linux");
         let safari_iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1";
         assert_eq!(PasskeyName::from_user_agent(Some(safari_iphone)).as_str(), "Safari on iPhone");

@@ -95,7 +95,7 @@ impl MethodSet {
 
     /// The fallback when nothing else is configured: every authenticator app works
     /// offline and costs nothing to send.
-        pub fn authenticator_only() -> MethodSet {
+    pub fn authenticator_only() -> MethodSet {
         MethodSet::only(FactorKind::Authenticator)
     }
 
@@ -150,7 +150,9 @@ impl fmt::Display for MethodSet {
 pub enum PolicyError {
     #[error("Mandatory 2FA is for clinic organizations; solo providers turn 2FA on for themselves.")]
     RequiredNeedsClinic,
-        #[error("Choose at least one two-factor method your members can set up first (passkeys are added afterwards, on trusted devices).")]
+    #[error(
+        "Choose at least one two-factor method your members can set up first (passkeys are added afterwards, on trusted devices)."
+    )]
     NoMethods,
 }
 
@@ -168,7 +170,7 @@ pub struct OrgMfa {
 /// A new organization: MFA not yet enabled by support, authenticator apps allowed.
 impl Default for OrgMfa {
     fn default() -> Self {
-                OrgMfa { enabled: false, mode: MfaMode::Off, methods: MethodSet::standard() }
+        OrgMfa { enabled: false, mode: MfaMode::Off, methods: MethodSet::standard() }
     }
 }
 
@@ -178,7 +180,7 @@ impl OrgMfa {
         if mode == MfaMode::Required && org_kind != OrgKind::Clinic {
             return Err(PolicyError::RequiredNeedsClinic);
         }
-                if mode != MfaMode::Off && methods.first_factors().is_empty() {
+        if mode != MfaMode::Off && methods.first_factors().is_empty() {
             return Err(PolicyError::NoMethods);
         }
         Ok(())
@@ -277,7 +279,7 @@ pub fn may_opt_in(ctx: &MemberContext<'_>) -> bool {
 /// organization has MFA on (and allows any); authenticator apps otherwise.
 pub fn allowed_methods(org: Option<&OrgMfa>) -> MethodSet {
     match org {
-                Some(o) if o.enabled && !o.methods.first_factors().is_empty() => o.methods,
+        Some(o) if o.enabled && !o.methods.first_factors().is_empty() => o.methods,
         _ => MethodSet::standard(),
     }
 }
@@ -579,7 +581,7 @@ mod tests {
     }
 
     #[test]
-        fn allowed_methods_fall_back_to_authenticator_apps_and_passkeys() {
+    fn allowed_methods_fall_back_to_authenticator_apps_and_passkeys() {
         let on = OrgMfa { enabled: true, mode: MfaMode::Optional, methods: MethodSet::only(FactorKind::Sms) };
         assert_eq!(allowed_methods(Some(&on)), MethodSet::only(FactorKind::Sms));
         assert_eq!(allowed_methods(Some(&OrgMfa { enabled: false, ..on })), MethodSet::standard());

@@ -13,9 +13,9 @@ use clinic_auth_core::{
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::{
-    Account, AuditEvent, Ceremony, NewPasskey, PasskeyState, PasskeyUse, AuditFilter, Factor, LinkPurpose, NewAccount, NewAuditEvent, NewFactor, NewPasswordLink,
-    NewSession, Org, PasswordLink, PendingFactor, SealedSecret, SessionRecord, Store, StoreError, StoreResult,
-    StoredCode,
+    Account, AuditEvent, AuditFilter, Ceremony, Factor, LinkPurpose, NewAccount, NewAuditEvent, NewFactor, NewPasskey,
+    NewPasswordLink, NewSession, Org, PasskeyState, PasskeyUse, PasswordLink, PendingFactor, SealedSecret,
+    SessionRecord, Store, StoreError, StoreResult, StoredCode,
 };
 
 /// The embedded default: one SQLite file, in WAL mode.

@@ -139,7 +139,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         kind: Option<FactorKind>,
         audit: &NewAuditEvent,
     ) -> StoreResult<u64>;
-        async fn recovery_code_hash(&self, account: AccountId) -> StoreResult<Option<String>>;
+    async fn recovery_code_hash(&self, account: AccountId) -> StoreResult<Option<String>>;
 
     // Passkeys
     /// Registers a passkey; `Conflict("passkey")` if its credential id is registered

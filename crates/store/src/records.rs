@@ -186,7 +186,7 @@ pub struct Factor {
     pub last_used_step: Option<i64>,
     pub created_at: UnixTime,
     pub last_used_at: Option<UnixTime>,
-        /// Email and SMS factors: the address or E.164 number codes go to.
+    /// Email and SMS factors: the address or E.164 number codes go to.
     pub target: Option<String>,
     /// Passkeys: what the server checks at each use.
     pub passkey: Option<PasskeyState>,

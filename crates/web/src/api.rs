@@ -53,7 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/me/mfa/sms", post(my_sms))
         .route("/api/v1/me/mfa/code/confirm", post(my_code_confirm))
         .route("/api/v1/orgs/{org_id}/mfa", put(set_org_mfa))
-                .route("/api/v1/orgs/{org_id}/members/{member}/mfa", put(set_member_mfa))
+        .route("/api/v1/orgs/{org_id}/members/{member}/mfa", put(set_member_mfa))
         .route("/api/v1/login/{flow_id}/passkey/options", post(login_passkey_options))
         .route("/api/v1/login/{flow_id}/passkey", post(login_passkey))
         .route("/api/v1/me/passkeys", get(my_passkeys).post(my_passkey_add))
@@ -306,23 +306,24 @@ async fn submit_password(
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<SubmitPassword>,
 ) -> Result<Json<LoginProgress>, AppError> {
-        let hints = clinic_auth_core::passkey::parse_device_hints(&body.device_hints.join(","));
-    let progress = match login::submit_password(&state, &flow_id, Password::new(body.password), &hints, &client.0).await? {
-        login::PasswordOutcome::SignedIn(s) => done(s),
-        login::PasswordOutcome::SecondFactor { method, others } => {
-            let mut progress = LoginProgress {
-                next: "second_factor",
-                method: Some(method.as_str()),
-                other_methods: Some(kinds(others)),
-                ..Default::default()
-            };
-            with_sending(&mut progress, login::ensure_code_sent(&state, &flow_id, false, &client.0).await)?;
-            progress
-        }
-        login::PasswordOutcome::Enroll { allowed } => {
-            LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
-        }
-    };
+    let hints = clinic_auth_core::passkey::parse_device_hints(&body.device_hints.join(","));
+    let progress =
+        match login::submit_password(&state, &flow_id, Password::new(body.password), &hints, &client.0).await? {
+            login::PasswordOutcome::SignedIn(s) => done(s),
+            login::PasswordOutcome::SecondFactor { method, others } => {
+                let mut progress = LoginProgress {
+                    next: "second_factor",
+                    method: Some(method.as_str()),
+                    other_methods: Some(kinds(others)),
+                    ..Default::default()
+                };
+                with_sending(&mut progress, login::ensure_code_sent(&state, &flow_id, false, &client.0).await)?;
+                progress
+            }
+            login::PasswordOutcome::Enroll { allowed } => {
+                LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
+            }
+        };
     Ok(Json(progress))
 }
 
@@ -641,7 +642,7 @@ async fn my_mfa_verify(
     state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
     let recovery_code = match proof {
         mfa::Proof::RecoveryCode(c) => Some(c.display()),
-        mfa::Proof::Authenticator | mfa::Proof::Code => None,
+        mfa::Proof::Authenticator | mfa::Proof::Code | mfa::Proof::Passkey => None,
     };
     Ok(Json(Verified { verified: true, recovery_code }))
 }

@@ -27,7 +27,7 @@ pub struct WebConfig {
     pub link_ttl_secs: i64,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
-        /// Password hashes computed at once; more wait their turn.
+    /// Password hashes computed at once; more wait their turn.
     pub hashing_concurrency: usize,
     /// The WebAuthn relying-party id passkeys are bound to (a hostname such as
     /// `clinic.example`); the public URL's host when unset.
@@ -46,7 +46,7 @@ impl WebConfig {
             password_policy: PasswordPolicy::default(),
             link_ttl_secs: 7 * 24 * 3600,
             trust_forwarded_for: false,
-                        hashing_concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            hashing_concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             passkey_rp_id: None,
             passkey_origin: None,
         }

@@ -10,6 +10,7 @@ mod hashing;
 mod http;
 mod mfa_pages;
 mod pages;
+mod passkey_pages;
 pub mod service;
 
 use std::net::SocketAddr;
@@ -47,7 +48,7 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub config: WebConfig,
     pub hasher: PasswordHasher,
-        pub sealer: Sealer,
+    pub sealer: Sealer,
     pub senders: Senders,
     /// The passkey relying party; `None` when the configuration cannot have one (an
     /// IP address or plain HTTP other than localhost), and passkeys are not offered.
@@ -76,7 +77,7 @@ impl AppState {
         sealer: Sealer,
         senders: Senders,
     ) -> AppState {
-                let hasher = PasswordHasher::new(config.hashing_concurrency);
+        let hasher = PasswordHasher::new(config.hashing_concurrency);
         let webauthn = match service::passkeys::relying_party(&config) {
             Ok(w) => Some(w),
             Err(why) => {
@@ -95,7 +96,7 @@ impl AppState {
 /// The whole application: pages, API, health and static assets, with the security
 /// layers around them.
 pub fn router(state: AppState) -> Router {
-    http::layers(pages::routes().merge(mfa_pages::routes()).merge(api::routes()), state)
+    http::layers(pages::routes().merge(mfa_pages::routes()).merge(passkey_pages::routes()).merge(api::routes()), state)
 }
 
 /// Serves the application until `shutdown` resolves.

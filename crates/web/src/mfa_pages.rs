@@ -65,8 +65,15 @@ pub async fn signed_in(state: &AppState, jar: CookieJar, done: SignedInSession) 
     let jar = cookies::remove(state, jar, Kind::Flow);
     let jar = cookies::remove(state, jar, Kind::Csrf);
     let jar = cookies::set(state, jar, Kind::Session, done.token.expose().to_owned());
+    // Setup just finished: "Trust this device?" comes after the recovery code.
+    let next = match why {
+        Shown::FirstCode if crate::passkey_pages::offer_trust(state, &done.account, &jar).await? => {
+            "/account/trust-device"
+        }
+        _ => "/account",
+    };
     Ok(match done.new_recovery_code {
-        Some(code) => (jar, recovery_code_page(state, &code, "/account", why)).into_response(),
+        Some(code) => (jar, recovery_code_page(state, &code, next, why)).into_response(),
         None => (jar, Redirect::to("/account")).into_response(),
     })
 }
@@ -125,6 +132,8 @@ struct VerifyPage<'a> {
     sent_to: Option<String>,
     resend_action: Option<String>,
     resend_in: i64,
+    /// WebAuthn request options (JSON) when the method is a passkey.
+    passkey_options: String,
     csrf: String,
     notice: Option<&'a str>,
     error: Option<String>,
@@ -168,6 +177,17 @@ async fn verify_page(
         Err(e) => return Err(e.into()),
     };
     let coded = matches!(method, FactorKind::Email | FactorKind::Sms);
+    let mut passkey_options = String::new();
+    if method == FactorKind::Passkey {
+        match login::begin_passkey(&state, &token).await {
+            Ok(o) => passkey_options = options_json(&o)?,
+            Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, &state)),
+            Err(e) if e.status.is_client_error() || e.status.is_server_error() && e.code != "internal" => {
+                error = error.or(Some(e))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let (jar, csrf) = csrf::form_token(&state, jar, None);
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
     let page = VerifyPage {
@@ -181,6 +201,7 @@ async fn verify_page(
         resend_in: sent.as_ref().map(|s| s.resend_in).unwrap_or(0),
         sent_to: sent.map(|s| s.masked),
         resend_action: coded.then(|| format!("{}/resend", p.base)),
+        passkey_options,
         csrf,
         notice: None,
         error: error.map(|e| e.message),
@@ -196,6 +217,14 @@ struct CodeForm {
     code: String,
     #[serde(default)]
     next: String,
+    /// A passkey's answer (JSON), posted by passkey.js.
+    #[serde(default)]
+    credential: String,
+}
+
+/// WebAuthn options as the page's data attribute carries them.
+pub(crate) fn options_json<T: serde::Serialize>(options: &T) -> Result<String, AppError> {
+    serde_json::to_string(options).map_err(|e| AppError::internal(format!("passkey options: {e}")))
 }
 
 async fn verify_submit(
@@ -207,7 +236,12 @@ async fn verify_submit(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
-    match login::submit_code(&state, &token, &form.code, &client.0).await {
+    let result = if form.credential.is_empty() {
+        login::submit_code(&state, &token, &form.code, &client.0).await
+    } else {
+        login::submit_passkey(&state, &token, &form.credential, &client.0).await
+    };
+    match result {
         Ok(done) => signed_in(&state, jar, done).await,
         Err(e) if is_flow_over(&e) => {
             let jar = cookies::remove(&state, jar, Kind::Flow);
@@ -683,12 +717,13 @@ fn next_path(next: &str) -> &'static str {
         "setup" => "/account/2fa/setup",
         "off" => "/account/2fa/off",
         "recovery-code" => "/account/2fa/recovery-code",
+        "trust-device" => "/account/trust-device",
         _ => "/account",
     }
 }
 
 /// Changing 2FA that exists needs a second factor proved within the last minutes.
-async fn needs_step_up(state: &AppState, s: &SignedIn) -> Result<bool, AppError> {
+pub(crate) async fn needs_step_up(state: &AppState, s: &SignedIn) -> Result<bool, AppError> {
     if mfa::load(state, &s.account).await?.factors.is_empty() {
         return Ok(false);
     }
@@ -696,7 +731,7 @@ async fn needs_step_up(state: &AppState, s: &SignedIn) -> Result<bool, AppError>
     Ok(!mfa::recently_verified(record.and_then(|r| r.verified_at), state.now()))
 }
 
-fn step_up_redirect(next: &str) -> Response {
+pub(crate) fn step_up_redirect(next: &str) -> Response {
     Redirect::to(&format!("/account/2fa/verify?next={next}")).into_response()
 }
 
@@ -841,8 +876,13 @@ async fn account_enrolled(
     match result {
         Ok(code) => {
             state.store.mark_session_verified(&s.token_hash, state.now()).await?;
+            let next = if crate::passkey_pages::offer_trust(state, &s.account, &jar).await? {
+                "/account/trust-device"
+            } else {
+                "/account?notice=mfa_on"
+            };
             Ok(match code {
-                Some(code) => recovery_code_page(state, &code, "/account?notice=mfa_on", Shown::FirstCode),
+                Some(code) => recovery_code_page(state, &code, next, Shown::FirstCode),
                 None => Redirect::to("/account?notice=mfa_on").into_response(),
             })
         }
@@ -968,7 +1008,7 @@ async fn step_up_resend(
 
 fn next_key(next: &str) -> &str {
     match next {
-        "setup" | "off" | "recovery-code" => next,
+        "setup" | "off" | "recovery-code" | "trust-device" => next,
         _ => "account",
     }
 }
@@ -1006,6 +1046,15 @@ async fn step_up_render(
     } else {
         None
     };
+    let mut passkey_options = String::new();
+    if method == FactorKind::Passkey {
+        let bound = crate::service::passkeys::Bound::StepUp(&s.token_hash);
+        match crate::service::passkeys::begin_authentication(state, &s.account, bound, None).await {
+            Ok(o) => passkey_options = options_json(&o)?,
+            Err(e) if e.code != "internal" => error = error.or(Some(e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
     let (jar, csrf) = csrf::form_token(state, jar, Some(s));
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
     let page = VerifyPage {
@@ -1019,6 +1068,7 @@ async fn step_up_render(
         resend_in: sent.as_ref().map(|s| s.resend_in).unwrap_or(0),
         sent_to: sent.map(|s| s.masked),
         resend_action: coded.then(|| format!("/account/2fa/resend?method={}&next={next_key}", method.as_str())),
+        passkey_options,
         csrf,
         notice: None,
         error: error.map(|e| e.message),
@@ -1036,13 +1086,28 @@ async fn step_up_submit(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok()).unwrap_or(FactorKind::Authenticator);
-    match mfa::verify_factor(&state, &s.account, method, &form.code, "step_up", &client.0).await {
+    let result = if method == FactorKind::Passkey {
+        let bound = crate::service::passkeys::Bound::StepUp(&s.token_hash);
+        crate::service::passkeys::finish_authentication(
+            &state,
+            &s.account,
+            bound,
+            &form.credential,
+            "step_up",
+            &client.0,
+        )
+        .await
+        .map(|()| Proof::Passkey)
+    } else {
+        mfa::verify_factor(&state, &s.account, method, &form.code, "step_up", &client.0).await
+    };
+    match result {
         Ok(proof) => {
             state.store.mark_session_verified(&s.token_hash, state.now()).await?;
             let next = next_path(&form.next);
             match proof {
                 Proof::RecoveryCode(fresh) => Ok(recovery_code_page(&state, &fresh, next, Shown::Replacement)),
-                Proof::Authenticator | Proof::Code => Ok(Redirect::to(next).into_response()),
+                Proof::Authenticator | Proof::Code | Proof::Passkey => Ok(Redirect::to(next).into_response()),
             }
         }
         Err(e) if e.status.is_client_error() => {

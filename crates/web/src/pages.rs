@@ -121,6 +121,9 @@ fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "mfa_on" => Some("Two-factor authentication is on."),
         "mfa_off" => Some("Two-factor authentication is off."),
         "verified" => Some("Thanks — you can change your two-factor settings for the next 10 minutes."),
+        "device_trusted" => Some("This device is trusted. Next time, sign in with its passkey."),
+        "passkey_renamed" => Some("The device was renamed."),
+        "passkey_removed" => Some("The passkey was removed. That device is no longer trusted."),
         _ => None,
     }
 }
@@ -347,7 +350,7 @@ async fn password_submit(
     if login::current(&state, &token).await.map(|f| f.realm != p.realm).unwrap_or(false) {
         return Ok(Redirect::to(p.base).into_response());
     }
-        let hints = cookies::device_hints(&state, &jar);
+    let hints = cookies::device_hints(&state, &jar);
     match login::submit_password(&state, &token, Password::new(form.password), &hints, &client.0).await {
         Ok(login::PasswordOutcome::SignedIn(done)) => crate::mfa_pages::signed_in(&state, jar, done).await,
         Ok(login::PasswordOutcome::SecondFactor { .. }) => Ok(Redirect::to(p.verify).into_response()),
@@ -407,10 +410,23 @@ struct AccountPage<'a> {
     may_opt_in: bool,
     may_turn_off: bool,
     required: bool,
+    passkeys: Vec<PasskeyRow>,
+    may_trust_device: bool,
+    this_device_trusted: bool,
+}
+
+struct PasskeyRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: Option<String>,
+    synced: bool,
+    this_device: bool,
 }
 
 async fn account_page(
     State(state): State<AppState>,
+    jar: axum_extra::extract::CookieJar,
     MaybeSignedIn(s): MaybeSignedIn,
     Query(q): Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
@@ -419,9 +435,23 @@ async fn account_page(
     };
     let a = &s.account;
     let mfa = crate::service::mfa::load(&state, a).await?;
+    let hints = cookies::device_hints(&state, &jar);
+    let passkeys: Vec<PasskeyRow> = crate::service::passkeys::views(&mfa.factors, &hints)
+        .into_iter()
+        .map(|v| PasskeyRow {
+            id: v.id,
+            name: v.name,
+            created: day(clinic_auth_core::UnixTime(v.created_at)),
+            last_used: v.last_used_at.map(|t| day(clinic_auth_core::UnixTime(t))),
+            synced: v.synced,
+            this_device: v.this_device,
+        })
+        .collect();
+    let this_device_trusted = passkeys.iter().any(|p| p.this_device);
     let factors = mfa
         .factors
         .iter()
+        .filter(|f| f.kind != clinic_auth_core::FactorKind::Passkey)
         .map(|f| (crate::service::mfa::method_label(f.kind), day(f.created_at), f.last_used_at.map(day)))
         .collect();
     let required = matches!(mfa.requirement(a), clinic_auth_core::Requirement::Enroll { .. });
@@ -449,6 +479,9 @@ async fn account_page(
         may_opt_in: mfa.may_opt_in(a),
         may_turn_off: mfa.may_turn_off(a),
         required,
+        may_trust_device: state.webauthn.is_some() && mfa.may_trust_device(a),
+        passkeys,
+        this_device_trusted,
     };
     Ok(render(&page))
 }

@@ -146,6 +146,9 @@ impl TestApp {
         let base = format!("http://{addr}");
         let mut config = WebConfig::new(url::Url::parse(&base).expect("url"));
         config.hashing_concurrency = opts.hashing_concurrency;
+        // Passkeys need a hostname: the software authenticator answers for localhost.
+        config.passkey_rp_id = Some("localhost".into());
+        config.passkey_origin = Some(url::Url::parse(&passkey_origin(addr.port())).expect("origin"));
         // A fixed start keeps TOTP-free tests independent of the wall clock.
         let clock = Arc::new(ManualClock::new(UnixTime(1_800_000_000)));
         let sealer =
@@ -282,6 +285,11 @@ impl TestApp {
             .expect("audit");
         events.into_iter().map(|e| (e.kind, e.outcome)).collect()
     }
+}
+
+/// The origin passkeys are made for in tests.
+pub fn passkey_origin(port: u16) -> String {
+    format!("http://localhost:{port}")
 }
 
 /// The value of the hidden `csrf` field in a page.

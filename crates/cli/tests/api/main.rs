@@ -12,6 +12,7 @@ mod multi_process;
 mod openapi;
 mod otp;
 mod pages;
+mod passkeys;
 mod sessions;
 mod sign_in;
 mod throttling;

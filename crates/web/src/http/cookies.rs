@@ -11,7 +11,7 @@ pub enum Kind {
     Session,
     /// The sign-in in progress.
     Flow,
-        /// The anti-forgery token for forms shown before sign-in.
+    /// The anti-forgery token for forms shown before sign-in.
     Csrf,
     /// Device hints for the passkeys made in this browser. They only make the passkey
     /// the default method at sign-in; they prove nothing by themselves.
@@ -25,7 +25,7 @@ pub fn name(state: &AppState, kind: Kind) -> &'static str {
         (true, Kind::Csrf) => "__Host-clinic_auth_csrf",
         (false, Kind::Session) => "clinic_auth_session",
         (false, Kind::Flow) => "clinic_auth_flow",
-                (false, Kind::Csrf) => "clinic_auth_csrf",
+        (false, Kind::Csrf) => "clinic_auth_csrf",
         (true, Kind::Device) => "__Host-clinic_auth_device",
         (false, Kind::Device) => "clinic_auth_device",
     }
@@ -39,7 +39,7 @@ pub fn set(state: &AppState, jar: CookieJar, kind: Kind, value: String) -> Cooki
     let same_site = match kind {
         // Strict would drop the session on every link into the app from mail or
         // another site; forms are protected by CSRF tokens instead.
-                Kind::Session | Kind::Flow => SameSite::Lax,
+        Kind::Session | Kind::Flow => SameSite::Lax,
         Kind::Csrf | Kind::Device => SameSite::Strict,
     };
     let mut cookie = Cookie::build((name(state, kind), value))

@@ -94,7 +94,7 @@ fn client_key(client: &ClientInfo) -> String {
 pub async fn submit_password(
     state: &AppState,
     flow_token: &str,
-        password: Password,
+    password: Password,
     device_hints: &[String],
     client: &ClientInfo,
 ) -> Result<PasswordOutcome, AppError> {
@@ -125,7 +125,7 @@ pub async fn submit_password(
         _ => None,
     };
     let requirement = match (&account, &mfa_state) {
-                (Some(a), Some(m)) => m.requirement_on_device(a, device_hints),
+        (Some(a), Some(m)) => m.requirement_on_device(a, device_hints),
         _ => Requirement::NoSecondFactor,
     };
 
@@ -344,8 +344,10 @@ pub async fn begin_passkey(
         if !available.contains(&FactorKind::Passkey) {
             return Err(AppError::bad_request("method_unavailable", "No passkey is set up for this account."));
         }
-        let next =
-            LoginFlow { step: FlowStep::SecondFactor { account_id, method: FactorKind::Passkey, attempts }, ..at.flow.clone() };
+        let next = LoginFlow {
+            step: FlowStep::SecondFactor { account_id, method: FactorKind::Passkey, attempts },
+            ..at.flow.clone()
+        };
         if !state.store.update_flow(&at.flow_hash, &next).await? {
             return Err(flow_expired());
         }
@@ -363,9 +365,25 @@ pub async fn submit_passkey(
     client: &ClientInfo,
 ) -> Result<SignedInSession, AppError> {
     let at = past_password(state, flow_token).await?;
-    let FlowStep::SecondFactor { method: FactorKind::Passkey, .. } = at.flow.step else { return Err(flow_expired()) };
-    match passkeys::finish_authentication(state, &at.account, passkeys::Bound::SignIn(&at.flow_hash), response, "sign_in", client)
-        .await
+        match at.flow.step {
+        FlowStep::SecondFactor { method: FactorKind::Passkey, .. } => {}
+        FlowStep::SecondFactor { .. } => {
+            return Err(AppError::bad_request(
+                "passkey_not_started",
+                "Ask for the passkey options first (POST …/passkey/options), then answer them.",
+            ));
+        }
+        _ => return Err(flow_expired()),
+    }
+    match passkeys::finish_authentication(
+        state,
+        &at.account,
+        passkeys::Bound::SignIn(&at.flow_hash),
+        response,
+        "sign_in",
+        client,
+    )
+    .await
     {
         Ok(()) => grant_session(state, &at.flow, &at.flow_hash, at.account, "passkey", true, client).await,
         Err(e) if matches!(e.code, "passkey_rejected" | "passkey_clone_warning") => {
@@ -443,7 +461,7 @@ pub fn enrollment_method(at: &FlowAt) -> Option<FactorKind> {
 pub async fn choose_enrollment_method(state: &AppState, flow_token: &str, method: FactorKind) -> Result<(), AppError> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::Enroll { account_id, allowed, .. } = at.flow.step else { return Err(flow_expired()) };
-        if !allowed.first_factors().contains(method) {
+    if !allowed.first_factors().contains(method) {
         return Err(AppError::bad_request("method_unavailable", "Choose one of the offered methods."));
     }
     let next = LoginFlow { step: FlowStep::Enroll { account_id, allowed, chosen: Some(method) }, ..at.flow };

@@ -34,7 +34,7 @@ impl MfaState {
         kinds
     }
 
-        /// The requirement at sign-in on a browser that may hold one of the account's
+    /// The requirement at sign-in on a browser that may hold one of the account's
     /// passkeys: on a trusted device the passkey is the default.
     pub fn requirement_on_device(&self, account: &Account, device_hints: &[String]) -> Requirement {
         let enrolled = self.enrolled();
@@ -76,7 +76,7 @@ impl MfaState {
     /// members of an organization with MFA on; authenticator apps otherwise.
     pub fn allowed_methods(&self, account: &Account) -> MethodSet {
         let org = if account.kind == AccountKind::Member { self.org.as_ref().map(|o| &o.mfa) } else { None };
-                policy::allowed_methods(org)
+        policy::allowed_methods(org)
     }
 
     /// The methods this account may set up as a first factor (passkeys come after,
@@ -310,6 +310,8 @@ pub enum Proof {
     Code,
     /// The recovery code was used up; this is its replacement, to be shown once.
     RecoveryCode(RecoveryCode),
+    /// A passkey's signature.
+    Passkey,
 }
 
 /// Checks a second factor for `account`. Wrong and replayed codes count against the
@@ -392,8 +394,9 @@ pub async fn verify_factor(
                 }
             }
         }
+        // A passkey answers a WebAuthn challenge, not a typed code (service::passkeys).
         FactorKind::Passkey => {
-            return Err(AppError::bad_request("method_unavailable", "That method is not available yet."));
+            return Err(AppError::bad_request("method_unavailable", "Use your passkey to continue."));
         }
     };
     state.store.clear_throttle(&throttle_key(account)).await?;

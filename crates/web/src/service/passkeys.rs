@@ -200,7 +200,12 @@ pub async fn begin_registration(
     }
     let exclude = existing.iter().map(|o| o.passkey.cred_id().clone()).collect::<Vec<_>>();
     let (mut options, registration) = webauthn
-        .start_passkey_registration(user_handle(account)?, account.email.as_str(), account.email.as_str(), Some(exclude))
+        .start_passkey_registration(
+            user_handle(account)?,
+            account.email.as_str(),
+            account.email.as_str(),
+            Some(exclude),
+        )
         .map_err(|e| AppError::internal(format!("starting passkey registration: {e}")))?;
     // "Platform authenticator preferred": WebAuthn has no preferred attachment, so the
     // client-device hint asks for this device's Touch ID / Face ID / Windows Hello,
@@ -293,11 +298,9 @@ pub async fn finish_registration(
     event.subject_id = Some(account.id);
     event.detail = detail(&[("method", "passkey"), ("passkey_id", &id)]);
     state.store.insert_passkey(&record, &event).await.map_err(|e| match e {
-        clinic_auth_store::StoreError::Conflict(_) => AppError::new(
-            StatusCode::CONFLICT,
-            "passkey_already_registered",
-            "This passkey is registered already.",
-        ),
+        clinic_auth_store::StoreError::Conflict(_) => {
+            AppError::new(StatusCode::CONFLICT, "passkey_already_registered", "This passkey is registered already.")
+        }
         other => other.into(),
     })?;
     Ok(Registered { id, name: name.as_str().to_owned(), device_hint: passkey::device_hint(&credential_id) })
@@ -366,7 +369,8 @@ pub async fn finish_authentication(
     // again now, so the counter check runs on the latest stored value.
     let credential_id = credential_id_text(result.cred_id());
     let factors = state.store.list_factors(account.id).await?;
-    let Some(mut found) = open_all(state, account, &factors)?.into_iter().find(|o| o.state.credential_id == credential_id)
+    let Some(mut found) =
+        open_all(state, account, &factors)?.into_iter().find(|o| o.state.credential_id == credential_id)
     else {
         count_failure(state, account, FactorKind::Passkey, "unknown_credential", purpose, client).await?;
         return Err(rejected());
@@ -421,7 +425,8 @@ async fn clone_warning(
     let mut event = audit_event(state, "passkey_clone_warning", "failure", client);
     event.org_id = account.org_id.clone();
     event.subject_id = Some(account.id);
-    event.detail = detail(&[("method", "passkey"), ("purpose", purpose), ("device_hint", &passkey::device_hint(credential_id))]);
+    event.detail =
+        detail(&[("method", "passkey"), ("purpose", purpose), ("device_hint", &passkey::device_hint(credential_id))]);
     state.store.append_audit(&event).await?;
     count_failure(state, account, FactorKind::Passkey, "counter_not_advanced", purpose, client).await?;
     Ok(AppError::new(

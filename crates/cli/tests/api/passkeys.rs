@@ -1,0 +1,475 @@
+//! Second factor, part 3: passkeys on trusted devices, through the JSON ceremonies,
+//! answered by webauthn-authenticator-rs's software passkey (real P-256 keys, real
+//! CBOR attestation and assertion signatures).
+
+use clinic_auth_core::{MfaMode, OrgKind, Role};
+use clinic_auth_store::Org;
+use clinic_auth_web::service::By;
+use clinic_auth_web::service::policy::{self, OrgMfaChange};
+use serde_json::{Value, json};
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_proto::{CreationChallengeResponse, RequestChallengeResponse};
+
+use crate::both_stores;
+use crate::harness::{PASSWORD, TestApp, passkey_origin};
+use crate::otp;
+
+both_stores!(
+    a_trusted_device_signs_in_with_its_passkey_by_default,
+    wrong_origin_is_rejected,
+    wrong_challenge_is_rejected,
+    replayed_assertion_is_rejected,
+    another_members_credential_is_rejected,
+    counter_going_backwards_is_a_clone_warning,
+    ceremonies_expire_and_are_bound_to_their_flow,
+    passkeys_are_listed_renamed_and_removed,
+    passkeys_follow_the_organizations_methods_and_limits,
+    a_passkey_proves_a_step_up,
+);
+
+const EMAIL: &str = "dr.lee@riverside.test";
+
+fn now(app: &TestApp) -> i64 {
+    use clinic_auth_core::Clock;
+    app.clock.now().0
+}
+
+fn origin(app: &TestApp) -> Url {
+    Url::parse(&passkey_origin(app.addr.port())).unwrap()
+}
+
+/// A platform authenticator that verifies its user (as Touch ID would).
+fn device() -> SoftPasskey {
+    SoftPasskey::new(true)
+}
+
+async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = app.api().post(app.url(path)).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn clinic(app: &TestApp) -> Org {
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Required), methods: None };
+    policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
+    org
+}
+
+/// Email and password; returns (flow id, progress).
+async fn password_step(app: &TestApp, email: &str, hints: &[&str]) -> (String, Value) {
+    let (_, started) = post(app, "/api/v1/login", None, json!({"realm": "staff", "email": email})).await;
+    let flow = started["flow_id"].as_str().unwrap().to_owned();
+    let (s, progress) = post(
+        app,
+        &format!("/api/v1/login/{flow}/password"),
+        None,
+        json!({"password": PASSWORD, "device_hints": hints}),
+    )
+    .await;
+    assert_eq!(s, 200, "{progress}");
+    (flow, progress)
+}
+
+/// A member of the clinic who set up an authenticator app at sign-in; returns
+/// (otpauth URI, session token).
+async fn enrolled_member(app: &TestApp, org: &Org, email: &str) -> (String, String) {
+    app.member(org, email, Role::Provider).await;
+    let (flow, progress) = password_step(app, email, &[]).await;
+    assert_eq!(progress["next"], "enroll", "{progress}");
+    assert_eq!(progress["allowed_methods"], json!(["authenticator"]), "a passkey is never the first factor");
+    let (_, setup) = post(app, &format!("/api/v1/login/{flow}/enroll/authenticator"), None, json!({})).await;
+    let uri = setup["otpauth_uri"].as_str().unwrap().to_owned();
+    let code = otp::code(&uri, now(app));
+    let (s, done) =
+        post(app, &format!("/api/v1/login/{flow}/enroll/authenticator/confirm"), None, json!({"code": code})).await;
+    assert_eq!(s, 200, "{done}");
+    (uri, done["session_token"].as_str().unwrap().to_owned())
+}
+
+/// "Trust this device?" → Continue, through the API. Returns the response body.
+async fn trust(app: &TestApp, token: &str, device: &mut SoftPasskey, name: Option<&str>) -> (u16, Value) {
+    let (s, options) = post(app, "/api/v1/me/passkeys/options", Some(token), json!({})).await;
+    assert_eq!(s, 200, "{options}");
+    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let credential = device.do_registration(origin(app), options).unwrap();
+    post(app, "/api/v1/me/passkeys", Some(token), json!({"credential": credential, "name": name})).await
+}
+
+/// Asks the flow for passkey options and lets `device` answer them at `at`.
+async fn assertion(app: &TestApp, flow: &str, device: &mut SoftPasskey, at: Url) -> Value {
+    let (s, options) = post(app, &format!("/api/v1/login/{flow}/passkey/options"), None, json!({})).await;
+    assert_eq!(s, 200, "{options}");
+    let options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+    serde_json::to_value(device.do_authentication(at, options).unwrap()).unwrap()
+}
+
+async fn answer(app: &TestApp, flow: &str, credential: &Value) -> (u16, Value) {
+    post(app, &format!("/api/v1/login/{flow}/passkey"), None, json!({"credential": credential})).await
+}
+
+fn error_code(body: &Value) -> Option<&str> {
+    body["error"]["code"].as_str()
+}
+
+async fn a_trusted_device_signs_in_with_its_passkey_by_default(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    let mut laptop = device();
+    let (s, added) = trust(&app, &token, &mut laptop, Some("Exam room laptop")).await;
+    assert_eq!(s, 200, "{added}");
+    assert_eq!(added["name"], "Exam room laptop");
+    let hint = added["device_hint"].as_str().unwrap().to_owned();
+
+    // On the trusted device the passkey is the default; the rest is one click away.
+    let (flow, progress) = password_step(&app, EMAIL, &[&hint]).await;
+    assert_eq!(progress["method"], "passkey", "{progress}");
+    assert_eq!(progress["other_methods"], json!(["authenticator", "recovery_code"]));
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    let (s, done) = answer(&app, &flow, &credential).await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(done["next"], "done");
+    assert!(done["session_token"].as_str().is_some());
+
+    // Elsewhere (no hint, or a hint of no passkey of this member) the app stays the default.
+    for hints in [vec![], vec!["0123456789abcdef01234567"]] {
+        let (_, progress) = password_step(&app, EMAIL, &hints).await;
+        assert_eq!(progress["method"], "authenticator", "{progress}");
+        assert_eq!(progress["other_methods"], json!(["passkey", "recovery_code"]));
+    }
+
+    let (_, list) = app.get_json("/api/v1/me/passkeys", &token).await;
+    let keys = list["passkeys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["name"], "Exam room laptop");
+    assert!(keys[0]["last_used_at"].is_i64(), "{list}");
+    // The credential itself is sealed at rest, never stored or shown in the clear.
+    let factors = app
+        .state
+        .store
+        .list_factors(
+            app.state
+                .store
+                .find_account(clinic_auth_core::Realm::Staff, &clinic_auth_core::Email::parse(EMAIL).unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+        )
+        .await
+        .unwrap();
+    let pk = factors.iter().find(|f| f.kind == clinic_auth_core::FactorKind::Passkey).unwrap();
+    let sealed = pk.secret.as_ref().unwrap();
+    assert!(!String::from_utf8_lossy(&sealed.ciphertext).contains("cred_id"));
+    assert!(pk.passkey.as_ref().unwrap().sign_count >= 1, "the software passkey counts its uses");
+    let kinds = app.audit_kinds().await;
+    assert!(kinds.contains(&("factor_enrolled".into(), "success".into())));
+    let events = app
+        .state
+        .store
+        .list_audit(&clinic_auth_store::AuditFilter { kind: Some("sign_in".into()), limit: 50, ..Default::default() })
+        .await
+        .unwrap();
+    assert!(events.iter().any(|e| e.outcome == "success" && e.detail.contains("\"method\":\"passkey\"")));
+}
+
+async fn wrong_origin_is_rejected(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+            // A page on another origin that may use the same RP id (another app on the same
+    // host, here another port): the browser lets it ask, the server must refuse it.
+    let phishing = Url::parse(&format!("http://localhost:{}", app.addr.port().wrapping_add(1))).unwrap();
+
+    // Registration made on another site's page is refused.
+    let (s, options) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
+    assert_eq!(s, 200);
+    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let mut laptop = device();
+    let credential = laptop.do_registration(phishing.clone(), options).unwrap();
+    let (s, e) = post(&app, "/api/v1/me/passkeys", Some(&token), json!({"credential": credential})).await;
+    assert_eq!((s, error_code(&e)), (400, Some("passkey_rejected")), "{e}");
+    let (_, list) = app.get_json("/api/v1/me/passkeys", &token).await;
+    assert_eq!(list["passkeys"], json!([]));
+
+    // A sign-in answer made for another origin is refused, and counts as a failure.
+    let (s, _) = trust(&app, &token, &mut laptop, None).await;
+    assert_eq!(s, 200);
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, phishing).await;
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "{e}");
+    let events = app
+        .state
+        .store
+        .list_audit(&clinic_auth_store::AuditFilter {
+            kind: Some("second_factor".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.outcome == "failure" && e.detail.contains("wrong_origin")),
+        "{:?}",
+        events.iter().map(|e| &e.detail).collect::<Vec<_>>()
+    );
+}
+
+async fn wrong_challenge_is_rejected(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    let mut laptop = device();
+    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    // The answer to the first options…
+    let stale = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    // …is not an answer to the second: asking again replaced the challenge.
+    let (s, _) = post(&app, &format!("/api/v1/login/{flow}/passkey/options"), None, json!({})).await;
+    assert_eq!(s, 200);
+    let (s, e) = answer(&app, &flow, &stale).await;
+    assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "{e}");
+
+    // A registration answer to options of another session is refused too.
+    let (_, options_a) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
+    let (_, options_b) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
+    assert_ne!(options_a["publicKey"]["challenge"], options_b["publicKey"]["challenge"]);
+    let options_a: CreationChallengeResponse = serde_json::from_value(options_a).unwrap();
+    let credential = device().do_registration(origin(&app), options_a).unwrap();
+    let (s, e) = post(&app, "/api/v1/me/passkeys", Some(&token), json!({"credential": credential})).await;
+    assert_eq!((s, error_code(&e)), (400, Some("passkey_rejected")), "{e}");
+}
+
+async fn replayed_assertion_is_rejected(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    let mut laptop = device();
+    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    assert_eq!(answer(&app, &flow, &credential).await.0, 200);
+    // The same answer again: the flow is over.
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (410, Some("flow_expired")), "{e}");
+
+    // In a new sign-in, with options outstanding, the captured answer does not fit.
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let (s, _) = post(&app, &format!("/api/v1/login/{flow}/passkey/options"), None, json!({})).await;
+    assert_eq!(s, 200);
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "{e}");
+    // And the options were used up by that attempt: nothing to answer any more.
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (410, Some("passkey_expired")), "{e}");
+}
+
+async fn another_members_credential_is_rejected(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token_a) = enrolled_member(&app, &org, EMAIL).await;
+    let (_, token_b) = enrolled_member(&app, &org, "nurse.kim@riverside.test").await;
+    let mut laptop_a = device();
+    let mut laptop_b = device();
+    assert_eq!(trust(&app, &token_a, &mut laptop_a, None).await.0, 200);
+    let (s, added_b) = trust(&app, &token_b, &mut laptop_b, None).await;
+    assert_eq!(s, 200);
+
+    // B's hint does not make the passkey the default for A.
+    let hint_b = added_b["device_hint"].as_str().unwrap();
+    let (flow, progress) = password_step(&app, EMAIL, &[hint_b]).await;
+    assert_eq!(progress["method"], "authenticator");
+
+    // A's sign-in answered by B's passkey (B's device, told to use B's credential).
+    let (_, options) = post(&app, &format!("/api/v1/login/{flow}/passkey/options"), None, json!({})).await;
+    let (_, b_list) = app.get_json("/api/v1/me/passkeys", &token_b).await;
+    assert_eq!(b_list["passkeys"].as_array().unwrap().len(), 1);
+    let (_, b_options) = post(&app, "/api/v1/me/mfa/verify/passkey/options", Some(&token_b), json!({})).await;
+    let mut forged = options.clone();
+    forged["publicKey"]["allowCredentials"] = b_options["publicKey"]["allowCredentials"].clone();
+    let forged: RequestChallengeResponse = serde_json::from_value(forged).unwrap();
+    let credential = serde_json::to_value(laptop_b.do_authentication(origin(&app), forged).unwrap()).unwrap();
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "{e}");
+
+    // B cannot register A's credential id for themself either (ids are unique).
+    let (_, a_list) = app.get_json("/api/v1/me/passkeys", &token_a).await;
+    assert_eq!(a_list["passkeys"].as_array().unwrap().len(), 1);
+}
+
+async fn counter_going_backwards_is_a_clone_warning(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    let mut laptop = device();
+    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    assert_eq!(answer(&app, &flow, &credential).await.0, 200);
+
+    // The genuine device has since counted far ahead; this one lags behind: a copy.
+    sqlx_exec(&app, "UPDATE factors SET sign_count = 1000 WHERE kind = 'passkey'").await;
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (401, Some("passkey_clone_warning")), "{e}");
+    let kinds = app.audit_kinds().await;
+    assert!(kinds.contains(&("passkey_clone_warning".into(), "failure".into())), "{kinds:?}");
+    // The stored counter is left alone, so the copy keeps failing.
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    assert_eq!(error_code(&answer(&app, &flow, &credential).await.1), Some("passkey_clone_warning"));
+}
+
+async fn sqlx_exec(app: &TestApp, sql: &'static str) {
+    use sqlx::Executor;
+    if app.database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+        pool.execute(sql).await.unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+        pool.execute(sql).await.unwrap();
+    }
+}
+
+async fn ceremonies_expire_and_are_bound_to_their_flow(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    let mut laptop = device();
+    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+
+    // Options are good for five minutes.
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    app.clock.advance(301);
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (410, Some("passkey_expired")), "{e}");
+
+    // An answer to one flow's options cannot finish another flow.
+    let (flow_1, _) = password_step(&app, EMAIL, &[]).await;
+    let (flow_2, _) = password_step(&app, EMAIL, &[]).await;
+        let credential = assertion(&app, &flow_1, &mut laptop, origin(&app)).await;
+    let (s, e) = answer(&app, &flow_2, &credential).await;
+        assert_eq!((s, error_code(&e)), (400, Some("passkey_not_started")), "flow 2 is not at a passkey step: {e}");
+    let (s, _) = post(&app, &format!("/api/v1/login/{flow_2}/passkey/options"), None, json!({})).await;
+    assert_eq!(s, 200);
+    let (s, e) = answer(&app, &flow_2, &credential).await;
+    assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "flow 2 has its own challenge: {e}");
+    assert_eq!(answer(&app, &flow_1, &credential).await.0, 200);
+
+        // Garbage is a clear error, not a crash.
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    assert_eq!(post(&app, &format!("/api/v1/login/{flow}/passkey/options"), None, json!({})).await.0, 200);
+    let (s, e) = answer(&app, &flow, &json!({"id": 5})).await;
+    assert_eq!((s, error_code(&e)), (400, Some("invalid_passkey_response")), "{e}");
+}
+
+async fn passkeys_are_listed_renamed_and_removed(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    let (_, other) = enrolled_member(&app, &org, "nurse.kim@riverside.test").await;
+    let mut laptop = device();
+    let (_, added) = trust(&app, &token, &mut laptop, None).await;
+    let id = added["id"].as_str().unwrap().to_owned();
+    let hint = added["device_hint"].as_str().unwrap().to_owned();
+    assert_eq!(added["name"], "This device", "named from the User-Agent, which reqwest does not send");
+
+    let rename = |token: String, name: Value| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let res = app
+                .api()
+                .patch(app.url(&format!("/api/v1/me/passkeys/{id}")))
+                .bearer_auth(token)
+                .json(&json!({"name": name}))
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, list) = rename(token.clone(), json!("  Front desk PC ")).await;
+    assert_eq!((s, &list["passkeys"][0]["name"]), (200, &json!("Front desk PC")));
+    let (s, e) = rename(token.clone(), json!("x".repeat(61))).await;
+    assert_eq!((s, error_code(&e)), (400, Some("invalid_name")));
+    // Someone else's passkey is not theirs to rename or remove.
+    let (s, e) = rename(other.clone(), json!("Mine now")).await;
+    assert_eq!((s, error_code(&e)), (404, Some("not_found")));
+    let res = app.api().delete(app.url(&format!("/api/v1/me/passkeys/{id}"))).bearer_auth(&other).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+
+    // Removing needs a fresh second factor once the session is older than 10 minutes.
+    app.clock.advance(11 * 60);
+    let res = app.api().delete(app.url(&format!("/api/v1/me/passkeys/{id}"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let (s, _) = post(&app, "/api/v1/me/mfa/verify/passkey/options", Some(&token), json!({})).await;
+    assert_eq!(s, 200);
+    let (_, options) = post(&app, "/api/v1/me/mfa/verify/passkey/options", Some(&token), json!({})).await;
+    let options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+    let credential = laptop.do_authentication(origin(&app), options).unwrap();
+    let (s, v) = post(&app, "/api/v1/me/mfa/verify/passkey", Some(&token), json!({"credential": credential})).await;
+    assert_eq!((s, &v["verified"]), (200, &json!(true)), "{v}");
+    let res = app.api().delete(app.url(&format!("/api/v1/me/passkeys/{id}"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["passkeys"], json!([]));
+
+    // The device's hint now points at nothing: the authenticator app is the default again.
+    let (_, progress) = password_step(&app, EMAIL, &[&hint]).await;
+    assert_eq!(progress["method"], "authenticator");
+    assert_eq!(progress["other_methods"], json!(["recovery_code"]));
+    let kinds = app.audit_kinds().await;
+    assert!(kinds.contains(&("factor_removed".into(), "success".into())));
+}
+
+async fn passkeys_follow_the_organizations_methods_and_limits(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    // A clinic that allows only authenticator apps offers no "Trust this device?".
+    let change =
+        OrgMfaChange { enabled: None, mode: None, methods: Some(clinic_auth_core::MethodSet::authenticator_only()) };
+    policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
+    let (s, e) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
+    assert_eq!((s, error_code(&e)), (403, Some("passkey_not_allowed")), "{e}");
+    // Passkeys alone are not a policy: members need something to set up first.
+    let change = OrgMfaChange {
+        enabled: None,
+        mode: None,
+        methods: Some(clinic_auth_core::MethodSet::only(clinic_auth_core::FactorKind::Passkey)),
+    };
+    assert!(policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.is_err());
+    let change = OrgMfaChange { enabled: None, mode: None, methods: Some(clinic_auth_core::MethodSet::standard()) };
+    policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
+
+    // Ten trusted devices at most.
+    for i in 0..10 {
+        let (s, e) = trust(&app, &token, &mut device(), Some(&format!("Device {i}"))).await;
+        assert_eq!(s, 200, "{e}");
+    }
+    let (s, e) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
+    assert_eq!((s, error_code(&e)), (409, Some("too_many_passkeys")), "{e}");
+}
+
+async fn a_passkey_proves_a_step_up(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    let mut laptop = device();
+    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+    app.clock.advance(11 * 60);
+    let (s, e) = post(&app, "/api/v1/me/mfa/recovery-code", Some(&token), json!({})).await;
+    assert_eq!((s, error_code(&e)), (403, Some("step_up_required")));
+    let (_, options) = post(&app, "/api/v1/me/mfa/verify/passkey/options", Some(&token), json!({})).await;
+    let options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+    let credential = laptop.do_authentication(origin(&app), options).unwrap();
+    let (s, _) = post(&app, "/api/v1/me/mfa/verify/passkey", Some(&token), json!({"credential": credential})).await;
+    assert_eq!(s, 200);
+    let (s, body) = post(&app, "/api/v1/me/mfa/recovery-code", Some(&token), json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    // The same answer cannot prove it twice.
+    let (s, e) = post(&app, "/api/v1/me/mfa/verify/passkey", Some(&token), json!({"credential": credential})).await;
+    assert_eq!((s, error_code(&e)), (410, Some("passkey_expired")), "{e}");
+}
