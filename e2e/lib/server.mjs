@@ -88,13 +88,16 @@ function assertBinary() {
  *
  * Resolves to { baseUrl, port, dataDir, setupUrl, output(), cli(args), stop() }.
  * setupUrl is the first-start link the server prints (null if none was printed).
- * `env`, if given, is merged over the environment of the server AND of every cli()
+  * `env`, if given, is merged over the environment of the server AND of every cli()
  * call (e.g. CLINIC_AUTH_SMTP_PORT for a capture server the test started).
+ * `host` is the name people use in links and the browser: `localhost` for passkeys,
+ * which WebAuthn allows on a hostname with HTTPS or on localhost, never on an IP.
  */
-export async function startServer({ env = {} } = {}) {
+export async function startServer({ env = {}, host = '127.0.0.1' } = {}) {
   assertBinary();
   const port = await freePort();
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const baseUrl = `http://${host}:${port}`;
+  const healthUrl = `http://127.0.0.1:${port}`;
   const dataDir = await mkdtemp(join(tmpdir(), 'clinic-auth-e2e-data-'));
 
   // The admin CLI runs in its own process and cannot know which port the server got;
@@ -150,7 +153,7 @@ export async function startServer({ env = {} } = {}) {
       const why = spawnError ? `could not be started: ${spawnError.message}` : `exited early (${JSON.stringify(exited)})`;
       throw new Error(`clinic-auth serve ${why}\n--- server output ---\n${out}`);
     }
-    if (await healthy(baseUrl)) break;
+        if (await healthy(healthUrl)) break;
     if (Date.now() > deadline) {
       await stop();
       throw new Error(

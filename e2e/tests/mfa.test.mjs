@@ -83,7 +83,7 @@ function setUpClinic(server) {
   assert.ok(mfa && mfa.id !== undefined, `org mfa printed no id: ${JSON.stringify(mfa)}`);
   assert.deepEqual(
     mfa.mfa,
-    { enabled: true, mode: 'off', methods: ['authenticator'] },
+        { enabled: true, mode: 'off', methods: ['authenticator', 'passkey'] },
     `org mfa --enable printed ${JSON.stringify(mfa)}`,
   );
 
