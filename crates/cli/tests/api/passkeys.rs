@@ -182,7 +182,7 @@ async fn a_trusted_device_signs_in_with_its_passkey_by_default(app: TestApp) {
 async fn wrong_origin_is_rejected(app: TestApp) {
     let org = clinic(&app).await;
     let (_, token) = enrolled_member(&app, &org, EMAIL).await;
-            // A page on another origin that may use the same RP id (another app on the same
+    // A page on another origin that may use the same RP id (another app on the same
     // host, here another port): the browser lets it ask, the server must refuse it.
     let phishing = Url::parse(&format!("http://localhost:{}", app.addr.port().wrapping_add(1))).unwrap();
 
@@ -352,16 +352,16 @@ async fn ceremonies_expire_and_are_bound_to_their_flow(app: TestApp) {
     // An answer to one flow's options cannot finish another flow.
     let (flow_1, _) = password_step(&app, EMAIL, &[]).await;
     let (flow_2, _) = password_step(&app, EMAIL, &[]).await;
-        let credential = assertion(&app, &flow_1, &mut laptop, origin(&app)).await;
+    let credential = assertion(&app, &flow_1, &mut laptop, origin(&app)).await;
     let (s, e) = answer(&app, &flow_2, &credential).await;
-        assert_eq!((s, error_code(&e)), (400, Some("passkey_not_started")), "flow 2 is not at a passkey step: {e}");
+    assert_eq!((s, error_code(&e)), (400, Some("passkey_not_started")), "flow 2 is not at a passkey step: {e}");
     let (s, _) = post(&app, &format!("/api/v1/login/{flow_2}/passkey/options"), None, json!({})).await;
     assert_eq!(s, 200);
     let (s, e) = answer(&app, &flow_2, &credential).await;
     assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "flow 2 has its own challenge: {e}");
     assert_eq!(answer(&app, &flow_1, &credential).await.0, 200);
 
-        // Garbage is a clear error, not a crash.
+    // Garbage is a clear error, not a crash.
     let (flow, _) = password_step(&app, EMAIL, &[]).await;
     assert_eq!(post(&app, &format!("/api/v1/login/{flow}/passkey/options"), None, json!({})).await.0, 200);
     let (s, e) = answer(&app, &flow, &json!({"id": 5})).await;

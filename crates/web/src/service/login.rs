@@ -365,7 +365,7 @@ pub async fn submit_passkey(
     client: &ClientInfo,
 ) -> Result<SignedInSession, AppError> {
     let at = past_password(state, flow_token).await?;
-        match at.flow.step {
+    match at.flow.step {
         FlowStep::SecondFactor { method: FactorKind::Passkey, .. } => {}
         FlowStep::SecondFactor { .. } => {
             return Err(AppError::bad_request(
