@@ -26,7 +26,8 @@ both_stores!(
     ceremonies_expire_and_are_bound_to_their_flow,
     passkeys_are_listed_renamed_and_removed,
     passkeys_follow_the_organizations_methods_and_limits,
-    a_passkey_proves_a_step_up,
+        a_passkey_proves_a_step_up,
+    refused_passkeys_end_the_sign_in_and_lock_the_member,
 );
 
 const EMAIL: &str = "dr.lee@riverside.test";
@@ -472,4 +473,32 @@ async fn a_passkey_proves_a_step_up(app: TestApp) {
     // The same answer cannot prove it twice.
     let (s, e) = post(&app, "/api/v1/me/mfa/verify/passkey", Some(&token), json!({"credential": credential})).await;
     assert_eq!((s, error_code(&e)), (410, Some("passkey_expired")), "{e}");
+}
+
+async fn refused_passkeys_end_the_sign_in_and_lock_the_member(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    let mut laptop = device();
+    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+    let elsewhere = Url::parse(&format!("http://localhost:{}", app.addr.port().wrapping_add(1))).unwrap();
+
+    // Four refused answers leave the sign-in open; the fifth ends it.
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    for attempt in 1..=5 {
+        let credential = assertion(&app, &flow, &mut laptop, elsewhere.clone()).await;
+        let (s, e) = answer(&app, &flow, &credential).await;
+        if attempt < 5 {
+            assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "attempt {attempt}: {e}");
+        } else {
+            assert_eq!((s, error_code(&e)), (410, Some("flow_expired")), "attempt {attempt}: {e}");
+        }
+    }
+    // The failures also count against the member: the sixth in 15 minutes locks the
+    // second factor, even for a correct passkey in a new sign-in.
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, elsewhere).await;
+    assert_eq!(answer(&app, &flow, &credential).await.0, 401);
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (429, Some("too_many_attempts")), "{e}");
 }
