@@ -13,7 +13,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_proto::{CreationChallengeResponse, RequestChallengeResponse};
 
 use crate::both_stores;
-use crate::harness::{PASSWORD, TestApp, passkey_origin};
+use crate::harness::{PASSWORD, TestApp, csrf_of, passkey_origin};
 use crate::otp;
 
 both_stores!(
@@ -26,8 +26,9 @@ both_stores!(
     ceremonies_expire_and_are_bound_to_their_flow,
     passkeys_are_listed_renamed_and_removed,
     passkeys_follow_the_organizations_methods_and_limits,
-        a_passkey_proves_a_step_up,
+    a_passkey_proves_a_step_up,
     refused_passkeys_end_the_sign_in_and_lock_the_member,
+    the_pages_trust_verify_and_remove_a_device,
 );
 
 const EMAIL: &str = "dr.lee@riverside.test";
@@ -501,4 +502,118 @@ async fn refused_passkeys_end_the_sign_in_and_lock_the_member(app: TestApp) {
     let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
     let (s, e) = answer(&app, &flow, &credential).await;
     assert_eq!((s, error_code(&e)), (429, Some("too_many_attempts")), "{e}");
+}
+
+/// The WebAuthn options a page carries in its `data-passkey-options` attribute.
+fn page_options(html: &str) -> Value {
+    let raw =
+        html.split("data-passkey-options=\"").nth(1).expect("passkey options on the page").split('"').next().unwrap();
+    let json = raw
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#38;", "&");
+    serde_json::from_str(&json).unwrap()
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+async fn page_sign_in(app: &TestApp, b: &reqwest::Client) -> reqwest::Response {
+    let html = b.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    b.post(app.url("/login")).form(&[("csrf", csrf_of(&html).as_str()), ("email", EMAIL)]).send().await.unwrap();
+    let html = b.get(app.url("/login/password")).send().await.unwrap().text().await.unwrap();
+    b.post(app.url("/login/password"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn the_pages_trust_verify_and_remove_a_device(app: TestApp) {
+    let org = clinic(&app).await;
+    app.member(&org, EMAIL, Role::Provider).await;
+    let b = app.browser();
+    assert_eq!(location(&page_sign_in(&app, &b).await), "/login/setup");
+    let html = b.get(app.url("/login/setup")).send().await.unwrap().text().await.unwrap();
+    let key: String = html.split("id=\"setup-key\">").nth(1).unwrap().split('<').next().unwrap().replace(' ', "");
+    let uri = format!("otpauth://totp/x?secret={key}");
+    let res = b
+        .post(app.url("/login/setup"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("code", &otp::code(&uri, now(&app)))])
+        .send()
+        .await
+        .unwrap();
+    // Setup done: the recovery code, then "Trust this device?".
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Save your recovery code") && page.contains("href=\"/account/trust-device\""), "{page}");
+    let html = b.get(app.url("/account/trust-device")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Trust this device?") && html.contains("Not now") && html.contains("/static/passkey.js"));
+    let options: CreationChallengeResponse = serde_json::from_value(page_options(&html)).unwrap();
+    let mut laptop = device();
+    let credential = laptop.do_registration(origin(&app), options).unwrap();
+    let res = b
+        .post(app.url("/account/trust-device"))
+        .form(&[
+            ("csrf", csrf_of(&html).as_str()),
+            ("credential", &serde_json::to_string(&credential).unwrap()),
+            ("name", "Exam room 2"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/account?notice=device_trusted");
+    let cookie = res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert!(cookie.iter().any(|c| c.starts_with("clinic_auth_device=") && c.contains("HttpOnly")), "{cookie:?}");
+    let account = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains("Exam room 2") && account.contains("this device"), "{account}");
+    let csrf = csrf_of(&account);
+    b.post(app.url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+
+    // Signing in again on this browser: the passkey is the default.
+    assert_eq!(location(&page_sign_in(&app, &b).await), "/login/verify");
+    let html = b.get(app.url("/login/verify")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("data-passkey=\"authenticate\"") && html.contains("Try another method"), "{html}");
+    let options: RequestChallengeResponse = serde_json::from_value(page_options(&html)).unwrap();
+    let credential = laptop.do_authentication(origin(&app), options).unwrap();
+    let res = b
+        .post(app.url("/login/verify"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("credential", &serde_json::to_string(&credential).unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/account");
+
+    // Later in the session, trusting or removing needs a fresh second factor.
+    app.clock.advance(11 * 60);
+    let res = b.get(app.url("/account/trust-device")).send().await.unwrap();
+    assert_eq!(location(&res), "/account/2fa/verify?next=trust-device");
+    let account = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    let id = account.split("data-passkey-id=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let remove = app.url(&format!("/account/passkeys/{id}/remove"));
+    let res = b.post(&remove).form(&[("csrf", "forged")]).send().await.unwrap();
+    assert_eq!(res.status(), 403, "no removal without the form's token");
+    let res = b.post(&remove).form(&[("csrf", csrf_of(&account).as_str())]).send().await.unwrap();
+    assert_eq!(location(&res), "/account/2fa/verify?next=account");
+    let html =
+        b.get(app.url("/account/2fa/verify?next=account&method=passkey")).send().await.unwrap().text().await.unwrap();
+    let options: RequestChallengeResponse = serde_json::from_value(page_options(&html)).unwrap();
+    let credential = laptop.do_authentication(origin(&app), options).unwrap();
+    let res = b
+        .post(app.url("/account/2fa/verify?method=passkey"))
+        .form(&[
+            ("csrf", csrf_of(&html).as_str()),
+            ("next", "account"),
+            ("credential", &serde_json::to_string(&credential).unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/account");
+    let res = b.post(&remove).form(&[("csrf", csrf_of(&account).as_str())]).send().await.unwrap();
+    assert_eq!(location(&res), "/account?notice=passkey_removed");
+    let account = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(!account.contains("Exam room 2") && account.contains("Trust this device"), "{account}");
 }
