@@ -311,23 +311,29 @@ pub async fn submit_code(
             Ok(done)
         }
         Err(e) if matches!(e.code, "incorrect_code" | "code_already_used" | "code_attempts_exhausted") => {
-            let mut step = at.flow.step.clone();
-            match login_flow::after_wrong_code(&mut step) {
-                AfterWrongCode::TryAgain { .. } => {
-                    state.store.update_flow(&at.flow_hash, &LoginFlow { step, ..at.flow }).await?;
-                    Err(e)
-                }
-                AfterWrongCode::StartOver => {
-                    state.store.delete_flow(&at.flow_hash).await?;
-                    Err(AppError::new(
-                        StatusCode::GONE,
-                        "flow_expired",
-                        "Too many wrong codes. For your security, start signing in again.",
-                    ))
-                }
-            }
+            Err(wrong_answer(state, at, e, "Too many wrong codes.").await?)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Counts a refused second factor against the flow: the refusal `e` while attempts
+/// are left, then the end of the sign-in.
+async fn wrong_answer(state: &AppState, at: FlowAt, e: AppError, too_many: &str) -> Result<AppError, AppError> {
+    let mut step = at.flow.step.clone();
+    match login_flow::after_wrong_code(&mut step) {
+        AfterWrongCode::TryAgain { .. } => {
+            state.store.update_flow(&at.flow_hash, &LoginFlow { step, ..at.flow }).await?;
+            Ok(e)
+        }
+        AfterWrongCode::StartOver => {
+            state.store.delete_flow(&at.flow_hash).await?;
+            Ok(AppError::new(
+                StatusCode::GONE,
+                "flow_expired",
+                format!("{too_many} For your security, start signing in again."),
+            ))
+        }
     }
 }
 
@@ -387,21 +393,7 @@ pub async fn submit_passkey(
     {
         Ok(()) => grant_session(state, &at.flow, &at.flow_hash, at.account, "passkey", true, client).await,
         Err(e) if matches!(e.code, "passkey_rejected" | "passkey_clone_warning") => {
-            let mut step = at.flow.step.clone();
-            match login_flow::after_wrong_code(&mut step) {
-                AfterWrongCode::TryAgain { .. } => {
-                    state.store.update_flow(&at.flow_hash, &LoginFlow { step, ..at.flow }).await?;
-                    Err(e)
-                }
-                AfterWrongCode::StartOver => {
-                    state.store.delete_flow(&at.flow_hash).await?;
-                    Err(AppError::new(
-                        StatusCode::GONE,
-                        "flow_expired",
-                        "Too many failed attempts. For your security, start signing in again.",
-                    ))
-                }
-            }
+            Err(wrong_answer(state, at, e, "Too many failed attempts.").await?)
         }
         Err(e) => Err(e),
     }
