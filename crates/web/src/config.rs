@@ -29,6 +29,8 @@ pub struct WebConfig {
     pub trust_forwarded_for: bool,
     /// Password hashes computed at once; more wait their turn.
     pub hashing_concurrency: usize,
+    /// Seconds a one-time bypass ("Disable two-factor authentication") stays usable.
+    pub bypass_ttl_secs: i64,
 }
 
 impl WebConfig {
@@ -42,6 +44,7 @@ impl WebConfig {
             link_ttl_secs: 7 * 24 * 3600,
             trust_forwarded_for: false,
             hashing_concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            bypass_ttl_secs: clinic_auth_core::policy::BYPASS_DEFAULT_SECS,
         }
     }
 
