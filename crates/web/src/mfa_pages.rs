@@ -683,6 +683,7 @@ fn next_path(next: &str) -> &'static str {
         "setup" => "/account/2fa/setup",
         "off" => "/account/2fa/off",
         "recovery-code" => "/account/2fa/recovery-code",
+        "admin" => "/admin/users",
         _ => "/account",
     }
 }
@@ -968,7 +969,7 @@ async fn step_up_resend(
 
 fn next_key(next: &str) -> &str {
     match next {
-        "setup" | "off" | "recovery-code" => next,
+        "setup" | "off" | "recovery-code" | "admin" => next,
         _ => "account",
     }
 }

@@ -406,6 +406,8 @@ struct AccountPage<'a> {
     may_opt_in: bool,
     may_turn_off: bool,
     required: bool,
+    /// "Clinic Settings" for owners and admins, "Platform console" for support.
+    admin_link: Option<(&'static str, &'static str)>,
 }
 
 async fn account_page(
@@ -448,6 +450,11 @@ async fn account_page(
         may_opt_in: mfa.may_opt_in(a),
         may_turn_off: mfa.may_turn_off(a),
         required,
+        admin_link: match (a.kind, a.role) {
+            (AccountKind::PlatformAdmin, _) => Some(("/platform", "Platform console")),
+            (AccountKind::Member, Some(r)) if r.manages_members() => Some(("/admin", "Clinic Settings")),
+            _ => None,
+        },
     };
     Ok(render(&page))
 }
