@@ -4,6 +4,7 @@
 mod harness;
 
 mod admin;
+mod admin_pages;
 mod administration;
 mod bad_input;
 mod cli;
