@@ -21,6 +21,7 @@ both_stores!(
     platform_support_looks_up_resets_and_bypasses,
     audit_trail_filters_and_exports_csv,
     audit_chain_detects_edits_and_deletions,
+    concurrent_appends_keep_every_chain_intact,
 );
 
 fn now(app: &TestApp) -> i64 {
@@ -491,4 +492,33 @@ async fn audit_chain_detects_edits_and_deletions(app: TestApp) {
     let (s, v) = fresh.get_json("/api/v1/audit/verify", &t).await;
     assert_eq!((s, v["intact"].as_bool()), (200, Some(false)), "{v}");
     assert!(v["breaks"][0].as_str().unwrap().contains("the last 1 event(s) are missing"), "{v}");
+}
+
+async fn concurrent_appends_keep_every_chain_intact(app: TestApp) {
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = app.state.store.clone();
+        let org_id = (i % 2 == 0).then(|| org.id.clone());
+        tasks.spawn(async move {
+            let event = clinic_auth_store::NewAuditEvent {
+                at: clinic_auth_core::UnixTime(1_800_000_000 + i),
+                kind: "test_event",
+                outcome: "success",
+                org_id,
+                actor_id: None,
+                subject_id: None,
+                client: Default::default(),
+                detail: "{}".into(),
+            };
+            store.append_audit(&event).await.unwrap();
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let r = app.state.store.verify_audit().await.unwrap();
+    assert!(r.breaks.is_empty(), "{:?}", r.breaks);
+    assert_eq!(r.events, 41, "every append took its own place: {r:?}");
+    assert_eq!(r.chains, 2, "one chain for the clinic, one for the platform");
 }
