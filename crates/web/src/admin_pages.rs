@@ -559,6 +559,7 @@ struct EventRow {
     actor: String,
     subject: String,
     client: String,
+    user_agent: String,
     detail: String,
 }
 
@@ -638,7 +639,8 @@ async fn audit_page(
             outcome: e.outcome.clone(),
             actor: name(&e.actor_id),
             subject: name(&e.subject_id),
-            client: format!("{} {}", e.client_ip, e.user_agent),
+            client: e.client_ip.clone(),
+            user_agent: e.user_agent.clone(),
             detail: e.detail.clone(),
         })
         .collect();

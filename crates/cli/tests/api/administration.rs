@@ -178,6 +178,12 @@ async fn clinic_admin_manages_members_over_the_api(app: TestApp) {
     assert_eq!(reset.header("To").as_deref(), Some("nurse@riverside.test"));
     assert!(reset.find_code().is_none(), "a notice holds no code");
 
+    // Turning Mandatory 2FA off stops forcing setup but keeps the factors members have.
+    let (s, _) = put_json(&app, "/api/v1/orgs/riverside-clinic/mfa", &admin, json!({"mode": "off"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(password_step(&app, "nurse@riverside.test").await.1["next"], "done", "no setup forced");
+    assert_eq!(password_step(&app, "admin@riverside.test").await.1["next"], "second_factor", "factors kept");
+
     let kinds = app.audit_kinds().await;
     for k in [
         "member_mfa_override_changed",
@@ -288,6 +294,14 @@ async fn bypass_is_used_once_then_setup_follows(app: TestApp) {
     assert!(progress.get("session_token").is_none());
     let (_, st) = app.get_json("/api/v1/orgs/riverside-clinic/members/dr.lee@riverside.test", &admin).await;
     assert_eq!((st["bypass_pending"].as_bool(), st["factors"].as_array().map(Vec::len)), (Some(false), Some(0)));
+    let removed =
+        app.smtp.messages().into_iter().filter(|m| m.header("To").as_deref() == Some("dr.lee@riverside.test"));
+    assert!(
+        removed
+            .filter_map(|m| m.subject())
+            .any(|s| s == "A sign-in method was removed from your Riverside Clinic account"),
+        "using the bypass removed the factors, and the member is told"
+    );
     let (new_uri, token) = finish_setup(&app, &flow).await;
     assert_ne!(otp::secret_of(&new_uri), otp::secret_of(&old_uri));
     assert_eq!(app.get_json("/api/v1/me", &token).await.0, 200);

@@ -194,7 +194,9 @@ pub async fn reset_mfa(
     }
     let account = authorize(state, by, org, who, MemberAction::ResetMfa).await?;
     let mut event = event_for(state, by, "mfa_reset", &account);
-    event.detail = detail(&[("identity_verified", note.unwrap_or(""))]);
+    if let Some(n) = note {
+        event.detail = detail(&[("identity_verified", n)]);
+    }
     let removed = state.store.remove_factors(account.id, None, &event).await?;
     notices::send(state, &account, SecurityNotice::MfaReset).await;
     Ok(removed)

@@ -12,6 +12,7 @@ use super::codes::{self, SentTo};
 use super::mfa::{self, AuthenticatorSetup, Proof};
 use super::{audit_event, detail};
 use crate::{AppError, AppState};
+use clinic_auth_notify::SecurityNotice;
 
 /// A started sign-in: the flow's token goes to the client (cookie or JSON).
 #[derive(Debug)]
@@ -242,6 +243,7 @@ async fn use_bypass(
             if !state.store.use_bypass(account.id, now, &used, None).await? {
                 return Err(flow_expired());
             }
+            super::notices::send(state, &account, SecurityNotice::FactorRemoved { method: "all".to_owned() }).await;
             let next = LoginFlow { step: FlowStep::Enroll { account_id: account.id, allowed, chosen: None }, ..flow };
             if !state.store.update_flow(flow_hash, &next).await? {
                 return Err(flow_expired());
@@ -254,6 +256,7 @@ async fn use_bypass(
             if !state.store.use_bypass(account.id, now, &used, Some((&session, flow_hash, &signed_in))).await? {
                 return Err(flow_expired());
             }
+            super::notices::send(state, &account, SecurityNotice::FactorRemoved { method: "all".to_owned() }).await;
             Ok(PasswordOutcome::SignedIn(SignedInSession {
                 token,
                 csrf_token,
