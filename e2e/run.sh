@@ -12,7 +12,7 @@ set -euo pipefail
 e2e_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_dir="$(cd "$e2e_dir/.." && pwd)"
 
-export CLINIC_AUTH_BIN="${CLINIC_AUTH_BIN:-$repo_dir/target/debug/clinic-auth}"
+export CLINIC_AUTH_BIN="${CLINIC_AUTH_BIN:-${CARGO_TARGET_DIR:-$repo_dir/target}/debug/clinic-auth}"
 if [[ ! -x "$CLINIC_AUTH_BIN" ]]; then
   echo "e2e: clinic-auth binary not found or not executable at $CLINIC_AUTH_BIN" >&2
   echo "e2e: build it first (cargo build) or set CLINIC_AUTH_BIN" >&2

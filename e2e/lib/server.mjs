@@ -18,7 +18,7 @@ export const E2E_DIR = resolve(here, '..');
 export const REPO_DIR = resolve(E2E_DIR, '..');
 export const RESULTS_DIR = join(E2E_DIR, 'test-results');
 
-export const BIN = process.env.CLINIC_AUTH_BIN || join(REPO_DIR, 'target', 'debug', 'clinic-auth');
+export const BIN = process.env.CLINIC_AUTH_BIN || join(process.env.CARGO_TARGET_DIR || join(REPO_DIR, 'target'), 'debug', 'clinic-auth');
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
   '--headless',

@@ -31,6 +31,9 @@ import {
   waitVisible,
 } from '../lib/pages.mjs';
 
+// Security notices share the member's mailbox; they carry no code.
+const NOTICE_SUBJECT = 'A sign-in method was added to your Riverside Clinic account';
+
 const TIMEOUT = { timeout: 240_000 };
 const ORG = 'riverside-clinic';
 const ORG_NAME = 'Riverside Clinic';
@@ -154,6 +157,7 @@ async function submitVerification(page, code) {
 
 test('new member sets up texted codes, then signs in with an emailed code after one resend', TIMEOUT, async (t) => {
   const smtp = await startSmtpCapture();
+  const codeEmails = () => smtp.messages().filter((m) => m.subject !== NOTICE_SUBJECT);
   const twilio = await startTwilioFake({ accountSid: TWILIO_SID, authToken: TWILIO_TOKEN });
   const env = {
     CLINIC_AUTH_EMAIL_TRANSPORT: 'smtp',
@@ -250,7 +254,13 @@ test('new member sets up texted codes, then signs in with an emailed code after 
           await expectText(page, `We sent a 6-digit code to ${MASKED_PHONE}`);
           await twilio.waitFor(2, DELIVERY_MS);
           checkText(twilio.requests()[1], 'the sign-in text');
-          assert.deepEqual(smtp.messages(), [], 'an email was sent before email was chosen');
+          // Setting up texts sent the member one security notice (no code in it), and nothing else.
+          assert.deepEqual(
+            smtp.messages().map((m) => m.subject),
+            [NOTICE_SUBJECT],
+            'an email other than the security notice was sent before email was chosen',
+          );
+          assert.deepEqual(codeEmails(), [], 'an email was sent before email was chosen');
 
           const other = page.getByRole('link', { name: 'Try another method', exact: true });
           await waitVisible(page, other, 'a link "Try another method"');
@@ -272,8 +282,8 @@ test('new member sets up texted codes, then signs in with an emailed code after 
           await expectAttribute(page, 'Verification code', 'inputmode', 'numeric');
           await waitVisible(page, button(page, 'Resend'), 'a button "Resend"');
           await screenshot(page, 'codes-verify-email');
-          await smtp.waitFor(1, DELIVERY_MS);
-          const first = smtp.messages()[0];
+          await smtp.waitFor(2, DELIVERY_MS);
+          const first = codeEmails()[0];
           const firstCode = checkEmail(first, 'the first email');
 
           // 5. "Resend" right away is refused; after 30 s it sends a new code.
@@ -287,15 +297,15 @@ test('new member sets up texted codes, then signs in with an emailed code after 
           await waitVisible(page, button(page, 'Continue'), 'a button "Continue" after a refused resend');
           await screenshot(page, 'codes-resend-refused');
           await sleep(QUIET_MS);
-          assert.equal(smtp.messages().length, 1, `a refused resend still sent an email: ${captured()}`);
+          assert.equal(codeEmails().length, 1, `a refused resend still sent an email: ${captured()}`);
 
           const wait = first.receivedAt + RESEND_AFTER_MS - Date.now();
           if (wait > 0) await page.waitForTimeout(wait);
           await click(page, 'Resend');
           await expectPath(page, '/login/verify');
           await expectText(page, `We sent a 6-digit code to ${MASKED_EMAIL}`);
-          await smtp.waitFor(2, DELIVERY_MS);
-          const secondCode = checkEmail(smtp.messages()[1], 'the resent email');
+          await smtp.waitFor(3, DELIVERY_MS);
+          const secondCode = checkEmail(codeEmails()[1], 'the resent email');
 
           if (secondCode !== firstCode) {
             await submitVerification(page, firstCode);
@@ -315,7 +325,8 @@ test('new member sets up texted codes, then signs in with an emailed code after 
 
           // Nothing else went out, and nothing was refused.
           assert.equal(twilio.requests().length, 2, `texts: ${captured()}`);
-          assert.equal(smtp.messages().length, 2, `emails: ${captured()}`);
+          assert.equal(codeEmails().length, 2, `emails: ${captured()}`);
+          assert.equal(smtp.messages().length, 3, `emails: ${captured()}`);
           assert.deepEqual(twilio.strayRequests(), [], 'requests to other Twilio paths');
           assert.deepEqual(smtp.errors(), [], 'SMTP capture errors');
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use clinic_auth_core::{AccountKind, OrgKind, Password, Role};
-use clinic_auth_web::service::{By, accounts};
+use clinic_auth_web::service::{By, accounts, admin, time as admin_time};
 use clinic_auth_web::{AppError, AppState, SystemClock};
 use serde_json::json;
 use settings::{Overrides, Settings};
@@ -66,6 +66,9 @@ enum Command {
     /// Platform support accounts.
     #[command(name = "platform-admin", subcommand)]
     PlatformAdmin(PlatformAdminCommand),
+    /// The audit trail: verify its hash chains, export events.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print a one-time link with which an account's holder sets a new password.
     PasswordReset {
         /// The account's email.
@@ -132,6 +135,49 @@ enum MemberCommand {
         email: String,
         #[arg(long = "override", value_parser = ["clinic_default", "required", "not_required"])]
         value: String,
+    },
+    /// An account's factor status (which factors, enrolled and last used), no secrets.
+    Status {
+        #[arg(long)]
+        email: String,
+    },
+    /// Remove every factor of someone who lost them all, after verifying who they are.
+    ResetMfa {
+        #[arg(long)]
+        email: String,
+        /// How their identity was verified, e.g. "called back on the number on file".
+        #[arg(long, value_name = "NOTE")]
+        verified_by: String,
+    },
+    /// Let a member sign in once without 2FA; they set it up again right after.
+    Bypass {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check every organization's hash chain; exits non-zero if any event was edited,
+    /// deleted or reordered.
+    Verify,
+    /// Print events as CSV (or JSON with --json), oldest first.
+    Export {
+        /// Only this organization (default: all).
+        #[arg(long)]
+        org: Option<String>,
+        /// Only events of this member (email or id).
+        #[arg(long)]
+        member: Option<String>,
+        /// Only this event type, e.g. mfa_reset.
+        #[arg(long)]
+        kind: Option<String>,
+        /// First day, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (UTC), inclusive.
+        #[arg(long)]
+        to: Option<String>,
     },
 }
 
@@ -401,6 +447,93 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
             let pw = read_password_stdin(password_stdin)?;
             let added = accounts::add_account(&state, &by, AccountKind::PlatformAdmin, None, &email, None, pw).await?;
             report_added(json_out, &added);
+        }
+        Command::Member(MemberCommand::Status { email }) => {
+            let m = admin::member_status(&state, &by, None, &email).await?;
+            let factors: Vec<_> = m
+                .factors
+                .iter()
+                .map(|f| {
+                    json!({"kind": f.kind.as_str(), "label": f.label, "created_at": f.created_at.0,
+                    "last_used_at": f.last_used_at.map(|t| t.0)})
+                })
+                .collect();
+            let mut v = account_json(&m.account);
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("status".into(), json!(m.account.status.as_str()));
+                obj.insert("mfa_override".into(), json!(m.account.mfa_override.as_str()));
+                obj.insert("factors".into(), json!(factors));
+                obj.insert("recovery_code_set".into(), json!(m.has_recovery_code));
+                obj.insert("bypass_pending".into(), json!(m.bypass_valid));
+                obj.insert("mfa_required".into(), json!(m.mfa_required));
+            }
+            let mut text = format!(
+                "{} ({}, {}), two-factor setting {}{}",
+                m.account.email,
+                m.account.kind,
+                m.account.status,
+                m.account.mfa_override,
+                if m.bypass_valid { ", one-time bypass pending" } else { "" }
+            );
+            for f in &m.factors {
+                let used = f.last_used_at.map(admin_time::date_time).unwrap_or_else(|| "never".into());
+                text.push_str(&format!(
+                    "\n  {}: enrolled {}, last used {used}",
+                    f.label,
+                    admin_time::date_time(f.created_at)
+                ));
+            }
+            if m.factors.is_empty() {
+                text.push_str("\n  no second factor");
+            }
+            print_out(json_out, v, &text);
+        }
+        Command::Member(MemberCommand::ResetMfa { email, verified_by }) => {
+            let removed = admin::reset_mfa(&state, &by, None, &email, Some(&verified_by)).await?;
+            print_out(
+                json_out,
+                json!({"email": email, "removed_factors": removed}),
+                &format!("Removed {removed} factor(s) of {email}; they set up 2FA again at their next sign-in."),
+            );
+        }
+        Command::Member(MemberCommand::Bypass { email }) => {
+            let b = admin::grant_bypass(&state, &by, None, &email).await?;
+            print_out(
+                json_out,
+                json!({"email": email, "expires_at": b.expires_at.0}),
+                &format!("{email} may sign in once without 2FA until {}.", admin_time::date_time(b.expires_at)),
+            );
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let r = state.store.verify_audit().await?;
+            if !r.breaks.is_empty() {
+                let breaks: Vec<String> = r.breaks.iter().map(ToString::to_string).collect();
+                bail!("the audit trail failed verification:\n  {}", breaks.join("\n  "));
+            }
+            print_out(
+                json_out,
+                json!({"intact": true, "chains": r.chains, "events": r.events, "breaks": []}),
+                &format!("Audit trail intact: {} event(s) in {} chain(s).", r.events, r.chains),
+            );
+        }
+        Command::Audit(AuditCommand::Export { org, member, kind, from, to }) => {
+            let q = admin::AuditQuery { member, kind, from, to, limit: Some(1_000_000) };
+            let events = admin::audit_events(&state, &by, org.as_deref(), &q).await?;
+            let names = admin::names(&state, &events).await?;
+            if json_out {
+                let list: Vec<_> = events
+                    .iter()
+                    .rev()
+                    .map(|e| {
+                        json!({"id": e.id, "at": e.at.0, "org_id": e.org_id, "kind": e.kind, "outcome": e.outcome,
+                        "actor_id": e.actor_id, "subject_id": e.subject_id, "client_ip": e.client_ip,
+                        "user_agent": e.user_agent, "detail": e.detail, "seq": e.seq, "hash": e.hash})
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                print!("{}", admin::csv(&events, &names));
+            }
         }
         Command::PasswordReset { email } => {
             let account = accounts::find_by_email(&state, &email).await?;

@@ -32,6 +32,8 @@ pub struct Settings {
     pub session_absolute_hours: i64,
     pub password_min_length: usize,
     pub invitation_valid_days: i64,
+    /// How long an admin's one-time bypass ("Disable two-factor authentication") stays usable.
+    pub bypass_valid_hours: i64,
     /// Trust `X-Forwarded-For` (only behind your own reverse proxy).
     pub trust_forwarded_for: bool,
     /// Passkeys: the relying-party id (a hostname, e.g. `auth.clinic.example` or the
@@ -86,6 +88,7 @@ impl Default for Settings {
             session_absolute_hours: 12,
             password_min_length: clinic_auth_core::password::DEFAULT_MIN_LENGTH,
             invitation_valid_days: 7,
+            bypass_valid_hours: 24,
             trust_forwarded_for: false,
             passkey_rp_id: None,
             passkey_origin: None,
@@ -209,6 +212,9 @@ impl Settings {
         }
         if !(1..=90).contains(&self.invitation_valid_days) {
             bail!("invitation_valid_days must be between 1 and 90");
+        }
+        if !(1..=720).contains(&self.bypass_valid_hours) {
+            bail!("bypass_valid_hours must be between 1 and 720");
         }
         Ok(())
     }
@@ -337,6 +343,7 @@ impl Settings {
         };
         c.password_policy = clinic_auth_core::PasswordPolicy::with_min_length(self.password_min_length);
         c.link_ttl_secs = self.invitation_valid_days * 24 * 3600;
+        c.bypass_ttl_secs = self.bypass_valid_hours * 3600;
         c.trust_forwarded_for = self.trust_forwarded_for;
         c.passkey_rp_id = self.passkey_rp_id.clone().filter(|s| !s.is_empty());
         c.passkey_origin = match self.passkey_origin.as_deref().filter(|s| !s.is_empty()) {

@@ -5,6 +5,7 @@
 //! functions here decide.
 
 pub mod account;
+pub mod audit;
 pub mod clock;
 pub mod email;
 pub mod ids;

@@ -100,6 +100,107 @@ impl Actor {
     }
 }
 
+/// What an admin (or support) does to one member from the Users page, the platform
+/// console, the API or the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberAction {
+    /// Reading the member's role, 2FA status and override (never secrets).
+    ViewStatus,
+    /// The two-factor setting: Clinic default / Required / Not required.
+    SetOverride,
+    /// "Disable two-factor authentication": a one-time bypass.
+    GrantBypass,
+    /// Removes every factor (passkeys included) and the recovery code.
+    ResetMfa,
+    /// Ends every session of the member.
+    RevokeSessions,
+    Deactivate,
+    Reactivate,
+    /// Changes the member's role to the one given.
+    ChangeRole(Role),
+}
+
+impl MemberAction {
+    /// Actions that could keep an owner out of their own clinic.
+    fn could_lock_out(self) -> bool {
+        !matches!(self, MemberAction::ViewStatus | MemberAction::SetOverride | MemberAction::Reactivate)
+    }
+}
+
+/// The answer to "may this actor do that to this member?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Allowed once the actor proves their own second factor again (an admin acting
+    /// on their own account).
+    NeedsStepUp,
+    Denied,
+}
+
+impl Actor {
+    /// Whether this actor may do `action` to the member `target`. `is_self` says the
+    /// target is the actor's own account.
+    ///
+    /// - Support may act on any member; a clinic's owners and admins only on members
+    ///   of their own organization, never on platform admins or patients.
+    /// - An admin cannot use anything that could lock an owner out on an owner, and
+    ///   cannot make anyone an owner or change an owner's role.
+    /// - Nobody deactivates or re-roles themself (the clinic would lose its admin);
+    ///   other actions on oneself need a fresh second factor.
+    pub fn may_act_on_member(&self, target: &Target<'_>, is_self: bool, action: MemberAction) -> Verdict {
+        if target.kind != AccountKind::Member {
+            return match self {
+                Actor::Operator => Verdict::Allowed,
+                Actor::PlatformAdmin if target.kind == AccountKind::Patient => Verdict::Allowed,
+                _ => Verdict::Denied,
+            };
+        }
+        if self.is_support() {
+            return Verdict::Allowed;
+        }
+        let Some(role) = target.org.and_then(|o| self.manages(o)) else { return Verdict::Denied };
+        if is_self {
+            return match action {
+                MemberAction::ViewStatus => Verdict::Allowed,
+                MemberAction::Deactivate | MemberAction::Reactivate | MemberAction::ChangeRole(_) => Verdict::Denied,
+                _ => Verdict::NeedsStepUp,
+            };
+        }
+        if role != Role::Owner {
+            if target.role == Some(Role::Owner) && action.could_lock_out() {
+                return Verdict::Denied;
+            }
+            if action == MemberAction::ChangeRole(Role::Owner) {
+                return Verdict::Denied;
+            }
+        }
+        Verdict::Allowed
+    }
+
+    /// Reading the audit trail: support everywhere (`None` = all organizations), a
+    /// clinic's owners and admins for their own organization.
+    pub fn may_view_audit(&self, org: Option<&OrgId>) -> bool {
+        match org {
+            _ if self.is_support() => true,
+            Some(o) => self.manages(o).is_some(),
+            None => false,
+        }
+    }
+
+    /// The organization a clinic admin administers, if any.
+    pub fn administered_org(&self) -> Option<&OrgId> {
+        match self {
+            Actor::Member { org, role } if role.manages_members() => Some(org),
+            _ => None,
+        }
+    }
+
+    /// Platform support (the command line or a platform admin).
+    pub fn is_platform_support(&self) -> bool {
+        self.is_support()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +271,64 @@ mod tests {
         assert!(!admin.may_set_member_mfa(&pat));
         assert!(Actor::PlatformAdmin.may_set_member_mfa(&m(&b, Role::Staff)));
         assert!(Actor::Patient { org: a.clone() }.may_view_org(&a));
+    }
+
+    #[test]
+    fn member_actions_respect_org_owner_and_self() {
+        use MemberAction::*;
+        let a = org("clinic-a");
+        let b = org("clinic-b");
+        let owner = Actor::Member { org: a.clone(), role: Role::Owner };
+        let admin = Actor::Member { org: a.clone(), role: Role::Admin };
+        let provider = Actor::Member { org: a.clone(), role: Role::Provider };
+        let m = |org, role| Target { kind: AccountKind::Member, org: Some(org), role: Some(role) };
+        let padmin = Target { kind: AccountKind::PlatformAdmin, org: None, role: None };
+        let pat = Target { kind: AccountKind::Patient, org: Some(&a), role: None };
+        let all = [ViewStatus, SetOverride, GrantBypass, ResetMfa, RevokeSessions, Deactivate, Reactivate];
+        for action in all {
+            // cross-organization, platform admins and patients: never for a clinic admin
+            assert_eq!(admin.may_act_on_member(&m(&b, Role::Staff), false, action), Verdict::Denied, "{action:?}");
+            assert_eq!(owner.may_act_on_member(&padmin, false, action), Verdict::Denied, "{action:?}");
+            assert_eq!(admin.may_act_on_member(&pat, false, action), Verdict::Denied, "{action:?}");
+            assert_eq!(provider.may_act_on_member(&m(&a, Role::Staff), false, action), Verdict::Denied);
+            assert_eq!(admin.may_act_on_member(&m(&a, Role::Staff), false, action), Verdict::Allowed);
+            assert_eq!(Actor::PlatformAdmin.may_act_on_member(&m(&b, Role::Owner), false, action), Verdict::Allowed);
+            assert_eq!(owner.may_act_on_member(&m(&a, Role::Owner), false, action), Verdict::Allowed);
+        }
+        // owner protection against admins
+        for action in [GrantBypass, ResetMfa, RevokeSessions, Deactivate, ChangeRole(Role::Staff)] {
+            assert_eq!(admin.may_act_on_member(&m(&a, Role::Owner), false, action), Verdict::Denied, "{action:?}");
+        }
+        assert_eq!(admin.may_act_on_member(&m(&a, Role::Owner), false, ViewStatus), Verdict::Allowed);
+        assert_eq!(admin.may_act_on_member(&m(&a, Role::Staff), false, ChangeRole(Role::Owner)), Verdict::Denied);
+        assert_eq!(admin.may_act_on_member(&m(&a, Role::Staff), false, ChangeRole(Role::Admin)), Verdict::Allowed);
+        assert_eq!(owner.may_act_on_member(&m(&a, Role::Staff), false, ChangeRole(Role::Owner)), Verdict::Allowed);
+        // acting on oneself
+        for action in [SetOverride, GrantBypass, ResetMfa, RevokeSessions] {
+            assert_eq!(admin.may_act_on_member(&m(&a, Role::Admin), true, action), Verdict::NeedsStepUp);
+            assert_eq!(owner.may_act_on_member(&m(&a, Role::Owner), true, action), Verdict::NeedsStepUp);
+        }
+        for action in [Deactivate, ChangeRole(Role::Staff)] {
+            assert_eq!(owner.may_act_on_member(&m(&a, Role::Owner), true, action), Verdict::Denied);
+        }
+        assert_eq!(Actor::Operator.may_act_on_member(&padmin, false, ResetMfa), Verdict::Allowed);
+        assert_eq!(Actor::PlatformAdmin.may_act_on_member(&padmin, false, ResetMfa), Verdict::Denied);
+        assert_eq!(Actor::PlatformAdmin.may_act_on_member(&pat, false, ResetMfa), Verdict::Allowed);
+    }
+
+    #[test]
+    fn audit_trail_visibility() {
+        let a = org("clinic-a");
+        let b = org("clinic-b");
+        let admin = Actor::Member { org: a.clone(), role: Role::Admin };
+        let staff = Actor::Member { org: a.clone(), role: Role::Staff };
+        assert!(admin.may_view_audit(Some(&a)));
+        assert!(!admin.may_view_audit(Some(&b)));
+        assert!(!admin.may_view_audit(None));
+        assert!(!staff.may_view_audit(Some(&a)));
+        assert!(Actor::PlatformAdmin.may_view_audit(None));
+        assert!(Actor::Operator.may_view_audit(Some(&b)));
+        assert_eq!(admin.administered_org(), Some(&a));
+        assert_eq!(staff.administered_org(), None);
     }
 }

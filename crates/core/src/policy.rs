@@ -308,6 +308,52 @@ pub fn may_turn_off(ctx: &MemberContext<'_>) -> bool {
     !mfa_applies(ctx)
 }
 
+/// How long a one-time bypass stays usable when nobody configured otherwise.
+pub const BYPASS_DEFAULT_SECS: i64 = 24 * 3600;
+
+/// Whether a one-time bypass that expires at `expires_at` can still be used.
+pub fn bypass_valid(expires_at: Option<crate::clock::UnixTime>, now: crate::clock::UnixTime) -> bool {
+    expires_at.is_some_and(|t| now < t)
+}
+
+/// What members of an organization will experience under `mfa`, for the Edit Clinic
+/// page: one sentence per fact, in the order people read them.
+pub fn describe_for_members(org_kind: OrgKind, mfa: &OrgMfa) -> Vec<String> {
+    let methods: Vec<&str> = mfa
+        .methods
+        .iter()
+        .map(|k| match k {
+            FactorKind::Authenticator => "an authenticator app",
+            FactorKind::Email => "codes by email",
+            FactorKind::Sms => "codes by text message",
+            FactorKind::Passkey => "passkeys",
+            FactorKind::RecoveryCode => "recovery codes",
+        })
+        .collect();
+    let list = methods.join(", ");
+    let mut out = Vec::new();
+    if !mfa.enabled {
+        out.push("Two-factor authentication has not been enabled for this organization by platform support yet: members sign in with their password, unless they are set to Required or already use a second factor.".to_owned());
+        return out;
+    }
+    match mfa.mode {
+        MfaMode::Off => out.push(
+            "Nobody is asked to set up two-factor authentication. Members who already set it up keep using it."
+                .to_owned(),
+        ),
+        MfaMode::Optional => out.push(format!(
+            "Members may turn on two-factor authentication from their account page, using {list}. Nobody is forced to."
+        )),
+        MfaMode::Required if org_kind == OrgKind::Clinic => out.push(format!(
+            "Mandatory 2FA: every member without a second factor sets one up ({list}) at their next sign-in, before they can use the application."
+        )),
+        MfaMode::Required => out.push("Mandatory 2FA is only for clinics; solo providers opt in themselves.".to_owned()),
+    }
+    out.push("Members set to Required always need a second factor; members set to Not required are never forced to set one up.".to_owned());
+    out.push("Whoever has a second factor is always asked for it when signing in.".to_owned());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,5 +652,21 @@ mod tests {
             OrgMfa::check(OrgKind::Clinic, MfaMode::Required, MethodSet::only(Passkey)),
             Err(PolicyError::NoMethods)
         );
+    }
+
+    #[test]
+    fn bypass_expires_and_summaries_say_what_members_get() {
+        use crate::clock::UnixTime;
+        assert!(bypass_valid(Some(UnixTime(10)), UnixTime(9)));
+        assert!(!bypass_valid(Some(UnixTime(10)), UnixTime(10)));
+        assert!(!bypass_valid(None, UnixTime(0)));
+        let mfa =
+            OrgMfa { enabled: true, mode: MfaMode::Required, methods: MethodSet::parse("authenticator,sms").unwrap() };
+        let text = describe_for_members(OrgKind::Clinic, &mfa).join(" ");
+        assert!(text.contains("Mandatory 2FA: every member without a second factor sets one up (an authenticator app, codes by text message)"), "{text}");
+        let off = describe_for_members(OrgKind::Clinic, &OrgMfa { mode: MfaMode::Off, ..mfa }).join(" ");
+        assert!(off.contains("keep using it"), "{off}");
+        let disabled = describe_for_members(OrgKind::Clinic, &OrgMfa::default()).join(" ");
+        assert!(disabled.contains("not been enabled"), "{disabled}");
     }
 }

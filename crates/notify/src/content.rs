@@ -102,6 +102,79 @@ pub fn sms_text(msg: &CodeMessage<'_>) -> String {
     format!("{org}{rest}")
 }
 
+/// A security notice to a member: something changed about how they sign in. Notices
+/// never carry a code, a secret or a link; they tell the member what happened and
+/// whom to call if it was not them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityNotice {
+    /// A second factor was added (`method` is a label such as "Authenticator app").
+    FactorAdded {
+        method: String,
+    },
+    /// A second factor (or all of them, `method` "all") was removed.
+    FactorRemoved {
+        method: String,
+    },
+    RecoveryCodeUsed,
+    /// An administrator or support reset the member's two-factor authentication.
+    MfaReset,
+    /// An administrator allowed one sign-in without 2FA, until `expires` (UTC text).
+    BypassGranted {
+        expires: String,
+    },
+}
+
+/// The email for a security notice.
+pub fn notice_content(notice: &SecurityNotice, org_name: &str) -> EmailContent {
+    let org = truncate_chars(&clean_name(org_name), EMAIL_ORG_MAX_CHARS);
+    let (subject, body) = match notice {
+        SecurityNotice::FactorAdded { method } => (
+            format!("A sign-in method was added to your {org} account"),
+            format!("{} was added as a second factor for signing in to {org}.", clean_name(method)),
+        ),
+        SecurityNotice::FactorRemoved { method } => (
+            format!("A sign-in method was removed from your {org} account"),
+            if method == "all" {
+                format!(
+                    "Two-factor authentication was turned off for your {org} account: every second factor was removed."
+                )
+            } else {
+                format!("{} was removed from the second factors of your {org} account.", clean_name(method))
+            },
+        ),
+        SecurityNotice::RecoveryCodeUsed => (
+            format!("Your {org} recovery code was used"),
+            format!(
+                "Your recovery code was just used to sign in to {org}. It no longer works; a new one was shown at sign-in."
+            ),
+        ),
+        SecurityNotice::MfaReset => (
+            format!("Two-factor authentication was reset on your {org} account"),
+            format!(
+                "An administrator reset two-factor authentication on your {org} account: every second factor was removed. You will set it up again at your next sign-in when your organization requires it."
+            ),
+        ),
+        SecurityNotice::BypassGranted { expires } => (
+            format!("You may sign in once without two-factor authentication at {org}"),
+            format!(
+                "An administrator allowed your {org} account to sign in once without a second factor, until {expires}. After that sign-in you will be asked to set up your authenticator app again."
+            ),
+        ),
+    };
+    let not_you = "If you didn't expect this, contact your clinic's administrator right away.";
+    let text = format!("{body}\n\n{not_you}\n");
+    let e = escape_html;
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n</head>\n\
+         <body style=\"margin:0;padding:24px;font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;\">\n\
+         <p>{body_html}</p>\n<p style=\"color:#52606d;font-size:14px;\">{not_you_html}</p>\n</body>\n</html>\n",
+        title = e(&subject),
+        body_html = e(&body),
+        not_you_html = e(not_you),
+    );
+    EmailContent { subject, text, html }
+}
+
 fn minutes(n: i64) -> String {
     if n == 1 { "1 minute".to_owned() } else { format!("{n} minutes") }
 }
@@ -209,6 +282,26 @@ fn escape_html(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notices_name_what_happened_and_hold_no_secret() {
+        let n = notice_content(
+            &SecurityNotice::BypassGranted { expires: "2027-01-15 10:00 UTC".into() },
+            "Riverside Clinic",
+        );
+        assert_eq!(n.subject, "You may sign in once without two-factor authentication at Riverside Clinic");
+        assert!(n.text.contains("until 2027-01-15 10:00 UTC"), "{}", n.text);
+        let r = notice_content(&SecurityNotice::FactorRemoved { method: "all".into() }, "<b>");
+        assert!(r.html.contains("&lt;b&gt;") && !r.html.contains("<b>"));
+        for n in [
+            SecurityNotice::MfaReset,
+            SecurityNotice::RecoveryCodeUsed,
+            SecurityNotice::FactorAdded { method: "Email".into() },
+        ] {
+            let c = notice_content(&n, "Riverside Clinic");
+            assert!(!c.text.chars().any(|ch| ch.is_ascii_digit()), "no code-like digits: {}", c.text);
+        }
+    }
 
     fn msg<'a>(org_name: &'a str, purpose: CodePurpose) -> CodeMessage<'a> {
         CodeMessage { org_name, code: "123456", valid_minutes: 10, purpose }

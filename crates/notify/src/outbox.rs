@@ -45,6 +45,18 @@ impl EmailSender for OutboxEmail {
         Ok(Delivered { provider_id: Some(name) })
     }
 
+    async fn send_notice(&self, to: &str, content: &crate::EmailContent) -> Result<Delivered, DeliveryError> {
+        let from: Mailbox = self
+            .from
+            .trim()
+            .parse()
+            .map_err(|_| DeliveryError::Rejected("outbox `from` is not a valid mailbox".to_owned()))?;
+        let message = crate::smtp::build_content_message(&from, to, content.clone())?;
+        let name = write_new_file(&self.dir, "eml", &message.formatted()).await?;
+        tracing::info!(transport = "outbox", to = %mask_email(to), file = %name, "security notice written to outbox");
+        Ok(Delivered { provider_id: Some(name) })
+    }
+
     fn describe(&self) -> String {
         format!("outbox {}", self.dir.display())
     }

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::content::email_content;
 use crate::recipient::mask_email;
-use crate::{CodeMessage, ConfigError, Delivered, DeliveryError, EmailSender};
+use crate::{CodeMessage, ConfigError, Delivered, DeliveryError, EmailContent, EmailSender};
 
 /// How [`SmtpSender`] reaches the SMTP server.
 #[derive(Clone, PartialEq, Eq)]
@@ -183,6 +183,24 @@ impl EmailSender for SmtpSender {
         outcome
     }
 
+    async fn send_notice(&self, to: &str, content: &EmailContent) -> Result<Delivered, DeliveryError> {
+        let masked = mask_email(to);
+        let message = build_content_message(&self.from, to, content.clone())?;
+        let result = tokio::time::timeout(self.send_timeout, self.transport.send(message)).await;
+        let outcome = match result {
+            Err(_elapsed) => Err(DeliveryError::Temporary("SMTP server took too long".to_owned())),
+            Ok(Err(e)) => Err(classify(&e)),
+            Ok(Ok(response)) => Ok(Delivered { provider_id: queue_id(&response) }),
+        };
+        match &outcome {
+            Ok(_) => tracing::info!(transport = "smtp", server = %self.host, to = %masked, "security notice sent"),
+            Err(e) => {
+                tracing::warn!(transport = "smtp", server = %self.host, to = %masked, error = %e, "security notice not sent")
+            }
+        }
+        outcome
+    }
+
     fn describe(&self) -> String {
         let tls = match self.tls {
             SmtpTls::StartTls => "STARTTLS",
@@ -201,9 +219,13 @@ pub(crate) fn build_message(
     msg: &CodeMessage<'_>,
     code_in_subject: bool,
 ) -> Result<Message, DeliveryError> {
+    build_content_message(from, to, email_content(msg, code_in_subject))
+}
+
+/// The RFC 5322 message for any content (codes and security notices).
+pub(crate) fn build_content_message(from: &Mailbox, to: &str, content: EmailContent) -> Result<Message, DeliveryError> {
     let address: Address =
         to.trim().parse().map_err(|_| DeliveryError::Rejected("recipient is not a valid email address".to_owned()))?;
-    let content = email_content(msg, code_in_subject);
     Message::builder()
         .from(from.clone())
         .to(Mailbox::new(None, address))

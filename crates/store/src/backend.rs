@@ -12,10 +12,12 @@ use clinic_auth_core::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
+use clinic_auth_core::audit::{ChainedFields, GENESIS, PLATFORM_CHAIN, StoredLink, event_hash, verify_chain};
+
 use crate::{
-    Account, AuditEvent, AuditFilter, Ceremony, Factor, LinkPurpose, NewAccount, NewAuditEvent, NewFactor, NewPasskey,
-    NewPasswordLink, NewSession, Org, PasskeyState, PasskeyUse, PasswordLink, PendingFactor, SealedSecret,
-    SessionRecord, Store, StoreError, StoreResult, StoredCode,
+    Account, AuditEvent, AuditFilter, AuditVerification, Bypass, Ceremony, Factor, LinkPurpose, NewAccount,
+    NewAuditEvent, NewFactor, NewPasskey, NewPasswordLink, NewSession, Org, PasskeyState, PasskeyUse, PasswordLink,
+    PendingFactor, SealedSecret, SessionRecord, Store, StoreError, StoreResult, StoredCode,
 };
 
 /// The embedded default: one SQLite file, in WAL mode.
@@ -146,6 +148,20 @@ macro_rules! store_impl {
                         .try_get::<Option<String>, _>("preferred_factor")?
                         .map(|f| parse_with(&f, FactorKind::from_str, "factor kind"))
                         .transpose()?,
+                    bypass: match (
+                        row.try_get::<Option<i64>, _>("bypass_granted_at")?,
+                        row.try_get::<Option<i64>, _>("bypass_expires_at")?,
+                    ) {
+                        (Some(granted_at), Some(expires_at)) => Some(Bypass {
+                            granted_at: UnixTime(granted_at),
+                            expires_at: UnixTime(expires_at),
+                            granted_by: row
+                                .try_get::<Option<String>, _>("bypass_granted_by")?
+                                .map(|a| parse_with(&a, AccountId::parse, "account id"))
+                                .transpose()?,
+                        }),
+                        _ => None,
+                    },
                 })
             }
 
@@ -210,30 +226,166 @@ macro_rules! store_impl {
                     client_ip: row.try_get("client_ip")?,
                     user_agent: row.try_get("user_agent")?,
                     detail: row.try_get("detail")?,
+                    seq: row.try_get("seq")?,
+                    hash: row.try_get("hash")?,
                 })
             }
-        }
 
-        /// Appends an audit event on the given connection or transaction.
-        macro_rules! write_audit {
-            ($conn:expr, $e:expr) => {{
-                let e: &NewAuditEvent = $e;
+            /// Takes the next place in `f.chain` (locking its head until commit) and
+            /// returns (seq, prev_hash, hash) for the event `f` (whose `seq` is ignored).
+            async fn advance_chain(
+                conn: &mut <<$row as Row>::Database as sqlx::Database>::Connection,
+                f: &ChainedFields<'_>,
+            ) -> StoreResult<(i64, String, String)> {
                 sqlx::query($store::sql(
-                    "INSERT INTO audit_events (at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO audit_chain_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING",
+                ))
+                .bind(f.chain)
+                .bind(GENESIS)
+                .execute(&mut *conn)
+                .await?;
+                // The UPDATE locks the head row until commit (PostgreSQL) or takes the
+                // database's write lock (SQLite): appends to one chain never interleave.
+                let head = sqlx::query($store::sql(
+                    "UPDATE audit_chain_heads SET seq = seq + 1 WHERE chain = $1 RETURNING seq, hash",
+                ))
+                .bind(f.chain)
+                .fetch_one(&mut *conn)
+                .await?;
+                let seq: i64 = head.try_get("seq")?;
+                let prev: String = head.try_get("hash")?;
+                let hash = event_hash(&prev, &ChainedFields { seq, ..f.clone() });
+                sqlx::query($store::sql("UPDATE audit_chain_heads SET hash = $1 WHERE chain = $2"))
+                    .bind(&hash)
+                    .bind(f.chain)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok((seq, prev, hash))
+            }
+
+            /// Appends an event to its chain inside the caller's transaction.
+            async fn write_audit_tx(
+                conn: &mut <<$row as Row>::Database as sqlx::Database>::Connection,
+                e: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let chain = e.org_id.as_ref().map(|o| o.as_str().to_owned()).unwrap_or_else(|| PLATFORM_CHAIN.to_owned());
+                let (org, actor, subject) = (
+                    e.org_id.as_ref().map(|o| o.as_str().to_owned()),
+                    e.actor_id.map(|a| a.to_string()),
+                    e.subject_id.map(|a| a.to_string()),
+                );
+                let fields = ChainedFields {
+                    chain: &chain,
+                    seq: 0,
+                    at: e.at.0,
+                    kind: e.kind,
+                    outcome: e.outcome,
+                    org_id: org.as_deref(),
+                    actor_id: actor.as_deref(),
+                    subject_id: subject.as_deref(),
+                    client_ip: &e.client.ip,
+                    user_agent: &e.client.user_agent,
+                    detail: &e.detail,
+                };
+                let (seq, prev, hash) = Self::advance_chain(&mut *conn, &fields).await?;
+                sqlx::query($store::sql(
+                    "INSERT INTO audit_events (at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail, chain, seq, prev_hash, hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 ))
                 .bind(e.at.0)
                 .bind(e.kind)
                 .bind(e.outcome)
-                .bind(e.org_id.as_ref().map(|o| o.as_str().to_owned()))
-                .bind(e.actor_id.map(|a| a.to_string()))
-                .bind(e.subject_id.map(|a| a.to_string()))
+                .bind(org)
+                .bind(actor)
+                .bind(subject)
                 .bind(e.client.ip.clone())
                 .bind(e.client.user_agent.clone())
                 .bind(e.detail.clone())
-                .execute($conn)
+                .bind(&chain)
+                .bind(seq)
+                .bind(&prev)
+                .bind(&hash)
+                .execute(&mut *conn)
                 .await?;
-            }};
+                Ok(())
+            }
+
+            /// Chains events written before the chain existed (databases migrated
+            /// from before 0005), oldest first, keeping their ids.
+            async fn chain_legacy_audit(&self) -> StoreResult<()> {
+                let rows = sqlx::query($store::sql("SELECT * FROM audit_events WHERE hash IS NULL ORDER BY id"))
+                    .fetch_all(&self.pool)
+                    .await?;
+                for row in &rows {
+                    let e = $store::audit_from_row(row)?;
+                    let chain = e.org_id.clone().unwrap_or_else(|| PLATFORM_CHAIN.to_owned());
+                    let fields = ChainedFields {
+                        chain: &chain,
+                        seq: 0,
+                        at: e.at.0,
+                        kind: &e.kind,
+                        outcome: &e.outcome,
+                        org_id: e.org_id.as_deref(),
+                        actor_id: e.actor_id.as_deref(),
+                        subject_id: e.subject_id.as_deref(),
+                        client_ip: &e.client_ip,
+                        user_agent: &e.user_agent,
+                        detail: &e.detail,
+                    };
+                    let mut tx = self.pool.begin().await?;
+                    let (seq, prev, hash) = Self::advance_chain(&mut *tx, &fields).await?;
+                    sqlx::query($store::sql(
+                        "UPDATE audit_events SET chain = $1, seq = $2, prev_hash = $3, hash = $4 WHERE id = $5",
+                    ))
+                    .bind(&chain)
+                    .bind(seq)
+                    .bind(&prev)
+                    .bind(&hash)
+                    .bind(e.id)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                }
+                Ok(())
+            }
+
+            /// Starts a session and deletes the flow that earned it, in the caller's transaction.
+            async fn insert_session_tx(
+                conn: &mut <<$row as Row>::Database as sqlx::Database>::Connection,
+                s: &NewSession,
+                finished_flow: &TokenHash,
+            ) -> StoreResult<()> {
+                // Deleting the flow first makes a flow good for one session only, even
+                // when two requests race with the same flow id.
+                let done = sqlx::query($store::sql("DELETE FROM login_flows WHERE id_hash = $1"))
+                    .bind(finished_flow.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::MissingReference("login flow"));
+                }
+                sqlx::query($store::sql(
+                    "INSERT INTO sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, client_ip, user_agent, verified_at)
+                     VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
+                ))
+                .bind(s.token_hash.as_str())
+                .bind(s.account_id.to_string())
+                .bind(&s.csrf_token)
+                .bind(s.now.0)
+                .bind(&s.client.ip)
+                .bind(&s.client.user_agent)
+                .bind(s.second_factor.then_some(s.now.0))
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+        }
+
+        /// Appends an audit event to its chain inside the given transaction.
+        macro_rules! write_audit {
+            ($conn:expr, $e:expr) => {
+                $store::write_audit_tx($conn, $e).await?
+            };
         }
 
         #[async_trait]
@@ -243,7 +395,8 @@ macro_rules! store_impl {
             }
 
             async fn migrate(&self) -> StoreResult<()> {
-                self.run_migrations().await
+                self.run_migrations().await?;
+                self.chain_legacy_audit().await
             }
 
             async fn ping(&self) -> StoreResult<()> {
@@ -938,28 +1091,7 @@ macro_rules! store_impl {
                 audit: &NewAuditEvent,
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
-                // Deleting the flow first makes a flow good for one session only, even
-                // when two requests race with the same flow id.
-                let done = sqlx::query($store::sql("DELETE FROM login_flows WHERE id_hash = $1"))
-                    .bind(finished_flow.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::MissingReference("login flow"));
-                }
-                sqlx::query($store::sql(
-                    "INSERT INTO sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, client_ip, user_agent, verified_at)
-                     VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
-                ))
-                .bind(s.token_hash.as_str())
-                .bind(s.account_id.to_string())
-                .bind(&s.csrf_token)
-                .bind(s.now.0)
-                .bind(&s.client.ip)
-                .bind(&s.client.user_agent)
-                .bind(s.second_factor.then_some(s.now.0))
-                .execute(&mut *tx)
-                .await?;
+                Self::insert_session_tx(&mut *tx, s, finished_flow).await?;
                 write_audit!(&mut *tx, audit);
                 tx.commit().await?;
                 Ok(())
@@ -1068,20 +1200,232 @@ macro_rules! store_impl {
             }
 
             async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()> {
-                write_audit!(&self.pool, event);
+                let mut tx = self.pool.begin().await?;
+                write_audit!(&mut *tx, event);
+                tx.commit().await?;
                 Ok(())
+            }
+
+            async fn verify_audit(&self) -> StoreResult<AuditVerification> {
+                let heads = sqlx::query($store::sql("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain"))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut heads: std::collections::BTreeMap<String, (i64, String)> = heads
+                    .iter()
+                    .map(|r| Ok((r.try_get("chain")?, (r.try_get("seq")?, r.try_get("hash")?))))
+                    .collect::<StoreResult<_>>()?;
+                let rows = sqlx::query($store::sql(
+                    "SELECT id, at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail,
+                            COALESCE(chain, '') AS chain, COALESCE(seq, 0) AS seq,
+                            COALESCE(prev_hash, '') AS prev_hash, COALESCE(hash, '') AS hash
+                     FROM audit_events ORDER BY chain, seq, id",
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                struct Owned {
+                    id: i64, chain: String, seq: i64, at: i64, kind: String, outcome: String,
+                    org_id: Option<String>, actor_id: Option<String>, subject_id: Option<String>,
+                    client_ip: String, user_agent: String, detail: String, prev_hash: String, hash: String,
+                }
+                let rows: Vec<Owned> = rows
+                    .iter()
+                    .map(|r| {
+                        Ok(Owned {
+                            id: r.try_get("id")?, chain: r.try_get("chain")?, seq: r.try_get("seq")?, at: r.try_get("at")?,
+                            kind: r.try_get("kind")?, outcome: r.try_get("outcome")?, org_id: r.try_get("org_id")?,
+                            actor_id: r.try_get("actor_id")?, subject_id: r.try_get("subject_id")?,
+                            client_ip: r.try_get("client_ip")?, user_agent: r.try_get("user_agent")?,
+                            detail: r.try_get("detail")?, prev_hash: r.try_get("prev_hash")?, hash: r.try_get("hash")?,
+                        })
+                    })
+                    .collect::<StoreResult<_>>()?;
+                let mut report = AuditVerification::default();
+                let mut start = 0;
+                while start < rows.len() {
+                    let chain = rows.get(start).map(|r| r.chain.clone()).unwrap_or_default();
+                    let end = rows.iter().skip(start).position(|r| r.chain != chain).map_or(rows.len(), |n| start + n);
+                    let links: Vec<StoredLink<'_>> = rows
+                        .get(start..end)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|r| StoredLink {
+                            id: r.id,
+                            fields: ChainedFields {
+                                chain: &r.chain, seq: r.seq, at: r.at, kind: &r.kind, outcome: &r.outcome,
+                                org_id: r.org_id.as_deref(), actor_id: r.actor_id.as_deref(),
+                                subject_id: r.subject_id.as_deref(), client_ip: &r.client_ip,
+                                user_agent: &r.user_agent, detail: &r.detail,
+                            },
+                            prev_hash: &r.prev_hash,
+                            hash: &r.hash,
+                        })
+                        .collect();
+                    let head = heads.remove(&chain);
+                    report.chains += 1;
+                    match verify_chain(&chain, &links, head.as_ref().map(|(s, h)| (*s, h.as_str()))) {
+                        Ok(n) => report.events += n,
+                        Err(b) => report.breaks.push(b),
+                    }
+                    start = end;
+                }
+                // A head without any event left: the whole chain was deleted.
+                for (chain, (seq, hash)) in heads {
+                    report.chains += 1;
+                    if let Err(b) = verify_chain(&chain, &[], Some((seq, &hash))) {
+                        report.breaks.push(b);
+                    }
+                }
+                Ok(report)
+            }
+
+            async fn list_members(&self, org: &OrgId) -> StoreResult<Vec<Account>> {
+                let rows = sqlx::query($store::sql(
+                    "SELECT * FROM accounts WHERE org_id = $1 AND kind = 'member' ORDER BY email",
+                ))
+                .bind(org.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map($store::account_from_row).collect()
+            }
+
+            async fn set_account_status(
+                &self,
+                id: AccountId,
+                status: AccountStatus,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($store::sql("UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3"))
+                    .bind(status.as_str())
+                    .bind(audit.at.0)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                if status == AccountStatus::Deactivated {
+                    sqlx::query($store::sql("DELETE FROM sessions WHERE account_id = $1"))
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn set_role(&self, id: AccountId, role: Role, audit: &NewAuditEvent) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($store::sql(
+                    "UPDATE accounts SET role = $1, updated_at = $2 WHERE id = $3 AND kind = 'member'",
+                ))
+                .bind(role.as_str())
+                .bind(audit.at.0)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn revoke_sessions(&self, id: AccountId, audit: &NewAuditEvent) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query($store::sql("DELETE FROM sessions WHERE account_id = $1"))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(n)
+            }
+
+            async fn count_sessions(&self, id: AccountId) -> StoreResult<i64> {
+                let row = sqlx::query($store::sql("SELECT COUNT(*) AS n FROM sessions WHERE account_id = $1"))
+                    .bind(id.to_string())
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get("n")?)
+            }
+
+            async fn grant_bypass(&self, id: AccountId, b: &Bypass, audit: &NewAuditEvent) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($store::sql(
+                    "UPDATE accounts SET bypass_granted_at = $1, bypass_expires_at = $2, bypass_granted_by = $3, updated_at = $1
+                     WHERE id = $4",
+                ))
+                .bind(b.granted_at.0)
+                .bind(b.expires_at.0)
+                .bind(b.granted_by.map(|a| a.to_string()))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                write_audit!(&mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn use_bypass(
+                &self,
+                id: AccountId,
+                now: UnixTime,
+                audit: &NewAuditEvent,
+                session: Option<(&NewSession, &TokenHash, &NewAuditEvent)>,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                // Only one sign-in can clear a bypass, however many race for it.
+                let used = sqlx::query($store::sql(
+                    "UPDATE accounts SET bypass_granted_at = NULL, bypass_expires_at = NULL, bypass_granted_by = NULL
+                     WHERE id = $1 AND bypass_expires_at > $2",
+                ))
+                .bind(id.to_string())
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?;
+                if used.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                for sql in [
+                    "DELETE FROM factors WHERE account_id = $1",
+                    "DELETE FROM recovery_codes WHERE account_id = $1",
+                    "DELETE FROM pending_factors WHERE account_id = $1",
+                    "DELETE FROM code_challenges WHERE account_id = $1",
+                    "UPDATE accounts SET preferred_factor = NULL WHERE id = $1",
+                ] {
+                    sqlx::query($store::sql(sql)).bind(id.to_string()).execute(&mut *tx).await?;
+                }
+                write_audit!(&mut *tx, audit);
+                if let Some((s, flow, signed_in)) = session {
+                    Self::insert_session_tx(&mut *tx, s, flow).await?;
+                    write_audit!(&mut *tx, signed_in);
+                }
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
                 let rows = sqlx::query($store::sql(
                     "SELECT * FROM audit_events
                      WHERE ($1 IS NULL OR org_id = $1) AND ($2 IS NULL OR subject_id = $2) AND ($3 IS NULL OR kind = $3)
+                       AND ($5 IS NULL OR subject_id = $5 OR actor_id = $5)
+                       AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7)
                      ORDER BY id DESC LIMIT $4",
                 ))
                 .bind(f.org_id.as_ref().map(|o| o.as_str().to_owned()))
                 .bind(f.subject_id.map(|s| s.to_string()))
                 .bind(f.kind.clone())
                 .bind(if f.limit > 0 { f.limit } else { 100 })
+                .bind(f.member.map(|s| s.to_string()))
+                .bind(f.since.map(|t| t.0))
+                .bind(f.until.map(|t| t.0))
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map($store::audit_from_row).collect()

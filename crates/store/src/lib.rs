@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use clinic_auth_core::{
-    AccountId, Email, FactorKind, LoginFlow, MemberOverride, OrgId, OrgMfa, Realm, ThrottleRule, ThrottleState,
-    TokenHash, UnixTime,
+    AccountId, AccountStatus, Email, FactorKind, LoginFlow, MemberOverride, OrgId, OrgMfa, Realm, Role, ThrottleRule,
+    ThrottleState, TokenHash, UnixTime,
 };
 
 pub use backend::{PgStore, SqliteStore};
@@ -201,9 +201,41 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn record_failure(&self, key: &str, rule: ThrottleRule, now: UnixTime) -> StoreResult<ThrottleState>;
     async fn clear_throttle(&self, key: &str) -> StoreResult<()>;
 
+    // Administration
+    /// An organization's members, by email.
+    async fn list_members(&self, org: &OrgId) -> StoreResult<Vec<Account>>;
+    /// Deactivates (ending every session) or reactivates an account; false if unknown.
+    async fn set_account_status(
+        &self,
+        id: AccountId,
+        status: AccountStatus,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Changes a member's role; false if unknown.
+    async fn set_role(&self, id: AccountId, role: Role, audit: &NewAuditEvent) -> StoreResult<bool>;
+    /// Ends every session of an account; the number ended.
+    async fn revoke_sessions(&self, id: AccountId, audit: &NewAuditEvent) -> StoreResult<u64>;
+    async fn count_sessions(&self, id: AccountId) -> StoreResult<i64>;
+    /// Grants (or renews) a one-time bypass; false if the account is unknown.
+    async fn grant_bypass(&self, id: AccountId, bypass: &Bypass, audit: &NewAuditEvent) -> StoreResult<bool>;
+    /// Uses a still-valid bypass, in one transaction: clears it and every factor (so
+    /// the member sets up 2FA again) and, when given, starts the session that ends
+    /// the login flow. False (and nothing changed) when no valid bypass was left.
+    async fn use_bypass(
+        &self,
+        id: AccountId,
+        now: UnixTime,
+        audit: &NewAuditEvent,
+        session: Option<(&NewSession, &TokenHash, &NewAuditEvent)>,
+    ) -> StoreResult<bool>;
+
     // Audit
+    /// Appends an event to its organization's hash chain.
     async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()>;
+    /// Events matching `filter`, newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+    /// Walks every hash chain and reports where one was edited, shortened or reordered.
+    async fn verify_audit(&self) -> StoreResult<AuditVerification>;
 
     /// Deletes expired login flows, password links and sessions idle since `idle_cutoff`.
     async fn purge_expired(&self, now: UnixTime, idle_cutoff: UnixTime) -> StoreResult<u64>;

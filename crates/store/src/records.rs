@@ -28,6 +28,17 @@ pub struct Account {
     pub created_at: UnixTime,
     pub mfa_override: MemberOverride,
     pub preferred_factor: Option<FactorKind>,
+    /// A one-time bypass ("Disable two-factor authentication"), while not used.
+    pub bypass: Option<Bypass>,
+}
+
+/// An admin-granted permission to sign in once without a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bypass {
+    pub granted_at: UnixTime,
+    pub expires_at: UnixTime,
+    /// `None` when granted from the command line.
+    pub granted_by: Option<AccountId>,
 }
 
 impl Account {
@@ -150,6 +161,9 @@ pub struct AuditEvent {
     pub client_ip: String,
     pub user_agent: String,
     pub detail: String,
+    /// The event's place in its organization's hash chain.
+    pub seq: Option<i64>,
+    pub hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -157,7 +171,22 @@ pub struct AuditFilter {
     pub org_id: Option<OrgId>,
     pub subject_id: Option<AccountId>,
     pub kind: Option<String>,
+    /// Events where this account is the actor or the subject.
+    pub member: Option<AccountId>,
+    /// From this time on (inclusive).
+    pub since: Option<UnixTime>,
+    /// Before this time (exclusive).
+    pub until: Option<UnixTime>,
     pub limit: i64,
+}
+
+/// What checking every audit chain found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditVerification {
+    pub chains: usize,
+    pub events: i64,
+    /// The first break of each broken chain; empty when nothing was tampered with.
+    pub breaks: Vec<clinic_auth_core::audit::ChainBreak>,
 }
 
 /// A secret sealed with the server's AEAD key: only the web layer can open it.

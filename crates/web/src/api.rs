@@ -21,8 +21,11 @@ use crate::http::extract::ApiJson;
 use crate::service::{By, accounts, codes, login, mfa, passkeys};
 use crate::{AppError, AppState};
 
+mod admin;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(admin::routes())
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/login", post(start_login))
         .route("/api/v1/login/{flow_id}/password", post(submit_password))
@@ -104,7 +107,9 @@ impl utoipa::Modify for BearerAuth {
 
 /// The OpenAPI document, as served and as checked into `docs/openapi.json`.
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(admin::AdminDoc::openapi());
+    doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned())
 }
 
 async fn openapi() -> Response {
@@ -188,7 +193,7 @@ impl From<&Org> for OrgView {
 }
 
 fn by(s: &ApiSignedIn, client: Client) -> By {
-    By { actor: s.0.actor(), account_id: Some(s.0.account.id), client: client.0 }
+    By::signed_in(&s.0, client.0)
 }
 
 fn parse_enum<T: std::str::FromStr<Err = clinic_auth_core::account::ParseEnumError>>(

@@ -34,6 +34,8 @@ pub struct WebConfig {
     pub passkey_rp_id: Option<String>,
     /// The origin browsers make passkeys on; the public URL's origin when unset.
     pub passkey_origin: Option<Url>,
+    /// Seconds a one-time bypass ("Disable two-factor authentication") stays usable.
+    pub bypass_ttl_secs: i64,
 }
 
 impl WebConfig {
@@ -49,6 +51,7 @@ impl WebConfig {
             hashing_concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             passkey_rp_id: None,
             passkey_origin: None,
+            bypass_ttl_secs: clinic_auth_core::policy::BYPASS_DEFAULT_SECS,
         }
     }
 

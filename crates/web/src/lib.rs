@@ -2,6 +2,7 @@
 //! services. Handlers extract, call a service, and render; the rules live in
 //! `clinic-auth-core`, the state in `clinic-auth-store`.
 
+mod admin_pages;
 mod api;
 mod config;
 mod crypto;
@@ -96,7 +97,14 @@ impl AppState {
 /// The whole application: pages, API, health and static assets, with the security
 /// layers around them.
 pub fn router(state: AppState) -> Router {
-    http::layers(pages::routes().merge(mfa_pages::routes()).merge(passkey_pages::routes()).merge(api::routes()), state)
+    http::layers(
+        pages::routes()
+            .merge(mfa_pages::routes())
+            .merge(passkey_pages::routes())
+            .merge(admin_pages::routes())
+            .merge(api::routes()),
+        state,
+    )
 }
 
 /// Serves the application until `shutdown` resolves.

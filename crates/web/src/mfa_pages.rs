@@ -718,6 +718,7 @@ fn next_path(next: &str) -> &'static str {
         "off" => "/account/2fa/off",
         "recovery-code" => "/account/2fa/recovery-code",
         "trust-device" => "/account/trust-device",
+        "admin" => "/admin/users",
         _ => "/account",
     }
 }
@@ -1008,7 +1009,7 @@ async fn step_up_resend(
 
 fn next_key(next: &str) -> &str {
     match next {
-        "setup" | "off" | "recovery-code" | "trust-device" => next,
+        "setup" | "off" | "recovery-code" | "trust-device" | "admin" => next,
         _ => "account",
     }
 }

@@ -413,6 +413,8 @@ struct AccountPage<'a> {
     passkeys: Vec<PasskeyRow>,
     may_trust_device: bool,
     this_device_trusted: bool,
+    /// "Clinic Settings" for owners and admins, "Platform console" for support.
+    admin_link: Option<(&'static str, &'static str)>,
 }
 
 struct PasskeyRow {
@@ -482,6 +484,11 @@ async fn account_page(
         may_trust_device: state.webauthn.is_some() && mfa.may_trust_device(a),
         passkeys,
         this_device_trusted,
+        admin_link: match (a.kind, a.role) {
+            (AccountKind::PlatformAdmin, _) => Some(("/platform", "Platform console")),
+            (AccountKind::Member, Some(r)) if r.manages_members() => Some(("/admin", "Clinic Settings")),
+            _ => None,
+        },
     };
     Ok(render(&page))
 }

@@ -270,3 +270,56 @@ fn data_directory_is_private() {
     assert_eq!(mode, 0o700);
     assert!(data.join("clinic-auth.db").exists());
 }
+
+#[test]
+fn support_commands_and_audit_verify_catch_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _) = json(d, &["org", "create", "--name", "Riverside Clinic", "--kind", "clinic"], None);
+    assert!(ok);
+    let (ok, v) = json(d, &["org", "mfa", "--org", "riverside-clinic", "--enable", "--mode", "required"], None);
+    assert!(ok, "{v}");
+    let add = ["member", "add", "--org", "riverside-clinic", "--email", "dr.lee@riverside.test", "--role", "provider"];
+    assert!(json(d, &add, None).0);
+
+    let (ok, st) = json(d, &["member", "status", "--email", "dr.lee@riverside.test"], None);
+    assert!(ok, "{st}");
+    assert_eq!((st["factors"].as_array().map(Vec::len), st["mfa_required"].as_bool()), (Some(0), Some(true)));
+    let (ok, b) = json(d, &["member", "bypass", "--email", "dr.lee@riverside.test"], None);
+    assert!(ok && b["expires_at"].is_i64(), "{b}");
+    let (_, st) = json(d, &["member", "status", "--email", "dr.lee@riverside.test"], None);
+    assert_eq!(st["bypass_pending"], true);
+    let (ok, r) = json(
+        d,
+        &["member", "reset-mfa", "--email", "dr.lee@riverside.test", "--verified-by", "video call with badge"],
+        None,
+    );
+    assert!(ok && r["removed_factors"] == 0, "{r}");
+    let (ok, e) = json(d, &["member", "reset-mfa", "--email", "nobody@riverside.test", "--verified-by", "x"], None);
+    assert!(!ok && e["error"]["code"] == "not_found", "{e}");
+
+    let (ok, out, _) = run(d, &["audit", "export", "--org", "riverside-clinic"], None);
+    assert!(ok);
+    assert!(out.starts_with("id,time,organization,event,outcome"), "{out}");
+    assert!(out.contains("\"bypass_granted\"") && out.contains("video call with badge"), "{out}");
+    let (ok, v) = json(d, &["audit", "verify"], None);
+    assert!(ok && v["intact"] == true, "{v}");
+
+    // Someone with the database file rewrites history: verify says so and fails.
+    let db = d.join("clinic-auth.db");
+    assert!(db.exists(), "the SQLite file lives in the data directory");
+    let url = format!("sqlite:{}", db.display());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("UPDATE audit_events SET detail = '{}' WHERE kind = 'mfa_reset'").execute(&pool).await.unwrap();
+        pool.close().await;
+    });
+    let (ok, v) = json(d, &["audit", "verify"], None);
+    assert!(!ok, "a tampered trail exits non-zero: {v}");
+    assert_eq!(v["error"]["code"], "error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("was changed after it was written"), "{v}");
+    let (ok, _, err) = run(d, &["audit", "verify"], None);
+    assert!(!ok);
+    assert!(err.contains("failed verification"), "{err}");
+}

@@ -4,6 +4,8 @@
 mod harness;
 
 mod admin;
+mod admin_pages;
+mod administration;
 mod bad_input;
 mod cli;
 mod codes;

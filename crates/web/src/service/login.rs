@@ -13,6 +13,7 @@ use super::mfa::{self, AuthenticatorSetup, Proof};
 use super::passkeys;
 use super::{audit_event, detail};
 use crate::{AppError, AppState};
+use clinic_auth_notify::SecurityNotice;
 
 /// A started sign-in: the flow's token goes to the client (cookie or JSON).
 #[derive(Debug)]
@@ -132,7 +133,15 @@ pub async fn submit_password(
     let mut event = audit_event(state, "sign_in", "failure", client);
     event.org_id = account.as_ref().and_then(|a| a.org_id.clone());
     event.subject_id = account.as_ref().map(|a| a.id);
-    match (login_flow::after_password(check, &requirement), account) {
+    let after = login_flow::after_password(check, &requirement);
+    if let (Requirement::Bypass { .. }, AfterPassword::SignIn | AfterPassword::Enroll { .. }, Some(account)) =
+        (&requirement, &after, &account)
+    {
+        state.store.clear_throttle(&acct_key).await?;
+        rehash_if_needed(state, account, &password, verification.needs_rehash).await?;
+        return use_bypass(state, flow, &flow_hash, account.clone(), after, client).await;
+    }
+    match (after, account) {
         (AfterPassword::SignIn, Some(account)) => {
             state.store.clear_throttle(&acct_key).await?;
             rehash_if_needed(state, &account, &password, verification.needs_rehash).await?;
@@ -213,17 +222,63 @@ async fn rehash_if_needed(
     Ok(())
 }
 
-/// Ends a flow with a session. `second_factor` says whether one was proved.
-async fn grant_session(
+/// Signs in with a one-time bypass: in one transaction the bypass is used up and the
+/// member's factors cleared, so that they set up 2FA again ("log in once without 2FA
+/// and be prompted to configure their authenticator app again"). When MFA applies,
+/// setup comes next and the session only after it; otherwise the session starts now.
+async fn use_bypass(
     state: &AppState,
-    flow: &LoginFlow,
+    flow: LoginFlow,
     flow_hash: &TokenHash,
     account: Account,
+    after: AfterPassword,
+    client: &ClientInfo,
+) -> Result<PasswordOutcome, AppError> {
+    let mut used = audit_event(state, "bypass_used", "success", client);
+    used.org_id = account.org_id.clone();
+    used.actor_id = Some(account.id);
+    used.subject_id = Some(account.id);
+    let now = state.now();
+    match after {
+        AfterPassword::Enroll { allowed } => {
+            used.detail = detail(&[("then", "setup")]);
+            if !state.store.use_bypass(account.id, now, &used, None).await? {
+                return Err(flow_expired());
+            }
+            super::notices::send(state, &account, SecurityNotice::FactorRemoved { method: "all".to_owned() }).await;
+            let next = LoginFlow { step: FlowStep::Enroll { account_id: account.id, allowed, chosen: None }, ..flow };
+            if !state.store.update_flow(flow_hash, &next).await? {
+                return Err(flow_expired());
+            }
+            Ok(PasswordOutcome::Enroll { allowed })
+        }
+        _ => {
+            used.detail = detail(&[("then", "signed_in")]);
+            let (token, csrf_token, session, signed_in) = new_session(state, &flow, &account, "bypass", false, client);
+            if !state.store.use_bypass(account.id, now, &used, Some((&session, flow_hash, &signed_in))).await? {
+                return Err(flow_expired());
+            }
+            super::notices::send(state, &account, SecurityNotice::FactorRemoved { method: "all".to_owned() }).await;
+            Ok(PasswordOutcome::SignedIn(SignedInSession {
+                token,
+                csrf_token,
+                account,
+                new_recovery_code: None,
+                used_recovery_code: false,
+            }))
+        }
+    }
+}
+
+/// A new session's token, CSRF token, row and "signed in" audit event.
+fn new_session(
+    state: &AppState,
+    flow: &LoginFlow,
+    account: &Account,
     method: &str,
     second_factor: bool,
     client: &ClientInfo,
-) -> Result<SignedInSession, AppError> {
-    let now = state.now();
+) -> (SecretToken, String, NewSession, clinic_auth_store::NewAuditEvent) {
     let token = SecretToken::generate();
     let csrf_token = SecretToken::generate().expose().to_owned();
     let mut event = audit_event(state, "sign_in", "success", client);
@@ -235,10 +290,24 @@ async fn grant_session(
         token_hash: token.hash(),
         account_id: account.id,
         csrf_token: csrf_token.clone(),
-        now,
+        now: state.now(),
         client: client.clone(),
         second_factor,
     };
+    (token, csrf_token, session, event)
+}
+
+/// Ends a flow with a session. `second_factor` says whether one was proved.
+async fn grant_session(
+    state: &AppState,
+    flow: &LoginFlow,
+    flow_hash: &TokenHash,
+    account: Account,
+    method: &str,
+    second_factor: bool,
+    client: &ClientInfo,
+) -> Result<SignedInSession, AppError> {
+    let (token, csrf_token, session, event) = new_session(state, flow, &account, method, second_factor, client);
     state.store.insert_session(&session, flow_hash, &event).await.map_err(|e| match e {
         clinic_auth_store::StoreError::MissingReference(_) => flow_expired(),
         other => other.into(),

@@ -11,8 +11,9 @@ use clinic_auth_core::{
 use clinic_auth_store::{Account, ClientInfo, Factor, NewFactor, Org, PendingFactor};
 
 use super::codes::{self, SentTo};
-use super::{audit_event, detail};
+use super::{audit_event, detail, notices};
 use crate::{AppError, AppState};
+use clinic_auth_notify::SecurityNotice;
 
 /// How long a shown QR code stays good for confirming.
 const PENDING_SECS: i64 = 15 * 60;
@@ -23,6 +24,8 @@ pub struct MfaState {
     pub org: Option<Org>,
     pub factors: Vec<Factor>,
     pub has_recovery_code: bool,
+    /// An admin-granted one-time bypass is waiting and unexpired.
+    pub bypass_valid: bool,
 }
 
 impl MfaState {
@@ -53,7 +56,8 @@ impl MfaState {
             enrolled,
             preferred: account.preferred_factor,
             trusted_device: false,
-            bypass_valid: false,
+            // Only members are under an organization's admins; nobody else can hold a bypass.
+            bypass_valid: self.bypass_valid && account.kind == AccountKind::Member,
         }
     }
 
@@ -121,7 +125,8 @@ pub async fn load(state: &AppState, account: &Account) -> Result<MfaState, AppEr
     };
     let factors = state.store.list_factors(account.id).await?;
     let has_recovery_code = state.store.recovery_code_hash(account.id).await?.is_some();
-    Ok(MfaState { org, factors, has_recovery_code })
+    let bypass_valid = policy::bypass_valid(account.bypass.map(|b| b.expires_at), state.now());
+    Ok(MfaState { org, factors, has_recovery_code, bypass_valid })
 }
 
 pub(crate) fn sealing_context(account: &Account, kind: FactorKind) -> String {
@@ -295,6 +300,7 @@ pub async fn confirm_authenticator(
     ]);
     state.store.enroll_factor(&factor, recovery.as_ref().map(|r| r.hash()).as_deref(), &event).await?;
     state.store.clear_throttle(&throttle_key(account)).await?;
+    notices::send(state, account, SecurityNotice::FactorAdded { method: method_label(factor.kind).to_owned() }).await;
     Ok(recovery)
 }
 
@@ -379,6 +385,7 @@ pub async fn verify_factor(
                     "That recovery code didn't work. Check it and try again.",
                 ));
             }
+            notices::send(state, account, SecurityNotice::RecoveryCodeUsed).await;
             Proof::RecoveryCode(fresh)
         }
         FactorKind::Email | FactorKind::Sms => {
@@ -419,6 +426,7 @@ pub async fn turn_off(state: &AppState, account: &Account, client: &ClientInfo) 
     event.subject_id = Some(account.id);
     event.detail = detail(&[("method", "all"), ("by", "self")]);
     state.store.remove_factors(account.id, None, &event).await?;
+    notices::send(state, account, SecurityNotice::FactorRemoved { method: "all".to_owned() }).await;
     Ok(())
 }
 
@@ -537,6 +545,7 @@ pub async fn confirm_code_enrollment(
     ]);
     state.store.enroll_factor(&factor, recovery.as_ref().map(|r| r.hash()).as_deref(), &event).await?;
     state.store.clear_throttle(&throttle_key(account)).await?;
+    notices::send(state, account, SecurityNotice::FactorAdded { method: method_label(factor.kind).to_owned() }).await;
     Ok(recovery)
 }
 

@@ -2,14 +2,17 @@
 //! extracted input, applies the core's rules, and writes through the store.
 
 pub mod accounts;
+pub mod admin;
 pub mod codes;
 pub mod login;
 pub mod mfa;
+pub mod notices;
 pub mod passkeys;
 pub mod policy;
+pub mod time;
 
-use clinic_auth_core::AccountId;
 use clinic_auth_core::permission::Actor;
+use clinic_auth_core::{AccountId, TokenHash};
 use clinic_auth_store::{ClientInfo, NewAuditEvent};
 
 use crate::AppState;
@@ -20,6 +23,8 @@ pub struct By {
     pub actor: Actor,
     pub account_id: Option<AccountId>,
     pub client: ClientInfo,
+    /// The session acting, for the step-up check when an admin acts on themself.
+    pub session: Option<TokenHash>,
 }
 
 impl By {
@@ -29,7 +34,15 @@ impl By {
             actor: Actor::Operator,
             account_id: None,
             client: ClientInfo { ip: "local".into(), user_agent: "clinic-auth cli".into() },
+            session: None,
         }
+    }
+}
+
+impl By {
+    /// A signed-in account acting from a page or the API.
+    pub fn signed_in(s: &crate::http::auth::SignedIn, client: ClientInfo) -> By {
+        By { actor: s.actor(), account_id: Some(s.account.id), client, session: Some(s.token_hash.clone()) }
     }
 }
 

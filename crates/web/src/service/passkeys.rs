@@ -17,8 +17,10 @@ use webauthn_rs::prelude::{
 use webauthn_rs_proto::{AuthenticatorSelectionCriteria, PublicKeyCredentialHints, ResidentKeyRequirement};
 
 use super::mfa::{self, check_throttle, count_failure, throttle_key};
+use super::notices;
 use super::{audit_event, detail};
 use crate::{AppError, AppState, WebConfig};
+use clinic_auth_notify::SecurityNotice;
 
 /// The relying party passkeys are made for: from `passkey_rp_id` / `passkey_origin`,
 /// or the public URL's host and origin. `Err` says why passkeys are off.
@@ -303,6 +305,8 @@ pub async fn finish_registration(
         }
         other => other.into(),
     })?;
+    let method = format!("A passkey (\"{}\")", name.as_str());
+    notices::send(state, account, SecurityNotice::FactorAdded { method }).await;
     Ok(Registered { id, name: name.as_str().to_owned(), device_hint: passkey::device_hint(&credential_id) })
 }
 
@@ -497,8 +501,14 @@ pub async fn remove(state: &AppState, account: &Account, id: &str, client: &Clie
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
     event.detail = detail(&[("method", "passkey"), ("passkey_id", id), ("by", "self")]);
+    let name = state.store.list_factors(account.id).await?.into_iter().find(|f| f.id == id).map(|f| f.label);
     if !state.store.remove_passkey(account.id, id, &event).await? {
         return Err(no_such_passkey());
     }
+    let method = match name {
+        Some(n) => format!("A passkey (\"{n}\")"),
+        None => "A passkey".to_owned(),
+    };
+    notices::send(state, account, SecurityNotice::FactorRemoved { method }).await;
     Ok(())
 }

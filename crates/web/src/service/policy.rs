@@ -1,7 +1,6 @@
 //! Organization MFA policy and per-member overrides.
 
 use axum::http::StatusCode;
-use clinic_auth_core::permission::Target;
 use clinic_auth_core::{AccountId, AccountKind, Email, MemberOverride, MethodSet, MfaMode, OrgMfa};
 use clinic_auth_store::{Account, Org};
 
@@ -84,11 +83,9 @@ pub async fn set_member_override(
     who: &str,
     value: MemberOverride,
 ) -> Result<Account, AppError> {
-    let member = find_member(state, by, org_id, who).await?;
-    let target = Target { kind: member.kind, org: member.org_id.as_ref(), role: member.role };
-    if !by.actor.may_set_member_mfa(&target) {
-        return Err(AppError::forbidden());
-    }
+    let member =
+        super::admin::authorize(state, by, Some(org_id), who, clinic_auth_core::permission::MemberAction::SetOverride)
+            .await?;
     let mut event = audit_event(state, "member_mfa_override_changed", "success", &by.client);
     event.org_id = member.org_id.clone();
     event.actor_id = by.account_id;

@@ -1,0 +1,158 @@
+//! The admin pages and the platform console as a browser uses them.
+
+use clinic_auth_core::{Clock, OrgKind, Role};
+
+use crate::both_stores;
+use crate::harness::{PASSWORD, TestApp, csrf_of};
+
+both_stores!(
+    clinic_admin_pages_manage_members_with_csrf_and_boundaries,
+    platform_console_enables_mfa_and_resets_with_a_note,
+);
+
+async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
+    let res = client.get(url).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+/// A browser signed in as `email` (no second factor involved).
+async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
+    let b = app.browser();
+    let (_, html) = page(&b, &app.url("/login")).await;
+    b.post(app.url("/login")).form(&[("csrf", csrf_of(&html).as_str()), ("email", email)]).send().await.unwrap();
+    let (_, html) = page(&b, &app.url("/login/password")).await;
+    let res = b
+        .post(app.url("/login/password"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/account", "{email} signs in");
+    b
+}
+
+async fn post_form(
+    app: &TestApp,
+    b: &reqwest::Client,
+    form_page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let (_, html) = page(b, &app.url(form_page)).await;
+    let csrf = csrf_of(&html);
+    let mut all = vec![("csrf", csrf.as_str())];
+    all.extend_from_slice(fields);
+    b.post(app.url(action)).form(&all).send().await.unwrap()
+}
+
+async fn clinic_admin_pages_manage_members_with_csrf_and_boundaries(app: TestApp) {
+    let a = app.org("Clinic A", OrgKind::Clinic).await;
+    let b_org = app.org("Clinic B", OrgKind::Clinic).await;
+    let admin = app.member(&a, "admin@a.test", Role::Admin).await;
+    let owner = app.member(&a, "owner@a.test", Role::Owner).await;
+    let nurse = app.member(&a, "nurse@a.test", Role::Staff).await;
+    app.member(&a, "dr@a.test", Role::Provider).await;
+    let other = app.member(&b_org, "staff@b.test", Role::Staff).await;
+    let b = signed_in(&app, "admin@a.test").await;
+
+    let (s, html) = page(&b, &app.url("/account")).await;
+    assert!(s == 200 && html.contains("href=\"/admin\""), "the account page links to Clinic Settings");
+    let (s, html) = page(&b, &app.url("/admin")).await;
+    assert_eq!(s, 200);
+    assert!(html.contains("Clinic Settings") && html.contains("not enabled yet"), "{html}");
+    let (s, html) = page(&b, &app.url("/admin/users?q=nurse")).await;
+    assert_eq!(s, 200);
+    assert!(html.contains("nurse@a.test") && !html.contains("dr@a.test"), "search narrows the list");
+
+    // Invite: the page shows the invitation link.
+    let res =
+        post_form(&app, &b, "/admin/users", "/admin/users/invite", &[("email", "new@a.test"), ("role", "staff")]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains(&format!("{}/invite/", app.base)));
+
+    // Actions need the session's CSRF token.
+    let nurse_page = format!("/admin/users/{}", nurse.id);
+    let res = b
+        .post(app.url(&format!("{nurse_page}/bypass")))
+        .form(&[("csrf", "forged"), ("disable", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = post_form(&app, &b, &nurse_page, &format!("{nurse_page}/bypass"), &[("disable", "on")]).await;
+    assert_eq!(location(&res), format!("{nurse_page}?notice=bypass"));
+    let (_, html) = page(&b, &app.url(&nurse_page)).await;
+    assert!(html.contains("granted, usable once until"), "{html}");
+    let res = post_form(&app, &b, &nurse_page, &format!("{nurse_page}/mfa"), &[("override", "not_required")]).await;
+    assert_eq!(location(&res), format!("{nurse_page}?notice=override"));
+    let res = post_form(&app, &b, &nurse_page, &format!("{nurse_page}/status"), &[("status", "deactivated")]).await;
+    assert_eq!(location(&res), format!("{nurse_page}?notice=status"));
+    let res = post_form(&app, &b, &nurse_page, &format!("{nurse_page}/unknown"), &[]).await;
+    assert_eq!(res.status(), 404);
+
+    // Boundaries: another clinic's member, the owner, a platform admin, and oneself.
+    let (s, _) = page(&b, &app.url(&format!("/admin/users/{}", other.id))).await;
+    assert_eq!(s, 404);
+    let owner_page = format!("/admin/users/{}", owner.id);
+    let res = post_form(&app, &b, &owner_page, &format!("{owner_page}/reset"), &[]).await;
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("Only an owner or platform support"));
+    let support = app.platform_admin("support@platform.test").await;
+    assert_eq!(page(&b, &app.url(&format!("/admin/users/{}", support.id))).await.0, 404);
+    assert_eq!(page(&b, &app.url("/platform")).await.0, 403);
+    // Acting on oneself with a factor enrolled and no recent proof: off to step-up first.
+    let own = format!("/admin/users/{}", admin.id);
+    {
+        use clinic_auth_web::service::mfa;
+        let setup = mfa::begin_authenticator(&app.state, &admin).await.unwrap();
+        let code = crate::otp::code(&setup.uri, app.clock.now().0);
+        mfa::confirm_authenticator(&app.state, &admin, &code, &Default::default()).await.unwrap();
+    }
+    let res = post_form(&app, &b, &own, &format!("{own}/revoke"), &[]).await;
+    assert_eq!(location(&res), "/account/2fa/verify?next=admin");
+
+    // A provider has no admin pages; the audit log is the clinic's own.
+    let dr = signed_in(&app, "dr@a.test").await;
+    assert_eq!(page(&dr, &app.url("/admin/users")).await.0, 403);
+    let (s, html) = page(&b, &app.url("/admin/audit?kind=bypass_granted")).await;
+    assert_eq!(s, 200);
+    assert!(html.contains("bypass_granted") && html.contains("nurse@a.test"), "{html}");
+    let (s, html) = page(&b, &app.url("/admin/audit?from=someday")).await;
+    assert_eq!(s, 400);
+    assert!(html.contains("YYYY-MM-DD"));
+    let res = b.get(app.url("/admin/audit.csv")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let csv = res.text().await.unwrap();
+    assert!(csv.contains("\"account_deactivated\"") && !csv.contains("staff@b.test"), "{csv}");
+}
+
+async fn platform_console_enables_mfa_and_resets_with_a_note(app: TestApp) {
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    let member = app.member(&org, "dr@riverside.test", Role::Provider).await;
+    app.platform_admin("support@platform.test").await;
+    let b = signed_in(&app, "support@platform.test").await;
+    let res = b.get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(location(&res), "/platform");
+    let (s, html) = page(&b, &app.url("/platform")).await;
+    assert!(s == 200 && html.contains("Enable MFA"), "{html}");
+    let res = post_form(&app, &b, "/platform", "/platform/orgs/riverside-clinic/enable-mfa", &[]).await;
+    assert_eq!(location(&res), "/platform?notice=mfa_enabled");
+    assert!(app.state.store.get_org(&org.id).await.unwrap().unwrap().mfa.enabled);
+
+    let res = b.get(app.url("/platform/lookup?email=dr@riverside.test")).send().await.unwrap();
+    let account_page = format!("/platform/accounts/{}", member.id);
+    assert_eq!(location(&res), account_page);
+    let (s, html) = page(&b, &app.url("/platform/lookup?email=nobody@riverside.test")).await;
+    assert_eq!(s, 404, "{html}");
+    let res = post_form(&app, &b, &account_page, &format!("{account_page}/reset"), &[("note", "")]).await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("Record how you verified"));
+    let res = post_form(&app, &b, &account_page, &format!("{account_page}/reset"), &[("note", "called back")]).await;
+    assert_eq!(location(&res), format!("{account_page}?notice=reset"));
+    let (s, html) = page(&b, &app.url("/admin/audit")).await;
+    assert!(s == 200 && html.contains("mfa_reset") && html.contains("called back"), "{html}");
+}

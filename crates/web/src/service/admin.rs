@@ -1,0 +1,376 @@
+//! What clinic admins (owners and admins) and platform support do to members: the
+//! Users list, per-member 2FA status, the one-time bypass, MFA reset, revoking
+//! sessions, deactivation and roles; and the audit trail with its CSV export. The
+//! permission rules are `clinic_auth_core::permission`; this module applies them.
+
+use axum::http::StatusCode;
+use clinic_auth_core::permission::{MemberAction, Target, Verdict};
+use clinic_auth_core::{AccountId, AccountKind, AccountStatus, Email, Realm, Role, UnixTime};
+use clinic_auth_notify::SecurityNotice;
+use clinic_auth_store::{Account, AuditEvent, AuditFilter, Bypass, Factor};
+
+use super::{By, accounts, audit_event, detail, mfa, notices, policy, time};
+use crate::{AppError, AppState};
+
+/// Longest "how was identity verified" note support may record.
+const NOTE_MAX_CHARS: usize = 500;
+
+/// A member as the Users page and the platform console show them: no secrets.
+#[derive(Debug, Clone)]
+pub struct MemberStatus {
+    pub account: Account,
+    pub factors: Vec<Factor>,
+    pub has_recovery_code: bool,
+    /// A one-time bypass is waiting and unexpired.
+    pub bypass_valid: bool,
+    /// The member must have a second factor under the current policy.
+    pub mfa_required: bool,
+    pub sessions: i64,
+}
+
+pub fn step_up_required() -> AppError {
+    AppError::new(
+        StatusCode::FORBIDDEN,
+        "step_up_required",
+        "This changes your own account: confirm it's you with your second factor first.",
+    )
+}
+
+/// Whether `by` proved a second factor within the step-up window (or has none to prove).
+async fn stepped_up(state: &AppState, by: &By) -> Result<bool, AppError> {
+    let (Some(id), Some(session)) = (by.account_id, by.session.as_ref()) else { return Ok(false) };
+    if state.store.list_factors(id).await?.is_empty() && state.store.recovery_code_hash(id).await?.is_none() {
+        return Ok(true);
+    }
+    let verified = state.store.get_session(session).await?.and_then(|r| r.verified_at);
+    Ok(mfa::recently_verified(verified, state.now()))
+}
+
+/// Finds the account an action is aimed at: a member of `org` (by id or email), or,
+/// for platform support without an organization, any account by id or email.
+async fn find_target(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<Account, AppError> {
+    match org {
+        Some(o) => policy::find_member(state, by, o, who).await,
+        None if by.actor.is_platform_support() => {
+            let found = match AccountId::parse(who) {
+                Ok(id) => state.store.get_account(id).await?,
+                Err(_) => match Email::parse(who) {
+                    Ok(email) => match state.store.find_account(Realm::Staff, &email).await? {
+                        Some(a) => Some(a),
+                        None => state.store.find_account(Realm::Patient, &email).await?,
+                    },
+                    Err(_) => None,
+                },
+            };
+            found.ok_or_else(|| AppError::not_found("The account"))
+        }
+        None => Err(AppError::forbidden()),
+    }
+}
+
+/// The target of `action`, once the rules allow `by` to do it.
+pub async fn authorize(
+    state: &AppState,
+    by: &By,
+    org: Option<&str>,
+    who: &str,
+    action: MemberAction,
+) -> Result<Account, AppError> {
+    let account = find_target(state, by, org, who).await?;
+    let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
+    let is_self = by.account_id == Some(account.id);
+    match by.actor.may_act_on_member(&target, is_self, action) {
+        Verdict::Allowed => Ok(account),
+        Verdict::NeedsStepUp if stepped_up(state, by).await? => Ok(account),
+        Verdict::NeedsStepUp => Err(step_up_required()),
+        Verdict::Denied if is_self => Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "not_on_yourself",
+            "You cannot do this to your own account; ask another owner or platform support.",
+        )),
+        Verdict::Denied if account.role == Some(Role::Owner) => Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "owner_protected",
+            "Only an owner or platform support can do this to the clinic's owner.",
+        )),
+        Verdict::Denied => Err(AppError::forbidden()),
+    }
+}
+
+async fn status_of(state: &AppState, account: Account) -> Result<MemberStatus, AppError> {
+    let m = mfa::load(state, &account).await?;
+    let sessions = state.store.count_sessions(account.id).await?;
+    let mfa_required = !m.may_turn_off(&account);
+    Ok(MemberStatus {
+        factors: m.factors,
+        has_recovery_code: m.has_recovery_code,
+        bypass_valid: m.bypass_valid,
+        mfa_required,
+        sessions,
+        account,
+    })
+}
+
+/// One member's 2FA status (which factors, enrolled when, last used), without secrets.
+pub async fn member_status(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<MemberStatus, AppError> {
+    let account = authorize(state, by, org, who, MemberAction::ViewStatus).await?;
+    status_of(state, account).await
+}
+
+/// The Users list: an organization's members, optionally only those whose email or
+/// role contains `query`.
+pub async fn list_members(
+    state: &AppState,
+    by: &By,
+    org: &str,
+    query: Option<&str>,
+) -> Result<Vec<MemberStatus>, AppError> {
+    let org = accounts::get_org(state, by, org).await?;
+    if !by.actor.may_set_org_policy(&org.id) {
+        return Err(AppError::forbidden());
+    }
+    let q = query.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
+    let mut out = Vec::new();
+    for a in state.store.list_members(&org.id).await? {
+        let role = a.role.map(Role::as_str).unwrap_or("");
+        if q.as_deref().is_some_and(|q| !a.email.as_str().contains(q) && !role.contains(q)) {
+            continue;
+        }
+        out.push(status_of(state, a).await?);
+    }
+    Ok(out)
+}
+
+fn event_for(state: &AppState, by: &By, kind: &'static str, target: &Account) -> clinic_auth_store::NewAuditEvent {
+    let mut event = audit_event(state, kind, "success", &by.client);
+    event.org_id = target.org_id.clone();
+    event.actor_id = by.account_id;
+    event.subject_id = Some(target.id);
+    event
+}
+
+/// "Disable two-factor authentication": the member may sign in once without a
+/// second factor until the bypass expires; that sign-in clears their factors and
+/// sends them to setup. Granting removes nothing by itself.
+pub async fn grant_bypass(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<Bypass, AppError> {
+    let account = authorize(state, by, org, who, MemberAction::GrantBypass).await?;
+    if account.kind != AccountKind::Member {
+        return Err(AppError::bad_request("not_a_member", "A one-time bypass is for clinic staff only."));
+    }
+    let now = state.now();
+    let bypass =
+        Bypass { granted_at: now, expires_at: now.plus_secs(state.config.bypass_ttl_secs), granted_by: by.account_id };
+    let mut event = event_for(state, by, "bypass_granted", &account);
+    let expires = time::rfc3339(bypass.expires_at);
+    event.detail = detail(&[("expires_at", &expires)]);
+    if !state.store.grant_bypass(account.id, &bypass, &event).await? {
+        return Err(AppError::not_found("The member"));
+    }
+    notices::send(state, &account, SecurityNotice::BypassGranted { expires: time::date_time(bypass.expires_at) }).await;
+    Ok(bypass)
+}
+
+/// Reset MFA: removes every factor (passkeys included) and the recovery code.
+/// Platform support must record how they verified the member's identity.
+pub async fn reset_mfa(
+    state: &AppState,
+    by: &By,
+    org: Option<&str>,
+    who: &str,
+    identity_note: Option<&str>,
+) -> Result<u64, AppError> {
+    let note = identity_note.map(str::trim).filter(|n| !n.is_empty());
+    if by.actor.is_platform_support() && note.is_none() {
+        return Err(AppError::bad_request(
+            "identity_note_required",
+            "Record how you verified the member's identity (for example: \"called back on the number on file\").",
+        ));
+    }
+    if note.is_some_and(|n| n.chars().count() > NOTE_MAX_CHARS || n.chars().any(char::is_control)) {
+        return Err(AppError::bad_request(
+            "invalid_note",
+            "Keep the identity note to one line of at most 500 characters.",
+        ));
+    }
+    let account = authorize(state, by, org, who, MemberAction::ResetMfa).await?;
+    let mut event = event_for(state, by, "mfa_reset", &account);
+    if let Some(n) = note {
+        event.detail = detail(&[("identity_verified", n)]);
+    }
+    let removed = state.store.remove_factors(account.id, None, &event).await?;
+    notices::send(state, &account, SecurityNotice::MfaReset).await;
+    Ok(removed)
+}
+
+/// Ends every session of the member.
+pub async fn revoke_sessions(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<u64, AppError> {
+    let account = authorize(state, by, org, who, MemberAction::RevokeSessions).await?;
+    let event = event_for(state, by, "sessions_revoked", &account);
+    Ok(state.store.revoke_sessions(account.id, &event).await?)
+}
+
+/// Deactivates (ending every session) or reactivates a member.
+pub async fn set_status(
+    state: &AppState,
+    by: &By,
+    org: Option<&str>,
+    who: &str,
+    status: AccountStatus,
+) -> Result<Account, AppError> {
+    let action = if status == AccountStatus::Active { MemberAction::Reactivate } else { MemberAction::Deactivate };
+    let account = authorize(state, by, org, who, action).await?;
+    let kind = if status == AccountStatus::Active { "account_reactivated" } else { "account_deactivated" };
+    let event = event_for(state, by, kind, &account);
+    if !state.store.set_account_status(account.id, status, &event).await? {
+        return Err(AppError::not_found("The member"));
+    }
+    Ok(Account { status, ..account })
+}
+
+/// Changes a member's role.
+pub async fn change_role(
+    state: &AppState,
+    by: &By,
+    org: Option<&str>,
+    who: &str,
+    role: Role,
+) -> Result<Account, AppError> {
+    let account = authorize(state, by, org, who, MemberAction::ChangeRole(role)).await?;
+    if account.kind != AccountKind::Member {
+        return Err(AppError::bad_request("not_a_member", "Only clinic staff have roles."));
+    }
+    let mut event = event_for(state, by, "role_changed", &account);
+    event.detail = detail(&[("from", account.role.map(Role::as_str).unwrap_or("")), ("to", role.as_str())]);
+    if !state.store.set_role(account.id, role, &event).await? {
+        return Err(AppError::not_found("The member"));
+    }
+    Ok(Account { role: Some(role), ..account })
+}
+
+// ----- the audit trail -----
+
+/// Filters people type: a member (email or id), an event type, a date range.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub member: Option<String>,
+    pub kind: Option<String>,
+    /// `YYYY-MM-DD`, inclusive.
+    pub from: Option<String>,
+    /// `YYYY-MM-DD`, inclusive.
+    pub to: Option<String>,
+    pub limit: Option<i64>,
+}
+
+fn bad_date() -> AppError {
+    AppError::bad_request("invalid_date", "Give dates as YYYY-MM-DD, for example 2027-01-15.")
+}
+
+/// An organization's events (clinic admins, support), or every event (`org = None`,
+/// support only), newest first.
+pub async fn audit_events(
+    state: &AppState,
+    by: &By,
+    org: Option<&str>,
+    q: &AuditQuery,
+) -> Result<Vec<AuditEvent>, AppError> {
+    let org_id = match org {
+        Some(o) => Some(accounts::get_org(state, by, o).await?.id),
+        None => None,
+    };
+    if !by.actor.may_view_audit(org_id.as_ref()) {
+        return Err(AppError::forbidden());
+    }
+    let nonempty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let member = match nonempty(&q.member) {
+        Some(who) => Some(match (&org_id, AccountId::parse(&who)) {
+            (_, Ok(id)) => id,
+            (Some(o), Err(_)) => policy::find_member(state, by, o.as_str(), &who).await?.id,
+            (None, Err(_)) => find_target(state, by, None, &who).await?.id,
+        }),
+        None => None,
+    };
+    let since = nonempty(&q.from).map(|d| time::parse_day(&d).ok_or_else(bad_date)).transpose()?;
+    let until =
+        nonempty(&q.to).map(|d| time::parse_day(&d).map(|t| t.plus_secs(86_400)).ok_or_else(bad_date)).transpose()?;
+    let filter = AuditFilter {
+        org_id,
+        subject_id: None,
+        kind: nonempty(&q.kind),
+        member,
+        since,
+        until,
+        limit: q.limit.unwrap_or(500).clamp(1, 10_000),
+    };
+    Ok(state.store.list_audit(&filter).await?)
+}
+
+/// Emails of the accounts events name, for people reading the trail.
+pub async fn names(
+    state: &AppState,
+    events: &[AuditEvent],
+) -> Result<std::collections::HashMap<String, String>, AppError> {
+    let mut ids: Vec<String> = Vec::new();
+    for e in events {
+        ids.extend(e.actor_id.iter().chain(e.subject_id.iter()).cloned());
+    }
+    ids.sort();
+    ids.dedup();
+    let mut out = std::collections::HashMap::new();
+    for id in ids {
+        if let Ok(aid) = AccountId::parse(&id)
+            && let Some(a) = state.store.get_account(aid).await?
+        {
+            out.insert(id, a.email.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// A spreadsheet cell: quoted, and text a spreadsheet would run as a formula
+/// (`=`, `+`, `-`, `@`, tab, CR) prefixed with `'`.
+fn cell(s: &str) -> String {
+    let guarded = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
+    format!("\"{}\"", guarded.replace('"', "\"\""))
+}
+
+/// The events as CSV, oldest first.
+pub fn csv(events: &[AuditEvent], names: &std::collections::HashMap<String, String>) -> String {
+    let mut out = String::from(
+        "id,time,organization,event,outcome,actor,actor_id,subject,subject_id,client_address,user_agent,detail,chain_seq,hash\r\n",
+    );
+    let name = |id: &Option<String>| id.as_ref().and_then(|i| names.get(i)).cloned().unwrap_or_default();
+    for e in events.iter().rev() {
+        let row = [
+            e.id.to_string(),
+            time::rfc3339(UnixTime(e.at.0)),
+            e.org_id.clone().unwrap_or_default(),
+            e.kind.clone(),
+            e.outcome.clone(),
+            name(&e.actor_id),
+            e.actor_id.clone().unwrap_or_default(),
+            name(&e.subject_id),
+            e.subject_id.clone().unwrap_or_default(),
+            e.client_ip.clone(),
+            e.user_agent.clone(),
+            e.detail.clone(),
+            e.seq.map(|s| s.to_string()).unwrap_or_default(),
+            e.hash.clone().unwrap_or_default(),
+        ];
+        out.push_str(&row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(cell("a\"b"), "\"a\"\"b\"");
+        assert_eq!(cell("=HYPERLINK(1)"), "\"'=HYPERLINK(1)\"");
+        assert_eq!(cell("-1"), "\"'-1\"");
+        assert_eq!(cell("sign_in"), "\"sign_in\"");
+    }
+}

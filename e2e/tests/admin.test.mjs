@@ -1,0 +1,184 @@
+// Clinic administration as a new clinic admin does it in the browser: turn on
+// Mandatory 2FA under Clinic Settings → Edit Clinic, set one member to Not required,
+// grant another the one-time bypass ("Disable two-factor authentication") and watch
+// that member sign in once without 2FA and land in setup, reset a third member's
+// MFA, and find all of it in the audit log and its CSV export.
+
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import * as OTPAuth from 'otpauth';
+import { RESULTS_DIR, launchBrowser, withServerAndBrowser } from '../lib/server.mjs';
+import { click, expectHeading, expectPath, expectText, field, fill, open, signIn, waitVisible } from '../lib/pages.mjs';
+
+const TIMEOUT = { timeout: 180_000 };
+const ORG = 'riverside-clinic';
+const PASSWORD = 'correct horse battery staple';
+const ADMIN = 'admin@riverside.test';
+const LOCUM = 'locum@riverside.test';
+const LEE = 'dr.lee@riverside.test';
+const NURSE = 'nurse@riverside.test';
+
+async function screenshot(page, name) {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  await page.screenshot({ path: join(RESULTS_DIR, `${name}.png`), fullPage: true });
+}
+
+async function api(server, method, path, body, token) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`${server.baseUrl}${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    assert.fail(`${method} ${path} answered ${res.status} with non-JSON: ${text.slice(0, 300)}`);
+  }
+  return { status: res.status, body: json };
+}
+
+/** A member of the Mandatory-2FA clinic sets up an authenticator app through the API. */
+async function enrollThroughApi(server, email) {
+  const start = await api(server, 'POST', '/api/v1/login', { email });
+  const flow = encodeURIComponent(start.body.flow_id);
+  const pw = await api(server, 'POST', `/api/v1/login/${flow}/password`, { password: PASSWORD });
+  assert.equal(pw.body.next, 'enroll', `${email}: ${JSON.stringify(pw.body)}`);
+  const setup = await api(server, 'POST', `/api/v1/login/${flow}/enroll/authenticator`, {});
+  assert.equal(setup.status, 200, JSON.stringify(setup.body));
+  const totp = OTPAuth.URI.parse(setup.body.otpauth_uri);
+  const done = await api(server, 'POST', `/api/v1/login/${flow}/enroll/authenticator/confirm`, {
+    code: totp.generate(),
+  });
+  assert.equal(done.status, 200, JSON.stringify(done.body));
+  assert.equal(done.body.next, 'done');
+}
+
+/** Users → search → View, for `email`. */
+async function openMember(page, server, email) {
+  await open(page, `${server.baseUrl}/admin/users`, server);
+  await expectHeading(page, 'Users');
+  await fill(page, 'Search', email.split('@')[0]);
+  await click(page, 'Search');
+  const view = page.getByRole('link', { name: `View ${email}`, exact: true });
+  await waitVisible(page, view, `a "View" link for ${email}`);
+  assert.equal(await page.getByRole('link', { name: /^View / }).count(), 1, 'the search narrows the list to one member');
+  await view.click();
+  await expectHeading(page, email);
+}
+
+test('a new clinic admin turns on Mandatory 2FA, exempts, bypasses and resets members, and audits it', TIMEOUT, (t) =>
+  withServerAndBrowser(t, async ({ server, page }) => {
+    // Platform support set up the clinic and enabled MFA for it.
+    server.cli(['org', 'create', '--name', 'Riverside Clinic', '--kind', 'clinic']);
+    server.cli(['org', 'mfa', '--org', ORG, '--enable']);
+    for (const [email, role] of [
+      [ADMIN, 'admin'],
+      [LOCUM, 'provider'],
+      [LEE, 'provider'],
+      [NURSE, 'staff'],
+    ]) {
+      server.cli(['member', 'add', '--org', ORG, '--email', email, '--role', role, '--password-stdin'], {
+        stdin: `${PASSWORD}\n`,
+      });
+    }
+
+    // 1. The admin signs in and finds Clinic Settings from the account page.
+    await open(page, `${server.baseUrl}/login`, server);
+    await signIn(page, ADMIN, PASSWORD);
+    await expectPath(page, '/account');
+    await page.getByRole('link', { name: 'Clinic Settings', exact: true }).click();
+    await expectPath(page, '/admin');
+    await expectHeading(page, 'Clinic Settings');
+
+    // 2. Edit Clinic → Mandatory 2FA → Save, with a summary of what members get.
+    await page.getByRole('link', { name: 'Edit Clinic', exact: true }).click();
+    await expectPath(page, '/admin/edit');
+    await field(page, 'Mandatory 2FA').check();
+    await click(page, 'Save');
+    await expectPath(page, '/admin');
+    await expectText(page, 'Saved.');
+    assert.equal((await page.locator('#mfa-mode').innerText()).trim(), 'Mandatory 2FA');
+    await expectText(page, 'Mandatory 2FA: every member without a second factor sets one up');
+    await screenshot(page, 'admin-clinic-settings');
+
+    // Two members set up their authenticator app (they are now required to).
+    await enrollThroughApi(server, LEE);
+    await enrollThroughApi(server, NURSE);
+
+    // 3. The locum is set to Not required.
+    await openMember(page, server, LOCUM);
+    await page.getByLabel('Two-factor auth', { exact: true }).selectOption('not_required');
+    await click(page, 'Save setting');
+    await expectText(page, 'The two-factor setting is saved.');
+    assert.equal(await page.getByLabel('Two-factor auth', { exact: true }).inputValue(), 'not_required');
+
+    // 4. Dr. Lee lost their phone: "Disable two-factor authentication" → Save user.
+    await openMember(page, server, LEE);
+    await expectText(page, 'Authenticator app — enrolled');
+    await field(page, 'Disable two-factor authentication').check();
+    await click(page, 'Save user');
+    await expectText(page, 'disabled for one sign-in');
+    assert.match(await page.locator('#member-bypass').innerText(), /granted, usable once until/);
+    await screenshot(page, 'admin-member-bypass');
+
+    // Dr. Lee, in their own browser: password only, then straight to setup.
+    const lee = await launchBrowser();
+    try {
+      await open(lee.page, `${server.baseUrl}/login`, server);
+      await signIn(lee.page, LEE, PASSWORD);
+      await expectPath(lee.page, '/login/setup');
+      await expectHeading(lee.page, 'Set up two-factor authentication');
+      await screenshot(lee.page, 'admin-bypass-member-setup');
+    } finally {
+      await lee.close();
+    }
+    await openMember(page, server, LEE);
+    assert.equal((await page.locator('#member-bypass').innerText()).trim(), 'none', 'the bypass is used up');
+    assert.equal((await page.locator('#member-factors').innerText()).trim(), 'none', 'the old factors are gone');
+
+    // 5. The nurse's MFA is reset.
+    await openMember(page, server, NURSE);
+    await expectText(page, 'Authenticator app — enrolled');
+    await click(page, 'Reset MFA');
+    await expectText(page, 'MFA was reset');
+    assert.equal((await page.locator('#member-factors').innerText()).trim(), 'none');
+
+    // 6. All of it is in the audit log...
+    await page.getByRole('link', { name: 'Audit log', exact: true }).click();
+    await expectPath(page, '/admin/audit');
+    const table = page.locator('#audit');
+    for (const kind of ['org_mfa_changed', 'member_mfa_override_changed', 'bypass_granted', 'bypass_used', 'mfa_reset']) {
+      await waitVisible(page, table.getByRole('cell', { name: kind, exact: true }), `an audit row "${kind}"`);
+    }
+    await screenshot(page, 'admin-audit');
+    await fill(page, 'Member', LEE);
+    await fill(page, 'Type', 'bypass_used');
+    await click(page, 'Filter');
+    await expectPath(page, '/admin/audit');
+    const rows = table.locator('tbody tr');
+    assert.equal(await rows.count(), 1, 'filtering by member and type leaves one event');
+    assert.match(await rows.first().innerText(), /bypass_used/);
+
+    // ...and in the CSV export.
+    await fill(page, 'Member', '');
+    await fill(page, 'Type', '');
+    await click(page, 'Filter');
+    const href = await page.locator('#export-csv').getAttribute('href');
+    const res = await page.context().request.get(`${server.baseUrl}${href}`);
+    assert.equal(res.status(), 200);
+    assert.match(res.headers()['content-type'], /^text\/csv/);
+    const csv = await res.text();
+    await writeFile(join(RESULTS_DIR, 'admin-audit.csv'), csv);
+    assert.match(csv.split('\r\n')[0], /^id,time,organization,event,outcome,actor/);
+    for (const needle of ['"org_mfa_changed"', '"member_mfa_override_changed"', '"bypass_granted"', '"bypass_used"', '"mfa_reset"', `"${NURSE}"`, `"${ADMIN}"`]) {
+      assert.ok(csv.includes(needle), `the CSV export has ${needle}`);
+    }
+  }),
+);
