@@ -29,6 +29,7 @@ both_stores!(
     a_passkey_proves_a_step_up,
     refused_passkeys_end_the_sign_in_and_lock_the_member,
     the_pages_trust_verify_and_remove_a_device,
+    an_mfa_reset_removes_passkeys_and_members_hear_of_changes,
 );
 
 const EMAIL: &str = "dr.lee@riverside.test";
@@ -616,4 +617,37 @@ async fn the_pages_trust_verify_and_remove_a_device(app: TestApp) {
     assert_eq!(location(&res), "/account?notice=passkey_removed");
     let account = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
     assert!(!account.contains("Exam room 2") && account.contains("Trust this device"), "{account}");
+}
+
+async fn an_mfa_reset_removes_passkeys_and_members_hear_of_changes(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    let mut laptop = device();
+    let (_, added) = trust(&app, &token, &mut laptop, Some("Exam room 2")).await;
+    let (_, second) = trust(&app, &token, &mut device(), Some("Old tablet")).await;
+    let id = second["id"].as_str().unwrap();
+    let res = app.api().delete(app.url(&format!("/api/v1/me/passkeys/{id}"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    // The member hears of each passkey added and removed, by name, with no secret.
+    app.smtp.wait_for(4, std::time::Duration::from_secs(5)).await;
+    let mails: Vec<_> = app.smtp.messages().into_iter().filter(|m| m.header("To").as_deref() == Some(EMAIL)).collect();
+    let texts: Vec<String> = mails.iter().map(|m| format!("{:?} {:?}", m.subject(), m.text_body())).collect();
+    assert!(texts.iter().any(|t| t.contains("added") && t.contains("Exam room 2")), "{texts:#?}");
+    assert!(texts.iter().any(|t| t.contains("removed") && t.contains("Old tablet")), "{texts:#?}");
+
+    // Support resets the member's MFA (every factor gone): passkeys included.
+    let removed = clinic_auth_web::service::admin::reset_mfa(
+        &app.state,
+        &By::operator(),
+        Some(org.id.as_str()),
+        EMAIL,
+        Some("called back on the number on file"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(removed, 2, "the authenticator app and the remaining passkey");
+    let hint = added["device_hint"].as_str().unwrap();
+    let (_, progress) = password_step(&app, EMAIL, &[hint]).await;
+    assert_eq!(progress["next"], "enroll", "the trusted device no longer skips setup: {progress}");
 }
