@@ -201,6 +201,39 @@ impl Actor {
     }
 }
 
+/// How support verified a member's identity before resetting their MFA ("called back
+/// on the number on file"): one line of at most [`IdentityNote::MAX_CHARS`] characters.
+/// It goes into the audit trail, so it is kept short and free of control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityNote(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityNoteError {
+    #[error("Record how you verified the member's identity (for example: \"called back on the number on file\").")]
+    Missing,
+    #[error("Keep the identity note to one line of at most 500 characters.")]
+    Invalid,
+}
+
+impl IdentityNote {
+    pub const MAX_CHARS: usize = 500;
+
+    pub fn parse(s: &str) -> Result<IdentityNote, IdentityNoteError> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(IdentityNoteError::Missing);
+        }
+        if s.chars().count() > Self::MAX_CHARS || s.chars().any(char::is_control) {
+            return Err(IdentityNoteError::Invalid);
+        }
+        Ok(IdentityNote(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,5 +363,14 @@ mod tests {
         assert!(Actor::Operator.may_view_audit(Some(&b)));
         assert_eq!(admin.administered_org(), Some(&a));
         assert_eq!(staff.administered_org(), None);
+    }
+
+    #[test]
+    fn identity_notes_are_one_bounded_line() {
+        assert_eq!(IdentityNote::parse("  called back  ").map(|n| n.0), Ok("called back".to_owned()));
+        assert_eq!(IdentityNote::parse(" "), Err(IdentityNoteError::Missing));
+        assert!(IdentityNote::parse(&"a".repeat(500)).is_ok());
+        assert_eq!(IdentityNote::parse(&"a".repeat(501)), Err(IdentityNoteError::Invalid));
+        assert_eq!(IdentityNote::parse("line one\nline two"), Err(IdentityNoteError::Invalid));
     }
 }

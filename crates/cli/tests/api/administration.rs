@@ -372,6 +372,17 @@ async fn platform_support_looks_up_resets_and_bypasses(app: TestApp) {
     // A reset needs a record of how identity was verified.
     let (s, e) = app.post_json("/api/v1/platform/accounts/owner@riverside.test/mfa-reset", &t, json!({})).await;
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("identity_note_required")));
+    let long = "x".repeat(501);
+    for bad in [long.as_str(), "called back\nthen reset"] {
+        let (s, e) = app
+            .post_json(
+                "/api/v1/platform/accounts/owner@riverside.test/mfa-reset",
+                &t,
+                json!({"identity_verified": bad}),
+            )
+            .await;
+        assert_eq!((s, e["error"]["code"].as_str()), (400, Some("invalid_note")), "{e}");
+    }
     let note = "Called back on the clinic's number on file; confirmed date of hire";
     let (s, v) = app
         .post_json("/api/v1/platform/accounts/owner@riverside.test/mfa-reset", &t, json!({"identity_verified": note}))

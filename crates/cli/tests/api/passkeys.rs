@@ -369,6 +369,13 @@ async fn ceremonies_expire_and_are_bound_to_their_flow(app: TestApp) {
     assert_eq!(post(&app, &format!("/api/v1/login/{flow}/passkey/options"), None, json!({})).await.0, 200);
     let (s, e) = answer(&app, &flow, &json!({"id": 5})).await;
     assert_eq!((s, error_code(&e)), (400, Some("invalid_passkey_response")), "{e}");
+    // A genuine answer padded past 12 KiB (still under the 16 KiB body limit) is
+    // refused before it is parsed.
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let mut padded = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    padded["extensions"] = json!({"pad": "x".repeat(12 * 1024)});
+    let (s, e) = answer(&app, &flow, &padded).await;
+    assert_eq!((s, error_code(&e)), (400, Some("invalid_passkey_response")), "{e}");
 }
 
 async fn passkeys_are_listed_renamed_and_removed(app: TestApp) {

@@ -4,16 +4,13 @@
 //! permission rules are `clinic_auth_core::permission`; this module applies them.
 
 use axum::http::StatusCode;
-use clinic_auth_core::permission::{MemberAction, Target, Verdict};
+use clinic_auth_core::permission::{IdentityNote, IdentityNoteError, MemberAction, Target, Verdict};
 use clinic_auth_core::{AccountId, AccountKind, AccountStatus, Email, Realm, Role, UnixTime};
 use clinic_auth_notify::SecurityNotice;
 use clinic_auth_store::{Account, AuditEvent, AuditFilter, Bypass, Factor};
 
 use super::{By, accounts, audit_event, detail, mfa, notices, policy, time};
 use crate::{AppError, AppState};
-
-/// Longest "how was identity verified" note support may record.
-const NOTE_MAX_CHARS: usize = 500;
 
 /// A member as the Users page and the platform console show them: no secrets.
 #[derive(Debug, Clone)]
@@ -179,23 +176,19 @@ pub async fn reset_mfa(
     who: &str,
     identity_note: Option<&str>,
 ) -> Result<u64, AppError> {
-    let note = identity_note.map(str::trim).filter(|n| !n.is_empty());
-    if by.actor.is_platform_support() && note.is_none() {
-        return Err(AppError::bad_request(
-            "identity_note_required",
-            "Record how you verified the member's identity (for example: \"called back on the number on file\").",
-        ));
-    }
-    if note.is_some_and(|n| n.chars().count() > NOTE_MAX_CHARS || n.chars().any(char::is_control)) {
-        return Err(AppError::bad_request(
-            "invalid_note",
-            "Keep the identity note to one line of at most 500 characters.",
-        ));
-    }
+    // Support must say how identity was verified; a clinic admin may add a note.
+    let note = match identity_note.map(IdentityNote::parse) {
+        Some(Ok(n)) => Some(n),
+        None | Some(Err(IdentityNoteError::Missing)) if !by.actor.is_platform_support() => None,
+        None | Some(Err(IdentityNoteError::Missing)) => {
+            return Err(AppError::bad_request("identity_note_required", IdentityNoteError::Missing.to_string()));
+        }
+        Some(Err(e)) => return Err(AppError::bad_request("invalid_note", e.to_string())),
+    };
     let account = authorize(state, by, org, who, MemberAction::ResetMfa).await?;
     let mut event = event_for(state, by, "mfa_reset", &account);
-    if let Some(n) = note {
-        event.detail = detail(&[("identity_verified", n)]);
+    if let Some(n) = &note {
+        event.detail = detail(&[("identity_verified", n.as_str())]);
     }
     let removed = state.store.remove_factors(account.id, None, &event).await?;
     notices::send(state, &account, SecurityNotice::MfaReset).await;
