@@ -406,7 +406,12 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
                 mode: mode.map(|m| m.parse()).transpose()?,
                 methods: methods.map(|m| m.parse()).transpose()?,
             };
-            let org = clinic_auth_web::service::policy::set_org_mfa(&state, &by, &org, change).await?;
+            // No flag: show the settings without changing (or auditing) anything.
+            let org = if change.is_empty() {
+                clinic_auth_web::service::accounts::get_org(&state, &by, &org).await?
+            } else {
+                clinic_auth_web::service::policy::set_org_mfa(&state, &by, &org, change).await?
+            };
             let mfa = &org.mfa;
             print_out(
                 json_out,

@@ -74,6 +74,16 @@ impl Actor {
         self.is_support() || self.manages(org).is_some()
     }
 
+    /// Changing an organization's MFA settings: turning MFA on or off (`enabled`) is
+    /// platform support's; mode and methods are also the organization's owners' and
+    /// admins'. Nobody else may change anything, not even nothing.
+    pub fn may_change_org_mfa(&self, org: &OrgId, change: &crate::policy::OrgMfaChange) -> bool {
+        if change.enabled.is_some() && !self.is_support() {
+            return false;
+        }
+        self.may_set_org_policy(org)
+    }
+
     /// Setting a member's two-factor override. Support for anyone; owners and admins
     /// for their own organization's members.
     pub fn may_set_member_mfa(&self, target: &Target<'_>) -> bool {
@@ -236,6 +246,30 @@ impl IdentityNote {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn org_mfa_changes_need_the_right_role_even_when_empty() {
+        use crate::policy::{MfaMode, OrgMfaChange};
+        let org = OrgId::parse("riverside").unwrap();
+        let other = OrgId::parse("hillside").unwrap();
+        let admin = Actor::Member { org: org.clone(), role: Role::Admin };
+        let provider = Actor::Member { org: org.clone(), role: Role::Provider };
+        let patient = Actor::Patient { org: org.clone() };
+        let empty = OrgMfaChange::default();
+        let mode = OrgMfaChange { mode: Some(MfaMode::Required), ..Default::default() };
+        let enable = OrgMfaChange { enabled: Some(true), ..Default::default() };
+        assert!(admin.may_change_org_mfa(&org, &mode));
+        assert!(admin.may_change_org_mfa(&org, &empty));
+        assert!(!admin.may_change_org_mfa(&other, &mode));
+        assert!(!admin.may_change_org_mfa(&org, &enable), "enabling MFA is support's");
+        for nobody in [&provider, &patient] {
+            assert!(!nobody.may_change_org_mfa(&org, &empty));
+            assert!(!nobody.may_change_org_mfa(&org, &mode));
+        }
+        assert!(Actor::PlatformAdmin.may_change_org_mfa(&other, &enable));
+        assert!(Actor::Operator.may_change_org_mfa(&org, &mode));
+    }
+
     use super::*;
 
     fn org(s: &str) -> OrgId {

@@ -174,7 +174,52 @@ impl Default for OrgMfa {
     }
 }
 
+/// A change to an organization's MFA settings; `None` keeps the current value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrgMfaChange {
+    /// Platform support's switch.
+    pub enabled: Option<bool>,
+    /// The organization's owners' and admins' choices.
+    pub mode: Option<MfaMode>,
+    pub methods: Option<MethodSet>,
+}
+
+impl OrgMfaChange {
+    pub fn is_empty(&self) -> bool {
+        self.enabled.is_none() && self.mode.is_none() && self.methods.is_none()
+    }
+}
+
+/// Why a change to an organization's MFA settings was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrgMfaChangeError {
+    #[error("Say what to change: enabled, mode or methods.")]
+    NothingToChange,
+    #[error("MFA is not enabled for this organization yet. Ask platform support to enable it.")]
+    NotEnabled,
+    #[error(transparent)]
+    Invalid(#[from] PolicyError),
+}
+
 impl OrgMfa {
+    /// The settings after `change`, for an organization of `org_kind`. While support
+    /// has not enabled MFA, admins cannot switch a mode on (methods may be prepared).
+    pub fn apply(&self, org_kind: OrgKind, change: &OrgMfaChange) -> Result<OrgMfa, OrgMfaChangeError> {
+        if change.is_empty() {
+            return Err(OrgMfaChangeError::NothingToChange);
+        }
+        let next = OrgMfa {
+            enabled: change.enabled.unwrap_or(self.enabled),
+            mode: change.mode.unwrap_or(self.mode),
+            methods: change.methods.unwrap_or(self.methods),
+        };
+        if !next.enabled && change.mode.is_some_and(|m| m != MfaMode::Off) {
+            return Err(OrgMfaChangeError::NotEnabled);
+        }
+        OrgMfa::check(org_kind, next.mode, next.methods)?;
+        Ok(next)
+    }
+
     /// Whether admins of an organization of `org_kind` may save `mode` and `methods`.
     pub fn check(org_kind: OrgKind, mode: MfaMode, methods: MethodSet) -> Result<(), PolicyError> {
         if mode == MfaMode::Required && org_kind != OrgKind::Clinic {
@@ -274,7 +319,6 @@ pub fn may_opt_in(ctx: &MemberContext<'_>) -> bool {
         }
 }
 
-/// Whether the member may remove their last factor: not while MFA applies to them.
 /// The methods an account may set up: its organization's allowed methods when the
 /// organization has MFA on (and allows any); authenticator apps otherwise.
 pub fn allowed_methods(org: Option<&OrgMfa>) -> MethodSet {
@@ -304,6 +348,7 @@ pub fn may_trust_device(enrolled: &[FactorKind], allowed: MethodSet) -> bool {
         && enrolled.iter().any(|k| matches!(k, FactorKind::Authenticator | FactorKind::Email | FactorKind::Sms))
 }
 
+/// Whether the member may remove their last factor: not while MFA applies to them.
 pub fn may_turn_off(ctx: &MemberContext<'_>) -> bool {
     !mfa_applies(ctx)
 }
@@ -356,6 +401,27 @@ pub fn describe_for_members(org_kind: OrgKind, mfa: &OrgMfa) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn org_mfa_changes_merge_and_are_checked() {
+        let off = OrgMfa::default();
+        let enable = OrgMfaChange { enabled: Some(true), ..Default::default() };
+        let required = OrgMfaChange { mode: Some(MfaMode::Required), ..Default::default() };
+        assert_eq!(off.apply(OrgKind::Clinic, &OrgMfaChange::default()), Err(OrgMfaChangeError::NothingToChange));
+        assert_eq!(off.apply(OrgKind::Clinic, &required), Err(OrgMfaChangeError::NotEnabled));
+        let on = off.apply(OrgKind::Clinic, &enable).unwrap();
+        assert_eq!(on, OrgMfa { enabled: true, ..off });
+        let mandatory = on.apply(OrgKind::Clinic, &required).unwrap();
+        assert_eq!((mandatory.enabled, mandatory.mode, mandatory.methods), (true, MfaMode::Required, off.methods));
+        assert_eq!(
+            on.apply(OrgKind::Solo, &required),
+            Err(OrgMfaChangeError::Invalid(PolicyError::RequiredNeedsClinic))
+        );
+        // Turning a mode off needs no enabling first.
+        let off_mode = OrgMfaChange { mode: Some(MfaMode::Off), ..Default::default() };
+        assert_eq!(off.apply(OrgKind::Clinic, &off_mode).map(|m| m.mode), Ok(MfaMode::Off));
+    }
+
     use super::*;
     use FactorKind::*;
 

@@ -379,6 +379,14 @@ async fn policy_changes_follow_roles_and_rules(app: TestApp) {
     .unwrap();
     let (s, _) = put(format!("/api/v1/orgs/{}/mfa", clinic.id), doc.clone(), json!({"mode": "required"})).await;
     assert_eq!(s, 403, "providers do not set policy");
+    // Not even an empty change: it would write a policy event in the provider's name.
+    let before = app.audit_kinds().await.iter().filter(|(k, _)| k == "org_mfa_changed").count();
+    let (s, _) = put(format!("/api/v1/orgs/{}/mfa", clinic.id), doc.clone(), json!({})).await;
+    assert_eq!(s, 403, "a provider's empty change is refused too");
+    let (s, e) = put(format!("/api/v1/orgs/{}/mfa", clinic.id), admin.clone(), json!({})).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("nothing_to_change")), "{e}");
+    let after = app.audit_kinds().await.iter().filter(|(k, _)| k == "org_mfa_changed").count();
+    assert_eq!(before, after, "no policy event for a change that changed nothing");
     let (s, e) = put(format!("/api/v1/orgs/{}/mfa", other.id), admin.clone(), json!({"mode": "required"})).await;
     assert_eq!((s, e["error"]["code"].as_str()), (404, Some("not_found")));
     let (s, e) =

@@ -1,53 +1,35 @@
 //! Organization MFA policy and per-member overrides.
 
 use axum::http::StatusCode;
-use clinic_auth_core::{AccountId, AccountKind, Email, MemberOverride, MethodSet, MfaMode, OrgMfa};
+use clinic_auth_core::{AccountId, AccountKind, Email, MemberOverride};
 use clinic_auth_store::{Account, Org};
 
 use super::{By, accounts, audit_event, detail};
 use crate::{AppError, AppState};
 
-/// A change to an organization's MFA settings; `None` keeps the current value.
-#[derive(Debug, Clone, Default)]
-pub struct OrgMfaChange {
-    pub enabled: Option<bool>,
-    pub mode: Option<MfaMode>,
-    pub methods: Option<MethodSet>,
-}
+pub use clinic_auth_core::policy::OrgMfaChange;
+use clinic_auth_core::policy::OrgMfaChangeError;
 
 /// Applies a change: platform support turns MFA on or off for an organization; the
-/// organization's owners and admins choose mode and methods once it is on.
+/// organization's owners and admins choose mode and methods once it is on. The rules
+/// are `OrgMfa::apply` and `Actor::may_change_org_mfa`.
 pub async fn set_org_mfa(state: &AppState, by: &By, org_id: &str, change: OrgMfaChange) -> Result<Org, AppError> {
     let org = accounts::get_org(state, by, org_id).await?;
-    if change.enabled.is_some() && !by.actor.may_administer_platform() {
-        return Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Only platform support can turn MFA on or off for an organization.",
-        ));
-    }
-    if (change.mode.is_some() || change.methods.is_some()) && !by.actor.may_set_org_policy(&org.id) {
+    if !by.actor.may_change_org_mfa(&org.id, &change) {
+        if change.enabled.is_some() && by.actor.may_set_org_policy(&org.id) {
+            return Err(AppError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Only platform support can turn MFA on or off for an organization.",
+            ));
+        }
         return Err(AppError::forbidden());
     }
-    let mut mfa = org.mfa;
-    if let Some(e) = change.enabled {
-        mfa.enabled = e;
-    }
-    if let Some(m) = change.mode {
-        mfa.mode = m;
-    }
-    if let Some(m) = change.methods {
-        mfa.methods = m;
-    }
-    if !mfa.enabled && (change.mode.is_some_and(|m| m != MfaMode::Off)) {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            "mfa_not_enabled",
-            "MFA is not enabled for this organization yet. Ask platform support to enable it.",
-        ));
-    }
-    OrgMfa::check(org.kind, mfa.mode, mfa.methods)
-        .map_err(|e| AppError::bad_request("invalid_policy", e.to_string()))?;
+    let mfa = org.mfa.apply(org.kind, &change).map_err(|e| match e {
+        OrgMfaChangeError::NothingToChange => AppError::bad_request("nothing_to_change", e.to_string()),
+        OrgMfaChangeError::NotEnabled => AppError::new(StatusCode::CONFLICT, "mfa_not_enabled", e.to_string()),
+        OrgMfaChangeError::Invalid(e) => AppError::bad_request("invalid_policy", e.to_string()),
+    })?;
     let mut event = audit_event(state, "org_mfa_changed", "success", &by.client);
     event.org_id = Some(org.id.clone());
     event.actor_id = by.account_id;
