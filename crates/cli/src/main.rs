@@ -159,8 +159,14 @@ enum MemberCommand {
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
     /// Check every organization's hash chain; exits non-zero if any event was edited,
-    /// deleted or reordered.
-    Verify,
+    /// inserted, deleted or reordered.
+    Verify {
+        /// A file outside the database that keeps each chain's last verified event.
+        /// Each run checks the chains still reach it (catching newest events cut
+        /// off), then moves it forward. Created on the first run.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
+    },
     /// Print events as CSV (or JSON with --json), oldest first.
     Export {
         /// Only this organization (default: all).
@@ -247,11 +253,53 @@ async fn open_store(s: &Settings) -> anyhow::Result<Arc<dyn clinic_auth_store::S
         create_private_dir(&s.data_dir)?;
     }
     let url = s.database_url();
-    let store = clinic_auth_store::connect(&url)
+    clinic_auth_store::check_url(&url)?;
+    // The audit chain is keyed from the encryption keyring: no key, no store.
+    let keys = s.sealer()?.audit_chain_keys().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let store = clinic_auth_store::connect(&url, keys)
         .await
         .with_context(|| format!("opening the database ({})", redact_url(&url)))?;
     store.migrate().await.context("migrating the database")?;
     Ok(store)
+}
+
+/// An audit checkpoint file: `{"chain": {"seq": N, "hash": "v1:…"}}`; none yet is empty.
+fn read_checkpoint(
+    path: &std::path::Path,
+) -> anyhow::Result<std::collections::BTreeMap<String, clinic_auth_core::audit::ChainHead>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(e).with_context(|| format!("reading checkpoint {}", path.display())),
+    };
+    let raw: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&text).with_context(|| format!("checkpoint {} is not valid JSON", path.display()))?;
+    raw.into_iter()
+        .map(|(chain, v)| {
+            let seq = v.get("seq").and_then(serde_json::Value::as_i64);
+            let hash = v.get("hash").and_then(serde_json::Value::as_str);
+            match (seq, hash) {
+                (Some(seq), Some(hash)) => {
+                    Ok((chain, clinic_auth_core::audit::ChainHead { seq, hash: hash.to_owned() }))
+                }
+                _ => bail!("checkpoint {}: chain {chain:?} needs a seq and a hash", path.display()),
+            }
+        })
+        .collect()
+}
+
+/// Replaces the checkpoint file whole (write, then rename), so a crash never leaves half of one.
+fn write_checkpoint(
+    path: &std::path::Path,
+    heads: &std::collections::BTreeMap<String, clinic_auth_core::audit::ChainHead>,
+) -> anyhow::Result<()> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        heads.iter().map(|(c, h)| (c.clone(), json!({"seq": h.seq, "hash": h.hash}))).collect();
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(map))?;
+    std::fs::write(&tmp, text + "\n").with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing checkpoint {}", path.display()))?;
+    Ok(())
 }
 
 /// The data directory holds the database and keys: only its owner may read it.
@@ -509,11 +557,18 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
                 &format!("{email} may sign in once without 2FA until {}.", admin_time::date_time(b.expires_at)),
             );
         }
-        Command::Audit(AuditCommand::Verify) => {
-            let r = state.store.verify_audit().await?;
+        Command::Audit(AuditCommand::Verify { checkpoint }) => {
+            let seen = match &checkpoint {
+                Some(path) => read_checkpoint(path)?,
+                None => Default::default(),
+            };
+            let r = state.store.verify_audit(&seen).await?;
             if !r.breaks.is_empty() {
                 let breaks: Vec<String> = r.breaks.iter().map(ToString::to_string).collect();
                 bail!("the audit trail failed verification:\n  {}", breaks.join("\n  "));
+            }
+            if let Some(path) = &checkpoint {
+                write_checkpoint(path, &r.heads)?;
             }
             print_out(
                 json_out,

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use clinic_auth_core::{
@@ -12,7 +13,10 @@ use clinic_auth_core::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
-use clinic_auth_core::audit::{ChainedFields, GENESIS, PLATFORM_CHAIN, StoredLink, event_hash, verify_chain};
+use clinic_auth_core::audit::{
+    ChainBreak, ChainHead, ChainKeys, ChainVerifier, ChainedFields, GENESIS, PLATFORM_CHAIN, StoredLink,
+};
+use futures_util::TryStreamExt;
 
 use crate::{
     Account, AuditEvent, AuditFilter, AuditVerification, Bypass, Ceremony, Factor, LinkPurpose, NewAccount,
@@ -24,16 +28,18 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
+    keys: Arc<ChainKeys>,
 }
 
 /// PostgreSQL, for several server instances sharing one database.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: sqlx::PgPool,
+    keys: Arc<ChainKeys>,
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
+    pub async fn connect(url: &str, keys: ChainKeys) -> StoreResult<SqliteStore> {
         use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -42,7 +48,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, keys: Arc::new(keys) })
     }
 
     fn sql(s: &'static str) -> AssertSqlSafe<Cow<'static, str>> {
@@ -53,16 +59,19 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
         Ok(())
     }
+
+    /// A read transaction in WAL mode already sees one snapshot.
+    const SNAPSHOT: Option<&'static str> = None;
 }
 
 impl PgStore {
-    pub async fn connect(url: &str) -> StoreResult<PgStore> {
+    pub async fn connect(url: &str, keys: ChainKeys) -> StoreResult<PgStore> {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, keys: Arc::new(keys) })
     }
 
     fn sql(s: &'static str) -> AssertSqlSafe<Cow<'static, str>> {
@@ -73,6 +82,9 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())
     }
+
+    /// Every query of the transaction reads the same snapshot.
+    const SNAPSHOT: Option<&'static str> = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
 }
 
 /// `$1` → `?1`. Our SQL has no `$` inside string literals.
@@ -108,6 +120,27 @@ fn on_constraint(e: sqlx::Error, conflict: &'static str, missing: &'static str) 
         }
     }
     StoreError::Database(e)
+}
+
+/// Ends one chain of a verification: checks it against its stored head, unless it
+/// broke already (`verifier` is `None`).
+fn finish_chain(
+    heads: &mut std::collections::BTreeMap<String, (i64, String)>,
+    report: &mut AuditVerification,
+    chain: String,
+    verifier: Option<ChainVerifier<'_>>,
+) {
+    let head = heads.remove(&chain);
+    report.chains += 1;
+    if let Some(v) = verifier {
+        match v.finish(head.as_ref().map(|(s, h)| (*s, h.as_str()))) {
+            Ok(h) => {
+                report.events += h.seq;
+                report.heads.insert(chain, h);
+            }
+            Err(b) => report.breaks.push(b),
+        }
+    }
 }
 
 macro_rules! store_impl {
@@ -234,6 +267,7 @@ macro_rules! store_impl {
             /// Takes the next place in `f.chain` (locking its head until commit) and
             /// returns (seq, prev_hash, hash) for the event `f` (whose `seq` is ignored).
             async fn advance_chain(
+                keys: &ChainKeys,
                 conn: &mut <<$row as Row>::Database as sqlx::Database>::Connection,
                 f: &ChainedFields<'_>,
             ) -> StoreResult<(i64, String, String)> {
@@ -254,7 +288,7 @@ macro_rules! store_impl {
                 .await?;
                 let seq: i64 = head.try_get("seq")?;
                 let prev: String = head.try_get("hash")?;
-                let hash = event_hash(&prev, &ChainedFields { seq, ..f.clone() });
+                let hash = keys.link_hash(&prev, &ChainedFields { seq, ..f.clone() });
                 sqlx::query($store::sql("UPDATE audit_chain_heads SET hash = $1 WHERE chain = $2"))
                     .bind(&hash)
                     .bind(f.chain)
@@ -265,6 +299,7 @@ macro_rules! store_impl {
 
             /// Appends an event to its chain inside the caller's transaction.
             async fn write_audit_tx(
+                keys: &ChainKeys,
                 conn: &mut <<$row as Row>::Database as sqlx::Database>::Connection,
                 e: &NewAuditEvent,
             ) -> StoreResult<()> {
@@ -287,7 +322,7 @@ macro_rules! store_impl {
                     user_agent: &e.client.user_agent,
                     detail: &e.detail,
                 };
-                let (seq, prev, hash) = Self::advance_chain(&mut *conn, &fields).await?;
+                let (seq, prev, hash) = Self::advance_chain(keys, &mut *conn, &fields).await?;
                 sqlx::query($store::sql(
                     "INSERT INTO audit_events (at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail, chain, seq, prev_hash, hash)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -310,12 +345,21 @@ macro_rules! store_impl {
                 Ok(())
             }
 
-            /// Chains events written before the chain existed (databases migrated
-            /// from before 0005), oldest first, keeping their ids.
-            async fn chain_legacy_audit(&self) -> StoreResult<()> {
-                let rows = sqlx::query($store::sql("SELECT * FROM audit_events WHERE hash IS NULL ORDER BY id"))
-                    .fetch_all(&self.pool)
-                    .await?;
+            /// Re-hashes every event under the chain key, once, when migration 0006
+            /// asked for it (events from before keyed hashes, or before any chain).
+            /// The first instance to take the request does it; an event on the
+            /// platform chain records that it happened.
+            async fn rekey_audit_if_pending(&self) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let taken = sqlx::query($store::sql("DELETE FROM audit_rekey_pending"))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if taken == 0 {
+                    return Ok(());
+                }
+                sqlx::query($store::sql("DELETE FROM audit_chain_heads")).execute(&mut *tx).await?;
+                let rows = sqlx::query($store::sql("SELECT * FROM audit_events ORDER BY id")).fetch_all(&mut *tx).await?;
                 for row in &rows {
                     let e = $store::audit_from_row(row)?;
                     let chain = e.org_id.clone().unwrap_or_else(|| PLATFORM_CHAIN.to_owned());
@@ -332,8 +376,7 @@ macro_rules! store_impl {
                         user_agent: &e.user_agent,
                         detail: &e.detail,
                     };
-                    let mut tx = self.pool.begin().await?;
-                    let (seq, prev, hash) = Self::advance_chain(&mut *tx, &fields).await?;
+                    let (seq, prev, hash) = Self::advance_chain(&self.keys, &mut *tx, &fields).await?;
                     sqlx::query($store::sql(
                         "UPDATE audit_events SET chain = $1, seq = $2, prev_hash = $3, hash = $4 WHERE id = $5",
                     ))
@@ -344,8 +387,25 @@ macro_rules! store_impl {
                     .bind(e.id)
                     .execute(&mut *tx)
                     .await?;
-                    tx.commit().await?;
                 }
+                if !rows.is_empty() {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                        .unwrap_or(0);
+                    let event = NewAuditEvent {
+                        at: UnixTime(now),
+                        kind: "audit_chain_rekeyed",
+                        outcome: "success",
+                        org_id: None,
+                        actor_id: None,
+                        subject_id: None,
+                        client: crate::ClientInfo { ip: "local".into(), user_agent: "clinic-auth migrate".into() },
+                        detail: format!("{{\"events\":{}}}", rows.len()),
+                    };
+                    $store::write_audit_tx(&self.keys, &mut *tx, &event).await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -383,8 +443,8 @@ macro_rules! store_impl {
 
         /// Appends an audit event to its chain inside the given transaction.
         macro_rules! write_audit {
-            ($conn:expr, $e:expr) => {
-                $store::write_audit_tx($conn, $e).await?
+            ($self:ident, $conn:expr, $e:expr) => {
+                $store::write_audit_tx(&$self.keys, $conn, $e).await?
             };
         }
 
@@ -396,7 +456,7 @@ macro_rules! store_impl {
 
             async fn migrate(&self) -> StoreResult<()> {
                 self.run_migrations().await?;
-                self.chain_legacy_audit().await
+                self.rekey_audit_if_pending().await
             }
 
             async fn ping(&self) -> StoreResult<()> {
@@ -420,7 +480,7 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| on_constraint(e, "organization", "organization"))?;
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(())
             }
@@ -465,7 +525,7 @@ macro_rules! store_impl {
                 if let Some(link) = link {
                     Self::insert_link(&mut *tx, link).await?;
                 }
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(())
             }
@@ -507,7 +567,7 @@ macro_rules! store_impl {
             async fn insert_password_link(&self, link: &NewPasswordLink, audit: &NewAuditEvent) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 Self::insert_link(&mut *tx, link).await?;
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(())
             }
@@ -581,7 +641,7 @@ macro_rules! store_impl {
                 .bind(account.to_string())
                 .execute(&mut *tx)
                 .await?;
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -616,7 +676,7 @@ macro_rules! store_impl {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| on_constraint(e, "an account with this email", "organization"))?;
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -686,7 +746,7 @@ macro_rules! store_impl {
                 if done.rows_affected() != 1 {
                     return Ok(false);
                 }
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -699,7 +759,7 @@ macro_rules! store_impl {
                     .bind(id.to_string())
                     .execute(&mut *tx)
                     .await?;
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(())
             }
@@ -797,7 +857,7 @@ macro_rules! store_impl {
                                 if let Some(hash) = recovery_code_hash {
                     Self::put_recovery_code(&mut *tx, f.account_id, hash, f.now).await?;
                 }
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(())
             }
@@ -816,7 +876,7 @@ macro_rules! store_impl {
                 if done.rows_affected() != 1 {
                     return Ok(false);
                 }
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -850,7 +910,7 @@ macro_rules! store_impl {
                         .execute(&mut *tx)
                         .await?;
                 }
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(removed)
             }
@@ -877,7 +937,7 @@ macro_rules! store_impl {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| on_constraint(e, "passkey", "account"))?;
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(())
             }
@@ -904,7 +964,7 @@ macro_rules! store_impl {
                 if done.rows_affected() != 1 {
                     return Ok(false);
                 }
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -941,7 +1001,7 @@ macro_rules! store_impl {
                 .bind(account.to_string())
                 .execute(&mut *tx)
                 .await?;
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -1000,7 +1060,7 @@ macro_rules! store_impl {
                 .bind(c.challenge.expires_at.0)
                 .execute(&mut *tx)
                 .await?;
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(())
             }
@@ -1079,7 +1139,7 @@ macro_rules! store_impl {
                 if done != 1 {
                     return Ok(false);
                 }
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -1092,7 +1152,7 @@ macro_rules! store_impl {
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 Self::insert_session_tx(&mut *tx, s, finished_flow).await?;
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(())
             }
@@ -1139,7 +1199,7 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await?;
                 if let Some(audit) = audit {
-                    write_audit!(&mut *tx, audit);
+                    write_audit!(self, &mut *tx, audit);
                 }
                 tx.commit().await?;
                 Ok(())
@@ -1201,80 +1261,105 @@ macro_rules! store_impl {
 
             async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
-                write_audit!(&mut *tx, event);
+                write_audit!(self, &mut *tx, event);
                 tx.commit().await?;
                 Ok(())
             }
 
-            async fn verify_audit(&self) -> StoreResult<AuditVerification> {
+            async fn verify_audit(
+                &self,
+                checkpoint: &std::collections::BTreeMap<String, ChainHead>,
+            ) -> StoreResult<AuditVerification> {
+                use std::collections::{BTreeMap, BTreeSet};
+                // One snapshot for heads and events, so appends meanwhile cannot
+                // look like a broken chain.
+                let mut tx = self.pool.begin().await?;
+                if let Some(snapshot) = Self::SNAPSHOT {
+                    sqlx::query($store::sql(snapshot)).execute(&mut *tx).await?;
+                }
                 let heads = sqlx::query($store::sql("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain"))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await?;
-                let mut heads: std::collections::BTreeMap<String, (i64, String)> = heads
+                let mut heads: BTreeMap<String, (i64, String)> = heads
                     .iter()
                     .map(|r| Ok((r.try_get("chain")?, (r.try_get("seq")?, r.try_get("hash")?))))
                     .collect::<StoreResult<_>>()?;
-                let rows = sqlx::query($store::sql(
-                    "SELECT id, at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail,
-                            COALESCE(chain, '') AS chain, COALESCE(seq, 0) AS seq,
-                            COALESCE(prev_hash, '') AS prev_hash, COALESCE(hash, '') AS hash
-                     FROM audit_events ORDER BY chain, seq, id",
-                ))
-                .fetch_all(&self.pool)
-                .await?;
-                struct Owned {
-                    id: i64, chain: String, seq: i64, at: i64, kind: String, outcome: String,
-                    org_id: Option<String>, actor_id: Option<String>, subject_id: Option<String>,
-                    client_ip: String, user_agent: String, detail: String, prev_hash: String, hash: String,
-                }
-                let rows: Vec<Owned> = rows
+                let orgs: Vec<String> = sqlx::query($store::sql("SELECT id FROM organizations ORDER BY id"))
+                    .fetch_all(&mut *tx)
+                    .await?
                     .iter()
-                    .map(|r| {
-                        Ok(Owned {
-                            id: r.try_get("id")?, chain: r.try_get("chain")?, seq: r.try_get("seq")?, at: r.try_get("at")?,
-                            kind: r.try_get("kind")?, outcome: r.try_get("outcome")?, org_id: r.try_get("org_id")?,
-                            actor_id: r.try_get("actor_id")?, subject_id: r.try_get("subject_id")?,
-                            client_ip: r.try_get("client_ip")?, user_agent: r.try_get("user_agent")?,
-                            detail: r.try_get("detail")?, prev_hash: r.try_get("prev_hash")?, hash: r.try_get("hash")?,
-                        })
-                    })
-                    .collect::<StoreResult<_>>()?;
+                    .map(|r| r.try_get("id"))
+                    .collect::<Result<_, _>>()?;
                 let mut report = AuditVerification::default();
-                let mut start = 0;
-                while start < rows.len() {
-                    let chain = rows.get(start).map(|r| r.chain.clone()).unwrap_or_default();
-                    let end = rows.iter().skip(start).position(|r| r.chain != chain).map_or(rows.len(), |n| start + n);
-                    let links: Vec<StoredLink<'_>> = rows
-                        .get(start..end)
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|r| StoredLink {
-                            id: r.id,
+                let mut seen = BTreeSet::new();
+                let keys = &*self.keys;
+                {
+                    let mut rows = sqlx::query($store::sql(
+                        "SELECT id, at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail,
+                                COALESCE(chain, '') AS chain, COALESCE(seq, 0) AS seq,
+                                COALESCE(prev_hash, '') AS prev_hash, COALESCE(hash, '') AS hash
+                         FROM audit_events ORDER BY chain, seq, id",
+                    ))
+                    .fetch(&mut *tx);
+                    // The chain being read, and its verifier until it breaks.
+                    let mut run: Option<(String, Option<ChainVerifier<'_>>)> = None;
+                    while let Some(r) = rows.try_next().await? {
+                        let chain: String = r.try_get("chain")?;
+                        if run.as_ref().is_none_or(|(c, _)| *c != chain) {
+                            if let Some((c, v)) = run.take() {
+                                finish_chain(&mut heads, &mut report, c, v);
+                            }
+                            seen.insert(chain.clone());
+                            let v = ChainVerifier::new(keys, &chain, checkpoint.get(&chain).cloned());
+                            run = Some((chain.clone(), Some(v)));
+                        }
+                        let Some((_, Some(verifier))) = run.as_mut() else { continue };
+                        let (org_id, actor_id, subject_id): (Option<String>, Option<String>, Option<String>) =
+                            (r.try_get("org_id")?, r.try_get("actor_id")?, r.try_get("subject_id")?);
+                        let (kind, outcome, client_ip, user_agent, detail, prev_hash, hash): (
+                            String, String, String, String, String, String, String,
+                        ) = (
+                            r.try_get("kind")?, r.try_get("outcome")?, r.try_get("client_ip")?,
+                            r.try_get("user_agent")?, r.try_get("detail")?, r.try_get("prev_hash")?,
+                            r.try_get("hash")?,
+                        );
+                        let link = StoredLink {
+                            id: r.try_get("id")?,
                             fields: ChainedFields {
-                                chain: &r.chain, seq: r.seq, at: r.at, kind: &r.kind, outcome: &r.outcome,
-                                org_id: r.org_id.as_deref(), actor_id: r.actor_id.as_deref(),
-                                subject_id: r.subject_id.as_deref(), client_ip: &r.client_ip,
-                                user_agent: &r.user_agent, detail: &r.detail,
+                                chain: &chain, seq: r.try_get("seq")?, at: r.try_get("at")?, kind: &kind,
+                                outcome: &outcome, org_id: org_id.as_deref(), actor_id: actor_id.as_deref(),
+                                subject_id: subject_id.as_deref(), client_ip: &client_ip, user_agent: &user_agent,
+                                detail: &detail,
                             },
-                            prev_hash: &r.prev_hash,
-                            hash: &r.hash,
-                        })
-                        .collect();
-                    let head = heads.remove(&chain);
-                    report.chains += 1;
-                    match verify_chain(&chain, &links, head.as_ref().map(|(s, h)| (*s, h.as_str()))) {
-                        Ok(n) => report.events += n,
-                        Err(b) => report.breaks.push(b),
+                            prev_hash: &prev_hash,
+                            hash: &hash,
+                        };
+                        if let Err(b) = verifier.push(&link) {
+                            report.breaks.push(b);
+                            if let Some((_, v)) = run.as_mut() {
+                                *v = None;
+                            }
+                        }
                     }
-                    start = end;
-                }
-                // A head without any event left: the whole chain was deleted.
-                for (chain, (seq, hash)) in heads {
-                    report.chains += 1;
-                    if let Err(b) = verify_chain(&chain, &[], Some((seq, &hash))) {
-                        report.breaks.push(b);
+                    if let Some((c, v)) = run.take() {
+                        finish_chain(&mut heads, &mut report, c, v);
                     }
                 }
+                // A head, or a checkpoint, without any event left: the whole chain was deleted.
+                let leftover: BTreeSet<String> =
+                    heads.keys().chain(checkpoint.keys()).filter(|c| !seen.contains(*c)).cloned().collect();
+                for chain in leftover {
+                    seen.insert(chain.clone());
+                    let v = ChainVerifier::new(keys, &chain, checkpoint.get(&chain).cloned());
+                    finish_chain(&mut heads, &mut report, chain, Some(v));
+                }
+                // Every organization's creation is its chain's first event.
+                for org in orgs {
+                    if !seen.contains(&org) {
+                        report.breaks.push(ChainBreak::ChainMissing { chain: org });
+                    }
+                }
+                tx.commit().await?;
                 Ok(report)
             }
 
@@ -1310,7 +1395,7 @@ macro_rules! store_impl {
                         .execute(&mut *tx)
                         .await?;
                 }
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -1328,7 +1413,7 @@ macro_rules! store_impl {
                 if done.rows_affected() != 1 {
                     return Ok(false);
                 }
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -1340,7 +1425,7 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(n)
             }
@@ -1368,7 +1453,7 @@ macro_rules! store_impl {
                 if done.rows_affected() != 1 {
                     return Ok(false);
                 }
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -1402,10 +1487,10 @@ macro_rules! store_impl {
                 ] {
                     sqlx::query($store::sql(sql)).bind(id.to_string()).execute(&mut *tx).await?;
                 }
-                write_audit!(&mut *tx, audit);
+                write_audit!(self, &mut *tx, audit);
                 if let Some((s, flow, signed_in)) = session {
                     Self::insert_session_tx(&mut *tx, s, flow).await?;
-                    write_audit!(&mut *tx, signed_in);
+                    write_audit!(self, &mut *tx, signed_in);
                 }
                 tx.commit().await?;
                 Ok(true)

@@ -17,6 +17,7 @@ use clinic_auth_core::{
 };
 
 pub use backend::{PgStore, SqliteStore};
+pub use clinic_auth_core::audit::ChainKeys;
 pub use records::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -235,7 +236,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Events matching `filter`, newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
     /// Walks every hash chain and reports where one was edited, shortened or reordered.
-    async fn verify_audit(&self) -> StoreResult<AuditVerification>;
+    /// Walks every chain in one snapshot. `checkpoint` holds heads an earlier
+    /// verification returned (empty if none was kept).
+    async fn verify_audit(
+        &self,
+        checkpoint: &std::collections::BTreeMap<String, clinic_auth_core::audit::ChainHead>,
+    ) -> StoreResult<AuditVerification>;
 
     /// Deletes expired login flows, password links and sessions idle since `idle_cutoff`.
     async fn purge_expired(&self, now: UnixTime, idle_cutoff: UnixTime) -> StoreResult<u64>;
@@ -243,11 +249,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
 /// Opens the store a database URL names: `sqlite:PATH` (created if missing) or
 /// `postgres://…`.
-pub async fn connect(database_url: &str) -> StoreResult<Arc<dyn Store>> {
+/// Whether `database_url` names a backend this store has (before any key or
+/// connection is needed).
+pub fn check_url(database_url: &str) -> StoreResult<()> {
+    let known = ["sqlite:", "postgres:", "postgresql:"];
+    if known.iter().any(|p| database_url.starts_with(p)) { Ok(()) } else { Err(StoreError::UnsupportedUrl) }
+}
+
+pub async fn connect(database_url: &str, audit_keys: ChainKeys) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(database_url).await?))
+        Ok(Arc::new(SqliteStore::connect(database_url, audit_keys).await?))
     } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
-        Ok(Arc::new(PgStore::connect(database_url).await?))
+        Ok(Arc::new(PgStore::connect(database_url, audit_keys).await?))
     } else {
         Err(StoreError::UnsupportedUrl)
     }

@@ -187,6 +187,9 @@ pub struct AuditVerification {
     pub events: i64,
     /// The first break of each broken chain; empty when nothing was tampered with.
     pub breaks: Vec<clinic_auth_core::audit::ChainBreak>,
+    /// Each intact chain's last event: a checkpoint to keep outside the database and
+    /// give to the next verification, which then also notices a chain cut back.
+    pub heads: std::collections::BTreeMap<String, clinic_auth_core::audit::ChainHead>,
 }
 
 /// A secret sealed with the server's AEAD key: only the web layer can open it.

@@ -99,6 +99,25 @@ impl Sealer {
         Ok(mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect())
     }
 
+    /// The audit chain's MAC keys, one per keyring version, each derived with HMAC
+    /// from its encryption key (never the encryption key itself).
+    pub fn audit_chain_keys(&self) -> Result<clinic_auth_core::audit::ChainKeys, AppError> {
+        use hmac::{Hmac, Mac};
+        let derived = self
+            .keys
+            .iter()
+            .map(|(version, key)| {
+                let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
+                    .map_err(|_| AppError::internal("audit key derivation"))?;
+                mac.update(b"clinic-auth audit chain key v1");
+                let mut out = Zeroizing::new([0u8; 32]);
+                out.copy_from_slice(&mac.finalize().into_bytes());
+                Ok((*version, out))
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        clinic_auth_core::audit::ChainKeys::new(derived).ok_or_else(|| AppError::internal("empty keyring"))
+    }
+
     pub fn open(&self, sealed: &SealedSecret, context: &str) -> Result<Zeroizing<Vec<u8>>, AppError> {
         let key = self.keys.get(&sealed.key_version).ok_or_else(|| {
             AppError::internal(format!("encryption key version {} is not in the keyring", sealed.key_version))

@@ -21,6 +21,8 @@ both_stores!(
     platform_support_looks_up_resets_and_bypasses,
     audit_trail_filters_and_exports_csv,
     audit_chain_detects_edits_and_deletions,
+    audit_chain_refuses_forged_events_and_catches_a_rewound_head,
+    a_trail_from_before_keyed_hashes_is_rekeyed_once,
     concurrent_appends_keep_every_chain_intact,
 );
 
@@ -195,7 +197,7 @@ async fn clinic_admin_manages_members_over_the_api(app: TestApp) {
     ] {
         assert!(kinds.iter().any(|(kind, o)| kind == k && o == "success"), "{k} audited: {kinds:?}");
     }
-    assert!(app.state.store.verify_audit().await.unwrap().breaks.is_empty());
+    assert!(app.state.store.verify_audit(&Default::default()).await.unwrap().breaks.is_empty());
 }
 
 async fn permission_boundaries_hold(app: TestApp) {
@@ -485,23 +487,33 @@ async fn audit_chain_detects_edits_and_deletions(app: TestApp) {
         app.token("staff", &format!("m{i}@riverside.test")).await;
     }
     let store = &app.state.store;
-    let ok = store.verify_audit().await.unwrap();
+    let ok = store.verify_audit(&Default::default()).await.unwrap();
     assert!(ok.breaks.is_empty(), "{:?}", ok.breaks);
     assert!(ok.events >= 7, "{ok:?}");
     let mid = "(SELECT id FROM audit_events WHERE chain = 'riverside-clinic' AND seq = 3)";
 
     // An edit (a failure made to look like a success) is found...
     raw_sql(&app, &format!("UPDATE audit_events SET outcome = 'failure' WHERE id = {mid}")).await;
-    let r = store.verify_audit().await.unwrap();
+    let r = store.verify_audit(&Default::default()).await.unwrap();
     assert_eq!(r.breaks.len(), 1, "{r:?}");
     assert!(r.breaks[0].to_string().contains("#3) was changed"), "{}", r.breaks[0]);
     raw_sql(&app, &format!("UPDATE audit_events SET outcome = 'success' WHERE id = {mid}")).await;
-    assert!(store.verify_audit().await.unwrap().breaks.is_empty(), "restored");
+    assert!(store.verify_audit(&Default::default()).await.unwrap().breaks.is_empty(), "restored");
 
     // ...and so is a deleted event in the middle,
     raw_sql(&app, &format!("DELETE FROM audit_events WHERE id = {mid}")).await;
-    let r = store.verify_audit().await.unwrap();
+    let r = store.verify_audit(&Default::default()).await.unwrap();
     assert!(r.breaks[0].to_string().contains("event #3 is missing"), "{}", r.breaks[0]);
+
+    // A whole organization's chain deleted, head and all, is missed by nobody.
+    let fresh = TestApp::spawn(app.backend).await.unwrap();
+    fresh.org("Riverside Clinic", OrgKind::Clinic).await;
+    fresh.org("Hillside Clinic", OrgKind::Clinic).await;
+    raw_sql(&fresh, "DELETE FROM audit_events WHERE chain = 'hillside-clinic'").await;
+    raw_sql(&fresh, "DELETE FROM audit_chain_heads WHERE chain = 'hillside-clinic'").await;
+    let r = fresh.state.store.verify_audit(&Default::default()).await.unwrap();
+    assert_eq!(r.breaks.len(), 1, "{r:?}");
+    assert!(r.breaks[0].to_string().contains("\"hillside-clinic\" has no audit events"), "{}", r.breaks[0]);
 
     // and the newest event deleted, through the API as platform support sees it.
     let fresh = TestApp::spawn(app.backend).await.unwrap();
@@ -517,6 +529,104 @@ async fn audit_chain_detects_edits_and_deletions(app: TestApp) {
     let (s, v) = fresh.get_json("/api/v1/audit/verify", &t).await;
     assert_eq!((s, v["intact"].as_bool()), (200, Some(false)), "{v}");
     assert!(v["breaks"][0].as_str().unwrap().contains("the last 1 event(s) are missing"), "{v}");
+}
+
+/// One stored event's id, seq and hash, newest first, of `chain`.
+async fn chain_rows(app: &TestApp, chain: &str) -> Vec<(i64, i64, String)> {
+    let events = app
+        .state
+        .store
+        .list_audit(&clinic_auth_store::AuditFilter { limit: 1000, ..Default::default() })
+        .await
+        .unwrap();
+    let mut rows: Vec<_> = events
+        .into_iter()
+        .filter(|e| e.org_id.as_deref().unwrap_or("") == chain)
+        .map(|e| (e.id, e.seq.unwrap(), e.hash.unwrap()))
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+    rows
+}
+
+async fn audit_chain_refuses_forged_events_and_catches_a_rewound_head(app: TestApp) {
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    for i in 0..3 {
+        app.member(&org, &format!("m{i}@riverside.test"), Role::Staff).await;
+    }
+    let store = &app.state.store;
+    let intact = store.verify_audit(&Default::default()).await.unwrap();
+    assert!(intact.breaks.is_empty(), "{:?}", intact.breaks);
+    let rows = chain_rows(&app, "riverside-clinic").await;
+    assert!(rows.iter().all(|(_, _, h)| h.starts_with("v1:")), "hashes are keyed: {rows:?}");
+    assert_eq!(intact.heads["riverside-clinic"].seq, rows[0].1);
+    assert_eq!(intact.heads["riverside-clinic"].hash, rows[0].2);
+
+    // Someone with database access rewrites the newest event and recomputes a hash the
+    // way an unkeyed chain would allow: it is not clinic-auth's hash.
+    let (newest, seq, _) = rows[0].clone();
+    let forged = format!("v1:{}", "ab".repeat(32));
+    raw_sql(&app, &format!("UPDATE audit_events SET outcome = 'failure', hash = '{forged}' WHERE id = {newest}")).await;
+    raw_sql(&app, &format!("UPDATE audit_chain_heads SET hash = '{forged}' WHERE chain = 'riverside-clinic'")).await;
+    let r = store.verify_audit(&Default::default()).await.unwrap();
+    assert!(r.breaks[0].to_string().contains(&format!("#{seq}) was changed")), "{r:?}");
+
+    // An event slipped in without a hash is reported, and migrating again (as every
+    // start does) does not chain it in.
+    let fresh = TestApp::spawn(app.backend).await.unwrap();
+    fresh.org("Riverside Clinic", OrgKind::Clinic).await;
+    raw_sql(
+        &fresh,
+        "INSERT INTO audit_events (at, kind, outcome, org_id, client_ip, user_agent, detail)
+         VALUES (1800000000, 'mfa_reset', 'success', 'riverside-clinic', '10.0.0.1', 'x', '{}')",
+    )
+    .await;
+    fresh.state.store.migrate().await.unwrap();
+    let r = fresh.state.store.verify_audit(&Default::default()).await.unwrap();
+    assert!(!r.breaks.is_empty(), "an unhashed row must not pass: {r:?}");
+
+    // The newest events deleted and the head rewound to a genuine earlier state: the
+    // keyed chain alone cannot tell, a checkpoint kept elsewhere can.
+    let fresh = TestApp::spawn(app.backend).await.unwrap();
+    let org = fresh.org("Riverside Clinic", OrgKind::Clinic).await;
+    fresh.member(&org, "a@riverside.test", Role::Staff).await;
+    fresh.member(&org, "b@riverside.test", Role::Staff).await;
+    let checkpoint = fresh.state.store.verify_audit(&Default::default()).await.unwrap().heads;
+    assert!(checkpoint["riverside-clinic"].seq >= 3, "{checkpoint:?}");
+    let rows = chain_rows(&fresh, "riverside-clinic").await;
+    let (newest, _, _) = rows[0];
+    let (_, earlier_seq, earlier_hash) = rows[1].clone();
+    raw_sql(&fresh, &format!("DELETE FROM audit_events WHERE id = {newest}")).await;
+    raw_sql(
+        &fresh,
+        &format!(
+            "UPDATE audit_chain_heads SET seq = {earlier_seq}, hash = '{earlier_hash}' WHERE chain = 'riverside-clinic'"
+        ),
+    )
+    .await;
+    assert!(fresh.state.store.verify_audit(&Default::default()).await.unwrap().breaks.is_empty());
+    let r = fresh.state.store.verify_audit(&checkpoint).await.unwrap();
+    assert_eq!(r.breaks.len(), 1, "{r:?}");
+    assert!(r.breaks[0].to_string().contains("events were cut off"), "{}", r.breaks[0]);
+}
+
+async fn a_trail_from_before_keyed_hashes_is_rekeyed_once(app: TestApp) {
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    app.member(&org, "a@riverside.test", Role::Staff).await;
+    let store = &app.state.store;
+    let before = store.verify_audit(&Default::default()).await.unwrap();
+    // As a database written before chains (or before keyed hashes) looks.
+    raw_sql(&app, "UPDATE audit_events SET chain = NULL, seq = NULL, prev_hash = NULL, hash = NULL").await;
+    raw_sql(&app, "DELETE FROM audit_chain_heads").await;
+    assert!(!store.verify_audit(&Default::default()).await.unwrap().breaks.is_empty());
+    raw_sql(&app, "INSERT INTO audit_rekey_pending (id) VALUES (1)").await;
+    store.migrate().await.unwrap();
+    let after = store.verify_audit(&Default::default()).await.unwrap();
+    assert!(after.breaks.is_empty(), "{:?}", after.breaks);
+    assert_eq!(after.events, before.events + 1, "every event, plus the record of the re-keying");
+    let rekeyed = |kinds: Vec<(String, String)>| kinds.iter().filter(|(k, _)| k == "audit_chain_rekeyed").count();
+    assert_eq!(rekeyed(app.audit_kinds().await), 1);
+    store.migrate().await.unwrap();
+    assert_eq!(rekeyed(app.audit_kinds().await), 1, "once only");
 }
 
 async fn concurrent_appends_keep_every_chain_intact(app: TestApp) {
@@ -542,7 +652,7 @@ async fn concurrent_appends_keep_every_chain_intact(app: TestApp) {
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
-    let r = app.state.store.verify_audit().await.unwrap();
+    let r = app.state.store.verify_audit(&Default::default()).await.unwrap();
     assert!(r.breaks.is_empty(), "{:?}", r.breaks);
     assert_eq!(r.events, 41, "every append took its own place: {r:?}");
     assert_eq!(r.chains, 2, "one chain for the clinic, one for the platform");

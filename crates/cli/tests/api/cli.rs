@@ -323,3 +323,67 @@ fn support_commands_and_audit_verify_catch_tampering() {
     assert!(!ok);
     assert!(err.contains("failed verification"), "{err}");
 }
+
+/// Reads one value from the SQLite file the command line uses.
+fn sqlite(d: &std::path::Path, sql: &'static str) -> Vec<(i64, String)> {
+    let url = format!("sqlite:{}", d.join("clinic-auth.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use sqlx::Row;
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows.iter()
+            .map(|r| (r.try_get::<i64, _>(0).unwrap_or(0), r.try_get::<String, _>(1).unwrap_or_default()))
+            .collect()
+    })
+}
+
+#[test]
+fn audit_checkpoint_catches_newest_events_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(json(d, &["org", "create", "--name", "Riverside Clinic", "--kind", "clinic"], None).0);
+    let cp = d.join("audit-checkpoint.json");
+    let cp_arg = cp.to_str().unwrap();
+    let (ok, v) = json(d, &["audit", "verify", "--checkpoint", cp_arg], None);
+    assert!(ok, "{v}");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&cp).unwrap()).unwrap();
+    assert_eq!(saved["riverside-clinic"]["seq"], 1, "{saved}");
+
+    // Two more events; the next run checks the old checkpoint and moves it on.
+    let add = ["member", "add", "--org", "riverside-clinic", "--email", "a@riverside.test", "--role", "staff"];
+    assert!(json(d, &add, None).0);
+    let add = ["member", "add", "--org", "riverside-clinic", "--email", "b@riverside.test", "--role", "staff"];
+    assert!(json(d, &add, None).0);
+    assert!(json(d, &["audit", "verify", "--checkpoint", cp_arg], None).0);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&cp).unwrap()).unwrap();
+    assert_eq!(saved["riverside-clinic"]["seq"], 3, "{saved}");
+
+    // The newest event deleted and the head set back to the one before: only the
+    // checkpoint notices.
+    let rows = sqlite(d, "SELECT seq, hash FROM audit_events WHERE chain = 'riverside-clinic' ORDER BY seq DESC");
+    let (seq, hash) = rows[1].clone();
+    let url = format!("sqlite:{}", d.join("clinic-auth.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("DELETE FROM audit_events WHERE chain = 'riverside-clinic' AND seq = 3")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_chain_heads SET seq = ?1, hash = ?2 WHERE chain = 'riverside-clinic'")
+            .bind(seq)
+            .bind(&hash)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    assert!(json(d, &["audit", "verify"], None).0, "without a checkpoint a clean cut looks intact");
+    let (ok, v) = json(d, &["audit", "verify", "--checkpoint", cp_arg], None);
+    assert!(!ok, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("events were cut off"), "{v}");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&cp).unwrap()).unwrap();
+    assert_eq!(saved["riverside-clinic"]["seq"], 3, "a failed run leaves the checkpoint alone");
+}

@@ -139,7 +139,10 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, opts: Options) -> Option<TestApp> {
         let (db, database_url) = TestDb::create(backend).await?;
-        let store: Arc<dyn Store> = clinic_auth_store::connect(&database_url).await.expect("connect store");
+        let sealer =
+            clinic_auth_web::Sealer::from_keyring(&clinic_auth_web::Sealer::generate_keyring()).expect("keyring");
+        let keys = sealer.audit_chain_keys().expect("audit keys");
+        let store: Arc<dyn Store> = clinic_auth_store::connect(&database_url, keys).await.expect("connect store");
         store.migrate().await.expect("migrate");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -151,8 +154,6 @@ impl TestApp {
         config.passkey_origin = Some(url::Url::parse(&passkey_origin(addr.port())).expect("origin"));
         // A fixed start keeps TOTP-free tests independent of the wall clock.
         let clock = Arc::new(ManualClock::new(UnixTime(1_800_000_000)));
-        let sealer =
-            clinic_auth_web::Sealer::from_keyring(&clinic_auth_web::Sealer::generate_keyring()).expect("keyring");
         let smtp = SmtpCapture::start().await;
         let twilio = TwilioFake::start(TWILIO_SID, TWILIO_TOKEN).await;
         let senders = senders(&smtp, &twilio);
