@@ -577,8 +577,8 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
             );
         }
         Command::Audit(AuditCommand::Export { org, member, kind, from, to }) => {
-            let q = admin::AuditQuery { member, kind, from, to, limit: Some(1_000_000) };
-            let events = admin::audit_events(&state, &by, org.as_deref(), &q).await?;
+            let q = admin::AuditQuery { member, kind, from, to, limit: None, before: None };
+            let events = admin::audit_export(&state, &by, org.as_deref(), &q, None).await?;
             let names = admin::names(&state, &events).await?;
             if json_out {
                 let list: Vec<_> = events

@@ -1501,7 +1501,7 @@ macro_rules! store_impl {
                     "SELECT * FROM audit_events
                      WHERE ($1 IS NULL OR org_id = $1) AND ($2 IS NULL OR subject_id = $2) AND ($3 IS NULL OR kind = $3)
                        AND ($5 IS NULL OR subject_id = $5 OR actor_id = $5)
-                       AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7)
+                       AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) AND ($8 IS NULL OR id < $8)
                      ORDER BY id DESC LIMIT $4",
                 ))
                 .bind(f.org_id.as_ref().map(|o| o.as_str().to_owned()))
@@ -1511,6 +1511,7 @@ macro_rules! store_impl {
                 .bind(f.member.map(|s| s.to_string()))
                 .bind(f.since.map(|t| t.0))
                 .bind(f.until.map(|t| t.0))
+                .bind(f.before_id)
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map($store::audit_from_row).collect()

@@ -177,6 +177,8 @@ pub struct AuditFilter {
     pub since: Option<UnixTime>,
     /// Before this time (exclusive).
     pub until: Option<UnixTime>,
+    /// Only events older than this id (the next page, newest first).
+    pub before_id: Option<i64>,
     pub limit: i64,
 }
 

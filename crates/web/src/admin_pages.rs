@@ -577,6 +577,10 @@ struct AuditPage<'a> {
     to: String,
     query: String,
     events: Vec<EventRow>,
+    /// The address of the next, older page; `None` on the last.
+    older: Option<String>,
+    /// This page continues an earlier one.
+    paged: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -589,6 +593,9 @@ struct AuditForm {
     from: String,
     #[serde(default)]
     to: String,
+    /// Only events older than this id (the "Older events" link).
+    #[serde(default)]
+    before: Option<i64>,
 }
 
 impl AuditForm {
@@ -600,6 +607,7 @@ impl AuditForm {
             from: some(&self.from),
             to: some(&self.to),
             limit: None,
+            before: self.before,
         }
     }
 
@@ -620,10 +628,10 @@ async fn audit_page(
     Query(f): Query<AuditForm>,
 ) -> Result<Response, PageError> {
     let org = scope(&s)?;
-    let (events, error) =
+    let (events, older, error) =
         match admin::audit_events(&state, &by(&s, client), org.as_ref().map(OrgId::as_str), &f.query()).await {
-            Ok(ev) => (ev, None),
-            Err(e) if e.status.is_client_error() => (Vec::new(), Some(e)),
+            Ok(page) => (page.events, page.older, None),
+            Err(e) if e.status.is_client_error() => (Vec::new(), None, Some(e)),
             Err(e) => return Err(e.into()),
         };
     let names = admin::names(&state, &events).await?;
@@ -652,6 +660,8 @@ async fn audit_page(
         notice: None,
         error: error.map(|e| e.message),
         query: f.encoded(),
+        older: older.map(|id| format!("/admin/audit?{}&before={id}", f.encoded())),
+        paged: f.before.is_some(),
         member: f.member,
         kind: f.kind,
         from: f.from,
@@ -669,8 +679,9 @@ async fn audit_csv(
 ) -> Result<Response, PageError> {
     let org = scope(&s)?;
     let mut q = f.query();
-    q.limit = Some(100_000);
-    let events = admin::audit_events(&state, &by(&s, client), org.as_ref().map(OrgId::as_str), &q).await?;
+    q.before = None;
+    let max = Some(state.config.audit_export_max_events);
+    let events = admin::audit_export(&state, &by(&s, client), org.as_ref().map(OrgId::as_str), &q, max).await?;
     let names = admin::names(&state, &events).await?;
     let file = format!("attachment; filename=\"audit-{}.csv\"", org.as_ref().map(OrgId::as_str).unwrap_or("all"));
     Ok((

@@ -36,6 +36,8 @@ pub struct WebConfig {
     pub passkey_origin: Option<Url>,
     /// Seconds a one-time bypass ("Disable two-factor authentication") stays usable.
     pub bypass_ttl_secs: i64,
+    /// Most events one CSV export from the web may hold (the command line has no limit).
+    pub audit_export_max_events: usize,
 }
 
 impl WebConfig {
@@ -52,6 +54,7 @@ impl WebConfig {
             passkey_rp_id: None,
             passkey_origin: None,
             bypass_ttl_secs: clinic_auth_core::policy::BYPASS_DEFAULT_SECS,
+            audit_export_max_events: 100_000,
         }
     }
 

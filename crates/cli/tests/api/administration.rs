@@ -21,6 +21,7 @@ both_stores!(
     platform_support_looks_up_resets_and_bypasses,
     audit_trail_filters_and_exports_csv,
     audit_chain_detects_edits_and_deletions,
+    long_audit_trails_page_and_export_whole,
     audit_chain_refuses_forged_events_and_catches_a_rewound_head,
     a_trail_from_before_keyed_hashes_is_rekeyed_once,
     concurrent_appends_keep_every_chain_intact,
@@ -462,6 +463,89 @@ async fn audit_trail_filters_and_exports_csv(app: TestApp) {
     assert!(lines[0].starts_with("id,time,organization,event,outcome,actor"), "{}", lines[0]);
     assert_eq!(lines.len(), events.len() + 1);
     assert!(csv.contains("\"dr@a.test\"") && !csv.contains("staff@b.test"), "{csv}");
+}
+
+async fn long_audit_trails_page_and_export_whole(app: TestApp) {
+    let app = TestApp::spawn_with(
+        app.backend,
+        crate::harness::Options { audit_export_max_events: 1500, ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let org = app.org("Clinic A", OrgKind::Clinic).await;
+    app.member(&org, "admin@a.test", Role::Admin).await;
+    let admin = app.token("staff", "admin@a.test").await;
+    // More events than one page of the store (1000) holds.
+    for i in 0..1100 {
+        let event = clinic_auth_store::NewAuditEvent {
+            at: clinic_auth_core::UnixTime(1_800_000_000 + i),
+            kind: "test_event",
+            outcome: "success",
+            org_id: Some(org.id.clone()),
+            actor_id: None,
+            subject_id: None,
+            client: Default::default(),
+            detail: format!("{{\"n\":{i}}}"),
+        };
+        app.state.store.append_audit(&event).await.unwrap();
+    }
+    let total = app.state.store.verify_audit(&Default::default()).await.unwrap().heads["clinic-a"].seq as usize;
+    assert!(total > 1100, "{total}");
+
+    // The JSON pages: 200 by default, each pointing at the next, never overlapping.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut next = Some("/api/v1/orgs/clinic-a/audit?kind=test_event".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        let res = app.api().get(app.url(&path)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        next = res.headers().get("link").map(|l| {
+            let l = l.to_str().unwrap();
+            assert!(l.ends_with(">; rel=\"next\""), "{l}");
+            l.trim_start_matches('<').split('>').next().unwrap().to_owned()
+        });
+        let page: Value = res.json().await.unwrap();
+        let page = page.as_array().unwrap();
+        assert!(page.len() <= 200);
+        for e in page {
+            assert!(seen.insert(e["id"].as_i64().unwrap()), "an event on two pages");
+        }
+        pages += 1;
+    }
+    assert_eq!((seen.len(), pages), (1100, 6), "every event once, on 6 pages");
+    let (s, e) = app.get_json("/api/v1/orgs/clinic-a/audit?limit=lots", &admin).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("invalid_request")), "{e}");
+
+    // The CSV holds every event, not the first page of them.
+    let res =
+        app.api().get(app.url("/api/v1/orgs/clinic-a/audit?format=csv")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap().lines().count(), total + 1);
+
+    // Past the export limit it is refused, never cut short.
+    for i in 0..400 {
+        let event = clinic_auth_store::NewAuditEvent {
+            at: clinic_auth_core::UnixTime(1_800_002_000 + i),
+            kind: "test_event",
+            outcome: "success",
+            org_id: Some(org.id.clone()),
+            actor_id: None,
+            subject_id: None,
+            client: Default::default(),
+            detail: "{}".into(),
+        };
+        app.state.store.append_audit(&event).await.unwrap();
+    }
+    let (s, e) = app.get_json("/api/v1/orgs/clinic-a/audit?format=csv", &admin).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("export_too_large")), "{e}");
+    let res = app
+        .api()
+        .get(app.url("/api/v1/orgs/clinic-a/audit?format=csv&member=admin@a.test"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "a narrower export still works");
 }
 
 /// Runs raw SQL against the test's database, as someone with access to the store would.

@@ -143,7 +143,10 @@ async fn passwords_are_stored_as_argon2id_hashes(app: TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_hashing_has_bounded_concurrency_and_other_requests_keep_flowing() {
-    let app = TestApp::spawn_with(crate::harness::Backend::Sqlite, Options { hashing_concurrency: 1 }).await.unwrap();
+    let app =
+        TestApp::spawn_with(crate::harness::Backend::Sqlite, Options { hashing_concurrency: 1, ..Default::default() })
+            .await
+            .unwrap();
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
     app.member(&org, "dr.lee@riverside.test", Role::Provider).await;
     let mut flows = Vec::new();

@@ -2,7 +2,7 @@
 //! MFA reset, sessions, status, role), the audit trail with CSV export, and the
 //! platform support console's look-ups.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -16,7 +16,7 @@ use super::{AccountView, FactorView, by, parse_enum};
 use crate::error::ErrorBody;
 use crate::http::auth::ApiSignedIn;
 use crate::http::client::Client;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiQuery};
 use crate::service::admin::{self, AuditQuery, MemberStatus};
 use crate::{AppError, AppState};
 
@@ -102,7 +102,7 @@ async fn list_members(
     client: Client,
     s: ApiSignedIn,
     Path(org_id): Path<String>,
-    Query(q): Query<MemberSearch>,
+    ApiQuery(q): ApiQuery<MemberSearch>,
 ) -> Result<Json<Vec<MemberStatusView>>, AppError> {
     let list = admin::list_members(&state, &by(&s, client), &org_id, q.q.as_deref()).await?;
     Ok(Json(list.iter().map(MemberStatusView::from).collect()))
@@ -255,9 +255,14 @@ pub struct AuditParams {
     /// `json` (default) or `csv`.
     #[serde(default)]
     format: Option<String>,
-    /// At most this many events (default 500).
+    /// At most this many events (default 200, at most 1000); ignored for CSV, which
+    /// holds every matching event.
     #[serde(default)]
     limit: Option<i64>,
+    /// Only events older than this id. The `Link: <…>; rel="next"` header of a page
+    /// gives the next page's address.
+    #[serde(default)]
+    before: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -317,9 +322,10 @@ async fn audit(
         Some("csv") => true,
         Some(_) => return Err(AppError::bad_request("invalid_format", "Use format=json or format=csv.")),
     };
-    let q = AuditQuery { member: p.member, kind: p.kind, from: p.from, to: p.to, limit: p.limit };
-    let events = admin::audit_events(state, &by(s, client), org, &q).await?;
+    let q = AuditQuery { member: p.member, kind: p.kind, from: p.from, to: p.to, limit: p.limit, before: p.before };
     if csv {
+        let max = state.config.audit_export_max_events;
+        let events = admin::audit_export(state, &by(s, client), org, &q, Some(max)).await?;
         let names = admin::names(state, &events).await?;
         let file = format!("attachment; filename=\"audit-{}.csv\"", org.unwrap_or("all"));
         return Ok((
@@ -328,7 +334,28 @@ async fn audit(
         )
             .into_response());
     }
-    Ok(Json(events.into_iter().map(AuditEventView::from).collect::<Vec<_>>()).into_response())
+    let page = admin::audit_events(state, &by(s, client), org, &q).await?;
+    let mut res = Json(page.events.into_iter().map(AuditEventView::from).collect::<Vec<_>>()).into_response();
+    if let Some(older) = page.older {
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [("member", &q.member), ("kind", &q.kind), ("from", &q.from), ("to", &q.to)] {
+            if let Some(v) = v {
+                next.append_pair(k, v);
+            }
+        }
+        if let Some(l) = q.limit {
+            next.append_pair("limit", &l.to_string());
+        }
+        next.append_pair("before", &older.to_string());
+        let path = match org {
+            Some(o) => format!("/api/v1/orgs/{o}/audit"),
+            None => "/api/v1/audit".to_owned(),
+        };
+        if let Ok(v) = header::HeaderValue::from_str(&format!("<{path}?{}>; rel=\"next\"", next.finish())) {
+            res.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(res)
 }
 
 /// An organization's audit events, newest first; `format=csv` exports them (oldest first).
@@ -341,7 +368,7 @@ async fn org_audit(
     client: Client,
     s: ApiSignedIn,
     Path(org_id): Path<String>,
-    Query(p): Query<AuditParams>,
+    ApiQuery(p): ApiQuery<AuditParams>,
 ) -> Result<Response, AppError> {
     audit(&state, &s, client, Some(&org_id), p).await
 }
@@ -354,7 +381,7 @@ async fn all_audit(
     State(state): State<AppState>,
     client: Client,
     s: ApiSignedIn,
-    Query(p): Query<AuditParams>,
+    ApiQuery(p): ApiQuery<AuditParams>,
 ) -> Result<Response, AppError> {
     audit(&state, &s, client, None, p).await
 }

@@ -2,8 +2,9 @@
 //! page for forms. An oversized body is a 413 with code `payload_too_large`.
 
 use axum::extract::rejection::{FormRejection, JsonRejection};
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::pages::PageError;
@@ -48,6 +49,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for PageForm<T> {
                 "invalid_request",
                 "The form could not be read. Go back, reload the page and try again.",
             ))),
+        }
+    }
+}
+
+/// Query parameters for the API: a bad one (`?limit=abc`) is a JSON 400, not text.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(r) => Err(AppError::bad_request(
+                "invalid_request",
+                format!("The query parameters are not valid: {}", r.body_text()),
+            )),
         }
     }
 }

@@ -252,20 +252,24 @@ pub struct AuditQuery {
     /// `YYYY-MM-DD`, inclusive.
     pub to: Option<String>,
     pub limit: Option<i64>,
+    /// Only events older than this id: the next page.
+    pub before: Option<i64>,
 }
 
 fn bad_date() -> AppError {
     AppError::bad_request("invalid_date", "Give dates as YYYY-MM-DD, for example 2027-01-15.")
 }
 
-/// An organization's events (clinic admins, support), or every event (`org = None`,
-/// support only), newest first.
-pub async fn audit_events(
-    state: &AppState,
-    by: &By,
-    org: Option<&str>,
-    q: &AuditQuery,
-) -> Result<Vec<AuditEvent>, AppError> {
+/// A page of the audit trail, newest first, and where the next (older) one starts.
+#[derive(Debug, Clone)]
+pub struct AuditSlice {
+    pub events: Vec<AuditEvent>,
+    /// Pass as `before` for the next page; `None` when this was the last.
+    pub older: Option<i64>,
+}
+
+/// The store filter for `q`, once `by` may read that part of the trail.
+async fn audit_filter(state: &AppState, by: &By, org: Option<&str>, q: &AuditQuery) -> Result<AuditFilter, AppError> {
     let org_id = match org {
         Some(o) => Some(accounts::get_org(state, by, o).await?.id),
         None => None,
@@ -285,16 +289,72 @@ pub async fn audit_events(
     let since = nonempty(&q.from).map(|d| time::parse_day(&d).ok_or_else(bad_date)).transpose()?;
     let until =
         nonempty(&q.to).map(|d| time::parse_day(&d).map(|t| t.plus_secs(86_400)).ok_or_else(bad_date)).transpose()?;
-    let filter = AuditFilter {
+    Ok(AuditFilter {
         org_id,
         subject_id: None,
         kind: nonempty(&q.kind),
         member,
         since,
         until,
-        limit: q.limit.unwrap_or(500).clamp(1, 10_000),
-    };
-    Ok(state.store.list_audit(&filter).await?)
+        before_id: q.before,
+        limit: q.limit.unwrap_or(AUDIT_PAGE).clamp(1, AUDIT_PAGE_MAX),
+    })
+}
+
+/// Events one page shows unless asked otherwise, and the most one page holds.
+pub const AUDIT_PAGE: i64 = 200;
+pub const AUDIT_PAGE_MAX: i64 = 1000;
+
+/// One page of the audit trail (an organization's, or with `org = None` every one,
+/// for platform support), newest first.
+pub async fn audit_events(
+    state: &AppState,
+    by: &By,
+    org: Option<&str>,
+    q: &AuditQuery,
+) -> Result<AuditSlice, AppError> {
+    let mut filter = audit_filter(state, by, org, q).await?;
+    let wanted = filter.limit;
+    filter.limit = wanted + 1;
+    let mut events = state.store.list_audit(&filter).await?;
+    let more = events.len() as i64 > wanted;
+    events.truncate(usize::try_from(wanted).unwrap_or(0));
+    let older = if more { events.last().map(|e| e.id) } else { None };
+    Ok(AuditSlice { events, older })
+}
+
+/// Every event that matches `q`, newest first, read page by page; more than `max`
+/// is refused (`export_too_large`) rather than cut short.
+pub async fn audit_export(
+    state: &AppState,
+    by: &By,
+    org: Option<&str>,
+    q: &AuditQuery,
+    max: Option<usize>,
+) -> Result<Vec<AuditEvent>, AppError> {
+    let mut filter = audit_filter(state, by, org, q).await?;
+    filter.limit = AUDIT_PAGE_MAX;
+    let mut all = Vec::new();
+    loop {
+        let page = state.store.list_audit(&filter).await?;
+        let full = page.len() as i64 == AUDIT_PAGE_MAX;
+        filter.before_id = page.last().map(|e| e.id);
+        all.extend(page);
+        if let Some(max) = max
+            && all.len() > max
+        {
+            return Err(AppError::bad_request(
+                "export_too_large",
+                format!(
+                    "This export would hold more than {max} events. Choose a shorter date range or a member, or \
+                     export with the command line (clinic-auth audit export)."
+                ),
+            ));
+        }
+        if !full {
+            return Ok(all);
+        }
+    }
 }
 
 /// Emails of the accounts events name, for people reading the trail.
