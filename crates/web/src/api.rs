@@ -280,6 +280,10 @@ pub struct LoginProgress {
     /// Set when the code could not be sent (`delivery_failed`, `too_many_codes_sent`): retry with `/resend`.
     #[serde(skip_serializing_if = "Option::is_none")]
     delivery_error: Option<&'static str>,
+    /// With `done` after a one-time bypass removed the member's factors: offer setting
+    /// 2FA up again (`POST /api/v1/me/mfa/…`); it was not required, so not forced.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    suggest_setup: bool,
 }
 
 fn done(s: login::SignedInSession) -> LoginProgress {
@@ -289,6 +293,7 @@ fn done(s: login::SignedInSession) -> LoginProgress {
         token_type: Some("Bearer"),
         account: Some(AccountView::from(&s.account)),
         recovery_code: s.new_recovery_code.map(|c| c.display()),
+        suggest_setup: s.suggest_setup,
         ..Default::default()
     }
 }

@@ -74,6 +74,7 @@ pub async fn signed_in(state: &AppState, jar: CookieJar, done: SignedInSession) 
     };
     Ok(match done.new_recovery_code {
         Some(code) => (jar, recovery_code_page(state, &code, next, why)).into_response(),
+        None if done.suggest_setup => (jar, Redirect::to("/account/2fa/setup?notice=bypass")).into_response(),
         None => (jar, Redirect::to("/account")).into_response(),
     })
 }
@@ -357,6 +358,7 @@ struct EnrollPage<'a> {
 struct EnrollTarget<'a> {
     action: &'a str,
     cancel: Option<&'a str>,
+    notice: Option<&'static str>,
 }
 
 fn enroll_page(
@@ -368,7 +370,7 @@ fn enroll_page(
     target: EnrollTarget<'_>,
     error: Option<AppError>,
 ) -> Response {
-    let EnrollTarget { action, cancel } = target;
+    let EnrollTarget { action, cancel, notice } = target;
     let (jar, csrf) = csrf::form_token(state, jar, session);
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
     // The SVG comes from our QR encoder; drop its XML prolog for inline HTML.
@@ -383,7 +385,7 @@ fn enroll_page(
         issuer: setup.issuer,
         account: email,
         csrf,
-        notice: None,
+        notice,
         error: error.map(|e| e.message),
     };
     (jar, render_with(status, &page)).into_response()
@@ -455,7 +457,7 @@ async fn setup_page(
         None => SetupView { stage: "choose", phone, sent: None, error },
         Some(FactorKind::Authenticator) => {
             let setup = mfa::begin_authenticator(&state, &at.account).await?;
-            let target = EnrollTarget { action: p.setup, cancel: None };
+            let target = EnrollTarget { action: p.setup, cancel: None, notice: None };
             return Ok(enroll_page(&state, jar, None, setup, at.account.email.to_string(), target, error));
         }
         Some(FactorKind::Sms) if step == Some("phone") => SetupView { stage: "phone", phone, sent: None, error },
@@ -742,7 +744,14 @@ struct AccountSetupQuery {
     method: Option<String>,
     #[serde(default)]
     step: Option<String>,
+    /// `bypass`: the member just signed in with a one-time bypass.
+    #[serde(default)]
+    notice: Option<String>,
 }
+
+/// What the setup page says when a one-time bypass brought the member there.
+const AFTER_BYPASS: &str = "You signed in once without two-factor authentication, and your old methods were \
+     removed. Set up your authenticator app again now, or choose Cancel to do it later from your account page.";
 
 async fn account_setup_page(
     State(state): State<AppState>,
@@ -752,7 +761,8 @@ async fn account_setup_page(
     Query(q): Query<AccountSetupQuery>,
 ) -> Result<Response, PageError> {
     let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok());
-    account_setup_render(&state, jar, &client.0, &s, method, q.step.as_deref(), None, String::new()).await
+    let notice = (q.notice.as_deref() == Some("bypass")).then_some(AFTER_BYPASS);
+    account_setup_render(&state, jar, &client.0, &s, method, q.step.as_deref(), None, String::new(), notice).await
 }
 
 /// The email or text channel with a setup code in flight, if any.
@@ -777,6 +787,7 @@ async fn account_setup_render(
     step: Option<&str>,
     error: Option<AppError>,
     phone: String,
+    notice: Option<&'static str>,
 ) -> Result<Response, PageError> {
     let mfa_state = mfa::load(state, &s.account).await?;
     if mfa_state.factors.is_empty() && !mfa_state.may_opt_in(&s.account) {
@@ -822,7 +833,7 @@ async fn account_setup_render(
         },
         Some(_) => {
             let setup = mfa::begin_authenticator(state, &s.account).await?;
-            let target = EnrollTarget { action: "/account/2fa/setup", cancel: Some("/account") };
+            let target = EnrollTarget { action: "/account/2fa/setup", cancel: Some("/account"), notice };
             return Ok(enroll_page(state, jar, Some(s), setup, s.account.email.to_string(), target, error));
         }
     };
@@ -838,7 +849,7 @@ async fn account_setup_render(
         sent_to: view.sent.map(|s| s.masked).unwrap_or_else(|| "you".to_owned()),
         can_change: allowed.iter().count() > 1 && view.stage != "choose",
         csrf: s.csrf_token.clone(),
-        notice: None,
+        notice,
         error: view.error.map(|e| e.message),
     };
     Ok((jar, render_with(status, &page)).into_response())
@@ -888,7 +899,7 @@ async fn account_enrolled(
             })
         }
         Err(e) if e.status.is_client_error() => {
-            account_setup_render(state, jar, client, s, method, None, Some(e), String::new()).await
+            account_setup_render(state, jar, client, s, method, None, Some(e), String::new(), None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -920,8 +931,18 @@ async fn account_setup_phone(
     match mfa::begin_code_enrollment(&state, &s.account, FactorKind::Sms, Some(&form.phone), allowed, &client.0).await {
         Ok(_) => Ok(Redirect::to("/account/2fa/setup?method=sms").into_response()),
         Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            account_setup_render(&state, jar, &client.0, &s, Some(FactorKind::Sms), Some("phone"), Some(e), form.phone)
-                .await
+            account_setup_render(
+                &state,
+                jar,
+                &client.0,
+                &s,
+                Some(FactorKind::Sms),
+                Some("phone"),
+                Some(e),
+                form.phone,
+                None,
+            )
+            .await
         }
         Err(e) => Err(e.into()),
     }
@@ -940,7 +961,7 @@ async fn account_setup_code(
     }
     let Some((kind, _)) = live_setup_channel(&state, &s).await? else {
         let e = AppError::new(StatusCode::GONE, "code_expired", "That code has expired. Send a new code.");
-        return account_setup_render(&state, jar, &client.0, &s, None, None, Some(e), String::new()).await;
+        return account_setup_render(&state, jar, &client.0, &s, None, None, Some(e), String::new(), None).await;
     };
     let result = mfa::confirm_code_enrollment(&state, &s.account, kind, &form.code, &client.0).await;
     account_enrolled(&state, jar, &client.0, &s, result, Some(kind)).await
@@ -961,7 +982,7 @@ async fn account_setup_resend(
     match mfa::resend_enrollment_code(&state, &s.account, kind, &client.0).await {
         Ok(_) => Ok(Redirect::to(&format!("/account/2fa/setup?method={}", kind.as_str())).into_response()),
         Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            account_setup_render(&state, jar, &client.0, &s, Some(kind), None, Some(e), String::new()).await
+            account_setup_render(&state, jar, &client.0, &s, Some(kind), None, Some(e), String::new(), None).await
         }
         Err(e) => Err(e.into()),
     }

@@ -8,6 +8,8 @@ use crate::harness::{PASSWORD, TestApp, csrf_of};
 both_stores!(
     clinic_admin_pages_manage_members_with_csrf_and_boundaries,
     platform_console_enables_mfa_and_resets_with_a_note,
+    admins_change_roles_reactivate_and_sign_members_out_on_the_pages,
+    a_bypass_sign_in_offers_setup_again_where_it_is_optional,
 );
 
 async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
@@ -155,4 +157,74 @@ async fn platform_console_enables_mfa_and_resets_with_a_note(app: TestApp) {
     assert_eq!(location(&res), format!("{account_page}?notice=reset"));
     let (s, html) = page(&b, &app.url("/admin/audit")).await;
     assert!(s == 200 && html.contains("mfa_reset") && html.contains("called back"), "{html}");
+}
+
+async fn admins_change_roles_reactivate_and_sign_members_out_on_the_pages(app: TestApp) {
+    let a = app.org("Clinic A", OrgKind::Clinic).await;
+    app.member(&a, "admin@a.test", Role::Admin).await;
+    let dr = app.member(&a, "dr@a.test", Role::Provider).await;
+    let b = signed_in(&app, "admin@a.test").await;
+    let dr_browser = signed_in(&app, "dr@a.test").await;
+    let dr_page = format!("/admin/users/{}", dr.id);
+
+    let res = post_form(&app, &b, &dr_page, &format!("{dr_page}/role"), &[("role", "staff")]).await;
+    assert_eq!(location(&res), format!("{dr_page}?notice=role"));
+    let account = app.state.store.get_account(dr.id).await.unwrap().unwrap();
+    assert_eq!(account.role, Some(Role::Staff));
+    // An admin cannot make anyone an owner.
+    let res = post_form(&app, &b, &dr_page, &format!("{dr_page}/role"), &[("role", "owner")]).await;
+    assert_eq!(res.status(), 403);
+
+    // Sign out everywhere: the member's browser is signed out at once.
+    assert_eq!(page(&dr_browser, &app.url("/account")).await.0, 200);
+    let res = post_form(&app, &b, &dr_page, &format!("{dr_page}/revoke"), &[]).await;
+    assert_eq!(location(&res), format!("{dr_page}?notice=revoked"));
+    let res = dr_browser.get(app.url("/account")).send().await.unwrap();
+    assert!(location(&res).starts_with("/login"), "revoked: {}", location(&res));
+
+    // Deactivated members cannot sign in; reactivated ones can again.
+    let res = post_form(&app, &b, &dr_page, &format!("{dr_page}/status"), &[("status", "deactivated")]).await;
+    assert_eq!(location(&res), format!("{dr_page}?notice=status"));
+    assert_eq!(app.api_login("staff", "dr@a.test", PASSWORD).await.status(), 403);
+    let res = post_form(&app, &b, &dr_page, &format!("{dr_page}/status"), &[("status", "active")]).await;
+    assert_eq!(location(&res), format!("{dr_page}?notice=status"));
+    assert_eq!(app.api_login("staff", "dr@a.test", PASSWORD).await.status(), 200);
+    let kinds = app.audit_kinds().await;
+    for kind in ["role_changed", "sessions_revoked", "account_deactivated", "account_reactivated"] {
+        assert!(kinds.iter().any(|(k, _)| k == kind), "{kind} is audited: {kinds:?}");
+    }
+}
+
+async fn a_bypass_sign_in_offers_setup_again_where_it_is_optional(app: TestApp) {
+    use clinic_auth_core::MfaMode;
+    use clinic_auth_web::service::policy::{self, OrgMfaChange};
+    use clinic_auth_web::service::{By, admin, mfa};
+    let org = app.org("Clinic A", OrgKind::Clinic).await;
+    let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Optional), methods: None };
+    policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
+    let dr = app.member(&org, "dr@a.test", Role::Provider).await;
+    // Dr. turned 2FA on for themself, then lost the phone.
+    let setup = mfa::begin_authenticator(&app.state, &dr).await.unwrap();
+    let code = crate::otp::code(&setup.uri, app.clock.now().0);
+    mfa::confirm_authenticator(&app.state, &dr, &code, &Default::default()).await.unwrap();
+    admin::grant_bypass(&app.state, &By::operator(), None, "dr@a.test").await.unwrap();
+
+    let b = app.browser();
+    let (_, html) = page(&b, &app.url("/login")).await;
+    b.post(app.url("/login")).form(&[("csrf", csrf_of(&html).as_str()), ("email", "dr@a.test")]).send().await.unwrap();
+    let (_, html) = page(&b, &app.url("/login/password")).await;
+    let res = b
+        .post(app.url("/login/password"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/account/2fa/setup?notice=bypass", "prompted to set up again");
+    let (s, html) = page(&b, &app.url("/account/2fa/setup?notice=bypass")).await;
+    assert_eq!(s, 200);
+    assert!(html.contains("your old methods were"), "{html}");
+    assert!(html.contains("Trouble scanning?") && html.contains("href=\"/account\">Cancel"), "{html}");
+    // Not forced: the account page is open to them.
+    assert_eq!(page(&b, &app.url("/account")).await.0, 200);
+    assert!(app.state.store.list_factors(dr.id).await.unwrap().is_empty());
 }

@@ -312,7 +312,8 @@ async fn bypass_is_used_once_then_setup_follows(app: TestApp) {
     // ...and only once: the next sign-in asks for the new authenticator.
     sign_in_with_code(&app, "dr.lee@riverside.test", &new_uri).await;
 
-    // A member who is Not required signs straight in with the bypass, factors cleared.
+    // A member who is Not required signs straight in with the bypass, and is offered
+    // (not forced) setup again.
     let (s, _) = put_json(
         &app,
         "/api/v1/orgs/riverside-clinic/members/locum@riverside.test/mfa",
@@ -327,6 +328,9 @@ async fn bypass_is_used_once_then_setup_follows(app: TestApp) {
     assert_eq!(s, 201);
     let (_, progress) = password_step(&app, "locum@riverside.test").await;
     assert_eq!(progress["next"], "done", "{progress}");
+    assert_eq!(progress["suggest_setup"], true, "{progress}");
+    let (_, progress) = password_step(&app, "locum@riverside.test").await;
+    assert!(progress.get("suggest_setup").is_none(), "only right after the bypass: {progress}");
     let kinds = app.audit_kinds().await;
     let count = |k: &str| kinds.iter().filter(|(kind, _)| kind == k).count();
     assert_eq!((count("bypass_granted"), count("bypass_used")), (2, 2), "{kinds:?}");

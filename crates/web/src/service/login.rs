@@ -33,6 +33,9 @@ pub struct SignedInSession {
     pub new_recovery_code: Option<RecoveryCode>,
     /// The sign-in used (and so replaced) the recovery code.
     pub used_recovery_code: bool,
+    /// The sign-in used a one-time bypass that removed the member's factors, and the
+    /// member may set 2FA up again now (it was not required, so it was not forced).
+    pub suggest_setup: bool,
 }
 
 /// Where a sign-in stands after the password.
@@ -259,12 +262,16 @@ async fn use_bypass(
                 return Err(flow_expired());
             }
             super::notices::send(state, &account, SecurityNotice::FactorRemoved { method: "all".to_owned() }).await;
+            // Seed 004: "…log in once without 2FA and will be prompted to configure their
+            // authenticator app again". Where 2FA is not required, the prompt is an offer.
+            let suggest_setup = mfa::load(state, &account).await?.may_opt_in(&account);
             Ok(PasswordOutcome::SignedIn(SignedInSession {
                 token,
                 csrf_token,
                 account,
                 new_recovery_code: None,
                 used_recovery_code: false,
+                suggest_setup,
             }))
         }
     }
@@ -312,7 +319,14 @@ async fn grant_session(
         clinic_auth_store::StoreError::MissingReference(_) => flow_expired(),
         other => other.into(),
     })?;
-    Ok(SignedInSession { token, csrf_token, account, new_recovery_code: None, used_recovery_code: false })
+    Ok(SignedInSession {
+        token,
+        csrf_token,
+        account,
+        new_recovery_code: None,
+        used_recovery_code: false,
+        suggest_setup: false,
+    })
 }
 
 /// A flow past its password step, with its account.
