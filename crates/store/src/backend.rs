@@ -1085,16 +1085,36 @@ macro_rules! store_impl {
                 Ok(row.map(|r| r.try_get::<i64, _>("attempts")).transpose()?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
             }
 
-            async fn consume_code(&self, account: AccountId, channel: FactorKind, code_hash: &str) -> StoreResult<bool> {
+            async fn consume_code(
+                &self,
+                account: AccountId,
+                channel: FactorKind,
+                code_hash: &str,
+                used: Option<(UnixTime, &NewAuditEvent)>,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query($store::sql(
                     "DELETE FROM code_challenges WHERE account_id = $1 AND channel = $2 AND code_hash = $3",
                 ))
                 .bind(account.to_string())
                 .bind(channel.as_str())
                 .bind(code_hash)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(done.rows_affected() == 1)
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                if let Some((now, audit)) = used {
+                    sqlx::query($store::sql("UPDATE factors SET last_used_at = $3 WHERE account_id = $1 AND kind = $2"))
+                        .bind(account.to_string())
+                        .bind(channel.as_str())
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    write_audit!(self, &mut *tx, audit);
+                }
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn delete_code(&self, account: AccountId, channel: FactorKind) -> StoreResult<()> {
@@ -1217,7 +1237,13 @@ macro_rules! store_impl {
                 }))
             }
 
-            async fn record_failure(&self, key: &str, rule: ThrottleRule, now: UnixTime) -> StoreResult<ThrottleState> {
+            async fn record_failure(
+                &self,
+                key: &str,
+                rule: ThrottleRule,
+                now: UnixTime,
+                audit: Option<&NewAuditEvent>,
+            ) -> StoreResult<ThrottleState> {
                 let mut tx = self.pool.begin().await?;
                 // One statement counts the failure, so concurrent failures are all counted;
                 // the count restarts when the window passed and no lock is in force.
@@ -1246,6 +1272,9 @@ macro_rules! store_impl {
                             .execute(&mut *tx)
                             .await?;
                     }
+                }
+                if let Some(audit) = audit {
+                    write_audit!(self, &mut *tx, audit);
                 }
                 tx.commit().await?;
                 Ok(ThrottleState { failures, locked_until })

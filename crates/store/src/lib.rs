@@ -167,8 +167,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Counts one entry against the code atomically; the count including this entry,
     /// or `None` if there is no code.
     async fn count_code_attempt(&self, account: AccountId, channel: FactorKind) -> StoreResult<Option<u32>>;
-    /// Uses the code up, only if it is still the one with `code_hash`.
-    async fn consume_code(&self, account: AccountId, channel: FactorKind, code_hash: &str) -> StoreResult<bool>;
+    /// Uses the code up, only if it is still the one with `code_hash`. `used`: a
+    /// second factor proved with it, recorded (the factor's last use and the audit
+    /// event) in the same transaction.
+    async fn consume_code(
+        &self,
+        account: AccountId,
+        channel: FactorKind,
+        code_hash: &str,
+        used: Option<(UnixTime, &NewAuditEvent)>,
+    ) -> StoreResult<bool>;
     async fn delete_code(&self, account: AccountId, channel: FactorKind) -> StoreResult<()>;
     /// Swaps the recovery code, only if the stored one is still `expected` (so a code is
     /// used once even under concurrent use). `expected = None` replaces unconditionally.
@@ -197,9 +205,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // Throttles
     async fn get_throttle(&self, key: &str) -> StoreResult<Option<ThrottleState>>;
-    /// Counts one failure atomically (several server processes may count at once) and
-    /// returns the state after it.
-    async fn record_failure(&self, key: &str, rule: ThrottleRule, now: UnixTime) -> StoreResult<ThrottleState>;
+    /// Counts one failure atomically (several server processes may count at once),
+    /// with the audit event of the refusal if given, and returns the state after it.
+    async fn record_failure(
+        &self,
+        key: &str,
+        rule: ThrottleRule,
+        now: UnixTime,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<ThrottleState>;
     async fn clear_throttle(&self, key: &str) -> StoreResult<()>;
 
     // Administration

@@ -115,14 +115,21 @@ async fn email_codes_set_up_and_sign_in_over_real_smtp(app: TestApp) {
     assert_eq!(s, 200, "{done}");
     assert!(done["recovery_code"].is_string() && done["session_token"].is_string());
 
-    // Next sign-in: the code goes out with the password step.
+    // Next sign-in, an hour later: the code goes out with the password step.
+    app.clock.advance(3600);
     let (flow, progress) = password_step(&app).await;
     assert_eq!((progress["next"].as_str(), progress["method"].as_str()), (Some("second_factor"), Some("email")));
     assert_eq!(progress["sent_to"], "d•••@riverside.test");
     assert_eq!(progress["other_methods"], json!(["recovery_code"]));
     let code = last_email_code(&app, 2).await;
-    let (s, _) = post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": code})).await;
+    let (s, signed_in) = post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": code})).await;
     assert_eq!(s, 200);
+    // The Users page's "last used" is this sign-in, not the setup.
+    use clinic_auth_core::Clock;
+    let token = signed_in["session_token"].as_str().unwrap();
+    let (_, me) = app.get_json("/api/v1/me/mfa", token).await;
+    let email = me["factors"].as_array().unwrap().iter().find(|f| f["kind"] == "email").cloned().unwrap();
+    assert_eq!(email["last_used_at"].as_i64(), Some(app.clock.now().0), "{email}");
     let kinds = app.audit_kinds().await;
     assert!(kinds.contains(&("code_sent".into(), "success".into())));
     assert!(kinds.contains(&("factor_enrolled".into(), "success".into())));

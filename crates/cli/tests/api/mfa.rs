@@ -314,7 +314,7 @@ async fn repeated_wrong_codes_lock_the_flow_and_the_member(app: TestApp) {
     let (s, _) = post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": otp::code(&uri, now(&app))})).await;
     assert_eq!(s, 200);
     let failures = app.audit_kinds().await.into_iter().filter(|(k, o)| k == "second_factor" && o == "failure").count();
-    assert_eq!(failures, 6, "each wrong code is audited");
+    assert_eq!(failures, 7, "each wrong code is audited, and the attempt while locked");
 }
 
 async fn re_enrolling_invalidates_the_old_secret(app: TestApp) {

@@ -26,6 +26,16 @@ async fn repeated_wrong_passwords_lock_the_account_with_backoff(app: TestApp) {
     assert_eq!(body["error"]["code"], "too_many_attempts");
     assert_eq!(body["error"]["retry_after"], 30);
     assert!(body["error"]["message"].as_str().unwrap().contains("30 seconds"));
+    // The refused attempt is on the record for the clinic's admin, with its reason.
+    let events = app
+        .state
+        .store
+        .list_audit(&clinic_auth_store::AuditFilter { kind: Some("sign_in".into()), limit: 1, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(events[0].outcome, "failure");
+    assert_eq!(events[0].org_id.as_deref(), Some("riverside-clinic"));
+    assert!(events[0].detail.contains("\"reason\":\"account_locked\""), "{}", events[0].detail);
     // An unknown email is locked the same way, so a lock tells nothing.
     for _ in 0..6 {
         app.api_login("staff", "ghost@riverside.test", WRONG).await;

@@ -102,8 +102,8 @@ pub async fn send(
     }
     // Count this send; the one that goes over a limit is refused, not sent.
     let counted = [
-        state.store.record_failure(&acct_key, one_time_code::SENDS_PER_ACCOUNT, now).await?,
-        state.store.record_failure(&client_key, one_time_code::SENDS_PER_CLIENT, now).await?,
+        state.store.record_failure(&acct_key, one_time_code::SENDS_PER_ACCOUNT, now, None).await?,
+        state.store.record_failure(&client_key, one_time_code::SENDS_PER_CLIENT, now, None).await?,
     ];
     if let Some(wait) = counted.iter().filter_map(|t| t.locked_for(now)).max() {
         return Err(too_many_sends(wait));
@@ -183,12 +183,14 @@ fn expired() -> AppError {
 
 /// Checks an entered code. Returns the target it was sent to (for enrolling that
 /// address or number). Wrong entries are counted on the code and on the member.
+/// `used`: the audit event of a second factor proved, written with the code's use.
 pub async fn check(
     state: &AppState,
     account: &Account,
     channel: FactorKind,
     input: &str,
     purpose: Purpose,
+    used: Option<&clinic_auth_store::NewAuditEvent>,
 ) -> Result<Result<String, (AppError, &'static str)>, AppError> {
     let code = OneTimeCode::parse(input).map_err(|e| AppError::bad_request("invalid_code", e.to_string()))?;
     let now = state.now();
@@ -201,7 +203,7 @@ pub async fn check(
     let matches = clinic_auth_core::token::secrets_equal(&mac, &stored.code_hash);
     match stored.challenge.check(now, attempts, matches) {
         CodeCheck::Accepted => {
-            if state.store.consume_code(account.id, channel, &stored.code_hash).await? {
+            if state.store.consume_code(account.id, channel, &stored.code_hash, used.map(|e| (now, e))).await? {
                 Ok(Ok(stored.target))
             } else {
                 Err(expired())

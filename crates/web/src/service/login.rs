@@ -109,8 +109,16 @@ pub async fn submit_password(
     let flow_hash = SecretToken::from_presented(flow_token).ok_or_else(flow_expired)?.hash();
     let now = state.now();
     let (acct_key, ip_key) = (account_key(&flow), client_key(client));
-    for key in [&acct_key, &ip_key] {
+    for (key, which) in [(&acct_key, "account_locked"), (&ip_key, "client_locked")] {
         if let Some(locked_for) = state.store.get_throttle(key).await?.and_then(|t| t.locked_for(now)) {
+            // Refused without checking the password, but on the record: an admin
+            // looking into a locked-out member sees every attempt.
+            let account = state.store.find_account(flow.realm, &flow.email).await?;
+            let mut event = audit_event(state, "sign_in", "failure", client);
+            event.org_id = account.as_ref().and_then(|a| a.org_id.clone());
+            event.subject_id = account.as_ref().map(|a| a.id);
+            event.detail = detail(&[("reason", which), ("email", flow.email.as_str())]);
+            state.store.append_audit(&event).await?;
             return Err(AppError::too_many_attempts(locked_for));
         }
     }
@@ -190,9 +198,8 @@ pub async fn submit_password(
                 _ => "wrong_password",
             };
             event.detail = detail(&[("reason", reason), ("email", flow.email.as_str())]);
-            state.store.append_audit(&event).await?;
-            state.store.record_failure(&acct_key, ThrottleRule::PASSWORD_PER_ACCOUNT, now).await?;
-            state.store.record_failure(&ip_key, ThrottleRule::PASSWORD_PER_CLIENT, now).await?;
+            state.store.record_failure(&acct_key, ThrottleRule::PASSWORD_PER_ACCOUNT, now, Some(&event)).await?;
+            state.store.record_failure(&ip_key, ThrottleRule::PASSWORD_PER_CLIENT, now, None).await?;
             Err(incorrect())
         }
     }

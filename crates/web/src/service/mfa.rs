@@ -213,9 +213,16 @@ pub(crate) fn throttle_key(account: &Account) -> String {
     format!("second-factor:{}", account.id)
 }
 
-pub(crate) async fn check_throttle(state: &AppState, account: &Account) -> Result<(), AppError> {
+/// Refuses a second factor while the member's are locked; the refusal is audited
+/// (`reason: locked`) so that the audit log shows every attempt.
+pub(crate) async fn check_throttle(state: &AppState, account: &Account, client: &ClientInfo) -> Result<(), AppError> {
     let now = state.now();
     if let Some(secs) = state.store.get_throttle(&throttle_key(account)).await?.and_then(|t| t.locked_for(now)) {
+        let mut event = audit_event(state, "second_factor", "failure", client);
+        event.org_id = account.org_id.clone();
+        event.subject_id = Some(account.id);
+        event.detail = detail(&[("reason", "locked")]);
+        state.store.append_audit(&event).await?;
         return Err(AppError::too_many_attempts(secs));
     }
     Ok(())
@@ -233,10 +240,9 @@ pub(crate) async fn count_failure(
     event.org_id = account.org_id.clone();
     event.subject_id = Some(account.id);
     event.detail = detail(&[("method", method.as_str()), ("reason", reason), ("purpose", purpose)]);
-    state.store.append_audit(&event).await?;
     let after = state
         .store
-        .record_failure(&throttle_key(account), ThrottleRule::SECOND_FACTOR_PER_ACCOUNT, state.now())
+        .record_failure(&throttle_key(account), ThrottleRule::SECOND_FACTOR_PER_ACCOUNT, state.now(), Some(&event))
         .await?;
     tracing::info!(account = %account.id, method = method.as_str(), reason, purpose, failures = after.failures, "second factor refused");
     Ok(())
@@ -250,7 +256,7 @@ pub async fn confirm_authenticator(
     input: &str,
     client: &ClientInfo,
 ) -> Result<Option<RecoveryCode>, AppError> {
-    check_throttle(state, account).await?;
+    check_throttle(state, account, client).await?;
     let code = TotpCode::parse(input).map_err(|_| invalid_code())?;
     let now = state.now();
     let pending = state
@@ -330,7 +336,7 @@ pub async fn verify_factor(
     purpose: &'static str,
     client: &ClientInfo,
 ) -> Result<Proof, AppError> {
-    check_throttle(state, account).await?;
+    check_throttle(state, account, client).await?;
     let now = state.now();
     let mut event = audit_event(state, "second_factor", "success", client);
     event.org_id = account.org_id.clone();
@@ -390,11 +396,8 @@ pub async fn verify_factor(
         }
         FactorKind::Email | FactorKind::Sms => {
             let code_purpose = if purpose == "step_up" { codes::Purpose::StepUp } else { codes::Purpose::SignIn };
-            match codes::check(state, account, method, input, code_purpose).await? {
-                Ok(_) => {
-                    state.store.append_audit(&event).await?;
-                    Proof::Code
-                }
+            match codes::check(state, account, method, input, code_purpose, Some(&event)).await? {
+                Ok(_) => Proof::Code,
                 Err((e, reason)) => {
                     count_failure(state, account, method, reason, purpose, client).await?;
                     return Err(e);
@@ -512,8 +515,8 @@ pub async fn confirm_code_enrollment(
     input: &str,
     client: &ClientInfo,
 ) -> Result<Option<RecoveryCode>, AppError> {
-    check_throttle(state, account).await?;
-    let target = match codes::check(state, account, kind, input, codes::Purpose::Enroll).await? {
+    check_throttle(state, account, client).await?;
+    let target = match codes::check(state, account, kind, input, codes::Purpose::Enroll, None).await? {
         Ok(t) => t,
         Err((e, reason)) => {
             count_failure(state, account, kind, reason, "enroll", client).await?;

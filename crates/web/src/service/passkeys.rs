@@ -355,7 +355,7 @@ pub async fn finish_authentication(
     client: &ClientInfo,
 ) -> Result<(), AppError> {
     let webauthn = webauthn(state)?;
-    check_throttle(state, account).await?;
+    check_throttle(state, account, client).await?;
     let credential: PublicKeyCredential = parse_response(response)?;
     let authentication: PasskeyAuthentication = take_ceremony(state, account, bound).await?;
     let result = match webauthn.finish_passkey_authentication(&credential, &authentication) {
