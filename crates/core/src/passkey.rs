@@ -103,18 +103,65 @@ pub enum CounterVerdict {
     CloneWarning,
 }
 
-/// Judges a presented counter against the stored one. A synced (backup-eligible)
-/// credential may legitimately report 0 or repeat values across devices, so only a
-/// device-bound credential whose counter fails to advance is a clone warning.
-pub fn counter_verdict(stored: u32, presented: u32, backup_eligible: bool) -> CounterVerdict {
+/// Judges a presented counter against the stored one. WebAuthn leaves the response
+/// to the relying party; ours (and webauthn-rs's, which refuses the same answers in
+/// the ceremony) is strict: once either side has counted, the counter must go up.
+/// Device-bound authenticators count every use; synced passkeys (iCloud Keychain,
+/// Google Password Manager and the like) report 0 every time and never trip it.
+pub fn counter_verdict(stored: u32, presented: u32) -> CounterVerdict {
     if stored == 0 && presented == 0 {
         CounterVerdict::NotKept
     } else if presented > stored {
         CounterVerdict::Advanced
-    } else if backup_eligible && presented == 0 {
-        CounterVerdict::NotKept
     } else {
         CounterVerdict::CloneWarning
+    }
+}
+
+/// Why a passkey's answer is taken for a copied credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneSign {
+    /// The signature counter did not advance.
+    CounterNotAdvanced,
+    /// The credential's backup eligibility differs from the one it registered with.
+    /// It is fixed for a credential's life (WebAuthn §6.1.3), so a device-bound
+    /// credential suddenly claiming to be synced is someone else's copy.
+    BackupEligibilityChanged,
+}
+
+impl CloneSign {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloneSign::CounterNotAdvanced => "counter_not_advanced",
+            CloneSign::BackupEligibilityChanged => "backup_eligibility_changed",
+        }
+    }
+}
+
+/// What the store keeps of a passkey to judge its next use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredUse {
+    pub sign_count: u32,
+    /// As registered; never updated from later answers.
+    pub backup_eligible: bool,
+}
+
+/// What the authenticator reported with this sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresentedUse {
+    pub counter: u32,
+    pub backup_eligible: bool,
+}
+
+/// Whether an otherwise valid passkey answer is accepted, and whether its counter
+/// must be stored as advanced.
+pub fn judge_use(stored: StoredUse, presented: PresentedUse) -> Result<CounterVerdict, CloneSign> {
+    if stored.backup_eligible != presented.backup_eligible {
+        return Err(CloneSign::BackupEligibilityChanged);
+    }
+    match counter_verdict(stored.sign_count, presented.counter) {
+        CounterVerdict::CloneWarning => Err(CloneSign::CounterNotAdvanced),
+        v => Ok(v),
     }
 }
 
@@ -182,19 +229,34 @@ mod tests {
     }
 
     #[test]
-    fn counters_must_advance_unless_synced() {
+    fn counters_must_advance_once_either_side_counts() {
         use CounterVerdict::*;
-        assert_eq!(counter_verdict(0, 0, false), NotKept);
-        assert_eq!(counter_verdict(0, 0, true), NotKept);
-        assert_eq!(counter_verdict(0, 1, false), Advanced);
-        assert_eq!(counter_verdict(5, 6, false), Advanced);
-        // Going backwards or repeating on a device-bound credential: a clone.
-        assert_eq!(counter_verdict(5, 5, false), CloneWarning);
-        assert_eq!(counter_verdict(5, 3, false), CloneWarning);
-        assert_eq!(counter_verdict(5, 0, false), CloneWarning);
-        // A synced passkey reporting 0 from another device is not a clone.
-        assert_eq!(counter_verdict(5, 0, true), NotKept);
-        assert_eq!(counter_verdict(5, 3, true), CloneWarning);
+        assert_eq!(counter_verdict(0, 0), NotKept, "synced passkeys report 0 every time");
+        assert_eq!(counter_verdict(0, 1), Advanced);
+        assert_eq!(counter_verdict(5, 6), Advanced);
+        assert_eq!(counter_verdict(5, 5), CloneWarning, "repeated");
+        assert_eq!(counter_verdict(5, 3), CloneWarning, "went backwards");
+        assert_eq!(counter_verdict(5, 0), CloneWarning, "stopped counting");
+    }
+
+    #[test]
+    fn a_credential_changing_its_backup_eligibility_is_a_copy() {
+        let bound = StoredUse { sign_count: 4, backup_eligible: false };
+        let synced = StoredUse { sign_count: 0, backup_eligible: true };
+        assert_eq!(judge_use(bound, PresentedUse { counter: 5, backup_eligible: false }), Ok(CounterVerdict::Advanced));
+        assert_eq!(
+            judge_use(bound, PresentedUse { counter: 5, backup_eligible: true }),
+            Err(CloneSign::BackupEligibilityChanged)
+        );
+        assert_eq!(
+            judge_use(bound, PresentedUse { counter: 4, backup_eligible: false }),
+            Err(CloneSign::CounterNotAdvanced)
+        );
+        assert_eq!(judge_use(synced, PresentedUse { counter: 0, backup_eligible: true }), Ok(CounterVerdict::NotKept));
+        assert_eq!(
+            judge_use(synced, PresentedUse { counter: 0, backup_eligible: false }),
+            Err(CloneSign::BackupEligibilityChanged)
+        );
     }
 
     #[test]

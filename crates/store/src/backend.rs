@@ -915,13 +915,16 @@ macro_rules! store_impl {
                 Ok(removed)
             }
 
-                        async fn insert_passkey(&self, p: &NewPasskey, audit: &NewAuditEvent) -> StoreResult<()> {
+            async fn insert_passkey(&self, p: &NewPasskey, audit: &NewAuditEvent, max: i64) -> StoreResult<bool> {
                 let f = &p.factor;
                 let mut tx = self.pool.begin().await?;
-                sqlx::query($store::sql(
+                // The limit is checked by the INSERT itself, so that two devices trusted
+                // at once cannot both slip under it.
+                let done = sqlx::query($store::sql(
                     "INSERT INTO factors (id, account_id, kind, label, secret, nonce, key_version, created_at, last_used_at,
                        credential_id, sign_count, backup_eligible, backup_state)
-                     VALUES ($1, $2, 'passkey', $3, $4, $5, $6, $7, NULL, $8, $9, $10, $11)",
+                     SELECT $1, $2, 'passkey', $3, $4, $5, $6, $7, NULL, $8, $9, $10, $11
+                     WHERE (SELECT COUNT(*) FROM factors WHERE account_id = $2 AND kind = 'passkey') < $12",
                 ))
                 .bind(&f.id)
                 .bind(f.account_id.to_string())
@@ -934,12 +937,16 @@ macro_rules! store_impl {
                 .bind(i64::from(p.state.sign_count))
                 .bind(p.state.backup_eligible)
                 .bind(p.state.backup_state)
+                .bind(max)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| on_constraint(e, "passkey", "account"))?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
                 write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
             }
 
             async fn use_passkey(&self, u: &PasskeyUse, audit: &NewAuditEvent) -> StoreResult<bool> {
@@ -949,7 +956,7 @@ macro_rules! store_impl {
                 let done = sqlx::query($store::sql(
                     "UPDATE factors SET sign_count = $1, backup_state = $2, secret = $3, nonce = $4, key_version = $5,
                        last_used_at = $6
-                     WHERE id = $7 AND kind = 'passkey' AND ($8 = 0 OR COALESCE(sign_count, 0) < $1)",
+                     WHERE id = $7 AND account_id = $9 AND kind = 'passkey' AND ($8 = 0 OR COALESCE(sign_count, 0) < $1)",
                 ))
                 .bind(i64::from(u.sign_count))
                 .bind(u.backup_state)
@@ -959,6 +966,7 @@ macro_rules! store_impl {
                 .bind(u.now.0)
                 .bind(&u.factor_id)
                 .bind(i64::from(u.counter_must_advance))
+                .bind(u.account_id.to_string())
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() != 1 {
@@ -969,16 +977,28 @@ macro_rules! store_impl {
                 Ok(true)
             }
 
-            async fn rename_passkey(&self, account: AccountId, factor_id: &str, name: &str) -> StoreResult<bool> {
+            async fn rename_passkey(
+                &self,
+                account: AccountId,
+                factor_id: &str,
+                name: &str,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query($store::sql(
                     "UPDATE factors SET label = $1 WHERE id = $2 AND account_id = $3 AND kind = 'passkey'",
                 ))
                 .bind(name)
                 .bind(factor_id)
                 .bind(account.to_string())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(done.rows_affected() == 1)
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                write_audit!(self, &mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn remove_passkey(&self, account: AccountId, factor_id: &str, audit: &NewAuditEvent) -> StoreResult<bool> {

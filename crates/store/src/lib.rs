@@ -143,15 +143,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn recovery_code_hash(&self, account: AccountId) -> StoreResult<Option<String>>;
 
     // Passkeys
-    /// Registers a passkey; `Conflict("passkey")` if its credential id is registered
-    /// already (to anyone).
-    async fn insert_passkey(&self, passkey: &NewPasskey, audit: &NewAuditEvent) -> StoreResult<()>;
+    /// Registers a passkey unless the account has `max` already (false);
+    /// `Conflict("passkey")` if its credential id is registered already (to anyone).
+    async fn insert_passkey(&self, passkey: &NewPasskey, audit: &NewAuditEvent, max: i64) -> StoreResult<bool>;
     /// Records an accepted passkey sign-in. False when the counter did not advance
     /// past the stored one although it must (a replay or a cloned credential), even
     /// if another process accepted the same assertion first.
     async fn use_passkey(&self, passkey_use: &PasskeyUse, audit: &NewAuditEvent) -> StoreResult<bool>;
     /// Renames one of the account's passkeys; false if it has no such passkey.
-    async fn rename_passkey(&self, account: AccountId, factor_id: &str, name: &str) -> StoreResult<bool>;
+    async fn rename_passkey(
+        &self,
+        account: AccountId,
+        factor_id: &str,
+        name: &str,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
     /// Removes one of the account's passkeys; false if it has no such passkey.
     async fn remove_passkey(&self, account: AccountId, factor_id: &str, audit: &NewAuditEvent) -> StoreResult<bool>;
     /// Saves a ceremony, replacing one under the same key.

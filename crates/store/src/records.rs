@@ -249,6 +249,7 @@ pub struct NewPasskey {
 /// credential re-sealed with them.
 #[derive(Debug, Clone)]
 pub struct PasskeyUse {
+    pub account_id: AccountId,
     pub factor_id: String,
     pub sign_count: u32,
     /// Whether the counter must advance (a device-bound credential that keeps one).

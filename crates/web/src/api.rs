@@ -648,8 +648,8 @@ async fn my_mfa_verify(
         None => FactorKind::Authenticator,
         Some(m) => parse_enum::<FactorKind>(m, "method_unavailable")?,
     };
-    let proof = mfa::verify_factor(&state, &s.0.account, method, &body.code, "step_up", &client.0).await?;
-    state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
+    let answer = mfa::StepUpAnswer::Code { method, code: &body.code };
+    let proof = mfa::step_up(&state, &s.0.account, &s.0.token_hash, answer, &client.0).await?;
     let recovery_code = match proof {
         mfa::Proof::RecoveryCode(c) => Some(c.display()),
         mfa::Proof::Authenticator | mfa::Proof::Code | mfa::Proof::Passkey => None,
@@ -1177,11 +1177,12 @@ pub struct RenamePasskey {
         (status = 404, description = "`not_found`", body = ErrorBody)))]
 async fn my_passkey_rename(
     State(state): State<AppState>,
+    client: Client,
     s: ApiSignedIn,
     Path(passkey_id): Path<String>,
     ApiJson(body): ApiJson<RenamePasskey>,
 ) -> Result<Json<PasskeyList>, AppError> {
-    passkeys::rename(&state, &s.0.account, &passkey_id, &body.name).await?;
+    passkeys::rename(&state, &s.0.account, &passkey_id, &body.name, &client.0).await?;
     my_passkeys(State(state), s).await
 }
 
@@ -1223,8 +1224,7 @@ async fn my_verify_passkey(
     ApiJson(body): ApiJson<PasskeyAnswer>,
 ) -> Result<Json<Verified>, AppError> {
     let response = body.credential.to_string();
-    let bound = passkeys::Bound::StepUp(&s.0.token_hash);
-    passkeys::finish_authentication(&state, &s.0.account, bound, &response, "step_up", &client.0).await?;
-    state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
+    let answer = mfa::StepUpAnswer::Passkey { credential: &response };
+    mfa::step_up(&state, &s.0.account, &s.0.token_hash, answer, &client.0).await?;
     Ok(Json(Verified { verified: true, recovery_code: None }))
 }

@@ -68,7 +68,7 @@ pub async fn signed_in(state: &AppState, jar: CookieJar, done: SignedInSession) 
     // Setup just finished: "Trust this device?" comes after the recovery code.
     let next = match why {
         Shown::FirstCode if crate::passkey_pages::offer_trust(state, &done.account, &jar).await? => {
-            "/account/trust-device"
+            "/account/trust-device?after=setup"
         }
         _ => "/account",
     };
@@ -889,7 +889,7 @@ async fn account_enrolled(
         Ok(code) => {
             state.store.mark_session_verified(&s.token_hash, state.now()).await?;
             let next = if crate::passkey_pages::offer_trust(state, &s.account, &jar).await? {
-                "/account/trust-device"
+                "/account/trust-device?after=setup"
             } else {
                 "/account?notice=mfa_on"
             };
@@ -1108,24 +1108,13 @@ async fn step_up_submit(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok()).unwrap_or(FactorKind::Authenticator);
-    let result = if method == FactorKind::Passkey {
-        let bound = crate::service::passkeys::Bound::StepUp(&s.token_hash);
-        crate::service::passkeys::finish_authentication(
-            &state,
-            &s.account,
-            bound,
-            &form.credential,
-            "step_up",
-            &client.0,
-        )
-        .await
-        .map(|()| Proof::Passkey)
+    let answer = if method == FactorKind::Passkey {
+        mfa::StepUpAnswer::Passkey { credential: &form.credential }
     } else {
-        mfa::verify_factor(&state, &s.account, method, &form.code, "step_up", &client.0).await
+        mfa::StepUpAnswer::Code { method, code: &form.code }
     };
-    match result {
+    match mfa::step_up(&state, &s.account, &s.token_hash, answer, &client.0).await {
         Ok(proof) => {
-            state.store.mark_session_verified(&s.token_hash, state.now()).await?;
             let next = next_path(&form.next);
             match proof {
                 Proof::RecoveryCode(fresh) => Ok(recovery_code_page(&state, &fresh, next, Shown::Replacement)),

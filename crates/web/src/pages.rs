@@ -17,6 +17,7 @@ use crate::http::client::Client;
 use crate::http::cookies::{self, Kind};
 use crate::http::csrf;
 use crate::http::extract::PageForm;
+use crate::service::time::date_time;
 use crate::service::{accounts, login};
 use crate::{AppError, AppState};
 
@@ -443,8 +444,8 @@ async fn account_page(
         .map(|v| PasskeyRow {
             id: v.id,
             name: v.name,
-            created: day(clinic_auth_core::UnixTime(v.created_at)),
-            last_used: v.last_used_at.map(|t| day(clinic_auth_core::UnixTime(t))),
+            created: date_time(clinic_auth_core::UnixTime(v.created_at)),
+            last_used: v.last_used_at.map(|t| date_time(clinic_auth_core::UnixTime(t))),
             synced: v.synced,
             this_device: v.this_device,
         })
@@ -454,7 +455,7 @@ async fn account_page(
         .factors
         .iter()
         .filter(|f| f.kind != clinic_auth_core::FactorKind::Passkey)
-        .map(|f| (crate::service::mfa::method_label(f.kind), day(f.created_at), f.last_used_at.map(day)))
+        .map(|f| (crate::service::mfa::method_label(f.kind), date_time(f.created_at), f.last_used_at.map(date_time)))
         .collect();
     let required = matches!(mfa.requirement(a), clinic_auth_core::Requirement::Enroll { .. });
     let org_name = match &a.org_id {
@@ -491,22 +492,6 @@ async fn account_page(
         },
     };
     Ok(render(&page))
-}
-
-/// A date for people, in UTC: 2026-11-23.
-pub(crate) fn day(t: clinic_auth_core::UnixTime) -> String {
-    let days = t.0.div_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 #[derive(Deserialize)]

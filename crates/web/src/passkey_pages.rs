@@ -64,12 +64,19 @@ struct TrustPage<'a> {
     error: Option<String>,
 }
 
+/// Where "Not now" goes: right after setup it confirms 2FA is on; from the account
+/// page it just goes back.
+fn skip_to(after_setup: bool) -> &'static str {
+    if after_setup { "/account?notice=mfa_on" } else { "/account" }
+}
+
 async fn trust_render(
     state: &AppState,
     s: &SignedIn,
     client: &clinic_auth_store::ClientInfo,
     name: Option<String>,
     error: Option<AppError>,
+    skip: &'static str,
 ) -> Result<Response, PageError> {
     let mut error = error;
     let options = match passkeys::begin_registration(state, &s.account, &s.token_hash).await {
@@ -88,7 +95,7 @@ async fn trust_render(
         action: "/account/trust-device",
         options,
         name,
-        skip: "/account?notice=mfa_on",
+        skip,
         csrf: s.csrf_token.clone(),
         notice: None,
         error: error.map(|e| e.message),
@@ -96,15 +103,24 @@ async fn trust_render(
     Ok(render_with(status, &page))
 }
 
+#[derive(Deserialize)]
+struct TrustQuery {
+    /// `setup`: offered right after the member set up 2FA.
+    #[serde(default)]
+    after: Option<String>,
+}
+
 async fn trust_page(
     State(state): State<AppState>,
     client: Client,
     PageSignedIn(s): PageSignedIn,
+    axum::extract::Query(q): axum::extract::Query<TrustQuery>,
 ) -> Result<Response, PageError> {
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("trust-device"));
     }
-    trust_render(&state, &s, &client.0, None, None).await
+    let skip = skip_to(q.after.as_deref() == Some("setup"));
+    trust_render(&state, &s, &client.0, None, None, skip).await
 }
 
 #[derive(Deserialize)]
@@ -134,7 +150,9 @@ async fn trust_submit(
             let jar = cookies::remember_device(&state, jar, &added.device_hint);
             Ok((jar, Redirect::to("/account?notice=device_trusted")).into_response())
         }
-        Err(e) if e.status.is_client_error() => trust_render(&state, &s, &client.0, Some(form.name), Some(e)).await,
+        Err(e) if e.status.is_client_error() => {
+            trust_render(&state, &s, &client.0, Some(form.name), Some(e), skip_to(false)).await
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -150,12 +168,13 @@ struct RenameForm {
 async fn rename_submit(
     State(state): State<AppState>,
     jar: CookieJar,
+    client: Client,
     PageSignedIn(s): PageSignedIn,
     Path(id): Path<String>,
     PageForm(form): PageForm<RenameForm>,
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    passkeys::rename(&state, &s.account, &id, &form.name).await?;
+    passkeys::rename(&state, &s.account, &id, &form.name, &client.0).await?;
     Ok(Redirect::to("/account?notice=passkey_renamed").into_response())
 }
 

@@ -23,6 +23,8 @@ both_stores!(
     replayed_assertion_is_rejected,
     another_members_credential_is_rejected,
     counter_going_backwards_is_a_clone_warning,
+    clone_warnings_come_from_the_ceremony_and_from_backup_flags,
+    user_verification_is_required,
     ceremonies_expire_and_are_bound_to_their_flow,
     passkeys_are_listed_renamed_and_removed,
     passkeys_follow_the_organizations_methods_and_limits,
@@ -238,8 +240,9 @@ async fn wrong_challenge_is_rejected(app: TestApp) {
     assert_eq!(s, 200);
     let (s, e) = answer(&app, &flow, &stale).await;
     assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "{e}");
+    assert_eq!(last_second_factor_reason(&app).await, "wrong_challenge");
 
-    // A registration answer to options of another session is refused too.
+    // A registration answer to earlier options is refused too: asking again replaced them.
     let (_, options_a) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
     let (_, options_b) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
     assert_ne!(options_a["publicKey"]["challenge"], options_b["publicKey"]["challenge"]);
@@ -258,7 +261,7 @@ async fn replayed_assertion_is_rejected(app: TestApp) {
     let (flow, _) = password_step(&app, EMAIL, &[]).await;
     let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
     assert_eq!(answer(&app, &flow, &credential).await.0, 200);
-    // The same answer again: the flow is over.
+    // The same answer again to the same sign-in: that flow is over (it gave its session).
     let (s, e) = answer(&app, &flow, &credential).await;
     assert_eq!((s, error_code(&e)), (410, Some("flow_expired")), "{e}");
 
@@ -299,10 +302,64 @@ async fn another_members_credential_is_rejected(app: TestApp) {
     let credential = serde_json::to_value(laptop_b.do_authentication(origin(&app), forged).unwrap()).unwrap();
     let (s, e) = answer(&app, &flow, &credential).await;
     assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "{e}");
-
-    // B cannot register A's credential id for themself either (ids are unique).
+    assert_eq!(last_second_factor_reason(&app).await, "unknown_credential");
     let (_, a_list) = app.get_json("/api/v1/me/passkeys", &token_a).await;
-    assert_eq!(a_list["passkeys"].as_array().unwrap().len(), 1);
+    assert_eq!(a_list["passkeys"].as_array().unwrap().len(), 1, "A still has just their own passkey");
+}
+
+/// The reason of the newest refused second factor in the audit trail.
+async fn last_second_factor_reason(app: &TestApp) -> String {
+    let events = app
+        .state
+        .store
+        .list_audit(&clinic_auth_store::AuditFilter {
+            kind: Some("second_factor".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let detail: Value = serde_json::from_str(&events[0].detail).unwrap();
+    assert_eq!(events[0].outcome, "failure", "{detail}");
+    detail["reason"].as_str().unwrap().to_owned()
+}
+
+async fn user_verification_is_required(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    // A browser that skips the fingerprint: options tampered to "discouraged", so the
+    // authenticator signs without verifying its user.
+    let (_, mut options) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
+    assert_eq!(options["publicKey"]["authenticatorSelection"]["userVerification"], "required", "{options}");
+    options["publicKey"]["authenticatorSelection"]["userVerification"] = json!("discouraged");
+    let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let credential = device().do_registration(origin(&app), options).unwrap();
+    let (s, e) = post(&app, "/api/v1/me/passkeys", Some(&token), json!({"credential": credential})).await;
+    assert_eq!((s, error_code(&e)), (400, Some("passkey_rejected")), "{e}");
+    let events = app
+        .state
+        .store
+        .list_audit(&clinic_auth_store::AuditFilter {
+            kind: Some("factor_enrolled".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(events[0].outcome == "failure" && events[0].detail.contains("user_not_verified"), "{:?}", events[0]);
+
+    // The same at sign-in, with a passkey registered properly.
+    let mut laptop = device();
+    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let (_, mut options) = post(&app, &format!("/api/v1/login/{flow}/passkey/options"), None, json!({})).await;
+    assert_eq!(options["publicKey"]["userVerification"], "required", "{options}");
+    options["publicKey"]["userVerification"] = json!("discouraged");
+    let options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+    let credential = serde_json::to_value(laptop.do_authentication(origin(&app), options).unwrap()).unwrap();
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "{e}");
+    assert_eq!(last_second_factor_reason(&app).await, "user_not_verified");
 }
 
 async fn counter_going_backwards_is_a_clone_warning(app: TestApp) {
@@ -326,6 +383,76 @@ async fn counter_going_backwards_is_a_clone_warning(app: TestApp) {
     let (flow, _) = password_step(&app, EMAIL, &[]).await;
     let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
     assert_eq!(error_code(&answer(&app, &flow, &credential).await.1), Some("passkey_clone_warning"));
+}
+
+/// Rewrites the stored (sealed) credential's own counter, the one webauthn-rs checks
+/// inside the ceremony, as a genuine device far ahead would have left it.
+async fn set_sealed_counter(app: &TestApp, email: &str, counter: u32) {
+    use clinic_auth_core::{Email, FactorKind, Realm};
+    let store = &app.state.store;
+    let account = store.find_account(Realm::Staff, &Email::parse(email).unwrap()).await.unwrap().unwrap();
+    let factors = store.list_factors(account.id).await.unwrap();
+    let pk = factors.iter().find(|f| f.kind == FactorKind::Passkey).unwrap();
+    let context = format!("clinic-auth:factor:passkey:{}", account.id);
+    let plain = app.state.sealer.open(pk.secret.as_ref().unwrap(), &context).unwrap();
+    let mut passkey: Value = serde_json::from_slice(&plain).unwrap();
+    passkey["cred"]["counter"] = json!(counter);
+    let sealed = app.state.sealer.seal(&serde_json::to_vec(&passkey).unwrap(), &context).unwrap();
+    let sql = "UPDATE factors SET secret = $1, nonce = $2 WHERE id = $3";
+    if app.database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+        let sql = sql.replace('$', "?");
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&sealed.ciphertext).bind(&sealed.nonce).bind(&pk.id);
+        q.execute(&pool).await.unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+        sqlx::query(sql).bind(&sealed.ciphertext).bind(&sealed.nonce).bind(&pk.id).execute(&pool).await.unwrap();
+    }
+}
+
+async fn clone_warnings_come_from_the_ceremony_and_from_backup_flags(app: TestApp) {
+    let org = clinic(&app).await;
+    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    let mut laptop = device();
+    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    assert_eq!(answer(&app, &flow, &credential).await.0, 200);
+
+    // The credential itself has counted far ahead: the library refuses the answer
+    // (CredentialPossibleCompromise) and we warn, audit and count it.
+    set_sealed_counter(&app, EMAIL, 1000).await;
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (401, Some("passkey_clone_warning")), "{e}");
+    let events = app
+        .state
+        .store
+        .list_audit(&clinic_auth_store::AuditFilter {
+            kind: Some("passkey_clone_warning".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(events[0].detail.contains("counter_not_advanced"), "{:?}", events[0]);
+    assert_eq!(last_second_factor_reason(&app).await, "counter_not_advanced");
+
+    // A credential registered as synced (backup eligible) that now answers as a
+    // device-bound one is not the credential that was registered.
+    set_sealed_counter(&app, EMAIL, 0).await;
+    sqlx_exec(&app, "UPDATE factors SET sign_count = 0, backup_eligible = TRUE WHERE kind = 'passkey'").await;
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (401, Some("passkey_clone_warning")), "{e}");
+    assert_eq!(last_second_factor_reason(&app).await, "backup_eligibility_changed");
+    // With the flag as registered, the same device is welcome again.
+    sqlx_exec(&app, "UPDATE factors SET backup_eligible = FALSE WHERE kind = 'passkey'").await;
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    assert_eq!(answer(&app, &flow, &credential).await.0, 200);
 }
 
 async fn sqlx_exec(app: &TestApp, sql: &'static str) {
@@ -405,6 +532,7 @@ async fn passkeys_are_listed_renamed_and_removed(app: TestApp) {
     };
     let (s, list) = rename(token.clone(), json!("  Front desk PC ")).await;
     assert_eq!((s, &list["passkeys"][0]["name"]), (200, &json!("Front desk PC")));
+    assert!(app.audit_kinds().await.contains(&("passkey_renamed".into(), "success".into())), "renames are audited");
     let (s, e) = rename(token.clone(), json!("x".repeat(61))).await;
     assert_eq!((s, error_code(&e)), (400, Some("invalid_name")));
     // Someone else's passkey is not theirs to rename or remove.
@@ -438,7 +566,7 @@ async fn passkeys_are_listed_renamed_and_removed(app: TestApp) {
 
 async fn passkeys_follow_the_organizations_methods_and_limits(app: TestApp) {
     let org = clinic(&app).await;
-    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
+    let (uri, token) = enrolled_member(&app, &org, EMAIL).await;
     // A clinic that allows only authenticator apps offers no "Trust this device?".
     let change =
         OrgMfaChange { enabled: None, mode: None, methods: Some(clinic_auth_core::MethodSet::authenticator_only()) };
@@ -456,10 +584,28 @@ async fn passkeys_follow_the_organizations_methods_and_limits(app: TestApp) {
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
 
     // Ten trusted devices at most.
-    for i in 0..10 {
+    for i in 0..9 {
         let (s, e) = trust(&app, &token, &mut device(), Some(&format!("Device {i}"))).await;
         assert_eq!(s, 200, "{e}");
     }
+    // Options fetched at nine in one session, a tenth trusted meanwhile from another
+    // (a second browser): the limit holds when the passkey is stored, not only when
+    // the options go out.
+    let (s, late) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
+    assert_eq!(s, 200);
+    let late: CreationChallengeResponse = serde_json::from_value(late).unwrap();
+    let late = device().do_registration(origin(&app), late).unwrap();
+    app.clock.advance(30);
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let (s, other) =
+        post(&app, &format!("/api/v1/login/{flow}/code"), None, json!({"code": otp::code(&uri, now(&app))})).await;
+    assert_eq!(s, 200, "{other}");
+    let other = other["session_token"].as_str().unwrap().to_owned();
+    assert_eq!(trust(&app, &other, &mut device(), Some("Device 9")).await.0, 200);
+    let (s, e) = post(&app, "/api/v1/me/passkeys", Some(&token), json!({"credential": late})).await;
+    assert_eq!((s, error_code(&e)), (409, Some("too_many_passkeys")), "{e}");
+    let (_, list) = app.get_json("/api/v1/me/passkeys", &token).await;
+    assert_eq!(list["passkeys"].as_array().unwrap().len(), 10);
     let (s, e) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
     assert_eq!((s, error_code(&e)), (409, Some("too_many_passkeys")), "{e}");
 }
@@ -556,9 +702,15 @@ async fn the_pages_trust_verify_and_remove_a_device(app: TestApp) {
         .unwrap();
     // Setup done: the recovery code, then "Trust this device?".
     let page = res.text().await.unwrap();
-    assert!(page.contains("Save your recovery code") && page.contains("href=\"/account/trust-device\""), "{page}");
-    let html = b.get(app.url("/account/trust-device")).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("Trust this device?") && html.contains("Not now") && html.contains("/static/passkey.js"));
+    assert!(
+        page.contains("Save your recovery code") && page.contains("href=\"/account/trust-device?after=setup\""),
+        "{page}"
+    );
+    let later = b.get(app.url("/account/trust-device")).send().await.unwrap().text().await.unwrap();
+    assert!(later.contains("href=\"/account\">Not now"), "from the account page, Not now goes back: {later}");
+    let html = b.get(app.url("/account/trust-device?after=setup")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Trust this device?") && html.contains("/static/passkey.js"));
+    assert!(html.contains("href=\"/account?notice=mfa_on\">Not now"), "{html}");
     let options: CreationChallengeResponse = serde_json::from_value(page_options(&html)).unwrap();
     let mut laptop = device();
     let credential = laptop.do_registration(origin(&app), options).unwrap();

@@ -326,6 +326,36 @@ pub enum Proof {
     Passkey,
 }
 
+/// The answer to "confirm it's you" before a change to the account.
+#[derive(Debug, Clone, Copy)]
+pub enum StepUpAnswer<'a> {
+    /// A typed code for `method` (authenticator, email, sms or recovery code).
+    Code { method: FactorKind, code: &'a str },
+    /// A passkey's answer (WebAuthn JSON) to the session's step-up options.
+    Passkey { credential: &'a str },
+}
+
+/// Proves a second factor again within a session; for the next 10 minutes the
+/// session may change 2FA settings and act on its own account. Pages and API share it.
+pub async fn step_up(
+    state: &AppState,
+    account: &Account,
+    session: &clinic_auth_core::TokenHash,
+    answer: StepUpAnswer<'_>,
+    client: &ClientInfo,
+) -> Result<Proof, AppError> {
+    let proof = match answer {
+        StepUpAnswer::Code { method, code } => verify_factor(state, account, method, code, "step_up", client).await?,
+        StepUpAnswer::Passkey { credential } => {
+            let bound = super::passkeys::Bound::StepUp(session);
+            super::passkeys::finish_authentication(state, account, bound, credential, "step_up", client).await?;
+            Proof::Passkey
+        }
+    };
+    state.store.mark_session_verified(session, state.now()).await?;
+    Ok(proof)
+}
+
 /// Checks a second factor for `account`. Wrong and replayed codes count against the
 /// account's lockout; a malformed code does not (it cannot be a guess).
 pub async fn verify_factor(

@@ -7,7 +7,7 @@
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use clinic_auth_core::passkey::{self, CounterVerdict, PasskeyName};
+use clinic_auth_core::passkey::{self, CloneSign, CounterVerdict, PasskeyName, PresentedUse, StoredUse};
 use clinic_auth_core::{FactorKind, TokenHash, UnixTime};
 use clinic_auth_store::{Account, Ceremony, ClientInfo, Factor, NewFactor, NewPasskey, PasskeyState, PasskeyUse};
 use webauthn_rs::prelude::{
@@ -177,6 +177,23 @@ fn parse_response<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, AppEr
 /// Starts adding a passkey for a signed-in account: the options for
 /// `navigator.credentials.create()`. Platform authenticators are hinted, user
 /// verification is required and a discoverable (resident) key is preferred.
+fn not_allowed() -> AppError {
+    AppError::new(
+        StatusCode::FORBIDDEN,
+        "passkey_not_allowed",
+        "Set up an authenticator app, email or text codes first; passkeys are added on top of them \
+         where your organization allows them.",
+    )
+}
+
+fn too_many() -> AppError {
+    AppError::new(
+        StatusCode::CONFLICT,
+        "too_many_passkeys",
+        "You have trusted the most devices allowed. Remove one you no longer use first.",
+    )
+}
+
 pub async fn begin_registration(
     state: &AppState,
     account: &Account,
@@ -185,20 +202,11 @@ pub async fn begin_registration(
     let webauthn = webauthn(state)?;
     let mfa_state = mfa::load(state, account).await?;
     if !mfa_state.may_trust_device(account) {
-        return Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "passkey_not_allowed",
-            "Set up an authenticator app, email or text codes first; passkeys are added on top of them \
-             where your organization allows them.",
-        ));
+        return Err(not_allowed());
     }
     let existing = open_all(state, account, &mfa_state.factors)?;
     if existing.len() >= passkey::MAX_PASSKEYS_PER_ACCOUNT {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            "too_many_passkeys",
-            "You have trusted the most devices allowed. Remove one you no longer use first.",
-        ));
+        return Err(too_many());
     }
     let exclude = existing.iter().map(|o| o.passkey.cred_id().clone()).collect::<Vec<_>>();
     let (mut options, registration) = webauthn
@@ -247,6 +255,10 @@ pub async fn finish_registration(
     };
     let credential: RegisterPublicKeyCredential = parse_response(response)?;
     let registration: PasskeyRegistration = take_ceremony(state, account, Bound::Register(session)).await?;
+    // The policy may have changed (or a factor been removed) since the options went out.
+    if !mfa::load(state, account).await?.may_trust_device(account) {
+        return Err(not_allowed());
+    }
     let passkey = match webauthn.finish_passkey_registration(&credential, &registration) {
         Ok(p) => p,
         Err(e) => {
@@ -267,15 +279,9 @@ pub async fn finish_registration(
     let plain = serde_json::to_vec(&passkey).map_err(|e| AppError::internal(format!("passkey: {e}")))?;
     let sealed = state.sealer.seal(&plain, &mfa::sealing_context(account, FactorKind::Passkey))?;
     let id = mfa::uuid_like();
-    // What the authenticator reported at registration; authentication keeps them current.
-    let flags = serde_json::to_value(&passkey).ok();
-    let flag = |k: &str| flags.as_ref().and_then(|v| v.pointer(&format!("/cred/{k}"))).and_then(|v| v.as_bool());
-    let counter = flags
-        .as_ref()
-        .and_then(|v| v.pointer("/cred/counter"))
-        .and_then(|v| v.as_u64())
-        .and_then(|c| u32::try_from(c).ok())
-        .unwrap_or(0);
+    // What the authenticator reported at registration: the counter to start from and
+    // the backup eligibility, which is fixed for the credential's life.
+    let reported = webauthn_rs::prelude::Credential::from(passkey.clone());
     let record = NewPasskey {
         factor: NewFactor {
             id: id.clone(),
@@ -289,9 +295,9 @@ pub async fn finish_registration(
         },
         state: PasskeyState {
             credential_id: credential_id.clone(),
-            sign_count: counter,
-            backup_eligible: flag("backup_eligible").unwrap_or(false),
-            backup_state: flag("backup_state").unwrap_or(false),
+            sign_count: reported.counter,
+            backup_eligible: reported.backup_eligible,
+            backup_state: reported.backup_state,
         },
     };
     let mut event = audit_event(state, "factor_enrolled", "success", client);
@@ -299,12 +305,16 @@ pub async fn finish_registration(
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
     event.detail = detail(&[("method", "passkey"), ("passkey_id", &id)]);
-    state.store.insert_passkey(&record, &event).await.map_err(|e| match e {
+    let max = i64::try_from(passkey::MAX_PASSKEYS_PER_ACCOUNT).unwrap_or(i64::MAX);
+    let inserted = state.store.insert_passkey(&record, &event, max).await.map_err(|e| match e {
         clinic_auth_store::StoreError::Conflict(_) => {
             AppError::new(StatusCode::CONFLICT, "passkey_already_registered", "This passkey is registered already.")
         }
         other => other.into(),
     })?;
+    if !inserted {
+        return Err(too_many());
+    }
     let method = format!("A passkey (\"{}\")", name.as_str());
     notices::send(state, account, SecurityNotice::FactorAdded { method }).await;
     Ok(Registered { id, name: name.as_str().to_owned(), device_hint: passkey::device_hint(&credential_id) })
@@ -361,7 +371,8 @@ pub async fn finish_authentication(
     let result = match webauthn.finish_passkey_authentication(&credential, &authentication) {
         Ok(r) => r,
         Err(WebauthnError::CredentialPossibleCompromise) => {
-            return Err(clone_warning(state, account, &credential_id_text(&credential.raw_id), purpose, client).await?);
+            let id = credential_id_text(&credential.raw_id);
+            return Err(clone_warning(state, account, &id, CloneSign::CounterNotAdvanced, purpose, client).await?);
         }
         Err(e) => {
             tracing::info!(error = %e, "passkey assertion refused");
@@ -379,10 +390,12 @@ pub async fn finish_authentication(
         count_failure(state, account, FactorKind::Passkey, "unknown_credential", purpose, client).await?;
         return Err(rejected());
     };
-    let verdict = passkey::counter_verdict(found.state.sign_count, result.counter(), result.backup_eligible());
-    if verdict == CounterVerdict::CloneWarning {
-        return Err(clone_warning(state, account, &credential_id, purpose, client).await?);
-    }
+    let stored = StoredUse { sign_count: found.state.sign_count, backup_eligible: found.state.backup_eligible };
+    let presented = PresentedUse { counter: result.counter(), backup_eligible: result.backup_eligible() };
+    let verdict = match passkey::judge_use(stored, presented) {
+        Ok(v) => v,
+        Err(sign) => return Err(clone_warning(state, account, &credential_id, sign, purpose, client).await?),
+    };
     found.passkey.update_credential(&result);
     let plain = serde_json::to_vec(&found.passkey).map_err(|e| AppError::internal(format!("passkey: {e}")))?;
     let sealed = state.sealer.seal(&plain, &mfa::sealing_context(account, FactorKind::Passkey))?;
@@ -392,6 +405,7 @@ pub async fn finish_authentication(
     event.subject_id = Some(account.id);
     event.detail = detail(&[("method", "passkey"), ("purpose", purpose), ("passkey_id", &found.factor.id)]);
     let used = PasskeyUse {
+        account_id: account.id,
         factor_id: found.factor.id.clone(),
         sign_count: result.counter().max(found.state.sign_count),
         counter_must_advance: verdict == CounterVerdict::Advanced,
@@ -400,9 +414,16 @@ pub async fn finish_authentication(
         now: state.now(),
     };
     if !state.store.use_passkey(&used, &event).await? {
+        let still_there = state.store.list_factors(account.id).await?.iter().any(|f| f.id == found.factor.id);
+        if !still_there {
+            // Removed meanwhile (from another tab or by an admin's reset).
+            count_failure(state, account, FactorKind::Passkey, "unknown_credential", purpose, client).await?;
+            return Err(rejected());
+        }
         // Another sign-in advanced the counter to this value first: the same
         // assertion was presented twice, or the credential was copied.
-        return Err(clone_warning(state, account, &credential_id, purpose, client).await?);
+        let sign = CloneSign::CounterNotAdvanced;
+        return Err(clone_warning(state, account, &credential_id, sign, purpose, client).await?);
     }
     state.store.clear_throttle(&throttle_key(account)).await?;
     Ok(())
@@ -422,17 +443,22 @@ async fn clone_warning(
     state: &AppState,
     account: &Account,
     credential_id: &str,
+    sign: CloneSign,
     purpose: &'static str,
     client: &ClientInfo,
 ) -> Result<AppError, AppError> {
-    tracing::warn!(account = %account.id, "passkey signature counter did not advance: possible cloned credential");
+    tracing::warn!(account = %account.id, reason = sign.as_str(), "passkey refused: possible cloned credential");
     let mut event = audit_event(state, "passkey_clone_warning", "failure", client);
     event.org_id = account.org_id.clone();
     event.subject_id = Some(account.id);
-    event.detail =
-        detail(&[("method", "passkey"), ("purpose", purpose), ("device_hint", &passkey::device_hint(credential_id))]);
+    event.detail = detail(&[
+        ("method", "passkey"),
+        ("reason", sign.as_str()),
+        ("purpose", purpose),
+        ("device_hint", &passkey::device_hint(credential_id)),
+    ]);
     state.store.append_audit(&event).await?;
-    count_failure(state, account, FactorKind::Passkey, "counter_not_advanced", purpose, client).await?;
+    count_failure(state, account, FactorKind::Passkey, sign.as_str(), purpose, client).await?;
     Ok(AppError::new(
         StatusCode::UNAUTHORIZED,
         "passkey_clone_warning",
@@ -486,9 +512,20 @@ fn no_such_passkey() -> AppError {
     AppError::new(StatusCode::NOT_FOUND, "not_found", "There is no such passkey on your account.")
 }
 
-pub async fn rename(state: &AppState, account: &Account, id: &str, name: &str) -> Result<String, AppError> {
+pub async fn rename(
+    state: &AppState,
+    account: &Account,
+    id: &str,
+    name: &str,
+    client: &ClientInfo,
+) -> Result<String, AppError> {
     let name = PasskeyName::parse(name).map_err(|e| AppError::bad_request("invalid_name", e.to_string()))?;
-    if !state.store.rename_passkey(account.id, id, name.as_str()).await? {
+    let mut event = audit_event(state, "passkey_renamed", "success", client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[("passkey_id", id), ("name", name.as_str())]);
+    if !state.store.rename_passkey(account.id, id, name.as_str(), &event).await? {
         return Err(no_such_passkey());
     }
     Ok(name.as_str().to_owned())
