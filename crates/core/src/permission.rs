@@ -144,7 +144,39 @@ pub enum Verdict {
     /// Allowed once the actor proves their own second factor again (an admin acting
     /// on their own account).
     NeedsStepUp,
-    Denied,
+    Denied(Denial),
+}
+
+/// Why an action on a member is refused; each has its own answer for the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// Not this actor's to see: another organization's member, a platform admin, or
+    /// (for a clinic admin) a patient. Answered like "no such member".
+    NotVisible,
+    /// The actor's role cannot do this (a provider, or a platform admin acting on
+    /// another platform admin).
+    Role,
+    /// Only an owner or support may do this to the clinic's owner.
+    OwnerProtected,
+    /// Only an owner or support may make someone an owner.
+    OwnersAppointOwners,
+    /// Nobody deactivates or re-roles themself.
+    NotOnYourself,
+    /// The action exists only for staff members (the bypass, roles).
+    NotAMember,
+}
+
+impl MemberAction {
+    /// Actions that only make sense for a clinic's staff member.
+    fn members_only(self) -> bool {
+        matches!(self, MemberAction::GrantBypass | MemberAction::ChangeRole(_))
+    }
+}
+
+/// Whether a self-action's second factor has been proved: recently, or not at all
+/// needed because the actor has no second factor to prove.
+pub fn self_action_proven(actor_has_factor: bool, verified_at: Option<crate::UnixTime>, now: crate::UnixTime) -> bool {
+    !actor_has_factor || crate::session::recently_verified(verified_at, now)
 }
 
 impl Actor {
@@ -160,31 +192,53 @@ impl Actor {
     pub fn may_act_on_member(&self, target: &Target<'_>, is_self: bool, action: MemberAction) -> Verdict {
         if target.kind != AccountKind::Member {
             return match self {
+                _ if action.members_only() && self.is_support() => Verdict::Denied(Denial::NotAMember),
                 Actor::Operator => Verdict::Allowed,
                 Actor::PlatformAdmin if target.kind == AccountKind::Patient => Verdict::Allowed,
-                _ => Verdict::Denied,
+                Actor::PlatformAdmin => Verdict::Denied(Denial::Role),
+                _ => Verdict::Denied(Denial::NotVisible),
             };
         }
         if self.is_support() {
             return Verdict::Allowed;
         }
-        let Some(role) = target.org.and_then(|o| self.manages(o)) else { return Verdict::Denied };
+        let role = match self {
+            Actor::Member { org, role } if target.org == Some(org) => *role,
+            _ => return Verdict::Denied(Denial::NotVisible),
+        };
+        if !role.manages_members() {
+            return Verdict::Denied(Denial::Role);
+        }
         if is_self {
             return match action {
                 MemberAction::ViewStatus => Verdict::Allowed,
-                MemberAction::Deactivate | MemberAction::Reactivate | MemberAction::ChangeRole(_) => Verdict::Denied,
+                MemberAction::Deactivate | MemberAction::Reactivate | MemberAction::ChangeRole(_) => {
+                    Verdict::Denied(Denial::NotOnYourself)
+                }
                 _ => Verdict::NeedsStepUp,
             };
         }
         if role != Role::Owner {
             if target.role == Some(Role::Owner) && action.could_lock_out() {
-                return Verdict::Denied;
+                return Verdict::Denied(Denial::OwnerProtected);
             }
             if action == MemberAction::ChangeRole(Role::Owner) {
-                return Verdict::Denied;
+                return Verdict::Denied(Denial::OwnersAppointOwners);
             }
         }
         Verdict::Allowed
+    }
+
+    /// The identity note a reset by this actor carries: support must say how they
+    /// verified the member (seed 002: support resets a lost phone); a clinic admin,
+    /// who knows their staff, may add one.
+    pub fn identity_note_for_reset(&self, note: Option<&str>) -> Result<Option<IdentityNote>, IdentityNoteError> {
+        match note.map(IdentityNote::parse) {
+            Some(Ok(n)) => Ok(Some(n)),
+            None | Some(Err(IdentityNoteError::Missing)) if self.is_support() => Err(IdentityNoteError::Missing),
+            None | Some(Err(IdentityNoteError::Missing)) => Ok(None),
+            Some(Err(e)) => Err(e),
+        }
     }
 
     /// Reading the audit trail: support everywhere (`None` = all organizations), a
@@ -246,6 +300,7 @@ impl IdentityNote {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn org_mfa_changes_need_the_right_role_even_when_empty() {
@@ -269,8 +324,6 @@ mod tests {
         assert!(Actor::PlatformAdmin.may_change_org_mfa(&other, &enable));
         assert!(Actor::Operator.may_change_org_mfa(&org, &mode));
     }
-
-    use super::*;
 
     fn org(s: &str) -> OrgId {
         OrgId::parse(s).unwrap_or_else(|_| OrgId::from_name(s))
@@ -354,20 +407,27 @@ mod tests {
         let all = [ViewStatus, SetOverride, GrantBypass, ResetMfa, RevokeSessions, Deactivate, Reactivate];
         for action in all {
             // cross-organization, platform admins and patients: never for a clinic admin
-            assert_eq!(admin.may_act_on_member(&m(&b, Role::Staff), false, action), Verdict::Denied, "{action:?}");
-            assert_eq!(owner.may_act_on_member(&padmin, false, action), Verdict::Denied, "{action:?}");
-            assert_eq!(admin.may_act_on_member(&pat, false, action), Verdict::Denied, "{action:?}");
-            assert_eq!(provider.may_act_on_member(&m(&a, Role::Staff), false, action), Verdict::Denied);
+            let hidden = Verdict::Denied(Denial::NotVisible);
+            assert_eq!(admin.may_act_on_member(&m(&b, Role::Staff), false, action), hidden, "{action:?}");
+            assert_eq!(owner.may_act_on_member(&padmin, false, action), hidden, "{action:?}");
+            assert_eq!(admin.may_act_on_member(&pat, false, action), hidden, "{action:?}");
+            let role = Verdict::Denied(Denial::Role);
+            assert_eq!(provider.may_act_on_member(&m(&a, Role::Staff), false, action), role);
+            assert_eq!(provider.may_act_on_member(&m(&a, Role::Owner), false, action), role, "not 'owner protected'");
             assert_eq!(admin.may_act_on_member(&m(&a, Role::Staff), false, action), Verdict::Allowed);
             assert_eq!(Actor::PlatformAdmin.may_act_on_member(&m(&b, Role::Owner), false, action), Verdict::Allowed);
             assert_eq!(owner.may_act_on_member(&m(&a, Role::Owner), false, action), Verdict::Allowed);
         }
         // owner protection against admins
         for action in [GrantBypass, ResetMfa, RevokeSessions, Deactivate, ChangeRole(Role::Staff)] {
-            assert_eq!(admin.may_act_on_member(&m(&a, Role::Owner), false, action), Verdict::Denied, "{action:?}");
+            let protected = Verdict::Denied(Denial::OwnerProtected);
+            assert_eq!(admin.may_act_on_member(&m(&a, Role::Owner), false, action), protected, "{action:?}");
         }
         assert_eq!(admin.may_act_on_member(&m(&a, Role::Owner), false, ViewStatus), Verdict::Allowed);
-        assert_eq!(admin.may_act_on_member(&m(&a, Role::Staff), false, ChangeRole(Role::Owner)), Verdict::Denied);
+        assert_eq!(
+            admin.may_act_on_member(&m(&a, Role::Staff), false, ChangeRole(Role::Owner)),
+            Verdict::Denied(Denial::OwnersAppointOwners)
+        );
         assert_eq!(admin.may_act_on_member(&m(&a, Role::Staff), false, ChangeRole(Role::Admin)), Verdict::Allowed);
         assert_eq!(owner.may_act_on_member(&m(&a, Role::Staff), false, ChangeRole(Role::Owner)), Verdict::Allowed);
         // acting on oneself
@@ -376,11 +436,46 @@ mod tests {
             assert_eq!(owner.may_act_on_member(&m(&a, Role::Owner), true, action), Verdict::NeedsStepUp);
         }
         for action in [Deactivate, ChangeRole(Role::Staff)] {
-            assert_eq!(owner.may_act_on_member(&m(&a, Role::Owner), true, action), Verdict::Denied);
+            assert_eq!(
+                owner.may_act_on_member(&m(&a, Role::Owner), true, action),
+                Verdict::Denied(Denial::NotOnYourself)
+            );
         }
         assert_eq!(Actor::Operator.may_act_on_member(&padmin, false, ResetMfa), Verdict::Allowed);
-        assert_eq!(Actor::PlatformAdmin.may_act_on_member(&padmin, false, ResetMfa), Verdict::Denied);
+        assert_eq!(Actor::PlatformAdmin.may_act_on_member(&padmin, false, ResetMfa), Verdict::Denied(Denial::Role));
         assert_eq!(Actor::PlatformAdmin.may_act_on_member(&pat, false, ResetMfa), Verdict::Allowed);
+        // The bypass and roles are for staff only, even for support.
+        for who in [&pat, &padmin] {
+            for action in [GrantBypass, ChangeRole(Role::Staff)] {
+                assert_eq!(
+                    Actor::PlatformAdmin.may_act_on_member(who, false, action),
+                    Verdict::Denied(Denial::NotAMember)
+                );
+                assert_eq!(Actor::Operator.may_act_on_member(who, false, action), Verdict::Denied(Denial::NotAMember));
+            }
+        }
+    }
+
+    #[test]
+    fn support_must_note_how_identity_was_verified_and_admins_may() {
+        let admin = Actor::Member { org: org("clinic-a"), role: Role::Admin };
+        for support in [Actor::PlatformAdmin, Actor::Operator] {
+            assert_eq!(support.identity_note_for_reset(None), Err(IdentityNoteError::Missing));
+            assert_eq!(support.identity_note_for_reset(Some("  ")), Err(IdentityNoteError::Missing));
+            assert!(support.identity_note_for_reset(Some("video call, badge shown")).unwrap().is_some());
+        }
+        assert_eq!(admin.identity_note_for_reset(None), Ok(None));
+        assert_eq!(admin.identity_note_for_reset(Some(" ")), Ok(None));
+        assert_eq!(admin.identity_note_for_reset(Some("x\ny")), Err(IdentityNoteError::Invalid));
+    }
+
+    #[test]
+    fn acting_on_oneself_needs_a_recent_proof_when_there_is_a_factor() {
+        let now = crate::UnixTime(1_800_000_000);
+        assert!(self_action_proven(false, None, now), "nothing to prove");
+        assert!(!self_action_proven(true, None, now));
+        assert!(self_action_proven(true, Some(crate::UnixTime(now.0 - 60)), now));
+        assert!(!self_action_proven(true, Some(crate::UnixTime(now.0 - 11 * 60)), now));
     }
 
     #[test]

@@ -214,15 +214,31 @@ async fn permission_boundaries_hold(app: TestApp) {
     let (_, dr) = enrolled(&app, "dr@a.test").await;
     let code = |(s, v): (u16, Value)| (s, v["error"]["code"].as_str().map(str::to_owned));
 
-    // Another organization's members and the organization itself are invisible.
-    assert_eq!(
-        code(app.post_json("/api/v1/orgs/clinic-b/members/staff@b.test/bypass", &admin, json!({})).await).0,
-        404
-    );
-    assert_eq!(
-        code(app.post_json("/api/v1/orgs/clinic-a/members/staff@b.test/bypass", &admin, json!({})).await).0,
-        404
-    );
+    // Another organization's members and the organization itself are invisible, for
+    // every action, through either organization's address.
+    for base in ["/api/v1/orgs/clinic-b/members/staff@b.test", "/api/v1/orgs/clinic-a/members/staff@b.test"] {
+        for path in ["bypass", "mfa-reset", "sessions/revoke"] {
+            let r = code(app.post_json(&format!("{base}/{path}"), &admin, json!({})).await);
+            assert_eq!(r.0, 404, "{base}/{path}: {r:?}");
+        }
+        for (path, body) in [
+            ("mfa", json!({"override": "not_required"})),
+            ("status", json!({"status": "deactivated"})),
+            ("role", json!({"role": "admin"})),
+        ] {
+            let r = code(put_json(&app, &format!("{base}/{path}"), &admin, body).await);
+            assert_eq!(r.0, 404, "{base}/{path}: {r:?}");
+        }
+        assert_eq!(app.get_json(base, &admin).await.0, 404, "{base}");
+    }
+    let untouched = app
+        .state
+        .store
+        .find_account(clinic_auth_core::Realm::Staff, &clinic_auth_core::Email::parse("staff@b.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((untouched.role, untouched.status), (Some(Role::Staff), clinic_auth_core::AccountStatus::Active));
     assert_eq!(app.get_json("/api/v1/orgs/clinic-b/members", &admin).await.0, 404);
     assert_eq!(app.get_json("/api/v1/orgs/clinic-b/audit", &admin).await.0, 404);
     assert_eq!(app.get_json("/api/v1/audit", &admin).await.0, 403);
@@ -251,8 +267,20 @@ async fn permission_boundaries_hold(app: TestApp) {
             .await;
     assert_eq!(code(r), (403, Some("not_on_yourself".into())));
     app.clock.advance(11 * 60); // past the 10-minute step-up window of the sign-in
-    let own = "/api/v1/orgs/clinic-a/members/admin@a.test/sessions/revoke";
-    assert_eq!(code(app.post_json(own, &admin, json!({})).await), (403, Some("step_up_required".into())));
+    for path in ["sessions/revoke", "mfa-reset", "bypass"] {
+        let own = format!("/api/v1/orgs/clinic-a/members/admin@a.test/{path}");
+        assert_eq!(
+            code(app.post_json(&own, &admin, json!({})).await),
+            (403, Some("step_up_required".into())),
+            "{path}"
+        );
+    }
+    let (_, st) = app.get_json("/api/v1/orgs/clinic-a/members/admin@a.test", &admin).await;
+    assert_eq!(
+        (st["factors"].as_array().map(Vec::len), st["bypass_pending"].as_bool()),
+        (Some(1), Some(false)),
+        "nothing happened without the step-up: {st}"
+    );
     let r =
         put_json(&app, "/api/v1/orgs/clinic-a/members/admin@a.test/mfa", &admin, json!({"override": "not_required"}))
             .await;

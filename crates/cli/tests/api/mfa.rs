@@ -172,6 +172,14 @@ async fn optional_org_members_opt_in_and_out(app: TestApp) {
     assert_eq!(res.status(), 204);
     assert_eq!(password_step(&app, "dr.lee@riverside.test").await.1["next"], "done", "opted out");
     assert!(app.audit_kinds().await.contains(&("factor_removed".into(), "success".into())));
+    // The member hears of it at their registered address.
+    let told = |subject: &'static str| {
+        app.smtp.messages().into_iter().any(|m| {
+            m.header("To").as_deref() == Some("dr.lee@riverside.test") && m.subject().as_deref() == Some(subject)
+        })
+    };
+    assert!(told("A sign-in method was added to your Riverside Clinic account"));
+    assert!(told("A sign-in method was removed from your Riverside Clinic account"));
 }
 
 async fn member_overrides_beat_the_clinic_default(app: TestApp) {
@@ -289,6 +297,13 @@ async fn recovery_code_signs_in_once_and_rotates(app: TestApp) {
     let (s, e) = post(&app, &format!("/api/v1/login/{flow}/method"), json!({"method": "sms"})).await;
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("method_unavailable")));
     assert!(app.audit_kinds().await.contains(&("recovery_code_used".into(), "success".into())));
+    let notices = app
+        .smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.subject().as_deref() == Some("Your Riverside Clinic recovery code was used"))
+        .count();
+    assert_eq!(notices, 2, "one notice for each use of a recovery code");
 }
 
 async fn repeated_wrong_codes_lock_the_flow_and_the_member(app: TestApp) {

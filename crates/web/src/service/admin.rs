@@ -4,8 +4,8 @@
 //! permission rules are `clinic_auth_core::permission`; this module applies them.
 
 use axum::http::StatusCode;
-use clinic_auth_core::permission::{IdentityNote, IdentityNoteError, MemberAction, Target, Verdict};
-use clinic_auth_core::{AccountId, AccountKind, AccountStatus, Email, Realm, Role, UnixTime};
+use clinic_auth_core::permission::{self, Denial, IdentityNoteError, MemberAction, Target, Verdict};
+use clinic_auth_core::{AccountId, AccountStatus, Email, Realm, Role, UnixTime};
 use clinic_auth_notify::SecurityNotice;
 use clinic_auth_store::{Account, AuditEvent, AuditFilter, Bypass, Factor};
 
@@ -36,11 +36,10 @@ pub fn step_up_required() -> AppError {
 /// Whether `by` proved a second factor within the step-up window (or has none to prove).
 async fn stepped_up(state: &AppState, by: &By) -> Result<bool, AppError> {
     let (Some(id), Some(session)) = (by.account_id, by.session.as_ref()) else { return Ok(false) };
-    if state.store.list_factors(id).await?.is_empty() && state.store.recovery_code_hash(id).await?.is_none() {
-        return Ok(true);
-    }
+    let has_factor =
+        !state.store.list_factors(id).await?.is_empty() || state.store.recovery_code_hash(id).await?.is_some();
     let verified = state.store.get_session(session).await?.and_then(|r| r.verified_at);
-    Ok(mfa::recently_verified(verified, state.now()))
+    Ok(permission::self_action_proven(has_factor, verified, state.now()))
 }
 
 /// Finds the account an action is aimed at: a member of `org` (by id or email), or,
@@ -80,17 +79,26 @@ pub async fn authorize(
         Verdict::Allowed => Ok(account),
         Verdict::NeedsStepUp if stepped_up(state, by).await? => Ok(account),
         Verdict::NeedsStepUp => Err(step_up_required()),
-        Verdict::Denied if is_self => Err(AppError::new(
+        Verdict::Denied(Denial::NotVisible) => Err(AppError::not_found("The member")),
+        Verdict::Denied(Denial::Role) => Err(AppError::forbidden()),
+        Verdict::Denied(Denial::NotOnYourself) => Err(AppError::new(
             StatusCode::FORBIDDEN,
             "not_on_yourself",
             "You cannot do this to your own account; ask another owner or platform support.",
         )),
-        Verdict::Denied if account.role == Some(Role::Owner) => Err(AppError::new(
+        Verdict::Denied(Denial::OwnerProtected) => Err(AppError::new(
             StatusCode::FORBIDDEN,
             "owner_protected",
             "Only an owner or platform support can do this to the clinic's owner.",
         )),
-        Verdict::Denied => Err(AppError::forbidden()),
+        Verdict::Denied(Denial::OwnersAppointOwners) => Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Only an owner or platform support can make someone an owner.",
+        )),
+        Verdict::Denied(Denial::NotAMember) => {
+            Err(AppError::bad_request("not_a_member", "This is only for clinic staff members."))
+        }
     }
 }
 
@@ -151,9 +159,6 @@ fn event_for(state: &AppState, by: &By, kind: &'static str, target: &Account) ->
 /// sends them to setup. Granting removes nothing by itself.
 pub async fn grant_bypass(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<Bypass, AppError> {
     let account = authorize(state, by, org, who, MemberAction::GrantBypass).await?;
-    if account.kind != AccountKind::Member {
-        return Err(AppError::bad_request("not_a_member", "A one-time bypass is for clinic staff only."));
-    }
     let now = state.now();
     let bypass =
         Bypass { granted_at: now, expires_at: now.plus_secs(state.config.bypass_ttl_secs), granted_by: by.account_id };
@@ -176,15 +181,10 @@ pub async fn reset_mfa(
     who: &str,
     identity_note: Option<&str>,
 ) -> Result<u64, AppError> {
-    // Support must say how identity was verified; a clinic admin may add a note.
-    let note = match identity_note.map(IdentityNote::parse) {
-        Some(Ok(n)) => Some(n),
-        None | Some(Err(IdentityNoteError::Missing)) if !by.actor.is_platform_support() => None,
-        None | Some(Err(IdentityNoteError::Missing)) => {
-            return Err(AppError::bad_request("identity_note_required", IdentityNoteError::Missing.to_string()));
-        }
-        Some(Err(e)) => return Err(AppError::bad_request("invalid_note", e.to_string())),
-    };
+    let note = by.actor.identity_note_for_reset(identity_note).map_err(|e| match e {
+        IdentityNoteError::Missing => AppError::bad_request("identity_note_required", e.to_string()),
+        IdentityNoteError::Invalid => AppError::bad_request("invalid_note", e.to_string()),
+    })?;
     let account = authorize(state, by, org, who, MemberAction::ResetMfa).await?;
     let mut event = event_for(state, by, "mfa_reset", &account);
     if let Some(n) = &note {
@@ -229,9 +229,6 @@ pub async fn change_role(
     role: Role,
 ) -> Result<Account, AppError> {
     let account = authorize(state, by, org, who, MemberAction::ChangeRole(role)).await?;
-    if account.kind != AccountKind::Member {
-        return Err(AppError::bad_request("not_a_member", "Only clinic staff have roles."));
-    }
     let mut event = event_for(state, by, "role_changed", &account);
     event.detail = detail(&[("from", account.role.map(Role::as_str).unwrap_or("")), ("to", role.as_str())]);
     if !state.store.set_role(account.id, role, &event).await? {
