@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as OTPAuth from 'otpauth';
 import { RESULTS_DIR, launchBrowser, withServerAndBrowser } from '../lib/server.mjs';
-import { click, expectHeading, expectPath, expectText, field, fill, open, signIn, waitVisible } from '../lib/pages.mjs';
+import { click, expectHeading, expectPath, expectText, field, fill, open, signIn, signOut, waitVisible } from '../lib/pages.mjs';
 
 const TIMEOUT = { timeout: 180_000 };
 const ORG = 'riverside-clinic';
@@ -118,6 +118,15 @@ test('a new clinic admin turns on Mandatory 2FA, exempts, bypasses and resets me
     await click(page, 'Save setting');
     await expectText(page, 'The two-factor setting is saved.');
     assert.equal(await page.getByLabel('Two-factor auth', { exact: true }).inputValue(), 'not_required');
+    // The locum, in their own browser, signs in with the password alone: no setup.
+    const locum = await launchBrowser();
+    try {
+      await open(locum.page, `${server.baseUrl}/login`, server);
+      await signIn(locum.page, LOCUM, PASSWORD);
+      await expectPath(locum.page, '/account');
+    } finally {
+      await locum.close();
+    }
 
     // 4. Dr. Lee lost their phone: "Disable two-factor authentication" → Save user.
     await openMember(page, server, LEE);
@@ -128,7 +137,8 @@ test('a new clinic admin turns on Mandatory 2FA, exempts, bypasses and resets me
     assert.match(await page.locator('#member-bypass').innerText(), /granted, usable once until/);
     await screenshot(page, 'admin-member-bypass');
 
-    // Dr. Lee, in their own browser: password only, then straight to setup.
+    // Dr. Lee, in their own browser: password only, then straight to setup with the
+    // new phone; the bypass is good once, so the next sign-in asks for the new code.
     const lee = await launchBrowser();
     try {
       await open(lee.page, `${server.baseUrl}/login`, server);
@@ -136,12 +146,28 @@ test('a new clinic admin turns on Mandatory 2FA, exempts, bypasses and resets me
       await expectPath(lee.page, '/login/setup');
       await expectHeading(lee.page, 'Set up two-factor authentication');
       await screenshot(lee.page, 'admin-bypass-member-setup');
+      await lee.page.locator('details summary', { hasText: 'Trouble scanning?' }).click();
+      const key = (await lee.page.locator('#setup-key').innerText()).trim().replace(/ /g, '');
+      const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(key), digits: 6, period: 30, algorithm: 'SHA1' });
+      await fill(lee.page, 'Verification code', totp.generate());
+      await click(lee.page, 'Enable 2FA');
+      await expectHeading(lee.page, 'Save your recovery code');
+      await open(lee.page, `${server.baseUrl}/account`, server);
+      await signOut(lee.page);
+      await expectPath(lee.page, '/login');
+      await signIn(lee.page, LEE, PASSWORD);
+      await expectPath(lee.page, '/login/verify');
+      await expectText(lee.page, 'Enter the 6-digit code from your authenticator app.');
     } finally {
       await lee.close();
     }
     await openMember(page, server, LEE);
     assert.equal((await page.locator('#member-bypass').innerText()).trim(), 'none', 'the bypass is used up');
-    assert.equal((await page.locator('#member-factors').innerText()).trim(), 'none', 'the old factors are gone');
+    assert.match(
+      await page.locator('#member-factors').innerText(),
+      /Authenticator app — enrolled/,
+      'the old factors are gone and the new app is set up',
+    );
 
     // 5. The nurse's MFA is reset.
     await openMember(page, server, NURSE);
