@@ -246,6 +246,9 @@ pub struct MemberContext<'a> {
     pub trusted_device: bool,
     /// An unexpired one-time bypass granted by an admin is pending.
     pub bypass_valid: bool,
+    /// A platform admin: support staff who can reset anyone's second factor, so they
+    /// always need one of their own.
+    pub platform_admin: bool,
 }
 
 /// What sign-in asks for after the password.
@@ -263,8 +266,12 @@ pub enum Requirement {
     Bypass { then_enroll: Option<MethodSet> },
 }
 
-/// Whether this member must have a second factor (DESIGN rules 2 and 3).
+/// Whether this member must have a second factor (DESIGN rules 2 and 3; platform
+/// admins always).
 pub fn mfa_applies(ctx: &MemberContext<'_>) -> bool {
+    if ctx.platform_admin {
+        return true;
+    }
     match ctx.override_ {
         MemberOverride::Required => true,
         MemberOverride::NotRequired => false,
@@ -434,6 +441,7 @@ mod tests {
             preferred: None,
             trusted_device: false,
             bypass_valid: false,
+            platform_admin: false,
         }
     }
 
@@ -519,6 +527,7 @@ mod tests {
             preferred: None,
             trusted_device: false,
             bypass_valid: false,
+            platform_admin: false,
         };
         assert_eq!(requirement(&base), Requirement::NoSecondFactor);
         assert!(may_opt_in(&base));
@@ -528,6 +537,25 @@ mod tests {
         let required = MemberContext { override_: MemberOverride::Required, ..base };
         assert_eq!(requirement(&required), Requirement::Enroll { allowed: MethodSet::authenticator_only() });
         assert!(!may_turn_off(&required));
+    }
+
+    #[test]
+    fn platform_admins_always_need_a_second_factor() {
+        let support = MemberContext {
+            org_kind: None,
+            org: None,
+            override_: MemberOverride::NotRequired,
+            enrolled: &[],
+            preferred: None,
+            trusted_device: false,
+            bypass_valid: false,
+            platform_admin: true,
+        };
+        assert!(mfa_applies(&support), "no override exempts support staff");
+        assert_eq!(requirement(&support), Requirement::Enroll { allowed: MethodSet::authenticator_only() });
+        assert!(!may_turn_off(&support));
+        let enrolled = MemberContext { enrolled: &[Authenticator, RecoveryCode], ..support };
+        assert!(matches!(requirement(&enrolled), Requirement::Challenge { default: Authenticator, .. }));
     }
 
     #[test]

@@ -120,6 +120,9 @@ pub struct TestApp {
     pub database_url: String,
     pub db: TestDb,
     pub backend: Backend,
+    /// Authenticator apps set up for accounts by the harness (platform admins always
+    /// have one): email → otpauth URI, so that signing in can answer the code.
+    pub authenticators: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 pub struct Options {
@@ -161,7 +164,18 @@ impl TestApp {
         let senders = senders(&smtp, &twilio);
         let state = AppState::new(store, clock.clone(), config, sealer, senders);
         tokio::spawn(clinic_auth_web::serve(listener, state.clone(), std::future::pending()));
-        Some(TestApp { smtp, twilio, base, addr, state, clock, database_url, db, backend })
+        Some(TestApp {
+            smtp,
+            twilio,
+            base,
+            addr,
+            state,
+            clock,
+            database_url,
+            db,
+            backend,
+            authenticators: Default::default(),
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -218,8 +232,12 @@ impl TestApp {
         .account
     }
 
+    /// A platform admin with a password and, as platform admins must have, an
+    /// authenticator app (its URI is in `authenticators`).
     pub async fn platform_admin(&self, email: &str) -> Account {
-        accounts::add_account(
+        use clinic_auth_core::Clock;
+        use clinic_auth_web::service::mfa;
+        let account = accounts::add_account(
             &self.state,
             &By::operator(),
             AccountKind::PlatformAdmin,
@@ -230,7 +248,19 @@ impl TestApp {
         )
         .await
         .expect("add admin")
-        .account
+        .account;
+        let setup = mfa::begin_authenticator(&self.state, &account).await.expect("authenticator");
+        let code = crate::otp::code(&setup.uri, self.clock.now().0);
+        mfa::confirm_authenticator(&self.state, &account, &code, &Default::default()).await.expect("confirm");
+        self.authenticators.lock().expect("lock").insert(email.to_owned(), setup.uri);
+        account
+    }
+
+    /// The current code of an authenticator the harness set up for `email`.
+    pub fn authenticator_code(&self, email: &str) -> Option<String> {
+        use clinic_auth_core::Clock;
+        let uri = self.authenticators.lock().expect("lock").get(email).cloned()?;
+        Some(crate::otp::code(&uri, self.clock.now().0))
     }
 
     /// Starts an API sign-in and returns the flow id.
@@ -259,12 +289,35 @@ impl TestApp {
         self.submit_password(&flow, password).await
     }
 
-    /// Signs in through the API and returns the session token.
+    /// Signs in through the API and returns the session token, answering the code of
+    /// an authenticator the harness set up (moving the clock to the next 30-second
+    /// step when this step's code was used already).
     pub async fn token(&self, realm: &str, email: &str) -> String {
-        let res = self.api_login(realm, email, PASSWORD).await;
+        let started: Value = self.start_login(realm, email).await.json().await.expect("json");
+        let flow = started["flow_id"].as_str().expect("flow id").to_owned();
+        let res = self.submit_password(&flow, PASSWORD).await;
         assert_eq!(res.status(), 200, "sign-in of {email} failed");
-        let body: Value = res.json().await.expect("json");
-        body["session_token"].as_str().expect("token").to_owned()
+        let mut body: Value = res.json().await.expect("json");
+        if body["next"] == "second_factor"
+            && let Some(code) = self.authenticator_code(email)
+        {
+            let path = format!("/api/v1/login/{flow}/code");
+            let (mut s, mut v) = self.post_anonymous(&path, json!({"code": code})).await;
+            if s == 401 && v["error"]["code"] == "code_already_used" {
+                self.clock.advance(30);
+                let code = self.authenticator_code(email).expect("code");
+                (s, v) = self.post_anonymous(&path, json!({"code": code})).await;
+            }
+            assert_eq!(s, 200, "second factor of {email}: {v}");
+            body = v;
+        }
+        body["session_token"].as_str().unwrap_or_else(|| panic!("no session for {email}: {body}")).to_owned()
+    }
+
+    async fn post_anonymous(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self.api().post(self.url(path)).json(&body).send().await.expect("send");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get_json(&self, path: &str, token: &str) -> (u16, Value) {

@@ -74,10 +74,24 @@ async fn setup_link_creates_the_first_platform_admin_once(app: TestApp) {
     assert_eq!(res.status(), 410, "a setup link works once");
     let _ = path;
     assert!(accounts::ensure_setup_link(&app.state).await.unwrap().is_none(), "no new link once an admin exists");
+    // Platform admins always use a second factor: the first sign-in sets one up.
     let res = sign_in_with_pages(&app, &b, "/login", "root@platform.test", PASSWORD).await;
-    assert_eq!(location(&res), "/account");
+    assert_eq!(location(&res), "/login/setup");
+    let (_, html) = page(&b, &app.url("/login/setup")).await;
+    let key = html.split("id=\"setup-key\">").nth(1).and_then(|r| r.split('<').next()).expect("setup key");
+    let uri = format!("otpauth://totp/x?secret={}", key.replace(' ', ""));
+    use clinic_auth_core::Clock;
+    let code = crate::otp::code(&uri, app.clock.now().0);
+    let res = b
+        .post(app.url("/login/setup"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.text().await.unwrap().contains("Save your recovery code"));
     let (_, html) = page(&b, &app.url("/account")).await;
-    assert!(html.contains("Platform admin") && html.contains("root@platform.test"));
+    assert!(html.contains("Platform admin") && html.contains("root@platform.test"), "{html}");
+    assert!(html.contains("Two-factor authentication is <strong>on</strong>."), "{html}");
     assert!(app.audit_kinds().await.contains(&("account_created".into(), "success".into())));
 }
 

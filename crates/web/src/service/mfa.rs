@@ -58,6 +58,7 @@ impl MfaState {
             trusted_device: false,
             // Only members are under an organization's admins; nobody else can hold a bypass.
             bypass_valid: self.bypass_valid && account.kind == AccountKind::Member,
+            platform_admin: account.kind == AccountKind::PlatformAdmin,
         }
     }
 
