@@ -2,6 +2,7 @@
 // never CSS classes. Every wait that times out says what the page showed instead.
 
 import assert from 'node:assert/strict';
+import * as OTPAuth from 'otpauth';
 
 const BODY_EXCERPT = 1_500;
 
@@ -140,4 +141,20 @@ export async function expectVisibleLabels(page) {
   });
   assert.deepEqual(unlabelled, [], `form controls without a visible label at ${page.url()}`);
   return checked;
+}
+
+/**
+ * On the setup page, as someone whose phone cannot scan: opens "Trouble scanning?",
+ * types the key into an authenticator (the independent `otpauth` package), enters
+ * its code and presses "Enable 2FA". Returns the authenticator, for later codes.
+ */
+export async function setUpAuthenticatorByKey(page) {
+  await expectPath(page, '/login/setup');
+  await page.locator('details summary', { hasText: 'Trouble scanning?' }).click();
+  const key = (await page.locator('#setup-key').innerText()).trim().replace(/ /g, '');
+  const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(key), digits: 6, period: 30, algorithm: 'SHA1' });
+  await fill(page, 'Verification code', totp.generate());
+  await click(page, 'Enable 2FA');
+  await expectHeading(page, 'Save your recovery code');
+  return totp;
 }

@@ -10,7 +10,19 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as OTPAuth from 'otpauth';
 import { RESULTS_DIR, launchBrowser, withServerAndBrowser } from '../lib/server.mjs';
-import { click, expectHeading, expectPath, expectText, field, fill, open, signIn, signOut, waitVisible } from '../lib/pages.mjs';
+import {
+  click,
+  expectHeading,
+  expectPath,
+  expectText,
+  field,
+  fill,
+  open,
+  setUpAuthenticatorByKey,
+  signIn,
+  signOut,
+  waitVisible,
+} from '../lib/pages.mjs';
 
 const TIMEOUT = { timeout: 180_000 };
 const ORG = 'riverside-clinic';
@@ -146,12 +158,7 @@ test('a new clinic admin turns on Mandatory 2FA, exempts, bypasses and resets me
       await expectPath(lee.page, '/login/setup');
       await expectHeading(lee.page, 'Set up two-factor authentication');
       await screenshot(lee.page, 'admin-bypass-member-setup');
-      await lee.page.locator('details summary', { hasText: 'Trouble scanning?' }).click();
-      const key = (await lee.page.locator('#setup-key').innerText()).trim().replace(/ /g, '');
-      const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(key), digits: 6, period: 30, algorithm: 'SHA1' });
-      await fill(lee.page, 'Verification code', totp.generate());
-      await click(lee.page, 'Enable 2FA');
-      await expectHeading(lee.page, 'Save your recovery code');
+      await setUpAuthenticatorByKey(lee.page);
       await open(lee.page, `${server.baseUrl}/account`, server);
       await signOut(lee.page);
       await expectPath(lee.page, '/login');

@@ -4,7 +4,6 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as OTPAuth from 'otpauth';
 import { withServerAndBrowser } from '../lib/server.mjs';
 import {
   click,
@@ -16,6 +15,7 @@ import {
   fill,
   open,
   setNewPassword,
+  setUpAuthenticatorByKey,
   signIn,
   signOut,
 } from '../lib/pages.mjs';
@@ -95,13 +95,7 @@ test('first platform admin sets their password from the setup link', TIMEOUT, (t
     // Platform admins can reset anyone's second factor, so they always use one: the
     // first sign-in sets up the authenticator app before any session exists.
     await signIn(page, 'admin@example.test', PASSPHRASE);
-    await expectPath(page, '/login/setup');
-    await page.locator('details summary', { hasText: 'Trouble scanning?' }).click();
-    const key = (await page.locator('#setup-key').innerText()).trim().replace(/ /g, '');
-    const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(key), digits: 6, period: 30, algorithm: 'SHA1' });
-    await fill(page, 'Verification code', totp.generate());
-    await click(page, 'Enable 2FA');
-    await expectHeading(page, 'Save your recovery code');
+    await setUpAuthenticatorByKey(page);
     await open(page, `${server.baseUrl}/account`, server);
     await expectText(page, 'admin@example.test');
     await expectText(page, 'Platform admin');

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import * as OTPAuth from 'otpauth';
 import { RESULTS_DIR, withServerAndBrowser } from '../lib/server.mjs';
 import {
   click,
@@ -19,6 +18,7 @@ import {
   fill,
   open,
   setNewPassword,
+  setUpAuthenticatorByKey,
   signIn,
   signOut,
   waitVisible,
@@ -64,18 +64,6 @@ function clinicWithInvitedMember(server) {
   return member.invitation_url;
 }
 
-/** Sets up the authenticator app from the "Trouble scanning?" key; returns the TOTP. */
-async function setUpAuthenticator(page) {
-  await expectPath(page, '/login/setup');
-  await page.locator('details summary', { hasText: 'Trouble scanning?' }).click();
-  const key = (await page.locator('#setup-key').innerText()).trim().replace(/ /g, '');
-  const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(key), digits: 6, period: 30, algorithm: 'SHA1' });
-  await fill(page, 'Verification code', totp.generate());
-  await click(page, 'Enable 2FA');
-  await expectHeading(page, 'Save your recovery code');
-  return totp;
-}
-
 test('a member trusts this device, signs in with the passkey, removes it and falls back to the app', TIMEOUT, (t) =>
   withServerAndBrowser(
     t,
@@ -88,7 +76,7 @@ test('a member trusts this device, signs in with the passkey, removes it and fal
       await setNewPassword(page, MEMBER_PASSWORD, 'Set password');
       await expectPath(page, '/login');
       await signIn(page, MEMBER_EMAIL, MEMBER_PASSWORD);
-      const totp = await setUpAuthenticator(page);
+      const totp = await setUpAuthenticatorByKey(page);
 
       // 2. After the recovery code: "Trust this device?" → Continue creates the passkey.
       const cont = page.getByRole('link', { name: 'Continue', exact: true });

@@ -423,12 +423,7 @@ async fn platform_support_looks_up_resets_and_bypasses(app: TestApp) {
         .post_json("/api/v1/platform/accounts/owner@riverside.test/mfa-reset", &t, json!({"identity_verified": note}))
         .await;
     assert_eq!((s, v["removed_factors"].as_u64()), (200, Some(1)));
-    let events = app
-        .state
-        .store
-        .list_audit(&clinic_auth_store::AuditFilter { kind: Some("mfa_reset".into()), limit: 10, ..Default::default() })
-        .await
-        .unwrap();
+    let events = app.audit_of(Some("mfa_reset"), 10).await;
     assert!(events[0].detail.contains("Called back"), "{}", events[0].detail);
     assert_eq!(events[0].org_id.as_deref(), Some("riverside-clinic"));
     let (s, _) = app.post_json("/api/v1/platform/accounts/owner@riverside.test/bypass", &t, json!({})).await;
@@ -497,6 +492,23 @@ async fn audit_trail_filters_and_exports_csv(app: TestApp) {
     assert!(csv.contains("\"dr@a.test\"") && !csv.contains("staff@b.test"), "{csv}");
 }
 
+/// Appends `n` events of kind `test_event` to `org`'s chain, a second apart from `from`.
+async fn append_test_events(app: &TestApp, org: &clinic_auth_store::Org, n: i64, from: i64) {
+    for i in 0..n {
+        let event = clinic_auth_store::NewAuditEvent {
+            at: clinic_auth_core::UnixTime(from + i),
+            kind: "test_event",
+            outcome: "success",
+            org_id: Some(org.id.clone()),
+            actor_id: None,
+            subject_id: None,
+            client: Default::default(),
+            detail: format!("{{\"n\":{i}}}"),
+        };
+        app.state.store.append_audit(&event).await.unwrap();
+    }
+}
+
 async fn long_audit_trails_page_and_export_whole(app: TestApp) {
     let app = TestApp::spawn_with(
         app.backend,
@@ -508,19 +520,7 @@ async fn long_audit_trails_page_and_export_whole(app: TestApp) {
     app.member(&org, "admin@a.test", Role::Admin).await;
     let admin = app.token("staff", "admin@a.test").await;
     // More events than one page of the store (1000) holds.
-    for i in 0..1100 {
-        let event = clinic_auth_store::NewAuditEvent {
-            at: clinic_auth_core::UnixTime(1_800_000_000 + i),
-            kind: "test_event",
-            outcome: "success",
-            org_id: Some(org.id.clone()),
-            actor_id: None,
-            subject_id: None,
-            client: Default::default(),
-            detail: format!("{{\"n\":{i}}}"),
-        };
-        app.state.store.append_audit(&event).await.unwrap();
-    }
+    append_test_events(&app, &org, 1100, 1_800_000_000).await;
     let total = app.state.store.verify_audit(&Default::default()).await.unwrap().heads["clinic-a"].seq as usize;
     assert!(total > 1100, "{total}");
 
@@ -555,19 +555,7 @@ async fn long_audit_trails_page_and_export_whole(app: TestApp) {
     assert_eq!(res.text().await.unwrap().lines().count(), total + 1);
 
     // Past the export limit it is refused, never cut short.
-    for i in 0..400 {
-        let event = clinic_auth_store::NewAuditEvent {
-            at: clinic_auth_core::UnixTime(1_800_002_000 + i),
-            kind: "test_event",
-            outcome: "success",
-            org_id: Some(org.id.clone()),
-            actor_id: None,
-            subject_id: None,
-            client: Default::default(),
-            detail: "{}".into(),
-        };
-        app.state.store.append_audit(&event).await.unwrap();
-    }
+    append_test_events(&app, &org, 400, 1_800_002_000).await;
     let (s, e) = app.get_json("/api/v1/orgs/clinic-a/audit?format=csv", &admin).await;
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("export_too_large")), "{e}");
     let res = app
@@ -649,12 +637,7 @@ async fn audit_chain_detects_edits_and_deletions(app: TestApp) {
 
 /// One stored event's id, seq and hash, newest first, of `chain`.
 async fn chain_rows(app: &TestApp, chain: &str) -> Vec<(i64, i64, String)> {
-    let events = app
-        .state
-        .store
-        .list_audit(&clinic_auth_store::AuditFilter { limit: 1000, ..Default::default() })
-        .await
-        .unwrap();
+    let events = app.audit_of(None, 1000).await;
     let mut rows: Vec<_> = events
         .into_iter()
         .filter(|e| e.org_id.as_deref().unwrap_or("") == chain)

@@ -134,8 +134,7 @@ async fn email_codes_set_up_and_sign_in_over_real_smtp(app: TestApp) {
     assert!(kinds.contains(&("code_sent".into(), "success".into())));
     assert!(kinds.contains(&("factor_enrolled".into(), "success".into())));
     // No code in the audit trail.
-    let events =
-        app.state.store.list_audit(&clinic_auth_store::AuditFilter { limit: 500, ..Default::default() }).await.unwrap();
+    let events = app.audit_of(None, 500).await;
     assert!(events.iter().all(|e| !e.detail.contains(&code)));
 }
 

@@ -332,6 +332,12 @@ impl TestApp {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// The newest `limit` audit events of one kind (all kinds with `None`), newest first.
+    pub async fn audit_of(&self, kind: Option<&str>, limit: i64) -> Vec<clinic_auth_store::AuditEvent> {
+        let filter = clinic_auth_store::AuditFilter { kind: kind.map(str::to_owned), limit, ..Default::default() };
+        self.state.store.list_audit(&filter).await.expect("audit")
+    }
+
     pub async fn audit_kinds(&self) -> Vec<(String, String)> {
         let events = self
             .state

@@ -456,12 +456,7 @@ async fn secrets_are_sealed_and_hashed_at_rest(app: TestApp) {
     assert_eq!(stored.len(), 64, "SHA-256 hex");
     assert!(!stored.contains(&recovery.replace('-', "")));
     // The audit trail never holds the secret or the codes.
-    let events = app
-        .state
-        .store
-        .list_audit(&clinic_auth_store::AuditFilter { limit: 1000, ..Default::default() })
-        .await
-        .unwrap();
+    let events = app.audit_of(None, 1000).await;
     let b32 = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_owned();
     for e in events {
         assert!(!e.detail.contains(&b32) && !e.detail.contains(&recovery), "{}", e.detail);

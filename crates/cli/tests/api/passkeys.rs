@@ -175,12 +175,7 @@ async fn a_trusted_device_signs_in_with_its_passkey_by_default(app: TestApp) {
     assert!(pk.passkey.as_ref().unwrap().sign_count >= 1, "the software passkey counts its uses");
     let kinds = app.audit_kinds().await;
     assert!(kinds.contains(&("factor_enrolled".into(), "success".into())));
-    let events = app
-        .state
-        .store
-        .list_audit(&clinic_auth_store::AuditFilter { kind: Some("sign_in".into()), limit: 50, ..Default::default() })
-        .await
-        .unwrap();
+    let events = app.audit_of(Some("sign_in"), 50).await;
     assert!(events.iter().any(|e| e.outcome == "success" && e.detail.contains("\"method\":\"passkey\"")));
 }
 
@@ -209,16 +204,7 @@ async fn wrong_origin_is_rejected(app: TestApp) {
     let credential = assertion(&app, &flow, &mut laptop, phishing).await;
     let (s, e) = answer(&app, &flow, &credential).await;
     assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "{e}");
-    let events = app
-        .state
-        .store
-        .list_audit(&clinic_auth_store::AuditFilter {
-            kind: Some("second_factor".into()),
-            limit: 50,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = app.audit_of(Some("second_factor"), 50).await;
     assert!(
         events.iter().any(|e| e.outcome == "failure" && e.detail.contains("wrong_origin")),
         "{:?}",
@@ -309,16 +295,7 @@ async fn another_members_credential_is_rejected(app: TestApp) {
 
 /// The reason of the newest refused second factor in the audit trail.
 async fn last_second_factor_reason(app: &TestApp) -> String {
-    let events = app
-        .state
-        .store
-        .list_audit(&clinic_auth_store::AuditFilter {
-            kind: Some("second_factor".into()),
-            limit: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = app.audit_of(Some("second_factor"), 1).await;
     let detail: Value = serde_json::from_str(&events[0].detail).unwrap();
     assert_eq!(events[0].outcome, "failure", "{detail}");
     detail["reason"].as_str().unwrap().to_owned()
@@ -336,16 +313,7 @@ async fn user_verification_is_required(app: TestApp) {
     let credential = device().do_registration(origin(&app), options).unwrap();
     let (s, e) = post(&app, "/api/v1/me/passkeys", Some(&token), json!({"credential": credential})).await;
     assert_eq!((s, error_code(&e)), (400, Some("passkey_rejected")), "{e}");
-    let events = app
-        .state
-        .store
-        .list_audit(&clinic_auth_store::AuditFilter {
-            kind: Some("factor_enrolled".into()),
-            limit: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = app.audit_of(Some("factor_enrolled"), 1).await;
     assert!(events[0].outcome == "failure" && events[0].detail.contains("user_not_verified"), "{:?}", events[0]);
 
     // The same at sign-in, with a passkey registered properly.
@@ -426,16 +394,7 @@ async fn clone_warnings_come_from_the_ceremony_and_from_backup_flags(app: TestAp
     let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
     let (s, e) = answer(&app, &flow, &credential).await;
     assert_eq!((s, error_code(&e)), (401, Some("passkey_clone_warning")), "{e}");
-    let events = app
-        .state
-        .store
-        .list_audit(&clinic_auth_store::AuditFilter {
-            kind: Some("passkey_clone_warning".into()),
-            limit: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = app.audit_of(Some("passkey_clone_warning"), 1).await;
     assert!(events[0].detail.contains("counter_not_advanced"), "{:?}", events[0]);
     assert_eq!(last_second_factor_reason(&app).await, "counter_not_advanced");
 

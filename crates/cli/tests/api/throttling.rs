@@ -27,12 +27,7 @@ async fn repeated_wrong_passwords_lock_the_account_with_backoff(app: TestApp) {
     assert_eq!(body["error"]["retry_after"], 30);
     assert!(body["error"]["message"].as_str().unwrap().contains("30 seconds"));
     // The refused attempt is on the record for the clinic's admin, with its reason.
-    let events = app
-        .state
-        .store
-        .list_audit(&clinic_auth_store::AuditFilter { kind: Some("sign_in".into()), limit: 1, ..Default::default() })
-        .await
-        .unwrap();
+    let events = app.audit_of(Some("sign_in"), 1).await;
     assert_eq!(events[0].outcome, "failure");
     assert_eq!(events[0].org_id.as_deref(), Some("riverside-clinic"));
     assert!(events[0].detail.contains("\"reason\":\"account_locked\""), "{}", events[0].detail);
