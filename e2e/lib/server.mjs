@@ -4,7 +4,7 @@
 //
 // The binary under test comes from $CLINIC_AUTH_BIN (default: <repo>/target/debug/clinic-auth).
 
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -86,7 +86,7 @@ function assertBinary() {
 /**
  * Starts `clinic-auth serve` on a free loopback port with a fresh temp data dir.
  *
- * Resolves to { baseUrl, port, dataDir, setupUrl, output(), cli(args), stop() }.
+ * Resolves to { baseUrl, port, dataDir, setupUrl, output(), cli(args), cliAsync(args), stop() }.
  * setupUrl is the first-start link the server prints (null if none was printed).
   * `env`, if given, is merged over the environment of the server AND of every cli()
  * call (e.g. CLINIC_AUTH_SMTP_PORT for a capture server the test started).
@@ -197,6 +197,32 @@ export async function startServer({ env = {}, host = '127.0.0.1' } = {}) {
     }
   }
 
+  /**
+   * The same as cli(), without blocking this process: for commands that talk to a
+   * capture server running in this test (the invitation `member add` emails).
+   */
+  function cliAsync(args) {
+    const argv = [...args, '--data-dir', dataDir, '--json'];
+    return new Promise((resolvePromise, reject) => {
+      execFile(BIN, argv, { encoding: 'utf8', env: childEnv, timeout: 30_000 }, (err, stdout, stderr) => {
+        if (err) {
+          reject(
+            new Error(
+              `clinic-auth ${argv.join(' ')} failed (status ${err.code}, signal ${err.signal})\n` +
+                `--- stdout ---\n${stdout ?? ''}\n--- stderr ---\n${stderr ?? ''}`,
+            ),
+          );
+          return;
+        }
+        try {
+          resolvePromise(JSON.parse(stdout));
+        } catch {
+          reject(new Error(`clinic-auth ${argv.join(' ')} did not print JSON on stdout:\n${stdout}`));
+        }
+      });
+    });
+  }
+
   return {
     baseUrl,
     port,
@@ -204,6 +230,7 @@ export async function startServer({ env = {}, host = '127.0.0.1' } = {}) {
     setupUrl,
     output: () => out,
     cli,
+    cliAsync,
     stop,
   };
 }

@@ -31,8 +31,9 @@ import {
   waitVisible,
 } from '../lib/pages.mjs';
 
-// Security notices share the member's mailbox; they carry no code.
+// Security notices and the invitation share the member's mailbox; they carry no code.
 const NOTICE_SUBJECT = 'A sign-in method was added to your Riverside Clinic account';
+const INVITATION_SUBJECT = "You're invited to sign in to Riverside Clinic";
 
 const TIMEOUT = { timeout: 240_000 };
 const ORG = 'riverside-clinic';
@@ -85,7 +86,7 @@ function currentPath(page) {
 }
 
 /** Org with MFA required by email or text, and an invited provider. */
-function setUpClinic(server) {
+async function setUpClinic(server) {
   const org = server.cli(['org', 'create', '--name', ORG_NAME, '--kind', 'clinic']);
   assert.ok(org && org.id, `org create printed no id: ${JSON.stringify(org)}`);
 
@@ -95,7 +96,8 @@ function setUpClinic(server) {
   assert.equal(mfa.mfa.mode, 'required', `org mfa: ${JSON.stringify(mfa)}`);
   assert.deepEqual([...mfa.mfa.methods].sort(), ['email', 'sms'], `org mfa: ${JSON.stringify(mfa)}`);
 
-  const member = server.cli(['member', 'add', '--org', ORG, '--email', MEMBER_EMAIL, '--role', 'provider']);
+  // Not blocking: the command emails the invitation to the capture server in this process.
+  const member = await server.cliAsync(['member', 'add', '--org', ORG, '--email', MEMBER_EMAIL, '--role', 'provider']);
   assert.ok(
     member && typeof member.invitation_url === 'string',
     `member add printed no invitation_url: ${JSON.stringify(member)}`,
@@ -157,7 +159,7 @@ async function submitVerification(page, code) {
 
 test('new member sets up texted codes, then signs in with an emailed code after one resend', TIMEOUT, async (t) => {
   const smtp = await startSmtpCapture();
-  const codeEmails = () => smtp.messages().filter((m) => m.subject !== NOTICE_SUBJECT);
+  const codeEmails = () => smtp.messages().filter((m) => ![NOTICE_SUBJECT, INVITATION_SUBJECT].includes(m.subject));
   const twilio = await startTwilioFake({ accountSid: TWILIO_SID, authToken: TWILIO_TOKEN });
   const env = {
     CLINIC_AUTH_EMAIL_TRANSPORT: 'smtp',
@@ -188,8 +190,12 @@ test('new member sets up texted codes, then signs in with an emailed code after 
       t,
       async ({ server, page }) => {
         try {
-          // 1. Setup through the command line.
-          const invitationUrl = setUpClinic(server);
+          // 1. Setup through the command line; the invitation is emailed too.
+          const invitationUrl = await setUpClinic(server);
+          const invitation = smtp.messages().find((m) => m.subject === INVITATION_SUBJECT);
+          assert.ok(invitation, `no invitation email:\n${captured()}`);
+          assert.deepEqual(invitation.to, [MEMBER_EMAIL]);
+          assert.ok(invitation.text.includes(invitationUrl), 'the invitation email carries the link the CLI printed');
 
           // 2. Accept the invitation and sign in: sent to choose how to get codes.
           await open(page, invitationUrl, server);
@@ -254,11 +260,12 @@ test('new member sets up texted codes, then signs in with an emailed code after 
           await expectText(page, `We sent a 6-digit code to ${MASKED_PHONE}`);
           await twilio.waitFor(2, DELIVERY_MS);
           checkText(twilio.requests()[1], 'the sign-in text');
-          // Setting up texts sent the member one security notice (no code in it), and nothing else.
+          // Setting up texts sent the member one security notice (no code in it), and
+          // nothing else after the invitation.
           assert.deepEqual(
             smtp.messages().map((m) => m.subject),
-            [NOTICE_SUBJECT],
-            'an email other than the security notice was sent before email was chosen',
+            [INVITATION_SUBJECT, NOTICE_SUBJECT],
+            'an email other than the invitation and the security notice was sent before email was chosen',
           );
           assert.deepEqual(codeEmails(), [], 'an email was sent before email was chosen');
 
@@ -326,7 +333,7 @@ test('new member sets up texted codes, then signs in with an emailed code after 
           // Nothing else went out, and nothing was refused.
           assert.equal(twilio.requests().length, 2, `texts: ${captured()}`);
           assert.equal(codeEmails().length, 2, `emails: ${captured()}`);
-          assert.equal(smtp.messages().length, 3, `emails: ${captured()}`);
+          assert.equal(smtp.messages().length, 4, `the invitation, one notice and two codes: ${captured()}`);
           assert.deepEqual(twilio.strayRequests(), [], 'requests to other Twilio paths');
           assert.deepEqual(smtp.errors(), [], 'SMTP capture errors');
 

@@ -613,11 +613,17 @@ fn report_added(json_out: bool, added: &accounts::Added) {
     let mut v = account_json(&added.account);
     if let (Some(obj), Some(url)) = (v.as_object_mut(), &added.invitation_url) {
         obj.insert("invitation_url".into(), json!(url));
+        obj.insert("invitation_emailed".into(), json!(added.invitation_emailed));
     }
     let text = match &added.invitation_url {
-        Some(url) => {
-            format!("Added {} ({}). Send them this invitation link:\n  {url}", added.account.email, added.account.kind)
-        }
+        Some(url) if added.invitation_emailed => format!(
+            "Added {} ({}) and emailed them an invitation. The link, if they need it again:\n  {url}",
+            added.account.email, added.account.kind
+        ),
+        Some(url) => format!(
+            "Added {} ({}). The invitation email could not be sent; send them this link:\n  {url}",
+            added.account.email, added.account.kind
+        ),
         None => format!("Added {} ({}) with the given password.", added.account.email, added.account.kind),
     };
     print_out(json_out, v, &text);

@@ -175,6 +175,33 @@ pub fn notice_content(notice: &SecurityNotice, org_name: &str) -> EmailContent {
     EmailContent { subject, text, html }
 }
 
+/// The invitation to a new account: who invites, where, and the one-time link to
+/// choose a password, valid until `expires` (UTC text). The link is the only way in,
+/// so it goes to the invited address alone.
+pub fn invitation_content(org_name: &str, link: &str, expires: &str) -> EmailContent {
+    let org = truncate_chars(&clean_name(org_name), EMAIL_ORG_MAX_CHARS);
+    let subject = format!("You're invited to sign in to {org}");
+    let intro = format!("You have an account at {org}. Choose your password to start signing in:");
+    let after = format!(
+        "The link works once, until {expires}. If it has expired, ask your clinic's administrator for a new one."
+    );
+    let not_you = "If you didn't expect this, you can ignore this email.";
+    let text = format!("{intro}\n\n{link}\n\n{after}\n\n{not_you}\n");
+    let e = escape_html;
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n</head>\n\
+         <body style=\"margin:0;padding:24px;font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;\">\n\
+         <p>{intro}</p>\n<p><a href=\"{href}\">Choose your password</a></p>\n<p>{after}</p>\n\
+         <p style=\"color:#52606d;font-size:14px;\">{not_you}</p>\n</body>\n</html>\n",
+        title = e(&subject),
+        intro = e(&intro),
+        href = e(link),
+        after = e(&after),
+        not_you = e(not_you),
+    );
+    EmailContent { subject, text, html }
+}
+
 fn minutes(n: i64) -> String {
     if n == 1 { "1 minute".to_owned() } else { format!("{n} minutes") }
 }
@@ -417,5 +444,14 @@ mod tests {
         let c = email_content(&msg("Riverside Clinic", CodePurpose::SignIn), true);
         assert!(!format!("{c:?}").contains("123456"));
         assert!(!format!("{:?}", msg("R", CodePurpose::SignIn)).contains("123456"));
+    }
+
+    #[test]
+    fn invitations_carry_the_link_and_escape_the_name() {
+        let c = invitation_content("<Riverside>\nClinic", "https://auth.example/invite/abc", "2027-01-22 08:00 UTC");
+        assert_eq!(c.subject, "You're invited to sign in to <Riverside> Clinic");
+        assert!(c.text.contains("https://auth.example/invite/abc") && c.text.contains("2027-01-22 08:00 UTC"));
+        assert!(c.html.contains("href=\"https://auth.example/invite/abc\""));
+        assert!(c.html.contains("&lt;Riverside&gt;") && !c.html.contains("<Riverside>"));
     }
 }

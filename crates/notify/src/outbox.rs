@@ -46,6 +46,25 @@ impl EmailSender for OutboxEmail {
     }
 
     async fn send_notice(&self, to: &str, content: &crate::EmailContent) -> Result<Delivered, DeliveryError> {
+        self.write_content(to, content, "security notice").await
+    }
+
+    async fn send_invitation(&self, to: &str, content: &crate::EmailContent) -> Result<Delivered, DeliveryError> {
+        self.write_content(to, content, "invitation").await
+    }
+
+    fn describe(&self) -> String {
+        format!("outbox {}", self.dir.display())
+    }
+}
+
+impl OutboxEmail {
+    async fn write_content(
+        &self,
+        to: &str,
+        content: &crate::EmailContent,
+        what: &str,
+    ) -> Result<Delivered, DeliveryError> {
         let from: Mailbox = self
             .from
             .trim()
@@ -53,12 +72,8 @@ impl EmailSender for OutboxEmail {
             .map_err(|_| DeliveryError::Rejected("outbox `from` is not a valid mailbox".to_owned()))?;
         let message = crate::smtp::build_content_message(&from, to, content.clone())?;
         let name = write_new_file(&self.dir, "eml", &message.formatted()).await?;
-        tracing::info!(transport = "outbox", to = %mask_email(to), file = %name, "security notice written to outbox");
+        tracing::info!(transport = "outbox", to = %mask_email(to), file = %name, what, "email written to outbox");
         Ok(Delivered { provider_id: Some(name) })
-    }
-
-    fn describe(&self) -> String {
-        format!("outbox {}", self.dir.display())
     }
 }
 

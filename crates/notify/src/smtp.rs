@@ -184,21 +184,11 @@ impl EmailSender for SmtpSender {
     }
 
     async fn send_notice(&self, to: &str, content: &EmailContent) -> Result<Delivered, DeliveryError> {
-        let masked = mask_email(to);
-        let message = build_content_message(&self.from, to, content.clone())?;
-        let result = tokio::time::timeout(self.send_timeout, self.transport.send(message)).await;
-        let outcome = match result {
-            Err(_elapsed) => Err(DeliveryError::Temporary("SMTP server took too long".to_owned())),
-            Ok(Err(e)) => Err(classify(&e)),
-            Ok(Ok(response)) => Ok(Delivered { provider_id: queue_id(&response) }),
-        };
-        match &outcome {
-            Ok(_) => tracing::info!(transport = "smtp", server = %self.host, to = %masked, "security notice sent"),
-            Err(e) => {
-                tracing::warn!(transport = "smtp", server = %self.host, to = %masked, error = %e, "security notice not sent")
-            }
-        }
-        outcome
+        self.send_content(to, content, "security notice").await
+    }
+
+    async fn send_invitation(&self, to: &str, content: &EmailContent) -> Result<Delivered, DeliveryError> {
+        self.send_content(to, content, "invitation").await
     }
 
     fn describe(&self) -> String {
@@ -209,6 +199,27 @@ impl EmailSender for SmtpSender {
         };
         let auth = if self.authenticated { ", authenticated" } else { "" };
         format!("SMTP {}:{} ({tls}{auth})", self.host, self.port)
+    }
+}
+
+impl SmtpSender {
+    /// Sends prepared content; `what` names it in the log (never the content itself).
+    async fn send_content(&self, to: &str, content: &EmailContent, what: &str) -> Result<Delivered, DeliveryError> {
+        let masked = mask_email(to);
+        let message = build_content_message(&self.from, to, content.clone())?;
+        let result = tokio::time::timeout(self.send_timeout, self.transport.send(message)).await;
+        let outcome = match result {
+            Err(_elapsed) => Err(DeliveryError::Temporary("SMTP server took too long".to_owned())),
+            Ok(Err(e)) => Err(classify(&e)),
+            Ok(Ok(response)) => Ok(Delivered { provider_id: queue_id(&response) }),
+        };
+        match &outcome {
+            Ok(_) => tracing::info!(transport = "smtp", server = %self.host, to = %masked, what, "email sent"),
+            Err(e) => {
+                tracing::warn!(transport = "smtp", server = %self.host, to = %masked, what, error = %e, "email not sent")
+            }
+        }
+        outcome
     }
 }
 

@@ -253,7 +253,7 @@ struct UsersPage<'a> {
     csrf: String,
     query: String,
     members: Vec<MemberRow>,
-    invitation: Option<String>,
+    invitation: Option<Invited>,
     may_make_owner: bool,
 }
 
@@ -263,12 +263,19 @@ struct UsersQuery {
     notice: Option<String>,
 }
 
+/// A member just invited: the link, and whether it went out by email.
+struct Invited {
+    link: String,
+    email: String,
+    emailed: bool,
+}
+
 async fn users_render(
     state: &AppState,
     s: &SignedIn,
     client: Client,
     query: String,
-    invitation: Option<String>,
+    invitation: Option<Invited>,
     notice: Option<&str>,
     error: Option<AppError>,
 ) -> Result<Response, PageError> {
@@ -345,7 +352,14 @@ async fn invite_submit(
         Err(_) => Err(AppError::bad_request("invalid_role", "Choose a role: owner, admin, provider or staff.")),
     };
     match result {
-        Ok(added) => users_render(&state, &s, client, String::new(), added.invitation_url, None, None).await,
+        Ok(added) => {
+            let invited = added.invitation_url.map(|link| Invited {
+                link,
+                email: added.account.email.to_string(),
+                emailed: added.invitation_emailed,
+            });
+            users_render(&state, &s, client, String::new(), invited, None, None).await
+        }
         Err(e) if e.status.is_client_error() => {
             users_render(&state, &s, client, String::new(), None, None, Some(e)).await
         }

@@ -924,6 +924,8 @@ pub struct AccountAdded {
     /// Secret link for the new account's holder to set a password (when none was given).
     #[serde(skip_serializing_if = "Option::is_none")]
     invitation_url: Option<String>,
+    /// The invitation was emailed to the new account's address.
+    invitation_emailed: bool,
 }
 
 async fn add(
@@ -939,7 +941,11 @@ async fn add(
     };
     let added =
         accounts::add_account(state, by, kind, org, &body.email, role, body.password.map(Password::new)).await?;
-    let view = AccountAdded { account: AccountView::from(&added.account), invitation_url: added.invitation_url };
+    let view = AccountAdded {
+        account: AccountView::from(&added.account),
+        invitation_url: added.invitation_url,
+        invitation_emailed: added.invitation_emailed,
+    };
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 

@@ -36,6 +36,12 @@ async fn platform_admin_creates_an_organization_and_invites_staff(app: TestApp) 
     assert_eq!(added["account"]["password_set"], false);
     let invite = added["invitation_url"].as_str().unwrap();
     assert!(invite.starts_with(&format!("{}/invite/", app.base)));
+    // The invitation goes out by email to the new member alone.
+    assert_eq!(added["invitation_emailed"], true, "{added}");
+    let mail = app.smtp.wait_for(1, std::time::Duration::from_secs(5)).await;
+    let mail = mail.iter().find(|m| m.to == vec!["owner@riverside.test".to_owned()]).expect("invitation email");
+    assert_eq!(mail.subject().as_deref(), Some("You're invited to sign in to Riverside Clinic"));
+    assert!(mail.text_body().unwrap().contains(invite), "the email carries the link");
     let (status, dup) = app
         .post_json(
             "/api/v1/orgs/riverside-clinic/members",

@@ -90,7 +90,19 @@ async fn clinic_admin_pages_manage_members_with_csrf_and_boundaries(app: TestApp
     let res =
         post_form(&app, &b, "/admin/users", "/admin/users/invite", &[("email", "new@a.test"), ("role", "staff")]).await;
     assert_eq!(res.status(), 200);
-    assert!(res.text().await.unwrap().contains(&format!("{}/invite/", app.base)));
+    let html = res.text().await.unwrap();
+    assert!(html.contains(&format!("{}/invite/", app.base)) && html.contains("We emailed an invitation to new@a.test"));
+    // When the mail server refuses, the member exists all the same and the page says
+    // to pass the link on by hand.
+    app.smtp.set_failing(Some(451));
+    let res =
+        post_form(&app, &b, "/admin/users", "/admin/users/invite", &[("email", "new2@a.test"), ("role", "staff")])
+            .await;
+    app.smtp.set_failing(None);
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("could not be sent. Send this link to new2@a.test yourself"), "{html}");
+    assert!(html.contains(&format!("{}/invite/", app.base)));
 
     // Actions need the session's CSRF token.
     let nurse_page = format!("/admin/users/{}", nurse.id);

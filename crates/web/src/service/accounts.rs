@@ -17,6 +17,8 @@ use crate::{AppError, AppState};
 pub struct Added {
     pub account: Account,
     pub invitation_url: Option<String>,
+    /// The invitation went out by email to the new account's address.
+    pub invitation_emailed: bool,
 }
 
 fn invalid_email() -> AppError {
@@ -200,10 +202,28 @@ pub async fn add_account(
         .get_account(account.id)
         .await?
         .ok_or_else(|| AppError::internal("account vanished after insert"))?;
-    Ok(Added {
-        account: stored,
-        invitation_url: invitation.map(|(t, _)| state.config.link(&link_path(LinkPurpose::Invitation, &t))),
-    })
+    let invitation_url = invitation.map(|(t, _)| state.config.link(&link_path(LinkPurpose::Invitation, &t)));
+    let invitation_emailed = match &invitation_url {
+        Some(url) => send_invitation(state, &stored, org.as_ref(), url).await,
+        None => false,
+    };
+    Ok(Added { account: stored, invitation_url, invitation_emailed })
+}
+
+/// Emails the invitation link to the new account. The account exists either way: a
+/// failed delivery is logged (masked address) and the person who invited still has
+/// the link to pass on.
+async fn send_invitation(state: &AppState, account: &Account, org: Option<&Org>, url: &str) -> bool {
+    let org_name = org.map(|o| o.name.clone()).unwrap_or_else(|| state.config.platform_name.clone());
+    let expires = super::time::date_time(state.now().plus_secs(state.config.link_ttl_secs));
+    let content = clinic_auth_notify::invitation_content(&org_name, url, &expires);
+    match state.senders.email.send_invitation(account.email.as_str(), &content).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(account = %account.id, error = %e, "invitation not delivered");
+            false
+        }
+    }
 }
 
 /// Issues a password-reset link for an account (support, or the clinic's owner/admin).
