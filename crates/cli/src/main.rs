@@ -376,6 +376,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let state = app_state(&settings, bound).await?;
     tracing::info!(address = %bound, store = state.store.backend_name(), public_url = %state.config.public_url, "clinic-auth is serving");
+    if let Err(why) = clinic_auth_web::service::passkeys::relying_party(&state.config) {
+        tracing::warn!("passkeys are off: {why}");
+    }
     if let Some(link) = accounts::ensure_setup_link(&state).await? {
         // Shown on the console only: whoever runs the server creates the first admin.
         println!("No platform admin exists yet. Create the first one within 24 hours at:\n  {link}\n");

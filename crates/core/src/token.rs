@@ -61,8 +61,13 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Constant-time equality for secrets held as strings (CSRF tokens and the like).
 pub fn secrets_equal(a: &str, b: &str) -> bool {
+    secrets_equal_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// The same for bytes (a hash output, a MAC).
+pub fn secrets_equal_bytes(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 #[cfg(test)]

@@ -82,7 +82,9 @@ impl AppState {
         let webauthn = match service::passkeys::relying_party(&config) {
             Ok(w) => Some(w),
             Err(why) => {
-                tracing::warn!("passkeys are off: {why}");
+                // `serve` says so once at start-up (passkeys_off_reason); admin commands
+                // need no passkeys and stay quiet.
+                tracing::debug!("passkeys are off: {why}");
                 None
             }
         };
