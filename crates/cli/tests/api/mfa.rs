@@ -468,7 +468,27 @@ async fn patients_are_untouched_by_staff_policy(app: TestApp) {
     app.patient(&org, "pat@example.test").await;
     set_mode(&app, &org, MfaMode::Required).await;
     let res = app.api_login("patient", "pat@example.test", PASSWORD).await;
-    assert_eq!(res.json::<Value>().await.unwrap()["next"], "done");
+    let done = res.json::<Value>().await.unwrap();
+    assert_eq!(done["next"], "done", "Mandatory 2FA is for staff: {done}");
+
+    // A patient may turn on an authenticator for their own account…
+    let token = done["session_token"].as_str().unwrap().to_owned();
+    let (s, setup) = app.post_json("/api/v1/me/mfa/authenticator", &token, json!({})).await;
+    assert_eq!(s, 200, "{setup}");
+    let uri = setup["otpauth_uri"].as_str().unwrap().to_owned();
+    let (s, v) = app
+        .post_json("/api/v1/me/mfa/authenticator/confirm", &token, json!({"code": otp::code(&uri, now(&app))}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // …and from then on signs in with it (and can turn it off again, nothing requires it).
+    let res = app.api_login("patient", "pat@example.test", PASSWORD).await;
+    let progress = res.json::<Value>().await.unwrap();
+    assert_eq!(
+        (progress["next"].as_str(), progress["method"].as_str()),
+        (Some("second_factor"), Some("authenticator"))
+    );
+    let (_, status) = app.get_json("/api/v1/me/mfa", &token).await;
+    assert_eq!(status["may_turn_off"], true, "{status}");
 }
 
 async fn mfa_sign_in_works_through_the_pages(app: TestApp) {
