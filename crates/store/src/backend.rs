@@ -20,8 +20,8 @@ use futures_util::TryStreamExt;
 
 use crate::{
     Account, AuditEvent, AuditFilter, AuditVerification, Bypass, Ceremony, Factor, LinkPurpose, NewAccount,
-    NewAuditEvent, NewFactor, NewPasskey, NewPasswordLink, NewSession, Org, PasskeyState, PasskeyUse, PasswordLink,
-    PendingFactor, SealedSecret, SessionRecord, Store, StoreError, StoreResult, StoredCode,
+    NewAuditEvent, NewFactor, NewPasskey, NewPasswordLink, NewSession, Org, OrgMemberSecurity, PasskeyState,
+    PasskeyUse, PasswordLink, PendingFactor, SealedSecret, SessionRecord, Store, StoreError, StoreResult, StoredCode,
 };
 
 /// The embedded default: one SQLite file, in WAL mode.
@@ -1485,6 +1485,41 @@ macro_rules! store_impl {
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(row.try_get("n")?)
+            }
+
+            async fn org_member_security(&self, org: &OrgId) -> StoreResult<OrgMemberSecurity> {
+                let factors = sqlx::query($store::sql(
+                    "SELECT f.* FROM factors f JOIN accounts a ON a.id = f.account_id
+                     WHERE a.org_id = $1 AND a.kind = 'member' ORDER BY f.created_at, f.id",
+                ))
+                .bind(org.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map($store::factor_from_row)
+                .collect::<StoreResult<Vec<_>>>()?;
+                let parse = |s: String| parse_with(&s, AccountId::parse, "account id");
+                let with_recovery_code = sqlx::query($store::sql(
+                    "SELECT r.account_id FROM recovery_codes r JOIN accounts a ON a.id = r.account_id
+                     WHERE a.org_id = $1 AND a.kind = 'member'",
+                ))
+                .bind(org.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| parse(r.try_get("account_id")?))
+                .collect::<StoreResult<Vec<_>>>()?;
+                let sessions = sqlx::query($store::sql(
+                    "SELECT s.account_id, COUNT(*) AS n FROM sessions s JOIN accounts a ON a.id = s.account_id
+                     WHERE a.org_id = $1 AND a.kind = 'member' GROUP BY s.account_id",
+                ))
+                .bind(org.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((parse(r.try_get("account_id")?)?, r.try_get("n")?)))
+                .collect::<StoreResult<Vec<_>>>()?;
+                Ok(OrgMemberSecurity { factors, with_recovery_code, sessions })
             }
 
             async fn grant_bypass(&self, id: AccountId, b: &Bypass, audit: &NewAuditEvent) -> StoreResult<bool> {

@@ -237,6 +237,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Ends every session of an account; the number ended.
     async fn revoke_sessions(&self, id: AccountId, audit: &NewAuditEvent) -> StoreResult<u64>;
     async fn count_sessions(&self, id: AccountId) -> StoreResult<i64>;
+    /// Factors, recovery codes and session counts of every member of `org` at once.
+    async fn org_member_security(&self, org: &OrgId) -> StoreResult<OrgMemberSecurity>;
     /// Grants (or renews) a one-time bypass; false if the account is unknown.
     async fn grant_bypass(&self, id: AccountId, bypass: &Bypass, audit: &NewAuditEvent) -> StoreResult<bool>;
     /// Uses a still-valid bypass, in one transaction: clears it and every factor (so

@@ -304,3 +304,15 @@ pub struct StoredCode {
     pub code_hash: String,
     pub challenge: clinic_auth_core::CodeChallenge,
 }
+
+/// What the Users page shows about every member of an organization, read in a few
+/// queries rather than a few per member.
+#[derive(Debug, Clone, Default)]
+pub struct OrgMemberSecurity {
+    /// Every member's factors, oldest first.
+    pub factors: Vec<Factor>,
+    /// Members who hold a recovery code.
+    pub with_recovery_code: Vec<AccountId>,
+    /// Sessions per member (members without any are left out).
+    pub sessions: Vec<(AccountId, i64)>,
+}

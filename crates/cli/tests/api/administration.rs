@@ -114,6 +114,22 @@ async fn clinic_admin_manages_members_over_the_api(app: TestApp) {
     let (s, list) = app.get_json(base, &admin).await;
     assert_eq!(s, 200, "{list}");
     assert_eq!(list.as_array().unwrap().len(), 4);
+    // The list (read for all members at once) says what each member's own page says.
+    for row in list.as_array().unwrap() {
+        let email = row["account"]["email"].as_str().unwrap();
+        let (_, one) = app.get_json(&format!("{base}/{email}"), &admin).await;
+        for key in ["factors", "recovery_code_set", "active_sessions", "mfa_required", "bypass_pending"] {
+            assert!(row.get(key).is_some(), "{key} in {row}");
+            assert_eq!(row[key], one[key], "{email}: {key}");
+        }
+    }
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["active_sessions"].as_i64() > Some(0) && r["recovery_code_set"] == true),
+        "someone is signed in with a recovery code saved: {list}"
+    );
     let (_, found) = app.get_json(&format!("{base}?q=nurse"), &admin).await;
     let found = found.as_array().unwrap();
     assert_eq!(found.len(), 1);

@@ -105,15 +105,19 @@ pub async fn authorize(
 async fn status_of(state: &AppState, account: Account) -> Result<MemberStatus, AppError> {
     let m = mfa::load(state, &account).await?;
     let sessions = state.store.count_sessions(account.id).await?;
+    Ok(status_from(account, m, sessions))
+}
+
+fn status_from(account: Account, m: mfa::MfaState, sessions: i64) -> MemberStatus {
     let mfa_required = !m.may_turn_off(&account);
-    Ok(MemberStatus {
+    MemberStatus {
         factors: m.factors,
         has_recovery_code: m.has_recovery_code,
         bypass_valid: m.bypass_valid,
         mfa_required,
         sessions,
         account,
-    })
+    }
 }
 
 /// One member's 2FA status (which factors, enrolled when, last used), without secrets.
@@ -135,13 +139,19 @@ pub async fn list_members(
         return Err(AppError::forbidden());
     }
     let q = query.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
+    // Four queries for the whole list, however many members.
+    let all = state.store.org_member_security(&org.id).await?;
     let mut out = Vec::new();
     for a in state.store.list_members(&org.id).await? {
         let role = a.role.map(Role::as_str).unwrap_or("");
         if q.as_deref().is_some_and(|q| !a.email.as_str().contains(q) && !role.contains(q)) {
             continue;
         }
-        out.push(status_of(state, a).await?);
+        let factors = all.factors.iter().filter(|f| f.account_id == a.id).cloned().collect();
+        let has_recovery_code = all.with_recovery_code.contains(&a.id);
+        let sessions = all.sessions.iter().find(|(id, _)| *id == a.id).map_or(0, |(_, n)| *n);
+        let m = mfa::MfaState::of(state, &a, Some(org.clone()), factors, has_recovery_code);
+        out.push(status_from(a, m, sessions));
     }
     Ok(out)
 }

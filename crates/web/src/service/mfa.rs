@@ -126,8 +126,22 @@ pub async fn load(state: &AppState, account: &Account) -> Result<MfaState, AppEr
     };
     let factors = state.store.list_factors(account.id).await?;
     let has_recovery_code = state.store.recovery_code_hash(account.id).await?.is_some();
-    let bypass_valid = policy::bypass_valid(account.bypass.map(|b| b.expires_at), state.now());
-    Ok(MfaState { org, factors, has_recovery_code, bypass_valid })
+    Ok(MfaState::of(state, account, org, factors, has_recovery_code))
+}
+
+impl MfaState {
+    /// The state of `account` from what was read already (the Users list reads every
+    /// member's at once).
+    pub fn of(
+        state: &AppState,
+        account: &Account,
+        org: Option<Org>,
+        factors: Vec<Factor>,
+        has_recovery_code: bool,
+    ) -> MfaState {
+        let bypass_valid = policy::bypass_valid(account.bypass.map(|b| b.expires_at), state.now());
+        MfaState { org, factors, has_recovery_code, bypass_valid }
+    }
 }
 
 pub(crate) fn sealing_context(account: &Account, kind: FactorKind) -> String {
