@@ -375,8 +375,21 @@ pub async fn names(
     }
     ids.sort();
     ids.dedup();
+    // Most events name members of the organizations they belong to: read those in one
+    // query each, and look anyone else (support, patients) up on their own.
+    let mut orgs: Vec<&str> = events.iter().filter_map(|e| e.org_id.as_deref()).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
     let mut out = std::collections::HashMap::new();
-    for id in ids {
+    for org in orgs {
+        if let Ok(org) = clinic_auth_core::OrgId::parse(org) {
+            for a in state.store.list_members(&org).await? {
+                out.insert(a.id.to_string(), a.email.to_string());
+            }
+        }
+    }
+    let missing: Vec<String> = ids.into_iter().filter(|id| !out.contains_key(id)).collect();
+    for id in missing {
         if let Ok(aid) = AccountId::parse(&id)
             && let Some(a) = state.store.get_account(aid).await?
         {
