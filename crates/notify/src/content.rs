@@ -163,16 +163,20 @@ pub fn notice_content(notice: &SecurityNotice, org_name: &str) -> EmailContent {
     };
     let not_you = "If you didn't expect this, contact your clinic's administrator right away.";
     let text = format!("{body}\n\n{not_you}\n");
+    let html = html_email(&subject, &format!("<p>{}</p>", escape_html(&body)), not_you);
+    EmailContent { subject, text, html }
+}
+
+/// A plain HTML email: `body_html` (already escaped) and a quieter closing line.
+fn html_email(subject: &str, body_html: &str, closing: &str) -> String {
     let e = escape_html;
-    let html = format!(
+    format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n</head>\n\
          <body style=\"margin:0;padding:24px;font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;\">\n\
-         <p>{body_html}</p>\n<p style=\"color:#52606d;font-size:14px;\">{not_you_html}</p>\n</body>\n</html>\n",
-        title = e(&subject),
-        body_html = e(&body),
-        not_you_html = e(not_you),
-    );
-    EmailContent { subject, text, html }
+         {body_html}\n<p style=\"color:#52606d;font-size:14px;\">{closing}</p>\n</body>\n</html>\n",
+        title = e(subject),
+        closing = e(closing),
+    )
 }
 
 /// The invitation to a new account: who invites, where, and the one-time link to
@@ -188,17 +192,9 @@ pub fn invitation_content(org_name: &str, link: &str, expires: &str) -> EmailCon
     let not_you = "If you didn't expect this, you can ignore this email.";
     let text = format!("{intro}\n\n{link}\n\n{after}\n\n{not_you}\n");
     let e = escape_html;
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n</head>\n\
-         <body style=\"margin:0;padding:24px;font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;\">\n\
-         <p>{intro}</p>\n<p><a href=\"{href}\">Choose your password</a></p>\n<p>{after}</p>\n\
-         <p style=\"color:#52606d;font-size:14px;\">{not_you}</p>\n</body>\n</html>\n",
-        title = e(&subject),
-        intro = e(&intro),
-        href = e(link),
-        after = e(&after),
-        not_you = e(not_you),
-    );
+    let body =
+        format!("<p>{}</p>\n<p><a href=\"{}\">Choose your password</a></p>\n<p>{}</p>", e(&intro), e(link), e(&after));
+    let html = html_email(&subject, &body, not_you);
     EmailContent { subject, text, html }
 }
 
