@@ -121,9 +121,13 @@ fn verify_blocking(pw: &[u8], stored: &str) -> bool {
 impl PasswordHasher {
     /// Starts `concurrency` hashing threads (at least one).
     pub fn new(concurrency: usize) -> PasswordHasher {
-        // A hash of a random string nobody knows; made once at start.
+        // A hash of a random string nobody knows; made once at start, on a thread of
+        // its own so that the caller's thread keeps no Argon2 memory.
         let seed = clinic_auth_core::SecretToken::generate();
-        let dummy = hash_blocking(seed.expose().as_bytes()).unwrap_or_default();
+        let dummy = std::thread::scope(|scope| scope.spawn(|| hash_blocking(seed.expose().as_bytes())).join())
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..concurrency.max(1) {
