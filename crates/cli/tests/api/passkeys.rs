@@ -414,6 +414,18 @@ async fn clone_warnings_come_from_the_ceremony_and_from_backup_flags(app: TestAp
     assert_eq!(answer(&app, &flow, &credential).await.0, 200);
 }
 
+/// The first column of the first row `sql` returns, as text.
+async fn sqlx_text(app: &TestApp, sql: &'static str) -> String {
+    use sqlx::Row;
+    if app.database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+        sqlx::query(sql).fetch_one(&pool).await.unwrap().get::<String, _>(0)
+    } else {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+        sqlx::query(sql).fetch_one(&pool).await.unwrap().get::<String, _>(0)
+    }
+}
+
 async fn sqlx_exec(app: &TestApp, sql: &'static str) {
     use sqlx::Executor;
     if app.database_url.starts_with("sqlite:") {
@@ -449,6 +461,16 @@ async fn ceremonies_expire_and_are_bound_to_their_flow(app: TestApp) {
     let (s, e) = answer(&app, &flow_2, &credential).await;
     assert_eq!((s, error_code(&e)), (401, Some("passkey_rejected")), "flow 2 has its own challenge: {e}");
     assert_eq!(answer(&app, &flow_1, &credential).await.0, 200);
+
+    // The stored ceremony is sealed (it names the keys an answer is checked against),
+    // and one changed in the database is not used.
+    let (flow, _) = password_step(&app, EMAIL, &[]).await;
+    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
+    let stored = sqlx_text(&app, "SELECT state FROM webauthn_ceremonies").await;
+    assert!(!stored.contains("cred_id") && !stored.contains("challenge"), "sealed: {stored}");
+    sqlx_exec(&app, "UPDATE webauthn_ceremonies SET state = '1.AAAAAAAAAAAAAAAA.AAAA'").await;
+    let (s, e) = answer(&app, &flow, &credential).await;
+    assert_eq!((s, error_code(&e)), (410, Some("passkey_expired")), "{e}");
 
     // Garbage is a clear error, not a crash.
     let (flow, _) = password_step(&app, EMAIL, &[]).await;

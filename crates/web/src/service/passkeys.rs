@@ -9,7 +9,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clinic_auth_core::passkey::{self, CloneSign, CounterVerdict, PasskeyName, PresentedUse, StoredUse};
 use clinic_auth_core::{FactorKind, TokenHash, UnixTime};
-use clinic_auth_store::{Account, Ceremony, ClientInfo, Factor, NewFactor, NewPasskey, PasskeyState, PasskeyUse};
+use clinic_auth_store::{
+    Account, Ceremony, ClientInfo, Factor, NewFactor, NewPasskey, PasskeyState, PasskeyUse, SealedSecret,
+};
 use webauthn_rs::prelude::{
     CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
     RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
@@ -147,7 +149,16 @@ async fn save_ceremony<T: serde::Serialize>(
         expires_at = expires_at.min(u);
     }
     let text = serde_json::to_string(ceremony).map_err(|e| AppError::internal(format!("ceremony state: {e}")))?;
-    let record = Ceremony { key: bound.key(), account_id: account.id, state: text, created_at: now, expires_at };
+    // Sealed like the credentials themselves: the state names the public keys an
+    // answer is checked against, so a database write must not be able to add one.
+    let sealed = state.sealer.seal(text.as_bytes(), &ceremony_context(&bound.key(), account))?;
+    let state_text = format!(
+        "{}.{}.{}",
+        sealed.key_version,
+        URL_SAFE_NO_PAD.encode(&sealed.nonce),
+        URL_SAFE_NO_PAD.encode(&sealed.ciphertext)
+    );
+    let record = Ceremony { key: bound.key(), account_id: account.id, state: state_text, created_at: now, expires_at };
     state.store.put_ceremony(&record).await?;
     Ok(())
 }
@@ -161,7 +172,22 @@ async fn take_ceremony<T: serde::de::DeserializeOwned>(
     if ceremony.account_id != account.id {
         return Err(expired());
     }
-    serde_json::from_str(&ceremony.state).map_err(|e| AppError::internal(format!("ceremony state: {e}")))
+    // A ceremony that does not open under its own key and account was not written by
+    // us for this sign-in: treat it as gone.
+    let mut parts = ceremony.state.splitn(3, '.');
+    let sealed = match (parts.next(), parts.next(), parts.next()) {
+        (Some(v), Some(n), Some(c)) => match (v.parse::<i64>(), URL_SAFE_NO_PAD.decode(n), URL_SAFE_NO_PAD.decode(c)) {
+            (Ok(key_version), Ok(nonce), Ok(ciphertext)) => SealedSecret { ciphertext, nonce, key_version },
+            _ => return Err(expired()),
+        },
+        _ => return Err(expired()),
+    };
+    let plain = state.sealer.open(&sealed, &ceremony_context(&bound.key(), account)).map_err(|_| expired())?;
+    serde_json::from_slice(&plain).map_err(|e| AppError::internal(format!("ceremony state: {e}")))
+}
+
+fn ceremony_context(key: &str, account: &Account) -> String {
+    format!("clinic-auth:webauthn-ceremony:{key}:{}", account.id)
 }
 
 /// Reads a credential response from a client, refusing oversized input before parsing.
