@@ -119,6 +119,23 @@ async fn answer(app: &TestApp, flow: &str, credential: &Value) -> (u16, Value) {
     post(app, &format!("/api/v1/login/{flow}/passkey"), None, json!({"credential": credential})).await
 }
 
+/// A member of a Mandatory-2FA clinic with an authenticator app who trusted one
+/// device; returns (session token, that device).
+async fn trusted_member(app: &TestApp) -> (String, SoftPasskey) {
+    let org = clinic(app).await;
+    let (_, token) = enrolled_member(app, &org, EMAIL).await;
+    let mut laptop = device();
+    assert_eq!(trust(app, &token, &mut laptop, None).await.0, 200);
+    (token, laptop)
+}
+
+/// Email, password, then the passkey's answer from `device` on the right origin.
+async fn passkey_sign_in(app: &TestApp, device: &mut SoftPasskey) -> (u16, Value) {
+    let (flow, _) = password_step(app, EMAIL, &[]).await;
+    let credential = assertion(app, &flow, device, origin(app)).await;
+    answer(app, &flow, &credential).await
+}
+
 fn error_code(body: &Value) -> Option<&str> {
     body["error"]["code"].as_str()
 }
@@ -213,10 +230,7 @@ async fn wrong_origin_is_rejected(app: TestApp) {
 }
 
 async fn wrong_challenge_is_rejected(app: TestApp) {
-    let org = clinic(&app).await;
-    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
-    let mut laptop = device();
-    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+    let (token, mut laptop) = trusted_member(&app).await;
 
     let (flow, _) = password_step(&app, EMAIL, &[]).await;
     // The answer to the first options…
@@ -239,10 +253,7 @@ async fn wrong_challenge_is_rejected(app: TestApp) {
 }
 
 async fn replayed_assertion_is_rejected(app: TestApp) {
-    let org = clinic(&app).await;
-    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
-    let mut laptop = device();
-    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+    let (_, mut laptop) = trusted_member(&app).await;
 
     let (flow, _) = password_step(&app, EMAIL, &[]).await;
     let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
@@ -331,19 +342,12 @@ async fn user_verification_is_required(app: TestApp) {
 }
 
 async fn counter_going_backwards_is_a_clone_warning(app: TestApp) {
-    let org = clinic(&app).await;
-    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
-    let mut laptop = device();
-    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
-    let (flow, _) = password_step(&app, EMAIL, &[]).await;
-    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
-    assert_eq!(answer(&app, &flow, &credential).await.0, 200);
+    let (_, mut laptop) = trusted_member(&app).await;
+    assert_eq!(passkey_sign_in(&app, &mut laptop).await.0, 200);
 
     // The genuine device has since counted far ahead; this one lags behind: a copy.
     sqlx_exec(&app, "UPDATE factors SET sign_count = 1000 WHERE kind = 'passkey'").await;
-    let (flow, _) = password_step(&app, EMAIL, &[]).await;
-    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
-    let (s, e) = answer(&app, &flow, &credential).await;
+    let (s, e) = passkey_sign_in(&app, &mut laptop).await;
     assert_eq!((s, error_code(&e)), (401, Some("passkey_clone_warning")), "{e}");
     let kinds = app.audit_kinds().await;
     assert!(kinds.contains(&("passkey_clone_warning".into(), "failure".into())), "{kinds:?}");
@@ -379,20 +383,13 @@ async fn set_sealed_counter(app: &TestApp, email: &str, counter: u32) {
 }
 
 async fn clone_warnings_come_from_the_ceremony_and_from_backup_flags(app: TestApp) {
-    let org = clinic(&app).await;
-    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
-    let mut laptop = device();
-    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
-    let (flow, _) = password_step(&app, EMAIL, &[]).await;
-    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
-    assert_eq!(answer(&app, &flow, &credential).await.0, 200);
+    let (_, mut laptop) = trusted_member(&app).await;
+    assert_eq!(passkey_sign_in(&app, &mut laptop).await.0, 200);
 
     // The credential itself has counted far ahead: the library refuses the answer
     // (CredentialPossibleCompromise) and we warn, audit and count it.
     set_sealed_counter(&app, EMAIL, 1000).await;
-    let (flow, _) = password_step(&app, EMAIL, &[]).await;
-    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
-    let (s, e) = answer(&app, &flow, &credential).await;
+    let (s, e) = passkey_sign_in(&app, &mut laptop).await;
     assert_eq!((s, error_code(&e)), (401, Some("passkey_clone_warning")), "{e}");
     let events = app.audit_of(Some("passkey_clone_warning"), 1).await;
     assert!(events[0].detail.contains("counter_not_advanced"), "{:?}", events[0]);
@@ -402,16 +399,12 @@ async fn clone_warnings_come_from_the_ceremony_and_from_backup_flags(app: TestAp
     // device-bound one is not the credential that was registered.
     set_sealed_counter(&app, EMAIL, 0).await;
     sqlx_exec(&app, "UPDATE factors SET sign_count = 0, backup_eligible = TRUE WHERE kind = 'passkey'").await;
-    let (flow, _) = password_step(&app, EMAIL, &[]).await;
-    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
-    let (s, e) = answer(&app, &flow, &credential).await;
+    let (s, e) = passkey_sign_in(&app, &mut laptop).await;
     assert_eq!((s, error_code(&e)), (401, Some("passkey_clone_warning")), "{e}");
     assert_eq!(last_second_factor_reason(&app).await, "backup_eligibility_changed");
     // With the flag as registered, the same device is welcome again.
     sqlx_exec(&app, "UPDATE factors SET backup_eligible = FALSE WHERE kind = 'passkey'").await;
-    let (flow, _) = password_step(&app, EMAIL, &[]).await;
-    let credential = assertion(&app, &flow, &mut laptop, origin(&app)).await;
-    assert_eq!(answer(&app, &flow, &credential).await.0, 200);
+    assert_eq!(passkey_sign_in(&app, &mut laptop).await.0, 200);
 }
 
 /// The first column of the first row `sql` returns, as text.
@@ -438,10 +431,7 @@ async fn sqlx_exec(app: &TestApp, sql: &'static str) {
 }
 
 async fn ceremonies_expire_and_are_bound_to_their_flow(app: TestApp) {
-    let org = clinic(&app).await;
-    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
-    let mut laptop = device();
-    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+    let (_, mut laptop) = trusted_member(&app).await;
 
     // Options are good for five minutes.
     let (flow, _) = password_step(&app, EMAIL, &[]).await;
@@ -592,10 +582,7 @@ async fn passkeys_follow_the_organizations_methods_and_limits(app: TestApp) {
 }
 
 async fn a_passkey_proves_a_step_up(app: TestApp) {
-    let org = clinic(&app).await;
-    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
-    let mut laptop = device();
-    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+    let (token, mut laptop) = trusted_member(&app).await;
     app.clock.advance(11 * 60);
     let (s, e) = post(&app, "/api/v1/me/mfa/recovery-code", Some(&token), json!({})).await;
     assert_eq!((s, error_code(&e)), (403, Some("step_up_required")));
@@ -612,10 +599,7 @@ async fn a_passkey_proves_a_step_up(app: TestApp) {
 }
 
 async fn refused_passkeys_end_the_sign_in_and_lock_the_member(app: TestApp) {
-    let org = clinic(&app).await;
-    let (_, token) = enrolled_member(&app, &org, EMAIL).await;
-    let mut laptop = device();
-    assert_eq!(trust(&app, &token, &mut laptop, None).await.0, 200);
+    let (_, mut laptop) = trusted_member(&app).await;
     let elsewhere = Url::parse(&format!("http://localhost:{}", app.addr.port().wrapping_add(1))).unwrap();
 
     // Four refused answers leave the sign-in open; the fifth ends it.
