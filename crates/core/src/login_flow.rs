@@ -20,8 +20,9 @@ pub const MAX_CODE_ATTEMPTS_PER_FLOW: u32 = 5;
 pub enum FlowStep {
     /// The email is known to the flow (not necessarily to us); the password is next.
     Password,
-    /// The password was right; a second factor is next.
-    SecondFactor { account_id: AccountId, method: FactorKind, attempts: u32 },
+    /// The password was right; a second factor is next. (Wrong answers are counted
+    /// by the store, in one statement, before an answer is checked.)
+    SecondFactor { account_id: AccountId, method: FactorKind },
     /// The password was right and MFA applies, but nothing is enrolled: setting up a
     /// factor is part of this sign-in, and no session exists before it completes.
     Enroll {
@@ -60,6 +61,8 @@ pub struct LoginFlow {
     pub step: FlowStep,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+    /// The account's security stamp when the password was accepted (0 before).
+    pub stamp: i64,
 }
 
 impl LoginFlow {
@@ -70,7 +73,15 @@ impl LoginFlow {
             step: FlowStep::Password,
             created_at: now,
             expires_at: now.plus_secs(FLOW_LIFETIME_SECS),
+            stamp: 0,
         }
+    }
+
+    /// Whether the flow may go on for an account whose security stamp is now
+    /// `account_stamp`: any change to the account's password, factors, bypass, status
+    /// or sessions since the password was accepted ends the sign-in.
+    pub fn is_current_for(&self, account_stamp: i64) -> bool {
+        self.stamp == account_stamp
     }
 
     pub fn is_expired(&self, now: UnixTime) -> bool {
@@ -152,17 +163,13 @@ pub enum AfterWrongCode {
     StartOver,
 }
 
-pub fn after_wrong_code(step: &mut FlowStep) -> AfterWrongCode {
-    match step {
-        FlowStep::SecondFactor { attempts, .. } => {
-            *attempts += 1;
-            if *attempts >= MAX_CODE_ATTEMPTS_PER_FLOW {
-                AfterWrongCode::StartOver
-            } else {
-                AfterWrongCode::TryAgain { attempts_left: MAX_CODE_ATTEMPTS_PER_FLOW - *attempts }
-            }
-        }
-        _ => AfterWrongCode::StartOver,
+/// After a refused answer, given how many answers the flow has had counted
+/// (including this one).
+pub fn after_wrong_code(attempts: u32) -> AfterWrongCode {
+    if attempts >= MAX_CODE_ATTEMPTS_PER_FLOW {
+        AfterWrongCode::StartOver
+    } else {
+        AfterWrongCode::TryAgain { attempts_left: MAX_CODE_ATTEMPTS_PER_FLOW - attempts }
     }
 }
 
@@ -197,16 +204,22 @@ mod tests {
 
     #[test]
     fn wrong_codes_are_counted_until_the_flow_must_start_over() {
-        let mut step = FlowStep::SecondFactor {
-            account_id: AccountId::new_random(),
-            method: FactorKind::Authenticator,
-            attempts: 0,
-        };
-        for left in (1..MAX_CODE_ATTEMPTS_PER_FLOW).rev() {
-            assert_eq!(after_wrong_code(&mut step), AfterWrongCode::TryAgain { attempts_left: left });
+        for attempts in 1..MAX_CODE_ATTEMPTS_PER_FLOW {
+            assert_eq!(
+                after_wrong_code(attempts),
+                AfterWrongCode::TryAgain { attempts_left: MAX_CODE_ATTEMPTS_PER_FLOW - attempts }
+            );
         }
-        assert_eq!(after_wrong_code(&mut step), AfterWrongCode::StartOver);
-        assert_eq!(after_wrong_code(&mut FlowStep::Password), AfterWrongCode::StartOver);
+        assert_eq!(after_wrong_code(MAX_CODE_ATTEMPTS_PER_FLOW), AfterWrongCode::StartOver);
+        assert_eq!(after_wrong_code(MAX_CODE_ATTEMPTS_PER_FLOW + 100), AfterWrongCode::StartOver);
+    }
+
+    #[test]
+    fn a_flow_dies_when_the_account_stamp_moves_on() {
+        let email = Email::parse("a@b.co").expect("valid email");
+        let f = LoginFlow { stamp: 7, ..LoginFlow::start(Realm::Staff, email, UnixTime(100)) };
+        assert!(f.is_current_for(7));
+        assert!(!f.is_current_for(8));
     }
 
     #[test]

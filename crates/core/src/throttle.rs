@@ -46,6 +46,11 @@ impl ThrottleRule {
     }
 }
 
+/// Wrong answers in a row for one member's factor, whatever time passes between them
+/// (NIST SP 800-63B: at most 100 consecutive failed attempts): then the factor stays
+/// locked until the member proves another factor or an admin resets their MFA.
+pub const MAX_CONSECUTIVE_FAILURES: u32 = 100;
+
 /// The stored state of one throttle key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleState {

@@ -122,6 +122,14 @@ pub enum SecurityNotice {
     BypassGranted {
         expires: String,
     },
+    /// The password was changed or reset.
+    PasswordChanged,
+    /// A new recovery code was issued, replacing the previous one.
+    RecoveryCodeReplaced,
+    /// A second factor was locked after too many wrong answers in a row.
+    FactorLocked {
+        method: String,
+    },
 }
 
 /// The email for a security notice.
@@ -158,6 +166,25 @@ pub fn notice_content(notice: &SecurityNotice, org_name: &str) -> EmailContent {
             format!("You may sign in once without two-factor authentication at {org}"),
             format!(
                 "An administrator allowed your {org} account to sign in once without a second factor, until {expires}. After that sign-in you will be asked to set up your authenticator app again."
+            ),
+        ),
+        SecurityNotice::PasswordChanged => (
+            format!("Your {org} password was changed"),
+            format!(
+                "The password of your {org} account was just changed, and every session signed in with the old password was ended."
+            ),
+        ),
+        SecurityNotice::RecoveryCodeReplaced => (
+            format!("You have a new {org} recovery code"),
+            format!(
+                "A new recovery code was issued for your {org} account. The previous one no longer works. Keep the new one somewhere safe."
+            ),
+        ),
+        SecurityNotice::FactorLocked { method } => (
+            format!("A sign-in method was locked on your {org} account"),
+            format!(
+                "{} was locked on your {org} account after too many wrong codes in a row. Sign in with another method to unlock it, or ask your clinic's administrator to reset your two-factor authentication.",
+                clean_name(method)
             ),
         ),
     };
@@ -320,6 +347,9 @@ mod tests {
             SecurityNotice::MfaReset,
             SecurityNotice::RecoveryCodeUsed,
             SecurityNotice::FactorAdded { method: "Email".into() },
+            SecurityNotice::PasswordChanged,
+            SecurityNotice::RecoveryCodeReplaced,
+            SecurityNotice::FactorLocked { method: "Authenticator app".into() },
         ] {
             let c = notice_content(&n, "Riverside Clinic");
             assert!(!c.text.chars().any(|ch| ch.is_ascii_digit()), "no code-like digits: {}", c.text);

@@ -195,6 +195,7 @@ macro_rules! store_impl {
                         }),
                         _ => None,
                     },
+                    security_stamp: row.try_get("security_stamp")?,
                 })
             }
 
@@ -244,6 +245,7 @@ macro_rules! store_impl {
                         expires_at: UnixTime(row.try_get("expires_at")?),
                         attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
                     },
+                    bound_to: row.try_get("bound_to")?,
                 })
             }
 
@@ -402,6 +404,7 @@ macro_rules! store_impl {
                         subject_id: None,
                         client: crate::ClientInfo { ip: "local".into(), user_agent: "clinic-auth migrate".into() },
                         detail: format!("{{\"events\":{}}}", rows.len()),
+                        via: crate::Via::default(),
                     };
                     $store::write_audit_tx(&self.keys, &mut *tx, &event).await?;
                 }
@@ -409,18 +412,75 @@ macro_rules! store_impl {
                 Ok(())
             }
 
-            /// Starts a session and deletes the flow that earned it, in the caller's transaction.
+            /// The account's security state changed (in the caller's transaction): its
+            /// stamp moves on, its sign-ins in flight end (all but the one in `via`,
+            /// which takes the new stamp), and with `end_sessions` its sessions end too
+            /// (all but the one in `via`).
+            async fn move_stamp(
+                conn: &mut <<$row as Row>::Database as sqlx::Database>::Connection,
+                account: AccountId,
+                via: &crate::Via,
+                end_sessions: bool,
+            ) -> StoreResult<()> {
+                let row = sqlx::query($store::sql(
+                    "UPDATE accounts SET security_stamp = security_stamp + 1 WHERE id = $1 RETURNING security_stamp",
+                ))
+                .bind(account.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some(row) = row else { return Ok(()) };
+                let stamp: i64 = row.try_get("security_stamp")?;
+                let keep_flow = via.flow.as_ref().map(|f| f.as_str()).unwrap_or("");
+                sqlx::query($store::sql("DELETE FROM login_flows WHERE account_id = $1 AND id_hash <> $2"))
+                    .bind(account.to_string())
+                    .bind(keep_flow)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query($store::sql("UPDATE login_flows SET account_id = $1, stamp = $2 WHERE id_hash = $3"))
+                    .bind(account.to_string())
+                    .bind(stamp)
+                    .bind(keep_flow)
+                    .execute(&mut *conn)
+                    .await?;
+                if end_sessions {
+                    let keep_session = via.session.as_ref().map(|s| s.as_str()).unwrap_or("");
+                    sqlx::query($store::sql("DELETE FROM sessions WHERE account_id = $1 AND token_hash <> $2"))
+                        .bind(account.to_string())
+                        .bind(keep_session)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            /// Starts a session and deletes the flow that earned it, in the caller's
+            /// transaction; only while the flow is still current for the account (its
+            /// stamp is the account's and the account is active).
             async fn insert_session_tx(
                 conn: &mut <<$row as Row>::Database as sqlx::Database>::Connection,
                 s: &NewSession,
                 finished_flow: &TokenHash,
             ) -> StoreResult<()> {
+                // A flow that goes straight from its password to a session vouches for
+                // the stamp read with the password.
+                sqlx::query($store::sql(
+                    "UPDATE login_flows SET account_id = $2, stamp = $3 WHERE id_hash = $1 AND account_id IS NULL",
+                ))
+                .bind(finished_flow.as_str())
+                .bind(s.account_id.to_string())
+                .bind(s.stamp)
+                .execute(&mut *conn)
+                .await?;
                 // Deleting the flow first makes a flow good for one session only, even
                 // when two requests race with the same flow id.
-                let done = sqlx::query($store::sql("DELETE FROM login_flows WHERE id_hash = $1"))
-                    .bind(finished_flow.as_str())
-                    .execute(&mut *conn)
-                    .await?;
+                let done = sqlx::query($store::sql(
+                    "DELETE FROM login_flows WHERE id_hash = $1 AND account_id = $2
+                       AND stamp = (SELECT security_stamp FROM accounts WHERE id = $2 AND status = 'active')",
+                ))
+                .bind(finished_flow.as_str())
+                .bind(s.account_id.to_string())
+                .execute(&mut *conn)
+                .await?;
                 if done.rows_affected() != 1 {
                     return Err(StoreError::MissingReference("login flow"));
                 }
@@ -629,11 +689,9 @@ macro_rules! store_impl {
                     .bind(account.to_string())
                     .execute(&mut *tx)
                     .await?;
-                // A new password ends every session and voids other outstanding links.
-                sqlx::query($store::sql("DELETE FROM sessions WHERE account_id = $1"))
-                    .bind(account.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                // A new password ends every session and sign-in in flight, and voids
+                // other outstanding links.
+                Self::move_stamp(&mut *tx, account, &crate::Via::default(), true).await?;
                 sqlx::query($store::sql(
                     "UPDATE password_links SET expires_at = $1 WHERE account_id = $2 AND used_at IS NULL AND expires_at > $1",
                 ))
@@ -684,7 +742,8 @@ macro_rules! store_impl {
             async fn insert_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<()> {
                 let state = serde_json::to_string(&flow.step).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 sqlx::query($store::sql(
-                    "INSERT INTO login_flows (id_hash, realm, email, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO login_flows (id_hash, realm, email, state, created_at, expires_at, account_id, stamp)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 ))
                 .bind(id.as_str())
                 .bind(flow.realm.as_str())
@@ -692,6 +751,8 @@ macro_rules! store_impl {
                 .bind(state)
                 .bind(flow.created_at.0)
                 .bind(flow.expires_at.0)
+                .bind(flow.step.account_id().map(|a| a.to_string()))
+                .bind(flow.stamp)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -711,6 +772,7 @@ macro_rules! store_impl {
                     step,
                     created_at: UnixTime(row.try_get("created_at")?),
                     expires_at: UnixTime(row.try_get("expires_at")?),
+                    stamp: row.try_get("stamp")?,
                 }))
             }
 
@@ -724,12 +786,31 @@ macro_rules! store_impl {
 
             async fn update_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<bool> {
                 let state = serde_json::to_string(&flow.step).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let done = sqlx::query($store::sql("UPDATE login_flows SET state = $1 WHERE id_hash = $2"))
-                    .bind(state)
-                    .bind(id.as_str())
-                    .execute(&self.pool)
-                    .await?;
+                // The account and stamp are set once, when the password is accepted; a
+                // later change to the account moves the stamp in the row, not here.
+                let done = sqlx::query($store::sql(
+                    "UPDATE login_flows SET state = $1, account_id = COALESCE(account_id, $3),
+                       stamp = CASE WHEN account_id IS NULL THEN $4 ELSE stamp END
+                     WHERE id_hash = $2",
+                ))
+                .bind(state)
+                .bind(id.as_str())
+                .bind(flow.step.account_id().map(|a| a.to_string()))
+                .bind(flow.stamp)
+                .execute(&self.pool)
+                .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn reserve_flow_attempt(&self, id: &TokenHash, max: u32) -> StoreResult<Option<u32>> {
+                let row = sqlx::query($store::sql(
+                    "UPDATE login_flows SET attempts = attempts + 1 WHERE id_hash = $1 AND attempts < $2 RETURNING attempts",
+                ))
+                .bind(id.as_str())
+                .bind(i64::from(max))
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|r| r.try_get::<i64, _>("attempts")).transpose()?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
             }
 
             async fn set_org_mfa(&self, id: &OrgId, mfa: &OrgMfa, audit: &NewAuditEvent) -> StoreResult<bool> {
@@ -854,9 +935,10 @@ macro_rules! store_impl {
                 .bind(f.target.clone())
                 .execute(&mut *tx)
                 .await?;
-                                if let Some(hash) = recovery_code_hash {
+                if let Some(hash) = recovery_code_hash {
                     Self::put_recovery_code(&mut *tx, f.account_id, hash, f.now).await?;
                 }
+                Self::move_stamp(&mut *tx, f.account_id, &audit.via, true).await?;
                 write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(())
@@ -909,7 +991,12 @@ macro_rules! store_impl {
                         .bind(account.to_string())
                         .execute(&mut *tx)
                         .await?;
+                    sqlx::query($store::sql("DELETE FROM factor_failures WHERE account_id = $1"))
+                        .bind(account.to_string())
+                        .execute(&mut *tx)
+                        .await?;
                 }
+                Self::move_stamp(&mut *tx, account, &audit.via, true).await?;
                 write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(removed)
@@ -944,6 +1031,7 @@ macro_rules! store_impl {
                 if done.rows_affected() != 1 {
                     return Ok(false);
                 }
+                Self::move_stamp(&mut *tx, f.account_id, &audit.via, true).await?;
                 write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
@@ -1021,6 +1109,7 @@ macro_rules! store_impl {
                 .bind(account.to_string())
                 .execute(&mut *tx)
                 .await?;
+                Self::move_stamp(&mut *tx, account, &audit.via, true).await?;
                 write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
@@ -1066,10 +1155,11 @@ macro_rules! store_impl {
             async fn put_code(&self, c: &StoredCode, audit: &NewAuditEvent) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query($store::sql(
-                    "INSERT INTO code_challenges (account_id, channel, purpose, target, code_hash, sent_at, expires_at, attempts)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 0)
+                    "INSERT INTO code_challenges (account_id, channel, purpose, target, code_hash, sent_at, expires_at, attempts, bound_to)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)
                      ON CONFLICT (account_id, channel) DO UPDATE SET purpose = excluded.purpose, target = excluded.target,
-                       code_hash = excluded.code_hash, sent_at = excluded.sent_at, expires_at = excluded.expires_at, attempts = 0",
+                       code_hash = excluded.code_hash, sent_at = excluded.sent_at, expires_at = excluded.expires_at, attempts = 0,
+                       bound_to = excluded.bound_to",
                 ))
                 .bind(c.account_id.to_string())
                 .bind(c.channel.as_str())
@@ -1078,6 +1168,7 @@ macro_rules! store_impl {
                 .bind(&c.code_hash)
                 .bind(c.challenge.sent_at.0)
                 .bind(c.challenge.expires_at.0)
+                .bind(&c.bound_to)
                 .execute(&mut *tx)
                 .await?;
                 write_audit!(self, &mut *tx, audit);
@@ -1300,6 +1391,78 @@ macro_rules! store_impl {
                 Ok(ThrottleState { failures, locked_until })
             }
 
+            async fn reserve_attempt(&self, key: &str, rule: ThrottleRule, now: UnixTime) -> StoreResult<Option<ThrottleState>> {
+                let mut tx = self.pool.begin().await?;
+                // Counted only while unlocked: under a lock the row is left alone and
+                // nothing is returned. The lock this attempt earns is set before commit,
+                // so a concurrent attempt waiting on the row sees it.
+                let row = sqlx::query($store::sql(
+                    "INSERT INTO throttles (key, failures, window_start, locked_until) VALUES ($1, 1, $2, 0)
+                     ON CONFLICT (key) DO UPDATE SET
+                       failures = CASE WHEN throttles.window_start < $3 THEN 1 ELSE throttles.failures + 1 END,
+                       window_start = CASE WHEN throttles.window_start < $3 THEN $2 ELSE throttles.window_start END
+                     WHERE throttles.locked_until <= $2
+                     RETURNING failures, locked_until",
+                ))
+                .bind(key)
+                .bind(now.0)
+                .bind(rule.window_start_cutoff(now).0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let failures = u32::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX);
+                let mut locked_until = UnixTime(row.try_get("locked_until")?);
+                if let Some(until) = rule.locked_until(failures, now) {
+                    if until > locked_until {
+                        locked_until = until;
+                        sqlx::query($store::sql("UPDATE throttles SET locked_until = $1 WHERE key = $2"))
+                            .bind(until.0)
+                            .bind(key)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(Some(ThrottleState { failures, locked_until }))
+            }
+
+            async fn reserve_factor_attempt(&self, account: AccountId, factor: FactorKind, cap: u32) -> StoreResult<Option<u32>> {
+                let row = sqlx::query($store::sql(
+                    "INSERT INTO factor_failures (account_id, factor, failures) VALUES ($1, $2, 1)
+                     ON CONFLICT (account_id, factor) DO UPDATE SET failures = factor_failures.failures + 1
+                     WHERE factor_failures.failures < $3
+                     RETURNING failures",
+                ))
+                .bind(account.to_string())
+                .bind(factor.as_str())
+                .bind(i64::from(cap))
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|r| r.try_get::<i64, _>("failures")).transpose()?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+            }
+
+            async fn factor_failures(&self, account: AccountId) -> StoreResult<Vec<(FactorKind, u32)>> {
+                let rows = sqlx::query($store::sql("SELECT factor, failures FROM factor_failures WHERE account_id = $1"))
+                    .bind(account.to_string())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let kind = parse_with(&r.try_get::<String, _>("factor")?, FactorKind::from_str, "factor kind")?;
+                        let n = u32::try_from(r.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX);
+                        Ok((kind, n))
+                    })
+                    .collect()
+            }
+
+            async fn clear_factor_failures(&self, account: AccountId) -> StoreResult<()> {
+                sqlx::query($store::sql("DELETE FROM factor_failures WHERE account_id = $1"))
+                    .bind(account.to_string())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn clear_throttle(&self, key: &str) -> StoreResult<()> {
                 sqlx::query($store::sql("DELETE FROM throttles WHERE key = $1"))
                     .bind(key)
@@ -1439,10 +1602,7 @@ macro_rules! store_impl {
                     return Ok(false);
                 }
                 if status == AccountStatus::Deactivated {
-                    sqlx::query($store::sql("DELETE FROM sessions WHERE account_id = $1"))
-                        .bind(id.to_string())
-                        .execute(&mut *tx)
-                        .await?;
+                    Self::move_stamp(&mut *tx, id, &crate::Via::default(), true).await?;
                 }
                 write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
@@ -1474,6 +1634,7 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                Self::move_stamp(&mut *tx, id, &crate::Via::default(), false).await?;
                 write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(n)
@@ -1537,6 +1698,7 @@ macro_rules! store_impl {
                 if done.rows_affected() != 1 {
                     return Ok(false);
                 }
+                Self::move_stamp(&mut *tx, id, &audit.via, false).await?;
                 write_audit!(self, &mut *tx, audit);
                 tx.commit().await?;
                 Ok(true)
@@ -1568,9 +1730,11 @@ macro_rules! store_impl {
                     "DELETE FROM pending_factors WHERE account_id = $1",
                     "DELETE FROM code_challenges WHERE account_id = $1",
                     "UPDATE accounts SET preferred_factor = NULL WHERE id = $1",
+                    "DELETE FROM factor_failures WHERE account_id = $1",
                 ] {
                     sqlx::query($store::sql(sql)).bind(id.to_string()).execute(&mut *tx).await?;
                 }
+                Self::move_stamp(&mut *tx, id, &audit.via, true).await?;
                 write_audit!(self, &mut *tx, audit);
                 if let Some((s, flow, signed_in)) = session {
                     Self::insert_session_tx(&mut *tx, s, flow).await?;

@@ -104,8 +104,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<()>;
     async fn get_flow(&self, id: &TokenHash) -> StoreResult<Option<LoginFlow>>;
     async fn delete_flow(&self, id: &TokenHash) -> StoreResult<()>;
-    /// Saves a flow's new step; false if the flow is gone.
+    /// Saves a flow's new step; false if the flow is gone. The account and stamp are
+    /// recorded the first time the flow names an account.
     async fn update_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<bool>;
+    /// Counts one second-factor answer against a flow before it is checked, in one
+    /// statement: the count including this answer, or `None` when the flow is gone or
+    /// has had `max` answers already (so concurrent answers never exceed `max`).
+    async fn reserve_flow_attempt(&self, id: &TokenHash, max: u32) -> StoreResult<Option<u32>>;
 
     // Second factors and policy
     /// Sets an organization's MFA policy; false if there is no such organization.
@@ -221,6 +226,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         audit: Option<&NewAuditEvent>,
     ) -> StoreResult<ThrottleState>;
     async fn clear_throttle(&self, key: &str) -> StoreResult<()>;
+    /// Reserves one attempt against `key` before an answer is checked: counts it as a
+    /// failure in one statement (a success then clears the key), unless the key is
+    /// locked at `now` (`None`: refuse without checking). Concurrent attempts each take
+    /// their own place, so no more are checked than the rule lets through.
+    async fn reserve_attempt(&self, key: &str, rule: ThrottleRule, now: UnixTime)
+    -> StoreResult<Option<ThrottleState>>;
+    /// Counts one answer for one of the account's factors against its consecutive
+    /// failures (reset only by a success), unless it has `cap` already (`None`).
+    async fn reserve_factor_attempt(
+        &self,
+        account: AccountId,
+        factor: FactorKind,
+        cap: u32,
+    ) -> StoreResult<Option<u32>>;
+    /// The factors at their consecutive-failure count, with the count.
+    async fn factor_failures(&self, account: AccountId) -> StoreResult<Vec<(FactorKind, u32)>>;
+    /// A factor was proved: every consecutive-failure count of the account restarts.
+    async fn clear_factor_failures(&self, account: AccountId) -> StoreResult<()>;
 
     // Administration
     /// An organization's members, by email.

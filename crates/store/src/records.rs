@@ -30,6 +30,9 @@ pub struct Account {
     pub preferred_factor: Option<FactorKind>,
     /// A one-time bypass ("Disable two-factor authentication"), while not used.
     pub bypass: Option<Bypass>,
+    /// Moves on at every change to the account's security state; a sign-in started
+    /// under another stamp is dead.
+    pub security_stamp: i64,
 }
 
 /// An admin-granted permission to sign in once without a second factor.
@@ -117,6 +120,9 @@ pub struct NewSession {
     pub client: ClientInfo,
     /// Whether a second factor was proved to earn this session.
     pub second_factor: bool,
+    /// The account's security stamp the sign-in vouches for: the session starts only
+    /// if it is still current.
+    pub stamp: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +153,16 @@ pub struct NewAuditEvent {
     pub subject_id: Option<AccountId>,
     pub client: ClientInfo,
     pub detail: String,
+    /// The sign-in or session the change is made through, which survives the change
+    /// when it ends the account's other sign-ins and sessions.
+    pub via: Via,
+}
+
+/// The sign-in (login flow) or session a change to an account is made through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Via {
+    pub flow: Option<TokenHash>,
+    pub session: Option<TokenHash>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,6 +319,9 @@ pub struct StoredCode {
     pub target: String,
     pub code_hash: String,
     pub challenge: clinic_auth_core::CodeChallenge,
+    /// The hash of the sign-in's or session's token the code was sent for: it is good
+    /// for that one only.
+    pub bound_to: String,
 }
 
 /// What the Users page shows about every member of an organization, read in a few

@@ -18,7 +18,7 @@ use crate::error::{ErrorBody, ErrorDetail};
 use crate::http::auth::ApiSignedIn;
 use crate::http::client::Client;
 use crate::http::extract::ApiJson;
-use crate::service::{By, accounts, codes, login, mfa, passkeys};
+use crate::service::{By, Within, accounts, codes, login, mfa, passkeys};
 use crate::{AppError, AppState};
 
 mod admin;
@@ -695,7 +695,8 @@ async fn my_authenticator_confirm(
     ApiJson(body): ApiJson<SubmitCode>,
 ) -> Result<Json<Enrolled>, AppError> {
     require_step_up(&state, &s).await?;
-    let code = mfa::confirm_authenticator(&state, &s.0.account, &body.code, &client.0).await?;
+    let within = Within::Session(&s.0.token_hash);
+    let code = mfa::confirm_authenticator(&state, &s.0.account, &body.code, within, &client.0).await?;
     state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
     Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
 }
@@ -717,7 +718,8 @@ async fn my_code_setup(
     }
     require_step_up(state, s).await?;
     let allowed = m.setup_methods(&s.0.account);
-    Ok(Json(mfa::begin_code_enrollment(state, &s.0.account, kind, phone, allowed, &client.0).await?.into()))
+    let within = Within::Session(&s.0.token_hash);
+    Ok(Json(mfa::begin_code_enrollment(state, &s.0.account, kind, phone, allowed, within, &client.0).await?.into()))
 }
 
 /// Set up codes by email (to the account's email): sends a confirmation code.
@@ -760,7 +762,8 @@ async fn my_code_confirm(
     if !matches!(kind, FactorKind::Email | FactorKind::Sms) {
         return Err(AppError::bad_request("method_unavailable", "Confirm `email` or `sms` here."));
     }
-    let code = mfa::confirm_code_enrollment(&state, &s.0.account, kind, &body.code, &client.0).await?;
+    let within = Within::Session(&s.0.token_hash);
+    let code = mfa::confirm_code_enrollment(&state, &s.0.account, kind, &body.code, within, &client.0).await?;
     state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
     Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
 }
@@ -789,7 +792,7 @@ async fn my_recovery_code(
     responses((status = 204), (status = 403, description = "`mfa_required`, `step_up_required`", body = ErrorBody)))]
 async fn my_mfa_off(State(state): State<AppState>, client: Client, s: ApiSignedIn) -> Result<StatusCode, AppError> {
     require_step_up(&state, &s).await?;
-    mfa::turn_off(&state, &s.0.account, &client.0).await?;
+    mfa::turn_off(&state, &s.0.account, &s.0.token_hash, &client.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1204,7 +1207,7 @@ async fn my_passkey_remove(
     Path(passkey_id): Path<String>,
 ) -> Result<Json<PasskeyList>, AppError> {
     require_step_up(&state, &s).await?;
-    passkeys::remove(&state, &s.0.account, &passkey_id, &client.0).await?;
+    passkeys::remove(&state, &s.0.account, &s.0.token_hash, &passkey_id, &client.0).await?;
     my_passkeys(State(state), s).await
 }
 

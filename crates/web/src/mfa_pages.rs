@@ -18,9 +18,9 @@ use crate::http::cookies::{self, Kind};
 use crate::http::csrf;
 use crate::http::extract::PageForm;
 use crate::pages::{PATIENT, PageError, RealmPages, STAFF, render, render_with, restart};
-use crate::service::codes;
 use crate::service::login::{self, SignedInSession};
 use crate::service::mfa::{self, AuthenticatorSetup, Proof, method_label};
+use crate::service::{Within, codes};
 use crate::{AppError, AppState};
 use clinic_auth_store::ClientInfo;
 
@@ -768,7 +768,9 @@ async fn account_setup_page(
 /// The email or text channel with a setup code in flight, if any.
 async fn live_setup_channel(state: &AppState, s: &SignedIn) -> Result<Option<(FactorKind, codes::SentTo)>, AppError> {
     for kind in [FactorKind::Sms, FactorKind::Email] {
-        if let Some(sent) = codes::live(state, &s.account, kind, codes::Purpose::Enroll).await? {
+        if let Some(sent) =
+            codes::live(state, &s.account, kind, codes::Purpose::Enroll, Within::Session(&s.token_hash)).await?
+        {
             return Ok(Some((kind, sent)));
         }
     }
@@ -823,7 +825,17 @@ async fn account_setup_render(
                 error,
             },
             None if kind == FactorKind::Sms => SetupView { stage: "phone", phone, sent: None, error },
-            None => match mfa::begin_code_enrollment(state, &s.account, kind, None, allowed, client).await {
+            None => match mfa::begin_code_enrollment(
+                state,
+                &s.account,
+                kind,
+                None,
+                allowed,
+                Within::Session(&s.token_hash),
+                client,
+            )
+            .await
+            {
                 Ok(sent) => SetupView { stage: "code", phone, sent: Some(sent), error },
                 Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
                     SetupView { stage: "code", phone, sent: None, error: error.or(Some(e)) }
@@ -871,7 +883,8 @@ async fn account_setup_submit(
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("setup"));
     }
-    let result = mfa::confirm_authenticator(&state, &s.account, &form.code, &client.0).await;
+    let within = Within::Session(&s.token_hash);
+    let result = mfa::confirm_authenticator(&state, &s.account, &form.code, within, &client.0).await;
     account_enrolled(&state, jar, &client.0, &s, result, Some(FactorKind::Authenticator)).await
 }
 
@@ -928,7 +941,10 @@ async fn account_setup_phone(
         return Ok(step_up_redirect("setup"));
     }
     let allowed = mfa::load(&state, &s.account).await?.setup_methods(&s.account);
-    match mfa::begin_code_enrollment(&state, &s.account, FactorKind::Sms, Some(&form.phone), allowed, &client.0).await {
+    let within = Within::Session(&s.token_hash);
+    match mfa::begin_code_enrollment(&state, &s.account, FactorKind::Sms, Some(&form.phone), allowed, within, &client.0)
+        .await
+    {
         Ok(_) => Ok(Redirect::to("/account/2fa/setup?method=sms").into_response()),
         Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
             account_setup_render(
@@ -963,7 +979,8 @@ async fn account_setup_code(
         let e = AppError::new(StatusCode::GONE, "code_expired", "That code has expired. Send a new code.");
         return account_setup_render(&state, jar, &client.0, &s, None, None, Some(e), String::new(), None).await;
     };
-    let result = mfa::confirm_code_enrollment(&state, &s.account, kind, &form.code, &client.0).await;
+    let within = Within::Session(&s.token_hash);
+    let result = mfa::confirm_code_enrollment(&state, &s.account, kind, &form.code, within, &client.0).await;
     account_enrolled(&state, jar, &client.0, &s, result, Some(kind)).await
 }
 
@@ -979,7 +996,7 @@ async fn account_setup_resend(
         Some((k, _)) => k,
         None => FactorKind::Email,
     };
-    match mfa::resend_enrollment_code(&state, &s.account, kind, &client.0).await {
+    match mfa::resend_enrollment_code(&state, &s.account, kind, Within::Session(&s.token_hash), &client.0).await {
         Ok(_) => Ok(Redirect::to(&format!("/account/2fa/setup?method={}", kind.as_str())).into_response()),
         Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
             account_setup_render(&state, jar, &client.0, &s, Some(kind), None, Some(e), String::new(), None).await
@@ -1016,7 +1033,8 @@ async fn step_up_resend(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok()).unwrap_or(FactorKind::Email);
-    match mfa::ensure_code_sent(&state, &s.account, method, codes::Purpose::StepUp, true, &client.0).await {
+    let within = Within::Session(&s.token_hash);
+    match mfa::ensure_code_sent(&state, &s.account, method, codes::Purpose::StepUp, within, true, &client.0).await {
         Ok(_) => {
             Ok(Redirect::to(&format!("/account/2fa/verify?next={}&method={}", next_key(&q.next), method.as_str()))
                 .into_response())
@@ -1057,7 +1075,8 @@ async fn step_up_render(
     let coded = matches!(method, FactorKind::Email | FactorKind::Sms);
     let mut error = error;
     let sent = if coded {
-        match mfa::ensure_code_sent(state, &s.account, method, codes::Purpose::StepUp, false, client).await {
+        let within = Within::Session(&s.token_hash);
+        match mfa::ensure_code_sent(state, &s.account, method, codes::Purpose::StepUp, within, false, client).await {
             Ok(sent) => Some(sent),
             Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
                 error = error.or(Some(e));
@@ -1205,7 +1224,7 @@ async fn off_submit(
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("off"));
     }
-    match mfa::turn_off(&state, &s.account, &client.0).await {
+    match mfa::turn_off(&state, &s.account, &s.token_hash, &client.0).await {
         Ok(()) => Ok(Redirect::to("/account?notice=mfa_off").into_response()),
         Err(e) if e.status.is_client_error() => Ok(confirm_render(
             &state,

@@ -196,6 +196,6 @@ async fn remove_submit(
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("account"));
     }
-    passkeys::remove(&state, &s.account, &id, &client.0).await?;
+    passkeys::remove(&state, &s.account, &s.token_hash, &id, &client.0).await?;
     Ok(Redirect::to("/account?notice=passkey_removed").into_response())
 }

@@ -136,12 +136,12 @@ async fn clinic_admin_pages_manage_members_with_csrf_and_boundaries(app: TestApp
     assert_eq!(page(&b, &app.url("/platform")).await.0, 403);
     // Acting on oneself with a factor enrolled and no recent proof: off to step-up first.
     let own = format!("/admin/users/{}", admin.id);
-    {
-        use clinic_auth_web::service::mfa;
-        let setup = mfa::begin_authenticator(&app.state, &admin).await.unwrap();
-        let code = crate::otp::code(&setup.uri, app.clock.now().0);
-        mfa::confirm_authenticator(&app.state, &admin, &code, &Default::default()).await.unwrap();
-    }
+    // Adding a factor elsewhere ends this session (ASVS 7.4.3); sign in again with it,
+    // and let the proof of that sign-in age past 10 minutes.
+    app.enroll_authenticator(&admin).await;
+    assert_ne!(page(&b, &app.url("/admin/users")).await.0, 200, "the other session ended");
+    let b = signed_in(&app, "admin@a.test").await;
+    app.clock.advance(11 * 60);
     let res = post_form(&app, &b, &own, &format!("{own}/revoke"), &[]).await;
     assert_eq!(location(&res), "/account/2fa/verify?next=admin");
 
@@ -234,7 +234,15 @@ async fn a_bypass_sign_in_offers_setup_again_where_it_is_optional(app: TestApp) 
     // Dr. turned 2FA on for themself, then lost the phone.
     let setup = mfa::begin_authenticator(&app.state, &dr).await.unwrap();
     let code = crate::otp::code(&setup.uri, app.clock.now().0);
-    mfa::confirm_authenticator(&app.state, &dr, &code, &Default::default()).await.unwrap();
+    mfa::confirm_authenticator(
+        &app.state,
+        &dr,
+        &code,
+        clinic_auth_web::service::Within::Session(&clinic_auth_core::SecretToken::generate().hash()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     admin::grant_bypass(&app.state, &By::operator(), None, "dr@a.test").await.unwrap();
 
     let b = app.browser();

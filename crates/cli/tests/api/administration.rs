@@ -512,6 +512,7 @@ async fn audit_trail_filters_and_exports_csv(app: TestApp) {
 async fn append_test_events(app: &TestApp, org: &clinic_auth_store::Org, n: i64, from: i64) {
     for i in 0..n {
         let event = clinic_auth_store::NewAuditEvent {
+            via: Default::default(),
             at: clinic_auth_core::UnixTime(from + i),
             kind: "test_event",
             outcome: "success",
@@ -762,6 +763,7 @@ async fn concurrent_appends_keep_every_chain_intact(app: TestApp) {
         let org_id = (i % 2 == 0).then(|| org.id.clone());
         tasks.spawn(async move {
             let event = clinic_auth_store::NewAuditEvent {
+                via: Default::default(),
                 at: clinic_auth_core::UnixTime(1_800_000_000 + i),
                 kind: "test_event",
                 outcome: "success",

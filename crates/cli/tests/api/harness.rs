@@ -235,8 +235,6 @@ impl TestApp {
     /// A platform admin with a password and, as platform admins must have, an
     /// authenticator app (its URI is in `authenticators`).
     pub async fn platform_admin(&self, email: &str) -> Account {
-        use clinic_auth_core::Clock;
-        use clinic_auth_web::service::mfa;
         let account = accounts::add_account(
             &self.state,
             &By::operator(),
@@ -249,11 +247,27 @@ impl TestApp {
         .await
         .expect("add admin")
         .account;
-        let setup = mfa::begin_authenticator(&self.state, &account).await.expect("authenticator");
-        let code = crate::otp::code(&setup.uri, self.clock.now().0);
-        mfa::confirm_authenticator(&self.state, &account, &code, &Default::default()).await.expect("confirm");
-        self.authenticators.lock().expect("lock").insert(email.to_owned(), setup.uri);
+        self.enroll_authenticator(&account).await;
         account
+    }
+
+    /// Sets up an authenticator app for `account` (outside any of its sessions, which
+    /// therefore end) and keeps its URI for `authenticator_code`.
+    pub async fn enroll_authenticator(&self, account: &Account) {
+        use clinic_auth_core::Clock;
+        use clinic_auth_web::service::mfa;
+        let setup = mfa::begin_authenticator(&self.state, account).await.expect("authenticator");
+        let code = crate::otp::code(&setup.uri, self.clock.now().0);
+        mfa::confirm_authenticator(
+            &self.state,
+            account,
+            &code,
+            clinic_auth_web::service::Within::Session(&clinic_auth_core::SecretToken::generate().hash()),
+            &Default::default(),
+        )
+        .await
+        .expect("confirm");
+        self.authenticators.lock().expect("lock").insert(account.email.to_string(), setup.uri);
     }
 
     /// The current code of an authenticator the harness set up for `email`.

@@ -7,7 +7,7 @@ use clinic_auth_core::{CodeChallenge, FactorKind, OneTimeCode, UsPhone};
 use clinic_auth_notify::{CodeMessage, CodePurpose, DeliveryError};
 use clinic_auth_store::{Account, ClientInfo, StoredCode};
 
-use super::{audit_event, detail};
+use super::{Within, audit_event, detail};
 use crate::{AppError, AppState};
 
 /// Where a code went, for "We sent a code to …", and when "Resend" works again.
@@ -43,27 +43,31 @@ pub fn masked(channel: FactorKind, target: &str) -> String {
     }
 }
 
-fn context(account: &Account, channel: FactorKind, purpose: Purpose, target: &str) -> String {
-    format!("{}:{}:{}:{}", account.id, channel, purpose.as_str(), target)
+/// What a code's MAC covers: a code matches only for the account, channel, purpose,
+/// target and the sign-in or session (`bound_to`) it was sent for.
+fn context(account: &Account, channel: FactorKind, purpose: Purpose, target: &str, bound_to: &str) -> String {
+    format!("{}:{}:{}:{}:{}", account.id, channel, purpose.as_str(), target, bound_to)
 }
 
 fn send_keys(account: &Account, client: &ClientInfo) -> (String, String) {
     (format!("code-sends:{}", account.id), format!("code-sends-client:{}", client.ip))
 }
 
-/// The code in flight for this channel, if it was sent for `purpose` and is still live.
+/// The code in flight for this channel, if it was sent for `purpose` here (this
+/// sign-in or session) and is still live.
 pub async fn live(
     state: &AppState,
     account: &Account,
     channel: FactorKind,
     purpose: Purpose,
+    within: Within<'_>,
 ) -> Result<Option<SentTo>, AppError> {
     let now = state.now();
     Ok(state
         .store
         .get_code(account.id, channel)
         .await?
-        .filter(|c| c.purpose == purpose.as_str() && now < c.challenge.expires_at)
+        .filter(|c| c.purpose == purpose.as_str() && c.bound_to == within.binding() && now < c.challenge.expires_at)
         .map(|c| SentTo {
             channel,
             masked: masked(channel, &c.target),
@@ -71,14 +75,16 @@ pub async fn live(
         }))
 }
 
-/// Sends a new code to `target` (an email address or E.164 number), replacing any
-/// earlier one. Refused during the resend cooldown and past the send limits.
+/// Sends a new code to `target` (an email address or E.164 number) for use here
+/// (`within`), replacing any earlier one. Refused during the resend cooldown and past
+/// the send limits.
 pub async fn send(
     state: &AppState,
     account: &Account,
     channel: FactorKind,
     target: &str,
     purpose: Purpose,
+    within: Within<'_>,
     client: &ClientInfo,
 ) -> Result<SentTo, AppError> {
     let now = state.now();
@@ -115,8 +121,11 @@ pub async fn send(
         channel,
         purpose: purpose.as_str().to_owned(),
         target: target.to_owned(),
-        code_hash: state.sealer.code_mac(code.expose(), &context(account, channel, purpose, target))?,
+        code_hash: state
+            .sealer
+            .code_mac(code.expose(), &context(account, channel, purpose, target, within.binding()))?,
         challenge: CodeChallenge::sent(now),
+        bound_to: within.binding().to_owned(),
     };
     let mut event = audit_event(state, "code_sent", "success", client);
     event.org_id = account.org_id.clone();
@@ -173,6 +182,26 @@ fn too_many_sends(wait: i64) -> AppError {
     .with_retry_after(wait)
 }
 
+/// Refuses at once when no live code was sent for `purpose` here: nothing to guess
+/// against, so nothing is counted.
+pub async fn ensure_pending(
+    state: &AppState,
+    account: &Account,
+    channel: FactorKind,
+    purpose: Purpose,
+    within: Within<'_>,
+) -> Result<(), AppError> {
+    match live(state, account, channel, purpose, within).await? {
+        Some(_) => Ok(()),
+        None => Err(expired()),
+    }
+}
+
+/// A typed code in the shape of one we send, or the error to show.
+pub fn parse(input: &str) -> Result<OneTimeCode, AppError> {
+    OneTimeCode::parse(input).map_err(|e| AppError::bad_request("invalid_code", e.to_string()))
+}
+
 fn expired() -> AppError {
     AppError::new(
         StatusCode::GONE,
@@ -190,16 +219,24 @@ pub async fn check(
     channel: FactorKind,
     input: &str,
     purpose: Purpose,
+    within: Within<'_>,
     used: Option<&clinic_auth_store::NewAuditEvent>,
 ) -> Result<Result<String, (AppError, &'static str)>, AppError> {
-    let code = OneTimeCode::parse(input).map_err(|e| AppError::bad_request("invalid_code", e.to_string()))?;
+    let code = parse(input)?;
     let now = state.now();
-    let Some(stored) = state.store.get_code(account.id, channel).await?.filter(|c| c.purpose == purpose.as_str())
+    // A code sent for another sign-in or session (or another purpose) is not this
+    // one's: "no code here", whatever was typed.
+    let Some(stored) = state
+        .store
+        .get_code(account.id, channel)
+        .await?
+        .filter(|c| c.purpose == purpose.as_str() && c.bound_to == within.binding())
     else {
         return Err(expired());
     };
     let attempts = state.store.count_code_attempt(account.id, channel).await?.ok_or_else(expired)?;
-    let mac = state.sealer.code_mac(code.expose(), &context(account, channel, purpose, &stored.target))?;
+    let mac =
+        state.sealer.code_mac(code.expose(), &context(account, channel, purpose, &stored.target, &stored.bound_to))?;
     let matches = clinic_auth_core::token::secrets_equal(&mac, &stored.code_hash);
     match stored.challenge.check(now, attempts, matches) {
         CodeCheck::Accepted => {

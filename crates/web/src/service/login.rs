@@ -11,7 +11,7 @@ use clinic_auth_store::{Account, ClientInfo, NewSession};
 use super::codes::{self, SentTo};
 use super::mfa::{self, AuthenticatorSetup, Proof};
 use super::passkeys;
-use super::{audit_event, detail};
+use super::{Within, audit_event, detail};
 use crate::{AppError, AppState};
 use clinic_auth_notify::SecurityNotice;
 
@@ -145,6 +145,9 @@ pub async fn submit_password(
     event.org_id = account.as_ref().and_then(|a| a.org_id.clone());
     event.subject_id = account.as_ref().map(|a| a.id);
     let after = login_flow::after_password(check, &requirement);
+    // From here on the flow is for this account as it is now: any change to its
+    // security state ends the sign-in.
+    let flow = LoginFlow { stamp: account.as_ref().map(|a| a.security_stamp).unwrap_or(0), ..flow };
     if let (Requirement::Bypass { .. }, AfterPassword::SignIn | AfterPassword::Enroll { .. }, Some(account)) =
         (&requirement, &after, &account)
     {
@@ -166,8 +169,7 @@ pub async fn submit_password(
                 Some(m) => m.available(&account).into_iter().filter(|k| *k != method).collect(),
                 None => Vec::new(),
             };
-            let next =
-                LoginFlow { step: FlowStep::SecondFactor { account_id: account.id, method, attempts: 0 }, ..flow };
+            let next = LoginFlow { step: FlowStep::SecondFactor { account_id: account.id, method }, ..flow };
             if !state.store.update_flow(&flow_hash, &next).await? {
                 return Err(flow_expired());
             }
@@ -248,6 +250,7 @@ async fn use_bypass(
     used.org_id = account.org_id.clone();
     used.actor_id = Some(account.id);
     used.subject_id = Some(account.id);
+    used.via = Within::SignIn(flow_hash).via();
     let now = state.now();
     match after {
         AfterPassword::Enroll { allowed } => {
@@ -307,6 +310,7 @@ fn new_session(
         now: state.now(),
         client: client.clone(),
         second_factor,
+        stamp: flow.stamp,
     };
     (token, csrf_token, session, event)
 }
@@ -349,11 +353,25 @@ pub async fn past_password(state: &AppState, flow_token: &str) -> Result<FlowAt,
     let flow_hash = SecretToken::from_presented(flow_token).ok_or_else(flow_expired)?.hash();
     let id = flow.step.account_id().ok_or_else(flow_expired)?;
     let account = state.store.get_account(id).await?.ok_or_else(flow_expired)?;
-    if account.status != clinic_auth_core::AccountStatus::Active {
+    // Every step re-checks the account: deactivated, or its password, factors,
+    // bypass or sessions changed since this sign-in's password was accepted.
+    if account.status != clinic_auth_core::AccountStatus::Active || !flow.is_current_for(account.security_stamp) {
         state.store.delete_flow(&flow_hash).await?;
         return Err(flow_expired());
     }
     Ok(FlowAt { flow, flow_hash, account })
+}
+
+/// A flow at its setup step. Setting up inside a sign-in is only for an account
+/// without any factor: one that has a factor proves it instead.
+async fn enrolling(state: &AppState, flow_token: &str) -> Result<FlowAt, AppError> {
+    let at = past_password(state, flow_token).await?;
+    let FlowStep::Enroll { .. } = at.flow.step else { return Err(flow_expired()) };
+    if !state.store.list_factors(at.account.id).await?.is_empty() {
+        state.store.delete_flow(&at.flow_hash).await?;
+        return Err(flow_expired());
+    }
+    Ok(at)
 }
 
 /// The methods a second-factor step offers: the current one first, then "Try another
@@ -368,12 +386,12 @@ pub async fn methods(state: &AppState, at: &FlowAt) -> Result<(FactorKind, Vec<F
 /// "Try another method": switches the flow to another enrolled factor.
 pub async fn choose_method(state: &AppState, flow_token: &str, method: FactorKind) -> Result<(), AppError> {
     let at = past_password(state, flow_token).await?;
-    let FlowStep::SecondFactor { account_id, attempts, .. } = at.flow.step else { return Err(flow_expired()) };
+    let FlowStep::SecondFactor { account_id, .. } = at.flow.step else { return Err(flow_expired()) };
     let available = mfa::load(state, &at.account).await?.available(&at.account);
     if !available.contains(&method) {
         return Err(AppError::bad_request("method_unavailable", "That method is not set up for this account."));
     }
-    let next = LoginFlow { step: FlowStep::SecondFactor { account_id, method, attempts }, ..at.flow };
+    let next = LoginFlow { step: FlowStep::SecondFactor { account_id, method }, ..at.flow };
     if !state.store.update_flow(&at.flow_hash, &next).await? {
         return Err(flow_expired());
     }
@@ -390,7 +408,11 @@ pub async fn submit_code(
 ) -> Result<SignedInSession, AppError> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::SecondFactor { method, .. } = at.flow.step else { return Err(flow_expired()) };
-    match mfa::verify_factor(state, &at.account, method, input, "sign_in", client).await {
+    if method == FactorKind::Passkey {
+        return Err(AppError::bad_request("method_unavailable", "Use your passkey to continue."));
+    }
+    let attempts = reserve_answer(state, &at).await?;
+    match mfa::verify_factor(state, &at.account, method, input, Within::SignIn(&at.flow_hash), client).await {
         Ok(proof) => {
             let mut done =
                 grant_session(state, &at.flow, &at.flow_hash, at.account, method.as_str(), true, client).await?;
@@ -401,21 +423,40 @@ pub async fn submit_code(
             Ok(done)
         }
         Err(e) if matches!(e.code, "incorrect_code" | "code_already_used" | "code_attempts_exhausted") => {
-            Err(wrong_answer(state, at, e, "Too many wrong codes.").await?)
+            Err(wrong_answer(state, at, attempts, e, "Too many wrong codes.").await?)
         }
         Err(e) => Err(e),
     }
 }
 
-/// Counts a refused second factor against the flow: the refusal `e` while attempts
-/// are left, then the end of the sign-in.
-async fn wrong_answer(state: &AppState, at: FlowAt, e: AppError, too_many: &str) -> Result<AppError, AppError> {
-    let mut step = at.flow.step.clone();
-    match login_flow::after_wrong_code(&mut step) {
-        AfterWrongCode::TryAgain { .. } => {
-            state.store.update_flow(&at.flow_hash, &LoginFlow { step, ..at.flow }).await?;
-            Ok(e)
+/// Takes one of the flow's answers before it is checked (a single statement, so
+/// concurrent answers cannot exceed the limit); the count including this one. A flow
+/// with none left ends.
+async fn reserve_answer(state: &AppState, at: &FlowAt) -> Result<u32, AppError> {
+    match state.store.reserve_flow_attempt(&at.flow_hash, login_flow::MAX_CODE_ATTEMPTS_PER_FLOW).await? {
+        Some(n) => Ok(n),
+        None => {
+            state.store.delete_flow(&at.flow_hash).await?;
+            Err(AppError::new(
+                StatusCode::GONE,
+                "flow_expired",
+                "Too many failed attempts. For your security, start signing in again.",
+            ))
         }
+    }
+}
+
+/// A refused second factor (already counted against the flow): the refusal `e` while
+/// attempts are left, then the end of the sign-in.
+async fn wrong_answer(
+    state: &AppState,
+    at: FlowAt,
+    attempts: u32,
+    e: AppError,
+    too_many: &str,
+) -> Result<AppError, AppError> {
+    match login_flow::after_wrong_code(attempts) {
+        AfterWrongCode::TryAgain { .. } => Ok(e),
         AfterWrongCode::StartOver => {
             state.store.delete_flow(&at.flow_hash).await?;
             Ok(AppError::new(
@@ -434,16 +475,14 @@ pub async fn begin_passkey(
     flow_token: &str,
 ) -> Result<webauthn_rs::prelude::RequestChallengeResponse, AppError> {
     let at = past_password(state, flow_token).await?;
-    let FlowStep::SecondFactor { account_id, method, attempts } = at.flow.step else { return Err(flow_expired()) };
+    let FlowStep::SecondFactor { account_id, method } = at.flow.step else { return Err(flow_expired()) };
     if method != FactorKind::Passkey {
         let available = mfa::load(state, &at.account).await?.available(&at.account);
         if !available.contains(&FactorKind::Passkey) {
             return Err(AppError::bad_request("method_unavailable", "No passkey is set up for this account."));
         }
-        let next = LoginFlow {
-            step: FlowStep::SecondFactor { account_id, method: FactorKind::Passkey, attempts },
-            ..at.flow.clone()
-        };
+        let next =
+            LoginFlow { step: FlowStep::SecondFactor { account_id, method: FactorKind::Passkey }, ..at.flow.clone() };
         if !state.store.update_flow(&at.flow_hash, &next).await? {
             return Err(flow_expired());
         }
@@ -471,6 +510,7 @@ pub async fn submit_passkey(
         }
         _ => return Err(flow_expired()),
     }
+    let attempts = reserve_answer(state, &at).await?;
     match passkeys::finish_authentication(
         state,
         &at.account,
@@ -483,7 +523,7 @@ pub async fn submit_passkey(
     {
         Ok(()) => grant_session(state, &at.flow, &at.flow_hash, at.account, "passkey", true, client).await,
         Err(e) if matches!(e.code, "passkey_rejected" | "passkey_clone_warning") => {
-            Err(wrong_answer(state, at, e, "Too many failed attempts.").await?)
+            Err(wrong_answer(state, at, attempts, e, "Too many failed attempts.").await?)
         }
         Err(e) => Err(e),
     }
@@ -491,8 +531,7 @@ pub async fn submit_passkey(
 
 /// Setting up an authenticator app as part of sign-in.
 pub async fn begin_enrollment(state: &AppState, flow_token: &str) -> Result<(FlowAt, AuthenticatorSetup), AppError> {
-    let at = past_password(state, flow_token).await?;
-    let FlowStep::Enroll { .. } = at.flow.step else { return Err(flow_expired()) };
+    let at = enrolling(state, flow_token).await?;
     if enrollment_method(&at) != Some(FactorKind::Authenticator) {
         return Err(AppError::bad_request("method_unavailable", "Choose the authenticator app first."));
     }
@@ -507,9 +546,8 @@ pub async fn confirm_enrollment(
     input: &str,
     client: &ClientInfo,
 ) -> Result<SignedInSession, AppError> {
-    let at = past_password(state, flow_token).await?;
-    let FlowStep::Enroll { .. } = at.flow.step else { return Err(flow_expired()) };
-    let recovery = mfa::confirm_authenticator(state, &at.account, input, client).await?;
+    let at = enrolling(state, flow_token).await?;
+    let recovery = mfa::confirm_authenticator(state, &at.account, input, Within::SignIn(&at.flow_hash), client).await?;
     let mut done = grant_session(state, &at.flow, &at.flow_hash, at.account, "authenticator", true, client).await?;
     done.new_recovery_code = recovery;
     Ok(done)
@@ -528,7 +566,8 @@ pub async fn ensure_code_sent(
     if !matches!(method, FactorKind::Email | FactorKind::Sms) {
         return Ok(None);
     }
-    mfa::ensure_code_sent(state, &at.account, method, codes::Purpose::SignIn, resend, client).await.map(Some)
+    let within = Within::SignIn(&at.flow_hash);
+    mfa::ensure_code_sent(state, &at.account, method, codes::Purpose::SignIn, within, resend, client).await.map(Some)
 }
 
 /// Setup during sign-in: the method being set up, once chosen (or the only one allowed).
@@ -562,14 +601,15 @@ pub async fn send_enrollment_code(
     resend: bool,
     client: &ClientInfo,
 ) -> Result<SentTo, AppError> {
-    let at = past_password(state, flow_token).await?;
+    let at = enrolling(state, flow_token).await?;
     let FlowStep::Enroll { allowed, .. } = at.flow.step else { return Err(flow_expired()) };
     let method =
         enrollment_method(&at).ok_or_else(|| AppError::bad_request("method_unavailable", "Choose a method first."))?;
+    let within = Within::SignIn(&at.flow_hash);
     if resend {
-        mfa::resend_enrollment_code(state, &at.account, method, client).await
+        mfa::resend_enrollment_code(state, &at.account, method, within, client).await
     } else {
-        mfa::begin_code_enrollment(state, &at.account, method, phone, allowed, client).await
+        mfa::begin_code_enrollment(state, &at.account, method, phone, allowed, within, client).await
     }
 }
 
@@ -577,7 +617,7 @@ pub async fn send_enrollment_code(
 pub async fn enrollment_code_sent(state: &AppState, at: &FlowAt) -> Result<Option<SentTo>, AppError> {
     match enrollment_method(at) {
         Some(m @ (FactorKind::Email | FactorKind::Sms)) => {
-            codes::live(state, &at.account, m, codes::Purpose::Enroll).await
+            codes::live(state, &at.account, m, codes::Purpose::Enroll, Within::SignIn(&at.flow_hash)).await
         }
         _ => Ok(None),
     }
@@ -590,12 +630,13 @@ pub async fn confirm_code_enrollment(
     input: &str,
     client: &ClientInfo,
 ) -> Result<SignedInSession, AppError> {
-    let at = past_password(state, flow_token).await?;
+    let at = enrolling(state, flow_token).await?;
     let method = match enrollment_method(&at) {
         Some(m @ (FactorKind::Email | FactorKind::Sms)) => m,
         _ => return Err(AppError::bad_request("method_unavailable", "Choose email or text message first.")),
     };
-    let recovery = mfa::confirm_code_enrollment(state, &at.account, method, input, client).await?;
+    let within = Within::SignIn(&at.flow_hash);
+    let recovery = mfa::confirm_code_enrollment(state, &at.account, method, input, within, client).await?;
     let mut done = grant_session(state, &at.flow, &at.flow_hash, at.account, method.as_str(), true, client).await?;
     done.new_recovery_code = recovery;
     Ok(done)

@@ -11,7 +11,7 @@ use clinic_auth_core::{
 use clinic_auth_store::{Account, ClientInfo, Factor, NewFactor, Org, PendingFactor};
 
 use super::codes::{self, SentTo};
-use super::{audit_event, detail, notices};
+use super::{Within, audit_event, detail, notices};
 use crate::{AppError, AppState};
 use clinic_auth_notify::SecurityNotice;
 
@@ -228,21 +228,64 @@ pub(crate) fn throttle_key(account: &Account) -> String {
     format!("second-factor:{}", account.id)
 }
 
-/// Refuses a second factor while the member's are locked; the refusal is audited
-/// (`reason: locked`) so that the audit log shows every attempt.
-pub(crate) async fn check_throttle(state: &AppState, account: &Account, client: &ClientInfo) -> Result<(), AppError> {
+pub fn factor_locked(method: FactorKind) -> AppError {
+    AppError::new(
+        StatusCode::FORBIDDEN,
+        "factor_locked",
+        format!(
+            "{} is locked after too many wrong codes in a row. Choose another method, or ask your \
+             administrator to reset your two-factor authentication.",
+            method_label(method)
+        ),
+    )
+}
+
+/// Takes a place for one answer before it is checked: counted against the member's
+/// lockout and the factor's consecutive failures in single statements, so that
+/// concurrent guesses are never checked past the limits. A success clears both
+/// (`proved`). A refusal here is audited so that the audit log shows every attempt.
+pub(crate) async fn reserve_attempt(
+    state: &AppState,
+    account: &Account,
+    method: FactorKind,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
     let now = state.now();
-    if let Some(secs) = state.store.get_throttle(&throttle_key(account)).await?.and_then(|t| t.locked_for(now)) {
+    let refuse = |reason: &'static str| {
         let mut event = audit_event(state, "second_factor", "failure", client);
         event.org_id = account.org_id.clone();
         event.subject_id = Some(account.id);
-        event.detail = detail(&[("reason", "locked")]);
-        state.store.append_audit(&event).await?;
+        event.detail = detail(&[("method", method.as_str()), ("reason", reason)]);
+        event
+    };
+    let cap = clinic_auth_core::throttle::MAX_CONSECUTIVE_FAILURES;
+    let at_cap = |failures: Vec<(FactorKind, u32)>| failures.iter().any(|(k, n)| *k == method && *n >= cap);
+    if at_cap(state.store.factor_failures(account.id).await?) {
+        state.store.append_audit(&refuse("factor_locked")).await?;
+        return Err(factor_locked(method));
+    }
+    let key = throttle_key(account);
+    if state.store.reserve_attempt(&key, ThrottleRule::SECOND_FACTOR_PER_ACCOUNT, now).await?.is_none() {
+        state.store.append_audit(&refuse("locked")).await?;
+        let secs = state.store.get_throttle(&key).await?.and_then(|t| t.locked_for(now)).unwrap_or(1);
         return Err(AppError::too_many_attempts(secs));
+    }
+    if state.store.reserve_factor_attempt(account.id, method, cap).await?.is_none() {
+        state.store.append_audit(&refuse("factor_locked")).await?;
+        return Err(factor_locked(method));
     }
     Ok(())
 }
 
+/// A factor was proved: the member's lockout and consecutive failures start over.
+pub(crate) async fn proved(state: &AppState, account: &Account) -> Result<(), AppError> {
+    state.store.clear_throttle(&throttle_key(account)).await?;
+    state.store.clear_factor_failures(account.id).await?;
+    Ok(())
+}
+
+/// Records a refused answer (already counted by `reserve_attempt`). The answer that
+/// reaches the consecutive-failure cap locks the factor, and the member is told.
 pub(crate) async fn count_failure(
     state: &AppState,
     account: &Account,
@@ -255,11 +298,18 @@ pub(crate) async fn count_failure(
     event.org_id = account.org_id.clone();
     event.subject_id = Some(account.id);
     event.detail = detail(&[("method", method.as_str()), ("reason", reason), ("purpose", purpose)]);
-    let after = state
-        .store
-        .record_failure(&throttle_key(account), ThrottleRule::SECOND_FACTOR_PER_ACCOUNT, state.now(), Some(&event))
-        .await?;
-    tracing::info!(account = %account.id, method = method.as_str(), reason, purpose, failures = after.failures, "second factor refused");
+    state.store.append_audit(&event).await?;
+    tracing::info!(account = %account.id, method = method.as_str(), reason, purpose, "second factor refused");
+    let cap = clinic_auth_core::throttle::MAX_CONSECUTIVE_FAILURES;
+    let failures = state.store.factor_failures(account.id).await?;
+    if failures.iter().any(|(k, n)| *k == method && *n >= cap) {
+        let mut locked = audit_event(state, "factor_locked", "success", client);
+        locked.org_id = account.org_id.clone();
+        locked.subject_id = Some(account.id);
+        locked.detail = detail(&[("method", method.as_str()), ("consecutive_failures", &cap.to_string())]);
+        state.store.append_audit(&locked).await?;
+        notices::send(state, account, SecurityNotice::FactorLocked { method: method_label(method).to_owned() }).await;
+    }
     Ok(())
 }
 
@@ -269,9 +319,9 @@ pub async fn confirm_authenticator(
     state: &AppState,
     account: &Account,
     input: &str,
+    within: Within<'_>,
     client: &ClientInfo,
 ) -> Result<Option<RecoveryCode>, AppError> {
-    check_throttle(state, account, client).await?;
     let code = TotpCode::parse(input).map_err(|_| invalid_code())?;
     let now = state.now();
     let pending = state
@@ -290,6 +340,7 @@ pub async fn confirm_authenticator(
         state.sealer.open(&pending.secret, &sealing_context(account, FactorKind::Authenticator))?.to_vec(),
     )
     .map_err(|e| AppError::internal(format!("pending secret: {e}")))?;
+    reserve_attempt(state, account, FactorKind::Authenticator, client).await?;
     let step = match totp::verify(&secret, &code, now, None) {
         Ok(step) => step,
         Err(_) => {
@@ -319,8 +370,9 @@ pub async fn confirm_authenticator(
         ("method", "authenticator"),
         ("recovery_code_issued", if recovery.is_some() { "true" } else { "false" }),
     ]);
+    event.via = within.via();
     state.store.enroll_factor(&factor, recovery.as_ref().map(|r| r.hash()).as_deref(), &event).await?;
-    state.store.clear_throttle(&throttle_key(account)).await?;
+    proved(state, account).await?;
     notices::send(state, account, SecurityNotice::FactorAdded { method: method_label(factor.kind).to_owned() }).await;
     Ok(recovery)
 }
@@ -360,7 +412,9 @@ pub async fn step_up(
     client: &ClientInfo,
 ) -> Result<Proof, AppError> {
     let proof = match answer {
-        StepUpAnswer::Code { method, code } => verify_factor(state, account, method, code, "step_up", client).await?,
+        StepUpAnswer::Code { method, code } => {
+            verify_factor(state, account, method, code, Within::Session(session), client).await?
+        }
         StepUpAnswer::Passkey { credential } => {
             let bound = super::passkeys::Bound::StepUp(session);
             super::passkeys::finish_authentication(state, account, bound, credential, "step_up", client).await?;
@@ -378,10 +432,27 @@ pub async fn verify_factor(
     account: &Account,
     method: FactorKind,
     input: &str,
-    purpose: &'static str,
+    within: Within<'_>,
     client: &ClientInfo,
 ) -> Result<Proof, AppError> {
-    check_throttle(state, account, client).await?;
+    let purpose = within.purpose();
+    // A malformed answer is refused before anything is counted: it cannot be a guess.
+    match method {
+        FactorKind::Authenticator => {
+            TotpCode::parse(input).map_err(|_| invalid_code())?;
+        }
+        FactorKind::RecoveryCode => {
+            RecoveryCode::parse(input).map_err(|e| AppError::bad_request("invalid_code", e.to_string()))?;
+        }
+        FactorKind::Email | FactorKind::Sms => {
+            codes::parse(input)?;
+            codes::ensure_pending(state, account, method, code_purpose(within), within).await?;
+        }
+        FactorKind::Passkey => {}
+    }
+    if method != FactorKind::Passkey {
+        reserve_attempt(state, account, method, client).await?;
+    }
     let now = state.now();
     let mut event = audit_event(state, "second_factor", "success", client);
     event.org_id = account.org_id.clone();
@@ -440,8 +511,7 @@ pub async fn verify_factor(
             Proof::RecoveryCode(fresh)
         }
         FactorKind::Email | FactorKind::Sms => {
-            let code_purpose = if purpose == "step_up" { codes::Purpose::StepUp } else { codes::Purpose::SignIn };
-            match codes::check(state, account, method, input, code_purpose, Some(&event)).await? {
+            match codes::check(state, account, method, input, code_purpose(within), within, Some(&event)).await? {
                 Ok(_) => Proof::Code,
                 Err((e, reason)) => {
                     count_failure(state, account, method, reason, purpose, client).await?;
@@ -454,12 +524,24 @@ pub async fn verify_factor(
             return Err(AppError::bad_request("method_unavailable", "Use your passkey to continue."));
         }
     };
-    state.store.clear_throttle(&throttle_key(account)).await?;
+    proved(state, account).await?;
     Ok(proof)
 }
 
+fn code_purpose(within: Within<'_>) -> codes::Purpose {
+    match within {
+        Within::Session(_) => codes::Purpose::StepUp,
+        Within::SignIn(_) => codes::Purpose::SignIn,
+    }
+}
+
 /// Turns two-factor authentication off for an account whose policy allows it.
-pub async fn turn_off(state: &AppState, account: &Account, client: &ClientInfo) -> Result<(), AppError> {
+pub async fn turn_off(
+    state: &AppState,
+    account: &Account,
+    session: &clinic_auth_core::TokenHash,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
     let mfa = load(state, account).await?;
     if !mfa.may_turn_off(account) {
         return Err(AppError::new(
@@ -473,6 +555,7 @@ pub async fn turn_off(state: &AppState, account: &Account, client: &ClientInfo) 
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
     event.detail = detail(&[("method", "all"), ("by", "self")]);
+    event.via = Within::Session(session).via();
     state.store.remove_factors(account.id, None, &event).await?;
     notices::send(state, account, SecurityNotice::FactorRemoved { method: "all".to_owned() }).await;
     Ok(())
@@ -494,6 +577,7 @@ pub async fn new_recovery_code(
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
     state.store.replace_recovery_code(account.id, None, &fresh.hash(), state.now(), &event).await?;
+    notices::send(state, account, SecurityNotice::RecoveryCodeReplaced).await;
     Ok(fresh)
 }
 
@@ -518,6 +602,7 @@ pub async fn begin_code_enrollment(
     kind: FactorKind,
     phone: Option<&str>,
     allowed: MethodSet,
+    within: Within<'_>,
     client: &ClientInfo,
 ) -> Result<SentTo, AppError> {
     if !allowed.contains(kind) || !matches!(kind, FactorKind::Email | FactorKind::Sms) {
@@ -531,7 +616,7 @@ pub async fn begin_code_enrollment(
         }
         _ => account.email.to_string(),
     };
-    codes::send(state, account, kind, &target, codes::Purpose::Enroll, client).await
+    codes::send(state, account, kind, &target, codes::Purpose::Enroll, within, client).await
 }
 
 /// Resends the setup code to where the last one went.
@@ -539,13 +624,18 @@ pub async fn resend_enrollment_code(
     state: &AppState,
     account: &Account,
     kind: FactorKind,
+    within: Within<'_>,
     client: &ClientInfo,
 ) -> Result<SentTo, AppError> {
-    let previous = state.store.get_code(account.id, kind).await?.filter(|c| c.purpose == "enroll");
+    let previous = state
+        .store
+        .get_code(account.id, kind)
+        .await?
+        .filter(|c| c.purpose == "enroll" && c.bound_to == within.binding());
     match previous {
-        Some(c) => codes::send(state, account, kind, &c.target, codes::Purpose::Enroll, client).await,
+        Some(c) => codes::send(state, account, kind, &c.target, codes::Purpose::Enroll, within, client).await,
         None if kind == FactorKind::Email => {
-            codes::send(state, account, kind, account.email.as_str(), codes::Purpose::Enroll, client).await
+            codes::send(state, account, kind, account.email.as_str(), codes::Purpose::Enroll, within, client).await
         }
         None => Err(AppError::bad_request("invalid_phone", "Enter your mobile number first.")),
     }
@@ -558,10 +648,13 @@ pub async fn confirm_code_enrollment(
     account: &Account,
     kind: FactorKind,
     input: &str,
+    within: Within<'_>,
     client: &ClientInfo,
 ) -> Result<Option<RecoveryCode>, AppError> {
-    check_throttle(state, account, client).await?;
-    let target = match codes::check(state, account, kind, input, codes::Purpose::Enroll, None).await? {
+    codes::parse(input)?;
+    codes::ensure_pending(state, account, kind, codes::Purpose::Enroll, within).await?;
+    reserve_attempt(state, account, kind, client).await?;
+    let target = match codes::check(state, account, kind, input, codes::Purpose::Enroll, within, None).await? {
         Ok(t) => t,
         Err((e, reason)) => {
             count_failure(state, account, kind, reason, "enroll", client).await?;
@@ -591,8 +684,9 @@ pub async fn confirm_code_enrollment(
         ("method", kind.as_str()),
         ("recovery_code_issued", if recovery.is_some() { "true" } else { "false" }),
     ]);
+    event.via = within.via();
     state.store.enroll_factor(&factor, recovery.as_ref().map(|r| r.hash()).as_deref(), &event).await?;
-    state.store.clear_throttle(&throttle_key(account)).await?;
+    proved(state, account).await?;
     notices::send(state, account, SecurityNotice::FactorAdded { method: method_label(factor.kind).to_owned() }).await;
     Ok(recovery)
 }
@@ -604,15 +698,16 @@ pub async fn ensure_code_sent(
     account: &Account,
     kind: FactorKind,
     purpose: codes::Purpose,
+    within: Within<'_>,
     resend: bool,
     client: &ClientInfo,
 ) -> Result<SentTo, AppError> {
-    if !resend && let Some(live) = codes::live(state, account, kind, purpose).await? {
+    if !resend && let Some(live) = codes::live(state, account, kind, purpose, within).await? {
         return Ok(live);
     }
     let target = load(state, account)
         .await?
         .code_target(account, kind)
         .ok_or_else(|| AppError::bad_request("method_unavailable", "That method is not set up for this account."))?;
-    codes::send(state, account, kind, &target, purpose, client).await
+    codes::send(state, account, kind, &target, purpose, within, client).await
 }

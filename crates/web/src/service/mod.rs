@@ -13,7 +13,7 @@ pub mod time;
 
 use clinic_auth_core::permission::Actor;
 use clinic_auth_core::{AccountId, TokenHash};
-use clinic_auth_store::{ClientInfo, NewAuditEvent};
+use clinic_auth_store::{ClientInfo, NewAuditEvent, Via};
 
 use crate::AppState;
 
@@ -46,6 +46,40 @@ impl By {
     }
 }
 
+/// Where a second-factor step happens: inside a sign-in (its login flow) or a
+/// signed-in session. An emailed or texted code is good only where it was asked for,
+/// and a change to the account made here keeps this sign-in or session alive while
+/// ending the others.
+#[derive(Debug, Clone, Copy)]
+pub enum Within<'a> {
+    SignIn(&'a TokenHash),
+    Session(&'a TokenHash),
+}
+
+impl Within<'_> {
+    /// What a code sent here is bound to.
+    pub fn binding(&self) -> &str {
+        match self {
+            Within::SignIn(h) | Within::Session(h) => h.as_str(),
+        }
+    }
+
+    pub fn via(&self) -> Via {
+        match self {
+            Within::SignIn(h) => Via { flow: Some((*h).clone()), session: None },
+            Within::Session(h) => Via { flow: None, session: Some((*h).clone()) },
+        }
+    }
+
+    /// The audit word for checking a factor here.
+    pub fn purpose(&self) -> &'static str {
+        match self {
+            Within::SignIn(_) => "sign_in",
+            Within::Session(_) => "step_up",
+        }
+    }
+}
+
 /// An audit event at the current time; callers fill in org, actor, subject, detail.
 pub fn audit_event(state: &AppState, kind: &'static str, outcome: &'static str, client: &ClientInfo) -> NewAuditEvent {
     NewAuditEvent {
@@ -57,6 +91,7 @@ pub fn audit_event(state: &AppState, kind: &'static str, outcome: &'static str, 
         subject_id: None,
         client: client.clone(),
         detail: "{}".to_owned(),
+        via: Via::default(),
     }
 }
 

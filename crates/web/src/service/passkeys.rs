@@ -18,7 +18,7 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs_proto::{AuthenticatorSelectionCriteria, PublicKeyCredentialHints, ResidentKeyRequirement};
 
-use super::mfa::{self, check_throttle, count_failure, throttle_key};
+use super::mfa::{self, count_failure, proved, reserve_attempt};
 use super::notices;
 use super::{audit_event, detail};
 use crate::{AppError, AppState, WebConfig};
@@ -331,6 +331,7 @@ pub async fn finish_registration(
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
     event.detail = detail(&[("method", "passkey"), ("passkey_id", &id)]);
+    event.via = super::Within::Session(session).via();
     let max = i64::try_from(passkey::MAX_PASSKEYS_PER_ACCOUNT).unwrap_or(i64::MAX);
     let inserted = state.store.insert_passkey(&record, &event, max).await.map_err(|e| match e {
         clinic_auth_store::StoreError::Conflict(_) => {
@@ -391,8 +392,8 @@ pub async fn finish_authentication(
     client: &ClientInfo,
 ) -> Result<(), AppError> {
     let webauthn = webauthn(state)?;
-    check_throttle(state, account, client).await?;
     let credential: PublicKeyCredential = parse_response(response)?;
+    reserve_attempt(state, account, FactorKind::Passkey, client).await?;
     let authentication: PasskeyAuthentication = take_ceremony(state, account, bound).await?;
     let result = match webauthn.finish_passkey_authentication(&credential, &authentication) {
         Ok(r) => r,
@@ -451,7 +452,7 @@ pub async fn finish_authentication(
         let sign = CloneSign::CounterNotAdvanced;
         return Err(clone_warning(state, account, &credential_id, sign, purpose, client).await?);
     }
-    state.store.clear_throttle(&throttle_key(account)).await?;
+    proved(state, account).await?;
     Ok(())
 }
 
@@ -558,8 +559,15 @@ pub async fn rename(
 }
 
 /// Removes a passkey: the device it was on is no longer trusted.
-pub async fn remove(state: &AppState, account: &Account, id: &str, client: &ClientInfo) -> Result<(), AppError> {
+pub async fn remove(
+    state: &AppState,
+    account: &Account,
+    session: &TokenHash,
+    id: &str,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
     let mut event = audit_event(state, "factor_removed", "success", client);
+    event.via = super::Within::Session(session).via();
     event.org_id = account.org_id.clone();
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
