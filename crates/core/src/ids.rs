@@ -43,10 +43,14 @@ impl OrgId {
         OrgId::parse(slug.trim_end_matches('-')).unwrap_or_else(|_| OrgId("org".to_owned()))
     }
 
-    /// The same id with a numeric suffix, for when the derived one is taken.
+    /// The same id with a numeric suffix, for when the derived one is taken. The base
+    /// is cut to 55 characters, less for a suffix of more than 7 digits, so that the
+    /// result stays within the 63 that [`OrgId::parse`] allows.
     pub fn with_suffix(&self, n: u32) -> OrgId {
-        let base: String = self.0.chars().take(55).collect();
-        OrgId(format!("{}-{n}", base.trim_end_matches('-')))
+        let suffix = format!("-{n}");
+        let keep = 55.min(63_usize.saturating_sub(suffix.len()));
+        let base: String = self.0.chars().take(keep).collect();
+        OrgId(format!("{}{suffix}", base.trim_end_matches('-')))
     }
 
     pub fn as_str(&self) -> &str {
@@ -102,6 +106,20 @@ mod tests {
         assert_eq!(OrgId::from_name("ab").as_str(), "org-ab");
         assert!(OrgId::parse(OrgId::from_name(&"word ".repeat(40)).as_str()).is_ok());
         assert_eq!(OrgId::from_name("Riverside").with_suffix(2).as_str(), "riverside-2");
+    }
+
+    #[test]
+    fn suffixed_ids_stay_within_63_characters() {
+        // Found by the property tests: a 55-character base and a suffix of 8 or more
+        // digits made an id that `parse` refuses.
+        let long = OrgId::parse(&"x".repeat(63)).unwrap();
+        assert_eq!(long.with_suffix(2).as_str(), format!("{}-2", "x".repeat(55)));
+        assert_eq!(long.with_suffix(9_999_999).as_str(), format!("{}-9999999", "x".repeat(55)));
+        let biggest = long.with_suffix(u32::MAX);
+        assert_eq!(biggest.as_str(), format!("{}-4294967295", "x".repeat(52)));
+        assert_eq!(OrgId::parse(biggest.as_str()), Ok(biggest));
+        let hyphen_at_cut = OrgId::parse(&format!("{}-b", "a".repeat(52))).unwrap();
+        assert_eq!(hyphen_at_cut.with_suffix(123_456_789).as_str(), format!("{}-123456789", "a".repeat(52)));
     }
 
     #[test]
