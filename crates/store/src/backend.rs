@@ -864,10 +864,11 @@ macro_rules! store_impl {
 
             async fn put_pending_factor(&self, p: &PendingFactor) -> StoreResult<()> {
                 sqlx::query($store::sql(
-                    "INSERT INTO pending_factors (account_id, kind, secret, nonce, key_version, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    "INSERT INTO pending_factors (account_id, kind, secret, nonce, key_version, created_at, expires_at, bound_to)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (account_id, kind) DO UPDATE SET secret = excluded.secret, nonce = excluded.nonce,
-                       key_version = excluded.key_version, created_at = excluded.created_at, expires_at = excluded.expires_at",
+                       key_version = excluded.key_version, created_at = excluded.created_at, expires_at = excluded.expires_at,
+                       bound_to = excluded.bound_to",
                 ))
                 .bind(p.account_id.to_string())
                 .bind(p.kind.as_str())
@@ -876,6 +877,7 @@ macro_rules! store_impl {
                 .bind(p.secret.key_version)
                 .bind(p.created_at.0)
                 .bind(p.expires_at.0)
+                .bind(&p.bound_to)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -895,6 +897,7 @@ macro_rules! store_impl {
                     secret,
                     created_at: UnixTime(row.try_get("created_at")?),
                     expires_at: UnixTime(row.try_get("expires_at")?),
+                    bound_to: row.try_get("bound_to")?,
                 }))
             }
 

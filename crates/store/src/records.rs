@@ -307,6 +307,8 @@ pub struct PendingFactor {
     pub secret: SealedSecret,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+    /// The hash of the sign-in's or session's token that is setting it up.
+    pub bound_to: String,
 }
 
 /// A code sent by email or text message, as stored (the code itself only as a MAC).

@@ -674,7 +674,7 @@ async fn my_authenticator(
         ));
     }
     require_step_up(&state, &s).await?;
-    Ok(Json(mfa::begin_authenticator(&state, &s.0.account).await?.into()))
+    Ok(Json(mfa::begin_authenticator(&state, &s.0.account, Within::Session(&s.0.token_hash)).await?.into()))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -152,7 +152,6 @@ fn is_flow_over(e: &AppError) -> bool {
 async fn verify_page(
     state: AppState,
     jar: CookieJar,
-    client: &ClientInfo,
     p: &RealmPages,
     error: Option<AppError>,
 ) -> Result<Response, PageError> {
@@ -167,16 +166,10 @@ async fn verify_page(
         Ok(m) => m,
         Err(_) => return Ok(Redirect::to(p.setup).into_response()),
     };
-    // Email and text codes go out when their page is first shown (once per code).
+    // Showing the page sends nothing (a GET changes nothing): the code went out with
+    // the password or the choice of method, or goes out with "Send code".
     let mut error = error;
-    let sent = match login::ensure_code_sent(&state, &token, false, client).await {
-        Ok(sent) => sent,
-        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            error = error.or(Some(e));
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let sent = login::code_in_flight(&state, &at).await?;
     let coded = matches!(method, FactorKind::Email | FactorKind::Sms);
     let mut passkey_options = String::new();
     if method == FactorKind::Passkey {
@@ -249,7 +242,7 @@ async fn verify_submit(
             Err(PageError(AppError { message: format!("{} ", e.message) + "Go back to the sign-in page.", ..e }))
                 .map(|r: Response| (jar, r).into_response())
         }
-        Err(e) if e.status.is_client_error() => verify_page(state, jar, &client.0, p, Some(e)).await,
+        Err(e) if e.status.is_client_error() => verify_page(state, jar, p, Some(e)).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -267,7 +260,7 @@ async fn resend_submit(
         Ok(_) => Ok(Redirect::to(p.verify).into_response()),
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
         Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            verify_page(state, jar, &client.0, p, Some(e)).await
+            verify_page(state, jar, p, Some(e)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -317,9 +310,21 @@ struct MethodForm {
     method: String,
 }
 
+/// Sends the first email or text code of a sign-in step (a POST, behind CSRF). A
+/// refusal (too many sends, a provider down) is shown on the code page, whose "Send
+/// code" tries again.
+pub(crate) async fn send_first_code(state: &AppState, token: &str, client: &ClientInfo) -> Result<(), PageError> {
+    match login::ensure_code_sent(state, token, false, client).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.status.is_client_error() || e.status.is_server_error() && e.code != "internal" => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn methods_submit(
     state: AppState,
     jar: CookieJar,
+    client: Client,
     p: &RealmPages,
     form: MethodForm,
 ) -> Result<Response, PageError> {
@@ -330,7 +335,10 @@ async fn methods_submit(
         .parse()
         .map_err(|_| AppError::bad_request("method_unavailable", "Choose one of the listed methods."))?;
     match login::choose_method(&state, &token, method).await {
-        Ok(()) => Ok(Redirect::to(p.verify).into_response()),
+        Ok(()) => {
+            send_first_code(&state, &token, &client.0).await?;
+            Ok(Redirect::to(p.verify).into_response())
+        }
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
         Err(e) => Err(e.into()),
     }
@@ -400,7 +408,8 @@ struct EnrollCodePage<'a> {
     stage: &'a str,
     methods: Vec<(&'static str, &'static str)>,
     phone: String,
-    sent_to: String,
+    /// Where the code went; `None` before one was sent ("Send code").
+    sent_to: Option<String>,
     resend_in: i64,
     can_change: bool,
     csrf: String,
@@ -435,7 +444,6 @@ struct SetupView<'a> {
 async fn setup_page(
     state: AppState,
     jar: CookieJar,
-    client: &ClientInfo,
     p: &RealmPages,
     step: Option<&str>,
     error: Option<AppError>,
@@ -456,7 +464,7 @@ async fn setup_page(
     let view = match method {
         None => SetupView { stage: "choose", phone, sent: None, error },
         Some(FactorKind::Authenticator) => {
-            let setup = mfa::begin_authenticator(&state, &at.account).await?;
+            let setup = mfa::begin_authenticator(&state, &at.account, Within::SignIn(&at.flow_hash)).await?;
             let target = EnrollTarget { action: p.setup, cancel: None, notice: None };
             return Ok(enroll_page(&state, jar, None, setup, at.account.email.to_string(), target, error));
         }
@@ -465,13 +473,7 @@ async fn setup_page(
             (FactorKind::Sms, Some(sent)) => SetupView { stage: "code_sms", phone, sent: Some(sent), error },
             (_, Some(sent)) => SetupView { stage: "code", phone, sent: Some(sent), error },
             (FactorKind::Sms, None) => SetupView { stage: "phone", phone, sent: None, error },
-            (_, None) => match login::send_enrollment_code(&state, &token, None, false, client).await {
-                Ok(sent) => SetupView { stage: "code", phone, sent: Some(sent), error },
-                Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-                    SetupView { stage: "code", phone, sent: None, error: error.or(Some(e)) }
-                }
-                Err(e) => return Err(e.into()),
-            },
+            (_, None) => SetupView { stage: "code", phone, sent: None, error },
         },
     };
     let (jar, csrf) = csrf::form_token(&state, jar, None);
@@ -484,7 +486,7 @@ async fn setup_page(
         methods: allowed.iter().map(|k| (k.as_str(), setup_choice_label(k))).collect(),
         phone: view.phone,
         resend_in: view.sent.as_ref().map(|s| s.resend_in).unwrap_or(0),
-        sent_to: view.sent.map(|s| s.masked).unwrap_or_else(|| "you".to_owned()),
+        sent_to: view.sent.map(|s| s.masked),
         can_change: can_change && view.stage != "choose",
         csrf,
         notice: None,
@@ -505,9 +507,7 @@ async fn setup_submit(
     match login::confirm_enrollment(&state, &token, &form.code, &client.0).await {
         Ok(done) => signed_in(&state, jar, done).await,
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status.is_client_error() => {
-            setup_page(state, jar, &client.0, p, None, Some(e), String::new()).await
-        }
+        Err(e) if e.status.is_client_error() => setup_page(state, jar, p, None, Some(e), String::new()).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -526,11 +526,15 @@ async fn setup_method_submit(
         Err(_) => Err(AppError::bad_request("method_unavailable", "Choose one of the offered methods.")),
     };
     match result {
-        Ok(()) => Ok(Redirect::to(p.setup).into_response()),
-        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status.is_client_error() => {
-            setup_page(state, jar, &client.0, p, Some("choose"), Some(e), String::new()).await
+        Ok(()) => {
+            if form.method == "email" {
+                // Best effort: a refusal shows on the code page, whose "Send code" retries.
+                let _ = login::send_enrollment_code(&state, &token, None, false, &client.0).await;
+            }
+            Ok(Redirect::to(p.setup).into_response())
         }
+        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
+        Err(e) if e.status.is_client_error() => setup_page(state, jar, p, Some("choose"), Some(e), String::new()).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -556,7 +560,7 @@ async fn setup_phone_submit(
         Ok(_) => Ok(Redirect::to(p.setup).into_response()),
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
         Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            setup_page(state, jar, &client.0, p, Some("phone"), Some(e), form.phone).await
+            setup_page(state, jar, p, Some("phone"), Some(e), form.phone).await
         }
         Err(e) => Err(e.into()),
     }
@@ -574,9 +578,7 @@ async fn setup_code_submit(
     match login::confirm_code_enrollment(&state, &token, &form.code, &client.0).await {
         Ok(done) => signed_in(&state, jar, done).await,
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status.is_client_error() => {
-            setup_page(state, jar, &client.0, p, None, Some(e), String::new()).await
-        }
+        Err(e) if e.status.is_client_error() => setup_page(state, jar, p, None, Some(e), String::new()).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -594,7 +596,7 @@ async fn setup_resend_submit(
         Ok(_) => Ok(Redirect::to(p.setup).into_response()),
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
         Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            setup_page(state, jar, &client.0, p, None, Some(e), String::new()).await
+            setup_page(state, jar, p, None, Some(e), String::new()).await
         }
         Err(e) => Err(e.into()),
     }
@@ -602,8 +604,8 @@ async fn setup_resend_submit(
 
 macro_rules! realm_handlers {
     ($p:expr, $vp:ident, $vs:ident, $mp:ident, $ms:ident, $sp:ident, $ss:ident, $rs:ident, $sm:ident, $sph:ident, $sc:ident, $sr:ident) => {
-        async fn $vp(State(s): State<AppState>, jar: CookieJar, c: Client) -> Result<Response, PageError> {
-            verify_page(s, jar, &c.0, &$p, None).await
+        async fn $vp(State(s): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
+            verify_page(s, jar, &$p, None).await
         }
         async fn $vs(
             State(s): State<AppState>,
@@ -619,17 +621,17 @@ macro_rules! realm_handlers {
         async fn $ms(
             State(s): State<AppState>,
             jar: CookieJar,
+            c: Client,
             PageForm(f): PageForm<MethodForm>,
         ) -> Result<Response, PageError> {
-            methods_submit(s, jar, &$p, f).await
+            methods_submit(s, jar, c, &$p, f).await
         }
         async fn $sp(
             State(s): State<AppState>,
             jar: CookieJar,
-            c: Client,
             Query(q): Query<SetupQuery>,
         ) -> Result<Response, PageError> {
-            setup_page(s, jar, &c.0, &$p, q.step.as_deref(), None, String::new()).await
+            setup_page(s, jar, &$p, q.step.as_deref(), None, String::new()).await
         }
         async fn $ss(
             State(s): State<AppState>,
@@ -756,13 +758,12 @@ const AFTER_BYPASS: &str = "You signed in once without two-factor authentication
 async fn account_setup_page(
     State(state): State<AppState>,
     jar: CookieJar,
-    client: Client,
     PageSignedIn(s): PageSignedIn,
     Query(q): Query<AccountSetupQuery>,
 ) -> Result<Response, PageError> {
     let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok());
     let notice = (q.notice.as_deref() == Some("bypass")).then_some(AFTER_BYPASS);
-    account_setup_render(&state, jar, &client.0, &s, method, q.step.as_deref(), None, String::new(), notice).await
+    account_setup_render(&state, jar, &s, method, q.step.as_deref(), None, String::new(), notice).await
 }
 
 /// The email or text channel with a setup code in flight, if any.
@@ -783,7 +784,6 @@ async fn live_setup_channel(state: &AppState, s: &SignedIn) -> Result<Option<(Fa
 async fn account_setup_render(
     state: &AppState,
     jar: CookieJar,
-    client: &ClientInfo,
     s: &SignedIn,
     method: Option<FactorKind>,
     step: Option<&str>,
@@ -825,26 +825,10 @@ async fn account_setup_render(
                 error,
             },
             None if kind == FactorKind::Sms => SetupView { stage: "phone", phone, sent: None, error },
-            None => match mfa::begin_code_enrollment(
-                state,
-                &s.account,
-                kind,
-                None,
-                allowed,
-                Within::Session(&s.token_hash),
-                client,
-            )
-            .await
-            {
-                Ok(sent) => SetupView { stage: "code", phone, sent: Some(sent), error },
-                Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-                    SetupView { stage: "code", phone, sent: None, error: error.or(Some(e)) }
-                }
-                Err(e) => return Err(e.into()),
-            },
+            None => SetupView { stage: "code", phone, sent: None, error },
         },
         Some(_) => {
-            let setup = mfa::begin_authenticator(state, &s.account).await?;
+            let setup = mfa::begin_authenticator(state, &s.account, Within::Session(&s.token_hash)).await?;
             let target = EnrollTarget { action: "/account/2fa/setup", cancel: Some("/account"), notice };
             return Ok(enroll_page(state, jar, Some(s), setup, s.account.email.to_string(), target, error));
         }
@@ -858,7 +842,7 @@ async fn account_setup_render(
         methods: allowed.iter().map(|k| (k.as_str(), setup_choice_label(k))).collect(),
         phone: view.phone,
         resend_in: view.sent.as_ref().map(|s| s.resend_in).unwrap_or(0),
-        sent_to: view.sent.map(|s| s.masked).unwrap_or_else(|| "you".to_owned()),
+        sent_to: view.sent.map(|s| s.masked),
         can_change: allowed.iter().count() > 1 && view.stage != "choose",
         csrf: s.csrf_token.clone(),
         notice,
@@ -885,7 +869,7 @@ async fn account_setup_submit(
     }
     let within = Within::Session(&s.token_hash);
     let result = mfa::confirm_authenticator(&state, &s.account, &form.code, within, &client.0).await;
-    account_enrolled(&state, jar, &client.0, &s, result, Some(FactorKind::Authenticator)).await
+    account_enrolled(&state, jar, &s, result, Some(FactorKind::Authenticator)).await
 }
 
 /// After confirming a factor from the account page: the first recovery code, or back
@@ -893,7 +877,6 @@ async fn account_setup_submit(
 async fn account_enrolled(
     state: &AppState,
     jar: CookieJar,
-    client: &ClientInfo,
     s: &SignedIn,
     result: Result<Option<RecoveryCode>, AppError>,
     method: Option<FactorKind>,
@@ -912,7 +895,7 @@ async fn account_enrolled(
             })
         }
         Err(e) if e.status.is_client_error() => {
-            account_setup_render(state, jar, client, s, method, None, Some(e), String::new(), None).await
+            account_setup_render(state, jar, s, method, None, Some(e), String::new(), None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -921,12 +904,20 @@ async fn account_enrolled(
 async fn account_setup_method(
     State(state): State<AppState>,
     jar: CookieJar,
+    client: Client,
     PageSignedIn(s): PageSignedIn,
     PageForm(form): PageForm<MethodForm>,
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    let method = form.method.parse::<FactorKind>().map(|m| m.as_str()).unwrap_or("authenticator");
-    Ok(Redirect::to(&format!("/account/2fa/setup?method={method}")).into_response())
+    let method = form.method.parse::<FactorKind>().unwrap_or(FactorKind::Authenticator);
+    let m = mfa::load(&state, &s.account).await?;
+    let allowed = m.setup_methods(&s.account);
+    if method == FactorKind::Email && allowed.contains(method) && !needs_step_up(&state, &s).await? {
+        // Best effort: a refusal shows on the code page, whose "Send code" retries.
+        let within = Within::Session(&s.token_hash);
+        let _ = mfa::begin_code_enrollment(&state, &s.account, method, None, allowed, within, &client.0).await;
+    }
+    Ok(Redirect::to(&format!("/account/2fa/setup?method={}", method.as_str())).into_response())
 }
 
 async fn account_setup_phone(
@@ -947,18 +938,7 @@ async fn account_setup_phone(
     {
         Ok(_) => Ok(Redirect::to("/account/2fa/setup?method=sms").into_response()),
         Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            account_setup_render(
-                &state,
-                jar,
-                &client.0,
-                &s,
-                Some(FactorKind::Sms),
-                Some("phone"),
-                Some(e),
-                form.phone,
-                None,
-            )
-            .await
+            account_setup_render(&state, jar, &s, Some(FactorKind::Sms), Some("phone"), Some(e), form.phone, None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -977,11 +957,11 @@ async fn account_setup_code(
     }
     let Some((kind, _)) = live_setup_channel(&state, &s).await? else {
         let e = AppError::new(StatusCode::GONE, "code_expired", "That code has expired. Send a new code.");
-        return account_setup_render(&state, jar, &client.0, &s, None, None, Some(e), String::new(), None).await;
+        return account_setup_render(&state, jar, &s, None, None, Some(e), String::new(), None).await;
     };
     let within = Within::Session(&s.token_hash);
     let result = mfa::confirm_code_enrollment(&state, &s.account, kind, &form.code, within, &client.0).await;
-    account_enrolled(&state, jar, &client.0, &s, result, Some(kind)).await
+    account_enrolled(&state, jar, &s, result, Some(kind)).await
 }
 
 async fn account_setup_resend(
@@ -999,7 +979,7 @@ async fn account_setup_resend(
     match mfa::resend_enrollment_code(&state, &s.account, kind, Within::Session(&s.token_hash), &client.0).await {
         Ok(_) => Ok(Redirect::to(&format!("/account/2fa/setup?method={}", kind.as_str())).into_response()),
         Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            account_setup_render(&state, jar, &client.0, &s, Some(kind), None, Some(e), String::new(), None).await
+            account_setup_render(&state, jar, &s, Some(kind), None, Some(e), String::new(), None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -1016,11 +996,10 @@ struct StepUpQuery {
 async fn step_up_page(
     State(state): State<AppState>,
     jar: CookieJar,
-    client: Client,
     PageSignedIn(s): PageSignedIn,
     Query(q): Query<StepUpQuery>,
 ) -> Result<Response, PageError> {
-    step_up_render(&state, jar, &client.0, &s, &q.next, q.method.as_deref(), None).await
+    step_up_render(&state, jar, &s, &q.next, q.method.as_deref(), None).await
 }
 
 async fn step_up_resend(
@@ -1040,7 +1019,7 @@ async fn step_up_resend(
                 .into_response())
         }
         Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            step_up_render(&state, jar, &client.0, &s, &q.next, Some(method.as_str()), Some(e)).await
+            step_up_render(&state, jar, &s, &q.next, Some(method.as_str()), Some(e)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -1056,7 +1035,6 @@ fn next_key(next: &str) -> &str {
 async fn step_up_render(
     state: &AppState,
     jar: CookieJar,
-    client: &ClientInfo,
     s: &SignedIn,
     next: &str,
     method: Option<&str>,
@@ -1074,16 +1052,9 @@ async fn step_up_render(
     let action = format!("/account/2fa/verify?method={}", method.as_str());
     let coded = matches!(method, FactorKind::Email | FactorKind::Sms);
     let mut error = error;
+    // Showing the page sends nothing: "Send code" (a POST) does.
     let sent = if coded {
-        let within = Within::Session(&s.token_hash);
-        match mfa::ensure_code_sent(state, &s.account, method, codes::Purpose::StepUp, within, false, client).await {
-            Ok(sent) => Some(sent),
-            Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-                error = error.or(Some(e));
-                None
-            }
-            Err(e) => return Err(e.into()),
-        }
+        codes::live(state, &s.account, method, codes::Purpose::StepUp, Within::Session(&s.token_hash)).await?
     } else {
         None
     };
@@ -1141,7 +1112,7 @@ async fn step_up_submit(
             }
         }
         Err(e) if e.status.is_client_error() => {
-            step_up_render(&state, jar, &client.0, &s, &form.next, Some(method.as_str()), Some(e)).await
+            step_up_render(&state, jar, &s, &form.next, Some(method.as_str()), Some(e)).await
         }
         Err(e) => Err(e.into()),
     }

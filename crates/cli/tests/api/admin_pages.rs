@@ -1,6 +1,6 @@
 //! The admin pages and the platform console as a browser uses them.
 
-use clinic_auth_core::{Clock, OrgKind, Role};
+use clinic_auth_core::{OrgKind, Role};
 
 use crate::both_stores;
 use crate::harness::{PASSWORD, TestApp, csrf_of};
@@ -226,23 +226,13 @@ async fn admins_change_roles_reactivate_and_sign_members_out_on_the_pages(app: T
 async fn a_bypass_sign_in_offers_setup_again_where_it_is_optional(app: TestApp) {
     use clinic_auth_core::MfaMode;
     use clinic_auth_web::service::policy::{self, OrgMfaChange};
-    use clinic_auth_web::service::{By, admin, mfa};
+    use clinic_auth_web::service::{By, admin};
     let org = app.org("Clinic A", OrgKind::Clinic).await;
     let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Optional), methods: None };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     let dr = app.member(&org, "dr@a.test", Role::Provider).await;
     // Dr. turned 2FA on for themself, then lost the phone.
-    let setup = mfa::begin_authenticator(&app.state, &dr).await.unwrap();
-    let code = crate::otp::code(&setup.uri, app.clock.now().0);
-    mfa::confirm_authenticator(
-        &app.state,
-        &dr,
-        &code,
-        clinic_auth_web::service::Within::Session(&clinic_auth_core::SecretToken::generate().hash()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
+    app.enroll_authenticator(&dr).await;
     admin::grant_bypass(&app.state, &By::operator(), None, "dr@a.test").await.unwrap();
 
     let b = app.browser();

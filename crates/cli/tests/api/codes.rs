@@ -28,7 +28,7 @@ both_stores!(
 const WAIT: Duration = Duration::from_secs(5);
 const PHONE: &str = "(201) 555-0123";
 
-async fn clinic(app: &TestApp, methods: &str) -> Org {
+pub(crate) async fn clinic(app: &TestApp, methods: &str) -> Org {
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
     let change = OrgMfaChange {
         enabled: Some(true),
@@ -55,13 +55,13 @@ async fn password_step(app: &TestApp) -> (String, Value) {
 }
 
 /// How many emails with a code arrived so far.
-fn code_emails(app: &TestApp) -> usize {
+pub(crate) fn code_emails(app: &TestApp) -> usize {
     app.smtp.messages().iter().filter(|m| m.find_code().is_some()).count()
 }
 
 /// The `n`th emailed code. Security notices (a factor was added, …) arrive in the
 /// same mailbox and carry no code, so they are skipped.
-async fn last_email_code(app: &TestApp, n: usize) -> String {
+pub(crate) async fn last_email_code(app: &TestApp, n: usize) -> String {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let codes: Vec<String> = app.smtp.messages().iter().filter_map(|m| m.find_code()).collect();

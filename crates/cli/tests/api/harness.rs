@@ -256,17 +256,11 @@ impl TestApp {
     pub async fn enroll_authenticator(&self, account: &Account) {
         use clinic_auth_core::Clock;
         use clinic_auth_web::service::mfa;
-        let setup = mfa::begin_authenticator(&self.state, account).await.expect("authenticator");
+        let session = clinic_auth_core::SecretToken::generate().hash();
+        let within = clinic_auth_web::service::Within::Session(&session);
+        let setup = mfa::begin_authenticator(&self.state, account, within).await.expect("authenticator");
         let code = crate::otp::code(&setup.uri, self.clock.now().0);
-        mfa::confirm_authenticator(
-            &self.state,
-            account,
-            &code,
-            clinic_auth_web::service::Within::Session(&clinic_auth_core::SecretToken::generate().hash()),
-            &Default::default(),
-        )
-        .await
-        .expect("confirm");
+        mfa::confirm_authenticator(&self.state, account, &code, within, &Default::default()).await.expect("confirm");
         self.authenticators.lock().expect("lock").insert(account.email.to_string(), setup.uri);
     }
 

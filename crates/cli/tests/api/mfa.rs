@@ -26,18 +26,18 @@ both_stores!(
     a_shown_qr_code_expires_after_fifteen_minutes,
 );
 
-async fn set_mode(app: &TestApp, org: &Org, mode: MfaMode) {
+pub(crate) async fn set_mode(app: &TestApp, org: &Org, mode: MfaMode) {
     let change = OrgMfaChange { enabled: Some(true), mode: Some(mode), methods: None };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
 }
 
-fn now(app: &TestApp) -> i64 {
+pub(crate) fn now(app: &TestApp) -> i64 {
     use clinic_auth_core::Clock;
     app.clock.now().0
 }
 
 /// Signs in through email and password; returns (flow id, progress).
-async fn password_step(app: &TestApp, email: &str) -> (String, Value) {
+pub(crate) async fn password_step(app: &TestApp, email: &str) -> (String, Value) {
     let started: Value = app.start_login("staff", email).await.json().await.unwrap();
     let flow = started["flow_id"].as_str().unwrap().to_owned();
     let res = app.submit_password(&flow, PASSWORD).await;
@@ -45,14 +45,14 @@ async fn password_step(app: &TestApp, email: &str) -> (String, Value) {
     (flow, res.json().await.unwrap())
 }
 
-async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     let res = app.api().post(app.url(path)).json(&body).send().await.unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
 /// Sign-in that ends in authenticator setup; returns (otpauth URI, session token, recovery code).
-async fn enroll_at_sign_in(app: &TestApp, email: &str) -> (String, String, String) {
+pub(crate) async fn enroll_at_sign_in(app: &TestApp, email: &str) -> (String, String, String) {
     let (flow, progress) = password_step(app, email).await;
     assert_eq!(progress["next"], "enroll", "{progress}");
     assert!(progress.get("session_token").is_none(), "no session before setup completes");
@@ -71,7 +71,7 @@ async fn enroll_at_sign_in(app: &TestApp, email: &str) -> (String, String, Strin
 }
 
 /// A full sign-in with a code; returns the response of the code step.
-async fn sign_in_with(app: &TestApp, email: &str, method: Option<&str>, code: &str) -> (u16, Value) {
+pub(crate) async fn sign_in_with(app: &TestApp, email: &str, method: Option<&str>, code: &str) -> (u16, Value) {
     let (flow, progress) = password_step(app, email).await;
     assert_eq!(progress["next"], "second_factor", "{progress}");
     if let Some(m) = method {
@@ -81,7 +81,7 @@ async fn sign_in_with(app: &TestApp, email: &str, method: Option<&str>, code: &s
     post(app, &format!("/api/v1/login/{flow}/code"), json!({"code": code})).await
 }
 
-async fn clinic_with_member(app: &TestApp) -> Org {
+pub(crate) async fn clinic_with_member(app: &TestApp) -> Org {
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
     app.member(&org, "dr.lee@riverside.test", Role::Provider).await;
     org

@@ -24,3 +24,8 @@ CREATE TABLE factor_failures (
     failures    BIGINT NOT NULL,
     PRIMARY KEY (account_id, factor)
 );
+
+-- An authenticator secret being set up belongs to the sign-in or session that showed
+-- its QR code: another sign-in never resumes it (it would learn the secret) nor
+-- confirms it.
+ALTER TABLE pending_factors ADD COLUMN bound_to TEXT NOT NULL DEFAULT '';

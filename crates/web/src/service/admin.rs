@@ -161,6 +161,10 @@ fn event_for(state: &AppState, by: &By, kind: &'static str, target: &Account) ->
     event.org_id = target.org_id.clone();
     event.actor_id = by.account_id;
     event.subject_id = Some(target.id);
+    // Acting on oneself: the session that made the change survives it.
+    if by.account_id == Some(target.id) {
+        event.via.session = by.session.clone();
+    }
     event
 }
 

@@ -535,7 +535,7 @@ pub async fn begin_enrollment(state: &AppState, flow_token: &str) -> Result<(Flo
     if enrollment_method(&at) != Some(FactorKind::Authenticator) {
         return Err(AppError::bad_request("method_unavailable", "Choose the authenticator app first."));
     }
-    let setup = mfa::begin_authenticator(state, &at.account).await?;
+    let setup = mfa::begin_authenticator(state, &at.account, Within::SignIn(&at.flow_hash)).await?;
     Ok((at, setup))
 }
 
@@ -568,6 +568,16 @@ pub async fn ensure_code_sent(
     }
     let within = Within::SignIn(&at.flow_hash);
     mfa::ensure_code_sent(state, &at.account, method, codes::Purpose::SignIn, within, resend, client).await.map(Some)
+}
+
+/// The email or text code of this sign-in's current step, if one is in flight.
+pub async fn code_in_flight(state: &AppState, at: &FlowAt) -> Result<Option<SentTo>, AppError> {
+    match at.flow.step {
+        FlowStep::SecondFactor { method: m @ (FactorKind::Email | FactorKind::Sms), .. } => {
+            codes::live(state, &at.account, m, codes::Purpose::SignIn, Within::SignIn(&at.flow_hash)).await
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Setup during sign-in: the method being set up, once chosen (or the only one allowed).

@@ -172,12 +172,18 @@ fn qr_svg(uri: &str) -> Result<String, AppError> {
 
 /// Starts (or, while the previous QR code is still good, resumes) setting up an
 /// authenticator app, so that reloading the page does not void a code already scanned.
-pub async fn begin_authenticator(state: &AppState, account: &Account) -> Result<AuthenticatorSetup, AppError> {
+/// Only the sign-in or session that was shown a secret resumes it.
+pub async fn begin_authenticator(
+    state: &AppState,
+    account: &Account,
+    within: Within<'_>,
+) -> Result<AuthenticatorSetup, AppError> {
     let mfa = load(state, account).await?;
     let now = state.now();
     let context = sealing_context(account, FactorKind::Authenticator);
     let existing = state.store.get_pending_factor(account.id, FactorKind::Authenticator).await?;
-    let secret = match existing.filter(|p| now.secs_until(p.expires_at) > 60) {
+    let resumable = |p: &PendingFactor| now.secs_until(p.expires_at) > 60 && p.bound_to == within.binding();
+    let secret = match existing.filter(resumable) {
         Some(p) => TotpSecret::from_bytes(state.sealer.open(&p.secret, &context)?.to_vec())
             .map_err(|e| AppError::internal(format!("pending secret: {e}")))?,
         None => {
@@ -189,6 +195,7 @@ pub async fn begin_authenticator(state: &AppState, account: &Account) -> Result<
                 secret: sealed,
                 created_at: now,
                 expires_at: now.plus_secs(PENDING_SECS),
+                bound_to: within.binding().to_owned(),
             };
             state.store.put_pending_factor(&pending).await?;
             secret
@@ -328,7 +335,7 @@ pub async fn confirm_authenticator(
         .store
         .get_pending_factor(account.id, FactorKind::Authenticator)
         .await?
-        .filter(|p| now < p.expires_at)
+        .filter(|p| now < p.expires_at && p.bound_to == within.binding())
         .ok_or_else(|| {
             AppError::new(
                 StatusCode::GONE,
