@@ -9,6 +9,7 @@ mod administration;
 mod bad_input;
 mod cli;
 mod codes;
+mod crash;
 mod mfa;
 mod multi_process;
 mod openapi;

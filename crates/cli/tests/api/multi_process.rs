@@ -1,56 +1,17 @@
 //! Two server processes on one PostgreSQL database serve one user interchangeably:
 //! sessions, login flows and failure counters live in the store.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use clinic_auth_core::{OrgKind, Role};
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, PASSWORD, TestApp};
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Both processes share one encryption key, as every instance on one database must.
-const KEY: &str = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-fn start(database_url: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clinic-auth"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
-        .env("CLINIC_AUTH_ENCRYPTION_KEY", KEY)
-        .env("CLINIC_AUTH_LOG_LEVEL", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut base = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("clinic-auth is listening on ") {
-            base = Some(rest.split_whitespace().next().unwrap().to_owned());
-            break;
-        }
-    }
-    Server { child, base: base.expect("server printed its address") }
-}
+use crate::harness::{Backend, PASSWORD, ServerProcess, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_server_processes_share_sessions_flows_and_limits() {
     let Some(app) = TestApp::spawn(Backend::Postgres).await else { return };
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
     app.member(&org, "dr.lee@riverside.test", Role::Provider).await;
-    let (a, b) = (start(&app.database_url), start(&app.database_url));
+    let (a, b) = (ServerProcess::start(&app.database_url), ServerProcess::start(&app.database_url));
     clinic_auth_notify::install_default_crypto_provider();
     let http = reqwest::Client::new();
 
