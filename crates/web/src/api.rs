@@ -319,7 +319,7 @@ async fn submit_password(
     let hints = clinic_auth_core::passkey::parse_device_hints(&body.device_hints.join(","));
     let progress =
         match login::submit_password(&state, &flow_id, Password::new(body.password), &hints, &client.0).await? {
-            login::PasswordOutcome::SignedIn(s) => done(s),
+            login::PasswordOutcome::SignedIn(s) => done(*s),
             login::PasswordOutcome::SecondFactor { method, others } => {
                 let mut progress = LoginProgress {
                     next: "second_factor",

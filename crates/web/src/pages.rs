@@ -353,7 +353,7 @@ async fn password_submit(
     }
     let hints = cookies::device_hints(&state, &jar);
     match login::submit_password(&state, &token, Password::new(form.password), &hints, &client.0).await {
-        Ok(login::PasswordOutcome::SignedIn(done)) => crate::mfa_pages::signed_in(&state, jar, done).await,
+        Ok(login::PasswordOutcome::SignedIn(done)) => crate::mfa_pages::signed_in(&state, jar, *done).await,
         Ok(login::PasswordOutcome::SecondFactor { .. }) => {
             crate::mfa_pages::send_first_code(&state, &token, &client.0).await?;
             Ok(Redirect::to(p.verify).into_response())

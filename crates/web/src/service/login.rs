@@ -41,7 +41,7 @@ pub struct SignedInSession {
 /// Where a sign-in stands after the password.
 #[derive(Debug)]
 pub enum PasswordOutcome {
-    SignedIn(SignedInSession),
+    SignedIn(Box<SignedInSession>),
     /// A second factor is next, starting with `method`.
     SecondFactor {
         method: FactorKind,
@@ -160,7 +160,7 @@ pub async fn submit_password(
             state.store.clear_throttle(&acct_key).await?;
             rehash_if_needed(state, &account, &password, verification.needs_rehash).await?;
             let done = grant_session(state, &flow, &flow_hash, account, "password", false, client).await?;
-            Ok(PasswordOutcome::SignedIn(done))
+            Ok(PasswordOutcome::SignedIn(Box::new(done)))
         }
         (AfterPassword::SecondFactor { method }, Some(account)) => {
             state.store.clear_throttle(&acct_key).await?;
@@ -275,14 +275,14 @@ async fn use_bypass(
             // Seed 004: "…log in once without 2FA and will be prompted to configure their
             // authenticator app again". Where 2FA is not required, the prompt is an offer.
             let suggest_setup = mfa::load(state, &account).await?.may_opt_in(&account);
-            Ok(PasswordOutcome::SignedIn(SignedInSession {
+            Ok(PasswordOutcome::SignedIn(Box::new(SignedInSession {
                 token,
                 csrf_token,
                 account,
                 new_recovery_code: None,
                 used_recovery_code: false,
                 suggest_setup,
-            }))
+            })))
         }
     }
 }
