@@ -105,10 +105,51 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The answers of the extractors every operation shares, documented once here rather
+/// than on each path (where an operation documents the status itself, its own entry
+/// stays): 401 `unauthorized` from `ApiSignedIn` on operations that take a bearer token,
+/// and 400 `invalid_request`, 413 `payload_too_large` and 415 `unsupported_media_type`
+/// from `ApiJson` on operations that take a JSON body.
+struct ExtractorResponses;
+
+impl utoipa::Modify for ExtractorResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                let mut shared = Vec::new();
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    shared.push(("401", "`unauthorized`: no bearer token, or its session ended"));
+                }
+                if op.request_body.is_some() {
+                    shared.push(("400", "`invalid_request`: the body is not JSON of the documented shape"));
+                    shared.push(("413", "`payload_too_large`: the body is over 16 KiB"));
+                    shared
+                        .push(("415", "`unsupported_media_type`: send the body with `Content-Type: application/json`"));
+                }
+                for (status, description) in shared {
+                    op.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description).into());
+                }
+            }
+        }
+    }
+}
+
 /// The OpenAPI document, as served and as checked into `docs/openapi.json`.
 pub fn openapi_json() -> String {
     let mut doc = ApiDoc::openapi();
     doc.merge(admin::AdminDoc::openapi());
+    utoipa::Modify::modify(&ExtractorResponses, &mut doc);
     doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned())
 }
 
@@ -389,7 +430,8 @@ pub struct ChooseMethod {
 /// "Try another method": switch the second-factor step to another enrolled method.
 #[utoipa::path(post, path = "/api/v1/login/{flow_id}/method", tag = "sign-in", request_body = ChooseMethod,
     params(("flow_id" = String, Path)),
-    responses((status = 200, body = LoginProgress), (status = 400, description = "`method_unavailable`", body = ErrorBody)))]
+    responses((status = 200, body = LoginProgress), (status = 400, description = "`method_unavailable`", body = ErrorBody),
+        (status = 410, description = "`flow_expired`", body = ErrorBody)))]
 async fn login_method(
     State(state): State<AppState>,
     client: Client,
@@ -488,6 +530,8 @@ impl From<codes::SentTo> for SentView {
 /// Replaces the previous code; refused during the 30-second cooldown and past the send limits.
 #[utoipa::path(post, path = "/api/v1/login/{flow_id}/resend", tag = "sign-in", params(("flow_id" = String, Path)),
     responses((status = 200, body = SentView),
+        (status = 400, description = "`method_unavailable` (the current step sends no code)", body = ErrorBody),
+        (status = 410, description = "`flow_expired`", body = ErrorBody),
         (status = 429, description = "`resend_too_soon`, `too_many_codes_sent` (with Retry-After)", body = ErrorBody),
         (status = 503, description = "`delivery_failed`: the email or SMS provider failed; try again", body = ErrorBody)))]
 async fn login_resend(
@@ -513,7 +557,8 @@ pub struct EnrollPhone {
 
 /// During sign-in: set up codes by email; a code goes to the account's email.
 #[utoipa::path(post, path = "/api/v1/login/{flow_id}/enroll/email", tag = "sign-in", params(("flow_id" = String, Path)),
-    responses((status = 200, body = SentView), (status = 400, description = "`method_unavailable`", body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = SentView), (status = 400, description = "`method_unavailable`", body = ErrorBody),
+        (status = 410, description = "`flow_expired`", body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn login_enroll_email(
     State(state): State<AppState>,
     client: Client,
@@ -525,7 +570,8 @@ async fn login_enroll_email(
 
 /// During sign-in: set up codes by text message to a US mobile number.
 #[utoipa::path(post, path = "/api/v1/login/{flow_id}/enroll/sms", tag = "sign-in", request_body = EnrollPhone, params(("flow_id" = String, Path)),
-    responses((status = 200, body = SentView), (status = 400, description = "`invalid_phone`, `method_unavailable`", body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = SentView), (status = 400, description = "`invalid_phone`, `method_unavailable`", body = ErrorBody),
+        (status = 410, description = "`flow_expired`", body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn login_enroll_sms(
     State(state): State<AppState>,
     client: Client,
@@ -776,7 +822,8 @@ pub struct NewRecoveryCode {
 
 /// Replace the recovery code (needs a recent second factor).
 #[utoipa::path(post, path = "/api/v1/me/mfa/recovery-code", tag = "two-factor", security(("bearer" = [])),
-    responses((status = 200, body = NewRecoveryCode), (status = 403, description = "`step_up_required`", body = ErrorBody)))]
+    responses((status = 200, body = NewRecoveryCode), (status = 400, description = "`mfa_off`", body = ErrorBody),
+        (status = 403, description = "`step_up_required`", body = ErrorBody)))]
 async fn my_recovery_code(
     State(state): State<AppState>,
     client: Client,
@@ -813,7 +860,8 @@ pub struct OrgMfaChangeBody {
 #[utoipa::path(put, path = "/api/v1/orgs/{org_id}/mfa", tag = "admin", request_body = OrgMfaChangeBody, security(("bearer" = [])),
     params(("org_id" = String, Path)),
     responses((status = 200, body = OrgView), (status = 400, description = "`invalid_policy`", body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, description = "`mfa_not_enabled`", body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`mfa_not_enabled`", body = ErrorBody)))]
 async fn set_org_mfa(
     State(state): State<AppState>,
     client: Client,
@@ -970,7 +1018,8 @@ async fn add_member(
 /// Add a patient-portal account to an organization.
 #[utoipa::path(post, path = "/api/v1/orgs/{org_id}/patients", tag = "admin", request_body = AddAccount, security(("bearer" = [])),
     params(("org_id" = String, Path)),
-    responses((status = 201, body = AccountAdded), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = AccountAdded), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn add_patient(
     State(state): State<AppState>,
     client: Client,
@@ -983,7 +1032,8 @@ async fn add_patient(
 
 /// Add a platform admin (platform admins).
 #[utoipa::path(post, path = "/api/v1/platform-admins", tag = "admin", request_body = AddAccount, security(("bearer" = [])),
-    responses((status = 201, body = AccountAdded), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = AccountAdded), (status = 400, description = "`invalid_email`, `weak_password`", body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn add_platform_admin(
     State(state): State<AppState>,
     client: Client,
@@ -1093,7 +1143,8 @@ async fn login_passkey_options(
         (status = 400, description = "`invalid_passkey_response`", body = ErrorBody),
         (status = 401, description = "`passkey_rejected` (wrong origin, challenge, credential or signature), `passkey_clone_warning`", body = ErrorBody),
         (status = 410, description = "`passkey_expired` (options used or too old), `flow_expired`", body = ErrorBody),
-        (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody),
+        (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
 async fn login_passkey(
     State(state): State<AppState>,
     client: Client,
@@ -1153,7 +1204,8 @@ pub struct AddedPasskey {
     responses((status = 200, body = AddedPasskey),
         (status = 400, description = "`passkey_rejected`, `invalid_passkey_response`, `invalid_name`", body = ErrorBody),
         (status = 409, description = "`passkey_already_registered`", body = ErrorBody),
-        (status = 410, description = "`passkey_expired`", body = ErrorBody)))]
+        (status = 410, description = "`passkey_expired`", body = ErrorBody),
+        (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
 async fn my_passkey_add(
     State(state): State<AppState>,
     client: Client,
@@ -1213,7 +1265,8 @@ async fn my_passkey_remove(
 
 /// Prove a second factor again with a passkey: the options.
 #[utoipa::path(post, path = "/api/v1/me/mfa/verify/passkey/options", tag = "two-factor", security(("bearer" = [])),
-    responses((status = 200, body = PasskeyOptions), (status = 400, description = "`method_unavailable`", body = ErrorBody)))]
+    responses((status = 200, body = PasskeyOptions), (status = 400, description = "`method_unavailable`", body = ErrorBody),
+        (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
 async fn my_verify_passkey_options(
     State(state): State<AppState>,
     s: ApiSignedIn,
@@ -1225,7 +1278,8 @@ async fn my_verify_passkey_options(
 /// Prove a second factor again with the passkey's answer, allowing 2FA changes for
 /// 10 minutes.
 #[utoipa::path(post, path = "/api/v1/me/mfa/verify/passkey", tag = "two-factor", request_body = PasskeyAnswer, security(("bearer" = [])),
-    responses((status = 200, body = Verified), (status = 401, body = ErrorBody), (status = 410, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Verified), (status = 401, body = ErrorBody), (status = 410, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
 async fn my_verify_passkey(
     State(state): State<AppState>,
     client: Client,

@@ -361,8 +361,9 @@ async fn audit(
 /// An organization's audit events, newest first; `format=csv` exports them (oldest first).
 #[utoipa::path(get, path = "/api/v1/orgs/{org_id}/audit", tag = "admin", security(("bearer" = [])),
     params(("org_id" = String, Path), AuditParams),
-    responses((status = 200, body = [AuditEventView], description = "JSON, or text/csv with format=csv"),
-        (status = 400, description = "`invalid_date`", body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "JSON, or text/csv with format=csv",
+            content(([AuditEventView] = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "`invalid_date`, `invalid_format`", body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn org_audit(
     State(state): State<AppState>,
     client: Client,
@@ -376,7 +377,9 @@ async fn org_audit(
 /// Every organization's audit events (platform admins).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "platform", security(("bearer" = [])),
     params(AuditParams),
-    responses((status = 200, body = [AuditEventView]), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "JSON, or text/csv with format=csv",
+            content(([AuditEventView] = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "`invalid_date`, `invalid_format`", body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn all_audit(
     State(state): State<AppState>,
     client: Client,
