@@ -457,7 +457,8 @@ pub struct SubmitCode {
     responses((status = 200, description = "`done`, with the session (and a new recovery code after using one)", body = LoginProgress),
         (status = 400, description = "`invalid_code` (not a code at all; not counted)", body = ErrorBody),
         (status = 401, description = "`incorrect_code`, `code_already_used`", body = ErrorBody),
-        (status = 410, description = "`flow_expired` (also after too many wrong codes)", body = ErrorBody),
+        (status = 403, description = "`factor_locked`: 100 wrong answers in a row; use another method", body = ErrorBody),
+        (status = 410, description = "`flow_expired` (also after too many wrong codes, or when the account changed during the sign-in)", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
 async fn login_code(
     State(state): State<AppState>,
@@ -683,7 +684,9 @@ pub struct Verified {
 
 /// Prove a second factor again, allowing 2FA changes for 10 minutes.
 #[utoipa::path(post, path = "/api/v1/me/mfa/verify", tag = "two-factor", request_body = VerifyFactor, security(("bearer" = [])),
-    responses((status = 200, body = Verified), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Verified), (status = 401, body = ErrorBody),
+        (status = 403, description = "`factor_locked`: 100 wrong answers in a row; use another method", body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn my_mfa_verify(
     State(state): State<AppState>,
     client: Client,
