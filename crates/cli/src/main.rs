@@ -582,7 +582,7 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
         Command::Audit(AuditCommand::Export { org, member, kind, from, to }) => {
             let q = admin::AuditQuery { member, kind, from, to, limit: None, before: None };
             let events = admin::audit_export(&state, &by, org.as_deref(), &q, None).await?;
-            let names = admin::names(&state, &events).await?;
+            let names = admin::names(&state, &by.actor, &events).await?;
             if json_out {
                 let list: Vec<_> = events
                     .iter()

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// The `prev_hash` of a chain's first event.
@@ -123,6 +123,44 @@ fn mac_hex(key: &[u8], prev_hash: &str, f: &ChainedFields<'_>) -> String {
     crate::token::hex(&h.finalize().into_bytes())
 }
 
+/// The plain SHA-256 hash (hex) events had before keyed hashes (migrations 0005 to
+/// 0006): the same encoding, without a key, so anyone could compute it. Only for
+/// checking such a trail before it is re-keyed; nothing new is hashed this way.
+pub fn unkeyed_hash(prev_hash: &str, f: &ChainedFields<'_>) -> String {
+    let mut h = Sha256::new();
+    h.update(b"clinic-auth audit v1\0");
+    let mut put = |tag: u8, value: Option<&[u8]>| {
+        h.update([tag]);
+        match value {
+            Some(v) => {
+                h.update([1]);
+                h.update((v.len() as u64).to_be_bytes());
+                h.update(v);
+            }
+            None => h.update([0]),
+        }
+    };
+    put(1, Some(prev_hash.as_bytes()));
+    put(2, Some(f.chain.as_bytes()));
+    put(3, Some(&f.seq.to_be_bytes()));
+    put(4, Some(&f.at.to_be_bytes()));
+    put(5, Some(f.kind.as_bytes()));
+    put(6, Some(f.outcome.as_bytes()));
+    put(7, f.org_id.map(str::as_bytes));
+    put(8, f.actor_id.map(str::as_bytes));
+    put(9, f.subject_id.map(str::as_bytes));
+    put(10, Some(f.client_ip.as_bytes()));
+    put(11, Some(f.user_agent.as_bytes()));
+    put(12, Some(f.detail.as_bytes()));
+    crate::token::hex(&h.finalize())
+}
+
+/// Whether a stored hash is in the keyed form (`v{version}:{hex}`): a trail holding
+/// one was written by a clinic-auth that keys its hashes, and is never re-keyed.
+pub fn is_keyed(hash: &str) -> bool {
+    hash.strip_prefix('v').and_then(|rest| rest.split_once(':')).is_some_and(|(v, _)| v.parse::<i64>().is_ok())
+}
+
 /// One stored event as read back for verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredLink<'a> {
@@ -150,6 +188,14 @@ pub enum ChainBreak {
     HeadMismatch { chain: String },
     #[error("organization {chain:?} has no audit events: its chain was deleted")]
     ChainMissing { chain: String },
+    #[error("the platform's audit chain is gone although platform admins exist: its events were deleted")]
+    PlatformChainMissing,
+    #[error(
+        "a request to re-hash the audit trail (a row in audit_rekey_pending) sits beside a keyed trail: \
+         clinic-auth writes one only when migration 0006 upgrades an unkeyed trail, so someone with database \
+         access wrote it; it was refused"
+    )]
+    RekeyRequested,
     #[error("chain {chain:?}: the checkpoint saw #{checkpoint} but the chain now ends at #{last}: events were cut off")]
     BehindCheckpoint { chain: String, checkpoint: i64, last: i64 },
     #[error("chain {chain:?}: event #{seq} differs from the one the checkpoint saw: the chain was rewritten")]
@@ -167,7 +213,8 @@ pub struct ChainHead {
 /// never has to be held in memory.
 #[derive(Debug)]
 pub struct ChainVerifier<'k> {
-    keys: &'k ChainKeys,
+    /// `None`: the unkeyed hashes of a trail from before keyed hashes.
+    keys: Option<&'k ChainKeys>,
     chain: String,
     prev: String,
     expected: i64,
@@ -177,7 +224,13 @@ pub struct ChainVerifier<'k> {
 impl<'k> ChainVerifier<'k> {
     /// `checkpoint`: this chain's head as an earlier verification saw it.
     pub fn new(keys: &'k ChainKeys, chain: &str, checkpoint: Option<ChainHead>) -> ChainVerifier<'k> {
-        ChainVerifier { keys, chain: chain.to_owned(), prev: GENESIS.to_owned(), expected: 1, checkpoint }
+        ChainVerifier { keys: Some(keys), chain: chain.to_owned(), prev: GENESIS.to_owned(), expected: 1, checkpoint }
+    }
+
+    /// Checks a chain of [`unkeyed_hash`]es, as written before keyed hashes: what may
+    /// be re-keyed once, when migration 0006 upgrades such a trail.
+    pub fn unkeyed(chain: &str) -> ChainVerifier<'static> {
+        ChainVerifier { keys: None, chain: chain.to_owned(), prev: GENESIS.to_owned(), expected: 1, checkpoint: None }
     }
 
     pub fn push(&mut self, e: &StoredLink<'_>) -> Result<(), ChainBreak> {
@@ -188,7 +241,18 @@ impl<'k> ChainVerifier<'k> {
         if e.prev_hash != self.prev {
             return Err(ChainBreak::Unlinked { chain: c(), id: e.id, seq: e.fields.seq });
         }
-        match self.keys.check(&self.prev, &e.fields, e.hash) {
+        let checked = match self.keys {
+            Some(keys) => keys.check(&self.prev, &e.fields, e.hash),
+            None => {
+                let want = unkeyed_hash(&self.prev, &e.fields);
+                if bool::from(subtle::ConstantTimeEq::ct_eq(want.as_bytes(), e.hash.as_bytes())) {
+                    Ok(())
+                } else {
+                    Err(LinkFault::Edited)
+                }
+            }
+        };
+        match checked {
             Ok(()) => {}
             Err(LinkFault::Edited) => return Err(ChainBreak::Edited { chain: c(), id: e.id, seq: e.fields.seq }),
             Err(LinkFault::UnknownKey(version)) => {
@@ -382,6 +446,35 @@ mod tests {
             Err(ChainBreak::UnknownKey { seq: 1, version: 1, .. })
         ));
         assert!(ChainKeys::new([]).is_none());
+    }
+
+    #[test]
+    fn an_unkeyed_chain_verifies_only_as_unkeyed_and_breaks_where_it_was_edited() {
+        let mut prev = GENESIS.to_owned();
+        let c: Vec<_> = (1..=3)
+            .map(|seq| {
+                let f = fields(seq, "{}");
+                let h = unkeyed_hash(&prev, &f);
+                let out = (f, prev.clone(), h.clone());
+                prev = h;
+                out
+            })
+            .collect();
+        let run = |l: &[StoredLink<'_>], head: Option<(i64, &str)>| {
+            let mut v = ChainVerifier::unkeyed("riverside");
+            for e in l {
+                v.push(e)?;
+            }
+            v.finish(head)
+        };
+        let head = Some((3, c[2].2.as_str()));
+        assert_eq!(run(&links(&c), head).map(|h| h.seq), Ok(3));
+        assert!(!is_keyed(&c[0].2) && is_keyed(&keys().link_hash(GENESIS, &fields(1, "{}"))));
+        assert!(matches!(verify_chain(&keys(), "riverside", &links(&c), head), Err(ChainBreak::Edited { seq: 1, .. })));
+        let mut l = links(&c);
+        l[1].fields.outcome = "failure";
+        assert!(matches!(run(&l, head), Err(ChainBreak::Edited { seq: 2, .. })));
+        assert!(matches!(run(&links(&c)[..2], head), Err(ChainBreak::TailMissing { missing: 1, .. })));
     }
 
     #[test]

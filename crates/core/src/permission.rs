@@ -263,6 +263,37 @@ impl Actor {
     pub fn is_platform_support(&self) -> bool {
         self.is_support()
     }
+
+    /// How an account that an audit event names (of `kind`, in `org`) is shown to
+    /// this reader of the trail. Support sees every address; a clinic's readers see
+    /// their own organization's people, and platform admins only as
+    /// [`PLATFORM_SUPPORT_NAME`]: support staff's addresses are not the clinic's.
+    pub fn sees_in_audit(&self, kind: AccountKind, org: Option<&OrgId>) -> ShownAs {
+        if self.is_support() {
+            return ShownAs::Address;
+        }
+        if kind == AccountKind::PlatformAdmin {
+            return ShownAs::PlatformSupport;
+        }
+        match (self.administered_org(), org) {
+            (Some(own), Some(theirs)) if own == theirs => ShownAs::Address,
+            _ => ShownAs::IdOnly,
+        }
+    }
+}
+
+/// What a clinic's audit view shows for a platform admin.
+pub const PLATFORM_SUPPORT_NAME: &str = "Platform support";
+
+/// How an account named in the audit trail appears to the one reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShownAs {
+    /// By email address.
+    Address,
+    /// As [`PLATFORM_SUPPORT_NAME`], without their address.
+    PlatformSupport,
+    /// By account id only: not someone this reader knows.
+    IdOnly,
 }
 
 /// How support verified a member's identity before resetting their MFA ("called back
@@ -327,6 +358,29 @@ mod tests {
 
     fn org(s: &str) -> OrgId {
         OrgId::parse(s).unwrap_or_else(|_| OrgId::from_name(s))
+    }
+
+    #[test]
+    fn a_clinic_reads_platform_admins_in_its_audit_trail_as_platform_support() {
+        use AccountKind::{Member, Patient, PlatformAdmin};
+        let (riverside, hillside) = (org("riverside"), org("hillside"));
+        let owner = Actor::Member { org: riverside.clone(), role: Role::Owner };
+        let admin = Actor::Member { org: riverside.clone(), role: Role::Admin };
+        let staff = Actor::Member { org: riverside.clone(), role: Role::Staff };
+        let table: &[(&Actor, AccountKind, Option<&OrgId>, ShownAs)] = &[
+            (&owner, PlatformAdmin, None, ShownAs::PlatformSupport),
+            (&admin, PlatformAdmin, None, ShownAs::PlatformSupport),
+            (&admin, Member, Some(&riverside), ShownAs::Address),
+            (&admin, Patient, Some(&riverside), ShownAs::Address),
+            (&admin, Member, Some(&hillside), ShownAs::IdOnly),
+            (&staff, Member, Some(&riverside), ShownAs::IdOnly),
+            (&Actor::PlatformAdmin, PlatformAdmin, None, ShownAs::Address),
+            (&Actor::PlatformAdmin, Member, Some(&hillside), ShownAs::Address),
+            (&Actor::Operator, PlatformAdmin, None, ShownAs::Address),
+        ];
+        for (reader, kind, in_org, want) in table {
+            assert_eq!(reader.sees_in_audit(*kind, *in_org), *want, "{reader:?} reading {kind:?} of {in_org:?}");
+        }
     }
 
     #[test]

@@ -347,12 +347,29 @@ macro_rules! store_impl {
                 Ok(())
             }
 
-            /// Re-hashes every event under the chain key, once, when migration 0006
-            /// asked for it (events from before keyed hashes, or before any chain).
-            /// The first instance to take the request does it; an event on the
-            /// platform chain records that it happened.
-            async fn rekey_audit_if_pending(&self) -> StoreResult<()> {
+            /// Re-keys the trail once, when migration 0006 upgrades one from before keyed
+            /// hashes (`fresh_0006`: it was applied in this very `migrate`). Events with
+            /// plain hashes are re-keyed only as far as their old chain (and its head)
+            /// verifies; events without any hash only when no chain exists at all (a
+            /// trail from before chains). Whatever did not verify keeps its old hash, so
+            /// `audit verify` reports it. A request beside a keyed trail, or one not made
+            /// by the migration, is refused and left in place for `audit verify` to
+            /// report: otherwise a database writer could have any edit blessed. The first
+            /// instance to take the request does it; an event on the platform chain
+            /// records it.
+            async fn rekey_audit_if_pending(&self, fresh_0006: bool) -> StoreResult<()> {
+                use std::collections::BTreeMap;
                 let mut tx = self.pool.begin().await?;
+                let keyed: i64 = sqlx::query($store::sql(
+                    "SELECT (SELECT COUNT(*) FROM audit_events WHERE hash LIKE 'v%')
+                          + (SELECT COUNT(*) FROM audit_chain_heads WHERE hash LIKE 'v%') AS n",
+                ))
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+                if !fresh_0006 || keyed > 0 {
+                    return Ok(());
+                }
                 let taken = sqlx::query($store::sql("DELETE FROM audit_rekey_pending"))
                     .execute(&mut *tx)
                     .await?
@@ -360,37 +377,121 @@ macro_rules! store_impl {
                 if taken == 0 {
                     return Ok(());
                 }
-                sqlx::query($store::sql("DELETE FROM audit_chain_heads")).execute(&mut *tx).await?;
-                let rows = sqlx::query($store::sql("SELECT * FROM audit_events ORDER BY id")).fetch_all(&mut *tx).await?;
-                for row in &rows {
-                    let e = $store::audit_from_row(row)?;
-                    let chain = e.org_id.clone().unwrap_or_else(|| PLATFORM_CHAIN.to_owned());
-                    let fields = ChainedFields {
-                        chain: &chain,
-                        seq: 0,
-                        at: e.at.0,
-                        kind: &e.kind,
-                        outcome: &e.outcome,
-                        org_id: e.org_id.as_deref(),
-                        actor_id: e.actor_id.as_deref(),
-                        subject_id: e.subject_id.as_deref(),
-                        client_ip: &e.client_ip,
-                        user_agent: &e.user_agent,
-                        detail: &e.detail,
-                    };
-                    let (seq, prev, hash) = Self::advance_chain(&self.keys, &mut *tx, &fields).await?;
-                    sqlx::query($store::sql(
-                        "UPDATE audit_events SET chain = $1, seq = $2, prev_hash = $3, hash = $4 WHERE id = $5",
-                    ))
-                    .bind(&chain)
-                    .bind(seq)
-                    .bind(&prev)
-                    .bind(&hash)
-                    .bind(e.id)
-                    .execute(&mut *tx)
+                let heads: BTreeMap<String, (i64, String)> =
+                    sqlx::query($store::sql("SELECT chain, seq, hash FROM audit_chain_heads"))
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .iter()
+                        .map(|r| Ok((r.try_get("chain")?, (r.try_get("seq")?, r.try_get("hash")?))))
+                        .collect::<StoreResult<_>>()?;
+                let rows = sqlx::query($store::sql("SELECT * FROM audit_events ORDER BY chain, seq, id"))
+                    .fetch_all(&mut *tx)
                     .await?;
+                let events = rows.iter().map($store::audit_from_row).collect::<StoreResult<Vec<_>>>()?;
+                // Each event's chain and prev_hash, beside it.
+                let links: Vec<(Option<String>, Option<String>)> = rows
+                    .iter()
+                    .map(|r| Ok((r.try_get("chain")?, r.try_get("prev_hash")?)))
+                    .collect::<StoreResult<_>>()?;
+                let chained = heads.len() + events.iter().filter(|e| e.hash.is_some()).count();
+                let (mut rekeyed, mut refused) = (0i64, 0i64);
+                if chained == 0 {
+                    // A trail from before chains: nothing to check, chain it in id order.
+                    let mut by_id: Vec<&AuditEvent> = events.iter().collect();
+                    by_id.sort_by_key(|e| e.id);
+                    for e in by_id {
+                        let chain = e.org_id.clone().unwrap_or_else(|| PLATFORM_CHAIN.to_owned());
+                        let fields = ChainedFields {
+                            chain: &chain,
+                            seq: 0,
+                            at: e.at.0,
+                            kind: &e.kind,
+                            outcome: &e.outcome,
+                            org_id: e.org_id.as_deref(),
+                            actor_id: e.actor_id.as_deref(),
+                            subject_id: e.subject_id.as_deref(),
+                            client_ip: &e.client_ip,
+                            user_agent: &e.user_agent,
+                            detail: &e.detail,
+                        };
+                        let (seq, prev, hash) = Self::advance_chain(&self.keys, &mut *tx, &fields).await?;
+                        sqlx::query($store::sql(
+                            "UPDATE audit_events SET chain = $1, seq = $2, prev_hash = $3, hash = $4 WHERE id = $5",
+                        ))
+                        .bind(&chain)
+                        .bind(seq)
+                        .bind(&prev)
+                        .bind(&hash)
+                        .bind(e.id)
+                        .execute(&mut *tx)
+                        .await?;
+                        rekeyed += 1;
+                    }
+                } else {
+                    // Plain hash chains: each re-keyed as far as it verifies, in place.
+                    let mut by_chain: BTreeMap<String, Vec<(&AuditEvent, &str)>> = BTreeMap::new();
+                    for (e, (chain, prev_hash)) in events.iter().zip(&links) {
+                        match (chain, prev_hash, &e.hash) {
+                            (Some(c), Some(p), Some(_)) => by_chain.entry(c.clone()).or_default().push((e, p)),
+                            // Never chained although chains exist: not ours to bless.
+                            _ => refused += 1,
+                        }
+                    }
+                    for chain in heads.keys() {
+                        by_chain.entry(chain.clone()).or_default();
+                    }
+                    for (chain, chain_events) in &by_chain {
+                        let mut old = ChainVerifier::unkeyed(chain);
+                        let mut prev = GENESIS.to_owned();
+                        let mut done = 0usize;
+                        for (e, old_prev) in chain_events {
+                            let old_hash = e.hash.as_deref().unwrap_or("");
+                            let fields = ChainedFields {
+                                chain,
+                                seq: e.seq.unwrap_or(0),
+                                at: e.at.0,
+                                kind: &e.kind,
+                                outcome: &e.outcome,
+                                org_id: e.org_id.as_deref(),
+                                actor_id: e.actor_id.as_deref(),
+                                subject_id: e.subject_id.as_deref(),
+                                client_ip: &e.client_ip,
+                                user_agent: &e.user_agent,
+                                detail: &e.detail,
+                            };
+                            let link = StoredLink { id: e.id, fields: fields.clone(), prev_hash: old_prev, hash: old_hash };
+                            if old.push(&link).is_err() {
+                                break;
+                            }
+                            let hash = self.keys.link_hash(&prev, &fields);
+                            sqlx::query($store::sql("UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE id = $3"))
+                                .bind(&prev)
+                                .bind(&hash)
+                                .bind(e.id)
+                                .execute(&mut *tx)
+                                .await?;
+                            prev = hash;
+                            done += 1;
+                        }
+                        rekeyed += done as i64;
+                        refused += (chain_events.len() - done) as i64;
+                        // The head moves only when the whole old chain, head and all,
+                        // verified: a chain cut short stays reported as cut short.
+                        let head = heads.get(chain).map(|(seq, hash)| (*seq, hash.as_str()));
+                        if done == chain_events.len() && old.finish(head).is_ok() {
+                            sqlx::query($store::sql(
+                                "INSERT INTO audit_chain_heads (chain, seq, hash) VALUES ($1, $2, $3)
+                                 ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                            ))
+                            .bind(chain)
+                            .bind(done as i64)
+                            .bind(&prev)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
                 }
-                if !rows.is_empty() {
+                if !events.is_empty() {
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -398,12 +499,12 @@ macro_rules! store_impl {
                     let event = NewAuditEvent {
                         at: UnixTime(now),
                         kind: "audit_chain_rekeyed",
-                        outcome: "success",
+                        outcome: if refused == 0 { "success" } else { "failure" },
                         org_id: None,
                         actor_id: None,
                         subject_id: None,
                         client: crate::ClientInfo { ip: "local".into(), user_agent: "clinic-auth migrate".into() },
-                        detail: format!("{{\"events\":{}}}", rows.len()),
+                        detail: serde_json::json!({"events": rekeyed, "not_verified": refused}).to_string(),
                         via: crate::Via::default(),
                     };
                     $store::write_audit_tx(&self.keys, &mut *tx, &event).await?;
@@ -515,8 +616,16 @@ macro_rules! store_impl {
             }
 
             async fn migrate(&self) -> StoreResult<()> {
+                // Whether migration 0006 (keyed hashes) is applied by this run: only then
+                // is its re-key request genuine. No migrations table yet: a new database.
+                let had_0006 = sqlx::query($store::sql("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE version = 6"))
+                    .fetch_one(&self.pool)
+                    .await
+                    .ok()
+                    .and_then(|r| r.try_get::<i64, _>("n").ok())
+                    .is_some_and(|n| n > 0);
                 self.run_migrations().await?;
-                self.rekey_audit_if_pending().await
+                self.rekey_audit_if_pending(!had_0006).await
             }
 
             async fn ping(&self) -> StoreResult<()> {
@@ -1568,11 +1677,27 @@ macro_rules! store_impl {
                     let v = ChainVerifier::new(keys, &chain, checkpoint.get(&chain).cloned());
                     finish_chain(&mut heads, &mut report, chain, Some(v));
                 }
-                // Every organization's creation is its chain's first event.
+                // Every organization's creation is its chain's first event, and every
+                // platform admin's creation is on the platform chain.
                 for org in orgs {
                     if !seen.contains(&org) {
                         report.breaks.push(ChainBreak::ChainMissing { chain: org });
                     }
+                }
+                let count = |sql: &'static str| sqlx::query($store::sql(sql));
+                let admins: i64 = count("SELECT COUNT(*) AS n FROM accounts WHERE kind = 'platform_admin'")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+                if admins > 0 && !seen.contains(PLATFORM_CHAIN) {
+                    report.breaks.push(ChainBreak::PlatformChainMissing);
+                }
+                // migrate takes the one genuine re-key request (migration 0006's) at
+                // once; one still here was refused.
+                let pending: i64 =
+                    count("SELECT COUNT(*) AS n FROM audit_rekey_pending").fetch_one(&mut *tx).await?.try_get("n")?;
+                if pending > 0 {
+                    report.breaks.push(ChainBreak::RekeyRequested);
                 }
                 tx.commit().await?;
                 Ok(report)

@@ -648,7 +648,7 @@ async fn audit_page(
             Err(e) if e.status.is_client_error() => (Vec::new(), None, Some(e)),
             Err(e) => return Err(e.into()),
         };
-    let names = admin::names(&state, &events).await?;
+    let names = admin::names(&state, &s.actor(), &events).await?;
     let name = |id: &Option<String>| {
         id.as_ref().map(|i| names.get(i).cloned().unwrap_or_else(|| i.clone())).unwrap_or_default()
     };
@@ -696,7 +696,7 @@ async fn audit_csv(
     q.before = None;
     let max = Some(state.config.audit_export_max_events);
     let events = admin::audit_export(&state, &by(&s, client), org.as_ref().map(OrgId::as_str), &q, max).await?;
-    let names = admin::names(&state, &events).await?;
+    let names = admin::names(&state, &s.actor(), &events).await?;
     let file = format!("attachment; filename=\"audit-{}.csv\"", org.as_ref().map(OrgId::as_str).unwrap_or("all"));
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, file)],

@@ -10,6 +10,7 @@ both_stores!(
     platform_console_enables_mfa_and_resets_with_a_note,
     admins_change_roles_reactivate_and_sign_members_out_on_the_pages,
     a_bypass_sign_in_offers_setup_again_where_it_is_optional,
+    a_clinic_reads_platform_support_where_a_platform_admin_acted,
 );
 
 async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
@@ -253,4 +254,50 @@ async fn a_bypass_sign_in_offers_setup_again_where_it_is_optional(app: TestApp) 
     // Not forced: the account page is open to them.
     assert_eq!(page(&b, &app.url("/account")).await.0, 200);
     assert!(app.state.store.list_factors(dr.id).await.unwrap().is_empty());
+}
+
+async fn a_clinic_reads_platform_support_where_a_platform_admin_acted(app: TestApp) {
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    app.member(&org, "admin@riverside.test", Role::Admin).await;
+    app.member(&org, "dr@riverside.test", Role::Provider).await;
+    app.platform_admin("support@platform.test").await;
+    let support = app.token("staff", "support@platform.test").await;
+    let (s, v) =
+        app.post_json("/api/v1/platform/accounts/dr@riverside.test/bypass", &support, serde_json::json!({})).await;
+    assert_eq!(s, 201, "{v}");
+    let admin = app.token("staff", "admin@riverside.test").await;
+
+    // The clinic's views: the page, its CSV, the API's JSON and CSV.
+    let b = signed_in(&app, "admin@riverside.test").await;
+    let (s, html) = page(&b, &app.url("/admin/audit?kind=bypass_granted")).await;
+    assert!(s == 200 && html.contains("dr@riverside.test"), "{html}");
+    assert!(html.contains("Platform support") && !html.contains("support@platform.test"), "{html}");
+    let csv = b.get(app.url("/admin/audit.csv")).send().await.unwrap().text().await.unwrap();
+    assert!(csv.contains("\"Platform support\"") && !csv.contains("support@platform.test"), "{csv}");
+    let (s, events) = app.get_json("/api/v1/orgs/riverside-clinic/audit?kind=bypass_granted", &admin).await;
+    assert_eq!(s, 200, "{events}");
+    assert_eq!(
+        (events[0]["actor"].as_str(), events[0]["subject"].as_str()),
+        (Some("Platform support"), Some("dr@riverside.test"))
+    );
+    let res = app
+        .api()
+        .get(app.url("/api/v1/orgs/riverside-clinic/audit?format=csv"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let csv = res.text().await.unwrap();
+    assert!(csv.contains("\"Platform support\"") && !csv.contains("support@platform.test"), "{csv}");
+
+    // Platform support's own views keep the address.
+    let (s, events) = app.get_json("/api/v1/audit?kind=bypass_granted", &support).await;
+    assert_eq!((s, events[0]["actor"].as_str()), (200, Some("support@platform.test")), "{events}");
+    let (s, events) = app.get_json("/api/v1/orgs/riverside-clinic/audit?kind=bypass_granted", &support).await;
+    assert_eq!((s, events[0]["actor"].as_str()), (200, Some("support@platform.test")), "{events}");
+    let res = app.api().get(app.url("/api/v1/audit?format=csv")).bearer_auth(&support).send().await.unwrap();
+    assert!(res.text().await.unwrap().contains("\"support@platform.test\""));
+    let b = signed_in(&app, "support@platform.test").await;
+    let (s, html) = page(&b, &app.url("/admin/audit?kind=bypass_granted")).await;
+    assert!(s == 200 && html.contains("support@platform.test"), "{html}");
 }

@@ -24,6 +24,9 @@ both_stores!(
     long_audit_trails_page_and_export_whole,
     audit_chain_refuses_forged_events_and_catches_a_rewound_head,
     a_trail_from_before_keyed_hashes_is_rekeyed_once,
+    a_rekey_request_cannot_launder_a_keyed_trail,
+    a_plain_hash_trail_is_rekeyed_only_as_far_as_it_verifies,
+    deleting_the_platform_chain_is_reported,
     concurrent_appends_keep_every_chain_intact,
 );
 
@@ -735,6 +738,13 @@ async fn audit_chain_refuses_forged_events_and_catches_a_rewound_head(app: TestA
     assert!(r.breaks[0].to_string().contains("events were cut off"), "{}", r.breaks[0]);
 }
 
+/// Makes the database look as if migration 0006 (keyed hashes) had not run yet, so
+/// that the next migrate applies it, as an upgrade from an older version does.
+async fn before_migration_0006(app: &TestApp) {
+    raw_sql(app, "DELETE FROM _sqlx_migrations WHERE version = 6").await;
+    raw_sql(app, "DROP TABLE audit_rekey_pending").await;
+}
+
 async fn a_trail_from_before_keyed_hashes_is_rekeyed_once(app: TestApp) {
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
     app.member(&org, "a@riverside.test", Role::Staff).await;
@@ -744,7 +754,7 @@ async fn a_trail_from_before_keyed_hashes_is_rekeyed_once(app: TestApp) {
     raw_sql(&app, "UPDATE audit_events SET chain = NULL, seq = NULL, prev_hash = NULL, hash = NULL").await;
     raw_sql(&app, "DELETE FROM audit_chain_heads").await;
     assert!(!store.verify_audit(&Default::default()).await.unwrap().breaks.is_empty());
-    raw_sql(&app, "INSERT INTO audit_rekey_pending (id) VALUES (1)").await;
+    before_migration_0006(&app).await;
     store.migrate().await.unwrap();
     let after = store.verify_audit(&Default::default()).await.unwrap();
     assert!(after.breaks.is_empty(), "{:?}", after.breaks);
@@ -753,6 +763,134 @@ async fn a_trail_from_before_keyed_hashes_is_rekeyed_once(app: TestApp) {
     assert_eq!(rekeyed(app.audit_kinds().await), 1);
     store.migrate().await.unwrap();
     assert_eq!(rekeyed(app.audit_kinds().await), 1, "once only");
+}
+
+/// Whether `audit verify` finds the re-key request reported as tampering.
+fn reports_rekey_request(r: &clinic_auth_store::AuditVerification) -> bool {
+    r.breaks.iter().any(|b| matches!(b, clinic_auth_core::audit::ChainBreak::RekeyRequested))
+}
+
+async fn a_rekey_request_cannot_launder_a_keyed_trail(app: TestApp) {
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    for i in 0..3 {
+        app.member(&org, &format!("m{i}@riverside.test"), Role::Staff).await;
+    }
+    let store = &app.state.store;
+    assert!(store.verify_audit(&Default::default()).await.unwrap().breaks.is_empty());
+    // Someone with database access edits one event and deletes another...
+    raw_sql(&app, "UPDATE audit_events SET outcome = 'failure' WHERE chain = 'riverside-clinic' AND seq = 2").await;
+    raw_sql(&app, "DELETE FROM audit_events WHERE chain = 'riverside-clinic' AND seq = 3").await;
+    let r = store.verify_audit(&Default::default()).await.unwrap();
+    assert!(r.breaks[0].to_string().contains("#2) was changed"), "{r:?}");
+    // ...then asks for a re-key, and migrates (as every start does): nothing is
+    // re-chained, the edit is still reported, and so is the request itself.
+    raw_sql(&app, "INSERT INTO audit_rekey_pending (id) VALUES (1)").await;
+    store.migrate().await.unwrap();
+    let r = store.verify_audit(&Default::default()).await.unwrap();
+    assert!(r.breaks.iter().any(|b| b.to_string().contains("#2) was changed")), "{r:?}");
+    assert!(reports_rekey_request(&r), "{r:?}");
+    assert!(app.audit_kinds().await.iter().all(|(k, _)| k != "audit_chain_rekeyed"), "no re-keying happened");
+
+    // Stripping every hash first, so that the trail looks older than keyed hashes,
+    // does not help either: the request did not come from migration 0006.
+    let fresh = TestApp::spawn(app.backend).await.unwrap();
+    let org = fresh.org("Riverside Clinic", OrgKind::Clinic).await;
+    fresh.member(&org, "a@riverside.test", Role::Staff).await;
+    raw_sql(&fresh, "UPDATE audit_events SET outcome = 'failure' WHERE chain = 'riverside-clinic' AND seq = 2").await;
+    raw_sql(&fresh, "UPDATE audit_events SET chain = NULL, seq = NULL, prev_hash = NULL, hash = NULL").await;
+    raw_sql(&fresh, "DELETE FROM audit_chain_heads").await;
+    raw_sql(&fresh, "INSERT INTO audit_rekey_pending (id) VALUES (1)").await;
+    fresh.state.store.migrate().await.unwrap();
+    let r = fresh.state.store.verify_audit(&Default::default()).await.unwrap();
+    assert!(reports_rekey_request(&r) && r.breaks.len() > 1, "{r:?}");
+}
+
+/// Rewrites `app`'s trail as clinic-auth wrote it before keyed hashes: plain
+/// SHA-256 hashes, chained the same way.
+async fn as_unkeyed_trail(app: &TestApp) {
+    use clinic_auth_core::audit::{ChainedFields, GENESIS, unkeyed_hash};
+    let mut events = app.audit_of(None, 1000).await;
+    events.sort_by_key(|e| (e.org_id.clone().unwrap_or_default(), e.seq));
+    let mut heads: std::collections::BTreeMap<String, (i64, String)> = Default::default();
+    for e in &events {
+        let chain = e.org_id.clone().unwrap_or_default();
+        let prev = heads.get(&chain).map(|(_, h)| h.clone()).unwrap_or_else(|| GENESIS.to_owned());
+        let seq = e.seq.unwrap();
+        let fields = ChainedFields {
+            chain: &chain,
+            seq,
+            at: e.at.0,
+            kind: &e.kind,
+            outcome: &e.outcome,
+            org_id: e.org_id.as_deref(),
+            actor_id: e.actor_id.as_deref(),
+            subject_id: e.subject_id.as_deref(),
+            client_ip: &e.client_ip,
+            user_agent: &e.user_agent,
+            detail: &e.detail,
+        };
+        let hash = unkeyed_hash(&prev, &fields);
+        raw_sql(app, &format!("UPDATE audit_events SET prev_hash = '{prev}', hash = '{hash}' WHERE id = {}", e.id))
+            .await;
+        heads.insert(chain, (seq, hash));
+    }
+    for (chain, (seq, hash)) in heads {
+        raw_sql(app, &format!("UPDATE audit_chain_heads SET seq = {seq}, hash = '{hash}' WHERE chain = '{chain}'"))
+            .await;
+    }
+}
+
+async fn a_plain_hash_trail_is_rekeyed_only_as_far_as_it_verifies(app: TestApp) {
+    let a = app.org("Clinic A", OrgKind::Clinic).await;
+    let b = app.org("Clinic B", OrgKind::Clinic).await;
+    for i in 0..3 {
+        app.member(&a, &format!("m{i}@a.test"), Role::Staff).await;
+        app.member(&b, &format!("m{i}@b.test"), Role::Staff).await;
+    }
+    let store = &app.state.store;
+    let before = store.verify_audit(&Default::default()).await.unwrap();
+    assert!(before.breaks.is_empty(), "{:?}", before.breaks);
+    as_unkeyed_trail(&app).await;
+    before_migration_0006(&app).await;
+    // Before the upgrade, someone edits an event of clinic A without fixing its hash.
+    raw_sql(&app, "UPDATE audit_events SET outcome = 'failure' WHERE chain = 'clinic-a' AND seq = 3").await;
+    store.migrate().await.unwrap();
+    let r = store.verify_audit(&Default::default()).await.unwrap();
+    assert_eq!(r.breaks.len(), 1, "only clinic A is broken: {r:?}");
+    assert!(
+        matches!(&r.breaks[0], clinic_auth_core::audit::ChainBreak::Unlinked { chain, seq: 3, .. } | clinic_auth_core::audit::ChainBreak::Edited { chain, seq: 3, .. } if chain == "clinic-a"),
+        "{r:?}"
+    );
+    assert!(!reports_rekey_request(&r), "the genuine request was taken");
+    assert_eq!(r.heads["clinic-b"], before.heads["clinic-b"], "an intact chain re-keys to the same hashes");
+    let rows = chain_rows(&app, "clinic-a").await;
+    let keyed = |seq: i64| rows.iter().find(|r| r.1 == seq).unwrap().2.starts_with("v1:");
+    assert!(keyed(1) && keyed(2) && !keyed(3) && !keyed(4), "re-keyed up to the edit only: {rows:?}");
+    let rekeyed = app.audit_of(Some("audit_chain_rekeyed"), 10).await;
+    assert_eq!((rekeyed.len(), rekeyed[0].outcome.as_str()), (1, "failure"), "{rekeyed:?}");
+    let detail: Value = serde_json::from_str(&rekeyed[0].detail).unwrap();
+    let unverified = rows.iter().filter(|r| r.1 >= 3).count() as u64;
+    assert_eq!(detail["not_verified"].as_u64(), Some(unverified), "{detail}");
+}
+
+async fn deleting_the_platform_chain_is_reported(app: TestApp) {
+    app.org("Riverside Clinic", OrgKind::Clinic).await;
+    let store = &app.state.store;
+    // No platform admin yet: no platform chain is needed.
+    raw_sql(&app, "DELETE FROM audit_events WHERE chain = ''").await;
+    raw_sql(&app, "DELETE FROM audit_chain_heads WHERE chain = ''").await;
+    let r = store.verify_audit(&Default::default()).await.unwrap();
+    assert!(r.breaks.is_empty(), "{r:?}");
+
+    app.platform_admin("support@platform.test").await;
+    let r = store.verify_audit(&Default::default()).await.unwrap();
+    assert!(r.breaks.is_empty(), "{r:?}");
+    // Every platform event deleted, head and all.
+    raw_sql(&app, "DELETE FROM audit_events WHERE chain = ''").await;
+    raw_sql(&app, "DELETE FROM audit_chain_heads WHERE chain = ''").await;
+    let r = store.verify_audit(&Default::default()).await.unwrap();
+    assert_eq!(r.breaks.len(), 1, "{r:?}");
+    assert!(r.breaks[0].to_string().contains("platform's audit chain is gone"), "{}", r.breaks[0]);
 }
 
 async fn concurrent_appends_keep_every_chain_intact(app: TestApp) {

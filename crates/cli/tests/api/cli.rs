@@ -324,6 +324,29 @@ fn support_commands_and_audit_verify_catch_tampering() {
     assert!(err.contains("failed verification"), "{err}");
 }
 
+#[test]
+fn a_rekey_request_and_migrate_do_not_launder_a_tampered_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(json(d, &["org", "create", "--name", "Riverside Clinic", "--kind", "clinic"], None).0);
+    for email in ["a@riverside.test", "b@riverside.test", "c@riverside.test"] {
+        let add = ["member", "add", "--org", "riverside-clinic", "--email", email, "--role", "staff"];
+        assert!(json(d, &add, None).0);
+    }
+    assert!(json(d, &["audit", "verify"], None).0);
+    sqlite(d, "UPDATE audit_events SET outcome = 'failure' WHERE chain = 'riverside-clinic' AND seq = 2");
+    sqlite(d, "DELETE FROM audit_events WHERE chain = 'riverside-clinic' AND seq = 3");
+    let (ok, v) = json(d, &["audit", "verify"], None);
+    assert!(!ok, "{v}");
+    sqlite(d, "INSERT INTO audit_rekey_pending (id) VALUES (1)");
+    let (ok, v) = json(d, &["migrate"], None);
+    assert!(ok, "{v}");
+    let (ok, v) = json(d, &["audit", "verify"], None);
+    assert!(!ok, "the edit and the deletion are still reported: {v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("#2) was changed") && message.contains("audit_rekey_pending"), "{message}");
+}
+
 /// Reads one value from the SQLite file the command line uses.
 fn sqlite(d: &std::path::Path, sql: &'static str) -> Vec<(i64, String)> {
     let url = format!("sqlite:{}", d.join("clinic-auth.db").display());

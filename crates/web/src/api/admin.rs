@@ -277,8 +277,15 @@ pub struct AuditEventView {
     outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     actor_id: Option<String>,
+    /// Who acted, as this reader may see them: an email address, or in a clinic's
+    /// trail `Platform support` for a platform admin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     subject_id: Option<String>,
+    /// Whom the event is about, shown the same way as `actor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
     client_ip: String,
     user_agent: String,
     /// Non-secret details, e.g. `{"reason": "wrong_password"}`.
@@ -291,9 +298,12 @@ pub struct AuditEventView {
     hash: Option<String>,
 }
 
-impl From<AuditEvent> for AuditEventView {
-    fn from(e: AuditEvent) -> Self {
+impl AuditEventView {
+    fn new(e: AuditEvent, names: &std::collections::HashMap<String, String>) -> Self {
+        let name = |id: &Option<String>| id.as_ref().and_then(|i| names.get(i)).cloned();
         AuditEventView {
+            actor: name(&e.actor_id),
+            subject: name(&e.subject_id),
             id: e.id,
             at: e.at.0,
             org_id: e.org_id,
@@ -326,7 +336,7 @@ async fn audit(
     if csv {
         let max = state.config.audit_export_max_events;
         let events = admin::audit_export(state, &by(s, client), org, &q, Some(max)).await?;
-        let names = admin::names(state, &events).await?;
+        let names = admin::names(state, &s.0.actor(), &events).await?;
         let file = format!("attachment; filename=\"audit-{}.csv\"", org.unwrap_or("all"));
         return Ok((
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, file)],
@@ -335,7 +345,9 @@ async fn audit(
             .into_response());
     }
     let page = admin::audit_events(state, &by(s, client), org, &q).await?;
-    let mut res = Json(page.events.into_iter().map(AuditEventView::from).collect::<Vec<_>>()).into_response();
+    let names = admin::names(state, &s.0.actor(), &page.events).await?;
+    let mut res =
+        Json(page.events.into_iter().map(|e| AuditEventView::new(e, &names)).collect::<Vec<_>>()).into_response();
     if let Some(older) = page.older {
         let mut next = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in [("member", &q.member), ("kind", &q.kind), ("from", &q.from), ("to", &q.to)] {

@@ -4,7 +4,9 @@
 //! permission rules are `clinic_auth_core::permission`; this module applies them.
 
 use axum::http::StatusCode;
-use clinic_auth_core::permission::{self, Denial, IdentityNoteError, MemberAction, Target, Verdict};
+use clinic_auth_core::permission::{
+    self, Actor, Denial, IdentityNoteError, MemberAction, PLATFORM_SUPPORT_NAME, ShownAs, Target, Verdict,
+};
 use clinic_auth_core::{AccountId, AccountStatus, Email, Realm, Role, UnixTime};
 use clinic_auth_notify::SecurityNotice;
 use clinic_auth_store::{Account, AuditEvent, AuditFilter, Bypass, Factor};
@@ -368,9 +370,12 @@ pub async fn audit_export(
     }
 }
 
-/// Emails of the accounts events name, for people reading the trail.
+/// How the accounts events name appear to `reader` (by id): their email address, or
+/// for a clinic's readers "Platform support" in place of a platform admin's address
+/// (`Actor::sees_in_audit`). Accounts the reader may not know are left out (shown by id).
 pub async fn names(
     state: &AppState,
+    reader: &Actor,
     events: &[AuditEvent],
 ) -> Result<std::collections::HashMap<String, String>, AppError> {
     let mut ids: Vec<String> = Vec::new();
@@ -384,23 +389,30 @@ pub async fn names(
     let mut orgs: Vec<&str> = events.iter().filter_map(|e| e.org_id.as_deref()).collect();
     orgs.sort_unstable();
     orgs.dedup();
-    let mut out = std::collections::HashMap::new();
+    let mut found: std::collections::HashMap<String, Account> = std::collections::HashMap::new();
     for org in orgs {
         if let Ok(org) = clinic_auth_core::OrgId::parse(org) {
             for a in state.store.list_members(&org).await? {
-                out.insert(a.id.to_string(), a.email.to_string());
+                found.insert(a.id.to_string(), a);
             }
         }
     }
-    let missing: Vec<String> = ids.into_iter().filter(|id| !out.contains_key(id)).collect();
+    let missing: Vec<String> = ids.into_iter().filter(|id| !found.contains_key(id)).collect();
     for id in missing {
         if let Ok(aid) = AccountId::parse(&id)
             && let Some(a) = state.store.get_account(aid).await?
         {
-            out.insert(id, a.email.to_string());
+            found.insert(id, a);
         }
     }
-    Ok(out)
+    Ok(found
+        .into_iter()
+        .filter_map(|(id, a)| match reader.sees_in_audit(a.kind, a.org_id.as_ref()) {
+            ShownAs::Address => Some((id, a.email.to_string())),
+            ShownAs::PlatformSupport => Some((id, PLATFORM_SUPPORT_NAME.to_owned())),
+            ShownAs::IdOnly => None,
+        })
+        .collect())
 }
 
 /// A spreadsheet cell: quoted, and text a spreadsheet would run as a formula
