@@ -31,6 +31,10 @@ pub enum FlowStep {
         /// The method the member picked when more than one is allowed.
         #[serde(default)]
         chosen: Option<FactorKind>,
+        /// The member proved a factor their organization no longer allows; the one
+        /// set up now replaces it (and the old ones are removed).
+        #[serde(default)]
+        replacing: bool,
     },
 }
 
@@ -238,6 +242,7 @@ mod tests {
             account_id: AccountId::new_random(),
             allowed: MethodSet::authenticator_only(),
             chosen: Some(FactorKind::Sms),
+            replacing: true,
         };
         let json = serde_json::to_string(&step).expect("serialize");
         assert_eq!(serde_json::from_str::<FlowStep>(&json).expect("deserialize"), step);

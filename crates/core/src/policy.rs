@@ -292,8 +292,9 @@ pub fn requirement(ctx: &MemberContext<'_>) -> Requirement {
     if ctx.bypass_valid {
         return Requirement::Bypass { then_enroll: mfa_applies(ctx).then(|| allowed_for(ctx)) };
     }
-    // Rule 4: whoever has a factor is challenged, whatever the policy.
-    let enrolled: Vec<FactorKind> = CHALLENGE_ORDER.into_iter().filter(|k| ctx.enrolled.contains(k)).collect();
+    // Rule 4: whoever has a factor is challenged, whatever the policy (with the
+    // factors sign-in may use: see `sign_in_factors`).
+    let enrolled = sign_in_factors(ctx);
     if let Some(&first) = enrolled.first() {
         let has = |k: FactorKind| enrolled.contains(&k);
         let default = if ctx.trusted_device && has(FactorKind::Passkey) {
@@ -313,6 +314,46 @@ pub fn requirement(ctx: &MemberContext<'_>) -> Requirement {
         return Requirement::Enroll { allowed: allowed_for(ctx) };
     }
     Requirement::NoSecondFactor
+}
+
+/// The organization's allowed methods when they bind the factors a member already
+/// has: members of an organization with MFA enabled. (Patients and platform admins
+/// have no organization policy here.)
+fn methods_in_force(ctx: &MemberContext<'_>) -> Option<MethodSet> {
+    ctx.org.filter(|o| o.enabled).map(|o| o.methods)
+}
+
+/// The member's second factors that the organization no longer allows (say texts,
+/// after the clinic switched to authenticator apps only). The recovery code is
+/// never among them.
+pub fn outside_allowed(ctx: &MemberContext<'_>) -> Vec<FactorKind> {
+    match methods_in_force(ctx) {
+        Some(allowed) => CHALLENGE_ORDER
+            .into_iter()
+            .filter(|k| *k != FactorKind::RecoveryCode && ctx.enrolled.contains(k) && !allowed.contains(*k))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The factors a sign-in may ask for, in challenge order. A factor the organization
+/// no longer allows is not offered once the member has an allowed one; while it is
+/// all they have (besides the recovery code), it is offered once more, so that they
+/// can prove who they are and move to an allowed method (`must_replace`).
+pub fn sign_in_factors(ctx: &MemberContext<'_>) -> Vec<FactorKind> {
+    let enrolled: Vec<FactorKind> = CHALLENGE_ORDER.into_iter().filter(|k| ctx.enrolled.contains(k)).collect();
+    let outside = outside_allowed(ctx);
+    let has_allowed_first = enrolled.iter().any(|k| *k != FactorKind::RecoveryCode && !outside.contains(k));
+    if has_allowed_first { enrolled.into_iter().filter(|k| !outside.contains(k)).collect() } else { enrolled }
+}
+
+/// When every second factor the member has (the recovery code aside) is one the
+/// organization no longer allows: after proving one of them, they set up one of these
+/// allowed methods before any session exists, and the old ones are removed.
+pub fn must_replace(ctx: &MemberContext<'_>) -> Option<MethodSet> {
+    let outside = outside_allowed(ctx);
+    let first_factors = ctx.enrolled.iter().filter(|k| **k != FactorKind::RecoveryCode).count();
+    (!outside.is_empty() && outside.len() == first_factors && !ctx.bypass_valid).then(|| allowed_for(ctx))
 }
 
 /// Whether the member may turn 2FA on for themselves: always when it applies to
@@ -452,6 +493,43 @@ mod tests {
     const REQUIRED_CLINIC: OrgMfa =
         OrgMfa { enabled: true, mode: MfaMode::Required, methods: MethodSet(bit(Email) | bit(Sms)) };
 
+    /// A method the clinic removed: offered only while it is all the member has, and
+    /// then only to move to an allowed one.
+    #[test]
+    fn factors_outside_the_allowed_methods_are_only_a_way_to_move() {
+        let app_only = OrgMfa { enabled: true, mode: MfaMode::Required, methods: set("authenticator") };
+        let table: [(&[FactorKind], &[FactorKind], &[FactorKind], bool); 6] = [
+            // enrolled, outside, offered at sign-in, must replace
+            (&[Sms, RecoveryCode], &[Sms], &[Sms, RecoveryCode], true),
+            (&[Authenticator, Sms, RecoveryCode], &[Sms], &[Authenticator, RecoveryCode], false),
+            (&[Authenticator, RecoveryCode], &[], &[Authenticator, RecoveryCode], false),
+            (&[Passkey, Email, RecoveryCode], &[Passkey, Email], &[Passkey, Email, RecoveryCode], true),
+            (&[Authenticator, Passkey, RecoveryCode], &[Passkey], &[Authenticator, RecoveryCode], false),
+            (&[RecoveryCode], &[], &[RecoveryCode], false),
+        ];
+        for (enrolled, outside, offered, replace) in table {
+            let ctx = member(OrgKind::Clinic, &app_only, enrolled);
+            assert_eq!(outside_allowed(&ctx), outside, "{enrolled:?}");
+            assert_eq!(sign_in_factors(&ctx), offered, "{enrolled:?}");
+            assert_eq!(must_replace(&ctx), replace.then(|| set("authenticator")), "{enrolled:?}");
+        }
+        // No organization policy in force (MFA not enabled, patients): nothing is outside.
+        let disabled = OrgMfa { enabled: false, ..app_only };
+        assert!(outside_allowed(&member(OrgKind::Clinic, &disabled, &[Sms])).is_empty());
+        let patient = MemberContext { org: None, org_kind: None, ..member(OrgKind::Clinic, &app_only, &[Sms]) };
+        assert_eq!(must_replace(&patient), None);
+        // A pending bypass wins: it clears every factor anyway.
+        let bypass = MemberContext { bypass_valid: true, ..member(OrgKind::Clinic, &app_only, &[Sms]) };
+        assert_eq!(must_replace(&bypass), None);
+        // The challenge itself follows the offered factors.
+        let ctx = member(OrgKind::Clinic, &app_only, &[Authenticator, Sms, RecoveryCode]);
+        let preferring_sms = MemberContext { preferred: Some(Sms), ..ctx };
+        assert_eq!(
+            requirement(&preferring_sms),
+            Requirement::Challenge { default: Authenticator, others: vec![RecoveryCode] }
+        );
+    }
+
     /// Every combination, against the rules written out plainly.
     #[test]
     fn every_combination_follows_the_rules() {
@@ -573,7 +651,8 @@ mod tests {
     #[test]
     fn default_factor_choice() {
         let all: &[FactorKind] = &[Email, RecoveryCode, Sms, Passkey, Authenticator];
-        let org = REQUIRED_CLINIC;
+        // Every method allowed: the order alone decides here.
+        let org = OrgMfa { methods: set("authenticator,email,sms,passkey"), ..REQUIRED_CLINIC };
         let base = member(OrgKind::Clinic, &org, all);
         let challenge = |ctx: MemberContext<'_>| match requirement(&ctx) {
             Requirement::Challenge { default, others } => (default, others),

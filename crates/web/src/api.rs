@@ -339,6 +339,17 @@ fn done(s: login::SignedInSession) -> LoginProgress {
     }
 }
 
+/// After a second factor: `done`, or `enroll` when the factor was one the
+/// organization no longer allows (set up an allowed one; the session follows).
+fn proved(p: login::Proved) -> LoginProgress {
+    match p {
+        login::Proved::SignedIn(s) => done(*s),
+        login::Proved::Enroll { allowed } => {
+            LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
+        }
+    }
+}
+
 fn kinds(list: impl IntoIterator<Item = FactorKind>) -> Vec<&'static str> {
     list.into_iter().map(FactorKind::as_str).collect()
 }
@@ -466,7 +477,7 @@ async fn login_code(
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<SubmitCode>,
 ) -> Result<Json<LoginProgress>, AppError> {
-    Ok(Json(done(login::submit_code(&state, &flow_id, &body.code, &client.0).await?)))
+    Ok(Json(proved(login::submit_code(&state, &flow_id, &body.code, &client.0).await?)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -1155,7 +1166,7 @@ async fn login_passkey(
     ApiJson(body): ApiJson<PasskeyAnswer>,
 ) -> Result<Json<LoginProgress>, AppError> {
     let response = body.credential.to_string();
-    Ok(Json(done(login::submit_passkey(&state, &flow_id, &response, &client.0).await?)))
+    Ok(Json(proved(login::submit_passkey(&state, &flow_id, &response, &client.0).await?)))
 }
 
 #[derive(Serialize, ToSchema)]

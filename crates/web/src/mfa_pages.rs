@@ -236,7 +236,8 @@ async fn verify_submit(
         login::submit_passkey(&state, &token, &form.credential, &client.0).await
     };
     match result {
-        Ok(done) => signed_in(&state, jar, done).await,
+        Ok(login::Proved::SignedIn(done)) => signed_in(&state, jar, *done).await,
+        Ok(login::Proved::Enroll { .. }) => Ok(Redirect::to(p.setup).into_response()),
         Err(e) if is_flow_over(&e) => {
             let jar = cookies::remove(&state, jar, Kind::Flow);
             Err(PageError(AppError { message: format!("{} ", e.message) + "Go back to the sign-in page.", ..e }))
@@ -456,16 +457,17 @@ async fn setup_page(
         Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, &state)),
         Err(e) => return Err(e.into()),
     };
-    let clinic_auth_core::FlowStep::Enroll { allowed, .. } = at.flow.step else {
+    let clinic_auth_core::FlowStep::Enroll { allowed, replacing, .. } = at.flow.step else {
         return Ok(Redirect::to(p.verify).into_response());
     };
+    let notice = replacing.then_some(REPLACING);
     let can_change = allowed.iter().count() > 1;
     let method = if step == Some("choose") { None } else { login::enrollment_method(&at) };
     let view = match method {
         None => SetupView { stage: "choose", phone, sent: None, error },
         Some(FactorKind::Authenticator) => {
             let setup = mfa::begin_authenticator(&state, &at.account, Within::SignIn(&at.flow_hash)).await?;
-            let target = EnrollTarget { action: p.setup, cancel: None, notice: None };
+            let target = EnrollTarget { action: p.setup, cancel: None, notice };
             return Ok(enroll_page(&state, jar, None, setup, at.account.email.to_string(), target, error));
         }
         Some(FactorKind::Sms) if step == Some("phone") => SetupView { stage: "phone", phone, sent: None, error },
@@ -489,7 +491,7 @@ async fn setup_page(
         sent_to: view.sent.map(|s| s.masked),
         can_change: can_change && view.stage != "choose",
         csrf,
-        notice: None,
+        notice,
         error: view.error.map(|e| e.message),
     };
     Ok((jar, render_with(status, &page)).into_response())
@@ -752,6 +754,9 @@ struct AccountSetupQuery {
 }
 
 /// What the setup page says when a one-time bypass brought the member there.
+const REPLACING: &str = "Your organization no longer allows the method you just used. Set up one of the \
+                         methods it allows to continue; the old one is then removed.";
+
 const AFTER_BYPASS: &str = "You signed in once without two-factor authentication, and your old methods were \
      removed. Set up your authenticator app again now, or choose Cancel to do it later from your account page.";
 

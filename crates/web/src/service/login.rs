@@ -178,7 +178,10 @@ pub async fn submit_password(
         (AfterPassword::Enroll { allowed }, Some(account)) => {
             state.store.clear_throttle(&acct_key).await?;
             rehash_if_needed(state, &account, &password, verification.needs_rehash).await?;
-            let next = LoginFlow { step: FlowStep::Enroll { account_id: account.id, allowed, chosen: None }, ..flow };
+            let next = LoginFlow {
+                step: FlowStep::Enroll { account_id: account.id, allowed, chosen: None, replacing: false },
+                ..flow
+            };
             if !state.store.update_flow(&flow_hash, &next).await? {
                 return Err(flow_expired());
             }
@@ -259,7 +262,10 @@ async fn use_bypass(
                 return Err(flow_expired());
             }
             super::notices::send(state, &account, SecurityNotice::FactorRemoved { method: "all".to_owned() }).await;
-            let next = LoginFlow { step: FlowStep::Enroll { account_id: account.id, allowed, chosen: None }, ..flow };
+            let next = LoginFlow {
+                step: FlowStep::Enroll { account_id: account.id, allowed, chosen: None, replacing: false },
+                ..flow
+            };
             if !state.store.update_flow(flow_hash, &next).await? {
                 return Err(flow_expired());
             }
@@ -363,15 +369,87 @@ pub async fn past_password(state: &AppState, flow_token: &str) -> Result<FlowAt,
 }
 
 /// A flow at its setup step. Setting up inside a sign-in is only for an account
-/// without any factor: one that has a factor proves it instead.
+/// without any factor (one that has a factor proves it instead), or for a member who
+/// just proved a factor their organization no longer allows and has no allowed one.
 async fn enrolling(state: &AppState, flow_token: &str) -> Result<FlowAt, AppError> {
     let at = past_password(state, flow_token).await?;
-    let FlowStep::Enroll { .. } = at.flow.step else { return Err(flow_expired()) };
-    if !state.store.list_factors(at.account.id).await?.is_empty() {
+    let FlowStep::Enroll { replacing, .. } = at.flow.step else { return Err(flow_expired()) };
+    let m = mfa::load(state, &at.account).await?;
+    let may_enroll = if replacing { m.must_replace(&at.account).is_some() } else { m.factors.is_empty() };
+    if !may_enroll {
         state.store.delete_flow(&at.flow_hash).await?;
         return Err(flow_expired());
     }
     Ok(at)
+}
+
+/// After a second factor was proved: the session, or, when that factor (like all the
+/// member's) is one the organization no longer allows, setup of an allowed one first.
+async fn after_proof(
+    state: &AppState,
+    at: FlowAt,
+    method: FactorKind,
+    client: &ClientInfo,
+) -> Result<Proved, AppError> {
+    if let Some(allowed) = mfa::load(state, &at.account).await?.must_replace(&at.account) {
+        let step = FlowStep::Enroll { account_id: at.account.id, allowed, chosen: None, replacing: true };
+        if !state.store.update_flow(&at.flow_hash, &LoginFlow { step, ..at.flow }).await? {
+            return Err(flow_expired());
+        }
+        return Ok(Proved::Enroll { allowed });
+    }
+    let done = grant_session(state, &at.flow, &at.flow_hash, at.account, method.as_str(), true, client).await?;
+    Ok(Proved::SignedIn(Box::new(done)))
+}
+
+/// What a proved second factor leads to.
+#[derive(Debug)]
+pub enum Proved {
+    SignedIn(Box<SignedInSession>),
+    /// The factor was one the organization no longer allows: set up one of `allowed`
+    /// now; the session follows, and the old factors are removed.
+    Enroll {
+        allowed: MethodSet,
+    },
+}
+
+/// Setup inside a sign-in is done: when it replaced factors the organization no
+/// longer allows, they are removed (audited, the member told) and a new recovery
+/// code is issued, to be shown with the session.
+async fn finish_setup(
+    state: &AppState,
+    at: FlowAt,
+    method: FactorKind,
+    recovery: Option<RecoveryCode>,
+    client: &ClientInfo,
+) -> Result<SignedInSession, AppError> {
+    let FlowStep::Enroll { replacing, .. } = at.flow.step else { return Err(flow_expired()) };
+    let mut recovery = recovery;
+    if replacing {
+        let m = mfa::load(state, &at.account).await?;
+        for kind in m.outside_allowed(&at.account) {
+            let mut event = audit_event(state, "factor_removed", "success", client);
+            event.org_id = at.account.org_id.clone();
+            event.actor_id = Some(at.account.id);
+            event.subject_id = Some(at.account.id);
+            event.detail = detail(&[("method", kind.as_str()), ("reason", "method_not_allowed")]);
+            event.via = Within::SignIn(&at.flow_hash).via();
+            state.store.remove_factors(at.account.id, Some(kind), &event).await?;
+            let method = mfa::method_label(kind).to_owned();
+            super::notices::send(state, &at.account, SecurityNotice::FactorRemoved { method }).await;
+        }
+        // The code that may have proved the old factor was replaced unseen: a new one, shown now.
+        let fresh = RecoveryCode::generate();
+        let mut event = audit_event(state, "recovery_code_replaced", "success", client);
+        event.org_id = at.account.org_id.clone();
+        event.actor_id = Some(at.account.id);
+        event.subject_id = Some(at.account.id);
+        state.store.replace_recovery_code(at.account.id, None, &fresh.hash(), state.now(), &event).await?;
+        recovery = Some(fresh);
+    }
+    let mut done = grant_session(state, &at.flow, &at.flow_hash, at.account, method.as_str(), true, client).await?;
+    done.new_recovery_code = recovery;
+    Ok(done)
 }
 
 /// The methods a second-factor step offers: the current one first, then "Try another
@@ -405,7 +483,7 @@ pub async fn submit_code(
     flow_token: &str,
     input: &str,
     client: &ClientInfo,
-) -> Result<SignedInSession, AppError> {
+) -> Result<Proved, AppError> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::SecondFactor { method, .. } = at.flow.step else { return Err(flow_expired()) };
     if method == FactorKind::Passkey {
@@ -414,13 +492,12 @@ pub async fn submit_code(
     let attempts = reserve_answer(state, &at).await?;
     match mfa::verify_factor(state, &at.account, method, input, Within::SignIn(&at.flow_hash), client).await {
         Ok(proof) => {
-            let mut done =
-                grant_session(state, &at.flow, &at.flow_hash, at.account, method.as_str(), true, client).await?;
-            if let Proof::RecoveryCode(fresh) = proof {
+            let mut proved = after_proof(state, at, method, client).await?;
+            if let (Proof::RecoveryCode(fresh), Proved::SignedIn(done)) = (proof, &mut proved) {
                 done.new_recovery_code = Some(fresh);
                 done.used_recovery_code = true;
             }
-            Ok(done)
+            Ok(proved)
         }
         Err(e) if matches!(e.code, "incorrect_code" | "code_already_used" | "code_attempts_exhausted") => {
             Err(wrong_answer(state, at, attempts, e, "Too many wrong codes.").await?)
@@ -498,7 +575,7 @@ pub async fn submit_passkey(
     flow_token: &str,
     response: &str,
     client: &ClientInfo,
-) -> Result<SignedInSession, AppError> {
+) -> Result<Proved, AppError> {
     let at = past_password(state, flow_token).await?;
     match at.flow.step {
         FlowStep::SecondFactor { method: FactorKind::Passkey, .. } => {}
@@ -521,7 +598,7 @@ pub async fn submit_passkey(
     )
     .await
     {
-        Ok(()) => grant_session(state, &at.flow, &at.flow_hash, at.account, "passkey", true, client).await,
+        Ok(()) => after_proof(state, at, FactorKind::Passkey, client).await,
         Err(e) if matches!(e.code, "passkey_rejected" | "passkey_clone_warning") => {
             Err(wrong_answer(state, at, attempts, e, "Too many failed attempts.").await?)
         }
@@ -548,9 +625,7 @@ pub async fn confirm_enrollment(
 ) -> Result<SignedInSession, AppError> {
     let at = enrolling(state, flow_token).await?;
     let recovery = mfa::confirm_authenticator(state, &at.account, input, Within::SignIn(&at.flow_hash), client).await?;
-    let mut done = grant_session(state, &at.flow, &at.flow_hash, at.account, "authenticator", true, client).await?;
-    done.new_recovery_code = recovery;
-    Ok(done)
+    finish_setup(state, at, FactorKind::Authenticator, recovery, client).await
 }
 
 /// For an email or text-message step: the code is sent (once; again with `resend`).
@@ -591,11 +666,11 @@ pub fn enrollment_method(at: &FlowAt) -> Option<FactorKind> {
 /// "Select either Emails or Texts": records the member's choice.
 pub async fn choose_enrollment_method(state: &AppState, flow_token: &str, method: FactorKind) -> Result<(), AppError> {
     let at = past_password(state, flow_token).await?;
-    let FlowStep::Enroll { account_id, allowed, .. } = at.flow.step else { return Err(flow_expired()) };
+    let FlowStep::Enroll { account_id, allowed, replacing, .. } = at.flow.step else { return Err(flow_expired()) };
     if !allowed.first_factors().contains(method) {
         return Err(AppError::bad_request("method_unavailable", "Choose one of the offered methods."));
     }
-    let next = LoginFlow { step: FlowStep::Enroll { account_id, allowed, chosen: Some(method) }, ..at.flow };
+    let next = LoginFlow { step: FlowStep::Enroll { account_id, allowed, chosen: Some(method), replacing }, ..at.flow };
     if !state.store.update_flow(&at.flow_hash, &next).await? {
         return Err(flow_expired());
     }
@@ -647,7 +722,5 @@ pub async fn confirm_code_enrollment(
     };
     let within = Within::SignIn(&at.flow_hash);
     let recovery = mfa::confirm_code_enrollment(state, &at.account, method, input, within, client).await?;
-    let mut done = grant_session(state, &at.flow, &at.flow_hash, at.account, method.as_str(), true, client).await?;
-    done.new_recovery_code = recovery;
-    Ok(done)
+    finish_setup(state, at, method, recovery, client).await
 }

@@ -100,7 +100,22 @@ impl MfaState {
     /// your account's registered email"). The email fallback is offered only to
     /// members who already use a second factor; it never makes one required.
     pub fn available(&self, account: &Account) -> Vec<FactorKind> {
-        policy::available_methods(&self.enrolled(), self.allowed_methods(account))
+        let enrolled = self.enrolled();
+        let offered = policy::sign_in_factors(&self.context(account, &enrolled));
+        policy::available_methods(&offered, self.allowed_methods(account))
+    }
+
+    /// The member's factors that their organization no longer allows.
+    pub fn outside_allowed(&self, account: &Account) -> Vec<FactorKind> {
+        let enrolled = self.enrolled();
+        policy::outside_allowed(&self.context(account, &enrolled))
+    }
+
+    /// Every factor the member has is one the organization no longer allows: after
+    /// proving one, they set up one of these before a session exists.
+    pub fn must_replace(&self, account: &Account) -> Option<MethodSet> {
+        let enrolled = self.enrolled();
+        policy::must_replace(&self.context(account, &enrolled))
     }
 
     /// Where codes for `kind` go for this account.
