@@ -15,6 +15,7 @@ mod openapi;
 mod otp;
 mod pages;
 mod passkeys;
+mod resets;
 mod sessions;
 mod sign_in;
 mod throttling;
