@@ -1,6 +1,6 @@
 //! Password resets: the link goes by email to the account's own address only; no
 //! administrator sees it or chooses anyone's password; only the server's shell prints
-//! one (audited).
+//! one (audited); and the account's holder is told when the password changes.
 
 use std::time::Duration;
 
@@ -11,12 +11,14 @@ use clinic_auth_web::service::{By, accounts};
 use serde_json::{Value, json};
 
 use crate::both_stores;
-use crate::harness::TestApp;
+use crate::harness::{PASSWORD, TestApp};
 
 both_stores!(
     clinic_admins_send_a_reset_email_but_never_see_the_link,
     nobody_chooses_a_password_for_someone_else_over_the_api,
     platform_admins_cannot_reset_each_others_password,
+    a_password_reset_tells_the_member_without_a_link_or_code,
+    accepting_an_invitation_sends_no_password_changed_notice,
     only_the_operator_gets_a_reset_link_and_it_is_audited,
 );
 
@@ -148,6 +150,48 @@ async fn platform_admins_cannot_reset_each_others_password(app: TestApp) {
     // The shell can reset a platform admin.
     let url = accounts::password_reset_link(&app.state, &By::operator(), &two.id.to_string()).await.unwrap();
     assert_eq!(use_link(&app, &url, "a brand new passphrase here").await, 200);
+}
+
+async fn a_password_reset_tells_the_member_without_a_link_or_code(app: TestApp) {
+    let a = app.org("Clinic A", OrgKind::Clinic).await;
+    let doc = app.member(&a, "doc@a.test", Role::Provider).await;
+    let url = accounts::password_reset_link(&app.state, &By::operator(), &doc.id.to_string()).await.unwrap();
+    let before = app.smtp.messages().len();
+    assert_eq!(use_link(&app, &url, "a brand new passphrase here").await, 200);
+    let mails = app.smtp.wait_for(before + 1, Duration::from_secs(5)).await;
+    let notice =
+        mails.iter().find(|m| m.subject().as_deref() == Some("Your Clinic A password was changed")).unwrap_or_else(
+            || panic!("a password-changed notice: {:?}", mails.iter().map(|m| m.subject()).collect::<Vec<_>>()),
+        );
+    assert_eq!(notice.to, vec!["doc@a.test".to_owned()]);
+    for body in [notice.text_body().unwrap(), notice.html_body().unwrap()] {
+        assert!(!body.contains("http") && !body.contains("/reset/"), "no link: {body}");
+        assert!(!body.contains(url.rsplit('/').next().unwrap()), "no token");
+    }
+    assert!(notice.find_code().is_none(), "no code");
+    assert!(!notice.text_body().unwrap().chars().any(|c| c.is_ascii_digit()), "nothing code-like");
+}
+
+async fn accepting_an_invitation_sends_no_password_changed_notice(app: TestApp) {
+    let a = app.org("Clinic A", OrgKind::Clinic).await;
+    app.member(&a, "owner@a.test", Role::Owner).await;
+    let owner_t = app.token("staff", "owner@a.test").await;
+    let (s, added) = app
+        .post_json(&format!("/api/v1/orgs/{}/members", a.id), &owner_t, json!({"email": "new@a.test", "role": "staff"}))
+        .await;
+    assert_eq!(s, 201, "{added}");
+    let invite = added["invitation_url"].as_str().unwrap().to_owned();
+    app.smtp.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(use_link(&app, &invite, PASSWORD).await, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let changed: Vec<Option<String>> = app
+        .smtp
+        .messages()
+        .iter()
+        .map(CapturedEmail::subject)
+        .filter(|s| s.as_deref().is_some_and(|s| s.contains("password was changed")))
+        .collect();
+    assert!(changed.is_empty(), "a first password is no change: {changed:?}");
 }
 
 async fn only_the_operator_gets_a_reset_link_and_it_is_audited(app: TestApp) {

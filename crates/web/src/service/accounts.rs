@@ -382,6 +382,10 @@ pub async fn set_password_with_link(
     if !state.store.set_password_with_link(&token.hash(), account.id, &hash, state.now(), &event).await? {
         return Err(link_unusable());
     }
+    // A first password (an invitation) changes nothing the person had; a reset does.
+    if purpose == LinkPurpose::PasswordReset {
+        super::notices::send(state, &account, clinic_auth_notify::SecurityNotice::PasswordChanged).await;
+    }
     state.store.get_account(account.id).await?.ok_or_else(link_unusable)
 }
 
