@@ -93,20 +93,25 @@ impl Actor {
         target.kind == AccountKind::Member && target.org.is_some_and(|o| self.manages(o).is_some())
     }
 
-    /// Issuing a password-reset link for `target`. Support may for anyone; clinic
-    /// owners and admins for their own organization's members and patients, but an
-    /// admin not for an owner, and nobody in a clinic for a platform admin.
-    pub fn may_reset_password(&self, target: &Target<'_>) -> bool {
-        if self.is_support() {
-            return true;
+    /// Seeing a password-reset link, or choosing a password, for someone else's
+    /// account: only the operator at the server's shell (`clinic-auth password-reset`,
+    /// `--password-stdin`), who holds the machine anyway. Anyone else who saw the link
+    /// or chose the password could sign in as that person (ASVS 6.4.6), so the API and
+    /// the pages never show one: a reset goes by email to the account's own address.
+    pub fn may_handle_password_for_others(&self) -> bool {
+        matches!(self, Actor::Operator)
+    }
+
+    /// Having a password-reset link emailed to `target`'s own address (the sender never
+    /// sees it). The same rule as the other actions on a member (an admin not for an
+    /// owner, a platform admin not for another platform admin, acting on oneself needs
+    /// a fresh second factor), plus: a clinic's owners and admins may send their own
+    /// patients a reset email, though they touch no other patient credential.
+    pub fn may_send_password_reset(&self, target: &Target<'_>, is_self: bool) -> Verdict {
+        if target.kind == AccountKind::Patient && target.org.is_some_and(|o| self.manages(o).is_some()) {
+            return Verdict::Allowed;
         }
-        let Some(org) = target.org else { return false };
-        match (self.manages(org), target.kind) {
-            (Some(_), AccountKind::Patient) => true,
-            (Some(Role::Owner), AccountKind::Member) => true,
-            (Some(_), AccountKind::Member) => target.role != Some(Role::Owner),
-            _ => false,
-        }
+        self.may_act_on_member(target, is_self, MemberAction::SendPasswordReset)
     }
 }
 
@@ -128,6 +133,8 @@ pub enum MemberAction {
     Reactivate,
     /// Changes the member's role to the one given.
     ChangeRole(Role),
+    /// Emails the member a password-reset link (see [`Actor::may_send_password_reset`]).
+    SendPasswordReset,
 }
 
 impl MemberAction {
@@ -423,19 +430,51 @@ mod tests {
         let m = |org, role| Target { kind: AccountKind::Member, org: Some(org), role: Some(role) };
         let pat = Target { kind: AccountKind::Patient, org: Some(&a), role: None };
         let padmin = Target { kind: AccountKind::PlatformAdmin, org: None, role: None };
+        let pat_b = Target { kind: AccountKind::Patient, org: Some(&b), role: None };
+        let patient = Actor::Patient { org: a.clone() };
+        use Verdict::{Allowed, Denied, NeedsStepUp};
+        // (actor, target, is the actor's own account, verdict for a reset email)
         let table = [
-            (&Actor::PlatformAdmin, m(&b, Role::Owner), true),
-            (&Actor::Operator, padmin.clone(), true),
-            (&owner, m(&a, Role::Owner), true),
-            (&owner, m(&b, Role::Staff), false),
-            (&admin, m(&a, Role::Staff), true),
-            (&admin, m(&a, Role::Owner), false),
-            (&admin, pat.clone(), true),
-            (&admin, padmin.clone(), false),
-            (&staff, m(&a, Role::Staff), false),
+            // support: any clinic member or patient; the operator anyone
+            (&Actor::PlatformAdmin, m(&b, Role::Owner), false, Allowed),
+            (&Actor::PlatformAdmin, pat.clone(), false, Allowed),
+            (&Actor::Operator, padmin.clone(), false, Allowed),
+            (&Actor::Operator, pat.clone(), false, Allowed),
+            // one platform admin cannot lock another out (as with an MFA reset)
+            (&Actor::PlatformAdmin, padmin.clone(), false, Denied(Denial::Role)),
+            (&Actor::PlatformAdmin, padmin.clone(), true, Denied(Denial::Role)),
+            // a clinic's owners and admins: their own members, per the member rules
+            (&owner, m(&a, Role::Owner), false, Allowed),
+            (&owner, m(&a, Role::Owner), true, NeedsStepUp),
+            (&owner, m(&b, Role::Staff), false, Denied(Denial::NotVisible)),
+            (&admin, m(&a, Role::Staff), false, Allowed),
+            (&admin, m(&a, Role::Admin), true, NeedsStepUp),
+            (&admin, m(&a, Role::Owner), false, Denied(Denial::OwnerProtected)),
+            (&admin, padmin.clone(), false, Denied(Denial::NotVisible)),
+            // "send the patient a reset email": their own clinic's patients only
+            (&owner, pat.clone(), false, Allowed),
+            (&admin, pat.clone(), false, Allowed),
+            (&admin, pat_b.clone(), false, Denied(Denial::NotVisible)),
+            // everyone else: nobody
+            (&staff, m(&a, Role::Staff), false, Denied(Denial::Role)),
+            (&staff, pat.clone(), false, Denied(Denial::NotVisible)),
+            (&patient, pat.clone(), false, Denied(Denial::NotVisible)),
+            (&patient, m(&a, Role::Staff), false, Denied(Denial::NotVisible)),
         ];
-        for (actor, target, allowed) in table {
-            assert_eq!(actor.may_reset_password(&target), allowed, "{actor:?} {target:?}");
+        for (actor, target, is_self, verdict) in table {
+            assert_eq!(actor.may_send_password_reset(&target, is_self), verdict, "{actor:?} {target:?} self={is_self}");
+        }
+        // Only the shell ever sees a reset link or chooses someone's password.
+        let table = [
+            (&Actor::Operator, true),
+            (&Actor::PlatformAdmin, false),
+            (&owner, false),
+            (&admin, false),
+            (&staff, false),
+            (&patient, false),
+        ];
+        for (actor, allowed) in table {
+            assert_eq!(actor.may_handle_password_for_others(), allowed, "{actor:?}");
         }
         assert!(owner.may_view_org(&a) && !owner.may_view_org(&b));
         assert!(admin.may_set_org_policy(&a) && !admin.may_set_org_policy(&b) && !staff.may_set_org_policy(&a));

@@ -225,6 +225,26 @@ pub fn invitation_content(org_name: &str, link: &str, expires: &str) -> EmailCon
     EmailContent { subject, text, html }
 }
 
+/// A password-reset email: the one-time link to choose a new password, valid until
+/// `expires` (UTC text). Whoever holds the link can take over the account, so it goes
+/// to the account's own address alone and is never shown to whoever asked for it.
+pub fn password_reset_content(org_name: &str, link: &str, expires: &str) -> EmailContent {
+    let org = truncate_chars(&clean_name(org_name), EMAIL_ORG_MAX_CHARS);
+    let subject = format!("Reset your {org} password");
+    let intro = format!("A password reset was requested for your {org} account. Choose a new password here:");
+    let after = format!(
+        "The link works once, until {expires}. Setting a new password signs you out everywhere; your second factors stay as they are."
+    );
+    let not_you = "If you didn't ask for this, ignore this email: your password stays the same. Don't forward this \
+                   link to anyone, your clinic's administrator included.";
+    let text = format!("{intro}\n\n{link}\n\n{after}\n\n{not_you}\n");
+    let e = escape_html;
+    let body =
+        format!("<p>{}</p>\n<p><a href=\"{}\">Choose a new password</a></p>\n<p>{}</p>", e(&intro), e(link), e(&after));
+    let html = html_email(&subject, &body, not_you);
+    EmailContent { subject, text, html }
+}
+
 fn minutes(n: i64) -> String {
     if n == 1 { "1 minute".to_owned() } else { format!("{n} minutes") }
 }
@@ -470,6 +490,16 @@ mod tests {
         let c = email_content(&msg("Riverside Clinic", CodePurpose::SignIn), true);
         assert!(!format!("{c:?}").contains("123456"));
         assert!(!format!("{:?}", msg("R", CodePurpose::SignIn)).contains("123456"));
+    }
+
+    #[test]
+    fn password_reset_emails_carry_the_link_and_escape_the_name() {
+        let c = password_reset_content("<Riverside>\nClinic", "https://auth.example/reset/abc", "2027-01-16 08:00 UTC");
+        assert_eq!(c.subject, "Reset your <Riverside> Clinic password");
+        assert!(c.text.contains("https://auth.example/reset/abc") && c.text.contains("until 2027-01-16 08:00 UTC"));
+        assert!(c.text.contains("If you didn't ask for this"));
+        assert!(c.html.contains("href=\"https://auth.example/reset/abc\""));
+        assert!(c.html.contains("&lt;Riverside&gt;") && !c.html.contains("<Riverside>"));
     }
 
     #[test]

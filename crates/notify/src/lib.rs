@@ -30,7 +30,9 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-pub use content::{EmailContent, SecurityNotice, email_content, invitation_content, notice_content, sms_text};
+pub use content::{
+    EmailContent, SecurityNotice, email_content, invitation_content, notice_content, password_reset_content, sms_text,
+};
 pub use outbox::{OutboxEmail, OutboxSms};
 pub use recipient::{mask_email, mask_phone};
 pub use smtp::{SmtpConfig, SmtpSender, SmtpTls};
@@ -131,6 +133,10 @@ pub trait EmailSender: Send + Sync + fmt::Debug {
     /// Sends an invitation (see [`invitation_content`]): it holds a one-time link to
     /// choose a password, so it goes only to the invited address.
     async fn send_invitation(&self, to: &str, content: &EmailContent) -> Result<Delivered, DeliveryError>;
+    /// Sends a password-reset email (see [`password_reset_content`]): it holds a
+    /// one-time link to choose a new password, so it goes only to the account's own
+    /// address.
+    async fn send_password_reset(&self, to: &str, content: &EmailContent) -> Result<Delivered, DeliveryError>;
     /// e.g. "SMTP mail.example.org:587 (STARTTLS)" or "outbox /data/outbox/email" — for start-up logs.
     fn describe(&self) -> String;
 }

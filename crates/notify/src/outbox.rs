@@ -53,6 +53,10 @@ impl EmailSender for OutboxEmail {
         self.write_content(to, content, "invitation").await
     }
 
+    async fn send_password_reset(&self, to: &str, content: &crate::EmailContent) -> Result<Delivered, DeliveryError> {
+        self.write_content(to, content, "password reset").await
+    }
+
     fn describe(&self) -> String {
         format!("outbox {}", self.dir.display())
     }

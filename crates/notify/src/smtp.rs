@@ -191,6 +191,10 @@ impl EmailSender for SmtpSender {
         self.send_content(to, content, "invitation").await
     }
 
+    async fn send_password_reset(&self, to: &str, content: &EmailContent) -> Result<Delivered, DeliveryError> {
+        self.send_content(to, content, "password reset").await
+    }
+
     fn describe(&self) -> String {
         let tls = match self.tls {
             SmtpTls::StartTls => "STARTTLS",

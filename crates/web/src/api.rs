@@ -978,7 +978,8 @@ pub struct AddAccount {
     /// Members only: `owner`, `admin`, `provider` or `staff`
     #[serde(default)]
     role: Option<String>,
-    /// Optional initial password; without it the answer carries an invitation link.
+    /// Refused (`403 password_not_allowed`): nobody chooses another person's password.
+    /// The new account's holder chooses it through the invitation.
     #[serde(default)]
     password: Option<String>,
 }
@@ -1017,7 +1018,7 @@ async fn add(
 /// Add a member to an organization (platform admins; the organization's owners and admins).
 #[utoipa::path(post, path = "/api/v1/orgs/{org_id}/members", tag = "admin", request_body = AddAccount, security(("bearer" = [])),
     params(("org_id" = String, Path)),
-    responses((status = 201, body = AccountAdded), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 201, body = AccountAdded), (status = 400, body = ErrorBody), (status = 403, description = "`forbidden`, `password_not_allowed`", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "`email_taken`", body = ErrorBody)))]
 async fn add_member(
     State(state): State<AppState>,
@@ -1032,7 +1033,8 @@ async fn add_member(
 /// Add a patient-portal account to an organization.
 #[utoipa::path(post, path = "/api/v1/orgs/{org_id}/patients", tag = "admin", request_body = AddAccount, security(("bearer" = [])),
     params(("org_id" = String, Path)),
-    responses((status = 201, body = AccountAdded), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 201, body = AccountAdded), (status = 400, body = ErrorBody),
+        (status = 403, description = "`forbidden`, `password_not_allowed`", body = ErrorBody),
         (status = 404, description = "No such organization", body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn add_patient(
     State(state): State<AppState>,
@@ -1046,8 +1048,8 @@ async fn add_patient(
 
 /// Add a platform admin (platform admins).
 #[utoipa::path(post, path = "/api/v1/platform-admins", tag = "admin", request_body = AddAccount, security(("bearer" = [])),
-    responses((status = 201, body = AccountAdded), (status = 400, description = "`invalid_email`, `weak_password`", body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = AccountAdded), (status = 400, description = "`invalid_email`", body = ErrorBody),
+        (status = 403, description = "`forbidden`, `password_not_allowed`", body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn add_platform_admin(
     State(state): State<AppState>,
     client: Client,
@@ -1058,23 +1060,33 @@ async fn add_platform_admin(
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ResetLink {
-    /// Secret link, valid up to 24 hours, to hand to the account's holder.
-    reset_url: String,
+pub struct ResetEmailed {
+    /// The reset link went by email to the account's own address (`false`: it could
+    /// not be delivered; ask again later). The link itself is never in the answer.
+    reset_emailed: bool,
 }
 
-/// Issue a password-reset link for an account.
+/// Email a password-reset link to the account's own address.
+///
+/// Platform support for clinic members and patients (not for another platform admin);
+/// a clinic's owners and admins for their members (admins not for an owner) and their
+/// patients. The caller never sees the link, and nobody chooses a password for someone
+/// else; only the server's shell (`clinic-auth password-reset`) prints a link. The link
+/// is valid up to 24 hours and ends every session of the account when used; the
+/// account's holder is told by email when the password changes.
 #[utoipa::path(post, path = "/api/v1/accounts/{account_id}/password-reset", tag = "admin", security(("bearer" = [])),
     params(("account_id" = String, Path)),
-    responses((status = 201, body = ResetLink), (status = 404, description = "Unknown, or not yours to manage", body = ErrorBody)))]
+    responses((status = 202, body = ResetEmailed),
+        (status = 403, description = "`forbidden`, `owner_protected`, `step_up_required` (your own account)", body = ErrorBody),
+        (status = 404, description = "Unknown, or not yours to manage", body = ErrorBody)))]
 async fn password_reset(
     State(state): State<AppState>,
     client: Client,
     s: ApiSignedIn,
     Path(account_id): Path<String>,
 ) -> Result<Response, AppError> {
-    let url = accounts::password_reset_link(&state, &by(&s, client), &account_id).await?;
-    Ok((StatusCode::CREATED, Json(ResetLink { reset_url: url })).into_response())
+    let emailed = accounts::send_password_reset(&state, &by(&s, client), &account_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(ResetEmailed { reset_emailed: emailed })).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]

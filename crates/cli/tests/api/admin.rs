@@ -125,14 +125,17 @@ async fn password_reset_link_sets_a_new_password_and_ends_sessions(app: TestApp)
     let (s, _) = app.post_json(&format!("/api/v1/accounts/{}/password-reset", other.id), &admin_t, json!({})).await;
     assert_eq!(s, 404, "not for another clinic's member");
     let owner_id = app.get_json("/api/v1/me", &owner_t).await.1["id"].as_str().unwrap().to_owned();
-    let (s, _) = app.post_json(&format!("/api/v1/accounts/{owner_id}/password-reset"), &admin_t, json!({})).await;
-    assert_eq!(s, 404, "an admin cannot take over the owner");
+    let (s, e) = app.post_json(&format!("/api/v1/accounts/{owner_id}/password-reset"), &admin_t, json!({})).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (403, Some("owner_protected")), "an admin cannot take over the owner");
     let (s, _) = app.post_json(&format!("/api/v1/accounts/{}/password-reset", admin.id), &doc_t, json!({})).await;
-    assert_eq!(s, 404, "a provider cannot reset anyone");
-    let (s, link) = app.post_json(&format!("/api/v1/accounts/{}/password-reset", doc.id), &admin_t, json!({})).await;
-    assert_eq!(s, 201);
-    let url = link["reset_url"].as_str().unwrap();
-    assert!(url.contains("/reset/"));
+    assert_eq!(s, 403, "a provider cannot reset anyone");
+    let (s, sent) = app.post_json(&format!("/api/v1/accounts/{}/password-reset", doc.id), &admin_t, json!({})).await;
+    assert_eq!((s, sent), (202, json!({"reset_emailed": true})), "the link goes to the member, not the admin");
+    let mail = app.smtp.wait_for(1, std::time::Duration::from_secs(5)).await;
+    let mail = mail.iter().find(|m| m.to == vec!["doc@a.test".to_owned()]).expect("reset email");
+    assert_eq!(mail.subject().as_deref(), Some("Reset your Clinic A password"));
+    let text = mail.text_body().unwrap();
+    let url = text.split_whitespace().find(|w| w.contains("/reset/")).unwrap();
     let token = url.rsplit('/').next().unwrap();
     let new_pw = "a brand new passphrase here";
     let res = app

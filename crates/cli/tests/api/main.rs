@@ -16,6 +16,7 @@ mod openapi;
 mod otp;
 mod pages;
 mod passkeys;
+mod resets;
 mod security;
 mod sessions;
 mod sign_in;

@@ -165,6 +165,13 @@ pub async fn add_account(
     if !allowed {
         return Err(AppError::forbidden());
     }
+    if password.is_some() && !by.actor.may_handle_password_for_others() {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "password_not_allowed",
+            "You cannot choose another person's password: leave it out, and they choose it through the invitation.",
+        ));
+    }
     let password_hash = match password {
         Some(p) => Some(state.hasher.hash(&check_new_password(state, p, None, &email)?).await?),
         None => None,
@@ -226,22 +233,68 @@ async fn send_invitation(state: &AppState, account: &Account, org: Option<&Org>,
     }
 }
 
-/// Issues a password-reset link for an account (support, or the clinic's owner/admin).
-pub async fn password_reset_link(state: &AppState, by: &By, account_id: &str) -> Result<String, AppError> {
-    let id = AccountId::parse(account_id).map_err(|_| AppError::not_found("The account"))?;
-    let account = state.store.get_account(id).await?.ok_or_else(|| AppError::not_found("The account"))?;
-    let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
-    if !by.actor.may_reset_password(&target) {
-        return Err(AppError::not_found("The account"));
-    }
-    let (token, link) =
-        new_link(state, LinkPurpose::PasswordReset, Some(account.id), state.config.link_ttl_secs.min(24 * 3600));
+/// Longest a password-reset link stays valid.
+const RESET_LINK_MAX_SECS: i64 = 24 * 3600;
+
+/// A new password-reset link for `account`, stored with its audit event (`delivery`
+/// says where the link went; the event never holds the link).
+async fn issue_reset_link(
+    state: &AppState,
+    by: &By,
+    account: &Account,
+    delivery: &str,
+) -> Result<(String, clinic_auth_core::UnixTime), AppError> {
+    let ttl = state.config.link_ttl_secs.min(RESET_LINK_MAX_SECS);
+    let (token, link) = new_link(state, LinkPurpose::PasswordReset, Some(account.id), ttl);
     let mut event = audit_event(state, "password_reset_link_issued", "success", &by.client);
     event.org_id = account.org_id.clone();
     event.actor_id = by.account_id;
     event.subject_id = Some(account.id);
+    event.detail = match by.actor {
+        clinic_auth_core::permission::Actor::Operator => detail(&[("by", "operator"), ("delivery", delivery)]),
+        _ => detail(&[("delivery", delivery)]),
+    };
     state.store.insert_password_link(&link, &event).await?;
-    Ok(state.config.link(&link_path(LinkPurpose::PasswordReset, &token)))
+    Ok((state.config.link(&link_path(LinkPurpose::PasswordReset, &token)), link.expires_at))
+}
+
+/// The server's shell only (`clinic-auth password-reset`): a password-reset link for
+/// any account, printed for the operator who holds the machine to pass on. Nobody
+/// else ever sees a reset link; they use [`send_password_reset`].
+pub async fn password_reset_link(state: &AppState, by: &By, account_id: &str) -> Result<String, AppError> {
+    if !by.actor.may_handle_password_for_others() {
+        return Err(AppError::forbidden());
+    }
+    let id = AccountId::parse(account_id).map_err(|_| AppError::not_found("The account"))?;
+    let account = state.store.get_account(id).await?.ok_or_else(|| AppError::not_found("The account"))?;
+    Ok(issue_reset_link(state, by, &account, "shown_to_operator").await?.0)
+}
+
+/// Emails a password-reset link to the account's own address (support, or the
+/// clinic's owners and admins for their members and patients; see
+/// `Actor::may_send_password_reset`). Whoever asked never sees the link. Returns
+/// whether the email went out; a failed delivery is logged (masked address) and the
+/// unused link simply expires.
+pub async fn send_password_reset(state: &AppState, by: &By, account_id: &str) -> Result<bool, AppError> {
+    let id = AccountId::parse(account_id).map_err(|_| AppError::not_found("The account"))?;
+    let account = state.store.get_account(id).await?.ok_or_else(|| AppError::not_found("The account"))?;
+    let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
+    let is_self = by.account_id == Some(account.id);
+    super::admin::enforce(state, by, by.actor.may_send_password_reset(&target, is_self)).await?;
+    let (url, expires_at) = issue_reset_link(state, by, &account, "email").await?;
+    let org_name = match &account.org_id {
+        Some(o) => state.store.get_org(o).await?.map(|o| o.name),
+        None => None,
+    }
+    .unwrap_or_else(|| state.config.platform_name.clone());
+    let content = clinic_auth_notify::password_reset_content(&org_name, &url, &super::time::date_time(expires_at));
+    match state.senders.email.send_password_reset(account.email.as_str(), &content).await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            tracing::warn!(account = %account.id, error = %e, "password reset email not delivered");
+            Ok(false)
+        }
+    }
 }
 
 /// Finds an account by email for the command line: staff realm first, then patients.
@@ -328,6 +381,10 @@ pub async fn set_password_with_link(
     event.subject_id = Some(account.id);
     if !state.store.set_password_with_link(&token.hash(), account.id, &hash, state.now(), &event).await? {
         return Err(link_unusable());
+    }
+    // A first password (an invitation) changes nothing the person had; a reset does.
+    if purpose == LinkPurpose::PasswordReset {
+        super::notices::send(state, &account, clinic_auth_notify::SecurityNotice::PasswordChanged).await;
     }
     state.store.get_account(account.id).await?.ok_or_else(link_unusable)
 }

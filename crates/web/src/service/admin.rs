@@ -77,9 +77,16 @@ pub async fn authorize(
     let account = find_target(state, by, org, who).await?;
     let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
     let is_self = by.account_id == Some(account.id);
-    match by.actor.may_act_on_member(&target, is_self, action) {
-        Verdict::Allowed => Ok(account),
-        Verdict::NeedsStepUp if stepped_up(state, by).await? => Ok(account),
+    enforce(state, by, by.actor.may_act_on_member(&target, is_self, action)).await?;
+    Ok(account)
+}
+
+/// Carries out the core's verdict: `Ok` when allowed (after the step-up check for a
+/// self-action), otherwise the answer for the person.
+pub async fn enforce(state: &AppState, by: &By, verdict: Verdict) -> Result<(), AppError> {
+    match verdict {
+        Verdict::Allowed => Ok(()),
+        Verdict::NeedsStepUp if stepped_up(state, by).await? => Ok(()),
         Verdict::NeedsStepUp => Err(step_up_required()),
         Verdict::Denied(Denial::NotVisible) => Err(AppError::not_found("The member")),
         Verdict::Denied(Denial::Role) => Err(AppError::forbidden()),
