@@ -6,6 +6,7 @@ mod harness;
 mod admin;
 mod admin_pages;
 mod administration;
+mod asvs;
 mod bad_input;
 mod cli;
 mod codes;
