@@ -239,7 +239,15 @@ fn two_factor_summary(m: &MemberStatus) -> String {
         return if m.mfa_required { "Off — will set up at next sign-in".to_owned() } else { "Off".to_owned() };
     }
     let kinds: Vec<&str> = m.factors.iter().map(|f| mfa::method_label(f.kind)).collect();
-    format!("On: {}", kinds.join(", "))
+    let mut summary = format!("On: {}", kinds.join(", "));
+    if !m.outside_allowed.is_empty() {
+        let old: Vec<&str> = m.outside_allowed.iter().map(|k| mfa::method_label(*k)).collect();
+        summary.push_str(&format!(
+            " — still uses {}, which the clinic no longer allows (moves to an allowed method at next sign-in)",
+            old.join(", ")
+        ));
+    }
+    summary
 }
 
 #[derive(Template)]

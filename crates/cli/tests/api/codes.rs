@@ -73,7 +73,7 @@ pub(crate) async fn last_email_code(app: &TestApp, n: usize) -> String {
     }
 }
 
-async fn last_sms_code(app: &TestApp, n: usize) -> String {
+pub(crate) async fn last_sms_code(app: &TestApp, n: usize) -> String {
     let sms = app.twilio.wait_for(n, WAIT).await;
     assert!(sms.len() >= n, "expected {n} texts, got {}", sms.len());
     sms[n - 1].find_code().expect("code in the text")

@@ -21,6 +21,7 @@ both_stores!(
     a_factor_locks_after_a_hundred_wrong_codes_in_a_row_until_another_is_proved,
     a_factor_change_ends_the_other_sessions_but_not_the_one_that_made_it,
     showing_a_code_page_sends_nothing,
+    a_method_the_clinic_removed_only_moves_the_member_to_an_allowed_one,
 );
 
 const DR: &str = "dr.lee@riverside.test";
@@ -324,4 +325,62 @@ async fn showing_a_code_page_sends_nothing(app: TestApp) {
         b.post(app.url("/account/2fa/setup/resend")).form(&[("csrf", csrf_of(&html).as_str())]).send().await.unwrap();
     assert!(res.status().is_redirection(), "{}", res.status());
     crate::codes::last_email_code(&app, 1).await;
+}
+
+async fn a_method_the_clinic_removed_only_moves_the_member_to_an_allowed_one(app: TestApp) {
+    use crate::codes::{clinic, last_sms_code};
+    use clinic_auth_core::MethodSet;
+    use clinic_auth_web::service::policy::{self, OrgMfaChange};
+    let org = clinic(&app, "sms").await;
+    // Dr. Lee sets up text codes; then the clinic allows authenticator apps only.
+    let (flow, _) = password_step(&app, DR).await;
+    let (s, _) = post(&app, &format!("/api/v1/login/{flow}/enroll/sms"), json!({"phone": "(201) 555-0123"})).await;
+    assert_eq!(s, 200);
+    let code = last_sms_code(&app, 1).await;
+    let (s, done) = post(&app, &format!("/api/v1/login/{flow}/enroll/code/confirm"), json!({"code": code})).await;
+    assert_eq!(s, 200, "{done}");
+    let old_recovery = done["recovery_code"].as_str().unwrap().to_owned();
+    let change = OrgMfaChange { enabled: None, mode: None, methods: Some(MethodSet::parse("authenticator").unwrap()) };
+    policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
+    // The Users page tells the admin who is still on a method the clinic removed.
+    let members = admin::list_members(&app.state, &By::operator(), org.id.as_str(), None).await.unwrap();
+    let dr = members.iter().find(|m| m.account.email.as_str() == DR).unwrap();
+    assert_eq!(dr.outside_allowed, vec![clinic_auth_core::FactorKind::Sms]);
+
+    // The next sign-in proves the texted code once, and must set up an app before
+    // any session exists.
+    app.clock.advance(60);
+    let (flow, progress) = password_step(&app, DR).await;
+    assert_eq!(progress["method"], "sms", "{progress}");
+    let code = last_sms_code(&app, 2).await;
+    let (s, next) = post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": code})).await;
+    assert_eq!(s, 200, "{next}");
+    assert_eq!(next["next"], "enroll", "{next}");
+    assert!(next.get("session_token").is_none(), "no session before an allowed method is set up");
+    assert_eq!(next["allowed_methods"], json!(["authenticator"]));
+    let (s, setup) = post(&app, &format!("/api/v1/login/{flow}/enroll/authenticator"), json!({})).await;
+    assert_eq!(s, 200);
+    let uri = setup["otpauth_uri"].as_str().unwrap().to_owned();
+    let (s, done) = post(
+        &app,
+        &format!("/api/v1/login/{flow}/enroll/authenticator/confirm"),
+        json!({"code": otp::code(&uri, now(&app))}),
+    )
+    .await;
+    assert_eq!(s, 200, "{done}");
+    assert!(done["session_token"].is_string());
+    let new_recovery = done["recovery_code"].as_str().expect("a new recovery code, shown once").to_owned();
+    assert_ne!(new_recovery, old_recovery);
+
+    // The texted codes are gone (audited), and sign-in asks for the app.
+    let removed = app.audit_of(Some("factor_removed"), 100).await;
+    assert!(removed.iter().any(|e| e.detail.contains("\"method\":\"sms\"") && e.detail.contains("method_not_allowed")));
+    app.clock.advance(30);
+    let (flow, progress) = password_step(&app, DR).await;
+    assert_eq!(progress["method"], "authenticator", "{progress}");
+    assert!(!progress["other_methods"].as_array().unwrap().contains(&json!("sms")), "{progress}");
+    let (s, e) = post(&app, &format!("/api/v1/login/{flow}/method"), json!({"method": "sms"})).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("method_unavailable")), "{e}");
+    let (s, e) = post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": old_recovery})).await;
+    assert_ne!(s, 200, "the old recovery code was replaced: {e}");
 }

@@ -61,6 +61,9 @@ pub struct MemberStatusView {
     /// The member must have a second factor under the current policy.
     mfa_required: bool,
     active_sessions: i64,
+    /// Factor kinds the member still has that the organization no longer allows
+    /// (they move to an allowed method at their next sign-in).
+    outside_allowed_methods: Vec<&'static str>,
 }
 
 impl From<&MemberStatus> for MemberStatusView {
@@ -82,6 +85,7 @@ impl From<&MemberStatus> for MemberStatusView {
             bypass_expires_at: m.account.bypass.filter(|_| m.bypass_valid).map(|b| b.expires_at.0),
             mfa_required: m.mfa_required,
             active_sessions: m.sessions,
+            outside_allowed_methods: m.outside_allowed.iter().map(|k| k.as_str()).collect(),
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct MemberStatus {
     /// The member must have a second factor under the current policy.
     pub mfa_required: bool,
     pub sessions: i64,
+    /// Factors the member still has that the organization no longer allows; they
+    /// move to an allowed method at their next sign-in.
+    pub outside_allowed: Vec<clinic_auth_core::FactorKind>,
 }
 
 pub fn step_up_required() -> AppError {
@@ -119,7 +122,9 @@ async fn status_of(state: &AppState, account: Account) -> Result<MemberStatus, A
 
 fn status_from(account: Account, m: mfa::MfaState, sessions: i64) -> MemberStatus {
     let mfa_required = !m.may_turn_off(&account);
+    let outside_allowed = m.outside_allowed(&account);
     MemberStatus {
+        outside_allowed,
         factors: m.factors,
         has_recovery_code: m.has_recovery_code,
         bypass_valid: m.bypass_valid,
