@@ -498,8 +498,9 @@ mod tests {
     #[test]
     fn factors_outside_the_allowed_methods_are_only_a_way_to_move() {
         let app_only = OrgMfa { enabled: true, mode: MfaMode::Required, methods: set("authenticator") };
-        let table: [(&[FactorKind], &[FactorKind], &[FactorKind], bool); 6] = [
-            // enrolled, outside, offered at sign-in, must replace
+        // enrolled, outside, offered at sign-in, must replace
+        type Row = (&'static [FactorKind], &'static [FactorKind], &'static [FactorKind], bool);
+        let table: [Row; 6] = [
             (&[Sms, RecoveryCode], &[Sms], &[Sms, RecoveryCode], true),
             (&[Authenticator, Sms, RecoveryCode], &[Sms], &[Authenticator, RecoveryCode], false),
             (&[Authenticator, RecoveryCode], &[], &[Authenticator, RecoveryCode], false),
