@@ -44,7 +44,7 @@ const OTPAUTH_URI_RE =
 // Base32 in groups of four separated by single spaces (the last group may be shorter).
 const SETUP_KEY_RE = /^[A-Z2-7]{4}(?: [A-Z2-7]{4})*(?: [A-Z2-7]{1,3})?$/;
 // Five groups of four Crockford base32 symbols (no I, L, O, U).
-const RECOVERY_CODE_RE = /^[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}$/;
+const RECOVERY_CODE_RE = /^[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){5}$/;
 
 const step = (ms = Date.now()) => Math.floor(ms / STEP_MS);
 
@@ -180,7 +180,7 @@ async function readRecoveryCode(page) {
   const el = page.locator('#recovery-code');
   await waitVisible(page, el, 'the recovery code (#recovery-code)');
   const code = (await el.innerText()).trim();
-  assert.match(code, RECOVERY_CODE_RE, `recovery code ${JSON.stringify(code)} is not XXXX-XXXX-XXXX-XXXX-XXXX`);
+  assert.match(code, RECOVERY_CODE_RE, `recovery code ${JSON.stringify(code)} is not XXXX-XXXX-XXXX-XXXX-XXXX-XXXX`);
   return code;
 }
 

@@ -12,15 +12,23 @@ use crate::token::{hex, secrets_equal};
 
 /// Crockford's base32: no I, L, O (they look like 1 and 0) and no U.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-/// 20 symbols of 5 bits: 100 bits, far beyond guessing within any rate limit.
-pub const SYMBOLS: usize = 20;
+/// 24 symbols of 5 bits: 120 bits, far beyond guessing within any rate limit, and
+/// above the 112 bits that let a lookup secret be stored with a plain SHA-256 (ASVS
+/// 5.0 6.5.2).
+pub const SYMBOLS: usize = 24;
+/// Codes issued before codes grew to 24 symbols had 20 (100 bits); they keep working
+/// until used, when a 24-symbol one replaces them.
+pub const LEGACY_SYMBOLS: usize = 20;
 const GROUP: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Enter the recovery code you saved when you set up two-factor authentication, like XXXX-XXXX-XXXX-XXXX-XXXX.")]
+#[error(
+    "Enter the recovery code you saved when you set up two-factor authentication, like XXXX-XXXX-XXXX-XXXX-XXXX-XXXX."
+)]
 pub struct RecoveryCodeError;
 
-/// A recovery code in its canonical form: 20 upper-case symbols, no separators.
+/// A recovery code in its canonical form: 24 upper-case symbols (20 for one issued
+/// before), no separators.
 /// Never printed, wiped from memory when dropped.
 #[derive(Clone)]
 pub struct RecoveryCode(Zeroizing<String>);
@@ -32,7 +40,7 @@ impl fmt::Debug for RecoveryCode {
 }
 
 impl RecoveryCode {
-    /// 20 symbols from the operating system's generator. Each byte's low five bits
+    /// 24 symbols from the operating system's generator. Each byte's low five bits
     /// pick a symbol; 256 is a multiple of 32, so every symbol is equally likely.
     ///
     /// Panics only if the operating system cannot provide randomness.
@@ -68,13 +76,13 @@ impl RecoveryCode {
             }
             code.push(c);
         }
-        if code.len() != SYMBOLS {
+        if code.len() != SYMBOLS && code.len() != LEGACY_SYMBOLS {
             return Err(RecoveryCodeError);
         }
         Ok(RecoveryCode(code))
     }
 
-    /// The form shown to the member: groups of four joined by dashes (24 characters).
+    /// The form shown to the member: groups of four joined by dashes (29 characters).
     pub fn display(&self) -> String {
         let mut out = String::with_capacity(SYMBOLS + SYMBOLS / GROUP);
         for (i, c) in self.0.chars().enumerate() {
@@ -86,7 +94,7 @@ impl RecoveryCode {
         out
     }
 
-    /// The stored form: lower-case hex SHA-256 of the canonical code. 100 random
+    /// The stored form: lower-case hex SHA-256 of the canonical code. 120 random
     /// bits cannot be brute-forced from the hash, so a slow password hash would only
     /// cost time at sign-in.
     pub fn hash(&self) -> String {
@@ -112,8 +120,16 @@ mod tests {
         assert_eq!(a.0.len(), SYMBOLS);
         assert!(a.0.bytes().all(|c| ALPHABET.contains(&c)));
         let shown = a.display();
-        assert_eq!(shown.len(), 24);
-        assert_eq!(shown.matches('-').count(), 4);
+        assert_eq!(shown.len(), 29);
+        assert_eq!(shown.matches('-').count(), 5);
+    }
+
+    #[test]
+    fn codes_issued_before_with_twenty_symbols_still_parse() {
+        let legacy = RecoveryCode::parse("7k2m-q9xd-0123-4567-89ab").unwrap();
+        assert_eq!(legacy.0.as_str(), "7K2MQ9XD0123456789AB");
+        assert_eq!(legacy.display(), "7K2M-Q9XD-0123-4567-89AB");
+        assert_eq!(legacy.hash(), hex(&Sha256::digest(b"7K2MQ9XD0123456789AB")));
     }
 
     #[test]
@@ -132,15 +148,15 @@ mod tests {
 
     #[test]
     fn parsing_is_forgiving_about_form() {
-        let canonical = "7K2MQ9XD0123456789AB";
+        let canonical = "7K2MQ9XD0123456789ABCDEF";
         for input in [
-            "7K2M-Q9XD-0123-4567-89AB",
-            "7k2m-q9xd-0123-4567-89ab",
-            "7K2MQ9XD0123456789AB",
-            " 7K2M Q9XD 0123 4567 89AB ",
-            "7K2M--Q9XD-0123-4567-89AB-",
-            "7K2M-Q9XD-O123-4567-89AB", // O for 0
-            "7K2M-Q9XD-o123-4567-89AB",
+            "7K2M-Q9XD-0123-4567-89AB-CDEF",
+            "7k2m-q9xd-0123-4567-89ab-cdef",
+            "7K2MQ9XD0123456789ABCDEF",
+            " 7K2M Q9XD 0123 4567 89AB CDEF ",
+            "7K2M--Q9XD-0123-4567-89AB-CDEF-",
+            "7K2M-Q9XD-O123-4567-89AB-CDEF", // O for 0
+            "7K2M-Q9XD-o123-4567-89AB-CDEF",
         ] {
             assert_eq!(RecoveryCode::parse(input).map(|c| c.0.to_string()), Ok(canonical.to_owned()), "{input:?}");
         }
@@ -148,10 +164,10 @@ mod tests {
 
     #[test]
     fn look_alikes_map_to_digits() {
-        let ones = RecoveryCode::parse("IiLl-1111-1111-1111-1111").unwrap();
-        assert_eq!(ones.0.as_str(), "1".repeat(20));
-        let zeros = RecoveryCode::parse("OoOo-0000-0000-0000-0000").unwrap();
-        assert_eq!(zeros.0.as_str(), "0".repeat(20));
+        let ones = RecoveryCode::parse("IiLl-1111-1111-1111-1111-1111").unwrap();
+        assert_eq!(ones.0.as_str(), "1".repeat(24));
+        let zeros = RecoveryCode::parse("OoOo-0000-0000-0000-0000-0000").unwrap();
+        assert_eq!(zeros.0.as_str(), "0".repeat(24));
     }
 
     #[test]
@@ -159,13 +175,15 @@ mod tests {
         for bad in [
             "",
             "----",
-            "7K2M-Q9XD-0123-4567-89A",   // 19
-            "7K2M-Q9XD-0123-4567-89ABC", // 21
-            "7K2M-Q9XD-0123-4567-89AU",  // U is not in the alphabet
-            "7K2M-Q9XD-0123-4567-89A!",
-            "7K2M_Q9XD_0123_4567_89AB",
-            "7K2M-Q9XD-0123-4567-89AÉ",
-            "７K2M-Q9XD-0123-4567-89AB", // full-width digit
+            "7K2M-Q9XD-0123-4567-89A",        // 19
+            "7K2M-Q9XD-0123-4567-89ABC",      // 21
+            "7K2M-Q9XD-0123-4567-89AB-CDE",   // 23
+            "7K2M-Q9XD-0123-4567-89AB-CDEF0", // 25
+            "7K2M-Q9XD-0123-4567-89AB-CDEU",  // U is not in the alphabet
+            "7K2M-Q9XD-0123-4567-89AB-CDE!",
+            "7K2M_Q9XD_0123_4567_89AB_CDEF",
+            "7K2M-Q9XD-0123-4567-89AB-CDEÉ",
+            "７K2M-Q9XD-0123-4567-89AB-CDEF", // full-width digit
         ] {
             assert_eq!(RecoveryCode::parse(bad).err(), Some(RecoveryCodeError), "{bad:?}");
         }
@@ -174,8 +192,8 @@ mod tests {
 
     #[test]
     fn hash_and_match() {
-        let code = RecoveryCode::parse("0000-0000-0000-0000-0000").unwrap();
-        let want = hex(&Sha256::digest(b"00000000000000000000"));
+        let code = RecoveryCode::parse("0000-0000-0000-0000-0000-0000").unwrap();
+        let want = hex(&Sha256::digest(b"000000000000000000000000"));
         assert_eq!(code.hash(), want);
         assert_eq!(code.hash().len(), 64);
         assert!(code.matches(&want));

@@ -217,12 +217,13 @@ fn sloppy(c: char, choice: u8) -> char {
     }
 }
 
-/// 19 to 21 symbols as a person might write them back, now and then with a stray one.
+/// 19 to 25 symbols as a person might write them back (a code issued before codes
+/// grew to 24 symbols had 20), now and then with a stray one.
 fn recovery_like() -> impl Strategy<Value = String> {
     (
-        vec((select(CROCKFORD), any::<u8>()), 19..=21),
-        vec(select(SEPARATORS), 22),
-        prop::option::of((0usize..21, select(RECOVERY_ALPHABET))),
+        vec((select(CROCKFORD), any::<u8>()), 19..=25),
+        vec(select(SEPARATORS), 26),
+        prop::option::of((0usize..25, select(RECOVERY_ALPHABET))),
     )
         .prop_map(|(symbols, seps, stray)| {
             let written: String = symbols
@@ -243,7 +244,7 @@ proptest! {
         s in prop_oneof![any_text(), text_from(RECOVERY_ALPHABET, 28), recovery_like()],
     ) {
         let symbols: Option<String> = kept(&s).chars().map(recovery_symbol).collect();
-        let want = symbols.filter(|c| c.len() == 20);
+        let want = symbols.filter(|c| c.len() == 24 || c.len() == 20);
         match RecoveryCode::parse(&s) {
             Ok(code) => {
                 let want = want.unwrap_or_default();
@@ -258,16 +259,16 @@ proptest! {
 
     #[test]
     fn recovery_code_round_trips_through_its_display_and_sloppy_typing(
-        canonical in vec(select(CROCKFORD), 20).prop_map(String::from_iter),
-        choices in vec(any::<u8>(), 20),
-        seps in vec(select(SEPARATORS), 21),
+        canonical in prop_oneof![vec(select(CROCKFORD), 24), vec(select(CROCKFORD), 20)].prop_map(String::from_iter),
+        choices in vec(any::<u8>(), 24),
+        seps in vec(select(SEPARATORS), 25),
     ) {
         let code = RecoveryCode::parse(&canonical).unwrap();
         let shown = code.display();
-        prop_assert_eq!(shown.len(), 24);
+        prop_assert_eq!(shown.len(), canonical.len() + canonical.len() / 4 - 1);
         prop_assert_eq!(&shown, &grouped(&canonical));
         prop_assert_eq!(RecoveryCode::parse(&shown).unwrap().display(), shown.clone());
-        // The stored hash is over the canonical 20 symbols, not the display form.
+        // The stored hash is over the canonical symbols, not the display form.
         prop_assert_eq!(code.hash(), sha256_hex(&canonical));
 
         let written: String = canonical.chars().zip(&choices).map(|(c, &k)| sloppy(c, k)).collect();
@@ -284,17 +285,17 @@ proptest! {
             select(vec!['U', 'u', '_', '!', '\u{c9}', '\u{ff17}', '\u{131}']),
             any::<char>(),
         ],
-        at in 0usize..20,
+        at in 0usize..24,
     ) {
-        if canonical.len() != 20 {
+        if canonical.len() != 24 && canonical.len() != 20 {
             prop_assert!(RecoveryCode::parse(&canonical).is_err(), "{:?}", canonical);
             prop_assert!(RecoveryCode::parse(&grouped(&canonical)).is_err(), "{:?}", canonical);
         }
         prop_assume!(recovery_symbol(foreign).is_none() && foreign != '-' && !foreign.is_whitespace());
-        let twenty: String = format!("{canonical:0<20}").chars().take(20).enumerate()
+        let full: String = format!("{canonical:0<24}").chars().take(24).enumerate()
             .map(|(i, c)| if i == at { foreign } else { c })
             .collect();
-        prop_assert!(RecoveryCode::parse(&twenty).is_err(), "{:?}", twenty);
+        prop_assert!(RecoveryCode::parse(&full).is_err(), "{:?}", full);
     }
 }
 
