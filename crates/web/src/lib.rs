@@ -22,7 +22,7 @@ use clinic_auth_core::{Clock, UnixTime};
 use clinic_auth_store::Store;
 
 pub use api::openapi_json;
-pub use config::{CookieSecurity, WebConfig};
+pub use config::{CookieSecurity, WebConfig, default_public_url};
 pub use crypto::{KeyringError, Sealer};
 pub use error::AppError;
 pub use hashing::PasswordHasher;
@@ -82,7 +82,7 @@ impl AppState {
         let webauthn = match service::passkeys::relying_party(&config) {
             Ok(w) => Some(w),
             Err(why) => {
-                // `serve` says so once at start-up (passkeys_off_reason); admin commands
+                // `serve` says so once at start-up (start_up_note); admin commands
                 // need no passkeys and stay quiet.
                 tracing::debug!("passkeys are off: {why}");
                 None
@@ -107,6 +107,34 @@ pub fn router(state: AppState) -> Router {
             .merge(api::routes()),
         state,
     )
+}
+
+/// What `serve` tells whoever started it: one sentence on where to open a browser and
+/// whether passkeys ("Trust this device") work there, and why not when they are off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartUpNote {
+    pub open: String,
+    pub passkeys_off: Option<String>,
+}
+
+pub fn start_up_note(config: &WebConfig) -> StartUpNote {
+    let url = &config.public_url;
+    match service::passkeys::relying_party(config) {
+        Ok(_) => {
+            let place = match &config.passkey_origin {
+                Some(o) if o.origin() != url.origin() => format!("on {}", o.origin().ascii_serialization()),
+                _ => "there".to_owned(),
+            };
+            StartUpNote {
+                open: format!("Open {url} in a browser; passkeys (\"Trust this device\") work {place}."),
+                passkeys_off: None,
+            }
+        }
+        Err(why) => StartUpNote {
+            open: format!("Open {url} in a browser; passkeys (\"Trust this device\") are off: {why}."),
+            passkeys_off: Some(why),
+        },
+    }
 }
 
 /// Serves the application until `shutdown` resolves.
