@@ -54,6 +54,8 @@ pub struct Inner {
     /// The passkey relying party; `None` when the configuration cannot have one (an
     /// IP address or plain HTTP other than localhost), and passkeys are not offered.
     pub webauthn: Option<webauthn_rs::Webauthn>,
+    /// Whether a request carried `X-Forwarded-For` that `trust_forwarded_for` ignores.
+    pub(crate) forwarded_for_seen: http::client::ForwardedForSeen,
 }
 
 /// Where emailed and texted codes go.
@@ -88,7 +90,17 @@ impl AppState {
                 None
             }
         };
-        AppState(Arc::new(Inner { store, clock, config, hasher, sealer, senders, webauthn }))
+        let forwarded_for_seen = Default::default();
+        AppState(Arc::new(Inner { store, clock, config, hasher, sealer, senders, webauthn, forwarded_for_seen }))
+    }
+
+    /// Things an operator should fix, for `/healthz`: none on a well-set-up server.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut warnings = Vec::new();
+        if self.forwarded_for_seen.seen() {
+            warnings.push(http::client::UNTRUSTED_FORWARDED_FOR);
+        }
+        warnings
     }
 
     pub fn now(&self) -> UnixTime {
