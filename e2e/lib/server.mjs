@@ -75,6 +75,11 @@ async function healthy(baseUrl) {
   }
 }
 
+/** The environment without any CLINIC_AUTH_* setting. */
+function withoutClinicAuthVariables(environment) {
+  return Object.fromEntries(Object.entries(environment).filter(([name]) => !name.startsWith('CLINIC_AUTH_')));
+}
+
 function assertBinary() {
   if (!existsSync(BIN)) {
     throw new Error(
@@ -92,18 +97,23 @@ function assertBinary() {
  * call (e.g. CLINIC_AUTH_SMTP_PORT for a capture server the test started).
  * `host` is the name people use in links and the browser: `localhost` for passkeys,
  * which WebAuthn allows on a hostname with HTTPS or on localhost, never on an IP.
+ * `unconfigured: true` starts the server as the README's first command does: no
+ * CLINIC_AUTH_* variable at all, only the data directory and a loopback listen address;
+ * baseUrl is then the server's own default (http://localhost:PORT).
  */
-export async function startServer({ env = {}, host = '127.0.0.1' } = {}) {
+export async function startServer({ env = {}, host = '127.0.0.1', unconfigured = false } = {}) {
   assertBinary();
   const port = await freePort();
-  const baseUrl = `http://${host}:${port}`;
+  const baseUrl = unconfigured ? `http://localhost:${port}` : `http://${host}:${port}`;
   const healthUrl = `http://127.0.0.1:${port}`;
   const dataDir = await mkdtemp(join(tmpdir(), 'clinic-auth-e2e-data-'));
 
   // The admin CLI runs in its own process and cannot know which port the server got;
   // CLINIC_AUTH_PUBLIC_URL (the binary's --public-url, "used in links") tells both
   // where people reach the server, so invitation links point at this one.
-  const childEnv = { ...process.env, CLINIC_AUTH_LOG_FORMAT: 'text', CLINIC_AUTH_PUBLIC_URL: baseUrl, ...env };
+  const childEnv = unconfigured
+    ? { ...withoutClinicAuthVariables(process.env), ...env }
+    : { ...process.env, CLINIC_AUTH_LOG_FORMAT: 'text', CLINIC_AUTH_PUBLIC_URL: baseUrl, ...env };
 
   let out = '';
   const child = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {

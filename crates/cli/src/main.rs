@@ -36,7 +36,8 @@ struct Global {
     /// Database URL: sqlite:PATH or postgres://USER@HOST/DB.
     #[arg(long, global = true, env = "CLINIC_AUTH_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
-    /// The address people reach the server at, used in links (default http://LISTEN).
+    /// The address people reach the server at, used in links (default http://localhost:PORT
+    /// when listening on loopback, else http://LISTEN).
     #[arg(long, global = true, env = "CLINIC_AUTH_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
     /// Print machine-readable JSON instead of text.
@@ -376,13 +377,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let state = app_state(&settings, bound).await?;
     tracing::info!(address = %bound, store = state.store.backend_name(), public_url = %state.config.public_url, "clinic-auth is serving");
-    if let Err(why) = clinic_auth_web::service::passkeys::relying_party(&state.config) {
+    let note = clinic_auth_web::start_up_note(&state.config);
+    if let Some(why) = &note.passkeys_off {
         tracing::warn!("passkeys are off: {why}");
     }
     if let Some(link) = accounts::ensure_setup_link(&state).await? {
         // Shown on the console only: whoever runs the server creates the first admin.
         println!("No platform admin exists yet. Create the first one within 24 hours at:\n  {link}\n");
     }
+    println!("{}", note.open);
+    // The last line printed: tests and scripts read up to it and may close the pipe.
     println!("clinic-auth is listening on http://{bound} (public URL {})", state.config.public_url);
     clinic_auth_web::serve(listener, state, shutdown_signal()).await.context("serving")?;
     tracing::info!("clinic-auth stopped");

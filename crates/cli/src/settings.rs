@@ -18,7 +18,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `sqlite:PATH` or `postgres://…`; default: `sqlite:` in the data directory.
     pub database_url: Option<String>,
-    /// The address users reach the server at; default `http://` + listen address.
+    /// The address users reach the server at; default `http://localhost:PORT` when
+    /// listening on loopback, else `http://` + listen address.
     pub public_url: Option<String>,
     /// Shown in page titles.
     pub platform_name: String,
@@ -225,10 +226,14 @@ impl Settings {
             .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("clinic-auth.db").display()))
     }
 
-    /// The public URL, defaulting to the address actually bound.
+    /// The public URL; by default `http://localhost:PORT` on loopback (passkeys work
+    /// there), otherwise `http://` and the address actually bound.
     pub fn public_url(&self, bound: SocketAddr) -> anyhow::Result<Url> {
-        let raw = self.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
-        let url = Url::parse(&raw).with_context(|| format!("public_url {raw:?} is not a URL"))?;
+        let url = match &self.public_url {
+            Some(raw) => Url::parse(raw).with_context(|| format!("public_url {raw:?} is not a URL"))?,
+            None => clinic_auth_web::default_public_url(bound)
+                .with_context(|| format!("no public URL from the listen address {bound}"))?,
+        };
         if !matches!(url.scheme(), "http" | "https") {
             bail!("public_url must start with http:// or https://");
         }
@@ -379,5 +384,52 @@ mod tests {
             assert!(loaded.trust_forwarded_for);
             Ok(())
         });
+    }
+
+    fn listening_on(listen: &str) -> clinic_auth_web::WebConfig {
+        let settings = Settings { listen: listen.parse().unwrap(), ..Settings::default() };
+        settings.web_config(settings.listen).unwrap()
+    }
+
+    #[test]
+    fn unconfigured_loopback_server_is_reached_at_localhost_with_passkeys() {
+        for listen in ["127.0.0.1:8080", "[::1]:8080"] {
+            let config = listening_on(listen);
+            assert_eq!(config.public_url.as_str(), "http://localhost:8080/", "listen {listen}");
+            assert_eq!(config.link("/setup/x"), "http://localhost:8080/setup/x");
+            assert!(!config.secure_cookies(), "plain-HTTP localhost: cookies without Secure");
+            let note = clinic_auth_web::start_up_note(&config);
+            assert_eq!(note.passkeys_off, None, "listen {listen}");
+            assert_eq!(
+                note.open,
+                "Open http://localhost:8080/ in a browser; passkeys (\"Trust this device\") work there."
+            );
+        }
+    }
+
+    #[test]
+    fn unconfigured_server_on_another_address_keeps_its_ip_and_warns_passkeys_are_off() {
+        for (listen, url) in [("0.0.0.0:8080", "http://0.0.0.0:8080/"), ("192.0.2.1:8080", "http://192.0.2.1:8080/")] {
+            let config = listening_on(listen);
+            assert_eq!(config.public_url.as_str(), url);
+            let note = clinic_auth_web::start_up_note(&config);
+            let why = note.passkeys_off.unwrap_or_default();
+            assert!(why.contains("passkeys need a hostname, not an IP address"), "listen {listen}: {why}");
+            assert!(
+                note.open.starts_with(&format!("Open {url} in a browser; passkeys (\"Trust this device\") are off"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_configured_public_url_wins_over_the_listen_address() {
+        let settings = Settings {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            public_url: Some("https://auth.riverside.example".into()),
+            ..Settings::default()
+        };
+        let config = settings.web_config(settings.listen).unwrap();
+        assert_eq!(config.public_url.as_str(), "https://auth.riverside.example/");
+        assert_eq!(clinic_auth_web::start_up_note(&config).passkeys_off, None);
     }
 }

@@ -1,8 +1,31 @@
 //! Settings the web application runs with. The binary fills them from defaults,
 //! the config file and `CLINIC_AUTH_*` variables.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
 use clinic_auth_core::{PasswordPolicy, SessionTimeouts};
 use url::Url;
+
+/// The public URL when none is configured, from the address the server actually
+/// bound: `http://localhost:PORT/` on the loopback addresses `localhost` stands for
+/// (127.0.0.1 and ::1), because browsers treat `localhost` as a secure context and so
+/// allow passkeys there; `http://ADDRESS:PORT/` anywhere else (an IP address, on which
+/// passkeys are off). Other 127.x.y.z addresses keep their IP: `localhost` would not
+/// reach a server bound to them.
+pub fn default_public_url(bound: SocketAddr) -> Result<Url, url::ParseError> {
+    if is_localhost_address(bound.ip()) {
+        Url::parse(&format!("http://localhost:{}/", bound.port()))
+    } else {
+        Url::parse(&format!("http://{bound}/"))
+    }
+}
+
+fn is_localhost_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4 == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST,
+    }
+}
 
 /// Whether cookies carry the `Secure` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +125,33 @@ mod tests {
         let mut c = cfg("http://localhost:8080");
         c.cookie_security = CookieSecurity::Secure;
         assert!(c.secure_cookies());
+    }
+
+    #[test]
+    fn default_public_url_is_localhost_on_loopback_and_the_address_elsewhere() {
+        let cases = [
+            ("127.0.0.1:8080", "http://localhost:8080/"),
+            ("127.0.0.1:41234", "http://localhost:41234/"),
+            ("[::1]:8080", "http://localhost:8080/"),
+            // `localhost` resolves to 127.0.0.1 / ::1 only: a link to it would miss these.
+            ("127.0.0.2:8080", "http://127.0.0.2:8080/"),
+            ("0.0.0.0:8080", "http://0.0.0.0:8080/"),
+            ("192.0.2.1:8080", "http://192.0.2.1:8080/"),
+            ("192.0.2.1:80", "http://192.0.2.1/"),
+            ("[::]:8080", "http://[::]:8080/"),
+            ("[2001:db8::1]:443", "http://[2001:db8::1]:443/"),
+        ];
+        for (bound, expected) in cases {
+            let bound: SocketAddr = bound.parse().unwrap();
+            let url = default_public_url(bound).unwrap();
+            assert_eq!(url.as_str(), expected, "listening on {bound}");
+        }
+    }
+
+    #[test]
+    fn default_loopback_public_url_keeps_plain_http_cookies() {
+        let url = default_public_url(SocketAddr::from(([127, 0, 0, 1], 8080))).unwrap();
+        assert!(!WebConfig::new(url).secure_cookies(), "auto treats http://localhost as plain-HTTP loopback");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use clinic_auth_core::{Clock, UnixTime};
 use clinic_auth_store::Store;
 
 pub use api::openapi_json;
-pub use config::{CookieSecurity, WebConfig};
+pub use config::{CookieSecurity, WebConfig, default_public_url};
 pub use crypto::{KeyringError, Sealer};
 pub use error::AppError;
 pub use hashing::PasswordHasher;
@@ -54,6 +54,8 @@ pub struct Inner {
     /// The passkey relying party; `None` when the configuration cannot have one (an
     /// IP address or plain HTTP other than localhost), and passkeys are not offered.
     pub webauthn: Option<webauthn_rs::Webauthn>,
+    /// Whether a request carried `X-Forwarded-For` that `trust_forwarded_for` ignores.
+    pub(crate) forwarded_for_seen: http::client::ForwardedForSeen,
 }
 
 /// Where emailed and texted codes go.
@@ -82,13 +84,23 @@ impl AppState {
         let webauthn = match service::passkeys::relying_party(&config) {
             Ok(w) => Some(w),
             Err(why) => {
-                // `serve` says so once at start-up (passkeys_off_reason); admin commands
+                // `serve` says so once at start-up (start_up_note); admin commands
                 // need no passkeys and stay quiet.
                 tracing::debug!("passkeys are off: {why}");
                 None
             }
         };
-        AppState(Arc::new(Inner { store, clock, config, hasher, sealer, senders, webauthn }))
+        let forwarded_for_seen = Default::default();
+        AppState(Arc::new(Inner { store, clock, config, hasher, sealer, senders, webauthn, forwarded_for_seen }))
+    }
+
+    /// Things an operator should fix, for `/healthz`: none on a well-set-up server.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut warnings = Vec::new();
+        if self.forwarded_for_seen.seen() {
+            warnings.push(http::client::UNTRUSTED_FORWARDED_FOR);
+        }
+        warnings
     }
 
     pub fn now(&self) -> UnixTime {
@@ -107,6 +119,34 @@ pub fn router(state: AppState) -> Router {
             .merge(api::routes()),
         state,
     )
+}
+
+/// What `serve` tells whoever started it: one sentence on where to open a browser and
+/// whether passkeys ("Trust this device") work there, and why not when they are off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartUpNote {
+    pub open: String,
+    pub passkeys_off: Option<String>,
+}
+
+pub fn start_up_note(config: &WebConfig) -> StartUpNote {
+    let url = &config.public_url;
+    match service::passkeys::relying_party(config) {
+        Ok(_) => {
+            let place = match &config.passkey_origin {
+                Some(o) if o.origin() != url.origin() => format!("on {}", o.origin().ascii_serialization()),
+                _ => "there".to_owned(),
+            };
+            StartUpNote {
+                open: format!("Open {url} in a browser; passkeys (\"Trust this device\") work {place}."),
+                passkeys_off: None,
+            }
+        }
+        Err(why) => StartUpNote {
+            open: format!("Open {url} in a browser; passkeys (\"Trust this device\") are off: {why}."),
+            passkeys_off: Some(why),
+        },
+    }
 }
 
 /// Serves the application until `shutdown` resolves.

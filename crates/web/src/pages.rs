@@ -174,14 +174,23 @@ async fn home(MaybeSignedIn(s): MaybeSignedIn) -> Redirect {
     if s.is_some() { Redirect::to("/account") } else { Redirect::to("/login") }
 }
 
+/// `200 {"status":"ok"}` while the database answers, `503` otherwise; `warnings` lists
+/// set-up problems (such as an ignored `X-Forwarded-For`) and is left out when there are none.
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ok", "store": state.store.backend_name()})).into_response(),
+    let (status, mut body) = match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, serde_json::json!({"status": "ok", "store": state.store.backend_name()})),
         Err(e) => {
             tracing::warn!(error = %e, "health check: store unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"}))).into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "unavailable"}))
         }
+    };
+    let warnings = state.warnings();
+    if let Some(fields) = body.as_object_mut()
+        && !warnings.is_empty()
+    {
+        fields.insert("warnings".to_owned(), serde_json::json!(warnings));
     }
+    (status, axum::Json(body)).into_response()
 }
 
 async fn stylesheet() -> Response {

@@ -69,7 +69,7 @@ fn operators_create_organizations_members_and_admins() {
     );
     assert!(ok, "{m}");
     assert_eq!(m["role"], "provider");
-    assert!(m["invitation_url"].as_str().unwrap().starts_with("http://127.0.0.1:8080/invite/"));
+    assert!(m["invitation_url"].as_str().unwrap().starts_with("http://localhost:8080/invite/"), "{m}");
     let (ok, m) = json(
         d,
         &[

@@ -130,11 +130,12 @@ pub struct TestApp {
 pub struct Options {
     pub hashing_concurrency: usize,
     pub audit_export_max_events: usize,
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { hashing_concurrency: 2, audit_export_max_events: 100_000 }
+        Options { hashing_concurrency: 2, audit_export_max_events: 100_000, trust_forwarded_for: false }
     }
 }
 
@@ -156,6 +157,7 @@ impl TestApp {
         let mut config = WebConfig::new(url::Url::parse(&base).expect("url"));
         config.hashing_concurrency = opts.hashing_concurrency;
         config.audit_export_max_events = opts.audit_export_max_events;
+        config.trust_forwarded_for = opts.trust_forwarded_for;
         // Passkeys need a hostname: the software authenticator answers for localhost.
         config.passkey_rp_id = Some("localhost".into());
         config.passkey_origin = Some(url::Url::parse(&passkey_origin(addr.port())).expect("origin"));

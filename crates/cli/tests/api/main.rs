@@ -11,6 +11,7 @@ mod bad_input;
 mod cli;
 mod codes;
 mod crash;
+mod health;
 mod mfa;
 mod multi_process;
 mod openapi;

@@ -55,9 +55,11 @@ async fn not_found(req: Request) -> Response {
     if wants_json(req.uri().path()) { err.into_response() } else { PageError(err).into_response() }
 }
 
-/// Refuses cross-site form posts, marks responses uncacheable, and turns any error
-/// response without a proper body (405, 413 from a layer…) into our format.
-async fn guard(State(_state): State<AppState>, req: Request, next: Next) -> Response {
+/// Refuses cross-site form posts, marks responses uncacheable, turns any error
+/// response without a proper body (405, 413 from a layer…) into our format, and notices
+/// a proxy's `X-Forwarded-For` that the configuration ignores.
+async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    state.forwarded_for_seen.observe(state.config.trust_forwarded_for, req.headers());
     let path = req.uri().path().to_owned();
     let json = wants_json(&path);
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
