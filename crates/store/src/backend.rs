@@ -554,6 +554,28 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            /// After counting a failure (`row`: its failures and lock): sets the lock the
+            /// count earns, in the caller's transaction, and returns the state.
+            async fn lock_if_due(
+                conn: &mut <<$row as Row>::Database as sqlx::Database>::Connection,
+                key: &str,
+                rule: ThrottleRule,
+                now: UnixTime,
+                row: &$row,
+            ) -> StoreResult<ThrottleState> {
+                let failures = u32::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX);
+                let mut locked_until = UnixTime(row.try_get("locked_until")?);
+                if let Some(until) = rule.locked_until(failures, now).filter(|u| *u > locked_until) {
+                    locked_until = until;
+                    sqlx::query($store::sql("UPDATE throttles SET locked_until = $1 WHERE key = $2"))
+                        .bind(until.0)
+                        .bind(key)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(ThrottleState { failures, locked_until })
+            }
+
             /// Starts a session and deletes the flow that earned it, in the caller's
             /// transaction; only while the flow is still current for the account (its
             /// stamp is the account's and the account is active).
@@ -1484,23 +1506,12 @@ macro_rules! store_impl {
                 .bind(rule.window_start_cutoff(now).0)
                 .fetch_one(&mut *tx)
                 .await?;
-                let failures = u32::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX);
-                let mut locked_until = UnixTime(row.try_get("locked_until")?);
-                if let Some(until) = rule.locked_until(failures, now) {
-                    if until > locked_until {
-                        locked_until = until;
-                        sqlx::query($store::sql("UPDATE throttles SET locked_until = $1 WHERE key = $2"))
-                            .bind(until.0)
-                            .bind(key)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+                let state = Self::lock_if_due(&mut *tx, key, rule, now, &row).await?;
                 if let Some(audit) = audit {
                     write_audit!(self, &mut *tx, audit);
                 }
                 tx.commit().await?;
-                Ok(ThrottleState { failures, locked_until })
+                Ok(state)
             }
 
             async fn reserve_attempt(&self, key: &str, rule: ThrottleRule, now: UnixTime) -> StoreResult<Option<ThrottleState>> {
@@ -1522,20 +1533,9 @@ macro_rules! store_impl {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else { return Ok(None) };
-                let failures = u32::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX);
-                let mut locked_until = UnixTime(row.try_get("locked_until")?);
-                if let Some(until) = rule.locked_until(failures, now) {
-                    if until > locked_until {
-                        locked_until = until;
-                        sqlx::query($store::sql("UPDATE throttles SET locked_until = $1 WHERE key = $2"))
-                            .bind(until.0)
-                            .bind(key)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+                let state = Self::lock_if_due(&mut *tx, key, rule, now, &row).await?;
                 tx.commit().await?;
-                Ok(Some(ThrottleState { failures, locked_until }))
+                Ok(Some(state))
             }
 
             async fn reserve_factor_attempt(&self, account: AccountId, factor: FactorKind, cap: u32) -> StoreResult<Option<u32>> {
