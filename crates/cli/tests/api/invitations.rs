@@ -100,6 +100,17 @@ async fn only_the_operator_gets_an_invitation_link(app: TestApp) {
     app.smtp.set_failing(None);
     assert_eq!((s, &added["invitation_emailed"]), (201, &Value::Bool(false)), "{added}");
     assert!(added.get("invitation_url").is_none(), "{added}");
+    // Still down: the resend says so too. Once email works, a resend delivers it.
+    let resend = resend_path(org, "late@a.test");
+    app.smtp.set_failing(Some(451));
+    let (s, body) = app.post_json(&resend, &admin_t, json!({})).await;
+    app.smtp.set_failing(None);
+    assert_eq!((s, body), (202, json!({"invitation_emailed": false})));
+    assert!(invitation_links(&app, "late@a.test").is_empty());
+    let (s, body) = app.post_json(&resend, &admin_t, json!({})).await;
+    assert_eq!((s, body), (202, json!({"invitation_emailed": true})));
+    let link = wait_for_links(&app, "late@a.test", 1).await.remove(0);
+    assert_eq!(use_link(&app, &link, PASSWORD).await, 200);
     // The service gives the link to the operator alone (the command line prints it):
     // not to a clinic admin or a platform admin calling it, whatever the page or API.
     let admin = app
@@ -259,6 +270,58 @@ async fn resend_invitation_from_the_member_page_needs_csrf_and_shows_no_link(app
     assert_eq!(use_link(&app, &first, PASSWORD).await, 410);
     assert_eq!(use_link(&app, &links[1], PASSWORD).await, 200);
     assert_eq!(app.api_login("staff", "new@a.test", PASSWORD).await.status(), 200);
+
+    // Platform support resends from the platform console (any account, here a patient).
+    let pat = accounts::add_account(
+        &app.state,
+        &By::operator(),
+        clinic_auth_core::AccountKind::Patient,
+        Some(a.id.as_str()),
+        "pat@a.test",
+        None,
+        None,
+    )
+    .await
+    .unwrap()
+    .account;
+    wait_for_links(&app, "pat@a.test", 1).await;
+    app.platform_admin("support@platform.test").await;
+    let support = app.browser();
+    let (_, html) = page(&support, &app.url("/login")).await;
+    support
+        .post(app.url("/login"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("email", "support@platform.test")])
+        .send()
+        .await
+        .unwrap();
+    let (_, html) = page(&support, &app.url("/login/password")).await;
+    support
+        .post(app.url("/login/password"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    app.clock.advance(30);
+    let code = app.authenticator_code("support@platform.test").unwrap();
+    let (_, html) = page(&support, &app.url("/login/verify")).await;
+    let res = support
+        .post(app.url("/login/verify"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "/account");
+    let console = format!("/platform/accounts/{}", pat.id);
+    let (_, html) = page(&support, &app.url(&console)).await;
+    assert!(html.contains("Resend invitation") && !html.contains("/invite/"), "{html}");
+    let res = support
+        .post(app.url(&format!("{console}/invitation")))
+        .form(&[("csrf", csrf_of(&html).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], format!("{console}?notice=invitation_sent"));
+    assert_eq!(wait_for_links(&app, "pat@a.test", 2).await.len(), 2);
 
     // Now active: the page offers no resend, and a resend is refused with a reason.
     let (_, html) = page(&b, &app.url(&member_page)).await;
