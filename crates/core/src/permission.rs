@@ -102,6 +102,42 @@ impl Actor {
         matches!(self, Actor::Operator)
     }
 
+    /// Seeing a new account's invitation link. Whoever holds the link chooses the
+    /// account's first password, so this is the same rule as
+    /// [`Actor::may_handle_password_for_others`]: only the operator at the server's
+    /// shell (`clinic-auth member add`, `patient add`, `platform-admin create`). Anyone
+    /// else who invites (a clinic's owners and admins, platform admins) has the link
+    /// emailed to the new account's own address and never sees it (ASVS 6.4.6).
+    pub fn may_see_invitation_link(&self) -> bool {
+        self.may_handle_password_for_others()
+    }
+
+    /// "Resend invitation": emailing a fresh invitation link to `target`'s own address
+    /// (the sender never sees it). Whoever may invite that kind of account may resend
+    /// it: support for anyone, a clinic's owners and admins for their own clinic's
+    /// members and patients, except that only an owner (or support) reaches an owner.
+    pub fn may_resend_invitation(&self, target: &Target<'_>) -> Verdict {
+        let allowed = match (target.kind, target.org, target.role) {
+            (AccountKind::PlatformAdmin, _, _) => self.may_administer_platform(),
+            (AccountKind::Member, Some(o), Some(r)) => self.may_add_member(o, r),
+            (AccountKind::Patient, Some(o), _) => self.may_add_patient(o),
+            _ => false,
+        };
+        if allowed {
+            return Verdict::Allowed;
+        }
+        match self {
+            Actor::Member { org, role } if target.kind != AccountKind::PlatformAdmin && target.org == Some(org) => {
+                if !role.manages_members() {
+                    Verdict::Denied(Denial::Role)
+                } else {
+                    Verdict::Denied(Denial::OwnerProtected)
+                }
+            }
+            _ => Verdict::Denied(Denial::NotVisible),
+        }
+    }
+
     /// Having a password-reset link emailed to `target`'s own address (the sender never
     /// sees it). The same rule as the other actions on a member (an admin not for an
     /// owner, a platform admin not for another platform admin, acting on oneself needs
@@ -546,6 +582,61 @@ mod tests {
                 );
                 assert_eq!(Actor::Operator.may_act_on_member(who, false, action), Verdict::Denied(Denial::NotAMember));
             }
+        }
+    }
+
+    #[test]
+    fn only_the_operator_sees_an_invitation_link() {
+        let a = org("clinic-a");
+        let table = [
+            (Actor::Operator, true),
+            (Actor::PlatformAdmin, false),
+            (Actor::Member { org: a.clone(), role: Role::Owner }, false),
+            (Actor::Member { org: a.clone(), role: Role::Admin }, false),
+            (Actor::Member { org: a.clone(), role: Role::Provider }, false),
+            (Actor::Member { org: a.clone(), role: Role::Staff }, false),
+            (Actor::Patient { org: a.clone() }, false),
+        ];
+        for (actor, sees) in table {
+            assert_eq!(actor.may_see_invitation_link(), sees, "{actor:?}");
+        }
+    }
+
+    #[test]
+    fn invitations_are_resent_by_whoever_may_invite_that_account() {
+        use Verdict::{Allowed, Denied};
+        let a = org("clinic-a");
+        let b = org("clinic-b");
+        let owner = Actor::Member { org: a.clone(), role: Role::Owner };
+        let admin = Actor::Member { org: a.clone(), role: Role::Admin };
+        let provider = Actor::Member { org: a.clone(), role: Role::Provider };
+        let patient = Actor::Patient { org: a.clone() };
+        let m = |org, role| Target { kind: AccountKind::Member, org: Some(org), role: Some(role) };
+        let pat = Target { kind: AccountKind::Patient, org: Some(&a), role: None };
+        let pat_b = Target { kind: AccountKind::Patient, org: Some(&b), role: None };
+        let padmin = Target { kind: AccountKind::PlatformAdmin, org: None, role: None };
+        let table = [
+            (&Actor::Operator, padmin.clone(), Allowed),
+            (&Actor::PlatformAdmin, padmin.clone(), Allowed),
+            (&Actor::PlatformAdmin, m(&b, Role::Owner), Allowed),
+            (&Actor::PlatformAdmin, pat_b.clone(), Allowed),
+            (&owner, m(&a, Role::Owner), Allowed),
+            (&owner, m(&a, Role::Staff), Allowed),
+            (&owner, pat.clone(), Allowed),
+            (&admin, m(&a, Role::Staff), Allowed),
+            (&admin, m(&a, Role::Admin), Allowed),
+            (&admin, pat.clone(), Allowed),
+            (&admin, m(&a, Role::Owner), Denied(Denial::OwnerProtected)),
+            (&admin, m(&b, Role::Staff), Denied(Denial::NotVisible)),
+            (&admin, pat_b.clone(), Denied(Denial::NotVisible)),
+            (&admin, padmin.clone(), Denied(Denial::NotVisible)),
+            (&provider, m(&a, Role::Staff), Denied(Denial::Role)),
+            (&provider, pat.clone(), Denied(Denial::Role)),
+            (&patient, pat.clone(), Denied(Denial::NotVisible)),
+            (&patient, m(&a, Role::Staff), Denied(Denial::NotVisible)),
+        ];
+        for (actor, target, verdict) in table {
+            assert_eq!(actor.may_resend_invitation(&target), verdict, "{actor:?} {target:?}");
         }
     }
 

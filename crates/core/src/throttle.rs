@@ -28,6 +28,11 @@ impl ThrottleRule {
     pub const SECOND_FACTOR_PER_ACCOUNT: ThrottleRule =
         ThrottleRule { free_failures: 5, base_lock_secs: 60, max_lock_secs: 15 * 60, window_secs: 15 * 60 };
 
+    /// "Resend invitation" for one account: 5 within an hour, then none for an hour.
+    /// Counted with `Store::reserve_attempt`; the resend that goes over is refused.
+    pub const INVITATION_RESENDS_PER_ACCOUNT: ThrottleRule =
+        ThrottleRule { free_failures: 5, base_lock_secs: 60 * 60, max_lock_secs: 60 * 60, window_secs: 60 * 60 };
+
     /// When a key with `failures` recorded failures is locked until, counting from the
     /// latest failure at `now`.
     pub fn locked_until(&self, failures: u32, now: UnixTime) -> Option<UnixTime> {
@@ -97,6 +102,18 @@ mod tests {
         for (failures, secs) in table {
             assert_eq!(r.locked_until(failures, t), Some(UnixTime(1000 + secs)), "{failures}");
         }
+    }
+
+    #[test]
+    fn five_invitation_resends_an_hour() {
+        let r = ThrottleRule::INVITATION_RESENDS_PER_ACCOUNT;
+        let t = UnixTime(1000);
+        for n in 1..=5 {
+            assert_eq!(r.locked_until(n, t), None, "{n}");
+        }
+        assert_eq!(r.locked_until(6, t), Some(UnixTime(1000 + 3600)));
+        assert_eq!(r.locked_until(9, t), Some(UnixTime(1000 + 3600)), "never longer than an hour");
+        assert_eq!(r.window_start_cutoff(t), UnixTime(1000 - 3600));
     }
 
     #[test]

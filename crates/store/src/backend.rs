@@ -763,6 +763,36 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn reissue_invitation(&self, link: &NewPasswordLink, audit: &NewAuditEvent) -> StoreResult<bool> {
+                let Some(account) = link.account_id else { return Ok(false) };
+                let now = link.created_at;
+                let mut tx = self.pool.begin().await?;
+                // Locks the account's row (PostgreSQL re-checks the condition after a
+                // concurrent password change commits), so a link is never issued for an
+                // account that has just set its password.
+                let open = sqlx::query($store::sql(
+                    "UPDATE accounts SET updated_at = updated_at WHERE id = $1 AND password_hash IS NULL",
+                ))
+                .bind(account.to_string())
+                .execute(&mut *tx)
+                .await?;
+                if open.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query($store::sql(
+                    "UPDATE password_links SET expires_at = $1
+                     WHERE account_id = $2 AND purpose = 'invitation' AND used_at IS NULL AND expires_at > $1",
+                ))
+                .bind(now.0)
+                .bind(account.to_string())
+                .execute(&mut *tx)
+                .await?;
+                Self::insert_link(&mut *tx, link).await?;
+                write_audit!(self, &mut *tx, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn replace_setup_link(&self, link: &NewPasswordLink, now: UnixTime) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query($store::sql(

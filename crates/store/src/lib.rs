@@ -78,6 +78,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // Password links (first-admin setup, invitations, password resets)
     async fn insert_password_link(&self, link: &NewPasswordLink, audit: &NewAuditEvent) -> StoreResult<()>;
+    /// "Resend invitation": voids the account's unused invitation links and stores
+    /// `link` (a new one) with its audit event, in one transaction, only while the
+    /// account still has no password (false, and nothing changed, once it has one or
+    /// is gone).
+    async fn reissue_invitation(&self, link: &NewPasswordLink, audit: &NewAuditEvent) -> StoreResult<bool>;
     /// Makes a new setup link the only unused one.
     async fn replace_setup_link(&self, link: &NewPasswordLink, now: UnixTime) -> StoreResult<()>;
     async fn get_password_link(&self, hash: &TokenHash) -> StoreResult<Option<PasswordLink>>;

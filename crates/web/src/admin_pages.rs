@@ -69,6 +69,13 @@ fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "revoked" => Some("The member was signed out everywhere."),
         "status" => Some("The member's status is changed."),
         "role" => Some("The member's role is changed."),
+        "invitation_sent" => {
+            Some("We emailed a new invitation to the member. Their older invitation links no longer work.")
+        }
+        "invitation_not_sent" => Some(
+            "The new invitation email could not be sent (their older invitation links no longer work). Check the \
+             email settings, then use Resend invitation again.",
+        ),
         "mfa_enabled" => Some("MFA is enabled for the organization; its admins can now choose Mandatory 2FA."),
         _ => None,
     }
@@ -271,9 +278,9 @@ struct UsersQuery {
     notice: Option<String>,
 }
 
-/// A member just invited: the link, and whether it went out by email.
+/// A member just invited, and whether the invitation went out by email. Never the
+/// link: whoever holds it chooses the member's password.
 struct Invited {
-    link: String,
     email: String,
     emailed: bool,
 }
@@ -361,11 +368,11 @@ async fn invite_submit(
     };
     match result {
         Ok(added) => {
-            let invited = added.invitation_url.map(|link| Invited {
-                link,
-                email: added.account.email.to_string(),
-                emailed: added.invitation_emailed,
-            });
+            let invited = added
+                .account
+                .password_hash
+                .is_none()
+                .then(|| Invited { email: added.account.email.to_string(), emailed: added.invitation_emailed });
             users_render(&state, &s, client, String::new(), invited, None, None).await
         }
         Err(e) if e.status.is_client_error() => {
@@ -391,6 +398,8 @@ struct MemberPage<'a> {
     role: &'static str,
     status: &'static str,
     active: bool,
+    /// No password yet: the invitation can be resent.
+    invited: bool,
     two_factor: String,
     factors: Vec<String>,
     bypass: String,
@@ -436,6 +445,7 @@ async fn member_render(
         role: m.account.role.map(Role::as_str).unwrap_or(m.account.kind.as_str()),
         status: m.account.status.as_str(),
         active: m.account.status == AccountStatus::Active,
+        invited: m.account.password_hash.is_none(),
         two_factor: two_factor_summary(&m),
         factors,
         bypass,
@@ -515,6 +525,10 @@ async fn act(
         "reset" => {
             admin::reset_mfa(state, by, org, id, f.note.as_deref()).await?;
             Ok("reset")
+        }
+        "invitation" => {
+            let emailed = admin::resend_invitation(state, by, org, id).await?;
+            Ok(if emailed { "invitation_sent" } else { "invitation_not_sent" })
         }
         "revoke" => {
             admin::revoke_sessions(state, by, org, id).await?;

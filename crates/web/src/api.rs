@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/orgs/{org_id}/patients", post(add_patient))
         .route("/api/v1/platform-admins", post(add_platform_admin))
         .route("/api/v1/accounts/{account_id}/password-reset", post(password_reset))
+        .route("/api/v1/accounts/{account_id}/invitation", post(resend_account_invitation))
         .route("/api/v1/password-links/{token}", post(use_password_link))
         .route("/api/v1/login/{flow_id}", get(login_progress))
         .route("/api/v1/login/{flow_id}/method", post(login_method))
@@ -80,7 +81,7 @@ pub fn routes() -> Router<AppState> {
                 my_email, my_sms, my_code_confirm, login_passkey_options, login_passkey, my_passkeys, my_passkey_options,
         my_passkey_add, my_passkey_rename, my_passkey_remove, my_verify_passkey_options, my_verify_passkey,
         create_org, get_org, set_org_mfa, add_member, set_member_mfa, add_patient, add_platform_admin, password_reset,
-        use_password_link
+        resend_account_invitation, use_password_link
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -987,11 +988,20 @@ pub struct AddAccount {
 #[derive(Serialize, ToSchema)]
 pub struct AccountAdded {
     account: AccountView,
-    /// Secret link for the new account's holder to set a password (when none was given).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    invitation_url: Option<String>,
-    /// The invitation was emailed to the new account's address.
+    /// The invitation (a link to choose a password, valid `invitation_valid_days`) was
+    /// emailed to the new account's own address. The link itself is never in the
+    /// answer: whoever holds it chooses the account's password. `false`: it could not
+    /// be delivered; fix the email settings, then resend it
+    /// (`POST /api/v1/orgs/{org_id}/members/{member}/invitation`).
     invitation_emailed: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitationResent {
+    /// The new invitation went by email to the account's own address (`false`: it
+    /// could not be delivered). Older unused invitation links no longer work. The link
+    /// itself is never in the answer.
+    pub(crate) invitation_emailed: bool,
 }
 
 async fn add(
@@ -1007,11 +1017,8 @@ async fn add(
     };
     let added =
         accounts::add_account(state, by, kind, org, &body.email, role, body.password.map(Password::new)).await?;
-    let view = AccountAdded {
-        account: AccountView::from(&added.account),
-        invitation_url: added.invitation_url,
-        invitation_emailed: added.invitation_emailed,
-    };
+    let view =
+        AccountAdded { account: AccountView::from(&added.account), invitation_emailed: added.invitation_emailed };
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -1087,6 +1094,32 @@ async fn password_reset(
 ) -> Result<Response, AppError> {
     let emailed = accounts::send_password_reset(&state, &by(&s, client), &account_id).await?;
     Ok((StatusCode::ACCEPTED, Json(ResetEmailed { reset_emailed: emailed })).into_response())
+}
+
+/// "Resend invitation": email a fresh invitation link to an account that has no
+/// password yet (any kind of account, by id).
+///
+/// Whoever may invite that kind of account may resend it: platform support for anyone,
+/// a clinic's owners and admins for their members (admins not for an owner) and their
+/// patients. The new link is valid `invitation_valid_days` and goes to the account's own
+/// address; the account's older unused invitation links stop working; the caller never
+/// sees the link. At most 5 resends per account in an hour (`429 too_many_resends`,
+/// with `Retry-After`).
+#[utoipa::path(post, path = "/api/v1/accounts/{account_id}/invitation", tag = "admin", security(("bearer" = [])),
+    params(("account_id" = String, Path)),
+    responses((status = 202, body = InvitationResent),
+        (status = 403, description = "`forbidden`, `owner_protected`", body = ErrorBody),
+        (status = 404, description = "Unknown, or not yours to manage", body = ErrorBody),
+        (status = 409, description = "`already_active` (the account has a password), `account_deactivated`", body = ErrorBody),
+        (status = 429, description = "`too_many_resends`: 5 within the hour already; see `Retry-After`", body = ErrorBody)))]
+async fn resend_account_invitation(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+    Path(account_id): Path<String>,
+) -> Result<Response, AppError> {
+    let emailed = accounts::resend_invitation_to(&state, &by(&s, client), &account_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(InvitationResent { invitation_emailed: emailed })).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -12,6 +12,7 @@ mod cli;
 mod codes;
 mod crash;
 mod health;
+mod invitations;
 mod mfa;
 mod multi_process;
 mod openapi;

@@ -12,7 +12,7 @@ use clinic_auth_store::AuditEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::{AccountView, FactorView, by, parse_enum};
+use super::{AccountView, FactorView, InvitationResent, by, parse_enum};
 use crate::error::ErrorBody;
 use crate::http::auth::ApiSignedIn;
 use crate::http::client::Client;
@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/orgs/{org_id}/members/{member}/bypass", post(grant_bypass))
         .route("/api/v1/orgs/{org_id}/members/{member}/mfa-reset", post(reset_mfa))
         .route("/api/v1/orgs/{org_id}/members/{member}/sessions/revoke", post(revoke_sessions))
+        .route("/api/v1/orgs/{org_id}/members/{member}/invitation", post(resend_member_invitation))
         .route("/api/v1/orgs/{org_id}/members/{member}/status", put(set_status))
         .route("/api/v1/orgs/{org_id}/members/{member}/role", put(set_role))
         .route("/api/v1/orgs/{org_id}/audit", get(org_audit))
@@ -40,8 +41,8 @@ pub fn routes() -> Router<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        list_members, member_status, grant_bypass, reset_mfa, revoke_sessions, set_status, set_role, org_audit,
-        all_audit, verify_audit, platform_status, platform_reset, platform_bypass
+        list_members, member_status, grant_bypass, reset_mfa, revoke_sessions, resend_member_invitation, set_status,
+        set_role, org_audit, all_audit, verify_audit, platform_status, platform_reset, platform_bypass
     ),
     tags((name = "platform", description = "Platform support: look-ups and recovery across organizations"))
 )]
@@ -147,6 +148,30 @@ async fn grant_bypass(
 ) -> Result<Response, AppError> {
     let b = admin::grant_bypass(&state, &by(&s, client), Some(&org_id), &member).await?;
     Ok((StatusCode::CREATED, Json(BypassView { expires_at: b.expires_at.0 })).into_response())
+}
+
+/// "Resend invitation": email the member a fresh invitation link, for a member who has
+/// no password yet.
+///
+/// Owners and admins (admins not for an owner) and platform support. The link is valid
+/// `invitation_valid_days`, goes to the member's own address and is never in the
+/// answer; the member's older unused invitation links stop working. At most 5 resends
+/// per member in an hour.
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/members/{member}/invitation", tag = "admin", security(("bearer" = [])),
+    params(("org_id" = String, Path), ("member" = String, Path, description = "Member id or email")),
+    responses((status = 202, body = InvitationResent),
+        (status = 403, description = "`forbidden`, `owner_protected`", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`already_active` (the member has a password), `account_deactivated`", body = ErrorBody),
+        (status = 429, description = "`too_many_resends`: 5 within the hour already; see `Retry-After`", body = ErrorBody)))]
+async fn resend_member_invitation(
+    State(state): State<AppState>,
+    client: Client,
+    s: ApiSignedIn,
+    Path((org_id, member)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let emailed = admin::resend_invitation(&state, &by(&s, client), Some(&org_id), &member).await?;
+    Ok((StatusCode::ACCEPTED, Json(InvitationResent { invitation_emailed: emailed })).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -11,11 +11,14 @@ use clinic_auth_store::{Account, LinkPurpose, NewAccount, NewPasswordLink, Org, 
 use super::{By, audit_event, detail};
 use crate::{AppError, AppState};
 
-/// A new account, with the link its holder sets a password with (when no password was
-/// given).
+/// A new account. Without a password it was invited: the link its holder sets a
+/// password with went to its own address by email.
 #[derive(Debug)]
 pub struct Added {
     pub account: Account,
+    /// The invitation link, for the operator at the server's shell alone
+    /// (`Actor::may_see_invitation_link`); `None` for everyone else, who could
+    /// otherwise choose the new account's password before its holder does.
     pub invitation_url: Option<String>,
     /// The invitation went out by email to the new account's address.
     pub invitation_emailed: bool,
@@ -135,7 +138,8 @@ fn capitalize(s: &str) -> String {
 }
 
 /// Adds a member (with a role) or a patient to an organization, or a platform admin
-/// (no organization). Without a password, the result carries an invitation link.
+/// (no organization). Without a password, an invitation link is emailed to the new
+/// account; only the operator also gets it in the result.
 pub async fn add_account(
     state: &AppState,
     by: &By,
@@ -209,20 +213,27 @@ pub async fn add_account(
         .get_account(account.id)
         .await?
         .ok_or_else(|| AppError::internal("account vanished after insert"))?;
-    let invitation_url = invitation.map(|(t, _)| state.config.link(&link_path(LinkPurpose::Invitation, &t)));
-    let invitation_emailed = match &invitation_url {
-        Some(url) => send_invitation(state, &stored, org.as_ref(), url).await,
+    let link = invitation.map(|(t, l)| (state.config.link(&link_path(LinkPurpose::Invitation, &t)), l.expires_at));
+    let invitation_emailed = match &link {
+        Some((url, expires_at)) => send_invitation(state, &stored, org.as_ref(), url, *expires_at).await,
         None => false,
     };
+    let invitation_url = link.map(|(url, _)| url).filter(|_| by.actor.may_see_invitation_link());
     Ok(Added { account: stored, invitation_url, invitation_emailed })
 }
 
-/// Emails the invitation link to the new account. The account exists either way: a
-/// failed delivery is logged (masked address) and the person who invited still has
-/// the link to pass on.
-async fn send_invitation(state: &AppState, account: &Account, org: Option<&Org>, url: &str) -> bool {
+/// Emails an invitation link to the account's own address. The account exists either
+/// way: a failed delivery is logged (masked address), and an admin sends a new one
+/// with [`resend_invitation`] once email works (the operator also has the link).
+async fn send_invitation(
+    state: &AppState,
+    account: &Account,
+    org: Option<&Org>,
+    url: &str,
+    expires_at: clinic_auth_core::UnixTime,
+) -> bool {
     let org_name = org.map(|o| o.name.clone()).unwrap_or_else(|| state.config.platform_name.clone());
-    let expires = super::time::date_time(state.now().plus_secs(state.config.link_ttl_secs));
+    let expires = super::time::date_time(expires_at);
     let content = clinic_auth_notify::invitation_content(&org_name, url, &expires);
     match state.senders.email.send_invitation(account.email.as_str(), &content).await {
         Ok(_) => true,
@@ -231,6 +242,79 @@ async fn send_invitation(state: &AppState, account: &Account, org: Option<&Org>,
             false
         }
     }
+}
+
+fn throttle_key_resend(account: &Account) -> String {
+    format!("invitation-resend:{}", account.id)
+}
+
+/// "Resend invitation" for an account that has no password yet: a fresh invitation
+/// link (valid `invitation_valid_days`) replaces the account's unused ones and goes
+/// by email to the account's own address; whoever asked never sees it. Allowed to
+/// whoever may invite that kind of account (`Actor::may_resend_invitation`), at most
+/// five times an hour per account. Returns whether the email went out.
+pub async fn resend_invitation(state: &AppState, by: &By, account: &Account) -> Result<bool, AppError> {
+    let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
+    super::admin::enforce(state, by, by.actor.may_resend_invitation(&target)).await?;
+    let already_active = || {
+        AppError::new(
+            StatusCode::CONFLICT,
+            "already_active",
+            "This account already has a password, so there is no invitation to resend. If they forgot it, send \
+             them a password reset.",
+        )
+    };
+    if account.password_hash.is_some() {
+        return Err(already_active());
+    }
+    if account.status != clinic_auth_core::AccountStatus::Active {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "account_deactivated",
+            "This account is deactivated. Reactivate it first, then resend the invitation.",
+        ));
+    }
+    let now = state.now();
+    let key = throttle_key_resend(account);
+    let rule = clinic_auth_core::ThrottleRule::INVITATION_RESENDS_PER_ACCOUNT;
+    let wait = match state.store.reserve_attempt(&key, rule, now).await? {
+        Some(t) => t.locked_for(now),
+        None => Some(state.store.get_throttle(&key).await?.and_then(|t| t.locked_for(now)).unwrap_or(1)),
+    };
+    if let Some(wait) = wait {
+        return Err(AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_resends",
+            format!(
+                "This invitation was resent {} times within an hour. Try again in {}.",
+                rule.free_failures,
+                clinic_auth_core::throttle::describe_wait(wait)
+            ),
+        )
+        .with_retry_after(wait));
+    }
+    let (token, link) = new_link(state, LinkPurpose::Invitation, Some(account.id), state.config.link_ttl_secs);
+    let mut event = audit_event(state, "invitation_resent", "success", &by.client);
+    event.org_id = account.org_id.clone();
+    event.actor_id = by.account_id;
+    event.subject_id = Some(account.id);
+    event.detail = detail(&[("delivery", "email")]);
+    if !state.store.reissue_invitation(&link, &event).await? {
+        return Err(already_active());
+    }
+    let org = match &account.org_id {
+        Some(o) => state.store.get_org(o).await?,
+        None => None,
+    };
+    let url = state.config.link(&link_path(LinkPurpose::Invitation, &token));
+    Ok(send_invitation(state, account, org.as_ref(), &url, link.expires_at).await)
+}
+
+/// [`resend_invitation`] for an account named by id (`POST /api/v1/accounts/{id}/invitation`).
+pub async fn resend_invitation_to(state: &AppState, by: &By, account_id: &str) -> Result<bool, AppError> {
+    let id = AccountId::parse(account_id).map_err(|_| AppError::not_found("The account"))?;
+    let account = state.store.get_account(id).await?.ok_or_else(|| AppError::not_found("The account"))?;
+    resend_invitation(state, by, &account).await
 }
 
 /// Longest a password-reset link stays valid.

@@ -223,6 +223,13 @@ pub async fn reset_mfa(
     Ok(removed)
 }
 
+/// "Resend invitation" to a member of `org` (by id or email), or for platform support
+/// without an organization to any account: see [`accounts::resend_invitation`].
+pub async fn resend_invitation(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<bool, AppError> {
+    let account = find_target(state, by, org, who).await?;
+    accounts::resend_invitation(state, by, &account).await
+}
+
 /// Ends every session of the member.
 pub async fn revoke_sessions(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<u64, AppError> {
     let account = authorize(state, by, org, who, MemberAction::RevokeSessions).await?;
