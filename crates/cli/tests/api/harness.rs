@@ -131,11 +131,21 @@ pub struct Options {
     pub hashing_concurrency: usize,
     pub audit_export_max_events: usize,
     pub trust_forwarded_for: bool,
+    /// Serve as if behind a TLS proxy: `public_url` is `https://localhost:{port}`, so
+    /// cookies are `Secure` with `__Host-` names and HSTS is sent. The test still talks
+    /// plain HTTP to the port, so it must carry cookies itself (a cookie store would
+    /// not send `Secure` cookies over HTTP).
+    pub https_public_url: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { hashing_concurrency: 2, audit_export_max_events: 100_000, trust_forwarded_for: false }
+        Options {
+            hashing_concurrency: 2,
+            audit_export_max_events: 100_000,
+            trust_forwarded_for: false,
+            https_public_url: false,
+        }
     }
 }
 
@@ -154,7 +164,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
-        let mut config = WebConfig::new(url::Url::parse(&base).expect("url"));
+        let public_url =
+            if opts.https_public_url { format!("https://localhost:{}", addr.port()) } else { base.clone() };
+        let mut config = WebConfig::new(url::Url::parse(&public_url).expect("url"));
         config.hashing_concurrency = opts.hashing_concurrency;
         config.audit_export_max_events = opts.audit_export_max_events;
         config.trust_forwarded_for = opts.trust_forwarded_for;

@@ -7,6 +7,7 @@ mod admin;
 mod admin_pages;
 mod administration;
 mod asvs;
+mod asvs_checks;
 mod bad_input;
 mod cli;
 mod codes;
