@@ -20,31 +20,11 @@ import {
   signIn,
   waitVisible,
 } from '../lib/pages.mjs';
+import { addVirtualAuthenticator } from '../lib/webauthn.mjs';
 
 const TIMEOUT = { timeout: 180_000 };
 const ADMIN_EMAIL = 'admin@example.test';
 const ADMIN_PASSWORD = 'correct horse battery staple 42';
-
-/** A platform authenticator with user verification (Touch ID, Face ID, Windows Hello). */
-async function addVirtualAuthenticator(page) {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-  return {
-    async credentials() {
-      return (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
-    },
-  };
-}
 
 test('an unconfigured server on loopback offers the first admin "Trust this device?" and makes a passkey', TIMEOUT, (t) =>
   withServerAndBrowser(

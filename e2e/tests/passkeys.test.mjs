@@ -23,6 +23,7 @@ import {
   signOut,
   waitVisible,
 } from '../lib/pages.mjs';
+import { addVirtualAuthenticator } from '../lib/webauthn.mjs';
 
 const TIMEOUT = { timeout: 180_000 };
 const ORG = 'riverside-clinic';
@@ -32,27 +33,6 @@ const MEMBER_PASSWORD = 'correct horse battery staple 42';
 async function screenshot(page, name) {
   await mkdir(RESULTS_DIR, { recursive: true });
   await page.screenshot({ path: join(RESULTS_DIR, `${name}.png`), fullPage: true });
-}
-
-/** A platform authenticator with user verification (Touch ID, Face ID, Windows Hello). */
-async function addVirtualAuthenticator(page) {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-  return {
-    async credentials() {
-      return (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
-    },
-  };
 }
 
 function clinicWithInvitedMember(server) {

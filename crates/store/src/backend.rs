@@ -122,6 +122,23 @@ fn on_constraint(e: sqlx::Error, conflict: &'static str, missing: &'static str) 
     StoreError::Database(e)
 }
 
+/// The fields of a stored event that its chain's hash covers, at place `seq` of `chain`.
+fn chained_fields<'a>(e: &'a AuditEvent, chain: &'a str, seq: i64) -> ChainedFields<'a> {
+    ChainedFields {
+        chain,
+        seq,
+        at: e.at.0,
+        kind: &e.kind,
+        outcome: &e.outcome,
+        org_id: e.org_id.as_deref(),
+        actor_id: e.actor_id.as_deref(),
+        subject_id: e.subject_id.as_deref(),
+        client_ip: &e.client_ip,
+        user_agent: &e.user_agent,
+        detail: &e.detail,
+    }
+}
+
 /// Ends one chain of a verification: checks it against its stored head, unless it
 /// broke already (`verifier` is `None`).
 fn finish_chain(
@@ -401,19 +418,7 @@ macro_rules! store_impl {
                     by_id.sort_by_key(|e| e.id);
                     for e in by_id {
                         let chain = e.org_id.clone().unwrap_or_else(|| PLATFORM_CHAIN.to_owned());
-                        let fields = ChainedFields {
-                            chain: &chain,
-                            seq: 0,
-                            at: e.at.0,
-                            kind: &e.kind,
-                            outcome: &e.outcome,
-                            org_id: e.org_id.as_deref(),
-                            actor_id: e.actor_id.as_deref(),
-                            subject_id: e.subject_id.as_deref(),
-                            client_ip: &e.client_ip,
-                            user_agent: &e.user_agent,
-                            detail: &e.detail,
-                        };
+                        let fields = chained_fields(e, &chain, 0);
                         let (seq, prev, hash) = Self::advance_chain(&self.keys, &mut *tx, &fields).await?;
                         sqlx::query($store::sql(
                             "UPDATE audit_events SET chain = $1, seq = $2, prev_hash = $3, hash = $4 WHERE id = $5",
@@ -446,19 +451,7 @@ macro_rules! store_impl {
                         let mut done = 0usize;
                         for (e, old_prev) in chain_events {
                             let old_hash = e.hash.as_deref().unwrap_or("");
-                            let fields = ChainedFields {
-                                chain,
-                                seq: e.seq.unwrap_or(0),
-                                at: e.at.0,
-                                kind: &e.kind,
-                                outcome: &e.outcome,
-                                org_id: e.org_id.as_deref(),
-                                actor_id: e.actor_id.as_deref(),
-                                subject_id: e.subject_id.as_deref(),
-                                client_ip: &e.client_ip,
-                                user_agent: &e.user_agent,
-                                detail: &e.detail,
-                            };
+                            let fields = chained_fields(e, chain, e.seq.unwrap_or(0));
                             let link = StoredLink { id: e.id, fields: fields.clone(), prev_hash: old_prev, hash: old_hash };
                             if old.push(&link).is_err() {
                                 break;
