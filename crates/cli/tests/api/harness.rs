@@ -280,6 +280,19 @@ impl TestApp {
         self.authenticators.lock().expect("lock").insert(account.email.to_string(), setup.uri);
     }
 
+    /// Uses an invitation or reset link (as emailed) to choose `password`; the status.
+    pub async fn use_password_link(&self, link: &str, password: &str) -> u16 {
+        let token = link.rsplit('/').next().expect("a link");
+        let res = self
+            .api()
+            .post(self.url(&format!("/api/v1/password-links/{token}")))
+            .json(&json!({"password": password}))
+            .send()
+            .await
+            .expect("send");
+        res.status().as_u16()
+    }
+
     /// The current code of an authenticator the harness set up for `email`.
     pub fn authenticator_code(&self, email: &str) -> Option<String> {
         use clinic_auth_core::Clock;

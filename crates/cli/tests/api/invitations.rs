@@ -52,18 +52,6 @@ async fn wait_for_links(app: &TestApp, to: &str, n: usize) -> Vec<String> {
     panic!("expected {n} invitation emails to {to}, got {:?}", invitation_links(app, to));
 }
 
-async fn use_link(app: &TestApp, link: &str, password: &str) -> u16 {
-    let token = link.rsplit('/').next().unwrap();
-    let res = app
-        .api()
-        .post(app.url(&format!("/api/v1/password-links/{token}")))
-        .json(&json!({"password": password}))
-        .send()
-        .await
-        .unwrap();
-    res.status().as_u16()
-}
-
 async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
     let res = client.get(url).send().await.unwrap();
     (res.status().as_u16(), res.text().await.unwrap())
@@ -110,7 +98,7 @@ async fn only_the_operator_gets_an_invitation_link(app: TestApp) {
     let (s, body) = app.post_json(&resend, &admin_t, json!({})).await;
     assert_eq!((s, body), (202, json!({"invitation_emailed": true})));
     let link = wait_for_links(&app, "late@a.test", 1).await.remove(0);
-    assert_eq!(use_link(&app, &link, PASSWORD).await, 200);
+    assert_eq!(app.use_password_link(&link, PASSWORD).await, 200);
     // The service gives the link to the operator alone (the command line prints it):
     // not to a clinic admin or a platform admin calling it, whatever the page or API.
     let admin = app
@@ -175,9 +163,9 @@ async fn resent_invitation_emails_a_working_link_and_voids_the_older_one(app: Te
     assert_eq!(mail.subject().as_deref(), Some("You're invited to sign in to Clinic A"));
 
     // The older link is void; the new one sets the password, once, and the member signs in.
-    assert_eq!(use_link(&app, &first, PASSWORD).await, 410, "the older link no longer works");
-    assert_eq!(use_link(&app, &second, PASSWORD).await, 200);
-    assert_eq!(use_link(&app, &second, PASSWORD).await, 410);
+    assert_eq!(app.use_password_link(&first, PASSWORD).await, 410, "the older link no longer works");
+    assert_eq!(app.use_password_link(&second, PASSWORD).await, 200);
+    assert_eq!(app.use_password_link(&second, PASSWORD).await, 410);
     assert_eq!(app.api_login("staff", "new@a.test", PASSWORD).await.status(), 200);
 
     // Audited, without the token.
@@ -207,8 +195,8 @@ async fn resent_invitation_emails_a_working_link_and_voids_the_older_one(app: Te
     let (s, body) = app.post_json(&format!("/api/v1/accounts/{pat_id}/invitation"), &t, json!({})).await;
     assert_eq!((s, body), (202, json!({"invitation_emailed": true})));
     let links = wait_for_links(&app, "pat@a.test", 2).await;
-    assert_eq!(use_link(&app, &links[0], PASSWORD).await, 410);
-    assert_eq!(use_link(&app, &links[1], PASSWORD).await, 200);
+    assert_eq!(app.use_password_link(&links[0], PASSWORD).await, 410);
+    assert_eq!(app.use_password_link(&links[1], PASSWORD).await, 200);
 }
 
 async fn resend_invitation_from_the_member_page_needs_csrf_and_shows_no_link(app: TestApp) {
@@ -267,8 +255,8 @@ async fn resend_invitation_from_the_member_page_needs_csrf_and_shows_no_link(app
     let (_, html) = page(&b, &app.url(&format!("{member_page}?notice=invitation_sent"))).await;
     assert!(html.contains("We emailed a new invitation to the member.") && !html.contains("/invite/"), "{html}");
     let links = wait_for_links(&app, "new@a.test", 2).await;
-    assert_eq!(use_link(&app, &first, PASSWORD).await, 410);
-    assert_eq!(use_link(&app, &links[1], PASSWORD).await, 200);
+    assert_eq!(app.use_password_link(&first, PASSWORD).await, 410);
+    assert_eq!(app.use_password_link(&links[1], PASSWORD).await, 200);
     assert_eq!(app.api_login("staff", "new@a.test", PASSWORD).await.status(), 200);
 
     // Platform support resends from the platform console (any account, here a patient).
@@ -375,8 +363,8 @@ async fn a_sixth_resend_within_the_hour_is_refused(app: TestApp) {
     let (s, body) = app.post_json(&path, &t, json!({})).await;
     assert_eq!(s, 202, "{body}");
     let links = wait_for_links(&app, "new@a.test", 7).await;
-    assert_eq!(use_link(&app, &links[5], PASSWORD).await, 410);
-    assert_eq!(use_link(&app, &links[6], PASSWORD).await, 200);
+    assert_eq!(app.use_password_link(&links[5], PASSWORD).await, 410);
+    assert_eq!(app.use_password_link(&links[6], PASSWORD).await, 200);
 }
 
 async fn providers_and_other_clinics_cannot_resend_invitations(app: TestApp) {

@@ -52,18 +52,6 @@ async fn emailed_link(app: &TestApp, to: &str) -> String {
     link
 }
 
-async fn use_link(app: &TestApp, link: &str, password: &str) -> u16 {
-    let token = link.rsplit('/').next().unwrap();
-    let res = app
-        .api()
-        .post(app.url(&format!("/api/v1/password-links/{token}")))
-        .json(&json!({"password": password}))
-        .send()
-        .await
-        .unwrap();
-    res.status().as_u16()
-}
-
 async fn clinic_admins_send_a_reset_email_but_never_see_the_link(app: TestApp) {
     let a = app.org("Clinic A", OrgKind::Clinic).await;
     app.member(&a, "admin@a.test", Role::Admin).await;
@@ -79,7 +67,7 @@ async fn clinic_admins_send_a_reset_email_but_never_see_the_link(app: TestApp) {
         assert!(!body.to_string().contains("/reset/"));
         let link = emailed_link(&app, email).await;
         // The account's holder, and only they, can use it.
-        assert_eq!(use_link(&app, &link, "a brand new passphrase here").await, 200);
+        assert_eq!(app.use_password_link(&link, "a brand new passphrase here").await, 200);
     }
     assert_eq!(app.api_login("patient", "pat@example.test", "a brand new passphrase here").await.status(), 200);
     // No reset email went anywhere else (the admin's inbox included).
@@ -149,7 +137,7 @@ async fn platform_admins_cannot_reset_each_others_password(app: TestApp) {
     emailed_link(&app, "doc@a.test").await;
     // The shell can reset a platform admin.
     let url = accounts::password_reset_link(&app.state, &By::operator(), &two.id.to_string()).await.unwrap();
-    assert_eq!(use_link(&app, &url, "a brand new passphrase here").await, 200);
+    assert_eq!(app.use_password_link(&url, "a brand new passphrase here").await, 200);
 }
 
 async fn a_password_reset_tells_the_member_without_a_link_or_code(app: TestApp) {
@@ -157,7 +145,7 @@ async fn a_password_reset_tells_the_member_without_a_link_or_code(app: TestApp) 
     let doc = app.member(&a, "doc@a.test", Role::Provider).await;
     let url = accounts::password_reset_link(&app.state, &By::operator(), &doc.id.to_string()).await.unwrap();
     let before = app.smtp.messages().len();
-    assert_eq!(use_link(&app, &url, "a brand new passphrase here").await, 200);
+    assert_eq!(app.use_password_link(&url, "a brand new passphrase here").await, 200);
     let mails = app.smtp.wait_for(before + 1, Duration::from_secs(5)).await;
     let notice =
         mails.iter().find(|m| m.subject().as_deref() == Some("Your Clinic A password was changed")).unwrap_or_else(
@@ -184,7 +172,7 @@ async fn accepting_an_invitation_sends_no_password_changed_notice(app: TestApp) 
     let mail = app.smtp.wait_for(1, Duration::from_secs(5)).await;
     let text = mail.iter().find(|m| m.to == vec!["new@a.test".to_owned()]).unwrap().text_body().unwrap();
     let invite = text.split_whitespace().find(|w| w.contains("/invite/")).unwrap().to_owned();
-    assert_eq!(use_link(&app, &invite, PASSWORD).await, 200);
+    assert_eq!(app.use_password_link(&invite, PASSWORD).await, 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let changed: Vec<Option<String>> = app
         .smtp
