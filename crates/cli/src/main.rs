@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use clinic_auth_app::{App, By, SystemClock, accounts, admin, time as admin_time};
 use clinic_auth_core::{AccountKind, OrgKind, Password, Role};
-use clinic_auth_web::service::{By, accounts, admin, time as admin_time};
-use clinic_auth_web::{AppError, AppState, SystemClock};
+use clinic_auth_web::AppState;
 use serde_json::json;
 use settings::{Overrides, Settings};
 
@@ -228,7 +228,10 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             if json_out {
-                let code = e.downcast_ref::<AppError>().map(|a| a.code).unwrap_or("error");
+                let code = e
+                    .downcast_ref::<clinic_auth_app::Error>()
+                    .map(|a| clinic_auth_web::error_code(a.kind))
+                    .unwrap_or("error");
                 println!("{}", json!({"error": {"code": code, "message": format!("{e:#}")}}));
             } else {
                 eprintln!("error: {e:#}");
@@ -362,12 +365,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn app_state(settings: &Settings, bound: std::net::SocketAddr) -> anyhow::Result<AppState> {
+async fn app_state(settings: &Settings, bound: std::net::SocketAddr) -> anyhow::Result<App> {
     let store = open_store(settings).await?;
     let sealer = settings.sealer()?;
     let senders = settings.senders()?;
     tracing::info!(email = %senders.email.describe(), sms = %senders.sms.describe(), "code delivery");
-    Ok(AppState::new(store, Arc::new(SystemClock), settings.web_config(bound)?, sealer, senders))
+    Ok(App::new(store, Arc::new(SystemClock), settings.web_config(bound)?, sealer, senders))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -388,7 +391,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("{}", note.open);
     // The last line printed: tests and scripts read up to it and may close the pipe.
     println!("clinic-auth is listening on http://{bound} (public URL {})", state.config.public_url);
-    clinic_auth_web::serve(listener, state, shutdown_signal()).await.context("serving")?;
+    clinic_auth_web::serve(listener, AppState::new(state), shutdown_signal()).await.context("serving")?;
     tracing::info!("clinic-auth stopped");
     Ok(())
 }
@@ -450,7 +453,7 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
             }
         }
         Command::Org(OrgCommand::Mfa { org, enable, disable, mode, methods }) => {
-            let change = clinic_auth_web::service::policy::OrgMfaChange {
+            let change = clinic_auth_app::policy::OrgMfaChange {
                 enabled: if enable {
                     Some(true)
                 } else if disable {
@@ -463,9 +466,9 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
             };
             // No flag: show the settings without changing (or auditing) anything.
             let org = if change.is_empty() {
-                clinic_auth_web::service::accounts::get_org(&state, &by, &org).await?
+                clinic_auth_app::accounts::get_org(&state, &by, &org).await?
             } else {
-                clinic_auth_web::service::policy::set_org_mfa(&state, &by, &org, change).await?
+                clinic_auth_app::policy::set_org_mfa(&state, &by, &org, change).await?
             };
             let mfa = &org.mfa;
             print_out(
@@ -483,8 +486,7 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
         }
         Command::Member(MemberCommand::Mfa { org, email, value }) => {
             let value: clinic_auth_core::MemberOverride = value.parse()?;
-            let member =
-                clinic_auth_web::service::policy::set_member_override(&state, &by, &org, &email, value).await?;
+            let member = clinic_auth_app::policy::set_member_override(&state, &by, &org, &email, value).await?;
             let mut v = account_json(&member);
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("mfa_override".into(), json!(member.mfa_override.as_str()));

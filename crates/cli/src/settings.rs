@@ -243,7 +243,7 @@ impl Settings {
     /// Loads the encryption keyring. For the embedded SQLite default a missing key file
     /// is generated (owner-only); with PostgreSQL every instance must share one key, so
     /// it has to be configured.
-    pub fn sealer(&self) -> anyhow::Result<clinic_auth_web::Sealer> {
+    pub fn sealer(&self) -> anyhow::Result<clinic_auth_app::Sealer> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let text = match (&self.encryption_key, &self.encryption_key_file) {
@@ -261,7 +261,7 @@ impl Settings {
                 match std::fs::read_to_string(&path) {
                     Ok(t) => t,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        let text = clinic_auth_web::Sealer::generate_keyring();
+                        let text = clinic_auth_app::Sealer::generate_keyring();
                         let mut f = std::fs::OpenOptions::new()
                             .write(true)
                             .create_new(true)
@@ -276,11 +276,11 @@ impl Settings {
                 }
             }
         };
-        Ok(clinic_auth_web::Sealer::from_keyring(&text)?)
+        Ok(clinic_auth_app::Sealer::from_keyring(&text)?)
     }
 
     /// Where codes go: SMTP / Twilio as configured, or the file outbox.
-    pub fn senders(&self) -> anyhow::Result<clinic_auth_web::Senders> {
+    pub fn senders(&self) -> anyhow::Result<clinic_auth_app::Senders> {
         use clinic_auth_notify as notify;
         use std::sync::Arc;
         let outbox = self.data_dir.join("outbox");
@@ -330,7 +330,7 @@ impl Settings {
             }
             _ => Arc::new(notify::OutboxSms::new(outbox.join("sms"))),
         };
-        Ok(clinic_auth_web::Senders { email, sms })
+        Ok(clinic_auth_app::Senders { email, sms })
     }
 
     pub fn web_config(&self, bound: SocketAddr) -> anyhow::Result<clinic_auth_web::WebConfig> {

@@ -12,14 +12,16 @@ use axum_extra::extract::CookieJar;
 use clinic_auth_core::{AccountKind, AccountStatus, FactorKind, MemberOverride, MethodSet, MfaMode, OrgId, Role};
 use serde::Deserialize;
 
+use crate::error::Status;
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::csrf;
 use crate::http::extract::PageForm;
 use crate::pages::{PageError, render_with};
-use crate::service::admin::{self, AuditQuery, MemberStatus};
-use crate::service::{By, accounts, mfa, policy, time};
 use crate::{AppError, AppState};
+use clinic_auth_app::admin::{self, AuditQuery, MemberStatus};
+use clinic_auth_app::{By, accounts, factors, policy, time};
+use clinic_auth_app::{Error, ErrorKind};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -50,7 +52,7 @@ fn scope(s: &SignedIn) -> Result<Option<OrgId>, PageError> {
 
 fn clinic_scope(s: &SignedIn) -> Result<OrgId, PageError> {
     scope(s)?.ok_or_else(|| {
-        PageError(AppError::bad_request("use_platform_console", "Platform admins work from the platform console."))
+        PageError(Error::new(ErrorKind::UsePlatformConsole, "Platform admins work from the platform console.").into())
     })
 }
 
@@ -125,9 +127,9 @@ async fn settings_render(
     };
     let method_choices = [FactorKind::Authenticator, FactorKind::Email, FactorKind::Sms]
         .into_iter()
-        .map(|k| (k.as_str(), mfa::method_label(k), org.mfa.methods.contains(k)))
+        .map(|k| (k.as_str(), factors::method_label(k), org.mfa.methods.contains(k)))
         .collect();
-    let status = error.as_ref().map(|e| e.status).unwrap_or(axum::http::StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(axum::http::StatusCode::OK);
     let page = SettingsPage {
         title: "Clinic Settings",
         platform_name: &state.config.platform_name,
@@ -140,7 +142,7 @@ async fn settings_render(
         enabled: org.mfa.enabled,
         mode: org.mfa.mode.as_str(),
         mode_label,
-        methods: org.mfa.methods.iter().map(mfa::method_label).collect::<Vec<_>>().join(", "),
+        methods: org.mfa.methods.iter().map(factors::method_label).collect::<Vec<_>>().join(", "),
         summary: clinic_auth_core::policy::describe_for_members(org.kind, &org.mfa),
         editing,
         method_choices,
@@ -195,7 +197,7 @@ async fn edit_submit(
         let mode = f
             .mode
             .parse::<MfaMode>()
-            .map_err(|_| AppError::bad_request("invalid_policy", "Choose Off, Optional or Mandatory 2FA."))?;
+            .map_err(|_| Error::new(ErrorKind::InvalidPolicy, "Choose Off, Optional or Mandatory 2FA."))?;
         let mut names = Vec::new();
         for (on, name) in
             [(&f.method_authenticator, "authenticator"), (&f.method_email, "email"), (&f.method_sms, "sms")]
@@ -205,14 +207,14 @@ async fn edit_submit(
             }
         }
         let methods =
-            MethodSet::parse(&names.join(",")).map_err(|e| AppError::bad_request("invalid_policy", e.to_string()))?;
+            MethodSet::parse(&names.join(",")).map_err(|e| Error::new(ErrorKind::InvalidPolicy, e.to_string()))?;
         let change = policy::OrgMfaChange { enabled: None, mode: Some(mode), methods: Some(methods) };
         policy::set_org_mfa(&state, &by(&s, client.clone()), org_id.as_str(), change).await
     }
     .await;
     match result {
         Ok(_) => Ok(Redirect::to("/admin?notice=saved").into_response()),
-        Err(e) if e.status.is_client_error() => settings_render(&state, &s, client, true, None, Some(e)).await,
+        Err(e) if e.status().is_client_error() => settings_render(&state, &s, client, true, None, Some(e.into())).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -245,10 +247,10 @@ fn two_factor_summary(m: &MemberStatus) -> String {
     if m.factors.is_empty() {
         return if m.mfa_required { "Off — will set up at next sign-in".to_owned() } else { "Off".to_owned() };
     }
-    let kinds: Vec<&str> = m.factors.iter().map(|f| mfa::method_label(f.kind)).collect();
+    let kinds: Vec<&str> = m.factors.iter().map(|f| factors::method_label(f.kind)).collect();
     let mut summary = format!("On: {}", kinds.join(", "));
     if !m.outside_allowed.is_empty() {
-        let old: Vec<&str> = m.outside_allowed.iter().map(|k| mfa::method_label(*k)).collect();
+        let old: Vec<&str> = m.outside_allowed.iter().map(|k| factors::method_label(*k)).collect();
         summary.push_str(&format!(
             " — still uses {}, which the clinic no longer allows (moves to an allowed method at next sign-in)",
             old.join(", ")
@@ -307,7 +309,7 @@ async fn users_render(
             setting: override_label(m.account.mfa_override),
         })
         .collect();
-    let status = error.as_ref().map(|e| e.status).unwrap_or(axum::http::StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(axum::http::StatusCode::OK);
     let page = UsersPage {
         title: "Users",
         platform_name: &state.config.platform_name,
@@ -364,7 +366,7 @@ async fn invite_submit(
             )
             .await
         }
-        Err(_) => Err(AppError::bad_request("invalid_role", "Choose a role: owner, admin, provider or staff.")),
+        Err(_) => Err(Error::new(ErrorKind::InvalidRole, "Choose a role: owner, admin, provider or staff.")),
     };
     match result {
         Ok(added) => {
@@ -375,8 +377,8 @@ async fn invite_submit(
                 .then(|| Invited { email: added.account.email.to_string(), emailed: added.invitation_emailed });
             users_render(&state, &s, client, String::new(), invited, None, None).await
         }
-        Err(e) if e.status.is_client_error() => {
-            users_render(&state, &s, client, String::new(), None, None, Some(e)).await
+        Err(e) if e.status().is_client_error() => {
+            users_render(&state, &s, client, String::new(), None, None, Some(e.into())).await
         }
         Err(e) => Err(e.into()),
     }
@@ -428,7 +430,7 @@ async fn member_render(
         None => "none".to_owned(),
     };
     let platform = org.is_none();
-    let status = error.as_ref().map(|e| e.status).unwrap_or(axum::http::StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(axum::http::StatusCode::OK);
     let page = MemberPage {
         title: "Member",
         platform_name: &state.config.platform_name,
@@ -493,20 +495,18 @@ async fn act(
     id: &str,
     action: &str,
     f: &MemberForm,
-) -> Result<&'static str, AppError> {
+) -> Result<&'static str, clinic_auth_app::Error> {
     match action {
         "mfa" => {
-            let value = f
-                .value
-                .parse::<MemberOverride>()
-                .map_err(|e| AppError::bad_request("invalid_override", e.to_string()))?;
+            let value =
+                f.value.parse::<MemberOverride>().map_err(|e| Error::new(ErrorKind::InvalidOverride, e.to_string()))?;
             match org {
                 Some(o) => policy::set_member_override(state, by, o, id, value).await?,
                 None => {
                     let a = admin::member_status(state, by, None, id).await?.account;
                     let o = a
                         .org_id
-                        .ok_or_else(|| AppError::bad_request("not_a_member", "Only clinic staff have this setting."))?;
+                        .ok_or_else(|| Error::new(ErrorKind::NotAMember, "Only clinic staff have this setting."))?;
                     policy::set_member_override(state, by, o.as_str(), id, value).await?
                 }
             };
@@ -514,10 +514,7 @@ async fn act(
         }
         "bypass" => {
             if f.disable.is_none() {
-                return Err(AppError::bad_request(
-                    "invalid_request",
-                    "Tick \"Disable two-factor authentication\" first.",
-                ));
+                return Err(Error::new(ErrorKind::InvalidRequest, "Tick \"Disable two-factor authentication\" first."));
             }
             admin::grant_bypass(state, by, org, id).await?;
             Ok("bypass")
@@ -535,19 +532,17 @@ async fn act(
             Ok("revoked")
         }
         "status" => {
-            let status = f
-                .status
-                .parse::<AccountStatus>()
-                .map_err(|e| AppError::bad_request("invalid_status", e.to_string()))?;
+            let status =
+                f.status.parse::<AccountStatus>().map_err(|e| Error::new(ErrorKind::InvalidStatus, e.to_string()))?;
             admin::set_status(state, by, org, id, status).await?;
             Ok("status")
         }
         "role" => {
-            let role = f.role.parse::<Role>().map_err(|e| AppError::bad_request("invalid_role", e.to_string()))?;
+            let role = f.role.parse::<Role>().map_err(|e| Error::new(ErrorKind::InvalidRole, e.to_string()))?;
             admin::change_role(state, by, org, id, role).await?;
             Ok("role")
         }
-        _ => Err(AppError::not_found("The page")),
+        _ => Err(clinic_auth_app::Error::not_found("The page")),
     }
 }
 
@@ -566,9 +561,9 @@ async fn member_action(
     match act(&state, &by(&s, client.clone()), org.as_ref().map(OrgId::as_str), &id, &action, &f).await {
         Ok(notice) => Ok(Redirect::to(&format!("{base}/{id}?notice={notice}")).into_response()),
         // An admin acting on themself proves their second factor first, then comes back.
-        Err(e) if e.code == "step_up_required" => Ok(Redirect::to("/account/2fa/verify?next=admin").into_response()),
-        Err(e) if e.status.is_client_error() && e.status != axum::http::StatusCode::NOT_FOUND => {
-            member_render(&state, &s, client, &id, None, Some(e)).await
+        Err(e) if e.is(ErrorKind::StepUpRequired) => Ok(Redirect::to("/account/2fa/verify?next=admin").into_response()),
+        Err(e) if e.status().is_client_error() && e.status() != axum::http::StatusCode::NOT_FOUND => {
+            member_render(&state, &s, client, &id, None, Some(e.into())).await
         }
         Err(e) => Err(e.into()),
     }
@@ -667,7 +662,7 @@ async fn audit_page(
     let (events, older, error) =
         match admin::audit_events(&state, &by(&s, client), org.as_ref().map(OrgId::as_str), &f.query()).await {
             Ok(page) => (page.events, page.older, None),
-            Err(e) if e.status.is_client_error() => (Vec::new(), None, Some(e)),
+            Err(e) if e.status().is_client_error() => (Vec::new(), None, Some(e)),
             Err(e) => return Err(e.into()),
         };
     let names = admin::names(&state, &s.actor(), &events).await?;
@@ -688,7 +683,7 @@ async fn audit_page(
             detail: e.detail.clone(),
         })
         .collect();
-    let status = error.as_ref().map(|e| e.status).unwrap_or(axum::http::StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(axum::http::StatusCode::OK);
     let page = AuditPage {
         title: "Audit log",
         platform_name: &state.config.platform_name,
@@ -773,7 +768,7 @@ async fn platform_render(
             enabled: o.mfa.enabled,
         })
         .collect();
-    let status = error.as_ref().map(|e| e.status).unwrap_or(axum::http::StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(axum::http::StatusCode::OK);
     let page = PlatformPage {
         title: "Platform console",
         platform_name: &state.config.platform_name,
@@ -830,7 +825,7 @@ async fn lookup(
     support_only(&s)?;
     match admin::member_status(&state, &by(&s, client), None, &q.email).await {
         Ok(m) => Ok(Redirect::to(&format!("/platform/accounts/{}", m.account.id)).into_response()),
-        Err(e) if e.status.is_client_error() => platform_render(&state, &s, None, Some(e)).await,
+        Err(e) if e.status().is_client_error() => platform_render(&state, &s, None, Some(e.into())).await,
         Err(e) => Err(e.into()),
     }
 }

@@ -14,12 +14,14 @@ use clinic_auth_store::{Account, LinkPurpose, Org};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::error::Status;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::http::auth::ApiSignedIn;
 use crate::http::client::Client;
 use crate::http::extract::ApiJson;
-use crate::service::{By, Within, accounts, codes, login, mfa, passkeys};
 use crate::{AppError, AppState};
+use clinic_auth_app::{By, Within, accounts, codes, factors, passkeys, sign_in};
+use clinic_auth_app::{Error, ErrorKind};
 
 mod admin;
 
@@ -240,9 +242,9 @@ fn by(s: &ApiSignedIn, client: Client) -> By {
 
 fn parse_enum<T: std::str::FromStr<Err = clinic_auth_core::account::ParseEnumError>>(
     s: &str,
-    code: &'static str,
-) -> Result<T, AppError> {
-    s.parse::<T>().map_err(|e| AppError::bad_request(code, format!("{}.", e)))
+    kind: ErrorKind,
+) -> Result<T, clinic_auth_app::Error> {
+    s.parse::<T>().map_err(|e| Error::new(kind, format!("{}.", e)))
 }
 
 // ----- sign-in -----
@@ -270,9 +272,9 @@ pub struct LoginStarted {
 async fn start_login(State(state): State<AppState>, ApiJson(body): ApiJson<StartLogin>) -> Result<Response, AppError> {
     let realm = match body.realm.as_deref() {
         None => Realm::Staff,
-        Some(r) => parse_enum::<Realm>(r, "invalid_realm")?,
+        Some(r) => parse_enum::<Realm>(r, ErrorKind::InvalidRealm)?,
     };
-    let started = login::start(&state, realm, &body.email).await?;
+    let started = sign_in::start(&state, realm, &body.email).await?;
     let view = LoginStarted {
         flow_id: started.flow_token.expose().to_owned(),
         next: started.flow.step.name(),
@@ -328,7 +330,7 @@ pub struct LoginProgress {
     suggest_setup: bool,
 }
 
-fn done(s: login::SignedInSession) -> LoginProgress {
+fn done(s: sign_in::SignedInSession) -> LoginProgress {
     LoginProgress {
         next: "done",
         session_token: Some(s.token.expose().to_owned()),
@@ -342,10 +344,10 @@ fn done(s: login::SignedInSession) -> LoginProgress {
 
 /// After a second factor: `done`, or `enroll` when the factor was one the
 /// organization no longer allows (set up an allowed one; the session follows).
-fn proved(p: login::Proved) -> LoginProgress {
+fn proved(p: sign_in::Proved) -> LoginProgress {
     match p {
-        login::Proved::SignedIn(s) => done(*s),
-        login::Proved::Enroll { allowed } => {
+        sign_in::Proved::SignedIn(s) => done(*s),
+        sign_in::Proved::Enroll { allowed } => {
             LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
         }
     }
@@ -371,19 +373,22 @@ async fn submit_password(
 ) -> Result<Json<LoginProgress>, AppError> {
     let hints = clinic_auth_core::passkey::parse_device_hints(&body.device_hints.join(","));
     let progress =
-        match login::submit_password(&state, &flow_id, Password::new(body.password), &hints, &client.0).await? {
-            login::PasswordOutcome::SignedIn(s) => done(*s),
-            login::PasswordOutcome::SecondFactor { method, others } => {
+        match sign_in::submit_password(&state, &flow_id, Password::new(body.password), &hints, &client.0).await? {
+            sign_in::PasswordOutcome::SignedIn(s) => done(*s),
+            sign_in::PasswordOutcome::SecondFactor { method, others } => {
                 let mut progress = LoginProgress {
                     next: "second_factor",
                     method: Some(method.as_str()),
                     other_methods: Some(kinds(others)),
                     ..Default::default()
                 };
-                with_sending(&mut progress, login::ensure_code_sent(&state, &flow_id, false, &client.0).await)?;
+                with_sending(
+                    &mut progress,
+                    sign_in::ensure_code_sent(&state, &flow_id, false, &client.0).await.map_err(Into::into),
+                )?;
                 progress
             }
-            login::PasswordOutcome::Enroll { allowed } => {
+            sign_in::PasswordOutcome::Enroll { allowed } => {
                 LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
             }
         };
@@ -398,7 +403,7 @@ fn with_sending(progress: &mut LoginProgress, sent: Result<Option<codes::SentTo>
             progress.resend_in = Some(s.resend_in);
         }
         Ok(None) => {}
-        Err(e) if e.code == "delivery_failed" || e.status == StatusCode::TOO_MANY_REQUESTS => {
+        Err(e) if e.code == "delivery_failed" || e.status() == StatusCode::TOO_MANY_REQUESTS => {
             progress.delivery_error = Some(e.code)
         }
         Err(e) => return Err(e),
@@ -413,12 +418,12 @@ async fn login_progress(
     State(state): State<AppState>,
     Path(flow_id): Path<String>,
 ) -> Result<Json<LoginProgress>, AppError> {
-    let flow = login::current(&state, &flow_id).await?;
+    let flow = sign_in::current(&state, &flow_id).await?;
     let progress = match &flow.step {
         FlowStep::Password => LoginProgress { next: "password", ..Default::default() },
         FlowStep::SecondFactor { .. } => {
-            let at = login::past_password(&state, &flow_id).await?;
-            let (method, others) = login::methods(&state, &at).await?;
+            let at = sign_in::past_password(&state, &flow_id).await?;
+            let (method, others) = sign_in::methods(&state, &at).await?;
             LoginProgress {
                 next: "second_factor",
                 method: Some(method.as_str()),
@@ -450,10 +455,13 @@ async fn login_method(
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<ChooseMethod>,
 ) -> Result<Json<LoginProgress>, AppError> {
-    let method = parse_enum::<FactorKind>(&body.method, "method_unavailable")?;
-    login::choose_method(&state, &flow_id, method).await?;
+    let method = parse_enum::<FactorKind>(&body.method, ErrorKind::MethodUnavailable)?;
+    sign_in::choose_method(&state, &flow_id, method).await?;
     let Json(mut progress) = login_progress(State(state.clone()), Path(flow_id.clone())).await?;
-    with_sending(&mut progress, login::ensure_code_sent(&state, &flow_id, false, &client.0).await)?;
+    with_sending(
+        &mut progress,
+        sign_in::ensure_code_sent(&state, &flow_id, false, &client.0).await.map_err(Into::into),
+    )?;
     Ok(Json(progress))
 }
 
@@ -478,7 +486,7 @@ async fn login_code(
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<SubmitCode>,
 ) -> Result<Json<LoginProgress>, AppError> {
-    Ok(Json(proved(login::submit_code(&state, &flow_id, &body.code, &client.0).await?)))
+    Ok(Json(proved(sign_in::submit_code(&state, &flow_id, &body.code, &client.0).await?)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -492,8 +500,8 @@ pub struct AuthenticatorSetupView {
     issuer: String,
 }
 
-impl From<mfa::AuthenticatorSetup> for AuthenticatorSetupView {
-    fn from(s: mfa::AuthenticatorSetup) -> Self {
+impl From<factors::AuthenticatorSetup> for AuthenticatorSetupView {
+    fn from(s: factors::AuthenticatorSetup) -> Self {
         AuthenticatorSetupView { otpauth_uri: s.uri, setup_key: s.setup_key, qr_svg: s.qr_svg, issuer: s.issuer }
     }
 }
@@ -506,8 +514,8 @@ async fn login_enroll(
     State(state): State<AppState>,
     Path(flow_id): Path<String>,
 ) -> Result<Json<AuthenticatorSetupView>, AppError> {
-    login::choose_enrollment_method(&state, &flow_id, FactorKind::Authenticator).await?;
-    let (_, setup) = login::begin_enrollment(&state, &flow_id).await?;
+    sign_in::choose_enrollment_method(&state, &flow_id, FactorKind::Authenticator).await?;
+    let (_, setup) = sign_in::begin_enrollment(&state, &flow_id).await?;
     Ok(Json(setup.into()))
 }
 
@@ -522,7 +530,7 @@ async fn login_enroll_confirm(
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<SubmitCode>,
 ) -> Result<Json<LoginProgress>, AppError> {
-    Ok(Json(done(login::confirm_enrollment(&state, &flow_id, &body.code, &client.0).await?)))
+    Ok(Json(done(sign_in::confirm_enrollment(&state, &flow_id, &body.code, &client.0).await?)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -552,12 +560,12 @@ async fn login_resend(
     client: Client,
     Path(flow_id): Path<String>,
 ) -> Result<Json<SentView>, AppError> {
-    let flow = login::current(&state, &flow_id).await?;
+    let flow = sign_in::current(&state, &flow_id).await?;
     let sent = match flow.step {
-        FlowStep::Enroll { .. } => login::send_enrollment_code(&state, &flow_id, None, true, &client.0).await?,
-        _ => login::ensure_code_sent(&state, &flow_id, true, &client.0).await?.ok_or_else(|| {
-            AppError::bad_request("method_unavailable", "The current method needs no code to be sent.")
-        })?,
+        FlowStep::Enroll { .. } => sign_in::send_enrollment_code(&state, &flow_id, None, true, &client.0).await?,
+        _ => sign_in::ensure_code_sent(&state, &flow_id, true, &client.0)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::MethodUnavailable, "The current method needs no code to be sent."))?,
     };
     Ok(Json(sent.into()))
 }
@@ -577,8 +585,8 @@ async fn login_enroll_email(
     client: Client,
     Path(flow_id): Path<String>,
 ) -> Result<Json<SentView>, AppError> {
-    login::choose_enrollment_method(&state, &flow_id, FactorKind::Email).await?;
-    Ok(Json(login::send_enrollment_code(&state, &flow_id, None, false, &client.0).await?.into()))
+    sign_in::choose_enrollment_method(&state, &flow_id, FactorKind::Email).await?;
+    Ok(Json(sign_in::send_enrollment_code(&state, &flow_id, None, false, &client.0).await?.into()))
 }
 
 /// During sign-in: set up codes by text message to a US mobile number.
@@ -591,8 +599,8 @@ async fn login_enroll_sms(
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<EnrollPhone>,
 ) -> Result<Json<SentView>, AppError> {
-    login::choose_enrollment_method(&state, &flow_id, FactorKind::Sms).await?;
-    Ok(Json(login::send_enrollment_code(&state, &flow_id, Some(&body.phone), false, &client.0).await?.into()))
+    sign_in::choose_enrollment_method(&state, &flow_id, FactorKind::Sms).await?;
+    Ok(Json(sign_in::send_enrollment_code(&state, &flow_id, Some(&body.phone), false, &client.0).await?.into()))
 }
 
 /// During sign-in: confirm the email or phone with the code sent to it. The answer
@@ -607,7 +615,7 @@ async fn login_enroll_code_confirm(
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<SubmitCode>,
 ) -> Result<Json<LoginProgress>, AppError> {
-    Ok(Json(done(login::confirm_code_enrollment(&state, &flow_id, &body.code, &client.0).await?)))
+    Ok(Json(done(sign_in::confirm_code_enrollment(&state, &flow_id, &body.code, &client.0).await?)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -639,7 +647,7 @@ pub struct MfaStatusView {
     responses((status = 200, body = MfaStatusView), (status = 401, body = ErrorBody)))]
 async fn my_mfa(State(state): State<AppState>, s: ApiSignedIn) -> Result<Json<MfaStatusView>, AppError> {
     let a = &s.0.account;
-    let m = mfa::load(&state, a).await?;
+    let m = factors::load(&state, a).await?;
     let verified = state.store.get_session(&s.0.token_hash).await?.and_then(|r| r.verified_at);
     let required = !m.may_turn_off(a);
     Ok(Json(MfaStatusView {
@@ -658,24 +666,14 @@ async fn my_mfa(State(state): State<AppState>, s: ApiSignedIn) -> Result<Json<Mf
         required,
         may_opt_in: m.may_opt_in(a),
         may_turn_off: m.may_turn_off(a),
-        recently_verified: mfa::recently_verified(verified, state.now()),
+        recently_verified: factors::recently_verified(verified, state.now()),
     }))
 }
 
 async fn require_step_up(state: &AppState, s: &ApiSignedIn) -> Result<(), AppError> {
-    if mfa::load(state, &s.0.account).await?.factors.is_empty() {
-        return Ok(());
-    }
-    let verified = state.store.get_session(&s.0.token_hash).await?.and_then(|r| r.verified_at);
-    if mfa::recently_verified(verified, state.now()) {
-        Ok(())
-    } else {
-        Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "step_up_required",
-            "Confirm it's you first: POST a current code to /api/v1/me/mfa/verify.",
-        ))
-    }
+    factors::require_recent_proof(state, s.0.account.id, &s.0.token_hash)
+        .await
+        .map_err(|e| e.with_message("Confirm it's you first: POST a current code to /api/v1/me/mfa/verify.").into())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -707,13 +705,13 @@ async fn my_mfa_verify(
 ) -> Result<Json<Verified>, AppError> {
     let method = match body.method.as_deref() {
         None => FactorKind::Authenticator,
-        Some(m) => parse_enum::<FactorKind>(m, "method_unavailable")?,
+        Some(m) => parse_enum::<FactorKind>(m, ErrorKind::MethodUnavailable)?,
     };
-    let answer = mfa::StepUpAnswer::Code { method, code: &body.code };
-    let proof = mfa::step_up(&state, &s.0.account, &s.0.token_hash, answer, &client.0).await?;
+    let answer = factors::StepUpAnswer::Code { method, code: &body.code };
+    let proof = factors::step_up(&state, &s.0.account, &s.0.token_hash, answer, &client.0).await?;
     let recovery_code = match proof {
-        mfa::Proof::RecoveryCode(c) => Some(c.display()),
-        mfa::Proof::Authenticator | mfa::Proof::Code | mfa::Proof::Passkey => None,
+        factors::Proof::RecoveryCode(c) => Some(c.display()),
+        factors::Proof::Authenticator | factors::Proof::Code | factors::Proof::Passkey => None,
     };
     Ok(Json(Verified { verified: true, recovery_code }))
 }
@@ -726,16 +724,10 @@ async fn my_authenticator(
     State(state): State<AppState>,
     s: ApiSignedIn,
 ) -> Result<Json<AuthenticatorSetupView>, AppError> {
-    let m = mfa::load(&state, &s.0.account).await?;
-    if m.factors.is_empty() && !m.may_opt_in(&s.0.account) {
-        return Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "mfa_not_enabled",
-            "Two-factor authentication is not available for your organization yet.",
-        ));
-    }
+    let m = factors::load(&state, &s.0.account).await?;
+    factors::require_setup_available(&m, &s.0.account)?;
     require_step_up(&state, &s).await?;
-    Ok(Json(mfa::begin_authenticator(&state, &s.0.account, Within::Session(&s.0.token_hash)).await?.into()))
+    Ok(Json(factors::begin_authenticator(&state, &s.0.account, Within::Session(&s.0.token_hash)).await?.into()))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -757,7 +749,7 @@ async fn my_authenticator_confirm(
 ) -> Result<Json<Enrolled>, AppError> {
     require_step_up(&state, &s).await?;
     let within = Within::Session(&s.0.token_hash);
-    let code = mfa::confirm_authenticator(&state, &s.0.account, &body.code, within, &client.0).await?;
+    let code = factors::confirm_authenticator(&state, &s.0.account, &body.code, within, &client.0).await?;
     state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
     Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
 }
@@ -769,18 +761,12 @@ async fn my_code_setup(
     kind: FactorKind,
     phone: Option<&str>,
 ) -> Result<Json<SentView>, AppError> {
-    let m = mfa::load(state, &s.0.account).await?;
-    if m.factors.is_empty() && !m.may_opt_in(&s.0.account) {
-        return Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "mfa_not_enabled",
-            "Two-factor authentication is not available for your organization yet.",
-        ));
-    }
+    let m = factors::load(state, &s.0.account).await?;
+    factors::require_setup_available(&m, &s.0.account)?;
     require_step_up(state, s).await?;
     let allowed = m.setup_methods(&s.0.account);
     let within = Within::Session(&s.0.token_hash);
-    Ok(Json(mfa::begin_code_enrollment(state, &s.0.account, kind, phone, allowed, within, &client.0).await?.into()))
+    Ok(Json(factors::begin_code_enrollment(state, &s.0.account, kind, phone, allowed, within, &client.0).await?.into()))
 }
 
 /// Set up codes by email (to the account's email): sends a confirmation code.
@@ -819,12 +805,12 @@ async fn my_code_confirm(
     ApiJson(body): ApiJson<ConfirmCodeFactor>,
 ) -> Result<Json<Enrolled>, AppError> {
     require_step_up(&state, &s).await?;
-    let kind = parse_enum::<FactorKind>(&body.method, "method_unavailable")?;
+    let kind = parse_enum::<FactorKind>(&body.method, ErrorKind::MethodUnavailable)?;
     if !matches!(kind, FactorKind::Email | FactorKind::Sms) {
-        return Err(AppError::bad_request("method_unavailable", "Confirm `email` or `sms` here."));
+        return Err(Error::new(ErrorKind::MethodUnavailable, "Confirm `email` or `sms` here.").into());
     }
     let within = Within::Session(&s.0.token_hash);
-    let code = mfa::confirm_code_enrollment(&state, &s.0.account, kind, &body.code, within, &client.0).await?;
+    let code = factors::confirm_code_enrollment(&state, &s.0.account, kind, &body.code, within, &client.0).await?;
     state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
     Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
 }
@@ -845,7 +831,7 @@ async fn my_recovery_code(
     s: ApiSignedIn,
 ) -> Result<Json<NewRecoveryCode>, AppError> {
     require_step_up(&state, &s).await?;
-    let code = mfa::new_recovery_code(&state, &s.0.account, &client.0).await?;
+    let code = factors::new_recovery_code(&state, &s.0.account, &client.0).await?;
     Ok(Json(NewRecoveryCode { recovery_code: code.display() }))
 }
 
@@ -854,7 +840,7 @@ async fn my_recovery_code(
     responses((status = 204), (status = 403, description = "`mfa_required`, `step_up_required`", body = ErrorBody)))]
 async fn my_mfa_off(State(state): State<AppState>, client: Client, s: ApiSignedIn) -> Result<StatusCode, AppError> {
     require_step_up(&state, &s).await?;
-    mfa::turn_off(&state, &s.0.account, &s.0.token_hash, &client.0).await?;
+    factors::turn_off(&state, &s.0.account, &s.0.token_hash, &client.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -884,15 +870,15 @@ async fn set_org_mfa(
     Path(org_id): Path<String>,
     ApiJson(body): ApiJson<OrgMfaChangeBody>,
 ) -> Result<Json<OrgView>, AppError> {
-    let change = crate::service::policy::OrgMfaChange {
+    let change = clinic_auth_app::policy::OrgMfaChange {
         enabled: body.enabled,
-        mode: body.mode.as_deref().map(|m| parse_enum::<MfaMode>(m, "invalid_policy")).transpose()?,
+        mode: body.mode.as_deref().map(|m| parse_enum::<MfaMode>(m, ErrorKind::InvalidPolicy)).transpose()?,
         methods: body
             .methods
-            .map(|m| MethodSet::parse(&m.join(",")).map_err(|e| AppError::bad_request("invalid_policy", e.to_string())))
+            .map(|m| MethodSet::parse(&m.join(",")).map_err(|e| Error::new(ErrorKind::InvalidPolicy, e.to_string())))
             .transpose()?,
     };
-    let org = crate::service::policy::set_org_mfa(&state, &by(&s, client), &org_id, change).await?;
+    let org = clinic_auth_app::policy::set_org_mfa(&state, &by(&s, client), &org_id, change).await?;
     Ok(Json(OrgView::from(&org)))
 }
 
@@ -914,8 +900,9 @@ async fn set_member_mfa(
     Path((org_id, member)): Path<(String, String)>,
     ApiJson(body): ApiJson<MemberMfaBody>,
 ) -> Result<Json<AccountView>, AppError> {
-    let value = parse_enum::<MemberOverride>(&body.value, "invalid_override")?;
-    let account = crate::service::policy::set_member_override(&state, &by(&s, client), &org_id, &member, value).await?;
+    let value = parse_enum::<MemberOverride>(&body.value, ErrorKind::InvalidOverride)?;
+    let account =
+        clinic_auth_app::policy::set_member_override(&state, &by(&s, client), &org_id, &member, value).await?;
     Ok(Json(AccountView::from(&account)))
 }
 
@@ -923,7 +910,7 @@ async fn set_member_mfa(
 #[utoipa::path(post, path = "/api/v1/logout", tag = "sign-in", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(State(state): State<AppState>, client: Client, s: ApiSignedIn) -> Result<StatusCode, AppError> {
-    login::sign_out(&state, &s.0, &client.0).await?;
+    sign_in::sign_out(&state, &s.0, &client.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -955,7 +942,7 @@ async fn create_org(
     s: ApiSignedIn,
     ApiJson(body): ApiJson<CreateOrg>,
 ) -> Result<Response, AppError> {
-    let kind = parse_enum::<OrgKind>(&body.kind, "invalid_kind")?;
+    let kind = parse_enum::<OrgKind>(&body.kind, ErrorKind::InvalidKind)?;
     let org = accounts::create_org(&state, &by(&s, client), &body.name, kind, body.id.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(OrgView::from(&org))).into_response())
 }
@@ -1012,7 +999,7 @@ async fn add(
     body: AddAccount,
 ) -> Result<Response, AppError> {
     let role = match (kind, body.role.as_deref()) {
-        (AccountKind::Member, Some(r)) => Some(parse_enum::<Role>(r, "invalid_role")?),
+        (AccountKind::Member, Some(r)) => Some(parse_enum::<Role>(r, ErrorKind::InvalidRole)?),
         _ => None,
     };
     let added =
@@ -1192,7 +1179,7 @@ async fn login_passkey_options(
     State(state): State<AppState>,
     Path(flow_id): Path<String>,
 ) -> Result<Json<PasskeyOptions>, AppError> {
-    passkey_options(&login::begin_passkey(&state, &flow_id).await?)
+    passkey_options(&sign_in::begin_passkey(&state, &flow_id).await?)
 }
 
 /// Finish the sign-in with the passkey's answer.
@@ -1211,7 +1198,7 @@ async fn login_passkey(
     ApiJson(body): ApiJson<PasskeyAnswer>,
 ) -> Result<Json<LoginProgress>, AppError> {
     let response = body.credential.to_string();
-    Ok(Json(proved(login::submit_passkey(&state, &flow_id, &response, &client.0).await?)))
+    Ok(Json(proved(sign_in::submit_passkey(&state, &flow_id, &response, &client.0).await?)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -1346,7 +1333,7 @@ async fn my_verify_passkey(
     ApiJson(body): ApiJson<PasskeyAnswer>,
 ) -> Result<Json<Verified>, AppError> {
     let response = body.credential.to_string();
-    let answer = mfa::StepUpAnswer::Passkey { credential: &response };
-    mfa::step_up(&state, &s.0.account, &s.0.token_hash, answer, &client.0).await?;
+    let answer = factors::StepUpAnswer::Passkey { credential: &response };
+    factors::step_up(&state, &s.0.account, &s.0.token_hash, answer, &client.0).await?;
     Ok(Json(Verified { verified: true, recovery_code: None }))
 }

@@ -1,97 +1,43 @@
-//! The clinic-auth HTTP application: HTML pages and the JSON API over one set of
-//! services. Handlers extract, call a service, and render; the rules live in
-//! `clinic-auth-core`, the state in `clinic-auth-store`.
+//! The clinic-auth HTTP doors: HTML pages and the JSON API over the one application
+//! layer (`clinic-auth-app`). Handlers extract, call one use case, and render; the
+//! rules live in `clinic-auth-core`, the state in `clinic-auth-store`.
 
 mod admin_pages;
 mod api;
-mod config;
-mod crypto;
 mod error;
-mod hashing;
 mod http;
 mod mfa_pages;
 mod pages;
 mod passkey_pages;
-pub mod service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use clinic_auth_core::{Clock, UnixTime};
-use clinic_auth_store::Store;
+use clinic_auth_app::{App, passkeys};
 
 pub use api::openapi_json;
-pub use config::{CookieSecurity, WebConfig, default_public_url};
-pub use crypto::{KeyringError, Sealer};
-pub use error::AppError;
-pub use hashing::PasswordHasher;
+pub use clinic_auth_app::{CookieSecurity, WebConfig, default_public_url};
+pub use error::{AppError, error_code};
 
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> UnixTime {
-        let secs =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-        UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
-    }
-}
-
-/// What every handler can reach.
+/// What every handler can reach: the application, and what the HTTP layers noticed.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Inner>);
-
-#[derive(Debug)]
-pub struct Inner {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub config: WebConfig,
-    pub hasher: PasswordHasher,
-    pub sealer: Sealer,
-    pub senders: Senders,
-    /// The passkey relying party; `None` when the configuration cannot have one (an
-    /// IP address or plain HTTP other than localhost), and passkeys are not offered.
-    pub webauthn: Option<webauthn_rs::Webauthn>,
+pub struct AppState {
+    pub app: App,
     /// Whether a request carried `X-Forwarded-For` that `trust_forwarded_for` ignores.
-    pub(crate) forwarded_for_seen: http::client::ForwardedForSeen,
-}
-
-/// Where emailed and texted codes go.
-#[derive(Debug, Clone)]
-pub struct Senders {
-    pub email: Arc<dyn clinic_auth_notify::EmailSender>,
-    pub sms: Arc<dyn clinic_auth_notify::SmsSender>,
+    pub(crate) forwarded_for_seen: Arc<http::client::ForwardedForSeen>,
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
     }
 }
 
 impl AppState {
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        config: WebConfig,
-        sealer: Sealer,
-        senders: Senders,
-    ) -> AppState {
-        let hasher = PasswordHasher::new(config.hashing_concurrency);
-        let webauthn = match service::passkeys::relying_party(&config) {
-            Ok(w) => Some(w),
-            Err(why) => {
-                // `serve` says so once at start-up (start_up_note); admin commands
-                // need no passkeys and stay quiet.
-                tracing::debug!("passkeys are off: {why}");
-                None
-            }
-        };
-        let forwarded_for_seen = Default::default();
-        AppState(Arc::new(Inner { store, clock, config, hasher, sealer, senders, webauthn, forwarded_for_seen }))
+    pub fn new(app: App) -> AppState {
+        AppState { app, forwarded_for_seen: Default::default() }
     }
 
     /// Things an operator should fix, for `/healthz`: none on a well-set-up server.
@@ -101,10 +47,6 @@ impl AppState {
             warnings.push(http::client::UNTRUSTED_FORWARDED_FOR);
         }
         warnings
-    }
-
-    pub fn now(&self) -> UnixTime {
-        self.clock.now()
     }
 }
 
@@ -131,7 +73,7 @@ pub struct StartUpNote {
 
 pub fn start_up_note(config: &WebConfig) -> StartUpNote {
     let url = &config.public_url;
-    match service::passkeys::relying_party(config) {
+    match passkeys::relying_party(config) {
         Ok(_) => {
             let place = match &config.passkey_origin {
                 Some(o) if o.origin() != url.origin() => format!("on {}", o.origin().ascii_serialization()),
@@ -167,9 +109,7 @@ async fn purge_loop(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
     loop {
         tick.tick().await;
-        let now = state.now();
-        let idle_cutoff = now.plus_secs(-state.config.session.idle_secs);
-        if let Err(e) = state.store.purge_expired(now, idle_cutoff).await {
+        if let Err(e) = state.purge_expired().await {
             tracing::warn!(error = %e, "purging expired state failed");
         }
     }

@@ -12,16 +12,18 @@ use axum_extra::extract::CookieJar;
 use clinic_auth_core::{FactorKind, RecoveryCode};
 use serde::Deserialize;
 
+use crate::error::Status;
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::cookies::{self, Kind};
 use crate::http::csrf;
 use crate::http::extract::PageForm;
 use crate::pages::{PATIENT, PageError, RealmPages, STAFF, render, render_with, restart};
-use crate::service::login::{self, SignedInSession};
-use crate::service::mfa::{self, AuthenticatorSetup, Proof, method_label};
-use crate::service::{Within, codes};
 use crate::{AppError, AppState};
+use clinic_auth_app::factors::{self, AuthenticatorSetup, Proof, method_label};
+use clinic_auth_app::sign_in::{self, SignedInSession};
+use clinic_auth_app::{Error, ErrorKind};
+use clinic_auth_app::{Within, codes};
 use clinic_auth_store::ClientInfo;
 
 pub fn routes() -> Router<AppState> {
@@ -145,8 +147,8 @@ fn flow_token(state: &AppState, jar: &CookieJar) -> Option<String> {
 }
 
 /// Errors that mean "this sign-in is over": back to the start with a notice.
-fn is_flow_over(e: &AppError) -> bool {
-    e.code == "flow_expired"
+fn is_flow_over(e: &clinic_auth_app::Error) -> bool {
+    e.is(ErrorKind::FlowExpired)
 }
 
 async fn verify_page(
@@ -156,34 +158,32 @@ async fn verify_page(
     error: Option<AppError>,
 ) -> Result<Response, PageError> {
     let Some(token) = flow_token(&state, &jar) else { return Ok(Redirect::to(p.base).into_response()) };
-    let at = match login::past_password(&state, &token).await {
+    let at = match sign_in::past_password(&state, &token).await {
         Ok(at) if at.flow.realm == p.realm => at,
         Ok(_) => return Ok(Redirect::to(p.base).into_response()),
         Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, &state)),
         Err(e) => return Err(e.into()),
     };
-    let (method, others) = match login::methods(&state, &at).await {
+    let (method, others) = match sign_in::methods(&state, &at).await {
         Ok(m) => m,
         Err(_) => return Ok(Redirect::to(p.setup).into_response()),
     };
     // Showing the page sends nothing (a GET changes nothing): the code went out with
     // the password or the choice of method, or goes out with "Send code".
     let mut error = error;
-    let sent = login::code_in_flight(&state, &at).await?;
+    let sent = sign_in::code_in_flight(&state, &at).await?;
     let coded = matches!(method, FactorKind::Email | FactorKind::Sms);
     let mut passkey_options = String::new();
     if method == FactorKind::Passkey {
-        match login::begin_passkey(&state, &token).await {
+        match sign_in::begin_passkey(&state, &token).await {
             Ok(o) => passkey_options = options_json(&o)?,
             Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, &state)),
-            Err(e) if e.status.is_client_error() || e.status.is_server_error() && e.code != "internal" => {
-                error = error.or(Some(e))
-            }
+            Err(e) if !e.is_internal() => error = error.or(Some(e.into())),
             Err(e) => return Err(e.into()),
         }
     }
     let (jar, csrf) = csrf::form_token(&state, jar, None);
-    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     let page = VerifyPage {
         title: "Verify it's you",
         platform_name: &state.config.platform_name,
@@ -231,19 +231,19 @@ async fn verify_submit(
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
     let result = if form.credential.is_empty() {
-        login::submit_code(&state, &token, &form.code, &client.0).await
+        sign_in::submit_code(&state, &token, &form.code, &client.0).await
     } else {
-        login::submit_passkey(&state, &token, &form.credential, &client.0).await
+        sign_in::submit_passkey(&state, &token, &form.credential, &client.0).await
     };
     match result {
-        Ok(login::Proved::SignedIn(done)) => signed_in(&state, jar, *done).await,
-        Ok(login::Proved::Enroll { .. }) => Ok(Redirect::to(p.setup).into_response()),
+        Ok(sign_in::Proved::SignedIn(done)) => signed_in(&state, jar, *done).await,
+        Ok(sign_in::Proved::Enroll { .. }) => Ok(Redirect::to(p.setup).into_response()),
         Err(e) if is_flow_over(&e) => {
             let jar = cookies::remove(&state, jar, Kind::Flow);
-            Err(PageError(AppError { message: format!("{} ", e.message) + "Go back to the sign-in page.", ..e }))
+            Err(PageError(AppError { message: format!("{} ", e.message) + "Go back to the sign-in page.", ..e.into() }))
                 .map(|r: Response| (jar, r).into_response())
         }
-        Err(e) if e.status.is_client_error() => verify_page(state, jar, p, Some(e)).await,
+        Err(e) if e.status().is_client_error() => verify_page(state, jar, p, Some(e.into())).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -257,12 +257,10 @@ async fn resend_submit(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
-    match login::ensure_code_sent(&state, &token, true, &client.0).await {
+    match sign_in::ensure_code_sent(&state, &token, true, &client.0).await {
         Ok(_) => Ok(Redirect::to(p.verify).into_response()),
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            verify_page(state, jar, p, Some(e)).await
-        }
+        Err(e) if !e.is_internal() => verify_page(state, jar, p, Some(e.into())).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -282,13 +280,13 @@ struct MethodsPage<'a> {
 
 async fn methods_page(state: AppState, jar: CookieJar, p: &RealmPages) -> Result<Response, PageError> {
     let Some(token) = flow_token(&state, &jar) else { return Ok(Redirect::to(p.base).into_response()) };
-    let at = match login::past_password(&state, &token).await {
+    let at = match sign_in::past_password(&state, &token).await {
         Ok(at) if at.flow.realm == p.realm => at,
         Ok(_) => return Ok(Redirect::to(p.base).into_response()),
         Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, &state)),
         Err(e) => return Err(e.into()),
     };
-    let (_, others) = login::methods(&state, &at).await?;
+    let (_, others) = sign_in::methods(&state, &at).await?;
     let (jar, csrf) = csrf::form_token(&state, jar, None);
     let page = MethodsPage {
         title: "Try another method",
@@ -315,9 +313,9 @@ struct MethodForm {
 /// refusal (too many sends, a provider down) is shown on the code page, whose "Send
 /// code" tries again.
 pub(crate) async fn send_first_code(state: &AppState, token: &str, client: &ClientInfo) -> Result<(), PageError> {
-    match login::ensure_code_sent(state, token, false, client).await {
+    match sign_in::ensure_code_sent(state, token, false, client).await {
         Ok(_) => Ok(()),
-        Err(e) if e.status.is_client_error() || e.status.is_server_error() && e.code != "internal" => Ok(()),
+        Err(e) if !e.is_internal() => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -334,8 +332,8 @@ async fn methods_submit(
     let method: FactorKind = form
         .method
         .parse()
-        .map_err(|_| AppError::bad_request("method_unavailable", "Choose one of the listed methods."))?;
-    match login::choose_method(&state, &token, method).await {
+        .map_err(|_| Error::new(ErrorKind::MethodUnavailable, "Choose one of the listed methods."))?;
+    match sign_in::choose_method(&state, &token, method).await {
         Ok(()) => {
             send_first_code(&state, &token, &client.0).await?;
             Ok(Redirect::to(p.verify).into_response())
@@ -381,7 +379,7 @@ fn enroll_page(
 ) -> Response {
     let EnrollTarget { action, cancel, notice } = target;
     let (jar, csrf) = csrf::form_token(state, jar, session);
-    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     // The SVG comes from our QR encoder; drop its XML prolog for inline HTML.
     let svg = setup.qr_svg.find("<svg").map(|i| setup.qr_svg[i..].to_owned()).unwrap_or_default();
     let page = EnrollPage {
@@ -451,7 +449,7 @@ async fn setup_page(
     phone: String,
 ) -> Result<Response, PageError> {
     let Some(token) = flow_token(&state, &jar) else { return Ok(Redirect::to(p.base).into_response()) };
-    let at = match login::past_password(&state, &token).await {
+    let at = match sign_in::past_password(&state, &token).await {
         Ok(at) if at.flow.realm == p.realm => at,
         Ok(_) => return Ok(Redirect::to(p.base).into_response()),
         Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, &state)),
@@ -462,16 +460,16 @@ async fn setup_page(
     };
     let notice = replacing.then_some(REPLACING);
     let can_change = allowed.iter().count() > 1;
-    let method = if step == Some("choose") { None } else { login::enrollment_method(&at) };
+    let method = if step == Some("choose") { None } else { sign_in::enrollment_method(&at) };
     let view = match method {
         None => SetupView { stage: "choose", phone, sent: None, error },
         Some(FactorKind::Authenticator) => {
-            let setup = mfa::begin_authenticator(&state, &at.account, Within::SignIn(&at.flow_hash)).await?;
+            let setup = factors::begin_authenticator(&state, &at.account, Within::SignIn(&at.flow_hash)).await?;
             let target = EnrollTarget { action: p.setup, cancel: None, notice };
             return Ok(enroll_page(&state, jar, None, setup, at.account.email.to_string(), target, error));
         }
         Some(FactorKind::Sms) if step == Some("phone") => SetupView { stage: "phone", phone, sent: None, error },
-        Some(kind) => match (kind, login::enrollment_code_sent(&state, &at).await?) {
+        Some(kind) => match (kind, sign_in::enrollment_code_sent(&state, &at).await?) {
             (FactorKind::Sms, Some(sent)) => SetupView { stage: "code_sms", phone, sent: Some(sent), error },
             (_, Some(sent)) => SetupView { stage: "code", phone, sent: Some(sent), error },
             (FactorKind::Sms, None) => SetupView { stage: "phone", phone, sent: None, error },
@@ -479,7 +477,7 @@ async fn setup_page(
         },
     };
     let (jar, csrf) = csrf::form_token(&state, jar, None);
-    let status = view.error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let status = view.error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     let page = EnrollCodePage {
         title: "Set up two-factor authentication",
         platform_name: &state.config.platform_name,
@@ -506,10 +504,10 @@ async fn setup_submit(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
-    match login::confirm_enrollment(&state, &token, &form.code, &client.0).await {
+    match sign_in::confirm_enrollment(&state, &token, &form.code, &client.0).await {
         Ok(done) => signed_in(&state, jar, done).await,
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status.is_client_error() => setup_page(state, jar, p, None, Some(e), String::new()).await,
+        Err(e) if e.status().is_client_error() => setup_page(state, jar, p, None, Some(e.into()), String::new()).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -524,19 +522,21 @@ async fn setup_method_submit(
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
     let result = match form.method.parse::<FactorKind>() {
-        Ok(m) => login::choose_enrollment_method(&state, &token, m).await,
-        Err(_) => Err(AppError::bad_request("method_unavailable", "Choose one of the offered methods.")),
+        Ok(m) => sign_in::choose_enrollment_method(&state, &token, m).await,
+        Err(_) => Err(Error::new(ErrorKind::MethodUnavailable, "Choose one of the offered methods.")),
     };
     match result {
         Ok(()) => {
             if form.method == "email" {
                 // Best effort: a refusal shows on the code page, whose "Send code" retries.
-                let _ = login::send_enrollment_code(&state, &token, None, false, &client.0).await;
+                let _ = sign_in::send_enrollment_code(&state, &token, None, false, &client.0).await;
             }
             Ok(Redirect::to(p.setup).into_response())
         }
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status.is_client_error() => setup_page(state, jar, p, Some("choose"), Some(e), String::new()).await,
+        Err(e) if e.status().is_client_error() => {
+            setup_page(state, jar, p, Some("choose"), Some(e.into()), String::new()).await
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -558,12 +558,10 @@ async fn setup_phone_submit(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
-    match login::send_enrollment_code(&state, &token, Some(&form.phone), false, &client.0).await {
+    match sign_in::send_enrollment_code(&state, &token, Some(&form.phone), false, &client.0).await {
         Ok(_) => Ok(Redirect::to(p.setup).into_response()),
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            setup_page(state, jar, p, Some("phone"), Some(e), form.phone).await
-        }
+        Err(e) if !e.is_internal() => setup_page(state, jar, p, Some("phone"), Some(e.into()), form.phone).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -577,10 +575,10 @@ async fn setup_code_submit(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
-    match login::confirm_code_enrollment(&state, &token, &form.code, &client.0).await {
+    match sign_in::confirm_code_enrollment(&state, &token, &form.code, &client.0).await {
         Ok(done) => signed_in(&state, jar, done).await,
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status.is_client_error() => setup_page(state, jar, p, None, Some(e), String::new()).await,
+        Err(e) if e.status().is_client_error() => setup_page(state, jar, p, None, Some(e.into()), String::new()).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -594,12 +592,10 @@ async fn setup_resend_submit(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
-    match login::send_enrollment_code(&state, &token, None, true, &client.0).await {
+    match sign_in::send_enrollment_code(&state, &token, None, true, &client.0).await {
         Ok(_) => Ok(Redirect::to(p.setup).into_response()),
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            setup_page(state, jar, p, None, Some(e), String::new()).await
-        }
+        Err(e) if !e.is_internal() => setup_page(state, jar, p, None, Some(e.into()), String::new()).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -731,11 +727,7 @@ fn next_path(next: &str) -> &'static str {
 
 /// Changing 2FA that exists needs a second factor proved within the last minutes.
 pub(crate) async fn needs_step_up(state: &AppState, s: &SignedIn) -> Result<bool, AppError> {
-    if mfa::load(state, &s.account).await?.factors.is_empty() {
-        return Ok(false);
-    }
-    let record = state.store.get_session(&s.token_hash).await?;
-    Ok(!mfa::recently_verified(record.and_then(|r| r.verified_at), state.now()))
+    Ok(!factors::has_recent_proof(state, s.account.id, &s.token_hash).await?)
 }
 
 pub(crate) fn step_up_redirect(next: &str) -> Response {
@@ -796,15 +788,8 @@ async fn account_setup_render(
     phone: String,
     notice: Option<&'static str>,
 ) -> Result<Response, PageError> {
-    let mfa_state = mfa::load(state, &s.account).await?;
-    if mfa_state.factors.is_empty() && !mfa_state.may_opt_in(&s.account) {
-        return Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "mfa_not_enabled",
-            "Two-factor authentication is not available for your organization yet. Ask your administrator.",
-        )
-        .into());
-    }
+    let mfa_state = factors::load(state, &s.account).await?;
+    factors::require_setup_available(&mfa_state, &s.account)?;
     if needs_step_up(state, s).await? {
         return Ok(step_up_redirect("setup"));
     }
@@ -833,12 +818,12 @@ async fn account_setup_render(
             None => SetupView { stage: "code", phone, sent: None, error },
         },
         Some(_) => {
-            let setup = mfa::begin_authenticator(state, &s.account, Within::Session(&s.token_hash)).await?;
+            let setup = factors::begin_authenticator(state, &s.account, Within::Session(&s.token_hash)).await?;
             let target = EnrollTarget { action: "/account/2fa/setup", cancel: Some("/account"), notice };
             return Ok(enroll_page(state, jar, Some(s), setup, s.account.email.to_string(), target, error));
         }
     };
-    let status = view.error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let status = view.error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     let page = EnrollCodePage {
         title: "Set up two-factor authentication",
         platform_name: &state.config.platform_name,
@@ -873,7 +858,7 @@ async fn account_setup_submit(
         return Ok(step_up_redirect("setup"));
     }
     let within = Within::Session(&s.token_hash);
-    let result = mfa::confirm_authenticator(&state, &s.account, &form.code, within, &client.0).await;
+    let result = factors::confirm_authenticator(&state, &s.account, &form.code, within, &client.0).await;
     account_enrolled(&state, jar, &s, result, Some(FactorKind::Authenticator)).await
 }
 
@@ -883,7 +868,7 @@ async fn account_enrolled(
     state: &AppState,
     jar: CookieJar,
     s: &SignedIn,
-    result: Result<Option<RecoveryCode>, AppError>,
+    result: Result<Option<RecoveryCode>, clinic_auth_app::Error>,
     method: Option<FactorKind>,
 ) -> Result<Response, PageError> {
     match result {
@@ -899,8 +884,8 @@ async fn account_enrolled(
                 None => Redirect::to("/account?notice=mfa_on").into_response(),
             })
         }
-        Err(e) if e.status.is_client_error() => {
-            account_setup_render(state, jar, s, method, None, Some(e), String::new(), None).await
+        Err(e) if e.status().is_client_error() => {
+            account_setup_render(state, jar, s, method, None, Some(e.into()), String::new(), None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -915,12 +900,12 @@ async fn account_setup_method(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     let method = form.method.parse::<FactorKind>().unwrap_or(FactorKind::Authenticator);
-    let m = mfa::load(&state, &s.account).await?;
+    let m = factors::load(&state, &s.account).await?;
     let allowed = m.setup_methods(&s.account);
     if method == FactorKind::Email && allowed.contains(method) && !needs_step_up(&state, &s).await? {
         // Best effort: a refusal shows on the code page, whose "Send code" retries.
         let within = Within::Session(&s.token_hash);
-        let _ = mfa::begin_code_enrollment(&state, &s.account, method, None, allowed, within, &client.0).await;
+        let _ = factors::begin_code_enrollment(&state, &s.account, method, None, allowed, within, &client.0).await;
     }
     Ok(Redirect::to(&format!("/account/2fa/setup?method={}", method.as_str())).into_response())
 }
@@ -936,14 +921,32 @@ async fn account_setup_phone(
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("setup"));
     }
-    let allowed = mfa::load(&state, &s.account).await?.setup_methods(&s.account);
+    let allowed = factors::load(&state, &s.account).await?.setup_methods(&s.account);
     let within = Within::Session(&s.token_hash);
-    match mfa::begin_code_enrollment(&state, &s.account, FactorKind::Sms, Some(&form.phone), allowed, within, &client.0)
-        .await
+    match factors::begin_code_enrollment(
+        &state,
+        &s.account,
+        FactorKind::Sms,
+        Some(&form.phone),
+        allowed,
+        within,
+        &client.0,
+    )
+    .await
     {
         Ok(_) => Ok(Redirect::to("/account/2fa/setup?method=sms").into_response()),
-        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            account_setup_render(&state, jar, &s, Some(FactorKind::Sms), Some("phone"), Some(e), form.phone, None).await
+        Err(e) if !e.is_internal() => {
+            account_setup_render(
+                &state,
+                jar,
+                &s,
+                Some(FactorKind::Sms),
+                Some("phone"),
+                Some(e.into()),
+                form.phone,
+                None,
+            )
+            .await
         }
         Err(e) => Err(e.into()),
     }
@@ -961,11 +964,11 @@ async fn account_setup_code(
         return Ok(step_up_redirect("setup"));
     }
     let Some((kind, _)) = live_setup_channel(&state, &s).await? else {
-        let e = AppError::new(StatusCode::GONE, "code_expired", "That code has expired. Send a new code.");
-        return account_setup_render(&state, jar, &s, None, None, Some(e), String::new(), None).await;
+        let e = Error::new(ErrorKind::CodeExpired, "That code has expired. Send a new code.");
+        return account_setup_render(&state, jar, &s, None, None, Some(e.into()), String::new(), None).await;
     };
     let within = Within::Session(&s.token_hash);
-    let result = mfa::confirm_code_enrollment(&state, &s.account, kind, &form.code, within, &client.0).await;
+    let result = factors::confirm_code_enrollment(&state, &s.account, kind, &form.code, within, &client.0).await;
     account_enrolled(&state, jar, &s, result, Some(kind)).await
 }
 
@@ -981,10 +984,10 @@ async fn account_setup_resend(
         Some((k, _)) => k,
         None => FactorKind::Email,
     };
-    match mfa::resend_enrollment_code(&state, &s.account, kind, Within::Session(&s.token_hash), &client.0).await {
+    match factors::resend_enrollment_code(&state, &s.account, kind, Within::Session(&s.token_hash), &client.0).await {
         Ok(_) => Ok(Redirect::to(&format!("/account/2fa/setup?method={}", kind.as_str())).into_response()),
-        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            account_setup_render(&state, jar, &s, Some(kind), None, Some(e), String::new(), None).await
+        Err(e) if !e.is_internal() => {
+            account_setup_render(&state, jar, &s, Some(kind), None, Some(e.into()), String::new(), None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -1018,13 +1021,13 @@ async fn step_up_resend(
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok()).unwrap_or(FactorKind::Email);
     let within = Within::Session(&s.token_hash);
-    match mfa::ensure_code_sent(&state, &s.account, method, codes::Purpose::StepUp, within, true, &client.0).await {
+    match factors::ensure_code_sent(&state, &s.account, method, codes::Purpose::StepUp, within, true, &client.0).await {
         Ok(_) => {
             Ok(Redirect::to(&format!("/account/2fa/verify?next={}&method={}", next_key(&q.next), method.as_str()))
                 .into_response())
         }
-        Err(e) if e.status.is_client_error() || e.code == "delivery_failed" => {
-            step_up_render(&state, jar, &s, &q.next, Some(method.as_str()), Some(e)).await
+        Err(e) if !e.is_internal() => {
+            step_up_render(&state, jar, &s, &q.next, Some(method.as_str()), Some(e.into())).await
         }
         Err(e) => Err(e.into()),
     }
@@ -1045,7 +1048,7 @@ async fn step_up_render(
     method: Option<&str>,
     error: Option<AppError>,
 ) -> Result<Response, PageError> {
-    let mfa_state = mfa::load(state, &s.account).await?;
+    let mfa_state = factors::load(state, &s.account).await?;
     let enrolled = mfa_state.enrolled();
     let method = method
         .and_then(|m| m.parse::<FactorKind>().ok())
@@ -1065,15 +1068,15 @@ async fn step_up_render(
     };
     let mut passkey_options = String::new();
     if method == FactorKind::Passkey {
-        let bound = crate::service::passkeys::Bound::StepUp(&s.token_hash);
-        match crate::service::passkeys::begin_authentication(state, &s.account, bound, None).await {
+        let bound = clinic_auth_app::passkeys::Bound::StepUp(&s.token_hash);
+        match clinic_auth_app::passkeys::begin_authentication(state, &s.account, bound, None).await {
             Ok(o) => passkey_options = options_json(&o)?,
-            Err(e) if e.code != "internal" => error = error.or(Some(e)),
+            Err(e) if !e.is_internal() => error = error.or(Some(e.into())),
             Err(e) => return Err(e.into()),
         }
     }
     let (jar, csrf) = csrf::form_token(state, jar, Some(s));
-    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     let page = VerifyPage {
         title: "Confirm it's you",
         platform_name: &state.config.platform_name,
@@ -1104,11 +1107,11 @@ async fn step_up_submit(
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     let method = q.method.as_deref().and_then(|m| m.parse::<FactorKind>().ok()).unwrap_or(FactorKind::Authenticator);
     let answer = if method == FactorKind::Passkey {
-        mfa::StepUpAnswer::Passkey { credential: &form.credential }
+        factors::StepUpAnswer::Passkey { credential: &form.credential }
     } else {
-        mfa::StepUpAnswer::Code { method, code: &form.code }
+        factors::StepUpAnswer::Code { method, code: &form.code }
     };
-    match mfa::step_up(&state, &s.account, &s.token_hash, answer, &client.0).await {
+    match factors::step_up(&state, &s.account, &s.token_hash, answer, &client.0).await {
         Ok(proof) => {
             let next = next_path(&form.next);
             match proof {
@@ -1116,8 +1119,8 @@ async fn step_up_submit(
                 Proof::Authenticator | Proof::Code | Proof::Passkey => Ok(Redirect::to(next).into_response()),
             }
         }
-        Err(e) if e.status.is_client_error() => {
-            step_up_render(&state, jar, &s, &form.next, Some(method.as_str()), Some(e)).await
+        Err(e) if e.status().is_client_error() => {
+            step_up_render(&state, jar, &s, &form.next, Some(method.as_str()), Some(e.into())).await
         }
         Err(e) => Err(e.into()),
     }
@@ -1146,7 +1149,7 @@ async fn confirm_render(
     button: &str,
     error: Option<AppError>,
 ) -> Response {
-    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     render_with(
         status,
         &ConfirmPage {
@@ -1200,16 +1203,16 @@ async fn off_submit(
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("off"));
     }
-    match mfa::turn_off(&state, &s.account, &s.token_hash, &client.0).await {
+    match factors::turn_off(&state, &s.account, &s.token_hash, &client.0).await {
         Ok(()) => Ok(Redirect::to("/account?notice=mfa_off").into_response()),
-        Err(e) if e.status.is_client_error() => Ok(confirm_render(
+        Err(e) if e.status().is_client_error() => Ok(confirm_render(
             &state,
             &s,
             "Turn off two-factor authentication?",
             OFF_TEXT,
             "/account/2fa/off",
             "Turn off 2FA",
-            Some(e),
+            Some(e.into()),
         )
         .await),
         Err(e) => Err(e.into()),
@@ -1243,6 +1246,6 @@ async fn recovery_submit(
     if needs_step_up(&state, &s).await? {
         return Ok(step_up_redirect("recovery-code"));
     }
-    let code = mfa::new_recovery_code(&state, &s.account, &client.0).await?;
+    let code = factors::new_recovery_code(&state, &s.account, &client.0).await?;
     Ok(recovery_code_page(&state, &code, "/account", Shown::Replacement))
 }

@@ -12,14 +12,16 @@ use clinic_auth_core::{AccountKind, Password, Realm};
 use clinic_auth_store::LinkPurpose;
 use serde::Deserialize;
 
+use crate::error::Status;
 use crate::http::auth::MaybeSignedIn;
 use crate::http::client::Client;
 use crate::http::cookies::{self, Kind};
 use crate::http::csrf;
 use crate::http::extract::PageForm;
-use crate::service::time::date_time;
-use crate::service::{accounts, login};
 use crate::{AppError, AppState};
+use clinic_auth_app::ErrorKind;
+use clinic_auth_app::time::date_time;
+use clinic_auth_app::{accounts, sign_in};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -40,6 +42,12 @@ pub fn routes() -> Router<AppState> {
 /// An error shown as a page.
 #[derive(Debug)]
 pub struct PageError(pub AppError);
+
+impl From<clinic_auth_app::Error> for PageError {
+    fn from(e: clinic_auth_app::Error) -> Self {
+        PageError(e.into())
+    }
+}
 
 impl From<AppError> for PageError {
     fn from(e: AppError) -> Self {
@@ -86,7 +94,7 @@ pub(crate) fn render_with(status: StatusCode, t: &impl Template) -> Response {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let e = self.0;
-        let heading = match e.status {
+        let heading = match e.status() {
             StatusCode::NOT_FOUND => "Page not found",
             StatusCode::GONE => "Link no longer valid",
             StatusCode::FORBIDDEN => "Not allowed",
@@ -102,7 +110,7 @@ impl IntoResponse for PageError {
             link_href: "/login",
             link_text: "Go to the sign-in page",
         };
-        let mut r = render_with(e.status, &page);
+        let mut r = render_with(e.status(), &page);
         if let Some(secs) = e.retry_after
             && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
         {
@@ -226,7 +234,7 @@ fn email_page(
     error: Option<AppError>,
 ) -> Response {
     let (jar, csrf) = csrf::form_token(state, jar, None);
-    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     let page = LoginEmailPage {
         title: p.heading,
         platform_name: &state.config.platform_name,
@@ -255,12 +263,12 @@ struct EmailForm {
 
 async fn email_submit(state: AppState, jar: CookieJar, p: &RealmPages, form: EmailForm) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, None, &form.csrf)?;
-    match login::start(&state, p.realm, &form.email).await {
+    match sign_in::start(&state, p.realm, &form.email).await {
         Ok(started) => {
             let jar = cookies::set(&state, jar, Kind::Flow, started.flow_token.expose().to_owned());
             Ok((jar, Redirect::to(p.password)).into_response())
         }
-        Err(e) if e.status.is_client_error() => Ok(email_page(&state, jar, p, form.email, None, Some(e))),
+        Err(e) if e.status().is_client_error() => Ok(email_page(&state, jar, p, form.email, None, Some(e.into()))),
         Err(e) => Err(e.into()),
     }
 }
@@ -316,14 +324,14 @@ async fn password_page(
     let Some(token) = cookies::get(&state, &jar, Kind::Flow).map(str::to_owned) else {
         return Ok(Redirect::to(p.base).into_response());
     };
-    let flow = match login::current(&state, &token).await {
+    let flow = match sign_in::current(&state, &token).await {
         Ok(f) if f.realm == p.realm => f,
         Ok(_) => return Ok(Redirect::to(p.base).into_response()),
-        Err(e) if e.code == "flow_expired" => return Ok(restart(p, jar, &state)),
+        Err(e) if e.is(ErrorKind::FlowExpired) => return Ok(restart(p, jar, &state)),
         Err(e) => return Err(e.into()),
     };
     let (jar, csrf) = csrf::form_token(&state, jar, None);
-    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     let page = LoginPasswordPage {
         title: p.heading,
         platform_name: &state.config.platform_name,
@@ -357,21 +365,21 @@ async fn password_submit(
     let Some(token) = cookies::get(&state, &jar, Kind::Flow).map(str::to_owned) else {
         return Ok(restart(p, jar, &state));
     };
-    if login::current(&state, &token).await.map(|f| f.realm != p.realm).unwrap_or(false) {
+    if sign_in::current(&state, &token).await.map(|f| f.realm != p.realm).unwrap_or(false) {
         return Ok(Redirect::to(p.base).into_response());
     }
     let hints = cookies::device_hints(&state, &jar);
-    match login::submit_password(&state, &token, Password::new(form.password), &hints, &client.0).await {
-        Ok(login::PasswordOutcome::SignedIn(done)) => crate::mfa_pages::signed_in(&state, jar, *done).await,
-        Ok(login::PasswordOutcome::SecondFactor { .. }) => {
+    match sign_in::submit_password(&state, &token, Password::new(form.password), &hints, &client.0).await {
+        Ok(sign_in::PasswordOutcome::SignedIn(done)) => crate::mfa_pages::signed_in(&state, jar, *done).await,
+        Ok(sign_in::PasswordOutcome::SecondFactor { .. }) => {
             crate::mfa_pages::send_first_code(&state, &token, &client.0).await?;
             Ok(Redirect::to(p.verify).into_response())
         }
-        Ok(login::PasswordOutcome::Enroll { .. }) => Ok(Redirect::to(p.setup).into_response()),
-        Err(e) if e.code == "flow_expired" => Ok(restart(p, jar, &state)),
-        Err(e) if e.status.is_client_error() => {
+        Ok(sign_in::PasswordOutcome::Enroll { .. }) => Ok(Redirect::to(p.setup).into_response()),
+        Err(e) if e.is(ErrorKind::FlowExpired) => Ok(restart(p, jar, &state)),
+        Err(e) if e.status().is_client_error() => {
             let retry = e.retry_after;
-            let mut res = password_page(state, jar, p, Some(e)).await?;
+            let mut res = password_page(state, jar, p, Some(e.into())).await?;
             if let Some(v) = retry.and_then(|s| header::HeaderValue::from_str(&s.to_string()).ok()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -449,9 +457,9 @@ async fn account_page(
         return Ok(Redirect::to("/login").into_response());
     };
     let a = &s.account;
-    let mfa = crate::service::mfa::load(&state, a).await?;
+    let mfa = clinic_auth_app::factors::load(&state, a).await?;
     let hints = cookies::device_hints(&state, &jar);
-    let passkeys: Vec<PasskeyRow> = crate::service::passkeys::views(&mfa.factors, &hints)
+    let passkeys: Vec<PasskeyRow> = clinic_auth_app::passkeys::views(&mfa.factors, &hints)
         .into_iter()
         .map(|v| PasskeyRow {
             id: v.id,
@@ -467,7 +475,9 @@ async fn account_page(
         .factors
         .iter()
         .filter(|f| f.kind != clinic_auth_core::FactorKind::Passkey)
-        .map(|f| (crate::service::mfa::method_label(f.kind), date_time(f.created_at), f.last_used_at.map(date_time)))
+        .map(|f| {
+            (clinic_auth_app::factors::method_label(f.kind), date_time(f.created_at), f.last_used_at.map(date_time))
+        })
         .collect();
     let required = matches!(mfa.requirement(a), clinic_auth_core::Requirement::Enroll { .. });
     let org_name = match &a.org_id {
@@ -524,7 +534,7 @@ async fn logout(
         return Ok((jar, Redirect::to("/login?notice=signed_out")).into_response());
     };
     csrf::verify(&state, &jar, Some(&s), &f.csrf)?;
-    login::sign_out(&state, &s, &client.0).await?;
+    sign_in::sign_out(&state, &s, &client.0).await?;
     let jar = cookies::remove(&state, jar, Kind::Session);
     let base = pages_for(s.account.realm()).base;
     Ok((jar, Redirect::to(&format!("{base}?notice=signed_out"))).into_response())
@@ -584,7 +594,7 @@ async fn link_page(
     let opened = accounts::open_link(state, token, purpose).await?;
     let (heading, intro, button, prefix) = link_texts(purpose);
     let (jar, csrf) = csrf::form_token(state, jar, None);
-    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     let page = SetPasswordPage {
         title: heading,
         platform_name: &state.config.platform_name,
@@ -638,8 +648,8 @@ async fn link_submit(
             let base = pages_for(account.realm()).base;
             Ok(Redirect::to(&format!("{base}?notice=password_set")).into_response())
         }
-        Err(e) if e.status.is_client_error() && e.code != "link_expired" => {
-            link_page(&state, jar, &token, purpose, Some(form.email).filter(|e| !e.is_empty()), Some(e)).await
+        Err(e) if !e.is_internal() && !e.is(ErrorKind::LinkExpired) => {
+            link_page(&state, jar, &token, purpose, Some(form.email).filter(|e| !e.is_empty()), Some(e.into())).await
         }
         Err(e) => Err(e.into()),
     }

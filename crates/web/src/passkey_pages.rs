@@ -13,6 +13,7 @@ use clinic_auth_core::passkey::PasskeyName;
 use clinic_auth_store::Account;
 use serde::Deserialize;
 
+use crate::error::Status;
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::cookies;
@@ -20,8 +21,8 @@ use crate::http::csrf;
 use crate::http::extract::PageForm;
 use crate::mfa_pages::{needs_step_up, options_json, step_up_redirect};
 use crate::pages::{PageError, render_with};
-use crate::service::{mfa, passkeys};
 use crate::{AppError, AppState};
+use clinic_auth_app::{factors, passkeys};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -45,7 +46,7 @@ pub(crate) async fn offer_trust(state: &AppState, account: &Account, jar: &Cooki
     if state.webauthn.is_none() {
         return Ok(false);
     }
-    let m = mfa::load(state, account).await?;
+    let m = factors::load(state, account).await?;
     let hints = cookies::device_hints(state, jar);
     Ok(m.may_trust_device(account) && !passkeys::is_trusted_device(&m.factors, &hints))
 }
@@ -81,13 +82,13 @@ async fn trust_render(
     let mut error = error;
     let options = match passkeys::begin_registration(state, &s.account, &s.token_hash).await {
         Ok(o) => options_json(&o)?,
-        Err(e) if e.code != "internal" => {
-            error = error.or(Some(e));
+        Err(e) if !e.is_internal() => {
+            error = error.or(Some(e.into()));
             String::new()
         }
         Err(e) => return Err(e.into()),
     };
-    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let status = error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     let name = name.unwrap_or_else(|| PasskeyName::from_user_agent(Some(&client.user_agent)).as_str().to_owned());
     let page = TrustPage {
         title: "Trust this device?",
@@ -150,8 +151,8 @@ async fn trust_submit(
             let jar = cookies::remember_device(&state, jar, &added.device_hint);
             Ok((jar, Redirect::to("/account?notice=device_trusted")).into_response())
         }
-        Err(e) if e.status.is_client_error() => {
-            trust_render(&state, &s, &client.0, Some(form.name), Some(e), skip_to(false)).await
+        Err(e) if e.status().is_client_error() => {
+            trust_render(&state, &s, &client.0, Some(form.name), Some(e.into()), skip_to(false)).await
         }
         Err(e) => Err(e.into()),
     }

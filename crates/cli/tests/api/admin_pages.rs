@@ -235,9 +235,9 @@ async fn admins_change_roles_reactivate_and_sign_members_out_on_the_pages(app: T
 }
 
 async fn a_bypass_sign_in_offers_setup_again_where_it_is_optional(app: TestApp) {
+    use clinic_auth_app::policy::{self, OrgMfaChange};
+    use clinic_auth_app::{By, admin};
     use clinic_auth_core::MfaMode;
-    use clinic_auth_web::service::policy::{self, OrgMfaChange};
-    use clinic_auth_web::service::{By, admin};
     let org = app.org("Clinic A", OrgKind::Clinic).await;
     let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Optional), methods: None };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();

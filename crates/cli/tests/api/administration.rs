@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use clinic_auth_app::By;
+use clinic_auth_app::policy::{self, OrgMfaChange};
 use clinic_auth_core::{Clock, MfaMode, OrgKind, Role};
 use clinic_auth_store::Org;
-use clinic_auth_web::service::By;
-use clinic_auth_web::service::policy::{self, OrgMfaChange};
 use serde_json::{Value, json};
 
 use crate::both_stores;
@@ -492,7 +492,7 @@ async fn audit_trail_filters_and_exports_csv(app: TestApp) {
     let (_, dr) = app.get_json("/api/v1/orgs/clinic-a/audit?member=dr@a.test&kind=sign_in", &admin).await;
     let dr = dr.as_array().unwrap();
     assert_eq!(dr.len(), 2, "{dr:?}");
-    let today = clinic_auth_web::service::time::day(app.clock.now());
+    let today = clinic_auth_app::time::day(app.clock.now());
     let (_, dated) = app.get_json(&format!("/api/v1/orgs/clinic-a/audit?from={today}&to={today}"), &admin).await;
     assert_eq!(dated.as_array().unwrap().len(), events.len());
     let (_, none) = app.get_json("/api/v1/orgs/clinic-a/audit?from=2099-01-01", &admin).await;

@@ -2,8 +2,8 @@
 //! password fields, no hints or questions, no forced rotation, cookie names and
 //! attributes, HSTS, CORS, cookies ignored by the API, and the CSP.
 
+use clinic_auth_app::{By, accounts};
 use clinic_auth_core::{OrgKind, Role};
-use clinic_auth_web::service::{By, accounts};
 use serde_json::Value;
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;

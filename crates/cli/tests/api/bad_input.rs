@@ -1,7 +1,7 @@
 //! Bad input gets a clear error with a stable code, never a panic or a 500.
 
+use clinic_auth_app::{By, accounts};
 use clinic_auth_core::{AccountKind, OrgKind, Role};
-use clinic_auth_web::service::{By, accounts};
 use serde_json::{Value, json};
 
 use crate::both_stores;

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
+use clinic_auth_app::By;
+use clinic_auth_app::policy::{self, OrgMfaChange};
 use clinic_auth_core::{MethodSet, MfaMode, OrgKind, Role};
 use clinic_auth_store::Org;
-use clinic_auth_web::service::By;
-use clinic_auth_web::service::policy::{self, OrgMfaChange};
 use serde_json::{Value, json};
 
 use crate::both_stores;

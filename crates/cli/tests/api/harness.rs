@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
+use clinic_auth_app::{App, WebConfig};
+use clinic_auth_app::{By, accounts};
 use clinic_auth_core::{AccountKind, ManualClock, OrgKind, Password, Role, UnixTime};
 use clinic_auth_notify::testkit::{SmtpCapture, TwilioFake};
 use clinic_auth_store::{Account, Org, Store};
-use clinic_auth_web::service::{By, accounts};
-use clinic_auth_web::{AppState, WebConfig};
+use clinic_auth_web::AppState;
 use serde_json::{Value, json};
 
 pub const POSTGRES_ENV: &str = "CLINIC_AUTH_TEST_POSTGRES_URL";
@@ -20,7 +21,7 @@ pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const TWILIO_TOKEN: &str = "test-auth-token";
 
 /// Real SMTP and Twilio senders, pointed at the capture servers.
-fn senders(smtp: &SmtpCapture, twilio: &TwilioFake) -> clinic_auth_web::Senders {
+fn senders(smtp: &SmtpCapture, twilio: &TwilioFake) -> clinic_auth_app::Senders {
     clinic_auth_notify::install_default_crypto_provider();
     let email = clinic_auth_notify::SmtpSender::new(clinic_auth_notify::SmtpConfig {
         host: smtp.addr().ip().to_string(),
@@ -41,7 +42,7 @@ fn senders(smtp: &SmtpCapture, twilio: &TwilioFake) -> clinic_auth_web::Senders 
         timeout_secs: 5,
     })
     .expect("twilio sender");
-    clinic_auth_web::Senders { email: std::sync::Arc::new(email), sms: std::sync::Arc::new(sms) }
+    clinic_auth_app::Senders { email: std::sync::Arc::new(email), sms: std::sync::Arc::new(sms) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +118,7 @@ pub struct TestApp {
     pub twilio: TwilioFake,
     pub base: String,
     pub addr: SocketAddr,
-    pub state: AppState,
+    pub state: App,
     pub clock: Arc<ManualClock>,
     pub database_url: String,
     pub db: TestDb,
@@ -157,7 +158,7 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, opts: Options) -> Option<TestApp> {
         let (db, database_url) = TestDb::create(backend).await?;
         let sealer =
-            clinic_auth_web::Sealer::from_keyring(&clinic_auth_web::Sealer::generate_keyring()).expect("keyring");
+            clinic_auth_app::Sealer::from_keyring(&clinic_auth_app::Sealer::generate_keyring()).expect("keyring");
         let keys = sealer.audit_chain_keys().expect("audit keys");
         let store: Arc<dyn Store> = clinic_auth_store::connect(&database_url, keys).await.expect("connect store");
         store.migrate().await.expect("migrate");
@@ -178,8 +179,8 @@ impl TestApp {
         let smtp = SmtpCapture::start().await;
         let twilio = TwilioFake::start(TWILIO_SID, TWILIO_TOKEN).await;
         let senders = senders(&smtp, &twilio);
-        let state = AppState::new(store, clock.clone(), config, sealer, senders);
-        tokio::spawn(clinic_auth_web::serve(listener, state.clone(), std::future::pending()));
+        let state = App::new(store, clock.clone(), config, sealer, senders);
+        tokio::spawn(clinic_auth_web::serve(listener, AppState::new(state.clone()), std::future::pending()));
         Some(TestApp {
             smtp,
             twilio,
@@ -270,13 +271,15 @@ impl TestApp {
     /// Sets up an authenticator app for `account` (outside any of its sessions, which
     /// therefore end) and keeps its URI for `authenticator_code`.
     pub async fn enroll_authenticator(&self, account: &Account) {
+        use clinic_auth_app::factors;
         use clinic_auth_core::Clock;
-        use clinic_auth_web::service::mfa;
         let session = clinic_auth_core::SecretToken::generate().hash();
-        let within = clinic_auth_web::service::Within::Session(&session);
-        let setup = mfa::begin_authenticator(&self.state, account, within).await.expect("authenticator");
+        let within = clinic_auth_app::Within::Session(&session);
+        let setup = factors::begin_authenticator(&self.state, account, within).await.expect("authenticator");
         let code = crate::otp::code(&setup.uri, self.clock.now().0);
-        mfa::confirm_authenticator(&self.state, account, &code, within, &Default::default()).await.expect("confirm");
+        factors::confirm_authenticator(&self.state, account, &code, within, &Default::default())
+            .await
+            .expect("confirm");
         self.authenticators.lock().expect("lock").insert(account.email.to_string(), setup.uri);
     }
 

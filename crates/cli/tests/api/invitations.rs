@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use clinic_auth_app::{By, accounts};
 use clinic_auth_core::{OrgKind, Role};
-use clinic_auth_web::service::{By, accounts};
 use serde_json::{Value, json};
 
 use crate::both_stores;

@@ -1,9 +1,9 @@
 //! Second factor, part 1: policy, authenticator apps, recovery codes, the MFA sign-in.
 
+use clinic_auth_app::By;
+use clinic_auth_app::policy::{self, OrgMfaChange};
 use clinic_auth_core::{MemberOverride, MfaMode, OrgKind, Role};
 use clinic_auth_store::Org;
-use clinic_auth_web::service::By;
-use clinic_auth_web::service::policy::{self, OrgMfaChange};
 use serde_json::{Value, json};
 
 use crate::both_stores;
@@ -254,7 +254,7 @@ async fn replayed_code_is_rejected(app: TestApp) {
         .unwrap();
     let factor = app.state.store.list_factors(account.id).await.unwrap().remove(0);
     let used = factor.last_used_step.unwrap();
-    let event = clinic_auth_web::service::audit_event(&app.state, "second_factor", "success", &Default::default());
+    let event = clinic_auth_app::audit_event(&app.state, "second_factor", "success", &Default::default());
     let at = app.state.now();
     assert!(!app.state.store.use_totp_step(&factor.id, used, at, &event).await.unwrap(), "same step twice");
     assert!(!app.state.store.use_totp_step(&factor.id, used - 1, at, &event).await.unwrap(), "an older step");
@@ -420,7 +420,11 @@ async fn policy_changes_follow_roles_and_rules(app: TestApp) {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.code, "invalid_policy", "Mandatory 2FA is for clinics; solo providers opt in");
+    assert_eq!(
+        err.kind,
+        clinic_auth_app::ErrorKind::InvalidPolicy,
+        "Mandatory 2FA is for clinics; solo providers opt in"
+    );
     // Support turning MFA off stops forcing setup.
     policy::set_org_mfa(
         &app.state,

@@ -107,8 +107,8 @@ fn real_now() -> i64 {
 /// guesses across both stops at the member's lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_accept_a_code_once_and_check_no_guess_past_the_limit() {
-    use clinic_auth_web::service::By;
-    use clinic_auth_web::service::policy::{self, OrgMfaChange};
+    use clinic_auth_app::By;
+    use clinic_auth_app::policy::{self, OrgMfaChange};
     let Some(app) = TestApp::spawn(Backend::Postgres).await else { return };
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
     let change = OrgMfaChange { enabled: Some(true), mode: Some(clinic_auth_core::MfaMode::Required), methods: None };

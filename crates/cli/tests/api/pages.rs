@@ -1,7 +1,7 @@
 //! The HTML pages as a browser uses them: forms, cookies, CSRF tokens, redirects.
 
+use clinic_auth_app::{By, accounts};
 use clinic_auth_core::{AccountKind, OrgKind};
-use clinic_auth_web::service::{By, accounts};
 
 use crate::both_stores;
 use crate::harness::{PASSWORD, TestApp, csrf_of};

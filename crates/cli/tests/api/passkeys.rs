@@ -2,10 +2,10 @@
 //! answered by webauthn-authenticator-rs's software passkey (real P-256 keys, real
 //! CBOR attestation and assertion signatures).
 
+use clinic_auth_app::By;
+use clinic_auth_app::policy::{self, OrgMfaChange};
 use clinic_auth_core::{MfaMode, OrgKind, Role};
 use clinic_auth_store::Org;
-use clinic_auth_web::service::By;
-use clinic_auth_web::service::policy::{self, OrgMfaChange};
 use serde_json::{Value, json};
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
@@ -763,7 +763,7 @@ async fn an_mfa_reset_removes_passkeys_and_members_hear_of_changes(app: TestApp)
     assert!(texts.iter().any(|t| t.contains("removed") && t.contains("Old tablet")), "{texts:#?}");
 
     // Support resets the member's MFA (every factor gone): passkeys included.
-    let removed = clinic_auth_web::service::admin::reset_mfa(
+    let removed = clinic_auth_app::admin::reset_mfa(
         &app.state,
         &By::operator(),
         Some(org.id.as_str()),

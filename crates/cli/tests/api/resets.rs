@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use clinic_auth_app::{By, accounts};
 use clinic_auth_core::permission::Actor;
 use clinic_auth_core::{OrgKind, Role};
 use clinic_auth_notify::testkit::CapturedEmail;
-use clinic_auth_web::service::{By, accounts};
 use serde_json::{Value, json};
 
 use crate::both_stores;
@@ -192,7 +192,7 @@ async fn only_the_operator_gets_a_reset_link_and_it_is_audited(app: TestApp) {
     for actor in [Actor::Member { org: a.id.clone(), role: Role::Admin }, Actor::PlatformAdmin] {
         let by = By { actor, account_id: Some(admin.id), ..By::operator() };
         let e = accounts::password_reset_link(&app.state, &by, &doc.id.to_string()).await.unwrap_err();
-        assert_eq!(e.status, 403, "{e:?}");
+        assert_eq!(e.kind, clinic_auth_app::ErrorKind::Forbidden, "{e:?}");
     }
     let url = accounts::password_reset_link(&app.state, &By::operator(), &doc.id.to_string()).await.unwrap();
     assert!(url.starts_with(&format!("{}/reset/", app.base)));

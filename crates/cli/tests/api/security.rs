@@ -1,8 +1,8 @@
 //! The security campaign's defects, each as the attack that worked before its fix:
 //! stale sign-ins, concurrent guesses, codes used across sign-ins, endless guessing.
 
+use clinic_auth_app::{By, admin};
 use clinic_auth_core::{AccountStatus, MfaMode, OrgKind, Role};
-use clinic_auth_web::service::{By, admin};
 use serde_json::{Value, json};
 
 use crate::both_stores;
@@ -106,8 +106,8 @@ async fn every_change_to_the_account_ends_its_sign_ins_in_flight(app: TestApp) {
                 admin::revoke_sessions(&app.state, &by, None, email).await.unwrap();
             }
             "password_reset" => {
+                use clinic_auth_app::accounts;
                 use clinic_auth_store::LinkPurpose;
-                use clinic_auth_web::service::accounts;
                 let link = accounts::password_reset_link(&app.state, &by, &account.id.to_string()).await.unwrap();
                 let token = link.rsplit('/').next().unwrap().to_owned();
                 let password = clinic_auth_core::Password::new("a brand new passphrase here".into());
@@ -290,8 +290,8 @@ async fn a_factor_change_ends_the_other_sessions_but_not_the_one_that_made_it(ap
 async fn showing_a_code_page_sends_nothing(app: TestApp) {
     use crate::codes::code_emails;
     use crate::harness::{PASSWORD, csrf_of};
+    use clinic_auth_app::policy::{self, OrgMfaChange};
     use clinic_auth_core::MethodSet;
-    use clinic_auth_web::service::policy::{self, OrgMfaChange};
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
     let change = OrgMfaChange {
         enabled: Some(true),
@@ -329,8 +329,8 @@ async fn showing_a_code_page_sends_nothing(app: TestApp) {
 
 async fn a_method_the_clinic_removed_only_moves_the_member_to_an_allowed_one(app: TestApp) {
     use crate::codes::{clinic, last_sms_code};
+    use clinic_auth_app::policy::{self, OrgMfaChange};
     use clinic_auth_core::MethodSet;
-    use clinic_auth_web::service::policy::{self, OrgMfaChange};
     let org = clinic(&app, "sms").await;
     // Dr. Lee sets up text codes; then the clinic allows authenticator apps only.
     let (flow, _) = password_step(&app, DR).await;

@@ -61,9 +61,9 @@ async fn unknown_email_and_wrong_password_get_the_same_answer(app: TestApp) {
     assert_eq!(wrong["error"]["code"], "incorrect_credentials");
     assert_eq!(wrong["error"]["message"], "Email or password is incorrect.");
     // An invited member without a password yet answers the same.
-    let invited = clinic_auth_web::service::accounts::add_account(
+    let invited = clinic_auth_app::accounts::add_account(
         &app.state,
-        &clinic_auth_web::service::By::operator(),
+        &clinic_auth_app::By::operator(),
         clinic_auth_core::AccountKind::Member,
         Some(org.id.as_str()),
         "new@riverside.test",

@@ -17,8 +17,9 @@ use crate::error::ErrorBody;
 use crate::http::auth::ApiSignedIn;
 use crate::http::client::Client;
 use crate::http::extract::{ApiJson, ApiQuery};
-use crate::service::admin::{self, AuditQuery, MemberStatus};
 use crate::{AppError, AppState};
+use clinic_auth_app::admin::{self, AuditQuery, MemberStatus};
+use clinic_auth_app::{Error, ErrorKind};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -240,7 +241,7 @@ async fn set_status(
     Path((org_id, member)): Path<(String, String)>,
     ApiJson(body): ApiJson<StatusBody>,
 ) -> Result<Json<AccountView>, AppError> {
-    let status = parse_enum::<AccountStatus>(&body.status, "invalid_status")?;
+    let status = parse_enum::<AccountStatus>(&body.status, ErrorKind::InvalidStatus)?;
     let a = admin::set_status(&state, &by(&s, client), Some(&org_id), &member, status).await?;
     Ok(Json(AccountView::from(&a)))
 }
@@ -262,7 +263,7 @@ async fn set_role(
     Path((org_id, member)): Path<(String, String)>,
     ApiJson(body): ApiJson<RoleBody>,
 ) -> Result<Json<AccountView>, AppError> {
-    let role = parse_enum::<Role>(&body.role, "invalid_role")?;
+    let role = parse_enum::<Role>(&body.role, ErrorKind::InvalidRole)?;
     let a = admin::change_role(&state, &by(&s, client), Some(&org_id), &member, role).await?;
     Ok(Json(AccountView::from(&a)))
 }
@@ -359,7 +360,7 @@ async fn audit(
     let csv = match p.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
-        Some(_) => return Err(AppError::bad_request("invalid_format", "Use format=json or format=csv.")),
+        Some(_) => return Err(Error::new(ErrorKind::InvalidFormat, "Use format=json or format=csv.").into()),
     };
     let q = AuditQuery { member: p.member, kind: p.kind, from: p.from, to: p.to, limit: p.limit, before: p.before };
     if csv {

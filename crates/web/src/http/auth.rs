@@ -5,60 +5,14 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum_extra::extract::CookieJar;
-use clinic_auth_core::permission::Actor;
-use clinic_auth_core::{AccountKind, SecretToken, TokenHash};
-use clinic_auth_store::Account;
 
 use super::cookies::{self, Kind};
 use crate::{AppError, AppState};
 
-/// A live session and its account.
-#[derive(Debug, Clone)]
-pub struct SignedIn {
-    pub account: Account,
-    pub token_hash: TokenHash,
-    pub csrf_token: String,
-}
+pub use clinic_auth_app::SignedIn;
 
-impl SignedIn {
-    pub fn actor(&self) -> Actor {
-        actor_of(&self.account)
-    }
-}
-
-pub fn actor_of(a: &Account) -> Actor {
-    match (a.kind, &a.org_id, a.role) {
-        (AccountKind::PlatformAdmin, _, _) => Actor::PlatformAdmin,
-        (AccountKind::Member, Some(org), Some(role)) => Actor::Member { org: org.clone(), role },
-        (AccountKind::Patient, Some(org), _) => Actor::Patient { org: org.clone() },
-        // A member row without organization or role cannot act on anything.
-        _ => Actor::Patient { org: clinic_auth_core::OrgId::from_name("none") },
-    }
-}
-
-/// Looks a presented token up; an expired or idle session is deleted and ignored.
-pub async fn load_session(state: &AppState, presented: &str) -> Result<Option<SignedIn>, AppError> {
-    let Some(token) = SecretToken::from_presented(presented) else {
-        return Ok(None);
-    };
-    let hash = token.hash();
-    let Some(record) = state.store.get_session(&hash).await? else {
-        return Ok(None);
-    };
-    let now = state.now();
-    if !state.config.session.is_live(record.created_at, record.last_seen_at, now) {
-        state.store.delete_session(&hash, None).await?;
-        return Ok(None);
-    }
-    let Some(account) = state.store.get_account(record.account_id).await? else {
-        return Ok(None);
-    };
-    if account.status != clinic_auth_core::AccountStatus::Active {
-        state.store.delete_session(&hash, None).await?;
-        return Ok(None);
-    }
-    state.store.touch_session(&hash, now).await?;
-    Ok(Some(SignedIn { account, token_hash: hash, csrf_token: record.csrf_token }))
+async fn load_session(state: &AppState, presented: &str) -> Result<Option<SignedIn>, AppError> {
+    Ok(clinic_auth_app::sessions::load(state, presented).await?)
 }
 
 /// The session behind the cookie, if any (pages).

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::pages::PageError;
 use crate::{AppError, AppState};
+use clinic_auth_app::{Error, ErrorKind};
 
 fn too_large() -> AppError {
     AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request is too large.")
@@ -28,10 +29,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 "unsupported_media_type",
                 "Send the body as JSON with Content-Type: application/json.",
             )),
-            Err(r) => Err(AppError::bad_request(
-                "invalid_request",
-                format!("The request body is not valid: {}", r.body_text()),
-            )),
+            Err(r) => {
+                Err(Error::new(ErrorKind::InvalidRequest, format!("The request body is not valid: {}", r.body_text()))
+                    .into())
+            }
         }
     }
 }
@@ -45,10 +46,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for PageForm<T> {
         match axum::Form::<T>::from_request(req, state).await {
             Ok(axum::Form(v)) => Ok(PageForm(v)),
             Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(PageError(too_large())),
-            Err(FormRejection::InvalidFormContentType(_)) | Err(_) => Err(PageError(AppError::bad_request(
-                "invalid_request",
-                "The form could not be read. Go back, reload the page and try again.",
-            ))),
+            Err(FormRejection::InvalidFormContentType(_)) | Err(_) => Err(PageError(
+                Error::new(
+                    ErrorKind::InvalidRequest,
+                    "The form could not be read. Go back, reload the page and try again.",
+                )
+                .into(),
+            )),
         }
     }
 }
@@ -62,10 +66,11 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
-            Err(r) => Err(AppError::bad_request(
-                "invalid_request",
+            Err(r) => Err(Error::new(
+                ErrorKind::InvalidRequest,
                 format!("The query parameters are not valid: {}", r.body_text()),
-            )),
+            )
+            .into()),
         }
     }
 }

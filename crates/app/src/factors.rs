@@ -2,17 +2,17 @@
 //! app, checking codes and recovery codes, and turning 2FA off. Shared by the sign-in
 //! flow, the account pages and the API.
 
-use axum::http::StatusCode;
 use clinic_auth_core::policy::{self, MemberContext};
 use clinic_auth_core::totp::{self, Issuer, TotpRejection};
 use clinic_auth_core::{
-    AccountKind, FactorKind, MethodSet, RecoveryCode, Requirement, ThrottleRule, TotpCode, TotpSecret, UsPhone,
+    AccountId, AccountKind, FactorKind, MethodSet, RecoveryCode, Requirement, ThrottleRule, TokenHash, TotpCode,
+    TotpSecret, UsPhone,
 };
 use clinic_auth_store::{Account, ClientInfo, Factor, NewFactor, Org, PendingFactor};
 
 use super::codes::{self, SentTo};
 use super::{Within, audit_event, detail, notices};
-use crate::{AppError, AppState};
+use crate::{App, Error, ErrorKind};
 use clinic_auth_notify::SecurityNotice;
 
 /// How long a shown QR code stays good for confirming.
@@ -134,7 +134,7 @@ impl MfaState {
     }
 }
 
-pub async fn load(state: &AppState, account: &Account) -> Result<MfaState, AppError> {
+pub async fn load(state: &App, account: &Account) -> Result<MfaState, Error> {
     let org = match &account.org_id {
         Some(o) => state.store.get_org(o).await?,
         None => None,
@@ -148,7 +148,7 @@ impl MfaState {
     /// The state of `account` from what was read already (the Users list reads every
     /// member's at once).
     pub fn of(
-        state: &AppState,
+        state: &App,
         account: &Account,
         org: Option<Org>,
         factors: Vec<Factor>,
@@ -173,9 +173,9 @@ pub struct AuthenticatorSetup {
     pub issuer: String,
 }
 
-fn qr_svg(uri: &str) -> Result<String, AppError> {
+fn qr_svg(uri: &str) -> Result<String, Error> {
     let code = qrcode::QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::M)
-        .map_err(|e| AppError::internal(format!("QR code: {e}")))?;
+        .map_err(|e| Error::internal(format!("QR code: {e}")))?;
     Ok(code
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(220, 220)
@@ -189,10 +189,10 @@ fn qr_svg(uri: &str) -> Result<String, AppError> {
 /// authenticator app, so that reloading the page does not void a code already scanned.
 /// Only the sign-in or session that was shown a secret resumes it.
 pub async fn begin_authenticator(
-    state: &AppState,
+    state: &App,
     account: &Account,
     within: Within<'_>,
-) -> Result<AuthenticatorSetup, AppError> {
+) -> Result<AuthenticatorSetup, Error> {
     let mfa = load(state, account).await?;
     let now = state.now();
     let context = sealing_context(account, FactorKind::Authenticator);
@@ -200,7 +200,7 @@ pub async fn begin_authenticator(
     let resumable = |p: &PendingFactor| now.secs_until(p.expires_at) > 60 && p.bound_to == within.binding();
     let secret = match existing.filter(resumable) {
         Some(p) => TotpSecret::from_bytes(state.sealer.open(&p.secret, &context)?.to_vec())
-            .map_err(|e| AppError::internal(format!("pending secret: {e}")))?,
+            .map_err(|e| Error::internal(format!("pending secret: {e}")))?,
         None => {
             let secret = TotpSecret::generate();
             let sealed = state.sealer.seal(secret.as_bytes(), &context)?;
@@ -226,22 +226,20 @@ pub async fn begin_authenticator(
     })
 }
 
-pub fn invalid_code() -> AppError {
-    AppError::bad_request("invalid_code", "Enter the 6-digit code from your authenticator app.")
+pub fn invalid_code() -> Error {
+    Error::new(ErrorKind::InvalidCode, "Enter the 6-digit code from your authenticator app.")
 }
 
-fn wrong_code() -> AppError {
-    AppError::new(
-        StatusCode::UNAUTHORIZED,
-        "incorrect_code",
+fn wrong_code() -> Error {
+    Error::new(
+        ErrorKind::IncorrectCode,
         "That code didn't work. Check the code in your authenticator app and try again.",
     )
 }
 
-fn replayed_code() -> AppError {
-    AppError::new(
-        StatusCode::UNAUTHORIZED,
-        "code_already_used",
+fn replayed_code() -> Error {
+    Error::new(
+        ErrorKind::CodeAlreadyUsed,
         "That code was already used. Wait for your authenticator app to show a new code.",
     )
 }
@@ -250,10 +248,9 @@ pub(crate) fn throttle_key(account: &Account) -> String {
     format!("second-factor:{}", account.id)
 }
 
-pub fn factor_locked(method: FactorKind) -> AppError {
-    AppError::new(
-        StatusCode::FORBIDDEN,
-        "factor_locked",
+pub fn factor_locked(method: FactorKind) -> Error {
+    Error::new(
+        ErrorKind::FactorLocked,
         format!(
             "{} is locked after too many wrong codes in a row. Choose another method, or ask your \
              administrator to reset your two-factor authentication.",
@@ -267,11 +264,11 @@ pub fn factor_locked(method: FactorKind) -> AppError {
 /// concurrent guesses are never checked past the limits. A success clears both
 /// (`proved`). A refusal here is audited so that the audit log shows every attempt.
 pub(crate) async fn reserve_attempt(
-    state: &AppState,
+    state: &App,
     account: &Account,
     method: FactorKind,
     client: &ClientInfo,
-) -> Result<(), AppError> {
+) -> Result<(), Error> {
     let now = state.now();
     let refuse = |reason: &'static str| {
         let mut event = audit_event(state, "second_factor", "failure", client);
@@ -290,7 +287,7 @@ pub(crate) async fn reserve_attempt(
     if state.store.reserve_attempt(&key, ThrottleRule::SECOND_FACTOR_PER_ACCOUNT, now).await?.is_none() {
         state.store.append_audit(&refuse("locked")).await?;
         let secs = state.store.get_throttle(&key).await?.and_then(|t| t.locked_for(now)).unwrap_or(1);
-        return Err(AppError::too_many_attempts(secs));
+        return Err(Error::too_many_attempts(secs));
     }
     if state.store.reserve_factor_attempt(account.id, method, cap).await?.is_none() {
         state.store.append_audit(&refuse("factor_locked")).await?;
@@ -300,7 +297,7 @@ pub(crate) async fn reserve_attempt(
 }
 
 /// A factor was proved: the member's lockout and consecutive failures start over.
-pub(crate) async fn proved(state: &AppState, account: &Account) -> Result<(), AppError> {
+pub(crate) async fn proved(state: &App, account: &Account) -> Result<(), Error> {
     state.store.clear_throttle(&throttle_key(account)).await?;
     state.store.clear_factor_failures(account.id).await?;
     Ok(())
@@ -309,13 +306,13 @@ pub(crate) async fn proved(state: &AppState, account: &Account) -> Result<(), Ap
 /// Records a refused answer (already counted by `reserve_attempt`). The answer that
 /// reaches the consecutive-failure cap locks the factor, and the member is told.
 pub(crate) async fn count_failure(
-    state: &AppState,
+    state: &App,
     account: &Account,
     method: FactorKind,
     reason: &str,
     purpose: &str,
     client: &ClientInfo,
-) -> Result<(), AppError> {
+) -> Result<(), Error> {
     let mut event = audit_event(state, "second_factor", "failure", client);
     event.org_id = account.org_id.clone();
     event.subject_id = Some(account.id);
@@ -338,12 +335,12 @@ pub(crate) async fn count_failure(
 /// Confirms an authenticator app with its first correct code. The first factor also
 /// brings the account's recovery code, returned to be shown once.
 pub async fn confirm_authenticator(
-    state: &AppState,
+    state: &App,
     account: &Account,
     input: &str,
     within: Within<'_>,
     client: &ClientInfo,
-) -> Result<Option<RecoveryCode>, AppError> {
+) -> Result<Option<RecoveryCode>, Error> {
     let code = TotpCode::parse(input).map_err(|_| invalid_code())?;
     let now = state.now();
     let pending = state
@@ -352,16 +349,12 @@ pub async fn confirm_authenticator(
         .await?
         .filter(|p| now < p.expires_at && p.bound_to == within.binding())
         .ok_or_else(|| {
-            AppError::new(
-                StatusCode::GONE,
-                "setup_expired",
-                "This setup timed out. Scan the new QR code and try again.",
-            )
+            Error::new(ErrorKind::SetupExpired, "This setup timed out. Scan the new QR code and try again.")
         })?;
     let secret = TotpSecret::from_bytes(
         state.sealer.open(&pending.secret, &sealing_context(account, FactorKind::Authenticator))?.to_vec(),
     )
-    .map_err(|e| AppError::internal(format!("pending secret: {e}")))?;
+    .map_err(|e| Error::internal(format!("pending secret: {e}")))?;
     reserve_attempt(state, account, FactorKind::Authenticator, client).await?;
     let step = match totp::verify(&secret, &code, now, None) {
         Ok(step) => step,
@@ -427,12 +420,12 @@ pub enum StepUpAnswer<'a> {
 /// Proves a second factor again within a session; for the next 10 minutes the
 /// session may change 2FA settings and act on its own account. Pages and API share it.
 pub async fn step_up(
-    state: &AppState,
+    state: &App,
     account: &Account,
     session: &clinic_auth_core::TokenHash,
     answer: StepUpAnswer<'_>,
     client: &ClientInfo,
-) -> Result<Proof, AppError> {
+) -> Result<Proof, Error> {
     let proof = match answer {
         StepUpAnswer::Code { method, code } => {
             verify_factor(state, account, method, code, Within::Session(session), client).await?
@@ -450,13 +443,13 @@ pub async fn step_up(
 /// Checks a second factor for `account`. Wrong and replayed codes count against the
 /// account's lockout; a malformed code does not (it cannot be a guess).
 pub async fn verify_factor(
-    state: &AppState,
+    state: &App,
     account: &Account,
     method: FactorKind,
     input: &str,
     within: Within<'_>,
     client: &ClientInfo,
-) -> Result<Proof, AppError> {
+) -> Result<Proof, Error> {
     let purpose = within.purpose();
     // A malformed answer is refused before anything is counted: it cannot be a guess.
     match method {
@@ -464,7 +457,7 @@ pub async fn verify_factor(
             TotpCode::parse(input).map_err(|_| invalid_code())?;
         }
         FactorKind::RecoveryCode => {
-            RecoveryCode::parse(input).map_err(|e| AppError::bad_request("invalid_code", e.to_string()))?;
+            RecoveryCode::parse(input).map_err(|e| Error::new(ErrorKind::InvalidCode, e.to_string()))?;
         }
         FactorKind::Email | FactorKind::Sms => {
             codes::parse(input)?;
@@ -491,13 +484,13 @@ pub async fn verify_factor(
                 .into_iter()
                 .find(|f| f.kind == FactorKind::Authenticator)
                 .ok_or_else(|| {
-                    AppError::bad_request("method_unavailable", "No authenticator app is set up for this account.")
+                    Error::new(ErrorKind::MethodUnavailable, "No authenticator app is set up for this account.")
                 })?;
-            let sealed = factor.secret.as_ref().ok_or_else(|| AppError::internal("authenticator without secret"))?;
+            let sealed = factor.secret.as_ref().ok_or_else(|| Error::internal("authenticator without secret"))?;
             let secret = TotpSecret::from_bytes(
                 state.sealer.open(sealed, &sealing_context(account, FactorKind::Authenticator))?.to_vec(),
             )
-            .map_err(|e| AppError::internal(format!("stored secret: {e}")))?;
+            .map_err(|e| Error::internal(format!("stored secret: {e}")))?;
             match totp::verify(&secret, &code, now, factor.last_used_step) {
                 Ok(step) if state.store.use_totp_step(&factor.id, step, now, &event).await? => Proof::Authenticator,
                 Ok(_) | Err(TotpRejection::Replayed) => {
@@ -511,7 +504,7 @@ pub async fn verify_factor(
             }
         }
         FactorKind::RecoveryCode => {
-            let code = RecoveryCode::parse(input).map_err(|e| AppError::bad_request("invalid_code", e.to_string()))?;
+            let code = RecoveryCode::parse(input).map_err(|e| Error::new(ErrorKind::InvalidCode, e.to_string()))?;
             let stored = state.store.recovery_code_hash(account.id).await?;
             let fresh = RecoveryCode::generate();
             event.kind = "recovery_code_used";
@@ -523,9 +516,8 @@ pub async fn verify_factor(
             };
             if !accepted {
                 count_failure(state, account, method, "wrong_code", purpose, client).await?;
-                return Err(AppError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "incorrect_code",
+                return Err(Error::new(
+                    ErrorKind::IncorrectCode,
                     "That recovery code didn't work. Check it and try again.",
                 ));
             }
@@ -541,9 +533,9 @@ pub async fn verify_factor(
                 }
             }
         }
-        // A passkey answers a WebAuthn challenge, not a typed code (service::passkeys).
+        // A passkey answers a WebAuthn challenge, not a typed code (passkeys).
         FactorKind::Passkey => {
-            return Err(AppError::bad_request("method_unavailable", "Use your passkey to continue."));
+            return Err(Error::new(ErrorKind::MethodUnavailable, "Use your passkey to continue."));
         }
     };
     proved(state, account).await?;
@@ -559,16 +551,15 @@ fn code_purpose(within: Within<'_>) -> codes::Purpose {
 
 /// Turns two-factor authentication off for an account whose policy allows it.
 pub async fn turn_off(
-    state: &AppState,
+    state: &App,
     account: &Account,
     session: &clinic_auth_core::TokenHash,
     client: &ClientInfo,
-) -> Result<(), AppError> {
+) -> Result<(), Error> {
     let mfa = load(state, account).await?;
     if !mfa.may_turn_off(account) {
-        return Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "mfa_required",
+        return Err(Error::new(
+            ErrorKind::MfaRequired,
             "Your organization requires two-factor authentication, so it cannot be turned off.",
         ));
     }
@@ -584,14 +575,10 @@ pub async fn turn_off(
 }
 
 /// Replaces the recovery code with a new one, shown once.
-pub async fn new_recovery_code(
-    state: &AppState,
-    account: &Account,
-    client: &ClientInfo,
-) -> Result<RecoveryCode, AppError> {
+pub async fn new_recovery_code(state: &App, account: &Account, client: &ClientInfo) -> Result<RecoveryCode, Error> {
     let mfa = load(state, account).await?;
     if mfa.factors.is_empty() {
-        return Err(AppError::bad_request("mfa_off", "Turn on two-factor authentication first."));
+        return Err(Error::new(ErrorKind::MfaOff, "Turn on two-factor authentication first."));
     }
     let fresh = RecoveryCode::generate();
     let mut event = audit_event(state, "recovery_code_replaced", "success", client);
@@ -619,21 +606,21 @@ pub fn method_label(kind: FactorKind) -> &'static str {
 /// Starts setting up an email or text-message factor: sends a code to the account's
 /// email, or to the US mobile number given.
 pub async fn begin_code_enrollment(
-    state: &AppState,
+    state: &App,
     account: &Account,
     kind: FactorKind,
     phone: Option<&str>,
     allowed: MethodSet,
     within: Within<'_>,
     client: &ClientInfo,
-) -> Result<SentTo, AppError> {
+) -> Result<SentTo, Error> {
     if !allowed.contains(kind) || !matches!(kind, FactorKind::Email | FactorKind::Sms) {
-        return Err(AppError::bad_request("method_unavailable", "Your organization does not allow that method."));
+        return Err(Error::new(ErrorKind::MethodUnavailable, "Your organization does not allow that method."));
     }
     let target = match kind {
         FactorKind::Sms => {
             let phone = UsPhone::parse(phone.unwrap_or_default())
-                .map_err(|e| AppError::bad_request("invalid_phone", e.to_string()))?;
+                .map_err(|e| Error::new(ErrorKind::InvalidPhone, e.to_string()))?;
             phone.e164().to_owned()
         }
         _ => account.email.to_string(),
@@ -643,12 +630,12 @@ pub async fn begin_code_enrollment(
 
 /// Resends the setup code to where the last one went.
 pub async fn resend_enrollment_code(
-    state: &AppState,
+    state: &App,
     account: &Account,
     kind: FactorKind,
     within: Within<'_>,
     client: &ClientInfo,
-) -> Result<SentTo, AppError> {
+) -> Result<SentTo, Error> {
     let previous = state
         .store
         .get_code(account.id, kind)
@@ -659,20 +646,20 @@ pub async fn resend_enrollment_code(
         None if kind == FactorKind::Email => {
             codes::send(state, account, kind, account.email.as_str(), codes::Purpose::Enroll, within, client).await
         }
-        None => Err(AppError::bad_request("invalid_phone", "Enter your mobile number first.")),
+        None => Err(Error::new(ErrorKind::InvalidPhone, "Enter your mobile number first.")),
     }
 }
 
 /// Confirms an email or text-message factor with the code sent to it. The first
 /// factor also brings the recovery code, returned to be shown once.
 pub async fn confirm_code_enrollment(
-    state: &AppState,
+    state: &App,
     account: &Account,
     kind: FactorKind,
     input: &str,
     within: Within<'_>,
     client: &ClientInfo,
-) -> Result<Option<RecoveryCode>, AppError> {
+) -> Result<Option<RecoveryCode>, Error> {
     codes::parse(input)?;
     codes::ensure_pending(state, account, kind, codes::Purpose::Enroll, within).await?;
     reserve_attempt(state, account, kind, client).await?;
@@ -716,20 +703,55 @@ pub async fn confirm_code_enrollment(
 /// Sends (or, when one is still live, reports) the sign-in or step-up code for an
 /// email or text-message factor.
 pub async fn ensure_code_sent(
-    state: &AppState,
+    state: &App,
     account: &Account,
     kind: FactorKind,
     purpose: codes::Purpose,
     within: Within<'_>,
     resend: bool,
     client: &ClientInfo,
-) -> Result<SentTo, AppError> {
+) -> Result<SentTo, Error> {
     if !resend && let Some(live) = codes::live(state, account, kind, purpose, within).await? {
         return Ok(live);
     }
     let target = load(state, account)
         .await?
         .code_target(account, kind)
-        .ok_or_else(|| AppError::bad_request("method_unavailable", "That method is not set up for this account."))?;
+        .ok_or_else(|| Error::new(ErrorKind::MethodUnavailable, "That method is not set up for this account."))?;
     codes::send(state, account, kind, &target, purpose, within, client).await
+}
+
+// ----- the gates in front of changes to an account's second factors -----
+
+/// Whether `session` may change this account's second factors (or, for an admin,
+/// act on their own account) now: yes when the account has nothing to prove (no
+/// factor, no recovery code), or when a second factor or the recovery code was proved
+/// in this session within the step-up window. The one step-up rule behind every door.
+pub async fn has_recent_proof(state: &App, account: AccountId, session: &TokenHash) -> Result<bool, Error> {
+    let has_factor = !state.store.list_factors(account).await?.is_empty()
+        || state.store.recovery_code_hash(account).await?.is_some();
+    let verified = state.store.get_session(session).await?.and_then(|r| r.verified_at);
+    Ok(clinic_auth_core::permission::self_action_proven(has_factor, verified, state.now()))
+}
+
+/// `has_recent_proof`, as an answer: `StepUpRequired` when the proof is missing.
+pub async fn require_recent_proof(state: &App, account: AccountId, session: &TokenHash) -> Result<(), Error> {
+    if has_recent_proof(state, account, session).await? { Ok(()) } else { Err(step_up_required()) }
+}
+
+pub fn step_up_required() -> Error {
+    Error::new(ErrorKind::StepUpRequired, "Confirm it's you with your second factor first.")
+}
+
+/// Setting up a second factor is open to an account that has one already, or whose
+/// policy lets it opt in; a member of an organization that has not turned 2FA on is
+/// told to ask their administrator.
+pub fn require_setup_available(mfa: &MfaState, account: &Account) -> Result<(), Error> {
+    if mfa.factors.is_empty() && !mfa.may_opt_in(account) {
+        return Err(Error::new(
+            ErrorKind::MfaNotAvailable,
+            "Two-factor authentication is not available for your organization yet. Ask your administrator.",
+        ));
+    }
+    Ok(())
 }

@@ -13,7 +13,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use clinic_auth_core::{NewPassword, Password};
 use zeroize::Zeroizing;
 
-use crate::error::AppError;
+use crate::Error;
 
 /// OWASP's recommended Argon2id parameters: 19 MiB, two passes, one lane.
 const MEMORY_KIB: u32 = 19 * 1024;
@@ -40,12 +40,12 @@ pub struct Verification {
     pub needs_rehash: bool,
 }
 
-fn params() -> Result<Params, AppError> {
-    Params::new(MEMORY_KIB, PASSES, LANES, None).map_err(|e| AppError::internal(format!("argon2 params: {e}")))
+fn params() -> Result<Params, Error> {
+    Params::new(MEMORY_KIB, PASSES, LANES, None).map_err(|e| Error::internal(format!("argon2 params: {e}")))
 }
 
-fn internal<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> AppError + '_ {
-    move |e| AppError::internal(format!("argon2 {what}: {e}"))
+fn internal<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> Error + '_ {
+    move |e| Error::internal(format!("argon2 {what}: {e}"))
 }
 
 thread_local! {
@@ -75,7 +75,7 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
 }
 
 /// A new PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) for `pw`.
-fn hash_blocking(pw: &[u8]) -> Result<String, AppError> {
+fn hash_blocking(pw: &[u8]) -> Result<String, Error> {
     use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
     use rand::RngCore;
     let params = params()?;
@@ -84,7 +84,7 @@ fn hash_blocking(pw: &[u8]) -> Result<String, AppError> {
     let mut out = Zeroizing::new([0u8; 32]);
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     with_memory(params.block_count(), |mem| argon2.hash_password_into_with_memory(pw, &salt, out.as_mut(), mem))
-        .map_err(|e| AppError::internal(format!("argon2 hash: {e}")))?;
+        .map_err(|e| Error::internal(format!("argon2 hash: {e}")))?;
     let phc = PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
@@ -161,7 +161,7 @@ impl PasswordHasher {
         }
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
         let (done, result) = tokio::sync::oneshot::channel();
         let in_flight = self.in_flight.clone();
         let peak = self.peak.clone();
@@ -174,10 +174,10 @@ impl PasswordHasher {
         });
         self.jobs
             .lock()
-            .map_err(|_| AppError::internal("hasher lock poisoned"))?
+            .map_err(|_| Error::internal("hasher lock poisoned"))?
             .send(job)
-            .map_err(|_| AppError::internal("password hashing threads are gone"))?;
-        result.await.map_err(|_| AppError::internal("a password hashing job was dropped"))
+            .map_err(|_| Error::internal("password hashing threads are gone"))?;
+        result.await.map_err(|_| Error::internal("a password hashing job was dropped"))
     }
 
     /// The most hashes that ever ran at once (for tests and metrics).
@@ -185,20 +185,20 @@ impl PasswordHasher {
         self.peak.load(Ordering::SeqCst)
     }
 
-    pub async fn hash(&self, pw: &NewPassword) -> Result<String, AppError> {
+    pub async fn hash(&self, pw: &NewPassword) -> Result<String, Error> {
         let pw = Zeroizing::new(pw.expose().as_bytes().to_vec());
         self.run(move || hash_blocking(&pw)).await?
     }
 
     /// A fresh hash of a password that was just verified against older parameters.
-    pub async fn rehash(&self, pw: &Password) -> Result<String, AppError> {
+    pub async fn rehash(&self, pw: &Password) -> Result<String, Error> {
         let pw = Zeroizing::new(pw.expose().as_bytes().to_vec());
         self.run(move || hash_blocking(&pw)).await?
     }
 
     /// Verifies `pw` against `stored`, or against a dummy hash when there is no
     /// account or no password yet (the answer is then always "no match").
-    pub async fn verify(&self, pw: &Password, stored: Option<&str>) -> Result<Verification, AppError> {
+    pub async fn verify(&self, pw: &Password, stored: Option<&str>) -> Result<Verification, Error> {
         let pw = Zeroizing::new(pw.expose().as_bytes().to_vec());
         let real = stored.is_some();
         let hash = stored.map(str::to_owned).unwrap_or_else(|| self.dummy_hash.as_ref().clone());
@@ -217,7 +217,7 @@ mod tests {
     use clinic_auth_core::PasswordPolicy;
 
     #[tokio::test]
-    async fn hashes_verify_and_unknown_accounts_never_match() -> Result<(), AppError> {
+    async fn hashes_verify_and_unknown_accounts_never_match() -> Result<(), Error> {
         let h = PasswordHasher::new(2);
         let new = NewPassword::parse(
             Password::new("correct horse battery staple".into()),
@@ -225,7 +225,7 @@ mod tests {
             PasswordPolicy::default(),
             &[],
         )
-        .map_err(|e| AppError::internal(e.to_string()))?;
+        .map_err(|e| Error::internal(e.to_string()))?;
         let stored = h.hash(&new).await?;
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         let right = Password::new("correct horse battery staple".into());
@@ -237,7 +237,7 @@ mod tests {
     }
 
     #[test]
-    fn our_hashes_and_the_crates_agree_both_ways() -> Result<(), AppError> {
+    fn our_hashes_and_the_crates_agree_both_ways() -> Result<(), Error> {
         use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
         let ours = hash_blocking(b"correct horse battery staple")?;
         let crate_argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params()?);
@@ -253,16 +253,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn old_parameters_ask_for_a_rehash() -> Result<(), AppError> {
+    async fn old_parameters_ask_for_a_rehash() -> Result<(), Error> {
         use argon2::password_hash::PasswordHasher as _;
         let weak = Argon2::new(
             Algorithm::Argon2id,
             Version::V0x13,
-            Params::new(8 * 1024, 1, 1, None).map_err(|e| AppError::internal(e.to_string()))?,
+            Params::new(8 * 1024, 1, 1, None).map_err(|e| Error::internal(e.to_string()))?,
         );
         let stored = weak
             .hash_password(b"correct horse battery staple")
-            .map_err(|e| AppError::internal(e.to_string()))?
+            .map_err(|e| Error::internal(e.to_string()))?
             .to_string();
         let h = PasswordHasher::new(1);
         let v = h.verify(&Password::new("correct horse battery staple".into()), Some(&stored)).await?;

@@ -16,7 +16,7 @@ use clinic_auth_store::SealedSecret;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use crate::AppError;
+use crate::Error;
 
 #[derive(Clone)]
 pub struct Sealer {
@@ -74,24 +74,23 @@ impl Sealer {
         )
     }
 
-    pub fn seal(&self, plaintext: &[u8], context: &str) -> Result<SealedSecret, AppError> {
-        let key = self.keys.get(&self.current).ok_or_else(|| AppError::internal("no current key"))?;
+    pub fn seal(&self, plaintext: &[u8], context: &str) -> Result<SealedSecret, Error> {
+        let key = self.keys.get(&self.current).ok_or_else(|| Error::internal("no current key"))?;
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
         let ciphertext = Aes256Gcm::new(key)
             .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: context.as_bytes() })
-            .map_err(|_| AppError::internal("sealing a secret failed"))?;
+            .map_err(|_| Error::internal("sealing a secret failed"))?;
         Ok(SealedSecret { ciphertext, nonce: nonce.to_vec(), key_version: self.current })
     }
 
     /// A keyed hash (HMAC-SHA-256) of a short code, for storing emailed and texted codes:
     /// a million possible codes would fall to a plain hash at once, but not to one
     /// keyed with the server's secret.
-    pub fn code_mac(&self, code: &str, context: &str) -> Result<String, AppError> {
+    pub fn code_mac(&self, code: &str, context: &str) -> Result<String, Error> {
         use hmac::{Hmac, Mac};
-        let key = self.keys.get(&self.current).ok_or_else(|| AppError::internal("no current key"))?;
-        let mut mac =
-            <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).map_err(|_| AppError::internal("code MAC key"))?;
+        let key = self.keys.get(&self.current).ok_or_else(|| Error::internal("no current key"))?;
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).map_err(|_| Error::internal("code MAC key"))?;
         mac.update(b"clinic-auth code mac\0");
         mac.update(context.as_bytes());
         mac.update(b"\0");
@@ -101,36 +100,36 @@ impl Sealer {
 
     /// The audit chain's MAC keys, one per keyring version, each derived with HMAC
     /// from its encryption key (never the encryption key itself).
-    pub fn audit_chain_keys(&self) -> Result<clinic_auth_core::audit::ChainKeys, AppError> {
+    pub fn audit_chain_keys(&self) -> Result<clinic_auth_core::audit::ChainKeys, Error> {
         use hmac::{Hmac, Mac};
         let derived = self
             .keys
             .iter()
             .map(|(version, key)| {
                 let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
-                    .map_err(|_| AppError::internal("audit key derivation"))?;
+                    .map_err(|_| Error::internal("audit key derivation"))?;
                 mac.update(b"clinic-auth audit chain key v1");
                 let mut out = Zeroizing::new([0u8; 32]);
                 out.copy_from_slice(&mac.finalize().into_bytes());
                 Ok((*version, out))
             })
-            .collect::<Result<Vec<_>, AppError>>()?;
-        clinic_auth_core::audit::ChainKeys::new(derived).ok_or_else(|| AppError::internal("empty keyring"))
+            .collect::<Result<Vec<_>, Error>>()?;
+        clinic_auth_core::audit::ChainKeys::new(derived).ok_or_else(|| Error::internal("empty keyring"))
     }
 
-    pub fn open(&self, sealed: &SealedSecret, context: &str) -> Result<Zeroizing<Vec<u8>>, AppError> {
+    pub fn open(&self, sealed: &SealedSecret, context: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
         let key = self.keys.get(&sealed.key_version).ok_or_else(|| {
-            AppError::internal(format!("encryption key version {} is not in the keyring", sealed.key_version))
+            Error::internal(format!("encryption key version {} is not in the keyring", sealed.key_version))
         })?;
         if sealed.nonce.len() != 12 {
-            return Err(AppError::internal("sealed secret has a bad nonce"));
+            return Err(Error::internal("sealed secret has a bad nonce"));
         }
         let nonce: [u8; 12] =
-            sealed.nonce.as_slice().try_into().map_err(|_| AppError::internal("sealed secret has a bad nonce"))?;
+            sealed.nonce.as_slice().try_into().map_err(|_| Error::internal("sealed secret has a bad nonce"))?;
         Aes256Gcm::new(key)
             .decrypt(&Nonce::from(nonce), Payload { msg: &sealed.ciphertext, aad: context.as_bytes() })
             .map(Zeroizing::new)
-            .map_err(|_| AppError::internal("a sealed secret did not open (wrong key or tampered row)"))
+            .map_err(|_| Error::internal("a sealed secret did not open (wrong key or tampered row)"))
     }
 }
 

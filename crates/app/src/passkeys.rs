@@ -4,7 +4,6 @@
 //!
 //! Shared by the sign-in pages, the account page and the JSON API.
 
-use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clinic_auth_core::passkey::{self, CloneSign, CounterVerdict, PasskeyName, PresentedUse, StoredUse};
@@ -18,10 +17,10 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs_proto::{AuthenticatorSelectionCriteria, PublicKeyCredentialHints, ResidentKeyRequirement};
 
-use super::mfa::{self, count_failure, proved, reserve_attempt};
 use super::notices;
 use super::{audit_event, detail};
-use crate::{AppError, AppState, WebConfig};
+use crate::factors::{self, count_failure, proved, reserve_attempt};
+use crate::{App, Error, ErrorKind, WebConfig};
 use clinic_auth_notify::SecurityNotice;
 
 /// The relying party passkeys are made for: from `passkey_rp_id` / `passkey_origin`,
@@ -55,32 +54,24 @@ pub fn relying_party(config: &WebConfig) -> Result<Webauthn, String> {
         .map_err(|e| format!("relying-party id {rp_id:?} does not fit origin {origin}: {e}"))
 }
 
-fn unavailable() -> AppError {
-    AppError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "passkeys_unavailable",
-        "Passkeys are not available on this server. Use another method.",
-    )
+fn unavailable() -> Error {
+    Error::new(ErrorKind::PasskeysUnavailable, "Passkeys are not available on this server. Use another method.")
 }
 
-fn webauthn(state: &AppState) -> Result<&Webauthn, AppError> {
+fn webauthn(state: &App) -> Result<&Webauthn, Error> {
     state.webauthn.as_ref().ok_or_else(unavailable)
 }
 
-fn expired() -> AppError {
-    AppError::new(StatusCode::GONE, "passkey_expired", "That passkey request expired. Try again.")
+fn expired() -> Error {
+    Error::new(ErrorKind::PasskeyExpired, "That passkey request expired. Try again.")
 }
 
-fn rejected() -> AppError {
-    AppError::new(
-        StatusCode::UNAUTHORIZED,
-        "passkey_rejected",
-        "Your passkey could not be verified. Try again, or choose another method.",
-    )
+fn rejected() -> Error {
+    Error::new(ErrorKind::PasskeyRejected, "Your passkey could not be verified. Try again, or choose another method.")
 }
 
-fn malformed() -> AppError {
-    AppError::bad_request("invalid_passkey_response", "The passkey response could not be read. Try again.")
+fn malformed() -> Error {
+    Error::new(ErrorKind::InvalidPasskeyResponse, "The passkey response could not be read. Try again.")
 }
 
 /// Where a ceremony belongs: the login flow or the session that started it.
@@ -108,8 +99,8 @@ fn credential_id_text(id: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(id)
 }
 
-fn user_handle(account: &Account) -> Result<Uuid, AppError> {
-    Uuid::parse_str(&account.id.to_string()).map_err(|e| AppError::internal(format!("account id: {e}")))
+fn user_handle(account: &Account) -> Result<Uuid, Error> {
+    Uuid::parse_str(&account.id.to_string()).map_err(|e| Error::internal(format!("account id: {e}")))
 }
 
 /// One of an account's passkeys, with its credential opened.
@@ -119,36 +110,36 @@ struct Opened {
     passkey: Passkey,
 }
 
-fn open_all(state: &AppState, account: &Account, factors: &[Factor]) -> Result<Vec<Opened>, AppError> {
-    let context = mfa::sealing_context(account, FactorKind::Passkey);
+fn open_all(state: &App, account: &Account, factors: &[Factor]) -> Result<Vec<Opened>, Error> {
+    let context = factors::sealing_context(account, FactorKind::Passkey);
     factors
         .iter()
         .filter(|f| f.kind == FactorKind::Passkey)
         .map(|f| {
             let (Some(sealed), Some(ps)) = (&f.secret, &f.passkey) else {
-                return Err(AppError::internal("passkey row without its credential"));
+                return Err(Error::internal("passkey row without its credential"));
             };
             let plain = state.sealer.open(sealed, &context)?;
             let passkey: Passkey =
-                serde_json::from_slice(&plain).map_err(|e| AppError::internal(format!("stored passkey: {e}")))?;
+                serde_json::from_slice(&plain).map_err(|e| Error::internal(format!("stored passkey: {e}")))?;
             Ok(Opened { factor: f.clone(), state: ps.clone(), passkey })
         })
         .collect()
 }
 
 async fn save_ceremony<T: serde::Serialize>(
-    state: &AppState,
+    state: &App,
     account: &Account,
     bound: Bound<'_>,
     ceremony: &T,
     until: Option<UnixTime>,
-) -> Result<(), AppError> {
+) -> Result<(), Error> {
     let now = state.now();
     let mut expires_at = now.plus_secs(passkey::CEREMONY_SECS);
     if let Some(u) = until {
         expires_at = expires_at.min(u);
     }
-    let text = serde_json::to_string(ceremony).map_err(|e| AppError::internal(format!("ceremony state: {e}")))?;
+    let text = serde_json::to_string(ceremony).map_err(|e| Error::internal(format!("ceremony state: {e}")))?;
     // Sealed like the credentials themselves: the state names the public keys an
     // answer is checked against, so a database write must not be able to add one.
     let sealed = state.sealer.seal(text.as_bytes(), &ceremony_context(&bound.key(), account))?;
@@ -164,10 +155,10 @@ async fn save_ceremony<T: serde::Serialize>(
 }
 
 async fn take_ceremony<T: serde::de::DeserializeOwned>(
-    state: &AppState,
+    state: &App,
     account: &Account,
     bound: Bound<'_>,
-) -> Result<T, AppError> {
+) -> Result<T, Error> {
     let ceremony = state.store.take_ceremony(&bound.key(), state.now()).await?.ok_or_else(expired)?;
     if ceremony.account_id != account.id {
         return Err(expired());
@@ -183,7 +174,7 @@ async fn take_ceremony<T: serde::de::DeserializeOwned>(
         _ => return Err(expired()),
     };
     let plain = state.sealer.open(&sealed, &ceremony_context(&bound.key(), account)).map_err(|_| expired())?;
-    serde_json::from_slice(&plain).map_err(|e| AppError::internal(format!("ceremony state: {e}")))
+    serde_json::from_slice(&plain).map_err(|e| Error::internal(format!("ceremony state: {e}")))
 }
 
 fn ceremony_context(key: &str, account: &Account) -> String {
@@ -191,7 +182,7 @@ fn ceremony_context(key: &str, account: &Account) -> String {
 }
 
 /// Reads a credential response from a client, refusing oversized input before parsing.
-fn parse_response<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, AppError> {
+fn parse_response<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Error> {
     if json.len() > passkey::MAX_RESPONSE_BYTES {
         return Err(malformed());
     }
@@ -203,30 +194,28 @@ fn parse_response<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, AppEr
 /// Starts adding a passkey for a signed-in account: the options for
 /// `navigator.credentials.create()`. Platform authenticators are hinted, user
 /// verification is required and a discoverable (resident) key is preferred.
-fn not_allowed() -> AppError {
-    AppError::new(
-        StatusCode::FORBIDDEN,
-        "passkey_not_allowed",
+fn not_allowed() -> Error {
+    Error::new(
+        ErrorKind::PasskeyNotAllowed,
         "Set up an authenticator app, email or text codes first; passkeys are added on top of them \
          where your organization allows them.",
     )
 }
 
-fn too_many() -> AppError {
-    AppError::new(
-        StatusCode::CONFLICT,
-        "too_many_passkeys",
+fn too_many() -> Error {
+    Error::new(
+        ErrorKind::TooManyPasskeys,
         "You have trusted the most devices allowed. Remove one you no longer use first.",
     )
 }
 
 pub async fn begin_registration(
-    state: &AppState,
+    state: &App,
     account: &Account,
     session: &TokenHash,
-) -> Result<CreationChallengeResponse, AppError> {
+) -> Result<CreationChallengeResponse, Error> {
     let webauthn = webauthn(state)?;
-    let mfa_state = mfa::load(state, account).await?;
+    let mfa_state = factors::load(state, account).await?;
     if !mfa_state.may_trust_device(account) {
         return Err(not_allowed());
     }
@@ -242,7 +231,7 @@ pub async fn begin_registration(
             account.email.as_str(),
             Some(exclude),
         )
-        .map_err(|e| AppError::internal(format!("starting passkey registration: {e}")))?;
+        .map_err(|e| Error::internal(format!("starting passkey registration: {e}")))?;
     // "Platform authenticator preferred": WebAuthn has no preferred attachment, so the
     // client-device hint asks for this device's Touch ID / Face ID / Windows Hello,
     // while a security key still works where the browser offers one.
@@ -267,22 +256,22 @@ pub struct Registered {
 
 /// Finishes adding a passkey with the browser's response.
 pub async fn finish_registration(
-    state: &AppState,
+    state: &App,
     account: &Account,
     session: &TokenHash,
     response: &str,
     name: Option<&str>,
     client: &ClientInfo,
-) -> Result<Registered, AppError> {
+) -> Result<Registered, Error> {
     let webauthn = webauthn(state)?;
     let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
-        Some(n) => PasskeyName::parse(n).map_err(|e| AppError::bad_request("invalid_name", e.to_string()))?,
+        Some(n) => PasskeyName::parse(n).map_err(|e| Error::new(ErrorKind::InvalidName, e.to_string()))?,
         None => PasskeyName::from_user_agent(Some(&client.user_agent)),
     };
     let credential: RegisterPublicKeyCredential = parse_response(response)?;
     let registration: PasskeyRegistration = take_ceremony(state, account, Bound::Register(session)).await?;
     // The policy may have changed (or a factor been removed) since the options went out.
-    if !mfa::load(state, account).await?.may_trust_device(account) {
+    if !factors::load(state, account).await?.may_trust_device(account) {
         return Err(not_allowed());
     }
     let passkey = match webauthn.finish_passkey_registration(&credential, &registration) {
@@ -295,16 +284,16 @@ pub async fn finish_registration(
             event.subject_id = Some(account.id);
             event.detail = detail(&[("method", "passkey"), ("reason", registration_reason(&e))]);
             state.store.append_audit(&event).await?;
-            return Err(AppError::bad_request(
-                "passkey_rejected",
+            return Err(Error::new(
+                ErrorKind::PasskeyRegistrationRejected,
                 "This device's passkey could not be verified. Try again.",
             ));
         }
     };
     let credential_id = credential_id_text(passkey.cred_id());
-    let plain = serde_json::to_vec(&passkey).map_err(|e| AppError::internal(format!("passkey: {e}")))?;
-    let sealed = state.sealer.seal(&plain, &mfa::sealing_context(account, FactorKind::Passkey))?;
-    let id = mfa::uuid_like();
+    let plain = serde_json::to_vec(&passkey).map_err(|e| Error::internal(format!("passkey: {e}")))?;
+    let sealed = state.sealer.seal(&plain, &factors::sealing_context(account, FactorKind::Passkey))?;
+    let id = factors::uuid_like();
     // What the authenticator reported at registration: the counter to start from and
     // the backup eligibility, which is fixed for the credential's life.
     let reported = webauthn_rs::prelude::Credential::from(passkey.clone());
@@ -335,7 +324,7 @@ pub async fn finish_registration(
     let max = i64::try_from(passkey::MAX_PASSKEYS_PER_ACCOUNT).unwrap_or(i64::MAX);
     let inserted = state.store.insert_passkey(&record, &event, max).await.map_err(|e| match e {
         clinic_auth_store::StoreError::Conflict(_) => {
-            AppError::new(StatusCode::CONFLICT, "passkey_already_registered", "This passkey is registered already.")
+            Error::new(ErrorKind::PasskeyAlreadyRegistered, "This passkey is registered already.")
         }
         other => other.into(),
     })?;
@@ -362,20 +351,20 @@ fn registration_reason(e: &WebauthnError) -> &'static str {
 /// listing only this account's credentials. `until` caps the ceremony at the end of
 /// the login flow it belongs to.
 pub async fn begin_authentication(
-    state: &AppState,
+    state: &App,
     account: &Account,
     bound: Bound<'_>,
     until: Option<UnixTime>,
-) -> Result<RequestChallengeResponse, AppError> {
+) -> Result<RequestChallengeResponse, Error> {
     let webauthn = webauthn(state)?;
     let factors = state.store.list_factors(account.id).await?;
     let passkeys: Vec<Passkey> = open_all(state, account, &factors)?.into_iter().map(|o| o.passkey).collect();
     if passkeys.is_empty() {
-        return Err(AppError::bad_request("method_unavailable", "No passkey is set up for this account."));
+        return Err(Error::new(ErrorKind::MethodUnavailable, "No passkey is set up for this account."));
     }
     let (options, authentication) = webauthn
         .start_passkey_authentication(&passkeys)
-        .map_err(|e| AppError::internal(format!("starting passkey authentication: {e}")))?;
+        .map_err(|e| Error::internal(format!("starting passkey authentication: {e}")))?;
     save_ceremony(state, account, bound, &authentication, until).await?;
     Ok(options)
 }
@@ -384,13 +373,13 @@ pub async fn begin_authentication(
 /// the account's second-factor lockout like wrong codes; a counter that fails to
 /// advance on a device-bound credential is a clone warning, refused and audited.
 pub async fn finish_authentication(
-    state: &AppState,
+    state: &App,
     account: &Account,
     bound: Bound<'_>,
     response: &str,
     purpose: &'static str,
     client: &ClientInfo,
-) -> Result<(), AppError> {
+) -> Result<(), Error> {
     let webauthn = webauthn(state)?;
     let credential: PublicKeyCredential = parse_response(response)?;
     reserve_attempt(state, account, FactorKind::Passkey, client).await?;
@@ -424,8 +413,8 @@ pub async fn finish_authentication(
         Err(sign) => return Err(clone_warning(state, account, &credential_id, sign, purpose, client).await?),
     };
     found.passkey.update_credential(&result);
-    let plain = serde_json::to_vec(&found.passkey).map_err(|e| AppError::internal(format!("passkey: {e}")))?;
-    let sealed = state.sealer.seal(&plain, &mfa::sealing_context(account, FactorKind::Passkey))?;
+    let plain = serde_json::to_vec(&found.passkey).map_err(|e| Error::internal(format!("passkey: {e}")))?;
+    let sealed = state.sealer.seal(&plain, &factors::sealing_context(account, FactorKind::Passkey))?;
     let mut event = audit_event(state, "second_factor", "success", client);
     event.org_id = account.org_id.clone();
     event.actor_id = Some(account.id);
@@ -467,13 +456,13 @@ fn assertion_reason(e: &WebauthnError) -> &'static str {
 }
 
 async fn clone_warning(
-    state: &AppState,
+    state: &App,
     account: &Account,
     credential_id: &str,
     sign: CloneSign,
     purpose: &'static str,
     client: &ClientInfo,
-) -> Result<AppError, AppError> {
+) -> Result<Error, Error> {
     tracing::warn!(account = %account.id, reason = sign.as_str(), "passkey refused: possible cloned credential");
     let mut event = audit_event(state, "passkey_clone_warning", "failure", client);
     event.org_id = account.org_id.clone();
@@ -486,9 +475,8 @@ async fn clone_warning(
     ]);
     state.store.append_audit(&event).await?;
     count_failure(state, account, FactorKind::Passkey, sign.as_str(), purpose, client).await?;
-    Ok(AppError::new(
-        StatusCode::UNAUTHORIZED,
-        "passkey_clone_warning",
+    Ok(Error::new(
+        ErrorKind::PasskeyCloneWarning,
         "This passkey could not be trusted, so it was not accepted. Choose another method, and tell your \
          administrator.",
     ))
@@ -535,18 +523,18 @@ pub fn is_trusted_device(factors: &[Factor], device_hints: &[String]) -> bool {
     passkey::is_trusted_device(device_hints, &ids)
 }
 
-fn no_such_passkey() -> AppError {
-    AppError::new(StatusCode::NOT_FOUND, "not_found", "There is no such passkey on your account.")
+fn no_such_passkey() -> Error {
+    Error::new(ErrorKind::NotFound, "There is no such passkey on your account.")
 }
 
 pub async fn rename(
-    state: &AppState,
+    state: &App,
     account: &Account,
     id: &str,
     name: &str,
     client: &ClientInfo,
-) -> Result<String, AppError> {
-    let name = PasskeyName::parse(name).map_err(|e| AppError::bad_request("invalid_name", e.to_string()))?;
+) -> Result<String, Error> {
+    let name = PasskeyName::parse(name).map_err(|e| Error::new(ErrorKind::InvalidName, e.to_string()))?;
     let mut event = audit_event(state, "passkey_renamed", "success", client);
     event.org_id = account.org_id.clone();
     event.actor_id = Some(account.id);
@@ -560,12 +548,12 @@ pub async fn rename(
 
 /// Removes a passkey: the device it was on is no longer trusted.
 pub async fn remove(
-    state: &AppState,
+    state: &App,
     account: &Account,
     session: &TokenHash,
     id: &str,
     client: &ClientInfo,
-) -> Result<(), AppError> {
+) -> Result<(), Error> {
     let mut event = audit_event(state, "factor_removed", "success", client);
     event.via = super::Within::Session(session).via();
     event.org_id = account.org_id.clone();

@@ -1,6 +1,5 @@
 //! The sign-in flow, shared by the sign-in pages and `/api/v1/login`.
 
-use axum::http::StatusCode;
 use clinic_auth_core::login_flow::{self, AfterPassword, AfterWrongCode, PasswordCheck, PasswordRejection};
 use clinic_auth_core::{
     Email, FactorKind, FlowStep, LoginFlow, MethodSet, Password, Realm, RecoveryCode, Requirement, SecretToken,
@@ -9,10 +8,10 @@ use clinic_auth_core::{
 use clinic_auth_store::{Account, ClientInfo, NewSession};
 
 use super::codes::{self, SentTo};
-use super::mfa::{self, AuthenticatorSetup, Proof};
 use super::passkeys;
 use super::{Within, audit_event, detail};
-use crate::{AppError, AppState};
+use crate::factors::{self, AuthenticatorSetup, Proof};
+use crate::{App, Error, ErrorKind};
 use clinic_auth_notify::SecurityNotice;
 
 /// A started sign-in: the flow's token goes to the client (cookie or JSON).
@@ -53,19 +52,19 @@ pub enum PasswordOutcome {
     },
 }
 
-pub fn incorrect() -> AppError {
-    AppError::new(StatusCode::UNAUTHORIZED, "incorrect_credentials", "Email or password is incorrect.")
+pub fn incorrect() -> Error {
+    Error::new(ErrorKind::IncorrectCredentials, "Email or password is incorrect.")
 }
 
-pub fn flow_expired() -> AppError {
-    AppError::new(StatusCode::GONE, "flow_expired", "Your sign-in took too long. Please start again.")
+pub fn flow_expired() -> Error {
+    Error::new(ErrorKind::FlowExpired, "Your sign-in took too long. Please start again.")
 }
 
 /// Step one: an email. Any well-formed email starts a flow, whether or not an account
 /// exists, so this step tells nobody who has an account.
-pub async fn start(state: &AppState, realm: Realm, email: &str) -> Result<Started, AppError> {
+pub async fn start(state: &App, realm: Realm, email: &str) -> Result<Started, Error> {
     let email = Email::parse(email)
-        .map_err(|_| AppError::bad_request("invalid_email", "Enter a valid email address, like name@clinic.org."))?;
+        .map_err(|_| Error::new(ErrorKind::InvalidEmail, "Enter a valid email address, like name@clinic.org."))?;
     let flow_token = SecretToken::generate();
     let flow = LoginFlow::start(realm, email, state.now());
     state.store.insert_flow(&flow_token.hash(), &flow).await?;
@@ -73,7 +72,7 @@ pub async fn start(state: &AppState, realm: Realm, email: &str) -> Result<Starte
 }
 
 /// The flow a client's token names, if it is still current.
-pub async fn current(state: &AppState, flow_token: &str) -> Result<LoginFlow, AppError> {
+pub async fn current(state: &App, flow_token: &str) -> Result<LoginFlow, Error> {
     let token = SecretToken::from_presented(flow_token).ok_or_else(flow_expired)?;
     match state.store.get_flow(&token.hash()).await? {
         Some(flow) if !flow.is_expired(state.now()) => Ok(flow),
@@ -96,12 +95,12 @@ fn client_key(client: &ClientInfo) -> String {
 /// Step two: the password. Unknown emails, accounts without a password yet and wrong
 /// passwords get one answer after the same amount of work.
 pub async fn submit_password(
-    state: &AppState,
+    state: &App,
     flow_token: &str,
     password: Password,
     device_hints: &[String],
     client: &ClientInfo,
-) -> Result<PasswordOutcome, AppError> {
+) -> Result<PasswordOutcome, Error> {
     let flow = current(state, flow_token).await?;
     if flow.step != FlowStep::Password {
         return Err(flow_expired());
@@ -119,7 +118,7 @@ pub async fn submit_password(
             event.subject_id = account.as_ref().map(|a| a.id);
             event.detail = detail(&[("reason", which), ("email", flow.email.as_str())]);
             state.store.append_audit(&event).await?;
-            return Err(AppError::too_many_attempts(locked_for));
+            return Err(Error::too_many_attempts(locked_for));
         }
     }
 
@@ -133,7 +132,7 @@ pub async fn submit_password(
     };
 
     let mfa_state = match &account {
-        Some(a) if verification.matches => Some(mfa::load(state, a).await?),
+        Some(a) if verification.matches => Some(factors::load(state, a).await?),
         _ => None,
     };
     let requirement = match (&account, &mfa_state) {
@@ -190,9 +189,8 @@ pub async fn submit_password(
         (AfterPassword::Rejected(PasswordRejection::Deactivated), _) => {
             event.detail = detail(&[("reason", "account_deactivated")]);
             state.store.append_audit(&event).await?;
-            Err(AppError::new(
-                StatusCode::FORBIDDEN,
-                "account_deactivated",
+            Err(Error::new(
+                ErrorKind::AccountDeactivated,
                 "This account is deactivated. Contact your clinic's administrator.",
             ))
         }
@@ -211,11 +209,7 @@ pub async fn submit_password(
 }
 
 /// Signs out: the session row is deleted, so the token is dead everywhere at once.
-pub async fn sign_out(
-    state: &AppState,
-    signed_in: &crate::http::auth::SignedIn,
-    client: &ClientInfo,
-) -> Result<(), AppError> {
+pub async fn sign_out(state: &App, signed_in: &crate::sessions::SignedIn, client: &ClientInfo) -> Result<(), Error> {
     let mut event = audit_event(state, "sign_out", "success", client);
     event.org_id = signed_in.account.org_id.clone();
     event.actor_id = Some(signed_in.account.id);
@@ -224,12 +218,7 @@ pub async fn sign_out(
     Ok(())
 }
 
-async fn rehash_if_needed(
-    state: &AppState,
-    account: &Account,
-    password: &Password,
-    needed: bool,
-) -> Result<(), AppError> {
+async fn rehash_if_needed(state: &App, account: &Account, password: &Password, needed: bool) -> Result<(), Error> {
     if needed {
         let hash = state.hasher.rehash(password).await?;
         state.store.rehash_password(account.id, &hash, state.now()).await?;
@@ -242,13 +231,13 @@ async fn rehash_if_needed(
 /// and be prompted to configure their authenticator app again"). When MFA applies,
 /// setup comes next and the session only after it; otherwise the session starts now.
 async fn use_bypass(
-    state: &AppState,
+    state: &App,
     flow: LoginFlow,
     flow_hash: &TokenHash,
     account: Account,
     after: AfterPassword,
     client: &ClientInfo,
-) -> Result<PasswordOutcome, AppError> {
+) -> Result<PasswordOutcome, Error> {
     let mut used = audit_event(state, "bypass_used", "success", client);
     used.org_id = account.org_id.clone();
     used.actor_id = Some(account.id);
@@ -280,7 +269,7 @@ async fn use_bypass(
             super::notices::send(state, &account, SecurityNotice::FactorRemoved { method: "all".to_owned() }).await;
             // Seed 004: "…log in once without 2FA and will be prompted to configure their
             // authenticator app again". Where 2FA is not required, the prompt is an offer.
-            let suggest_setup = mfa::load(state, &account).await?.may_opt_in(&account);
+            let suggest_setup = factors::load(state, &account).await?.may_opt_in(&account);
             Ok(PasswordOutcome::SignedIn(Box::new(SignedInSession {
                 token,
                 csrf_token,
@@ -295,7 +284,7 @@ async fn use_bypass(
 
 /// A new session's token, CSRF token, row and "signed in" audit event.
 fn new_session(
-    state: &AppState,
+    state: &App,
     flow: &LoginFlow,
     account: &Account,
     method: &str,
@@ -323,14 +312,14 @@ fn new_session(
 
 /// Ends a flow with a session. `second_factor` says whether one was proved.
 async fn grant_session(
-    state: &AppState,
+    state: &App,
     flow: &LoginFlow,
     flow_hash: &TokenHash,
     account: Account,
     method: &str,
     second_factor: bool,
     client: &ClientInfo,
-) -> Result<SignedInSession, AppError> {
+) -> Result<SignedInSession, Error> {
     let (token, csrf_token, session, event) = new_session(state, flow, &account, method, second_factor, client);
     state.store.insert_session(&session, flow_hash, &event).await.map_err(|e| match e {
         clinic_auth_store::StoreError::MissingReference(_) => flow_expired(),
@@ -354,7 +343,7 @@ pub struct FlowAt {
 }
 
 /// The flow and account behind a token, when the flow is past the password.
-pub async fn past_password(state: &AppState, flow_token: &str) -> Result<FlowAt, AppError> {
+pub async fn past_password(state: &App, flow_token: &str) -> Result<FlowAt, Error> {
     let flow = current(state, flow_token).await?;
     let flow_hash = SecretToken::from_presented(flow_token).ok_or_else(flow_expired)?.hash();
     let id = flow.step.account_id().ok_or_else(flow_expired)?;
@@ -371,10 +360,10 @@ pub async fn past_password(state: &AppState, flow_token: &str) -> Result<FlowAt,
 /// A flow at its setup step. Setting up inside a sign-in is only for an account
 /// without any factor (one that has a factor proves it instead), or for a member who
 /// just proved a factor their organization no longer allows and has no allowed one.
-async fn enrolling(state: &AppState, flow_token: &str) -> Result<FlowAt, AppError> {
+async fn enrolling(state: &App, flow_token: &str) -> Result<FlowAt, Error> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::Enroll { replacing, .. } = at.flow.step else { return Err(flow_expired()) };
-    let m = mfa::load(state, &at.account).await?;
+    let m = factors::load(state, &at.account).await?;
     let may_enroll = if replacing { m.must_replace(&at.account).is_some() } else { m.factors.is_empty() };
     if !may_enroll {
         state.store.delete_flow(&at.flow_hash).await?;
@@ -385,13 +374,8 @@ async fn enrolling(state: &AppState, flow_token: &str) -> Result<FlowAt, AppErro
 
 /// After a second factor was proved: the session, or, when that factor (like all the
 /// member's) is one the organization no longer allows, setup of an allowed one first.
-async fn after_proof(
-    state: &AppState,
-    at: FlowAt,
-    method: FactorKind,
-    client: &ClientInfo,
-) -> Result<Proved, AppError> {
-    if let Some(allowed) = mfa::load(state, &at.account).await?.must_replace(&at.account) {
+async fn after_proof(state: &App, at: FlowAt, method: FactorKind, client: &ClientInfo) -> Result<Proved, Error> {
+    if let Some(allowed) = factors::load(state, &at.account).await?.must_replace(&at.account) {
         let step = FlowStep::Enroll { account_id: at.account.id, allowed, chosen: None, replacing: true };
         if !state.store.update_flow(&at.flow_hash, &LoginFlow { step, ..at.flow }).await? {
             return Err(flow_expired());
@@ -417,16 +401,16 @@ pub enum Proved {
 /// longer allows, they are removed (audited, the member told) and a new recovery
 /// code is issued, to be shown with the session.
 async fn finish_setup(
-    state: &AppState,
+    state: &App,
     at: FlowAt,
     method: FactorKind,
     recovery: Option<RecoveryCode>,
     client: &ClientInfo,
-) -> Result<SignedInSession, AppError> {
+) -> Result<SignedInSession, Error> {
     let FlowStep::Enroll { replacing, .. } = at.flow.step else { return Err(flow_expired()) };
     let mut recovery = recovery;
     if replacing {
-        let m = mfa::load(state, &at.account).await?;
+        let m = factors::load(state, &at.account).await?;
         for kind in m.outside_allowed(&at.account) {
             let mut event = audit_event(state, "factor_removed", "success", client);
             event.org_id = at.account.org_id.clone();
@@ -435,7 +419,7 @@ async fn finish_setup(
             event.detail = detail(&[("method", kind.as_str()), ("reason", "method_not_allowed")]);
             event.via = Within::SignIn(&at.flow_hash).via();
             state.store.remove_factors(at.account.id, Some(kind), &event).await?;
-            let method = mfa::method_label(kind).to_owned();
+            let method = factors::method_label(kind).to_owned();
             super::notices::send(state, &at.account, SecurityNotice::FactorRemoved { method }).await;
         }
         // The code that may have proved the old factor was replaced unseen: a new one, shown now.
@@ -454,20 +438,20 @@ async fn finish_setup(
 
 /// The methods a second-factor step offers: the current one first, then "Try another
 /// method".
-pub async fn methods(state: &AppState, at: &FlowAt) -> Result<(FactorKind, Vec<FactorKind>), AppError> {
+pub async fn methods(state: &App, at: &FlowAt) -> Result<(FactorKind, Vec<FactorKind>), Error> {
     let FlowStep::SecondFactor { method, .. } = at.flow.step else { return Err(flow_expired()) };
-    let available = mfa::load(state, &at.account).await?.available(&at.account);
+    let available = factors::load(state, &at.account).await?.available(&at.account);
     let others = available.into_iter().filter(|k| *k != method).collect();
     Ok((method, others))
 }
 
 /// "Try another method": switches the flow to another enrolled factor.
-pub async fn choose_method(state: &AppState, flow_token: &str, method: FactorKind) -> Result<(), AppError> {
+pub async fn choose_method(state: &App, flow_token: &str, method: FactorKind) -> Result<(), Error> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::SecondFactor { account_id, .. } = at.flow.step else { return Err(flow_expired()) };
-    let available = mfa::load(state, &at.account).await?.available(&at.account);
+    let available = factors::load(state, &at.account).await?.available(&at.account);
     if !available.contains(&method) {
-        return Err(AppError::bad_request("method_unavailable", "That method is not set up for this account."));
+        return Err(Error::new(ErrorKind::MethodUnavailable, "That method is not set up for this account."));
     }
     let next = LoginFlow { step: FlowStep::SecondFactor { account_id, method }, ..at.flow };
     if !state.store.update_flow(&at.flow_hash, &next).await? {
@@ -478,19 +462,14 @@ pub async fn choose_method(state: &AppState, flow_token: &str, method: FactorKin
 
 /// The second factor of a sign-in. Wrong codes count against the flow (it must start
 /// over after a few) and against the account (lockout with backoff).
-pub async fn submit_code(
-    state: &AppState,
-    flow_token: &str,
-    input: &str,
-    client: &ClientInfo,
-) -> Result<Proved, AppError> {
+pub async fn submit_code(state: &App, flow_token: &str, input: &str, client: &ClientInfo) -> Result<Proved, Error> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::SecondFactor { method, .. } = at.flow.step else { return Err(flow_expired()) };
     if method == FactorKind::Passkey {
-        return Err(AppError::bad_request("method_unavailable", "Use your passkey to continue."));
+        return Err(Error::new(ErrorKind::MethodUnavailable, "Use your passkey to continue."));
     }
     let attempts = reserve_answer(state, &at).await?;
-    match mfa::verify_factor(state, &at.account, method, input, Within::SignIn(&at.flow_hash), client).await {
+    match factors::verify_factor(state, &at.account, method, input, Within::SignIn(&at.flow_hash), client).await {
         Ok(proof) => {
             let mut proved = after_proof(state, at, method, client).await?;
             if let (Proof::RecoveryCode(fresh), Proved::SignedIn(done)) = (proof, &mut proved) {
@@ -499,7 +478,12 @@ pub async fn submit_code(
             }
             Ok(proved)
         }
-        Err(e) if matches!(e.code, "incorrect_code" | "code_already_used" | "code_attempts_exhausted") => {
+        Err(e)
+            if matches!(
+                e.kind,
+                ErrorKind::IncorrectCode | ErrorKind::CodeAlreadyUsed | ErrorKind::CodeAttemptsExhausted
+            ) =>
+        {
             Err(wrong_answer(state, at, attempts, e, "Too many wrong codes.").await?)
         }
         Err(e) => Err(e),
@@ -509,14 +493,13 @@ pub async fn submit_code(
 /// Takes one of the flow's answers before it is checked (a single statement, so
 /// concurrent answers cannot exceed the limit); the count including this one. A flow
 /// with none left ends.
-async fn reserve_answer(state: &AppState, at: &FlowAt) -> Result<u32, AppError> {
+async fn reserve_answer(state: &App, at: &FlowAt) -> Result<u32, Error> {
     match state.store.reserve_flow_attempt(&at.flow_hash, login_flow::MAX_CODE_ATTEMPTS_PER_FLOW).await? {
         Some(n) => Ok(n),
         None => {
             state.store.delete_flow(&at.flow_hash).await?;
-            Err(AppError::new(
-                StatusCode::GONE,
-                "flow_expired",
+            Err(Error::new(
+                ErrorKind::FlowExpired,
                 "Too many failed attempts. For your security, start signing in again.",
             ))
         }
@@ -525,22 +508,12 @@ async fn reserve_answer(state: &AppState, at: &FlowAt) -> Result<u32, AppError> 
 
 /// A refused second factor (already counted against the flow): the refusal `e` while
 /// attempts are left, then the end of the sign-in.
-async fn wrong_answer(
-    state: &AppState,
-    at: FlowAt,
-    attempts: u32,
-    e: AppError,
-    too_many: &str,
-) -> Result<AppError, AppError> {
+async fn wrong_answer(state: &App, at: FlowAt, attempts: u32, e: Error, too_many: &str) -> Result<Error, Error> {
     match login_flow::after_wrong_code(attempts) {
         AfterWrongCode::TryAgain { .. } => Ok(e),
         AfterWrongCode::StartOver => {
             state.store.delete_flow(&at.flow_hash).await?;
-            Ok(AppError::new(
-                StatusCode::GONE,
-                "flow_expired",
-                format!("{too_many} For your security, start signing in again."),
-            ))
+            Ok(Error::new(ErrorKind::FlowExpired, format!("{too_many} For your security, start signing in again.")))
         }
     }
 }
@@ -548,15 +521,15 @@ async fn wrong_answer(
 /// The passkey step of a sign-in: options for `navigator.credentials.get()`, good for
 /// one answer and no longer than the flow. Switches the flow to the passkey method.
 pub async fn begin_passkey(
-    state: &AppState,
+    state: &App,
     flow_token: &str,
-) -> Result<webauthn_rs::prelude::RequestChallengeResponse, AppError> {
+) -> Result<webauthn_rs::prelude::RequestChallengeResponse, Error> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::SecondFactor { account_id, method } = at.flow.step else { return Err(flow_expired()) };
     if method != FactorKind::Passkey {
-        let available = mfa::load(state, &at.account).await?.available(&at.account);
+        let available = factors::load(state, &at.account).await?.available(&at.account);
         if !available.contains(&FactorKind::Passkey) {
-            return Err(AppError::bad_request("method_unavailable", "No passkey is set up for this account."));
+            return Err(Error::new(ErrorKind::MethodUnavailable, "No passkey is set up for this account."));
         }
         let next =
             LoginFlow { step: FlowStep::SecondFactor { account_id, method: FactorKind::Passkey }, ..at.flow.clone() };
@@ -571,17 +544,17 @@ pub async fn begin_passkey(
 /// Finishes a sign-in with the browser's passkey answer. A refused answer counts
 /// against the flow like a wrong code.
 pub async fn submit_passkey(
-    state: &AppState,
+    state: &App,
     flow_token: &str,
     response: &str,
     client: &ClientInfo,
-) -> Result<Proved, AppError> {
+) -> Result<Proved, Error> {
     let at = past_password(state, flow_token).await?;
     match at.flow.step {
         FlowStep::SecondFactor { method: FactorKind::Passkey, .. } => {}
         FlowStep::SecondFactor { .. } => {
-            return Err(AppError::bad_request(
-                "passkey_not_started",
+            return Err(Error::new(
+                ErrorKind::PasskeyNotStarted,
                 "Ask for the passkey options first (POST …/passkey/options), then answer them.",
             ));
         }
@@ -599,7 +572,7 @@ pub async fn submit_passkey(
     .await
     {
         Ok(()) => after_proof(state, at, FactorKind::Passkey, client).await,
-        Err(e) if matches!(e.code, "passkey_rejected" | "passkey_clone_warning") => {
+        Err(e) if matches!(e.kind, ErrorKind::PasskeyRejected | ErrorKind::PasskeyCloneWarning) => {
             Err(wrong_answer(state, at, attempts, e, "Too many failed attempts.").await?)
         }
         Err(e) => Err(e),
@@ -607,46 +580,49 @@ pub async fn submit_passkey(
 }
 
 /// Setting up an authenticator app as part of sign-in.
-pub async fn begin_enrollment(state: &AppState, flow_token: &str) -> Result<(FlowAt, AuthenticatorSetup), AppError> {
+pub async fn begin_enrollment(state: &App, flow_token: &str) -> Result<(FlowAt, AuthenticatorSetup), Error> {
     let at = enrolling(state, flow_token).await?;
     if enrollment_method(&at) != Some(FactorKind::Authenticator) {
-        return Err(AppError::bad_request("method_unavailable", "Choose the authenticator app first."));
+        return Err(Error::new(ErrorKind::MethodUnavailable, "Choose the authenticator app first."));
     }
-    let setup = mfa::begin_authenticator(state, &at.account, Within::SignIn(&at.flow_hash)).await?;
+    let setup = factors::begin_authenticator(state, &at.account, Within::SignIn(&at.flow_hash)).await?;
     Ok((at, setup))
 }
 
 /// Confirms the authenticator app set up during sign-in; the session follows.
 pub async fn confirm_enrollment(
-    state: &AppState,
+    state: &App,
     flow_token: &str,
     input: &str,
     client: &ClientInfo,
-) -> Result<SignedInSession, AppError> {
+) -> Result<SignedInSession, Error> {
     let at = enrolling(state, flow_token).await?;
-    let recovery = mfa::confirm_authenticator(state, &at.account, input, Within::SignIn(&at.flow_hash), client).await?;
+    let recovery =
+        factors::confirm_authenticator(state, &at.account, input, Within::SignIn(&at.flow_hash), client).await?;
     finish_setup(state, at, FactorKind::Authenticator, recovery, client).await
 }
 
 /// For an email or text-message step: the code is sent (once; again with `resend`).
 /// `None` for methods that need no sending.
 pub async fn ensure_code_sent(
-    state: &AppState,
+    state: &App,
     flow_token: &str,
     resend: bool,
     client: &ClientInfo,
-) -> Result<Option<SentTo>, AppError> {
+) -> Result<Option<SentTo>, Error> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::SecondFactor { method, .. } = at.flow.step else { return Err(flow_expired()) };
     if !matches!(method, FactorKind::Email | FactorKind::Sms) {
         return Ok(None);
     }
     let within = Within::SignIn(&at.flow_hash);
-    mfa::ensure_code_sent(state, &at.account, method, codes::Purpose::SignIn, within, resend, client).await.map(Some)
+    factors::ensure_code_sent(state, &at.account, method, codes::Purpose::SignIn, within, resend, client)
+        .await
+        .map(Some)
 }
 
 /// The email or text code of this sign-in's current step, if one is in flight.
-pub async fn code_in_flight(state: &AppState, at: &FlowAt) -> Result<Option<SentTo>, AppError> {
+pub async fn code_in_flight(state: &App, at: &FlowAt) -> Result<Option<SentTo>, Error> {
     match at.flow.step {
         FlowStep::SecondFactor { method: m @ (FactorKind::Email | FactorKind::Sms), .. } => {
             codes::live(state, &at.account, m, codes::Purpose::SignIn, Within::SignIn(&at.flow_hash)).await
@@ -664,11 +640,11 @@ pub fn enrollment_method(at: &FlowAt) -> Option<FactorKind> {
 }
 
 /// "Select either Emails or Texts": records the member's choice.
-pub async fn choose_enrollment_method(state: &AppState, flow_token: &str, method: FactorKind) -> Result<(), AppError> {
+pub async fn choose_enrollment_method(state: &App, flow_token: &str, method: FactorKind) -> Result<(), Error> {
     let at = past_password(state, flow_token).await?;
     let FlowStep::Enroll { account_id, allowed, replacing, .. } = at.flow.step else { return Err(flow_expired()) };
     if !allowed.first_factors().contains(method) {
-        return Err(AppError::bad_request("method_unavailable", "Choose one of the offered methods."));
+        return Err(Error::new(ErrorKind::MethodUnavailable, "Choose one of the offered methods."));
     }
     let next = LoginFlow { step: FlowStep::Enroll { account_id, allowed, chosen: Some(method), replacing }, ..at.flow };
     if !state.store.update_flow(&at.flow_hash, &next).await? {
@@ -680,26 +656,26 @@ pub async fn choose_enrollment_method(state: &AppState, flow_token: &str, method
 /// Setup during sign-in, email or text: sends the confirmation code (to the account's
 /// email, or to `phone`), or resends it.
 pub async fn send_enrollment_code(
-    state: &AppState,
+    state: &App,
     flow_token: &str,
     phone: Option<&str>,
     resend: bool,
     client: &ClientInfo,
-) -> Result<SentTo, AppError> {
+) -> Result<SentTo, Error> {
     let at = enrolling(state, flow_token).await?;
     let FlowStep::Enroll { allowed, .. } = at.flow.step else { return Err(flow_expired()) };
     let method =
-        enrollment_method(&at).ok_or_else(|| AppError::bad_request("method_unavailable", "Choose a method first."))?;
+        enrollment_method(&at).ok_or_else(|| Error::new(ErrorKind::MethodUnavailable, "Choose a method first."))?;
     let within = Within::SignIn(&at.flow_hash);
     if resend {
-        mfa::resend_enrollment_code(state, &at.account, method, within, client).await
+        factors::resend_enrollment_code(state, &at.account, method, within, client).await
     } else {
-        mfa::begin_code_enrollment(state, &at.account, method, phone, allowed, within, client).await
+        factors::begin_code_enrollment(state, &at.account, method, phone, allowed, within, client).await
     }
 }
 
 /// The setup code in flight during sign-in, if any.
-pub async fn enrollment_code_sent(state: &AppState, at: &FlowAt) -> Result<Option<SentTo>, AppError> {
+pub async fn enrollment_code_sent(state: &App, at: &FlowAt) -> Result<Option<SentTo>, Error> {
     match enrollment_method(at) {
         Some(m @ (FactorKind::Email | FactorKind::Sms)) => {
             codes::live(state, &at.account, m, codes::Purpose::Enroll, Within::SignIn(&at.flow_hash)).await
@@ -710,17 +686,17 @@ pub async fn enrollment_code_sent(state: &AppState, at: &FlowAt) -> Result<Optio
 
 /// Confirms an email or text-message factor during sign-in; the session follows.
 pub async fn confirm_code_enrollment(
-    state: &AppState,
+    state: &App,
     flow_token: &str,
     input: &str,
     client: &ClientInfo,
-) -> Result<SignedInSession, AppError> {
+) -> Result<SignedInSession, Error> {
     let at = enrolling(state, flow_token).await?;
     let method = match enrollment_method(&at) {
         Some(m @ (FactorKind::Email | FactorKind::Sms)) => m,
-        _ => return Err(AppError::bad_request("method_unavailable", "Choose email or text message first.")),
+        _ => return Err(Error::new(ErrorKind::MethodUnavailable, "Choose email or text message first.")),
     };
     let within = Within::SignIn(&at.flow_hash);
-    let recovery = mfa::confirm_code_enrollment(state, &at.account, method, input, within, client).await?;
+    let recovery = factors::confirm_code_enrollment(state, &at.account, method, input, within, client).await?;
     finish_setup(state, at, method, recovery, client).await
 }

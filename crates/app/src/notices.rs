@@ -5,9 +5,9 @@
 use clinic_auth_notify::{SecurityNotice, notice_content};
 use clinic_auth_store::Account;
 
-use crate::AppState;
+use crate::App;
 
-pub async fn send(state: &AppState, account: &Account, notice: SecurityNotice) {
+pub async fn send(state: &App, account: &Account, notice: SecurityNotice) {
     let org_name = match &account.org_id {
         Some(o) => state.store.get_org(o).await.ok().flatten().map(|o| o.name),
         None => None,

@@ -1,14 +1,13 @@
 //! Codes sent by email or text message: sending (with cooldown and send limits),
 //! checking (expiry, attempts, single use) and what the member is told.
 
-use axum::http::StatusCode;
 use clinic_auth_core::one_time_code::{self, CodeCheck, mask_email};
 use clinic_auth_core::{CodeChallenge, FactorKind, OneTimeCode, UsPhone};
 use clinic_auth_notify::{CodeMessage, CodePurpose, DeliveryError};
 use clinic_auth_store::{Account, ClientInfo, StoredCode};
 
 use super::{Within, audit_event, detail};
-use crate::{AppError, AppState};
+use crate::{App, Error, ErrorKind};
 
 /// Where a code went, for "We sent a code to …", and when "Resend" works again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,12 +55,12 @@ fn send_keys(account: &Account, client: &ClientInfo) -> (String, String) {
 /// The code in flight for this channel, if it was sent for `purpose` here (this
 /// sign-in or session) and is still live.
 pub async fn live(
-    state: &AppState,
+    state: &App,
     account: &Account,
     channel: FactorKind,
     purpose: Purpose,
     within: Within<'_>,
-) -> Result<Option<SentTo>, AppError> {
+) -> Result<Option<SentTo>, Error> {
     let now = state.now();
     Ok(state
         .store
@@ -79,22 +78,21 @@ pub async fn live(
 /// (`within`), replacing any earlier one. Refused during the resend cooldown and past
 /// the send limits.
 pub async fn send(
-    state: &AppState,
+    state: &App,
     account: &Account,
     channel: FactorKind,
     target: &str,
     purpose: Purpose,
     within: Within<'_>,
     client: &ClientInfo,
-) -> Result<SentTo, AppError> {
+) -> Result<SentTo, Error> {
     let now = state.now();
     if let Some(previous) = state.store.get_code(account.id, channel).await?
         && let Some(wait) = previous.challenge.resend_wait(now)
     {
         {
-            return Err(AppError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "resend_too_soon",
+            return Err(Error::new(
+                ErrorKind::ResendTooSoon,
                 format!("A code was just sent. You can ask for a new one in {wait} seconds."),
             )
             .with_retry_after(wait));
@@ -162,9 +160,8 @@ pub async fn send(
         state.store.append_audit(&failed).await?;
         tracing::warn!(account = %account.id, channel = channel.as_str(), %reason, "delivery failed");
         let what = if channel == FactorKind::Sms { "text message" } else { "email" };
-        return Err(AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "delivery_failed",
+        return Err(Error::new(
+            ErrorKind::DeliveryFailed,
             format!("We couldn't send the {what} right now. Try again in a moment, or choose another method."),
         )
         .with_retry_after(5));
@@ -172,11 +169,10 @@ pub async fn send(
     Ok(SentTo { channel, masked: masked(channel, target), resend_in: one_time_code::RESEND_COOLDOWN_SECS })
 }
 
-fn too_many_sends(wait: i64) -> AppError {
+fn too_many_sends(wait: i64) -> Error {
     let wait_text = clinic_auth_core::throttle::describe_wait(wait);
-    AppError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_codes_sent",
+    Error::new(
+        ErrorKind::TooManyCodesSent,
         format!("Too many codes were sent. Try again in {wait_text}, or choose another method."),
     )
     .with_retry_after(wait)
@@ -185,12 +181,12 @@ fn too_many_sends(wait: i64) -> AppError {
 /// Refuses at once when no live code was sent for `purpose` here: nothing to guess
 /// against, so nothing is counted.
 pub async fn ensure_pending(
-    state: &AppState,
+    state: &App,
     account: &Account,
     channel: FactorKind,
     purpose: Purpose,
     within: Within<'_>,
-) -> Result<(), AppError> {
+) -> Result<(), Error> {
     match live(state, account, channel, purpose, within).await? {
         Some(_) => Ok(()),
         None => Err(expired()),
@@ -198,30 +194,26 @@ pub async fn ensure_pending(
 }
 
 /// A typed code in the shape of one we send, or the error to show.
-pub fn parse(input: &str) -> Result<OneTimeCode, AppError> {
-    OneTimeCode::parse(input).map_err(|e| AppError::bad_request("invalid_code", e.to_string()))
+pub fn parse(input: &str) -> Result<OneTimeCode, Error> {
+    OneTimeCode::parse(input).map_err(|e| Error::new(ErrorKind::InvalidCode, e.to_string()))
 }
 
-fn expired() -> AppError {
-    AppError::new(
-        StatusCode::GONE,
-        "code_expired",
-        "That code has expired or was replaced by a newer one. Send a new code.",
-    )
+fn expired() -> Error {
+    Error::new(ErrorKind::CodeExpired, "That code has expired or was replaced by a newer one. Send a new code.")
 }
 
 /// Checks an entered code. Returns the target it was sent to (for enrolling that
 /// address or number). Wrong entries are counted on the code and on the member.
 /// `used`: the audit event of a second factor proved, written with the code's use.
 pub async fn check(
-    state: &AppState,
+    state: &App,
     account: &Account,
     channel: FactorKind,
     input: &str,
     purpose: Purpose,
     within: Within<'_>,
     used: Option<&clinic_auth_store::NewAuditEvent>,
-) -> Result<Result<String, (AppError, &'static str)>, AppError> {
+) -> Result<Result<String, (Error, &'static str)>, Error> {
     let code = parse(input)?;
     let now = state.now();
     // A code sent for another sign-in or session (or another purpose) is not this
@@ -253,18 +245,13 @@ pub async fn check(
         CodeCheck::TooManyAttempts => {
             state.store.delete_code(account.id, channel).await?;
             Ok(Err((
-                AppError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "code_attempts_exhausted",
-                    "Too many wrong entries for this code. Send a new code.",
-                ),
+                Error::new(ErrorKind::CodeAttemptsExhausted, "Too many wrong entries for this code. Send a new code."),
                 "attempts_exhausted",
             )))
         }
         CodeCheck::Wrong { attempts_left } => Ok(Err((
-            AppError::new(
-                StatusCode::UNAUTHORIZED,
-                "incorrect_code",
+            Error::new(
+                ErrorKind::IncorrectCode,
                 format!(
                     "That code didn't work. Check it and try again ({attempts_left} {} left).",
                     if attempts_left == 1 { "try" } else { "tries" }

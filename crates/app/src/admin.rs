@@ -3,16 +3,15 @@
 //! sessions, deactivation and roles; and the audit trail with its CSV export. The
 //! permission rules are `clinic_auth_core::permission`; this module applies them.
 
-use axum::http::StatusCode;
 use clinic_auth_core::permission::{
-    self, Actor, Denial, IdentityNoteError, MemberAction, PLATFORM_SUPPORT_NAME, ShownAs, Target, Verdict,
+    Actor, Denial, IdentityNoteError, MemberAction, PLATFORM_SUPPORT_NAME, ShownAs, Target, Verdict,
 };
 use clinic_auth_core::{AccountId, AccountStatus, Email, Realm, Role, UnixTime};
 use clinic_auth_notify::SecurityNotice;
 use clinic_auth_store::{Account, AuditEvent, AuditFilter, Bypass, Factor};
 
-use super::{By, accounts, audit_event, detail, mfa, notices, policy, time};
-use crate::{AppError, AppState};
+use super::{By, accounts, audit_event, detail, factors, notices, policy, time};
+use crate::{App, Error, ErrorKind};
 
 /// A member as the Users page and the platform console show them: no secrets.
 #[derive(Debug, Clone)]
@@ -30,26 +29,15 @@ pub struct MemberStatus {
     pub outside_allowed: Vec<clinic_auth_core::FactorKind>,
 }
 
-pub fn step_up_required() -> AppError {
-    AppError::new(
-        StatusCode::FORBIDDEN,
-        "step_up_required",
-        "This changes your own account: confirm it's you with your second factor first.",
-    )
-}
-
 /// Whether `by` proved a second factor within the step-up window (or has none to prove).
-async fn stepped_up(state: &AppState, by: &By) -> Result<bool, AppError> {
+async fn stepped_up(state: &App, by: &By) -> Result<bool, Error> {
     let (Some(id), Some(session)) = (by.account_id, by.session.as_ref()) else { return Ok(false) };
-    let has_factor =
-        !state.store.list_factors(id).await?.is_empty() || state.store.recovery_code_hash(id).await?.is_some();
-    let verified = state.store.get_session(session).await?.and_then(|r| r.verified_at);
-    Ok(permission::self_action_proven(has_factor, verified, state.now()))
+    factors::has_recent_proof(state, id, session).await
 }
 
 /// Finds the account an action is aimed at: a member of `org` (by id or email), or,
 /// for platform support without an organization, any account by id or email.
-async fn find_target(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<Account, AppError> {
+async fn find_target(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<Account, Error> {
     match org {
         Some(o) => policy::find_member(state, by, o, who).await,
         None if by.actor.is_platform_support() => {
@@ -63,20 +51,20 @@ async fn find_target(state: &AppState, by: &By, org: Option<&str>, who: &str) ->
                     Err(_) => None,
                 },
             };
-            found.ok_or_else(|| AppError::not_found("The account"))
+            found.ok_or_else(|| Error::not_found("The account"))
         }
-        None => Err(AppError::forbidden()),
+        None => Err(Error::forbidden()),
     }
 }
 
 /// The target of `action`, once the rules allow `by` to do it.
 pub async fn authorize(
-    state: &AppState,
+    state: &App,
     by: &By,
     org: Option<&str>,
     who: &str,
     action: MemberAction,
-) -> Result<Account, AppError> {
+) -> Result<Account, Error> {
     let account = find_target(state, by, org, who).await?;
     let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
     let is_self = by.account_id == Some(account.id);
@@ -86,41 +74,38 @@ pub async fn authorize(
 
 /// Carries out the core's verdict: `Ok` when allowed (after the step-up check for a
 /// self-action), otherwise the answer for the person.
-pub async fn enforce(state: &AppState, by: &By, verdict: Verdict) -> Result<(), AppError> {
+pub async fn enforce(state: &App, by: &By, verdict: Verdict) -> Result<(), Error> {
     match verdict {
         Verdict::Allowed => Ok(()),
         Verdict::NeedsStepUp if stepped_up(state, by).await? => Ok(()),
-        Verdict::NeedsStepUp => Err(step_up_required()),
-        Verdict::Denied(Denial::NotVisible) => Err(AppError::not_found("The member")),
-        Verdict::Denied(Denial::Role) => Err(AppError::forbidden()),
-        Verdict::Denied(Denial::NotOnYourself) => Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "not_on_yourself",
+        Verdict::NeedsStepUp => Err(factors::step_up_required()
+            .with_message("This changes your own account: confirm it's you with your second factor first.")),
+        Verdict::Denied(Denial::NotVisible) => Err(Error::not_found("The member")),
+        Verdict::Denied(Denial::Role) => Err(Error::forbidden()),
+        Verdict::Denied(Denial::NotOnYourself) => Err(Error::new(
+            ErrorKind::NotOnYourself,
             "You cannot do this to your own account; ask another owner or platform support.",
         )),
-        Verdict::Denied(Denial::OwnerProtected) => Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "owner_protected",
+        Verdict::Denied(Denial::OwnerProtected) => Err(Error::new(
+            ErrorKind::OwnerProtected,
             "Only an owner or platform support can do this to the clinic's owner.",
         )),
-        Verdict::Denied(Denial::OwnersAppointOwners) => Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Only an owner or platform support can make someone an owner.",
-        )),
+        Verdict::Denied(Denial::OwnersAppointOwners) => {
+            Err(Error::new(ErrorKind::Forbidden, "Only an owner or platform support can make someone an owner."))
+        }
         Verdict::Denied(Denial::NotAMember) => {
-            Err(AppError::bad_request("not_a_member", "This is only for clinic staff members."))
+            Err(Error::new(ErrorKind::NotAMember, "This is only for clinic staff members."))
         }
     }
 }
 
-async fn status_of(state: &AppState, account: Account) -> Result<MemberStatus, AppError> {
-    let m = mfa::load(state, &account).await?;
+async fn status_of(state: &App, account: Account) -> Result<MemberStatus, Error> {
+    let m = factors::load(state, &account).await?;
     let sessions = state.store.count_sessions(account.id).await?;
     Ok(status_from(account, m, sessions))
 }
 
-fn status_from(account: Account, m: mfa::MfaState, sessions: i64) -> MemberStatus {
+fn status_from(account: Account, m: factors::MfaState, sessions: i64) -> MemberStatus {
     let mfa_required = !m.may_turn_off(&account);
     let outside_allowed = m.outside_allowed(&account);
     MemberStatus {
@@ -135,22 +120,17 @@ fn status_from(account: Account, m: mfa::MfaState, sessions: i64) -> MemberStatu
 }
 
 /// One member's 2FA status (which factors, enrolled when, last used), without secrets.
-pub async fn member_status(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<MemberStatus, AppError> {
+pub async fn member_status(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<MemberStatus, Error> {
     let account = authorize(state, by, org, who, MemberAction::ViewStatus).await?;
     status_of(state, account).await
 }
 
 /// The Users list: an organization's members, optionally only those whose email or
 /// role contains `query`.
-pub async fn list_members(
-    state: &AppState,
-    by: &By,
-    org: &str,
-    query: Option<&str>,
-) -> Result<Vec<MemberStatus>, AppError> {
+pub async fn list_members(state: &App, by: &By, org: &str, query: Option<&str>) -> Result<Vec<MemberStatus>, Error> {
     let org = accounts::get_org(state, by, org).await?;
     if !by.actor.may_set_org_policy(&org.id) {
-        return Err(AppError::forbidden());
+        return Err(Error::forbidden());
     }
     let q = query.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
     // Four queries for the whole list, however many members.
@@ -164,13 +144,13 @@ pub async fn list_members(
         let factors = all.factors.iter().filter(|f| f.account_id == a.id).cloned().collect();
         let has_recovery_code = all.with_recovery_code.contains(&a.id);
         let sessions = all.sessions.iter().find(|(id, _)| *id == a.id).map_or(0, |(_, n)| *n);
-        let m = mfa::MfaState::of(state, &a, Some(org.clone()), factors, has_recovery_code);
+        let m = factors::MfaState::of(state, &a, Some(org.clone()), factors, has_recovery_code);
         out.push(status_from(a, m, sessions));
     }
     Ok(out)
 }
 
-fn event_for(state: &AppState, by: &By, kind: &'static str, target: &Account) -> clinic_auth_store::NewAuditEvent {
+fn event_for(state: &App, by: &By, kind: &'static str, target: &Account) -> clinic_auth_store::NewAuditEvent {
     let mut event = audit_event(state, kind, "success", &by.client);
     event.org_id = target.org_id.clone();
     event.actor_id = by.account_id;
@@ -185,7 +165,7 @@ fn event_for(state: &AppState, by: &By, kind: &'static str, target: &Account) ->
 /// "Disable two-factor authentication": the member may sign in once without a
 /// second factor until the bypass expires; that sign-in clears their factors and
 /// sends them to setup. Granting removes nothing by itself.
-pub async fn grant_bypass(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<Bypass, AppError> {
+pub async fn grant_bypass(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<Bypass, Error> {
     let account = authorize(state, by, org, who, MemberAction::GrantBypass).await?;
     let now = state.now();
     let bypass =
@@ -194,7 +174,7 @@ pub async fn grant_bypass(state: &AppState, by: &By, org: Option<&str>, who: &st
     let expires = time::rfc3339(bypass.expires_at);
     event.detail = detail(&[("expires_at", &expires)]);
     if !state.store.grant_bypass(account.id, &bypass, &event).await? {
-        return Err(AppError::not_found("The member"));
+        return Err(Error::not_found("The member"));
     }
     notices::send(state, &account, SecurityNotice::BypassGranted { expires: time::date_time(bypass.expires_at) }).await;
     Ok(bypass)
@@ -203,15 +183,15 @@ pub async fn grant_bypass(state: &AppState, by: &By, org: Option<&str>, who: &st
 /// Reset MFA: removes every factor (passkeys included) and the recovery code.
 /// Platform support must record how they verified the member's identity.
 pub async fn reset_mfa(
-    state: &AppState,
+    state: &App,
     by: &By,
     org: Option<&str>,
     who: &str,
     identity_note: Option<&str>,
-) -> Result<u64, AppError> {
+) -> Result<u64, Error> {
     let note = by.actor.identity_note_for_reset(identity_note).map_err(|e| match e {
-        IdentityNoteError::Missing => AppError::bad_request("identity_note_required", e.to_string()),
-        IdentityNoteError::Invalid => AppError::bad_request("invalid_note", e.to_string()),
+        IdentityNoteError::Missing => Error::new(ErrorKind::IdentityNoteRequired, e.to_string()),
+        IdentityNoteError::Invalid => Error::new(ErrorKind::InvalidNote, e.to_string()),
     })?;
     let account = authorize(state, by, org, who, MemberAction::ResetMfa).await?;
     let mut event = event_for(state, by, "mfa_reset", &account);
@@ -225,13 +205,13 @@ pub async fn reset_mfa(
 
 /// "Resend invitation" to a member of `org` (by id or email), or for platform support
 /// without an organization to any account: see [`accounts::resend_invitation`].
-pub async fn resend_invitation(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<bool, AppError> {
+pub async fn resend_invitation(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<bool, Error> {
     let account = find_target(state, by, org, who).await?;
     accounts::resend_invitation(state, by, &account).await
 }
 
 /// Ends every session of the member.
-pub async fn revoke_sessions(state: &AppState, by: &By, org: Option<&str>, who: &str) -> Result<u64, AppError> {
+pub async fn revoke_sessions(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<u64, Error> {
     let account = authorize(state, by, org, who, MemberAction::RevokeSessions).await?;
     let event = event_for(state, by, "sessions_revoked", &account);
     Ok(state.store.revoke_sessions(account.id, &event).await?)
@@ -239,35 +219,29 @@ pub async fn revoke_sessions(state: &AppState, by: &By, org: Option<&str>, who: 
 
 /// Deactivates (ending every session) or reactivates a member.
 pub async fn set_status(
-    state: &AppState,
+    state: &App,
     by: &By,
     org: Option<&str>,
     who: &str,
     status: AccountStatus,
-) -> Result<Account, AppError> {
+) -> Result<Account, Error> {
     let action = if status == AccountStatus::Active { MemberAction::Reactivate } else { MemberAction::Deactivate };
     let account = authorize(state, by, org, who, action).await?;
     let kind = if status == AccountStatus::Active { "account_reactivated" } else { "account_deactivated" };
     let event = event_for(state, by, kind, &account);
     if !state.store.set_account_status(account.id, status, &event).await? {
-        return Err(AppError::not_found("The member"));
+        return Err(Error::not_found("The member"));
     }
     Ok(Account { status, ..account })
 }
 
 /// Changes a member's role.
-pub async fn change_role(
-    state: &AppState,
-    by: &By,
-    org: Option<&str>,
-    who: &str,
-    role: Role,
-) -> Result<Account, AppError> {
+pub async fn change_role(state: &App, by: &By, org: Option<&str>, who: &str, role: Role) -> Result<Account, Error> {
     let account = authorize(state, by, org, who, MemberAction::ChangeRole(role)).await?;
     let mut event = event_for(state, by, "role_changed", &account);
     event.detail = detail(&[("from", account.role.map(Role::as_str).unwrap_or("")), ("to", role.as_str())]);
     if !state.store.set_role(account.id, role, &event).await? {
-        return Err(AppError::not_found("The member"));
+        return Err(Error::not_found("The member"));
     }
     Ok(Account { role: Some(role), ..account })
 }
@@ -288,8 +262,8 @@ pub struct AuditQuery {
     pub before: Option<i64>,
 }
 
-fn bad_date() -> AppError {
-    AppError::bad_request("invalid_date", "Give dates as YYYY-MM-DD, for example 2027-01-15.")
+fn bad_date() -> Error {
+    Error::new(ErrorKind::InvalidDate, "Give dates as YYYY-MM-DD, for example 2027-01-15.")
 }
 
 /// A page of the audit trail, newest first, and where the next (older) one starts.
@@ -301,13 +275,13 @@ pub struct AuditSlice {
 }
 
 /// The store filter for `q`, once `by` may read that part of the trail.
-async fn audit_filter(state: &AppState, by: &By, org: Option<&str>, q: &AuditQuery) -> Result<AuditFilter, AppError> {
+async fn audit_filter(state: &App, by: &By, org: Option<&str>, q: &AuditQuery) -> Result<AuditFilter, Error> {
     let org_id = match org {
         Some(o) => Some(accounts::get_org(state, by, o).await?.id),
         None => None,
     };
     if !by.actor.may_view_audit(org_id.as_ref()) {
-        return Err(AppError::forbidden());
+        return Err(Error::forbidden());
     }
     let nonempty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let member = match nonempty(&q.member) {
@@ -339,12 +313,7 @@ pub const AUDIT_PAGE_MAX: i64 = 1000;
 
 /// One page of the audit trail (an organization's, or with `org = None` every one,
 /// for platform support), newest first.
-pub async fn audit_events(
-    state: &AppState,
-    by: &By,
-    org: Option<&str>,
-    q: &AuditQuery,
-) -> Result<AuditSlice, AppError> {
+pub async fn audit_events(state: &App, by: &By, org: Option<&str>, q: &AuditQuery) -> Result<AuditSlice, Error> {
     let mut filter = audit_filter(state, by, org, q).await?;
     let wanted = filter.limit;
     filter.limit = wanted + 1;
@@ -358,12 +327,12 @@ pub async fn audit_events(
 /// Every event that matches `q`, newest first, read page by page; more than `max`
 /// is refused (`export_too_large`) rather than cut short.
 pub async fn audit_export(
-    state: &AppState,
+    state: &App,
     by: &By,
     org: Option<&str>,
     q: &AuditQuery,
     max: Option<usize>,
-) -> Result<Vec<AuditEvent>, AppError> {
+) -> Result<Vec<AuditEvent>, Error> {
     let mut filter = audit_filter(state, by, org, q).await?;
     filter.limit = AUDIT_PAGE_MAX;
     let mut all = Vec::new();
@@ -375,8 +344,8 @@ pub async fn audit_export(
         if let Some(max) = max
             && all.len() > max
         {
-            return Err(AppError::bad_request(
-                "export_too_large",
+            return Err(Error::new(
+                ErrorKind::ExportTooLarge,
                 format!(
                     "This export would hold more than {max} events. Choose a shorter date range or a member, or \
                      export with the command line (clinic-auth audit export)."
@@ -393,10 +362,10 @@ pub async fn audit_export(
 /// for a clinic's readers "Platform support" in place of a platform admin's address
 /// (`Actor::sees_in_audit`). Accounts the reader may not know are left out (shown by id).
 pub async fn names(
-    state: &AppState,
+    state: &App,
     reader: &Actor,
     events: &[AuditEvent],
-) -> Result<std::collections::HashMap<String, String>, AppError> {
+) -> Result<std::collections::HashMap<String, String>, Error> {
     let mut ids: Vec<String> = Vec::new();
     for e in events {
         ids.extend(e.actor_id.iter().chain(e.subject_id.iter()).cloned());

@@ -1,11 +1,10 @@
 //! Organization MFA policy and per-member overrides.
 
-use axum::http::StatusCode;
 use clinic_auth_core::{AccountId, AccountKind, Email, MemberOverride};
 use clinic_auth_store::{Account, Org};
 
 use super::{By, accounts, audit_event, detail};
-use crate::{AppError, AppState};
+use crate::{App, Error, ErrorKind};
 
 pub use clinic_auth_core::policy::OrgMfaChange;
 use clinic_auth_core::policy::OrgMfaChangeError;
@@ -13,22 +12,21 @@ use clinic_auth_core::policy::OrgMfaChangeError;
 /// Applies a change: platform support turns MFA on or off for an organization; the
 /// organization's owners and admins choose mode and methods once it is on. The rules
 /// are `OrgMfa::apply` and `Actor::may_change_org_mfa`.
-pub async fn set_org_mfa(state: &AppState, by: &By, org_id: &str, change: OrgMfaChange) -> Result<Org, AppError> {
+pub async fn set_org_mfa(state: &App, by: &By, org_id: &str, change: OrgMfaChange) -> Result<Org, Error> {
     let org = accounts::get_org(state, by, org_id).await?;
     if !by.actor.may_change_org_mfa(&org.id, &change) {
         if change.enabled.is_some() && by.actor.may_set_org_policy(&org.id) {
-            return Err(AppError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+            return Err(Error::new(
+                ErrorKind::Forbidden,
                 "Only platform support can turn MFA on or off for an organization.",
             ));
         }
-        return Err(AppError::forbidden());
+        return Err(Error::forbidden());
     }
     let mfa = org.mfa.apply(org.kind, &change).map_err(|e| match e {
-        OrgMfaChangeError::NothingToChange => AppError::bad_request("nothing_to_change", e.to_string()),
-        OrgMfaChangeError::NotEnabled => AppError::new(StatusCode::CONFLICT, "mfa_not_enabled", e.to_string()),
-        OrgMfaChangeError::Invalid(e) => AppError::bad_request("invalid_policy", e.to_string()),
+        OrgMfaChangeError::NothingToChange => Error::new(ErrorKind::NothingToChange, e.to_string()),
+        OrgMfaChangeError::NotEnabled => Error::new(ErrorKind::OrgMfaOff, e.to_string()),
+        OrgMfaChangeError::Invalid(e) => Error::new(ErrorKind::InvalidPolicy, e.to_string()),
     })?;
     let mut event = audit_event(state, "org_mfa_changed", "success", &by.client);
     event.org_id = Some(org.id.clone());
@@ -37,13 +35,13 @@ pub async fn set_org_mfa(state: &AppState, by: &By, org_id: &str, change: OrgMfa
     let methods = mfa.methods.to_string();
     event.detail = detail(&[("enabled", enabled), ("mode", mfa.mode.as_str()), ("methods", &methods)]);
     if !state.store.set_org_mfa(&org.id, &mfa, &event).await? {
-        return Err(AppError::not_found("The organization"));
+        return Err(Error::not_found("The organization"));
     }
     Ok(Org { mfa, ..org })
 }
 
 /// Finds a member of `org_id` by id or email, for someone allowed to see that organization.
-pub async fn find_member(state: &AppState, by: &By, org_id: &str, who: &str) -> Result<Account, AppError> {
+pub async fn find_member(state: &App, by: &By, org_id: &str, who: &str) -> Result<Account, Error> {
     let org = accounts::get_org(state, by, org_id).await?;
     let account = match AccountId::parse(who) {
         Ok(id) => state.store.get_account(id).await?,
@@ -54,17 +52,17 @@ pub async fn find_member(state: &AppState, by: &By, org_id: &str, who: &str) -> 
     };
     account
         .filter(|a| a.kind == AccountKind::Member && a.org_id.as_ref() == Some(&org.id))
-        .ok_or_else(|| AppError::not_found("The member"))
+        .ok_or_else(|| Error::not_found("The member"))
 }
 
 /// Sets a member's two-factor setting: Clinic default, Required or Not required.
 pub async fn set_member_override(
-    state: &AppState,
+    state: &App,
     by: &By,
     org_id: &str,
     who: &str,
     value: MemberOverride,
-) -> Result<Account, AppError> {
+) -> Result<Account, Error> {
     let member =
         super::admin::authorize(state, by, Some(org_id), who, clinic_auth_core::permission::MemberAction::SetOverride)
             .await?;

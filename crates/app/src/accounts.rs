@@ -1,7 +1,6 @@
 //! Organizations and accounts: creating them, invitation / reset / setup links, and
 //! setting a password through a link.
 
-use axum::http::StatusCode;
 use clinic_auth_core::permission::Target;
 use clinic_auth_core::{
     AccountId, AccountKind, Email, NewPassword, OrgId, OrgKind, Password, Realm, Role, SecretToken,
@@ -9,7 +8,7 @@ use clinic_auth_core::{
 use clinic_auth_store::{Account, LinkPurpose, NewAccount, NewPasswordLink, Org, PasswordLink, StoreError};
 
 use super::{By, audit_event, detail};
-use crate::{AppError, AppState};
+use crate::{App, Error, ErrorKind};
 
 /// A new account. Without a password it was invited: the link its holder sets a
 /// password with went to its own address by email.
@@ -24,25 +23,25 @@ pub struct Added {
     pub invitation_emailed: bool,
 }
 
-fn invalid_email() -> AppError {
-    AppError::bad_request("invalid_email", "Enter a valid email address, like name@clinic.org.")
+fn invalid_email() -> Error {
+    Error::invalid_email()
 }
 
-fn password_error(e: clinic_auth_core::password::PasswordError) -> AppError {
-    let code = match e {
-        clinic_auth_core::password::PasswordError::Mismatch => "password_mismatch",
-        _ => "weak_password",
+fn password_error(e: clinic_auth_core::password::PasswordError) -> Error {
+    let kind = match e {
+        clinic_auth_core::password::PasswordError::Mismatch => ErrorKind::PasswordMismatch,
+        _ => ErrorKind::WeakPassword,
     };
-    AppError::bad_request(code, e.to_string())
+    Error::new(kind, e.to_string())
 }
 
 /// Checks a chosen password against the policy and this account's context words.
 pub fn check_new_password(
-    state: &AppState,
+    state: &App,
     password: Password,
     confirm: Option<&str>,
     email: &Email,
-) -> Result<NewPassword, AppError> {
+) -> Result<NewPassword, Error> {
     let context = [email.as_str(), state.config.platform_name.as_str(), "clinic-auth"];
     NewPassword::parse(password, confirm, state.config.password_policy, &context).map_err(password_error)
 }
@@ -56,12 +55,7 @@ fn link_path(purpose: LinkPurpose, token: &SecretToken) -> String {
     format!("/{prefix}/{}", token.expose())
 }
 
-fn new_link(
-    state: &AppState,
-    purpose: LinkPurpose,
-    account: Option<AccountId>,
-    ttl: i64,
-) -> (SecretToken, NewPasswordLink) {
+fn new_link(state: &App, purpose: LinkPurpose, account: Option<AccountId>, ttl: i64) -> (SecretToken, NewPasswordLink) {
     let token = SecretToken::generate();
     let now = state.now();
     let link = NewPasswordLink {
@@ -74,34 +68,27 @@ fn new_link(
     (token, link)
 }
 
-pub async fn get_org(state: &AppState, by: &By, id: &str) -> Result<Org, AppError> {
-    let id = OrgId::parse(id).map_err(|_| AppError::not_found("The organization"))?;
+pub async fn get_org(state: &App, by: &By, id: &str) -> Result<Org, Error> {
+    let id = OrgId::parse(id).map_err(|_| Error::not_found("The organization"))?;
     if !by.actor.may_view_org(&id) {
         // Same answer as for a missing organization: ids of others are not disclosed.
-        return Err(AppError::not_found("The organization"));
+        return Err(Error::not_found("The organization"));
     }
-    state.store.get_org(&id).await?.ok_or_else(|| AppError::not_found("The organization"))
+    state.store.get_org(&id).await?.ok_or_else(|| Error::not_found("The organization"))
 }
 
 /// Creates an organization. Without an explicit id one is derived from the name.
-pub async fn create_org(
-    state: &AppState,
-    by: &By,
-    name: &str,
-    kind: OrgKind,
-    id: Option<&str>,
-) -> Result<Org, AppError> {
+pub async fn create_org(state: &App, by: &By, name: &str, kind: OrgKind, id: Option<&str>) -> Result<Org, Error> {
     if !by.actor.may_administer_platform() {
-        return Err(AppError::forbidden());
+        return Err(Error::forbidden());
     }
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(AppError::bad_request("invalid_name", "Give the organization a name of 1 to 200 characters."));
+        return Err(Error::new(ErrorKind::InvalidName, "Give the organization a name of 1 to 200 characters."));
     }
     let explicit = id
         .map(|i| {
-            OrgId::parse(i)
-                .map_err(|e| AppError::bad_request("invalid_org_id", format!("{}.", capitalize(&e.to_string()))))
+            OrgId::parse(i).map_err(|e| Error::new(ErrorKind::InvalidOrgId, format!("{}.", capitalize(&e.to_string()))))
         })
         .transpose()?;
     let base = explicit.clone().unwrap_or_else(|| OrgId::from_name(name));
@@ -116,20 +103,12 @@ pub async fn create_org(
             Ok(()) => return Ok(org),
             Err(StoreError::Conflict(_)) if explicit.is_none() => continue,
             Err(StoreError::Conflict(_)) => {
-                return Err(AppError::new(
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    "An organization with this id already exists.",
-                ));
+                return Err(Error::new(ErrorKind::Conflict, "An organization with this id already exists."));
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(AppError::new(
-        StatusCode::CONFLICT,
-        "conflict",
-        "Choose an organization id; the name is taken many times over.",
-    ))
+    Err(Error::new(ErrorKind::Conflict, "Choose an organization id; the name is taken many times over."))
 }
 
 fn capitalize(s: &str) -> String {
@@ -141,38 +120,37 @@ fn capitalize(s: &str) -> String {
 /// (no organization). Without a password, an invitation link is emailed to the new
 /// account; only the operator also gets it in the result.
 pub async fn add_account(
-    state: &AppState,
+    state: &App,
     by: &By,
     kind: AccountKind,
     org: Option<&str>,
     email: &str,
     role: Option<Role>,
     password: Option<Password>,
-) -> Result<Added, AppError> {
+) -> Result<Added, Error> {
     let email = Email::parse(email).map_err(|_| invalid_email())?;
     let org = match (kind, org) {
         (AccountKind::PlatformAdmin, _) => None,
         (_, Some(o)) => Some(get_org(state, by, o).await?),
         (_, None) => {
-            return Err(AppError::bad_request("invalid_request", "Name the organization."));
+            return Err(Error::new(ErrorKind::InvalidRequest, "Name the organization."));
         }
     };
     let allowed = match (kind, &org, role) {
         (AccountKind::PlatformAdmin, _, _) => by.actor.may_administer_platform(),
         (AccountKind::Member, Some(o), Some(r)) => by.actor.may_add_member(&o.id, r),
         (AccountKind::Member, _, None) => {
-            return Err(AppError::bad_request("invalid_role", "Choose a role: owner, admin, provider or staff."));
+            return Err(Error::new(ErrorKind::InvalidRole, "Choose a role: owner, admin, provider or staff."));
         }
         (AccountKind::Patient, Some(o), _) => by.actor.may_add_patient(&o.id),
         _ => false,
     };
     if !allowed {
-        return Err(AppError::forbidden());
+        return Err(Error::forbidden());
     }
     if password.is_some() && !by.actor.may_handle_password_for_others() {
-        return Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "password_not_allowed",
+        return Err(Error::new(
+            ErrorKind::PasswordNotAllowed,
             "You cannot choose another person's password: leave it out, and they choose it through the invitation.",
         ));
     }
@@ -203,16 +181,11 @@ pub async fn add_account(
         ("invited", if invitation.is_some() { "true" } else { "false" }),
     ]);
     state.store.insert_account(&account, invitation.as_ref().map(|(_, l)| l), &event).await.map_err(|e| match e {
-        StoreError::Conflict(_) => {
-            AppError::new(StatusCode::CONFLICT, "email_taken", "An account with this email already exists.")
-        }
+        StoreError::Conflict(_) => Error::new(ErrorKind::EmailTaken, "An account with this email already exists."),
         other => other.into(),
     })?;
-    let stored = state
-        .store
-        .get_account(account.id)
-        .await?
-        .ok_or_else(|| AppError::internal("account vanished after insert"))?;
+    let stored =
+        state.store.get_account(account.id).await?.ok_or_else(|| Error::internal("account vanished after insert"))?;
     let link = invitation.map(|(t, l)| (state.config.link(&link_path(LinkPurpose::Invitation, &t)), l.expires_at));
     let invitation_emailed = match &link {
         Some((url, expires_at)) => send_invitation(state, &stored, org.as_ref(), url, *expires_at).await,
@@ -226,7 +199,7 @@ pub async fn add_account(
 /// way: a failed delivery is logged (masked address), and an admin sends a new one
 /// with [`resend_invitation`] once email works (the operator also has the link).
 async fn send_invitation(
-    state: &AppState,
+    state: &App,
     account: &Account,
     org: Option<&Org>,
     url: &str,
@@ -253,13 +226,12 @@ fn throttle_key_resend(account: &Account) -> String {
 /// by email to the account's own address; whoever asked never sees it. Allowed to
 /// whoever may invite that kind of account (`Actor::may_resend_invitation`), at most
 /// five times an hour per account. Returns whether the email went out.
-pub async fn resend_invitation(state: &AppState, by: &By, account: &Account) -> Result<bool, AppError> {
+pub async fn resend_invitation(state: &App, by: &By, account: &Account) -> Result<bool, Error> {
     let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
     super::admin::enforce(state, by, by.actor.may_resend_invitation(&target)).await?;
     let already_active = || {
-        AppError::new(
-            StatusCode::CONFLICT,
-            "already_active",
+        Error::new(
+            ErrorKind::AlreadyActive,
             "This account already has a password, so there is no invitation to resend. If they forgot it, send \
              them a password reset.",
         )
@@ -268,9 +240,8 @@ pub async fn resend_invitation(state: &AppState, by: &By, account: &Account) -> 
         return Err(already_active());
     }
     if account.status != clinic_auth_core::AccountStatus::Active {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            "account_deactivated",
+        return Err(Error::new(
+            ErrorKind::ReactivateFirst,
             "This account is deactivated. Reactivate it first, then resend the invitation.",
         ));
     }
@@ -282,9 +253,8 @@ pub async fn resend_invitation(state: &AppState, by: &By, account: &Account) -> 
         None => Some(state.store.get_throttle(&key).await?.and_then(|t| t.locked_for(now)).unwrap_or(1)),
     };
     if let Some(wait) = wait {
-        return Err(AppError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_resends",
+        return Err(Error::new(
+            ErrorKind::TooManyResends,
             format!(
                 "This invitation was resent {} times within an hour. Try again in {}.",
                 rule.free_failures,
@@ -311,9 +281,9 @@ pub async fn resend_invitation(state: &AppState, by: &By, account: &Account) -> 
 }
 
 /// [`resend_invitation`] for an account named by id (`POST /api/v1/accounts/{id}/invitation`).
-pub async fn resend_invitation_to(state: &AppState, by: &By, account_id: &str) -> Result<bool, AppError> {
-    let id = AccountId::parse(account_id).map_err(|_| AppError::not_found("The account"))?;
-    let account = state.store.get_account(id).await?.ok_or_else(|| AppError::not_found("The account"))?;
+pub async fn resend_invitation_to(state: &App, by: &By, account_id: &str) -> Result<bool, Error> {
+    let id = AccountId::parse(account_id).map_err(|_| Error::not_found("The account"))?;
+    let account = state.store.get_account(id).await?.ok_or_else(|| Error::not_found("The account"))?;
     resend_invitation(state, by, &account).await
 }
 
@@ -323,11 +293,11 @@ const RESET_LINK_MAX_SECS: i64 = 24 * 3600;
 /// A new password-reset link for `account`, stored with its audit event (`delivery`
 /// says where the link went; the event never holds the link).
 async fn issue_reset_link(
-    state: &AppState,
+    state: &App,
     by: &By,
     account: &Account,
     delivery: &str,
-) -> Result<(String, clinic_auth_core::UnixTime), AppError> {
+) -> Result<(String, clinic_auth_core::UnixTime), Error> {
     let ttl = state.config.link_ttl_secs.min(RESET_LINK_MAX_SECS);
     let (token, link) = new_link(state, LinkPurpose::PasswordReset, Some(account.id), ttl);
     let mut event = audit_event(state, "password_reset_link_issued", "success", &by.client);
@@ -345,12 +315,12 @@ async fn issue_reset_link(
 /// The server's shell only (`clinic-auth password-reset`): a password-reset link for
 /// any account, printed for the operator who holds the machine to pass on. Nobody
 /// else ever sees a reset link; they use [`send_password_reset`].
-pub async fn password_reset_link(state: &AppState, by: &By, account_id: &str) -> Result<String, AppError> {
+pub async fn password_reset_link(state: &App, by: &By, account_id: &str) -> Result<String, Error> {
     if !by.actor.may_handle_password_for_others() {
-        return Err(AppError::forbidden());
+        return Err(Error::forbidden());
     }
-    let id = AccountId::parse(account_id).map_err(|_| AppError::not_found("The account"))?;
-    let account = state.store.get_account(id).await?.ok_or_else(|| AppError::not_found("The account"))?;
+    let id = AccountId::parse(account_id).map_err(|_| Error::not_found("The account"))?;
+    let account = state.store.get_account(id).await?.ok_or_else(|| Error::not_found("The account"))?;
     Ok(issue_reset_link(state, by, &account, "shown_to_operator").await?.0)
 }
 
@@ -359,9 +329,9 @@ pub async fn password_reset_link(state: &AppState, by: &By, account_id: &str) ->
 /// `Actor::may_send_password_reset`). Whoever asked never sees the link. Returns
 /// whether the email went out; a failed delivery is logged (masked address) and the
 /// unused link simply expires.
-pub async fn send_password_reset(state: &AppState, by: &By, account_id: &str) -> Result<bool, AppError> {
-    let id = AccountId::parse(account_id).map_err(|_| AppError::not_found("The account"))?;
-    let account = state.store.get_account(id).await?.ok_or_else(|| AppError::not_found("The account"))?;
+pub async fn send_password_reset(state: &App, by: &By, account_id: &str) -> Result<bool, Error> {
+    let id = AccountId::parse(account_id).map_err(|_| Error::not_found("The account"))?;
+    let account = state.store.get_account(id).await?.ok_or_else(|| Error::not_found("The account"))?;
     let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
     let is_self = by.account_id == Some(account.id);
     super::admin::enforce(state, by, by.actor.may_send_password_reset(&target, is_self)).await?;
@@ -382,18 +352,18 @@ pub async fn send_password_reset(state: &AppState, by: &By, account_id: &str) ->
 }
 
 /// Finds an account by email for the command line: staff realm first, then patients.
-pub async fn find_by_email(state: &AppState, email: &str) -> Result<Account, AppError> {
+pub async fn find_by_email(state: &App, email: &str) -> Result<Account, Error> {
     let email = Email::parse(email).map_err(|_| invalid_email())?;
     for realm in [Realm::Staff, Realm::Patient] {
         if let Some(a) = state.store.find_account(realm, &email).await? {
             return Ok(a);
         }
     }
-    Err(AppError::not_found("The account"))
+    Err(Error::not_found("The account"))
 }
 
 /// When no platform admin exists, a fresh one-time link to create the first one.
-pub async fn ensure_setup_link(state: &AppState) -> Result<Option<String>, AppError> {
+pub async fn ensure_setup_link(state: &App) -> Result<Option<String>, Error> {
     if state.store.count_platform_admins().await? > 0 {
         return Ok(None);
     }
@@ -410,19 +380,14 @@ pub struct OpenedLink {
     pub org: Option<Org>,
 }
 
-pub fn link_unusable() -> AppError {
-    AppError::new(
-        StatusCode::GONE,
-        "link_expired",
+pub fn link_unusable() -> Error {
+    Error::new(
+        ErrorKind::LinkExpired,
         "This link has already been used or has expired. Ask your administrator for a new one.",
     )
 }
 
-async fn usable_link(
-    state: &AppState,
-    token: &str,
-    purpose: LinkPurpose,
-) -> Result<(SecretToken, PasswordLink), AppError> {
+async fn usable_link(state: &App, token: &str, purpose: LinkPurpose) -> Result<(SecretToken, PasswordLink), Error> {
     let token = SecretToken::from_presented(token).ok_or_else(link_unusable)?;
     match state.store.get_password_link(&token.hash()).await? {
         Some(link) if link.purpose == purpose && link.is_usable(state.now()) => Ok((token, link)),
@@ -430,7 +395,7 @@ async fn usable_link(
     }
 }
 
-pub async fn open_link(state: &AppState, token: &str, purpose: LinkPurpose) -> Result<OpenedLink, AppError> {
+pub async fn open_link(state: &App, token: &str, purpose: LinkPurpose) -> Result<OpenedLink, Error> {
     let (_, link) = usable_link(state, token, purpose).await?;
     let account = match link.account_id {
         Some(id) => Some(state.store.get_account(id).await?.ok_or_else(link_unusable)?),
@@ -446,13 +411,13 @@ pub async fn open_link(state: &AppState, token: &str, purpose: LinkPurpose) -> R
 /// Sets a password through an invitation or reset link. Returns the account, whose
 /// realm decides which sign-in page comes next.
 pub async fn set_password_with_link(
-    state: &AppState,
+    state: &App,
     token: &str,
     purpose: LinkPurpose,
     password: Password,
     confirm: &str,
     client: &clinic_auth_store::ClientInfo,
-) -> Result<Account, AppError> {
+) -> Result<Account, Error> {
     let (token, link) = usable_link(state, token, purpose).await?;
     let account_id = link.account_id.ok_or_else(link_unusable)?;
     let account = state.store.get_account(account_id).await?.ok_or_else(link_unusable)?;
@@ -475,13 +440,13 @@ pub async fn set_password_with_link(
 
 /// Creates the first platform admin through the setup link.
 pub async fn create_first_admin(
-    state: &AppState,
+    state: &App,
     token: &str,
     email: &str,
     password: Password,
     confirm: &str,
     client: &clinic_auth_store::ClientInfo,
-) -> Result<Account, AppError> {
+) -> Result<Account, Error> {
     let (token, _) = usable_link(state, token, LinkPurpose::Setup).await?;
     let email = Email::parse(email).map_err(|_| invalid_email())?;
     let new = check_new_password(state, password, Some(confirm), &email)?;
@@ -499,23 +464,22 @@ pub async fn create_first_admin(
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
     event.detail = detail(&[("kind", "platform_admin"), ("email", email.as_str()), ("via", "setup_link")]);
-    let created =
-        state.store.create_admin_with_setup_link(&token.hash(), &account, state.now(), &event).await.map_err(|e| {
-            match e {
-                StoreError::Conflict(_) => {
-                    AppError::new(StatusCode::CONFLICT, "email_taken", "An account with this email already exists.")
-                }
-                other => other.into(),
-            }
+    let created = state
+        .store
+        .create_admin_with_setup_link(&token.hash(), &account, state.now(), &event)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => Error::new(ErrorKind::EmailTaken, "An account with this email already exists."),
+            other => other.into(),
         })?;
     if !created {
         return Err(link_unusable());
     }
-    state.store.get_account(account.id).await?.ok_or_else(|| AppError::internal("admin vanished after insert"))
+    state.store.get_account(account.id).await?.ok_or_else(|| Error::internal("admin vanished after insert"))
 }
 
 /// What a presented link is for, if it is still usable.
-pub async fn link_purpose(state: &AppState, token: &str) -> Result<LinkPurpose, AppError> {
+pub async fn link_purpose(state: &App, token: &str) -> Result<LinkPurpose, Error> {
     let token = SecretToken::from_presented(token).ok_or_else(link_unusable)?;
     match state.store.get_password_link(&token.hash()).await? {
         Some(link) if link.is_usable(state.now()) => Ok(link.purpose),

@@ -1,0 +1,198 @@
+//! The use cases of clinic-auth, written once for every door: the sign-in pages, the
+//! JSON API and the command line call these functions and only render what they
+//! answer. Each takes already extracted input, applies the core's rules and writes
+//! through the store; nothing here knows HTTP.
+//!
+//! Start with `sign_in`: it follows a sign-in from the email to the session.
+
+pub mod accounts;
+pub mod admin;
+pub mod codes;
+pub mod config;
+pub mod crypto;
+mod error;
+pub mod factors;
+pub mod hashing;
+pub mod notices;
+pub mod passkeys;
+pub mod policy;
+pub mod sessions;
+pub mod sign_in;
+pub mod time;
+
+use std::sync::Arc;
+
+use clinic_auth_core::{Clock, UnixTime};
+use clinic_auth_store::Store;
+
+pub use config::{CookieSecurity, WebConfig, default_public_url};
+pub use crypto::{KeyringError, Sealer};
+pub use error::{Error, ErrorKind, Result};
+pub use hashing::PasswordHasher;
+pub use sessions::SignedIn;
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        let secs =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+}
+
+/// Everything a use case can reach: the store, the clock, the settings, password
+/// hashing, the keyring, delivery and the passkey relying party.
+#[derive(Debug, Clone)]
+pub struct App(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub config: WebConfig,
+    pub hasher: PasswordHasher,
+    pub sealer: Sealer,
+    pub senders: Senders,
+    /// The passkey relying party; `None` when the configuration cannot have one (an
+    /// IP address or plain HTTP other than localhost), and passkeys are not offered.
+    pub webauthn: Option<webauthn_rs::Webauthn>,
+}
+
+/// Where emailed and texted codes go.
+#[derive(Debug, Clone)]
+pub struct Senders {
+    pub email: Arc<dyn clinic_auth_notify::EmailSender>,
+    pub sms: Arc<dyn clinic_auth_notify::SmsSender>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: WebConfig,
+        sealer: Sealer,
+        senders: Senders,
+    ) -> App {
+        let hasher = PasswordHasher::new(config.hashing_concurrency);
+        let webauthn = match passkeys::relying_party(&config) {
+            Ok(w) => Some(w),
+            Err(why) => {
+                // `serve` says so once at start-up; admin commands need no passkeys
+                // and stay quiet.
+                tracing::debug!("passkeys are off: {why}");
+                None
+            }
+        };
+        App(Arc::new(Inner { store, clock, config, hasher, sealer, senders, webauthn }))
+    }
+
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// Deletes expired flows, idle sessions and stale links.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        let now = self.now();
+        let idle_cutoff = now.plus_secs(-self.config.session.idle_secs);
+        Ok(self.store.purge_expired(now, idle_cutoff).await?)
+    }
+}
+
+use clinic_auth_core::permission::Actor;
+use clinic_auth_core::{AccountId, TokenHash};
+use clinic_auth_store::{ClientInfo, NewAuditEvent, Via};
+
+/// Who is asking, for permission checks and audit events.
+#[derive(Debug, Clone)]
+pub struct By {
+    pub actor: Actor,
+    pub account_id: Option<AccountId>,
+    pub client: ClientInfo,
+    /// The session acting, for the step-up check when an admin acts on themself.
+    pub session: Option<TokenHash>,
+}
+
+impl By {
+    /// The command line on the server.
+    pub fn operator() -> By {
+        By {
+            actor: Actor::Operator,
+            account_id: None,
+            client: ClientInfo { ip: "local".into(), user_agent: "clinic-auth cli".into() },
+            session: None,
+        }
+    }
+}
+
+impl By {
+    /// A signed-in account acting from a page or the API.
+    pub fn signed_in(s: &SignedIn, client: ClientInfo) -> By {
+        By { actor: s.actor(), account_id: Some(s.account.id), client, session: Some(s.token_hash.clone()) }
+    }
+}
+
+/// Where a second-factor step happens: inside a sign-in (its login flow) or a
+/// signed-in session. An emailed or texted code is good only where it was asked for,
+/// and a change to the account made here keeps this sign-in or session alive while
+/// ending the others.
+#[derive(Debug, Clone, Copy)]
+pub enum Within<'a> {
+    SignIn(&'a TokenHash),
+    Session(&'a TokenHash),
+}
+
+impl Within<'_> {
+    /// What a code sent here is bound to.
+    pub fn binding(&self) -> &str {
+        match self {
+            Within::SignIn(h) | Within::Session(h) => h.as_str(),
+        }
+    }
+
+    pub fn via(&self) -> Via {
+        match self {
+            Within::SignIn(h) => Via { flow: Some((*h).clone()), session: None },
+            Within::Session(h) => Via { flow: None, session: Some((*h).clone()) },
+        }
+    }
+
+    /// The audit word for checking a factor here.
+    pub fn purpose(&self) -> &'static str {
+        match self {
+            Within::SignIn(_) => "sign_in",
+            Within::Session(_) => "step_up",
+        }
+    }
+}
+
+/// An audit event at the current time; callers fill in org, actor, subject, detail.
+pub fn audit_event(state: &App, kind: &'static str, outcome: &'static str, client: &ClientInfo) -> NewAuditEvent {
+    NewAuditEvent {
+        at: state.now(),
+        kind,
+        outcome,
+        org_id: None,
+        actor_id: None,
+        subject_id: None,
+        client: client.clone(),
+        detail: "{}".to_owned(),
+        via: Via::default(),
+    }
+}
+
+/// A JSON object for an audit event's detail. Only ever pass non-secret values.
+pub fn detail(pairs: &[(&str, &str)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> =
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned()))).collect();
+    serde_json::Value::Object(map).to_string()
+}
