@@ -7,8 +7,11 @@ use clinic_auth_core::{
 };
 use clinic_auth_store::{Account, LinkPurpose, NewAccount, NewPasswordLink, Org, PasswordLink, StoreError};
 
-use super::{By, audit_event, detail};
+use super::{By, access, audit_event, detail};
 use crate::{App, Error, ErrorKind};
+
+/// An organization visible to `by` (see `access::get_org`).
+pub use crate::access::get_org;
 
 /// A new account. Without a password it was invited: the link its holder sets a
 /// password with went to its own address by email.
@@ -66,15 +69,6 @@ fn new_link(state: &App, purpose: LinkPurpose, account: Option<AccountId>, ttl: 
         expires_at: now.plus_secs(ttl),
     };
     (token, link)
-}
-
-pub async fn get_org(state: &App, by: &By, id: &str) -> Result<Org, Error> {
-    let id = OrgId::parse(id).map_err(|_| Error::not_found("The organization"))?;
-    if !by.actor.may_view_org(&id) {
-        // Same answer as for a missing organization: ids of others are not disclosed.
-        return Err(Error::not_found("The organization"));
-    }
-    state.store.get_org(&id).await?.ok_or_else(|| Error::not_found("The organization"))
 }
 
 /// Creates an organization. Without an explicit id one is derived from the name.
@@ -228,7 +222,7 @@ fn throttle_key_resend(account: &Account) -> String {
 /// five times an hour per account. Returns whether the email went out.
 pub async fn resend_invitation(state: &App, by: &By, account: &Account) -> Result<bool, Error> {
     let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
-    super::admin::enforce(state, by, by.actor.may_resend_invitation(&target)).await?;
+    access::enforce(state, by, by.actor.may_resend_invitation(&target)).await?;
     let already_active = || {
         Error::new(
             ErrorKind::AlreadyActive,
@@ -334,7 +328,7 @@ pub async fn send_password_reset(state: &App, by: &By, account_id: &str) -> Resu
     let account = state.store.get_account(id).await?.ok_or_else(|| Error::not_found("The account"))?;
     let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
     let is_self = by.account_id == Some(account.id);
-    super::admin::enforce(state, by, by.actor.may_send_password_reset(&target, is_self)).await?;
+    access::enforce(state, by, by.actor.may_send_password_reset(&target, is_self)).await?;
     let (url, expires_at) = issue_reset_link(state, by, &account, "email").await?;
     let org_name = match &account.org_id {
         Some(o) => state.store.get_org(o).await?.map(|o| o.name),

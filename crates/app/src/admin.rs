@@ -3,14 +3,12 @@
 //! sessions, deactivation and roles; and the audit trail with its CSV export. The
 //! permission rules are `clinic_auth_core::permission`; this module applies them.
 
-use clinic_auth_core::permission::{
-    Actor, Denial, IdentityNoteError, MemberAction, PLATFORM_SUPPORT_NAME, ShownAs, Target, Verdict,
-};
-use clinic_auth_core::{AccountId, AccountStatus, Email, Realm, Role, UnixTime};
+use clinic_auth_core::permission::{Actor, IdentityNoteError, MemberAction, PLATFORM_SUPPORT_NAME, ShownAs};
+use clinic_auth_core::{AccountId, AccountStatus, Role, UnixTime};
 use clinic_auth_notify::SecurityNotice;
 use clinic_auth_store::{Account, AuditEvent, AuditFilter, Bypass, Factor};
 
-use super::{By, accounts, audit_event, detail, factors, notices, policy, time};
+use super::{By, access, accounts, audit_event, detail, factors, notices, time};
 use crate::{App, Error, ErrorKind};
 
 /// A member as the Users page and the platform console show them: no secrets.
@@ -27,76 +25,6 @@ pub struct MemberStatus {
     /// Factors the member still has that the organization no longer allows; they
     /// move to an allowed method at their next sign-in.
     pub outside_allowed: Vec<clinic_auth_core::FactorKind>,
-}
-
-/// Whether `by` proved a second factor within the step-up window (or has none to prove).
-async fn stepped_up(state: &App, by: &By) -> Result<bool, Error> {
-    let (Some(id), Some(session)) = (by.account_id, by.session.as_ref()) else { return Ok(false) };
-    factors::has_recent_proof(state, id, session).await
-}
-
-/// Finds the account an action is aimed at: a member of `org` (by id or email), or,
-/// for platform support without an organization, any account by id or email.
-async fn find_target(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<Account, Error> {
-    match org {
-        Some(o) => policy::find_member(state, by, o, who).await,
-        None if by.actor.is_platform_support() => {
-            let found = match AccountId::parse(who) {
-                Ok(id) => state.store.get_account(id).await?,
-                Err(_) => match Email::parse(who) {
-                    Ok(email) => match state.store.find_account(Realm::Staff, &email).await? {
-                        Some(a) => Some(a),
-                        None => state.store.find_account(Realm::Patient, &email).await?,
-                    },
-                    Err(_) => None,
-                },
-            };
-            found.ok_or_else(|| Error::not_found("The account"))
-        }
-        None => Err(Error::forbidden()),
-    }
-}
-
-/// The target of `action`, once the rules allow `by` to do it.
-pub async fn authorize(
-    state: &App,
-    by: &By,
-    org: Option<&str>,
-    who: &str,
-    action: MemberAction,
-) -> Result<Account, Error> {
-    let account = find_target(state, by, org, who).await?;
-    let target = Target { kind: account.kind, org: account.org_id.as_ref(), role: account.role };
-    let is_self = by.account_id == Some(account.id);
-    enforce(state, by, by.actor.may_act_on_member(&target, is_self, action)).await?;
-    Ok(account)
-}
-
-/// Carries out the core's verdict: `Ok` when allowed (after the step-up check for a
-/// self-action), otherwise the answer for the person.
-pub async fn enforce(state: &App, by: &By, verdict: Verdict) -> Result<(), Error> {
-    match verdict {
-        Verdict::Allowed => Ok(()),
-        Verdict::NeedsStepUp if stepped_up(state, by).await? => Ok(()),
-        Verdict::NeedsStepUp => Err(factors::step_up_required()
-            .with_message("This changes your own account: confirm it's you with your second factor first.")),
-        Verdict::Denied(Denial::NotVisible) => Err(Error::not_found("The member")),
-        Verdict::Denied(Denial::Role) => Err(Error::forbidden()),
-        Verdict::Denied(Denial::NotOnYourself) => Err(Error::new(
-            ErrorKind::NotOnYourself,
-            "You cannot do this to your own account; ask another owner or platform support.",
-        )),
-        Verdict::Denied(Denial::OwnerProtected) => Err(Error::new(
-            ErrorKind::OwnerProtected,
-            "Only an owner or platform support can do this to the clinic's owner.",
-        )),
-        Verdict::Denied(Denial::OwnersAppointOwners) => {
-            Err(Error::new(ErrorKind::Forbidden, "Only an owner or platform support can make someone an owner."))
-        }
-        Verdict::Denied(Denial::NotAMember) => {
-            Err(Error::new(ErrorKind::NotAMember, "This is only for clinic staff members."))
-        }
-    }
 }
 
 async fn status_of(state: &App, account: Account) -> Result<MemberStatus, Error> {
@@ -121,14 +49,14 @@ fn status_from(account: Account, m: factors::MfaState, sessions: i64) -> MemberS
 
 /// One member's 2FA status (which factors, enrolled when, last used), without secrets.
 pub async fn member_status(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<MemberStatus, Error> {
-    let account = authorize(state, by, org, who, MemberAction::ViewStatus).await?;
+    let account = access::authorize(state, by, org, who, MemberAction::ViewStatus).await?;
     status_of(state, account).await
 }
 
 /// The Users list: an organization's members, optionally only those whose email or
 /// role contains `query`.
 pub async fn list_members(state: &App, by: &By, org: &str, query: Option<&str>) -> Result<Vec<MemberStatus>, Error> {
-    let org = accounts::get_org(state, by, org).await?;
+    let org = access::get_org(state, by, org).await?;
     if !by.actor.may_set_org_policy(&org.id) {
         return Err(Error::forbidden());
     }
@@ -166,7 +94,7 @@ fn event_for(state: &App, by: &By, kind: &'static str, target: &Account) -> clin
 /// second factor until the bypass expires; that sign-in clears their factors and
 /// sends them to setup. Granting removes nothing by itself.
 pub async fn grant_bypass(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<Bypass, Error> {
-    let account = authorize(state, by, org, who, MemberAction::GrantBypass).await?;
+    let account = access::authorize(state, by, org, who, MemberAction::GrantBypass).await?;
     let now = state.now();
     let bypass =
         Bypass { granted_at: now, expires_at: now.plus_secs(state.config.bypass_ttl_secs), granted_by: by.account_id };
@@ -193,7 +121,7 @@ pub async fn reset_mfa(
         IdentityNoteError::Missing => Error::new(ErrorKind::IdentityNoteRequired, e.to_string()),
         IdentityNoteError::Invalid => Error::new(ErrorKind::InvalidNote, e.to_string()),
     })?;
-    let account = authorize(state, by, org, who, MemberAction::ResetMfa).await?;
+    let account = access::authorize(state, by, org, who, MemberAction::ResetMfa).await?;
     let mut event = event_for(state, by, "mfa_reset", &account);
     if let Some(n) = &note {
         event.detail = detail(&[("identity_verified", n.as_str())]);
@@ -206,13 +134,13 @@ pub async fn reset_mfa(
 /// "Resend invitation" to a member of `org` (by id or email), or for platform support
 /// without an organization to any account: see [`accounts::resend_invitation`].
 pub async fn resend_invitation(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<bool, Error> {
-    let account = find_target(state, by, org, who).await?;
+    let account = access::find_target(state, by, org, who).await?;
     accounts::resend_invitation(state, by, &account).await
 }
 
 /// Ends every session of the member.
 pub async fn revoke_sessions(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<u64, Error> {
-    let account = authorize(state, by, org, who, MemberAction::RevokeSessions).await?;
+    let account = access::authorize(state, by, org, who, MemberAction::RevokeSessions).await?;
     let event = event_for(state, by, "sessions_revoked", &account);
     Ok(state.store.revoke_sessions(account.id, &event).await?)
 }
@@ -226,7 +154,7 @@ pub async fn set_status(
     status: AccountStatus,
 ) -> Result<Account, Error> {
     let action = if status == AccountStatus::Active { MemberAction::Reactivate } else { MemberAction::Deactivate };
-    let account = authorize(state, by, org, who, action).await?;
+    let account = access::authorize(state, by, org, who, action).await?;
     let kind = if status == AccountStatus::Active { "account_reactivated" } else { "account_deactivated" };
     let event = event_for(state, by, kind, &account);
     if !state.store.set_account_status(account.id, status, &event).await? {
@@ -237,7 +165,7 @@ pub async fn set_status(
 
 /// Changes a member's role.
 pub async fn change_role(state: &App, by: &By, org: Option<&str>, who: &str, role: Role) -> Result<Account, Error> {
-    let account = authorize(state, by, org, who, MemberAction::ChangeRole(role)).await?;
+    let account = access::authorize(state, by, org, who, MemberAction::ChangeRole(role)).await?;
     let mut event = event_for(state, by, "role_changed", &account);
     event.detail = detail(&[("from", account.role.map(Role::as_str).unwrap_or("")), ("to", role.as_str())]);
     if !state.store.set_role(account.id, role, &event).await? {
@@ -277,7 +205,7 @@ pub struct AuditSlice {
 /// The store filter for `q`, once `by` may read that part of the trail.
 async fn audit_filter(state: &App, by: &By, org: Option<&str>, q: &AuditQuery) -> Result<AuditFilter, Error> {
     let org_id = match org {
-        Some(o) => Some(accounts::get_org(state, by, o).await?.id),
+        Some(o) => Some(access::get_org(state, by, o).await?.id),
         None => None,
     };
     if !by.actor.may_view_audit(org_id.as_ref()) {
@@ -287,8 +215,8 @@ async fn audit_filter(state: &App, by: &By, org: Option<&str>, q: &AuditQuery) -
     let member = match nonempty(&q.member) {
         Some(who) => Some(match (&org_id, AccountId::parse(&who)) {
             (_, Ok(id)) => id,
-            (Some(o), Err(_)) => policy::find_member(state, by, o.as_str(), &who).await?.id,
-            (None, Err(_)) => find_target(state, by, None, &who).await?.id,
+            (Some(o), Err(_)) => access::find_member(state, by, o.as_str(), &who).await?.id,
+            (None, Err(_)) => access::find_target(state, by, None, &who).await?.id,
         }),
         None => None,
     };

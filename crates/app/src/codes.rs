@@ -17,23 +17,7 @@ pub struct SentTo {
     pub resend_in: i64,
 }
 
-/// What a code is for: a code sent for one purpose does not work for another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    SignIn,
-    Enroll,
-    StepUp,
-}
-
-impl Purpose {
-    fn as_str(self) -> &'static str {
-        match self {
-            Purpose::SignIn => "sign_in",
-            Purpose::Enroll => "enroll",
-            Purpose::StepUp => "step_up",
-        }
-    }
-}
+pub use clinic_auth_core::Purpose;
 
 pub fn masked(channel: FactorKind, target: &str) -> String {
     match channel {

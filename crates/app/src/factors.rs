@@ -2,166 +2,23 @@
 //! app, checking codes and recovery codes, and turning 2FA off. Shared by the sign-in
 //! flow, the account pages and the API.
 
-use clinic_auth_core::policy::{self, MemberContext};
 use clinic_auth_core::totp::{self, Issuer, TotpRejection};
 use clinic_auth_core::{
-    AccountId, AccountKind, FactorKind, MethodSet, RecoveryCode, Requirement, ThrottleRule, TokenHash, TotpCode,
-    TotpSecret, UsPhone,
+    AccountId, FactorKind, MethodSet, Purpose, RecoveryCode, TokenHash, TotpCode, TotpSecret, UsPhone,
 };
-use clinic_auth_store::{Account, ClientInfo, Factor, NewFactor, Org, PendingFactor};
+use clinic_auth_store::{Account, ClientInfo, NewFactor, PendingFactor};
 
 use super::codes::{self, SentTo};
 use super::{Within, audit_event, detail, notices};
 use crate::{App, Error, ErrorKind};
 use clinic_auth_notify::SecurityNotice;
 
+pub use crate::attempts::factor_locked;
+use crate::attempts::{count_failure, proved, reserve_attempt};
+pub use crate::mfa_state::{MfaState, load, method_label};
+use crate::mfa_state::{sealing_context, uuid_like};
 /// How long a shown QR code stays good for confirming.
 const PENDING_SECS: i64 = 15 * 60;
-
-/// An account's factors and the policy around them.
-#[derive(Debug, Clone)]
-pub struct MfaState {
-    pub org: Option<Org>,
-    pub factors: Vec<Factor>,
-    pub has_recovery_code: bool,
-    /// An admin-granted one-time bypass is waiting and unexpired.
-    pub bypass_valid: bool,
-}
-
-impl MfaState {
-    pub fn enrolled(&self) -> Vec<FactorKind> {
-        let mut kinds: Vec<FactorKind> = self.factors.iter().map(|f| f.kind).collect();
-        if self.has_recovery_code {
-            kinds.push(FactorKind::RecoveryCode);
-        }
-        kinds
-    }
-
-    /// The requirement at sign-in on a browser that may hold one of the account's
-    /// passkeys: on a trusted device the passkey is the default.
-    pub fn requirement_on_device(&self, account: &Account, device_hints: &[String]) -> Requirement {
-        let enrolled = self.enrolled();
-        let mut ctx = self.context(account, &enrolled);
-        ctx.trusted_device = super::passkeys::is_trusted_device(&self.factors, device_hints);
-        policy::requirement(&ctx)
-    }
-
-    fn context<'a>(&'a self, account: &Account, enrolled: &'a [FactorKind]) -> MemberContext<'a> {
-        // Patients and platform admins are never under an organization's staff policy.
-        let org = if account.kind == AccountKind::Member { self.org.as_ref() } else { None };
-        MemberContext {
-            org_kind: org.map(|o| o.kind),
-            org: org.map(|o| &o.mfa),
-            override_: account.mfa_override,
-            enrolled,
-            preferred: account.preferred_factor,
-            trusted_device: false,
-            // Only members are under an organization's admins; nobody else can hold a bypass.
-            bypass_valid: self.bypass_valid && account.kind == AccountKind::Member,
-            platform_admin: account.kind == AccountKind::PlatformAdmin,
-        }
-    }
-
-    pub fn requirement(&self, account: &Account) -> Requirement {
-        let enrolled = self.enrolled();
-        policy::requirement(&self.context(account, &enrolled))
-    }
-
-    pub fn may_opt_in(&self, account: &Account) -> bool {
-        let enrolled = self.enrolled();
-        policy::may_opt_in(&self.context(account, &enrolled))
-    }
-
-    pub fn may_turn_off(&self, account: &Account) -> bool {
-        let enrolled = self.enrolled();
-        policy::may_turn_off(&self.context(account, &enrolled))
-    }
-
-    /// The methods this account may set up: the organization's allowed methods for
-    /// members of an organization with MFA on; authenticator apps otherwise.
-    pub fn allowed_methods(&self, account: &Account) -> MethodSet {
-        let org = if account.kind == AccountKind::Member { self.org.as_ref().map(|o| &o.mfa) } else { None };
-        policy::allowed_methods(org)
-    }
-
-    /// The methods this account may set up as a first factor (passkeys come after,
-    /// on trusted devices).
-    pub fn setup_methods(&self, account: &Account) -> MethodSet {
-        self.allowed_methods(account).first_factors()
-    }
-
-    /// Whether to offer "Trust this device?" to this account.
-    pub fn may_trust_device(&self, account: &Account) -> bool {
-        policy::may_trust_device(&self.enrolled(), self.allowed_methods(account))
-    }
-
-    /// Every method a sign-in can use: the enrolled ones, plus the account's own email
-    /// when the organization allows email codes ("You will receive the one-time code in
-    /// your account's registered email"). The email fallback is offered only to
-    /// members who already use a second factor; it never makes one required.
-    pub fn available(&self, account: &Account) -> Vec<FactorKind> {
-        let enrolled = self.enrolled();
-        let offered = policy::sign_in_factors(&self.context(account, &enrolled));
-        policy::available_methods(&offered, self.allowed_methods(account))
-    }
-
-    /// The member's factors that their organization no longer allows.
-    pub fn outside_allowed(&self, account: &Account) -> Vec<FactorKind> {
-        let enrolled = self.enrolled();
-        policy::outside_allowed(&self.context(account, &enrolled))
-    }
-
-    /// Every factor the member has is one the organization no longer allows: after
-    /// proving one, they set up one of these before a session exists.
-    pub fn must_replace(&self, account: &Account) -> Option<MethodSet> {
-        let enrolled = self.enrolled();
-        policy::must_replace(&self.context(account, &enrolled))
-    }
-
-    /// Where codes for `kind` go for this account.
-    pub fn code_target(&self, account: &Account, kind: FactorKind) -> Option<String> {
-        match self.factor(kind).and_then(|f| f.target.clone()) {
-            Some(t) => Some(t),
-            None if kind == FactorKind::Email && self.available(account).contains(&FactorKind::Email) => {
-                Some(account.email.to_string())
-            }
-            None => None,
-        }
-    }
-
-    pub fn factor(&self, kind: FactorKind) -> Option<&Factor> {
-        self.factors.iter().find(|f| f.kind == kind)
-    }
-}
-
-pub async fn load(state: &App, account: &Account) -> Result<MfaState, Error> {
-    let org = match &account.org_id {
-        Some(o) => state.store.get_org(o).await?,
-        None => None,
-    };
-    let factors = state.store.list_factors(account.id).await?;
-    let has_recovery_code = state.store.recovery_code_hash(account.id).await?.is_some();
-    Ok(MfaState::of(state, account, org, factors, has_recovery_code))
-}
-
-impl MfaState {
-    /// The state of `account` from what was read already (the Users list reads every
-    /// member's at once).
-    pub fn of(
-        state: &App,
-        account: &Account,
-        org: Option<Org>,
-        factors: Vec<Factor>,
-        has_recovery_code: bool,
-    ) -> MfaState {
-        let bypass_valid = policy::bypass_valid(account.bypass.map(|b| b.expires_at), state.now());
-        MfaState { org, factors, has_recovery_code, bypass_valid }
-    }
-}
-
-pub(crate) fn sealing_context(account: &Account, kind: FactorKind) -> String {
-    format!("clinic-auth:factor:{kind}:{}", account.id)
-}
 
 /// What an authenticator app needs: the otpauth URI as a QR code, and the key for
 /// typing in by hand ("Trouble scanning?").
@@ -244,94 +101,6 @@ fn replayed_code() -> Error {
     )
 }
 
-pub(crate) fn throttle_key(account: &Account) -> String {
-    format!("second-factor:{}", account.id)
-}
-
-pub fn factor_locked(method: FactorKind) -> Error {
-    Error::new(
-        ErrorKind::FactorLocked,
-        format!(
-            "{} is locked after too many wrong codes in a row. Choose another method, or ask your \
-             administrator to reset your two-factor authentication.",
-            method_label(method)
-        ),
-    )
-}
-
-/// Takes a place for one answer before it is checked: counted against the member's
-/// lockout and the factor's consecutive failures in single statements, so that
-/// concurrent guesses are never checked past the limits. A success clears both
-/// (`proved`). A refusal here is audited so that the audit log shows every attempt.
-pub(crate) async fn reserve_attempt(
-    state: &App,
-    account: &Account,
-    method: FactorKind,
-    client: &ClientInfo,
-) -> Result<(), Error> {
-    let now = state.now();
-    let refuse = |reason: &'static str| {
-        let mut event = audit_event(state, "second_factor", "failure", client);
-        event.org_id = account.org_id.clone();
-        event.subject_id = Some(account.id);
-        event.detail = detail(&[("method", method.as_str()), ("reason", reason)]);
-        event
-    };
-    let cap = clinic_auth_core::throttle::MAX_CONSECUTIVE_FAILURES;
-    let at_cap = |failures: Vec<(FactorKind, u32)>| failures.iter().any(|(k, n)| *k == method && *n >= cap);
-    if at_cap(state.store.factor_failures(account.id).await?) {
-        state.store.append_audit(&refuse("factor_locked")).await?;
-        return Err(factor_locked(method));
-    }
-    let key = throttle_key(account);
-    if state.store.reserve_attempt(&key, ThrottleRule::SECOND_FACTOR_PER_ACCOUNT, now).await?.is_none() {
-        state.store.append_audit(&refuse("locked")).await?;
-        let secs = state.store.get_throttle(&key).await?.and_then(|t| t.locked_for(now)).unwrap_or(1);
-        return Err(Error::too_many_attempts(secs));
-    }
-    if state.store.reserve_factor_attempt(account.id, method, cap).await?.is_none() {
-        state.store.append_audit(&refuse("factor_locked")).await?;
-        return Err(factor_locked(method));
-    }
-    Ok(())
-}
-
-/// A factor was proved: the member's lockout and consecutive failures start over.
-pub(crate) async fn proved(state: &App, account: &Account) -> Result<(), Error> {
-    state.store.clear_throttle(&throttle_key(account)).await?;
-    state.store.clear_factor_failures(account.id).await?;
-    Ok(())
-}
-
-/// Records a refused answer (already counted by `reserve_attempt`). The answer that
-/// reaches the consecutive-failure cap locks the factor, and the member is told.
-pub(crate) async fn count_failure(
-    state: &App,
-    account: &Account,
-    method: FactorKind,
-    reason: &str,
-    purpose: &str,
-    client: &ClientInfo,
-) -> Result<(), Error> {
-    let mut event = audit_event(state, "second_factor", "failure", client);
-    event.org_id = account.org_id.clone();
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[("method", method.as_str()), ("reason", reason), ("purpose", purpose)]);
-    state.store.append_audit(&event).await?;
-    tracing::info!(account = %account.id, method = method.as_str(), reason, purpose, "second factor refused");
-    let cap = clinic_auth_core::throttle::MAX_CONSECUTIVE_FAILURES;
-    let failures = state.store.factor_failures(account.id).await?;
-    if failures.iter().any(|(k, n)| *k == method && *n >= cap) {
-        let mut locked = audit_event(state, "factor_locked", "success", client);
-        locked.org_id = account.org_id.clone();
-        locked.subject_id = Some(account.id);
-        locked.detail = detail(&[("method", method.as_str()), ("consecutive_failures", &cap.to_string())]);
-        state.store.append_audit(&locked).await?;
-        notices::send(state, account, SecurityNotice::FactorLocked { method: method_label(method).to_owned() }).await;
-    }
-    Ok(())
-}
-
 /// Confirms an authenticator app with its first correct code. The first factor also
 /// brings the account's recovery code, returned to be shown once.
 pub async fn confirm_authenticator(
@@ -359,7 +128,7 @@ pub async fn confirm_authenticator(
     let step = match totp::verify(&secret, &code, now, None) {
         Ok(step) => step,
         Err(_) => {
-            count_failure(state, account, FactorKind::Authenticator, "wrong_code", "enroll", client).await?;
+            count_failure(state, account, FactorKind::Authenticator, "wrong_code", Purpose::Enroll, client).await?;
             return Err(wrong_code());
         }
     };
@@ -390,10 +159,6 @@ pub async fn confirm_authenticator(
     proved(state, account).await?;
     notices::send(state, account, SecurityNotice::FactorAdded { method: method_label(factor.kind).to_owned() }).await;
     Ok(recovery)
-}
-
-pub(crate) fn uuid_like() -> String {
-    clinic_auth_core::AccountId::new_random().to_string()
 }
 
 /// What proving a factor did.
@@ -432,7 +197,7 @@ pub async fn step_up(
         }
         StepUpAnswer::Passkey { credential } => {
             let bound = super::passkeys::Bound::StepUp(session);
-            super::passkeys::finish_authentication(state, account, bound, credential, "step_up", client).await?;
+            super::passkeys::finish_authentication(state, account, bound, credential, Purpose::StepUp, client).await?;
             Proof::Passkey
         }
     };
@@ -461,7 +226,7 @@ pub async fn verify_factor(
         }
         FactorKind::Email | FactorKind::Sms => {
             codes::parse(input)?;
-            codes::ensure_pending(state, account, method, code_purpose(within), within).await?;
+            codes::ensure_pending(state, account, method, within.purpose(), within).await?;
         }
         FactorKind::Passkey => {}
     }
@@ -473,7 +238,7 @@ pub async fn verify_factor(
     event.org_id = account.org_id.clone();
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
-    event.detail = detail(&[("method", method.as_str()), ("purpose", purpose)]);
+    event.detail = detail(&[("method", method.as_str()), ("purpose", purpose.as_str())]);
     let proof = match method {
         FactorKind::Authenticator => {
             let code = TotpCode::parse(input).map_err(|_| invalid_code())?;
@@ -525,7 +290,7 @@ pub async fn verify_factor(
             Proof::RecoveryCode(fresh)
         }
         FactorKind::Email | FactorKind::Sms => {
-            match codes::check(state, account, method, input, code_purpose(within), within, Some(&event)).await? {
+            match codes::check(state, account, method, input, within.purpose(), within, Some(&event)).await? {
                 Ok(_) => Proof::Code,
                 Err((e, reason)) => {
                     count_failure(state, account, method, reason, purpose, client).await?;
@@ -540,13 +305,6 @@ pub async fn verify_factor(
     };
     proved(state, account).await?;
     Ok(proof)
-}
-
-fn code_purpose(within: Within<'_>) -> codes::Purpose {
-    match within {
-        Within::Session(_) => codes::Purpose::StepUp,
-        Within::SignIn(_) => codes::Purpose::SignIn,
-    }
 }
 
 /// Turns two-factor authentication off for an account whose policy allows it.
@@ -592,17 +350,6 @@ pub async fn new_recovery_code(state: &App, account: &Account, client: &ClientIn
 
 pub use clinic_auth_core::session::recently_verified;
 
-/// The label people see for a method.
-pub fn method_label(kind: FactorKind) -> &'static str {
-    match kind {
-        FactorKind::Authenticator => "Authenticator app",
-        FactorKind::Email => "Email",
-        FactorKind::Sms => "Text message",
-        FactorKind::Passkey => "Passkey on this device",
-        FactorKind::RecoveryCode => "Recovery code",
-    }
-}
-
 /// Starts setting up an email or text-message factor: sends a code to the account's
 /// email, or to the US mobile number given.
 pub async fn begin_code_enrollment(
@@ -640,7 +387,7 @@ pub async fn resend_enrollment_code(
         .store
         .get_code(account.id, kind)
         .await?
-        .filter(|c| c.purpose == "enroll" && c.bound_to == within.binding());
+        .filter(|c| c.purpose == Purpose::Enroll.as_str() && c.bound_to == within.binding());
     match previous {
         Some(c) => codes::send(state, account, kind, &c.target, codes::Purpose::Enroll, within, client).await,
         None if kind == FactorKind::Email => {
@@ -666,7 +413,7 @@ pub async fn confirm_code_enrollment(
     let target = match codes::check(state, account, kind, input, codes::Purpose::Enroll, within, None).await? {
         Ok(t) => t,
         Err((e, reason)) => {
-            count_failure(state, account, kind, reason, "enroll", client).await?;
+            count_failure(state, account, kind, reason, Purpose::Enroll, client).await?;
             return Err(e);
         }
     };

@@ -5,14 +5,17 @@
 //!
 //! Start with `sign_in`: it follows a sign-in from the email to the session.
 
+pub mod access;
 pub mod accounts;
 pub mod admin;
+mod attempts;
 pub mod codes;
 pub mod config;
 pub mod crypto;
 mod error;
 pub mod factors;
 pub mod hashing;
+pub mod mfa_state;
 pub mod notices;
 pub mod passkeys;
 pub mod policy;
@@ -109,7 +112,7 @@ impl App {
 }
 
 use clinic_auth_core::permission::Actor;
-use clinic_auth_core::{AccountId, TokenHash};
+use clinic_auth_core::{AccountId, Purpose, TokenHash};
 use clinic_auth_store::{ClientInfo, NewAuditEvent, Via};
 
 /// Who is asking, for permission checks and audit events.
@@ -166,11 +169,11 @@ impl Within<'_> {
         }
     }
 
-    /// The audit word for checking a factor here.
-    pub fn purpose(&self) -> &'static str {
+    /// What checking a factor here is for.
+    pub fn purpose(&self) -> Purpose {
         match self {
-            Within::SignIn(_) => "sign_in",
-            Within::Session(_) => "step_up",
+            Within::SignIn(_) => Purpose::SignIn,
+            Within::Session(_) => Purpose::StepUp,
         }
     }
 }

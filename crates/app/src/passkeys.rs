@@ -7,7 +7,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clinic_auth_core::passkey::{self, CloneSign, CounterVerdict, PasskeyName, PresentedUse, StoredUse};
-use clinic_auth_core::{FactorKind, TokenHash, UnixTime};
+use clinic_auth_core::{FactorKind, Purpose, TokenHash, UnixTime};
 use clinic_auth_store::{
     Account, Ceremony, ClientInfo, Factor, NewFactor, NewPasskey, PasskeyState, PasskeyUse, SealedSecret,
 };
@@ -19,7 +19,9 @@ use webauthn_rs_proto::{AuthenticatorSelectionCriteria, PublicKeyCredentialHints
 
 use super::notices;
 use super::{audit_event, detail};
-use crate::factors::{self, count_failure, proved, reserve_attempt};
+use crate::attempts::{count_failure, proved, reserve_attempt};
+use crate::mfa_state;
+pub use crate::mfa_state::is_trusted_device;
 use crate::{App, Error, ErrorKind, WebConfig};
 use clinic_auth_notify::SecurityNotice;
 
@@ -111,7 +113,7 @@ struct Opened {
 }
 
 fn open_all(state: &App, account: &Account, factors: &[Factor]) -> Result<Vec<Opened>, Error> {
-    let context = factors::sealing_context(account, FactorKind::Passkey);
+    let context = mfa_state::sealing_context(account, FactorKind::Passkey);
     factors
         .iter()
         .filter(|f| f.kind == FactorKind::Passkey)
@@ -215,7 +217,7 @@ pub async fn begin_registration(
     session: &TokenHash,
 ) -> Result<CreationChallengeResponse, Error> {
     let webauthn = webauthn(state)?;
-    let mfa_state = factors::load(state, account).await?;
+    let mfa_state = mfa_state::load(state, account).await?;
     if !mfa_state.may_trust_device(account) {
         return Err(not_allowed());
     }
@@ -271,7 +273,7 @@ pub async fn finish_registration(
     let credential: RegisterPublicKeyCredential = parse_response(response)?;
     let registration: PasskeyRegistration = take_ceremony(state, account, Bound::Register(session)).await?;
     // The policy may have changed (or a factor been removed) since the options went out.
-    if !factors::load(state, account).await?.may_trust_device(account) {
+    if !mfa_state::load(state, account).await?.may_trust_device(account) {
         return Err(not_allowed());
     }
     let passkey = match webauthn.finish_passkey_registration(&credential, &registration) {
@@ -292,8 +294,8 @@ pub async fn finish_registration(
     };
     let credential_id = credential_id_text(passkey.cred_id());
     let plain = serde_json::to_vec(&passkey).map_err(|e| Error::internal(format!("passkey: {e}")))?;
-    let sealed = state.sealer.seal(&plain, &factors::sealing_context(account, FactorKind::Passkey))?;
-    let id = factors::uuid_like();
+    let sealed = state.sealer.seal(&plain, &mfa_state::sealing_context(account, FactorKind::Passkey))?;
+    let id = mfa_state::uuid_like();
     // What the authenticator reported at registration: the counter to start from and
     // the backup eligibility, which is fixed for the credential's life.
     let reported = webauthn_rs::prelude::Credential::from(passkey.clone());
@@ -377,7 +379,7 @@ pub async fn finish_authentication(
     account: &Account,
     bound: Bound<'_>,
     response: &str,
-    purpose: &'static str,
+    purpose: Purpose,
     client: &ClientInfo,
 ) -> Result<(), Error> {
     let webauthn = webauthn(state)?;
@@ -414,12 +416,12 @@ pub async fn finish_authentication(
     };
     found.passkey.update_credential(&result);
     let plain = serde_json::to_vec(&found.passkey).map_err(|e| Error::internal(format!("passkey: {e}")))?;
-    let sealed = state.sealer.seal(&plain, &factors::sealing_context(account, FactorKind::Passkey))?;
+    let sealed = state.sealer.seal(&plain, &mfa_state::sealing_context(account, FactorKind::Passkey))?;
     let mut event = audit_event(state, "second_factor", "success", client);
     event.org_id = account.org_id.clone();
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
-    event.detail = detail(&[("method", "passkey"), ("purpose", purpose), ("passkey_id", &found.factor.id)]);
+    event.detail = detail(&[("method", "passkey"), ("purpose", purpose.as_str()), ("passkey_id", &found.factor.id)]);
     let used = PasskeyUse {
         account_id: account.id,
         factor_id: found.factor.id.clone(),
@@ -460,7 +462,7 @@ async fn clone_warning(
     account: &Account,
     credential_id: &str,
     sign: CloneSign,
-    purpose: &'static str,
+    purpose: Purpose,
     client: &ClientInfo,
 ) -> Result<Error, Error> {
     tracing::warn!(account = %account.id, reason = sign.as_str(), "passkey refused: possible cloned credential");
@@ -470,7 +472,7 @@ async fn clone_warning(
     event.detail = detail(&[
         ("method", "passkey"),
         ("reason", sign.as_str()),
-        ("purpose", purpose),
+        ("purpose", purpose.as_str()),
         ("device_hint", &passkey::device_hint(credential_id)),
     ]);
     state.store.append_audit(&event).await?;
@@ -518,11 +520,6 @@ pub fn views(factors: &[Factor], device_hints: &[String]) -> Vec<PasskeyView> {
 }
 
 /// Whether a browser presenting `device_hints` holds one of the account's passkeys.
-pub fn is_trusted_device(factors: &[Factor], device_hints: &[String]) -> bool {
-    let ids: Vec<&str> = factors.iter().filter_map(|f| f.passkey.as_ref()).map(|p| p.credential_id.as_str()).collect();
-    passkey::is_trusted_device(device_hints, &ids)
-}
-
 fn no_such_passkey() -> Error {
     Error::new(ErrorKind::NotFound, "There is no such passkey on your account.")
 }

@@ -1,9 +1,9 @@
 //! Organization MFA policy and per-member overrides.
 
-use clinic_auth_core::{AccountId, AccountKind, Email, MemberOverride};
+use clinic_auth_core::MemberOverride;
 use clinic_auth_store::{Account, Org};
 
-use super::{By, accounts, audit_event, detail};
+use super::{By, access, audit_event, detail};
 use crate::{App, Error, ErrorKind};
 
 pub use clinic_auth_core::policy::OrgMfaChange;
@@ -13,7 +13,7 @@ use clinic_auth_core::policy::OrgMfaChangeError;
 /// organization's owners and admins choose mode and methods once it is on. The rules
 /// are `OrgMfa::apply` and `Actor::may_change_org_mfa`.
 pub async fn set_org_mfa(state: &App, by: &By, org_id: &str, change: OrgMfaChange) -> Result<Org, Error> {
-    let org = accounts::get_org(state, by, org_id).await?;
+    let org = access::get_org(state, by, org_id).await?;
     if !by.actor.may_change_org_mfa(&org.id, &change) {
         if change.enabled.is_some() && by.actor.may_set_org_policy(&org.id) {
             return Err(Error::new(
@@ -40,21 +40,6 @@ pub async fn set_org_mfa(state: &App, by: &By, org_id: &str, change: OrgMfaChang
     Ok(Org { mfa, ..org })
 }
 
-/// Finds a member of `org_id` by id or email, for someone allowed to see that organization.
-pub async fn find_member(state: &App, by: &By, org_id: &str, who: &str) -> Result<Account, Error> {
-    let org = accounts::get_org(state, by, org_id).await?;
-    let account = match AccountId::parse(who) {
-        Ok(id) => state.store.get_account(id).await?,
-        Err(_) => match Email::parse(who) {
-            Ok(email) => state.store.find_account(clinic_auth_core::Realm::Staff, &email).await?,
-            Err(_) => None,
-        },
-    };
-    account
-        .filter(|a| a.kind == AccountKind::Member && a.org_id.as_ref() == Some(&org.id))
-        .ok_or_else(|| Error::not_found("The member"))
-}
-
 /// Sets a member's two-factor setting: Clinic default, Required or Not required.
 pub async fn set_member_override(
     state: &App,
@@ -64,7 +49,7 @@ pub async fn set_member_override(
     value: MemberOverride,
 ) -> Result<Account, Error> {
     let member =
-        super::admin::authorize(state, by, Some(org_id), who, clinic_auth_core::permission::MemberAction::SetOverride)
+        access::authorize(state, by, Some(org_id), who, clinic_auth_core::permission::MemberAction::SetOverride)
             .await?;
     let mut event = audit_event(state, "member_mfa_override_changed", "success", &by.client);
     event.org_id = member.org_id.clone();

@@ -2,8 +2,8 @@
 
 use clinic_auth_core::login_flow::{self, AfterPassword, AfterWrongCode, PasswordCheck, PasswordRejection};
 use clinic_auth_core::{
-    Email, FactorKind, FlowStep, LoginFlow, MethodSet, Password, Realm, RecoveryCode, Requirement, SecretToken,
-    ThrottleRule, TokenHash,
+    Email, FactorKind, FlowStep, LoginFlow, MethodSet, Password, Purpose, Realm, RecoveryCode, Requirement,
+    SecretToken, ThrottleRule, TokenHash,
 };
 use clinic_auth_store::{Account, ClientInfo, NewSession};
 
@@ -566,7 +566,7 @@ pub async fn submit_passkey(
         &at.account,
         passkeys::Bound::SignIn(&at.flow_hash),
         response,
-        "sign_in",
+        Purpose::SignIn,
         client,
     )
     .await

@@ -32,7 +32,7 @@ pub use password::{NewPassword, Password, PasswordPolicy};
 pub use phone::UsPhone;
 pub use policy::{FactorKind, MemberOverride, MethodSet, MfaMode, OrgMfa, Requirement};
 pub use recovery_code::RecoveryCode;
-pub use session::SessionTimeouts;
+pub use session::{Purpose, SessionTimeouts};
 pub use throttle::{ThrottleRule, ThrottleState};
 pub use token::{SecretToken, TokenHash};
 pub use totp::{TotpCode, TotpSecret};

@@ -53,3 +53,43 @@ mod tests {
         assert!(!t.is_live(start, UnixTime(12 * 3600 - 10), UnixTime(12 * 3600)));
     }
 }
+
+/// What a second factor is being proved or a code sent for. A code sent for one
+/// purpose never works for another, and every refusal in the audit trail says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// The second step of a sign-in.
+    SignIn,
+    /// Confirming a new factor while setting it up.
+    Enroll,
+    /// Proving a factor again inside a session before a sensitive change.
+    StepUp,
+}
+
+impl Purpose {
+    /// The word stored with a code and written in audit details.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::SignIn => "sign_in",
+            Purpose::Enroll => "enroll",
+            Purpose::StepUp => "step_up",
+        }
+    }
+}
+
+impl std::fmt::Display for Purpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod purpose_tests {
+    use super::Purpose;
+
+    #[test]
+    fn purposes_keep_the_words_stored_codes_and_audit_trails_use() {
+        let words: Vec<&str> = [Purpose::SignIn, Purpose::Enroll, Purpose::StepUp].iter().map(|p| p.as_str()).collect();
+        assert_eq!(words, ["sign_in", "enroll", "step_up"]);
+    }
+}
