@@ -1,4 +1,35 @@
-//! The sign-in flow, shared by the sign-in pages and `/api/v1/login`.
+//! Signing in, from the first page to the session. The sign-in pages (staff and
+//! patient) and `/api/v1/login` are two doors into this one implementation; they keep
+//! the flow's token (a cookie, or the `flow_id` in JSON) and render what it answers.
+//!
+//! A sign-in is a `LoginFlow` row, keyed by the hash of a token only the client has:
+//!
+//! 1. `start`: an email. Any well-formed email starts a flow, so this step tells
+//!    nobody who has an account.
+//! 2. `submit_password`: the password, checked after the same work whether or not the
+//!    account exists (`clinic_auth_core::login_flow::after_password` decides what is
+//!    next from the account's policy, `policy::requirement`). The flow now belongs to
+//!    the account *as it is now* (its security stamp): any change to the account's
+//!    password, factors or status ends it. Next is one of
+//!    - a session at once (no second factor applies),
+//!    - the second-factor step (`FlowStep::SecondFactor`), or
+//!    - setup of a first factor (`FlowStep::Enroll`), when the policy requires one.
+//! 3. Second factor: `resume` tells a surface what to show (`SignInStep`);
+//!    `choose_method` is "Try another method"; `ensure_code_sent` sends an email or
+//!    text code; `submit_code` checks an authenticator, emailed, texted or recovery
+//!    code, and `begin_passkey`/`submit_passkey` a passkey. Every answer takes one of
+//!    the flow's attempts before it is checked (`reserve_answer`), and one of the
+//!    member's (`attempts::reserve_attempt`); too many wrong answers end the flow.
+//! 4. Setup inside a sign-in: `choose_enrollment_method`, then `begin_enrollment` /
+//!    `confirm_enrollment` (authenticator app) or `send_enrollment_code` /
+//!    `confirm_code_enrollment` (email, text message).
+//! 5. `grant_session`: the session row is written in one transaction with the end of
+//!    the flow and the "signed in" audit event, and only while the account's security
+//!    stamp is still the one the password was accepted for.
+//!
+//! After a proof, `after_proof` sends a member whose every factor is one their
+//! organization no longer allows to set up an allowed one before the session
+//! (`finish_setup` then removes the old factors and issues a new recovery code).
 
 use clinic_auth_core::login_flow::{self, AfterPassword, AfterWrongCode, PasswordCheck, PasswordRejection};
 use clinic_auth_core::{
@@ -345,6 +376,11 @@ pub struct FlowAt {
 /// The flow and account behind a token, when the flow is past the password.
 pub async fn past_password(state: &App, flow_token: &str) -> Result<FlowAt, Error> {
     let flow = current(state, flow_token).await?;
+    with_account(state, flow_token, flow).await
+}
+
+/// A current flow with its account, re-checked: see `past_password`.
+async fn with_account(state: &App, flow_token: &str, flow: LoginFlow) -> Result<FlowAt, Error> {
     let flow_hash = SecretToken::from_presented(flow_token).ok_or_else(flow_expired)?.hash();
     let id = flow.step.account_id().ok_or_else(flow_expired)?;
     let account = state.store.get_account(id).await?.ok_or_else(flow_expired)?;
@@ -434,6 +470,53 @@ async fn finish_setup(
     let mut done = grant_session(state, &at.flow, &at.flow_hash, at.account, method.as_str(), true, client).await?;
     done.new_recovery_code = recovery;
     Ok(done)
+}
+
+/// Where a sign-in stands, for the surface that shows it.
+#[derive(Debug)]
+pub enum SignInStep {
+    /// The password comes next.
+    Password,
+    /// A second factor: `method` is asked for, `others` are behind "Try another
+    /// method", and `sent` says where an email or text code went (none until "Send
+    /// code", or the password, sent one).
+    SecondFactor { method: FactorKind, others: Vec<FactorKind>, sent: Option<SentTo> },
+    /// Setting up a first factor: one of `allowed`; `method` once chosen (or the only
+    /// one allowed); `sent` says where a setup code went.
+    Enroll { allowed: MethodSet, method: Option<FactorKind>, sent: Option<SentTo>, replacing: bool },
+}
+
+/// A sign-in picked up where it stands: the flow, its account and their MFA state are
+/// each read once, and the answer holds everything a surface shows for this step.
+#[derive(Debug)]
+pub struct Resumed {
+    pub realm: Realm,
+    pub step: SignInStep,
+}
+
+/// Resumes the sign-in behind `flow_token`; `FlowExpired` when it is over.
+pub async fn resume(state: &App, flow_token: &str) -> Result<Resumed, Error> {
+    let flow = current(state, flow_token).await?;
+    let realm = flow.realm;
+    if flow.step == FlowStep::Password {
+        return Ok(Resumed { realm, step: SignInStep::Password });
+    }
+    let at = with_account(state, flow_token, flow).await?;
+    let step = match at.flow.step {
+        FlowStep::SecondFactor { method, .. } => {
+            let available = factors::load(state, &at.account).await?.available(&at.account);
+            let others = available.into_iter().filter(|k| *k != method).collect();
+            SignInStep::SecondFactor { method, others, sent: code_in_flight(state, &at).await? }
+        }
+        FlowStep::Enroll { allowed, replacing, .. } => SignInStep::Enroll {
+            allowed,
+            method: enrollment_method(&at),
+            sent: enrollment_code_sent(state, &at).await?,
+            replacing,
+        },
+        FlowStep::Password => SignInStep::Password,
+    };
+    Ok(Resumed { realm, step })
 }
 
 /// The methods a second-factor step offers: the current one first, then "Try another
