@@ -22,6 +22,7 @@ both_stores!(
     a_factor_change_ends_the_other_sessions_but_not_the_one_that_made_it,
     showing_a_code_page_sends_nothing,
     a_method_the_clinic_removed_only_moves_the_member_to_an_allowed_one,
+    a_recovery_code_alone_is_still_proved_before_a_2fa_change,
 );
 
 const DR: &str = "dr.lee@riverside.test";
@@ -383,4 +384,35 @@ async fn a_method_the_clinic_removed_only_moves_the_member_to_an_allowed_one(app
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("method_unavailable")), "{e}");
     let (s, e) = post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": old_recovery})).await;
     assert_ne!(s, 200, "the old recovery code was replaced: {e}");
+}
+
+/// The step-up gate is one rule at every door. An account whose factors are gone but
+/// whose recovery code is still stored proves that code before setting up 2FA from a
+/// session, as the admin console always asked: the API's and account page's copies of
+/// the gate looked at factors only, so whoever held the session could enrol their own
+/// authenticator app without proving anything.
+async fn a_recovery_code_alone_is_still_proved_before_a_2fa_change(app: TestApp) {
+    let org = clinic_with_member(&app).await;
+    set_mode(&app, &org, MfaMode::Optional).await;
+    let member = app
+        .state
+        .store
+        .find_account(clinic_auth_core::Realm::Staff, &clinic_auth_core::Email::parse(DR).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let token = app.token("staff", DR).await;
+    let code = clinic_auth_core::RecoveryCode::generate();
+    let event = clinic_auth_app::audit_event(&app.state, "recovery_code_replaced", "success", &Default::default());
+    let at = clinic_auth_core::UnixTime(now(&app));
+    assert!(app.state.store.replace_recovery_code(member.id, None, &code.hash(), at, &event).await.unwrap());
+    let (s, v) = app.post_json("/api/v1/me/mfa/authenticator", &token, json!({})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("step_up_required")), "{}", v["error"]);
+    // Proving the recovery code opens the gate.
+    let (s, v) = app
+        .post_json("/api/v1/me/mfa/verify", &token, json!({"method": "recovery_code", "code": code.display()}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = app.post_json("/api/v1/me/mfa/authenticator", &token, json!({})).await;
+    assert_eq!(s, 200, "{}", v["error"]);
 }
