@@ -132,9 +132,6 @@ pub async fn confirm_authenticator(
             return Err(wrong_code());
         }
     };
-    let mfa = load(state, account).await?;
-    let replacing = mfa.factor(FactorKind::Authenticator).is_some();
-    let recovery = (!mfa.has_recovery_code).then(RecoveryCode::generate);
     let factor = NewFactor {
         id: uuid_like(),
         account_id: account.id,
@@ -145,13 +142,30 @@ pub async fn confirm_authenticator(
         now,
         target: None,
     };
+    enroll(state, account, factor, within, client).await
+}
+
+/// The one enroll path, for every kind of factor confirmed from a sign-in or a
+/// session: the factor is stored with the account's first recovery code (when it has
+/// none), audited as enrolled or replaced in the same transaction, the member's lockout
+/// starts over and they are told. The recovery code is returned to be shown once.
+async fn enroll(
+    state: &App,
+    account: &Account,
+    factor: NewFactor,
+    within: Within<'_>,
+    client: &ClientInfo,
+) -> Result<Option<RecoveryCode>, Error> {
+    let mfa = load(state, account).await?;
+    let replacing = mfa.factor(factor.kind).is_some();
+    let recovery = (!mfa.has_recovery_code).then(RecoveryCode::generate);
     let mut event =
         audit_event(state, if replacing { "factor_replaced" } else { "factor_enrolled" }, "success", client);
     event.org_id = account.org_id.clone();
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
     event.detail = detail(&[
-        ("method", "authenticator"),
+        ("method", factor.kind.as_str()),
         ("recovery_code_issued", if recovery.is_some() { "true" } else { "false" }),
     ]);
     event.via = within.via();
@@ -417,9 +431,6 @@ pub async fn confirm_code_enrollment(
             return Err(e);
         }
     };
-    let mfa = load(state, account).await?;
-    let replacing = mfa.factor(kind).is_some();
-    let recovery = (!mfa.has_recovery_code).then(RecoveryCode::generate);
     let label = format!("{} ({})", method_label(kind), codes::masked(kind, &target));
     let factor = NewFactor {
         id: uuid_like(),
@@ -431,20 +442,7 @@ pub async fn confirm_code_enrollment(
         now: state.now(),
         target: Some(target),
     };
-    let mut event =
-        audit_event(state, if replacing { "factor_replaced" } else { "factor_enrolled" }, "success", client);
-    event.org_id = account.org_id.clone();
-    event.actor_id = Some(account.id);
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[
-        ("method", kind.as_str()),
-        ("recovery_code_issued", if recovery.is_some() { "true" } else { "false" }),
-    ]);
-    event.via = within.via();
-    state.store.enroll_factor(&factor, recovery.as_ref().map(|r| r.hash()).as_deref(), &event).await?;
-    proved(state, account).await?;
-    notices::send(state, account, SecurityNotice::FactorAdded { method: method_label(factor.kind).to_owned() }).await;
-    Ok(recovery)
+    enroll(state, account, factor, within, client).await
 }
 
 /// Sends (or, when one is still live, reports) the sign-in or step-up code for an
