@@ -177,28 +177,33 @@ pub async fn ensure_pending(
     }
 }
 
-/// A typed code in the shape of one we send, or the error to show.
-pub fn parse(input: &str) -> Result<OneTimeCode, Error> {
-    OneTimeCode::parse(input).map_err(|e| Error::new(ErrorKind::InvalidCode, e.to_string()))
-}
-
 fn expired() -> Error {
     Error::new(ErrorKind::CodeExpired, "That code has expired or was replaced by a newer one. Send a new code.")
 }
 
-/// Checks an entered code. Returns the target it was sent to (for enrolling that
-/// address or number). Wrong entries are counted on the code and on the member.
+/// What checking a code found, when the code was one sent here.
+#[derive(Debug)]
+pub enum Checked {
+    /// The code matched and is used up; `target` is where it was sent (for enrolling
+    /// that address or number).
+    Accepted { target: String },
+    /// The code did not match (or its entries ran out): `error` for the person, and
+    /// `reason` for the audit trail. The member's attempt stays counted.
+    Refused { error: Error, reason: &'static str },
+}
+
+/// Checks an entered code. Wrong entries are counted on the code and on the member.
 /// `used`: the audit event of a second factor proved, written with the code's use.
+/// `Err` when no live code was sent here (nothing to count: it cannot be a guess).
 pub async fn check(
     state: &App,
     account: &Account,
     channel: FactorKind,
-    input: &str,
+    code: &OneTimeCode,
     purpose: Purpose,
     within: Within<'_>,
     used: Option<&clinic_auth_store::NewAuditEvent>,
-) -> Result<Result<String, (Error, &'static str)>, Error> {
-    let code = parse(input)?;
+) -> Result<Checked, Error> {
     let now = state.now();
     // A code sent for another sign-in or session (or another purpose) is not this
     // one's: "no code here", whatever was typed.
@@ -217,7 +222,7 @@ pub async fn check(
     match stored.challenge.check(now, attempts, matches) {
         CodeCheck::Accepted => {
             if state.store.consume_code(account.id, channel, &stored.code_hash, used.map(|e| (now, e))).await? {
-                Ok(Ok(stored.target))
+                Ok(Checked::Accepted { target: stored.target })
             } else {
                 Err(expired())
             }
@@ -228,20 +233,23 @@ pub async fn check(
         }
         CodeCheck::TooManyAttempts => {
             state.store.delete_code(account.id, channel).await?;
-            Ok(Err((
-                Error::new(ErrorKind::CodeAttemptsExhausted, "Too many wrong entries for this code. Send a new code."),
-                "attempts_exhausted",
-            )))
+            Ok(Checked::Refused {
+                error: Error::new(
+                    ErrorKind::CodeAttemptsExhausted,
+                    "Too many wrong entries for this code. Send a new code.",
+                ),
+                reason: "attempts_exhausted",
+            })
         }
-        CodeCheck::Wrong { attempts_left } => Ok(Err((
-            Error::new(
+        CodeCheck::Wrong { attempts_left } => Ok(Checked::Refused {
+            error: Error::new(
                 ErrorKind::IncorrectCode,
                 format!(
                     "That code didn't work. Check it and try again ({attempts_left} {} left).",
                     if attempts_left == 1 { "try" } else { "tries" }
                 ),
             ),
-            "wrong_code",
-        ))),
+            reason: "wrong_code",
+        }),
     }
 }

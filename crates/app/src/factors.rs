@@ -4,11 +4,12 @@
 
 use clinic_auth_core::totp::{self, Issuer, TotpRejection};
 use clinic_auth_core::{
-    AccountId, FactorKind, MethodSet, Purpose, RecoveryCode, TokenHash, TotpCode, TotpSecret, UsPhone,
+    AccountId, AnswerError, FactorAnswer, FactorKind, MethodSet, OneTimeCode, Purpose, RecoveryCode, TokenHash,
+    TotpCode, TotpSecret, UsPhone,
 };
 use clinic_auth_store::{Account, ClientInfo, NewFactor, PendingFactor};
 
-use super::codes::{self, SentTo};
+use super::codes::{self, Checked, SentTo};
 use super::{Within, audit_event, detail, notices};
 use crate::{App, Error, ErrorKind};
 use clinic_auth_notify::SecurityNotice;
@@ -81,6 +82,14 @@ pub async fn begin_authenticator(
         setup_key: secret.grouped(),
         issuer: issuer.as_str().to_owned(),
     })
+}
+
+/// An answer refused for its shape, before any check.
+fn refused_answer(e: AnswerError) -> Error {
+    match e {
+        AnswerError::Passkey => Error::new(ErrorKind::MethodUnavailable, e.to_string()),
+        other => Error::new(ErrorKind::InvalidCode, other.to_string()),
+    }
 }
 
 pub fn invalid_code() -> Error {
@@ -231,31 +240,19 @@ pub async fn verify_factor(
 ) -> Result<Proof, Error> {
     let purpose = within.purpose();
     // A malformed answer is refused before anything is counted: it cannot be a guess.
-    match method {
-        FactorKind::Authenticator => {
-            TotpCode::parse(input).map_err(|_| invalid_code())?;
-        }
-        FactorKind::RecoveryCode => {
-            RecoveryCode::parse(input).map_err(|e| Error::new(ErrorKind::InvalidCode, e.to_string()))?;
-        }
-        FactorKind::Email | FactorKind::Sms => {
-            codes::parse(input)?;
-            codes::ensure_pending(state, account, method, within.purpose(), within).await?;
-        }
-        FactorKind::Passkey => {}
+    let answer = FactorAnswer::parse(method, input).map_err(refused_answer)?;
+    if let FactorAnswer::Sent { channel, .. } = &answer {
+        codes::ensure_pending(state, account, *channel, purpose, within).await?;
     }
-    if method != FactorKind::Passkey {
-        reserve_attempt(state, account, method, client).await?;
-    }
+    reserve_attempt(state, account, method, client).await?;
     let now = state.now();
     let mut event = audit_event(state, "second_factor", "success", client);
     event.org_id = account.org_id.clone();
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
     event.detail = detail(&[("method", method.as_str()), ("purpose", purpose.as_str())]);
-    let proof = match method {
-        FactorKind::Authenticator => {
-            let code = TotpCode::parse(input).map_err(|_| invalid_code())?;
+    let proof = match &answer {
+        FactorAnswer::Authenticator(code) => {
             let factor = state
                 .store
                 .list_factors(account.id)
@@ -270,7 +267,7 @@ pub async fn verify_factor(
                 state.sealer.open(sealed, &sealing_context(account, FactorKind::Authenticator))?.to_vec(),
             )
             .map_err(|e| Error::internal(format!("stored secret: {e}")))?;
-            match totp::verify(&secret, &code, now, factor.last_used_step) {
+            match totp::verify(&secret, code, now, factor.last_used_step) {
                 Ok(step) if state.store.use_totp_step(&factor.id, step, now, &event).await? => Proof::Authenticator,
                 Ok(_) | Err(TotpRejection::Replayed) => {
                     count_failure(state, account, method, "replayed_code", purpose, client).await?;
@@ -282,8 +279,7 @@ pub async fn verify_factor(
                 }
             }
         }
-        FactorKind::RecoveryCode => {
-            let code = RecoveryCode::parse(input).map_err(|e| Error::new(ErrorKind::InvalidCode, e.to_string()))?;
+        FactorAnswer::Recovery(code) => {
             let stored = state.store.recovery_code_hash(account.id).await?;
             let fresh = RecoveryCode::generate();
             event.kind = "recovery_code_used";
@@ -303,18 +299,14 @@ pub async fn verify_factor(
             notices::send(state, account, SecurityNotice::RecoveryCodeUsed).await;
             Proof::RecoveryCode(fresh)
         }
-        FactorKind::Email | FactorKind::Sms => {
-            match codes::check(state, account, method, input, within.purpose(), within, Some(&event)).await? {
-                Ok(_) => Proof::Code,
-                Err((e, reason)) => {
+        FactorAnswer::Sent { channel, code } => {
+            match codes::check(state, account, *channel, code, purpose, within, Some(&event)).await? {
+                Checked::Accepted { .. } => Proof::Code,
+                Checked::Refused { error, reason } => {
                     count_failure(state, account, method, reason, purpose, client).await?;
-                    return Err(e);
+                    return Err(error);
                 }
             }
-        }
-        // A passkey answers a WebAuthn challenge, not a typed code (passkeys).
-        FactorKind::Passkey => {
-            return Err(Error::new(ErrorKind::MethodUnavailable, "Use your passkey to continue."));
         }
     };
     proved(state, account).await?;
@@ -421,14 +413,14 @@ pub async fn confirm_code_enrollment(
     within: Within<'_>,
     client: &ClientInfo,
 ) -> Result<Option<RecoveryCode>, Error> {
-    codes::parse(input)?;
-    codes::ensure_pending(state, account, kind, codes::Purpose::Enroll, within).await?;
+    let code = OneTimeCode::parse(input).map_err(|e| refused_answer(e.into()))?;
+    codes::ensure_pending(state, account, kind, Purpose::Enroll, within).await?;
     reserve_attempt(state, account, kind, client).await?;
-    let target = match codes::check(state, account, kind, input, codes::Purpose::Enroll, within, None).await? {
-        Ok(t) => t,
-        Err((e, reason)) => {
+    let target = match codes::check(state, account, kind, &code, Purpose::Enroll, within, None).await? {
+        Checked::Accepted { target } => target,
+        Checked::Refused { error, reason } => {
             count_failure(state, account, kind, reason, Purpose::Enroll, client).await?;
-            return Err(e);
+            return Err(error);
         }
     };
     let label = format!("{} ({})", method_label(kind), codes::masked(kind, &target));

@@ -5,6 +5,7 @@
 //! functions here decide.
 
 pub mod account;
+pub mod answer;
 pub mod audit;
 pub mod clock;
 pub mod email;
@@ -23,6 +24,7 @@ pub mod token;
 pub mod totp;
 
 pub use account::{AccountKind, AccountStatus, OrgKind, Realm, Role};
+pub use answer::{AnswerError, FactorAnswer};
 pub use clock::{Clock, ManualClock, UnixTime};
 pub use email::Email;
 pub use ids::{AccountId, OrgId};

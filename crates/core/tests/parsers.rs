@@ -21,9 +21,9 @@ use clinic_auth_core::permission::{IdentityNote, IdentityNoteError};
 use clinic_auth_core::phone::PhoneError;
 use clinic_auth_core::totp::{Issuer, code_at, otpauth_uri, verify};
 use clinic_auth_core::{
-    AccountId, AccountKind, AccountStatus, Email, FactorKind, MemberOverride, MethodSet, MfaMode, NewPassword,
-    OneTimeCode, OrgId, OrgKind, Password, PasswordPolicy, Realm, RecoveryCode, Role, SecretToken, TotpCode,
-    TotpSecret, UnixTime, UsPhone,
+    AccountId, AccountKind, AccountStatus, Email, FactorAnswer, FactorKind, MemberOverride, MethodSet, MfaMode,
+    NewPassword, OneTimeCode, OrgId, OrgKind, Password, PasswordPolicy, Realm, RecoveryCode, Role, SecretToken,
+    TotpCode, TotpSecret, UnixTime, UsPhone,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -1365,5 +1365,29 @@ proptest! {
         prop_assume!(a != b);
         let keys = keyring(1, [7; 32]);
         prop_assert_ne!(keys.link_hash(GENESIS, &a.fields()), keys.link_hash(GENESIS, &b.fields()));
+    }
+}
+
+proptest! {
+    /// A typed answer is accepted for a method exactly when that method's own parser
+    /// accepts it; a passkey never takes a typed answer.
+    #[test]
+    fn a_factor_answer_is_parsed_by_its_methods_parser_and_nothing_else(
+        s in prop_oneof![any_text(), text_from(DIGIT_CODE_ALPHABET, 16), code_like()],
+        method in select(vec![
+            FactorKind::Authenticator, FactorKind::Email, FactorKind::Sms, FactorKind::RecoveryCode, FactorKind::Passkey,
+        ]),
+    ) {
+        let own = match method {
+            FactorKind::Authenticator => TotpCode::parse(&s).is_ok(),
+            FactorKind::Email | FactorKind::Sms => OneTimeCode::parse(&s).is_ok(),
+            FactorKind::RecoveryCode => RecoveryCode::parse(&s).is_ok(),
+            FactorKind::Passkey => false,
+        };
+        let parsed = FactorAnswer::parse(method, &s);
+        prop_assert_eq!(parsed.is_ok(), own, "{:?} {:?}", method, s);
+        if let Ok(answer) = parsed {
+            prop_assert_eq!(answer.method(), method);
+        }
     }
 }
