@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::accounts::AccountView;
 use super::parse_enum;
 use super::passkeys::{PasskeyAnswer, PasskeyOptions, passkey_options};
-use crate::error::{ErrorBody, Status};
+use crate::error::{ErrorBody, error_code};
 use crate::http::client::Client;
 use crate::http::extract::ApiJson;
 use crate::{AppError, AppState};
@@ -169,10 +169,7 @@ async fn submit_password(
                     other_methods: Some(kinds(others)),
                     ..Default::default()
                 };
-                with_sending(
-                    &mut progress,
-                    sign_in::ensure_code_sent(&state, &flow_id, false, &client.0).await.map_err(Into::into),
-                )?;
+                with_sending(&mut progress, sign_in::ensure_code_sent(&state, &flow_id, false, &client.0).await)?;
                 progress
             }
             sign_in::PasswordOutcome::Enroll { allowed } => {
@@ -182,20 +179,27 @@ async fn submit_password(
     Ok(Json(progress))
 }
 
-/// Fills in where a code went, or why it could not be sent (the flow goes on).
-fn with_sending(progress: &mut LoginProgress, sent: Result<Option<codes::SentTo>, AppError>) -> Result<(), AppError> {
+/// Fills in where a code went, or why it could not be sent (the flow goes on): a
+/// failed delivery and the send limits (the kinds answered with 429) become
+/// `delivery_error`, with the code they would have been answered with; `/resend`
+/// retries.
+fn with_sending(progress: &mut LoginProgress, sent: Result<Option<codes::SentTo>, Error>) -> Result<(), Error> {
     match sent {
         Ok(Some(s)) => {
             progress.sent_to = Some(s.masked);
             progress.resend_in = Some(s.resend_in);
         }
         Ok(None) => {}
-        Err(e) if e.code == "delivery_failed" || e.status() == StatusCode::TOO_MANY_REQUESTS => {
-            progress.delivery_error = Some(e.code)
-        }
+        Err(e) if not_sent(e.kind) => progress.delivery_error = Some(error_code(e.kind)),
         Err(e) => return Err(e),
     }
     Ok(())
+}
+
+/// The errors of sending a code that leave the sign-in going on.
+fn not_sent(kind: ErrorKind) -> bool {
+    use ErrorKind as K;
+    matches!(kind, K::DeliveryFailed | K::ResendTooSoon | K::TooManyCodesSent | K::TooManyResends | K::TooManyAttempts)
 }
 
 /// Where a sign-in stands.
@@ -245,10 +249,7 @@ async fn login_method(
     let method = parse_enum::<FactorKind>(&body.method, ErrorKind::MethodUnavailable)?;
     sign_in::choose_method(&state, &flow_id, method).await?;
     let Json(mut progress) = login_progress(State(state.clone()), Path(flow_id.clone())).await?;
-    with_sending(
-        &mut progress,
-        sign_in::ensure_code_sent(&state, &flow_id, false, &client.0).await.map_err(Into::into),
-    )?;
+    with_sending(&mut progress, sign_in::ensure_code_sent(&state, &flow_id, false, &client.0).await)?;
     Ok(Json(progress))
 }
 
