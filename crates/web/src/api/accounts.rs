@@ -1,7 +1,7 @@
 //! Accounts by id, `/api/v1/accounts/{account_id}…` (password reset, invitation), and
 //! adding platform admins; `AccountView`, how every operation shows an account.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -12,10 +12,8 @@ use clinic_auth_store::Account;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{by, parse_enum};
+use super::{Caller, parse_enum};
 use crate::error::ErrorBody;
-use crate::http::auth::ApiSignedIn;
-use crate::http::client::Client;
 use crate::http::extract::ApiJson;
 use crate::{AppError, AppState};
 
@@ -117,13 +115,8 @@ pub(super) async fn add(
 #[utoipa::path(post, path = "/api/v1/platform-admins", tag = "admin", request_body = AddAccount, security(("bearer" = [])),
     responses((status = 201, body = AccountAdded), (status = 400, description = "`invalid_email`", body = ErrorBody),
         (status = 403, description = "`forbidden`, `password_not_allowed`", body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn add_platform_admin(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    ApiJson(body): ApiJson<AddAccount>,
-) -> Result<Response, AppError> {
-    add(&state, &by(&s, client), AccountKind::PlatformAdmin, None, body).await
+async fn add_platform_admin(c: Caller, ApiJson(body): ApiJson<AddAccount>) -> Result<Response, AppError> {
+    add(&c.state, &c.by(), AccountKind::PlatformAdmin, None, body).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -146,13 +139,8 @@ pub struct ResetEmailed {
     responses((status = 202, body = ResetEmailed),
         (status = 403, description = "`forbidden`, `owner_protected`, `step_up_required` (your own account)", body = ErrorBody),
         (status = 404, description = "Unknown, or not yours to manage", body = ErrorBody)))]
-async fn password_reset(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path(account_id): Path<String>,
-) -> Result<Response, AppError> {
-    let emailed = accounts::send_password_reset(&state, &by(&s, client), &account_id).await?;
+async fn password_reset(c: Caller, Path(account_id): Path<String>) -> Result<Response, AppError> {
+    let emailed = accounts::send_password_reset(&c.state, &c.by(), &account_id).await?;
     Ok((StatusCode::ACCEPTED, Json(ResetEmailed { reset_emailed: emailed })).into_response())
 }
 
@@ -172,12 +160,7 @@ async fn password_reset(
         (status = 404, description = "Unknown, or not yours to manage", body = ErrorBody),
         (status = 409, description = "`already_active` (the account has a password), `account_deactivated`", body = ErrorBody),
         (status = 429, description = "`too_many_resends`: 5 within the hour already; see `Retry-After`", body = ErrorBody)))]
-async fn resend_account_invitation(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path(account_id): Path<String>,
-) -> Result<Response, AppError> {
-    let emailed = accounts::resend_invitation_to(&state, &by(&s, client), &account_id).await?;
+async fn resend_account_invitation(c: Caller, Path(account_id): Path<String>) -> Result<Response, AppError> {
+    let emailed = accounts::resend_invitation_to(&c.state, &c.by(), &account_id).await?;
     Ok((StatusCode::ACCEPTED, Json(InvitationResent { invitation_emailed: emailed })).into_response())
 }

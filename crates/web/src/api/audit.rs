@@ -1,7 +1,7 @@
 //! The audit trail: an organization's (`/api/v1/orgs/{org_id}/audit`) and everyone's
 //! (`/api/v1/audit`), as JSON pages or a CSV export, and the hash-chain check.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,10 +12,8 @@ use clinic_auth_store::AuditEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::by;
+use super::Caller;
 use crate::error::ErrorBody;
-use crate::http::auth::ApiSignedIn;
-use crate::http::client::Client;
 use crate::http::extract::ApiQuery;
 use crate::{AppError, AppState};
 
@@ -108,13 +106,7 @@ impl AuditEventView {
     }
 }
 
-async fn audit(
-    state: &AppState,
-    s: &ApiSignedIn,
-    client: Client,
-    org: Option<&str>,
-    p: AuditParams,
-) -> Result<Response, AppError> {
+async fn audit(c: &Caller, org: Option<&str>, p: AuditParams) -> Result<Response, AppError> {
     let csv = match p.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -122,9 +114,9 @@ async fn audit(
     };
     let q = AuditQuery { member: p.member, kind: p.kind, from: p.from, to: p.to, limit: p.limit, before: p.before };
     if csv {
-        let max = state.config.audit_export_max_events;
-        let events = admin::audit_export(state, &by(s, client), org, &q, Some(max)).await?;
-        let names = admin::names(state, &s.0.actor(), &events).await?;
+        let max = c.state.config.audit_export_max_events;
+        let events = admin::audit_export(&c.state, &c.by(), org, &q, Some(max)).await?;
+        let names = admin::names(&c.state, &c.session.actor(), &events).await?;
         let file = format!("attachment; filename=\"audit-{}.csv\"", org.unwrap_or("all"));
         return Ok((
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, file)],
@@ -132,8 +124,8 @@ async fn audit(
         )
             .into_response());
     }
-    let page = admin::audit_events(state, &by(s, client), org, &q).await?;
-    let names = admin::names(state, &s.0.actor(), &page.events).await?;
+    let page = admin::audit_events(&c.state, &c.by(), org, &q).await?;
+    let names = admin::names(&c.state, &c.session.actor(), &page.events).await?;
     let mut res =
         Json(page.events.into_iter().map(|e| AuditEventView::new(e, &names)).collect::<Vec<_>>()).into_response();
     if let Some(older) = page.older {
@@ -165,13 +157,11 @@ async fn audit(
             content(([AuditEventView] = "application/json"), (String = "text/csv"))),
         (status = 400, description = "`invalid_date`, `invalid_format`", body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn org_audit(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
+    c: Caller,
     Path(org_id): Path<String>,
     ApiQuery(p): ApiQuery<AuditParams>,
 ) -> Result<Response, AppError> {
-    audit(&state, &s, client, Some(&org_id), p).await
+    audit(&c, Some(&org_id), p).await
 }
 
 /// Every organization's audit events (platform admins).
@@ -180,13 +170,8 @@ async fn org_audit(
     responses((status = 200, description = "JSON, or text/csv with format=csv",
             content(([AuditEventView] = "application/json"), (String = "text/csv"))),
         (status = 400, description = "`invalid_date`, `invalid_format`", body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn all_audit(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    ApiQuery(p): ApiQuery<AuditParams>,
-) -> Result<Response, AppError> {
-    audit(&state, &s, client, None, p).await
+async fn all_audit(c: Caller, ApiQuery(p): ApiQuery<AuditParams>) -> Result<Response, AppError> {
+    audit(&c, None, p).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -202,11 +187,11 @@ pub struct VerifyView {
 /// Check every audit hash chain (platform admins).
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "platform", security(("bearer" = [])),
     responses((status = 200, body = VerifyView), (status = 403, body = ErrorBody)))]
-async fn verify_audit(State(state): State<AppState>, s: ApiSignedIn) -> Result<Json<VerifyView>, AppError> {
-    if !s.0.actor().may_administer_platform() {
+async fn verify_audit(c: Caller) -> Result<Json<VerifyView>, AppError> {
+    if !c.session.actor().may_administer_platform() {
         return Err(AppError::forbidden());
     }
-    let r = state.store.verify_audit(&Default::default()).await?;
+    let r = c.state.store.verify_audit(&Default::default()).await?;
     Ok(Json(VerifyView {
         intact: r.breaks.is_empty(),
         chains: r.chains,

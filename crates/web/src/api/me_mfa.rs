@@ -2,7 +2,6 @@
 //! factor again (step-up, by code or passkey), setting factors up, the recovery code,
 //! turning 2FA off.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,12 +11,10 @@ use clinic_auth_store::Factor;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::parse_enum;
 use super::passkeys::{PasskeyAnswer, PasskeyOptions, passkey_options};
-use super::sign_in::{AuthenticatorSetupView, EnrollPhone, SentView, SubmitCode};
+use super::second_factor::{AuthenticatorSetupView, EnrollPhone, SentView, SubmitCode};
+use super::{Caller, parse_enum};
 use crate::error::ErrorBody;
-use crate::http::auth::ApiSignedIn;
-use crate::http::client::Client;
 use crate::http::extract::ApiJson;
 use crate::{AppError, AppState};
 
@@ -73,10 +70,10 @@ pub struct MfaStatusView {
 /// The signed-in account's two-factor status.
 #[utoipa::path(get, path = "/api/v1/me/mfa", tag = "two-factor", security(("bearer" = [])),
     responses((status = 200, body = MfaStatusView), (status = 401, body = ErrorBody)))]
-async fn my_mfa(State(state): State<AppState>, s: ApiSignedIn) -> Result<Json<MfaStatusView>, AppError> {
-    let a = &s.0.account;
-    let m = factors::load(&state, a).await?;
-    let verified = state.store.get_session(&s.0.token_hash).await?.and_then(|r| r.verified_at);
+async fn my_mfa(c: Caller) -> Result<Json<MfaStatusView>, AppError> {
+    let a = &c.session.account;
+    let m = factors::load(&c.state, a).await?;
+    let verified = c.state.store.get_session(&c.session.token_hash).await?.and_then(|r| r.verified_at);
     let required = !m.may_turn_off(a);
     Ok(Json(MfaStatusView {
         enabled: !m.factors.is_empty(),
@@ -85,12 +82,12 @@ async fn my_mfa(State(state): State<AppState>, s: ApiSignedIn) -> Result<Json<Mf
         required,
         may_opt_in: m.may_opt_in(a),
         may_turn_off: m.may_turn_off(a),
-        recently_verified: factors::recently_verified(verified, state.now()),
+        recently_verified: factors::recently_verified(verified, c.state.now()),
     }))
 }
 
-pub(super) async fn require_step_up(state: &AppState, s: &ApiSignedIn) -> Result<(), AppError> {
-    factors::require_recent_proof(state, s.0.account.id, &s.0.token_hash)
+pub(super) async fn require_step_up(c: &Caller) -> Result<(), AppError> {
+    factors::require_recent_proof(&c.state, c.session.account.id, &c.session.token_hash)
         .await
         .map_err(|e| e.with_message("Confirm it's you first: POST a current code to /api/v1/me/mfa/verify.").into())
 }
@@ -116,18 +113,13 @@ pub struct Verified {
     responses((status = 200, body = Verified), (status = 401, body = ErrorBody),
         (status = 403, description = "`factor_locked`: 100 wrong answers in a row; use another method", body = ErrorBody),
         (status = 429, body = ErrorBody)))]
-async fn my_mfa_verify(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    ApiJson(body): ApiJson<VerifyFactor>,
-) -> Result<Json<Verified>, AppError> {
+async fn my_mfa_verify(c: Caller, ApiJson(body): ApiJson<VerifyFactor>) -> Result<Json<Verified>, AppError> {
     let method = match body.method.as_deref() {
         None => FactorKind::Authenticator,
         Some(m) => parse_enum::<FactorKind>(m, ErrorKind::MethodUnavailable)?,
     };
     let answer = factors::StepUpAnswer::Code { method, code: &body.code };
-    let proof = factors::step_up(&state, &s.0.account, &s.0.token_hash, answer, &client.0).await?;
+    let proof = factors::step_up(&c.state, &c.session.account, &c.session.token_hash, answer, &c.client).await?;
     let recovery_code = match proof {
         factors::Proof::RecoveryCode(c) => Some(c.display()),
         factors::Proof::Authenticator | factors::Proof::Code | factors::Proof::Passkey => None,
@@ -139,14 +131,15 @@ async fn my_mfa_verify(
 /// second factor.
 #[utoipa::path(post, path = "/api/v1/me/mfa/authenticator", tag = "two-factor", security(("bearer" = [])),
     responses((status = 200, body = AuthenticatorSetupView), (status = 403, description = "`step_up_required`, `mfa_not_enabled`", body = ErrorBody)))]
-async fn my_authenticator(
-    State(state): State<AppState>,
-    s: ApiSignedIn,
-) -> Result<Json<AuthenticatorSetupView>, AppError> {
-    let m = factors::load(&state, &s.0.account).await?;
-    factors::require_setup_available(&m, &s.0.account)?;
-    require_step_up(&state, &s).await?;
-    Ok(Json(factors::begin_authenticator(&state, &s.0.account, Within::Session(&s.0.token_hash)).await?.into()))
+async fn my_authenticator(c: Caller) -> Result<Json<AuthenticatorSetupView>, AppError> {
+    let m = factors::load(&c.state, &c.session.account).await?;
+    factors::require_setup_available(&m, &c.session.account)?;
+    require_step_up(&c).await?;
+    Ok(Json(
+        factors::begin_authenticator(&c.state, &c.session.account, Within::Session(&c.session.token_hash))
+            .await?
+            .into(),
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -160,51 +153,39 @@ pub struct Enrolled {
 /// secret stops working at once.
 #[utoipa::path(post, path = "/api/v1/me/mfa/authenticator/confirm", tag = "two-factor", request_body = SubmitCode, security(("bearer" = [])),
     responses((status = 200, body = Enrolled), (status = 401, body = ErrorBody), (status = 410, description = "`setup_expired`", body = ErrorBody)))]
-async fn my_authenticator_confirm(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    ApiJson(body): ApiJson<SubmitCode>,
-) -> Result<Json<Enrolled>, AppError> {
-    require_step_up(&state, &s).await?;
-    let within = Within::Session(&s.0.token_hash);
-    let code = factors::confirm_authenticator(&state, &s.0.account, &body.code, within, &client.0).await?;
-    state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
+async fn my_authenticator_confirm(c: Caller, ApiJson(body): ApiJson<SubmitCode>) -> Result<Json<Enrolled>, AppError> {
+    require_step_up(&c).await?;
+    let within = Within::Session(&c.session.token_hash);
+    let code = factors::confirm_authenticator(&c.state, &c.session.account, &body.code, within, &c.client).await?;
+    c.state.store.mark_session_verified(&c.session.token_hash, c.state.now()).await?;
     Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
 }
 
-async fn my_code_setup(
-    state: &AppState,
-    client: Client,
-    s: &ApiSignedIn,
-    kind: FactorKind,
-    phone: Option<&str>,
-) -> Result<Json<SentView>, AppError> {
-    let m = factors::load(state, &s.0.account).await?;
-    factors::require_setup_available(&m, &s.0.account)?;
-    require_step_up(state, s).await?;
-    let allowed = m.setup_methods(&s.0.account);
-    let within = Within::Session(&s.0.token_hash);
-    Ok(Json(factors::begin_code_enrollment(state, &s.0.account, kind, phone, allowed, within, &client.0).await?.into()))
+async fn my_code_setup(c: &Caller, kind: FactorKind, phone: Option<&str>) -> Result<Json<SentView>, AppError> {
+    let m = factors::load(&c.state, &c.session.account).await?;
+    factors::require_setup_available(&m, &c.session.account)?;
+    require_step_up(c).await?;
+    let allowed = m.setup_methods(&c.session.account);
+    let within = Within::Session(&c.session.token_hash);
+    Ok(Json(
+        factors::begin_code_enrollment(&c.state, &c.session.account, kind, phone, allowed, within, &c.client)
+            .await?
+            .into(),
+    ))
 }
 
 /// Set up codes by email (to the account's email): sends a confirmation code.
 #[utoipa::path(post, path = "/api/v1/me/mfa/email", tag = "two-factor", security(("bearer" = [])),
     responses((status = 200, body = SentView), (status = 400, description = "`method_unavailable`", body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn my_email(State(state): State<AppState>, client: Client, s: ApiSignedIn) -> Result<Json<SentView>, AppError> {
-    my_code_setup(&state, client, &s, FactorKind::Email, None).await
+async fn my_email(c: Caller) -> Result<Json<SentView>, AppError> {
+    my_code_setup(&c, FactorKind::Email, None).await
 }
 
 /// Set up codes by text message to a US mobile number: sends a confirmation code.
 #[utoipa::path(post, path = "/api/v1/me/mfa/sms", tag = "two-factor", request_body = EnrollPhone, security(("bearer" = [])),
     responses((status = 200, body = SentView), (status = 400, description = "`invalid_phone`, `method_unavailable`", body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn my_sms(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    ApiJson(body): ApiJson<EnrollPhone>,
-) -> Result<Json<SentView>, AppError> {
-    my_code_setup(&state, client, &s, FactorKind::Sms, Some(&body.phone)).await
+async fn my_sms(c: Caller, ApiJson(body): ApiJson<EnrollPhone>) -> Result<Json<SentView>, AppError> {
+    my_code_setup(&c, FactorKind::Sms, Some(&body.phone)).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -217,20 +198,16 @@ pub struct ConfirmCodeFactor {
 /// Confirm an email or phone with the code sent to it; the factor is saved only now.
 #[utoipa::path(post, path = "/api/v1/me/mfa/code/confirm", tag = "two-factor", request_body = ConfirmCodeFactor, security(("bearer" = [])),
     responses((status = 200, body = Enrolled), (status = 401, body = ErrorBody), (status = 410, description = "`code_expired`", body = ErrorBody)))]
-async fn my_code_confirm(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    ApiJson(body): ApiJson<ConfirmCodeFactor>,
-) -> Result<Json<Enrolled>, AppError> {
-    require_step_up(&state, &s).await?;
+async fn my_code_confirm(c: Caller, ApiJson(body): ApiJson<ConfirmCodeFactor>) -> Result<Json<Enrolled>, AppError> {
+    require_step_up(&c).await?;
     let kind = parse_enum::<FactorKind>(&body.method, ErrorKind::MethodUnavailable)?;
     if !matches!(kind, FactorKind::Email | FactorKind::Sms) {
         return Err(Error::new(ErrorKind::MethodUnavailable, "Confirm `email` or `sms` here.").into());
     }
-    let within = Within::Session(&s.0.token_hash);
-    let code = factors::confirm_code_enrollment(&state, &s.0.account, kind, &body.code, within, &client.0).await?;
-    state.store.mark_session_verified(&s.0.token_hash, state.now()).await?;
+    let within = Within::Session(&c.session.token_hash);
+    let code =
+        factors::confirm_code_enrollment(&c.state, &c.session.account, kind, &body.code, within, &c.client).await?;
+    c.state.store.mark_session_verified(&c.session.token_hash, c.state.now()).await?;
     Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
 }
 
@@ -244,22 +221,18 @@ pub struct NewRecoveryCode {
 #[utoipa::path(post, path = "/api/v1/me/mfa/recovery-code", tag = "two-factor", security(("bearer" = [])),
     responses((status = 200, body = NewRecoveryCode), (status = 400, description = "`mfa_off`", body = ErrorBody),
         (status = 403, description = "`step_up_required`", body = ErrorBody)))]
-async fn my_recovery_code(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-) -> Result<Json<NewRecoveryCode>, AppError> {
-    require_step_up(&state, &s).await?;
-    let code = factors::new_recovery_code(&state, &s.0.account, &client.0).await?;
+async fn my_recovery_code(c: Caller) -> Result<Json<NewRecoveryCode>, AppError> {
+    require_step_up(&c).await?;
+    let code = factors::new_recovery_code(&c.state, &c.session.account, &c.client).await?;
     Ok(Json(NewRecoveryCode { recovery_code: code.display() }))
 }
 
 /// Turn two-factor authentication off (when no policy requires it; needs a recent second factor).
 #[utoipa::path(delete, path = "/api/v1/me/mfa", tag = "two-factor", security(("bearer" = [])),
     responses((status = 204), (status = 403, description = "`mfa_required`, `step_up_required`", body = ErrorBody)))]
-async fn my_mfa_off(State(state): State<AppState>, client: Client, s: ApiSignedIn) -> Result<StatusCode, AppError> {
-    require_step_up(&state, &s).await?;
-    factors::turn_off(&state, &s.0.account, &s.0.token_hash, &client.0).await?;
+async fn my_mfa_off(c: Caller) -> Result<StatusCode, AppError> {
+    require_step_up(&c).await?;
+    factors::turn_off(&c.state, &c.session.account, &c.session.token_hash, &c.client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -267,12 +240,9 @@ async fn my_mfa_off(State(state): State<AppState>, client: Client, s: ApiSignedI
 #[utoipa::path(post, path = "/api/v1/me/mfa/verify/passkey/options", tag = "two-factor", security(("bearer" = [])),
     responses((status = 200, body = PasskeyOptions), (status = 400, description = "`method_unavailable`", body = ErrorBody),
         (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
-async fn my_verify_passkey_options(
-    State(state): State<AppState>,
-    s: ApiSignedIn,
-) -> Result<Json<PasskeyOptions>, AppError> {
-    let bound = passkeys::Bound::StepUp(&s.0.token_hash);
-    passkey_options(&passkeys::begin_authentication(&state, &s.0.account, bound, None).await?)
+async fn my_verify_passkey_options(c: Caller) -> Result<Json<PasskeyOptions>, AppError> {
+    let bound = passkeys::Bound::StepUp(&c.session.token_hash);
+    passkey_options(&passkeys::begin_authentication(&c.state, &c.session.account, bound, None).await?)
 }
 
 /// Prove a second factor again with the passkey's answer, allowing 2FA changes for
@@ -280,14 +250,9 @@ async fn my_verify_passkey_options(
 #[utoipa::path(post, path = "/api/v1/me/mfa/verify/passkey", tag = "two-factor", request_body = PasskeyAnswer, security(("bearer" = [])),
     responses((status = 200, body = Verified), (status = 401, body = ErrorBody), (status = 410, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
-async fn my_verify_passkey(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    ApiJson(body): ApiJson<PasskeyAnswer>,
-) -> Result<Json<Verified>, AppError> {
+async fn my_verify_passkey(c: Caller, ApiJson(body): ApiJson<PasskeyAnswer>) -> Result<Json<Verified>, AppError> {
     let response = body.credential.to_string();
     let answer = factors::StepUpAnswer::Passkey { credential: &response };
-    factors::step_up(&state, &s.0.account, &s.0.token_hash, answer, &client.0).await?;
+    factors::step_up(&c.state, &c.session.account, &c.session.token_hash, answer, &c.client).await?;
     Ok(Json(Verified { verified: true, recovery_code: None }))
 }

@@ -2,7 +2,7 @@
 //! listing and adding them, their 2FA status and override, the one-time bypass, MFA
 //! reset, sessions, invitation, status and role.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -15,10 +15,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::{AccountAdded, AccountView, AddAccount, InvitationResent, add};
 use super::me_mfa::FactorView;
-use super::{by, parse_enum};
+use super::{Caller, parse_enum};
 use crate::error::ErrorBody;
-use crate::http::auth::ApiSignedIn;
-use crate::http::client::Client;
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::{AppError, AppState};
 
@@ -34,6 +32,15 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/orgs/{org_id}/members/{member}/invitation", post(resend_member_invitation))
         .route("/api/v1/orgs/{org_id}/members/{member}/status", put(set_status))
         .route("/api/v1/orgs/{org_id}/members/{member}/role", put(set_role))
+}
+
+/// One member of an organization, as the path names them.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MemberPath {
+    org_id: String,
+    /// Member id or email
+    member: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -82,27 +89,23 @@ pub struct MemberSearch {
     params(("org_id" = String, Path), MemberSearch),
     responses((status = 200, body = [MemberStatusView]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_members(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
+    c: Caller,
     Path(org_id): Path<String>,
     ApiQuery(q): ApiQuery<MemberSearch>,
 ) -> Result<Json<Vec<MemberStatusView>>, AppError> {
-    let list = admin::list_members(&state, &by(&s, client), &org_id, q.q.as_deref()).await?;
+    let list = admin::list_members(&c.state, &c.by(), &org_id, q.q.as_deref()).await?;
     Ok(Json(list.iter().map(MemberStatusView::from).collect()))
 }
 
 /// One member's role, 2FA status and override (by member id or email).
 #[utoipa::path(get, path = "/api/v1/orgs/{org_id}/members/{member}", tag = "admin", security(("bearer" = [])),
-    params(("org_id" = String, Path), ("member" = String, Path, description = "Member id or email")),
+    params(MemberPath),
     responses((status = 200, body = MemberStatusView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn member_status(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path((org_id, member)): Path<(String, String)>,
+    c: Caller,
+    Path(MemberPath { org_id, member }): Path<MemberPath>,
 ) -> Result<Json<MemberStatusView>, AppError> {
-    let m = admin::member_status(&state, &by(&s, client), Some(&org_id), &member).await?;
+    let m = admin::member_status(&c.state, &c.by(), Some(&org_id), &member).await?;
     Ok(Json(MemberStatusView::from(&m)))
 }
 
@@ -112,13 +115,11 @@ async fn member_status(
     responses((status = 201, body = AccountAdded), (status = 400, body = ErrorBody), (status = 403, description = "`forbidden`, `password_not_allowed`", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "`email_taken`", body = ErrorBody)))]
 async fn add_member(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
+    c: Caller,
     Path(org_id): Path<String>,
     ApiJson(body): ApiJson<AddAccount>,
 ) -> Result<Response, AppError> {
-    add(&state, &by(&s, client), AccountKind::Member, Some(&org_id), body).await
+    add(&c.state, &c.by(), AccountKind::Member, Some(&org_id), body).await
 }
 
 /// Add a patient-portal account to an organization.
@@ -128,13 +129,11 @@ async fn add_member(
         (status = 403, description = "`forbidden`, `password_not_allowed`", body = ErrorBody),
         (status = 404, description = "No such organization", body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn add_patient(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
+    c: Caller,
     Path(org_id): Path<String>,
     ApiJson(body): ApiJson<AddAccount>,
 ) -> Result<Response, AppError> {
-    add(&state, &by(&s, client), AccountKind::Patient, Some(&org_id), body).await
+    add(&c.state, &c.by(), AccountKind::Patient, Some(&org_id), body).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -146,17 +145,12 @@ pub struct BypassView {
 
 /// "Disable two-factor authentication": a one-time, expiring bypass.
 #[utoipa::path(post, path = "/api/v1/orgs/{org_id}/members/{member}/bypass", tag = "admin", security(("bearer" = [])),
-    params(("org_id" = String, Path), ("member" = String, Path, description = "Member id or email")),
+    params(MemberPath),
     responses((status = 201, body = BypassView),
         (status = 403, description = "`forbidden`, `owner_protected`, `step_up_required`", body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-async fn grant_bypass(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path((org_id, member)): Path<(String, String)>,
-) -> Result<Response, AppError> {
-    let b = admin::grant_bypass(&state, &by(&s, client), Some(&org_id), &member).await?;
+async fn grant_bypass(c: Caller, Path(MemberPath { org_id, member }): Path<MemberPath>) -> Result<Response, AppError> {
+    let b = admin::grant_bypass(&c.state, &c.by(), Some(&org_id), &member).await?;
     Ok((StatusCode::CREATED, Json(BypassView { expires_at: b.expires_at.0 })).into_response())
 }
 
@@ -168,19 +162,17 @@ async fn grant_bypass(
 /// answer; the member's older unused invitation links stop working. At most 5 resends
 /// per member in an hour.
 #[utoipa::path(post, path = "/api/v1/orgs/{org_id}/members/{member}/invitation", tag = "admin", security(("bearer" = [])),
-    params(("org_id" = String, Path), ("member" = String, Path, description = "Member id or email")),
+    params(MemberPath),
     responses((status = 202, body = InvitationResent),
         (status = 403, description = "`forbidden`, `owner_protected`", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "`already_active` (the member has a password), `account_deactivated`", body = ErrorBody),
         (status = 429, description = "`too_many_resends`: 5 within the hour already; see `Retry-After`", body = ErrorBody)))]
 async fn resend_member_invitation(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path((org_id, member)): Path<(String, String)>,
+    c: Caller,
+    Path(MemberPath { org_id, member }): Path<MemberPath>,
 ) -> Result<Response, AppError> {
-    let emailed = admin::resend_invitation(&state, &by(&s, client), Some(&org_id), &member).await?;
+    let emailed = admin::resend_invitation(&c.state, &c.by(), Some(&org_id), &member).await?;
     Ok((StatusCode::ACCEPTED, Json(InvitationResent { invitation_emailed: emailed })).into_response())
 }
 
@@ -199,18 +191,16 @@ pub struct ResetView {
 
 /// Reset MFA: remove every factor of the member.
 #[utoipa::path(post, path = "/api/v1/orgs/{org_id}/members/{member}/mfa-reset", tag = "admin", request_body = ResetBody, security(("bearer" = [])),
-    params(("org_id" = String, Path), ("member" = String, Path, description = "Member id or email")),
+    params(MemberPath),
     responses((status = 200, body = ResetView), (status = 400, description = "`identity_note_required`", body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn reset_mfa(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path((org_id, member)): Path<(String, String)>,
+    c: Caller,
+    Path(MemberPath { org_id, member }): Path<MemberPath>,
     ApiJson(body): ApiJson<ResetBody>,
 ) -> Result<Json<ResetView>, AppError> {
     let removed =
-        admin::reset_mfa(&state, &by(&s, client), Some(&org_id), &member, body.identity_verified.as_deref()).await?;
+        admin::reset_mfa(&c.state, &c.by(), Some(&org_id), &member, body.identity_verified.as_deref()).await?;
     Ok(Json(ResetView { removed_factors: removed }))
 }
 
@@ -221,15 +211,13 @@ pub struct RevokedView {
 
 /// End every session of the member.
 #[utoipa::path(post, path = "/api/v1/orgs/{org_id}/members/{member}/sessions/revoke", tag = "admin", security(("bearer" = [])),
-    params(("org_id" = String, Path), ("member" = String, Path, description = "Member id or email")),
+    params(MemberPath),
     responses((status = 200, body = RevokedView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn revoke_sessions(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path((org_id, member)): Path<(String, String)>,
+    c: Caller,
+    Path(MemberPath { org_id, member }): Path<MemberPath>,
 ) -> Result<Json<RevokedView>, AppError> {
-    let n = admin::revoke_sessions(&state, &by(&s, client), Some(&org_id), &member).await?;
+    let n = admin::revoke_sessions(&c.state, &c.by(), Some(&org_id), &member).await?;
     Ok(Json(RevokedView { revoked_sessions: n }))
 }
 
@@ -241,17 +229,15 @@ pub struct StatusBody {
 
 /// Deactivate (ends every session) or reactivate a member.
 #[utoipa::path(put, path = "/api/v1/orgs/{org_id}/members/{member}/status", tag = "admin", request_body = StatusBody, security(("bearer" = [])),
-    params(("org_id" = String, Path), ("member" = String, Path, description = "Member id or email")),
+    params(MemberPath),
     responses((status = 200, body = AccountView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn set_status(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path((org_id, member)): Path<(String, String)>,
+    c: Caller,
+    Path(MemberPath { org_id, member }): Path<MemberPath>,
     ApiJson(body): ApiJson<StatusBody>,
 ) -> Result<Json<AccountView>, AppError> {
     let status = parse_enum::<AccountStatus>(&body.status, ErrorKind::InvalidStatus)?;
-    let a = admin::set_status(&state, &by(&s, client), Some(&org_id), &member, status).await?;
+    let a = admin::set_status(&c.state, &c.by(), Some(&org_id), &member, status).await?;
     Ok(Json(AccountView::from(&a)))
 }
 
@@ -263,17 +249,15 @@ pub struct RoleBody {
 
 /// Change a member's role (only owners make owners).
 #[utoipa::path(put, path = "/api/v1/orgs/{org_id}/members/{member}/role", tag = "admin", request_body = RoleBody, security(("bearer" = [])),
-    params(("org_id" = String, Path), ("member" = String, Path, description = "Member id or email")),
+    params(MemberPath),
     responses((status = 200, body = AccountView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn set_role(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path((org_id, member)): Path<(String, String)>,
+    c: Caller,
+    Path(MemberPath { org_id, member }): Path<MemberPath>,
     ApiJson(body): ApiJson<RoleBody>,
 ) -> Result<Json<AccountView>, AppError> {
     let role = parse_enum::<Role>(&body.role, ErrorKind::InvalidRole)?;
-    let a = admin::change_role(&state, &by(&s, client), Some(&org_id), &member, role).await?;
+    let a = admin::change_role(&c.state, &c.by(), Some(&org_id), &member, role).await?;
     Ok(Json(AccountView::from(&a)))
 }
 
@@ -286,16 +270,14 @@ pub struct MemberMfaBody {
 
 /// Set a member's two-factor setting (by member id or email).
 #[utoipa::path(put, path = "/api/v1/orgs/{org_id}/members/{member}/mfa", tag = "admin", request_body = MemberMfaBody, security(("bearer" = [])),
-    params(("org_id" = String, Path), ("member" = String, Path, description = "Member id or email")),
+    params(MemberPath),
     responses((status = 200, body = AccountView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn set_member_mfa(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path((org_id, member)): Path<(String, String)>,
+    c: Caller,
+    Path(MemberPath { org_id, member }): Path<MemberPath>,
     ApiJson(body): ApiJson<MemberMfaBody>,
 ) -> Result<Json<AccountView>, AppError> {
     let value = parse_enum::<MemberOverride>(&body.value, ErrorKind::InvalidOverride)?;
-    let account = policy::set_member_override(&state, &by(&s, client), &org_id, &member, value).await?;
+    let account = policy::set_member_override(&c.state, &c.by(), &org_id, &member, value).await?;
     Ok(Json(AccountView::from(&account)))
 }

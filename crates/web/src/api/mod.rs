@@ -6,11 +6,14 @@
 //! `openapi` gathers them into the one document.
 
 use axum::Router;
-use clinic_auth_app::{By, Error, ErrorKind};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use clinic_auth_app::{By, Error, ErrorKind, SignedIn};
+use clinic_auth_store::ClientInfo;
 
-use crate::AppState;
 use crate::http::auth::ApiSignedIn;
 use crate::http::client::Client;
+use crate::{AppError, AppState};
 
 mod accounts;
 mod audit;
@@ -21,6 +24,7 @@ mod orgs;
 mod passkeys;
 mod password_links;
 mod platform;
+mod second_factor;
 mod session;
 mod sign_in;
 
@@ -41,9 +45,29 @@ pub fn routes() -> Router<AppState> {
         .merge(platform::routes())
 }
 
-/// Who is acting: the bearer token's session, from where.
-fn by(s: &ApiSignedIn, client: Client) -> By {
-    By::signed_in(&s.0, client.0)
+/// The signed-in caller of an operation: the session of `Authorization: Bearer …`
+/// (401 `unauthorized` without one), where the request came from, and the application.
+struct Caller {
+    state: AppState,
+    session: SignedIn,
+    client: ClientInfo,
+}
+
+impl Caller {
+    /// Who is acting, for the use cases' permission checks and audit events.
+    fn by(&self) -> By {
+        By::signed_in(&self.session, self.client.clone())
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let ApiSignedIn(session) = ApiSignedIn::from_request_parts(parts, state).await?;
+        let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
+        Ok(Caller { state: state.clone(), session, client })
+    }
 }
 
 /// An enum field of a request body, which arrives as a string: a value the API does not

@@ -1,7 +1,7 @@
 //! Organizations, `/api/v1/orgs` and `/api/v1/orgs/{org_id}`: creating one, reading
 //! one, and its MFA policy. Its members are in `members`, its trail in `audit`.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -12,10 +12,8 @@ use clinic_auth_store::Org;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{by, parse_enum};
+use super::{Caller, parse_enum};
 use crate::error::ErrorBody;
-use crate::http::auth::ApiSignedIn;
-use crate::http::client::Client;
 use crate::http::extract::ApiJson;
 use crate::{AppError, AppState};
 
@@ -75,27 +73,17 @@ pub struct CreateOrg {
 /// Create an organization (platform admins).
 #[utoipa::path(post, path = "/api/v1/orgs", tag = "admin", request_body = CreateOrg, security(("bearer" = [])),
     responses((status = 201, body = OrgView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn create_org(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    ApiJson(body): ApiJson<CreateOrg>,
-) -> Result<Response, AppError> {
+async fn create_org(c: Caller, ApiJson(body): ApiJson<CreateOrg>) -> Result<Response, AppError> {
     let kind = parse_enum::<OrgKind>(&body.kind, ErrorKind::InvalidKind)?;
-    let org = accounts::create_org(&state, &by(&s, client), &body.name, kind, body.id.as_deref()).await?;
+    let org = accounts::create_org(&c.state, &c.by(), &body.name, kind, body.id.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(OrgView::from(&org))).into_response())
 }
 
 /// An organization (platform admins, or its own accounts).
 #[utoipa::path(get, path = "/api/v1/orgs/{org_id}", tag = "admin", security(("bearer" = [])),
     params(("org_id" = String, Path)), responses((status = 200, body = OrgView), (status = 404, body = ErrorBody)))]
-async fn get_org(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path(org_id): Path<String>,
-) -> Result<Json<OrgView>, AppError> {
-    let org = accounts::get_org(&state, &by(&s, client), &org_id).await?;
+async fn get_org(c: Caller, Path(org_id): Path<String>) -> Result<Json<OrgView>, AppError> {
+    let org = accounts::get_org(&c.state, &c.by(), &org_id).await?;
     Ok(Json(OrgView::from(&org)))
 }
 
@@ -119,9 +107,7 @@ pub struct OrgMfaChangeBody {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "`mfa_not_enabled`", body = ErrorBody)))]
 async fn set_org_mfa(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
+    c: Caller,
     Path(org_id): Path<String>,
     ApiJson(body): ApiJson<OrgMfaChangeBody>,
 ) -> Result<Json<OrgView>, AppError> {
@@ -133,6 +119,6 @@ async fn set_org_mfa(
             .map(|m| MethodSet::parse(&m.join(",")).map_err(|e| Error::new(ErrorKind::InvalidPolicy, e.to_string())))
             .transpose()?,
     };
-    let org = policy::set_org_mfa(&state, &by(&s, client), &org_id, change).await?;
+    let org = policy::set_org_mfa(&c.state, &c.by(), &org_id, change).await?;
     Ok(Json(OrgView::from(&org)))
 }

@@ -1,17 +1,16 @@
 //! The signed-in account's passkeys (trusted devices), `/api/v1/me/passkeys…`, and the
 //! WebAuthn options and answers every passkey operation exchanges.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use clinic_auth_app::passkeys;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::Caller;
 use super::me_mfa::require_step_up;
 use crate::error::ErrorBody;
-use crate::http::auth::ApiSignedIn;
-use crate::http::client::Client;
 use crate::http::extract::ApiJson;
 use crate::{AppError, AppState};
 
@@ -53,8 +52,8 @@ pub struct PasskeyList {
 /// The account's passkeys (trusted devices): names, dates, never the credentials.
 #[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "two-factor", security(("bearer" = [])),
     responses((status = 200, body = PasskeyList)))]
-async fn my_passkeys(State(state): State<AppState>, s: ApiSignedIn) -> Result<Json<PasskeyList>, AppError> {
-    let factors = state.store.list_factors(s.0.account.id).await?;
+async fn my_passkeys(c: Caller) -> Result<Json<PasskeyList>, AppError> {
+    let factors = c.state.store.list_factors(c.session.account.id).await?;
     Ok(Json(PasskeyList { passkeys: passkeys::views(&factors, &[]) }))
 }
 
@@ -65,9 +64,9 @@ async fn my_passkeys(State(state): State<AppState>, s: ApiSignedIn) -> Result<Js
         (status = 403, description = "`step_up_required`, `passkey_not_allowed`", body = ErrorBody),
         (status = 409, description = "`too_many_passkeys`", body = ErrorBody),
         (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
-async fn my_passkey_options(State(state): State<AppState>, s: ApiSignedIn) -> Result<Json<PasskeyOptions>, AppError> {
-    require_step_up(&state, &s).await?;
-    passkey_options(&passkeys::begin_registration(&state, &s.0.account, &s.0.token_hash).await?)
+async fn my_passkey_options(c: Caller) -> Result<Json<PasskeyOptions>, AppError> {
+    require_step_up(&c).await?;
+    passkey_options(&passkeys::begin_registration(&c.state, &c.session.account, &c.session.token_hash).await?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -96,21 +95,16 @@ pub struct AddedPasskey {
         (status = 409, description = "`passkey_already_registered`", body = ErrorBody),
         (status = 410, description = "`passkey_expired`", body = ErrorBody),
         (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
-async fn my_passkey_add(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    ApiJson(body): ApiJson<NewPasskeyBody>,
-) -> Result<Json<AddedPasskey>, AppError> {
-    require_step_up(&state, &s).await?;
+async fn my_passkey_add(c: Caller, ApiJson(body): ApiJson<NewPasskeyBody>) -> Result<Json<AddedPasskey>, AppError> {
+    require_step_up(&c).await?;
     let response = body.credential.to_string();
     let added = passkeys::finish_registration(
-        &state,
-        &s.0.account,
-        &s.0.token_hash,
+        &c.state,
+        &c.session.account,
+        &c.session.token_hash,
         &response,
         body.name.as_deref(),
-        &client.0,
+        &c.client,
     )
     .await?;
     Ok(Json(AddedPasskey { id: added.id, name: added.name, device_hint: added.device_hint }))
@@ -127,14 +121,12 @@ pub struct RenamePasskey {
     responses((status = 200, body = PasskeyList), (status = 400, description = "`invalid_name`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody)))]
 async fn my_passkey_rename(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
+    c: Caller,
     Path(passkey_id): Path<String>,
     ApiJson(body): ApiJson<RenamePasskey>,
 ) -> Result<Json<PasskeyList>, AppError> {
-    passkeys::rename(&state, &s.0.account, &passkey_id, &body.name, &client.0).await?;
-    my_passkeys(State(state), s).await
+    passkeys::rename(&c.state, &c.session.account, &passkey_id, &body.name, &c.client).await?;
+    my_passkeys(c).await
 }
 
 /// Remove a passkey: its device is no longer trusted. Needs a recent second factor.
@@ -142,13 +134,8 @@ async fn my_passkey_rename(
     params(("passkey_id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = PasskeyList), (status = 403, description = "`step_up_required`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody)))]
-async fn my_passkey_remove(
-    State(state): State<AppState>,
-    client: Client,
-    s: ApiSignedIn,
-    Path(passkey_id): Path<String>,
-) -> Result<Json<PasskeyList>, AppError> {
-    require_step_up(&state, &s).await?;
-    passkeys::remove(&state, &s.0.account, &s.0.token_hash, &passkey_id, &client.0).await?;
-    my_passkeys(State(state), s).await
+async fn my_passkey_remove(c: Caller, Path(passkey_id): Path<String>) -> Result<Json<PasskeyList>, AppError> {
+    require_step_up(&c).await?;
+    passkeys::remove(&c.state, &c.session.account, &c.session.token_hash, &passkey_id, &c.client).await?;
+    my_passkeys(c).await
 }

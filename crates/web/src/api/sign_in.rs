@@ -1,23 +1,45 @@
 //! Signing in, `/api/v1/login…`: a flow from the email through the password and the
 //! second factor (or its first setup) to the session token.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use clinic_auth_app::{Error, ErrorKind, codes, factors, sign_in};
+use clinic_auth_app::{Error, ErrorKind, codes, sign_in};
 use clinic_auth_core::{FactorKind, FlowStep, Password, Realm};
+use clinic_auth_store::ClientInfo;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::accounts::AccountView;
 use super::parse_enum;
 use super::passkeys::{PasskeyAnswer, PasskeyOptions, passkey_options};
+use super::second_factor::{AuthenticatorSetupView, EnrollPhone, SentView, SubmitCode};
 use crate::error::{ErrorBody, error_code};
 use crate::http::client::Client;
 use crate::http::extract::ApiJson;
 use crate::{AppError, AppState};
+
+/// A step of a sign-in: the flow's secret id (the path's `{flow_id}`), where the
+/// request came from, and the application.
+struct Flow {
+    state: AppState,
+    id: String,
+    client: ClientInfo,
+}
+
+impl FromRequestParts<AppState> for Flow {
+    type Rejection = PathRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PathRejection> {
+        let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
+        let Path(id) = Path::<String>::from_request_parts(parts, state).await?;
+        Ok(Flow { state: state.clone(), id, client })
+    }
+}
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -152,15 +174,10 @@ fn kinds(list: impl IntoIterator<Item = FactorKind>) -> Vec<&'static str> {
         (status = 403, description = "`account_deactivated`", body = ErrorBody),
         (status = 410, description = "`flow_expired`", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`, with Retry-After", body = ErrorBody)))]
-async fn submit_password(
-    State(state): State<AppState>,
-    client: Client,
-    Path(flow_id): Path<String>,
-    ApiJson(body): ApiJson<SubmitPassword>,
-) -> Result<Json<LoginProgress>, AppError> {
+async fn submit_password(f: Flow, ApiJson(body): ApiJson<SubmitPassword>) -> Result<Json<LoginProgress>, AppError> {
     let hints = clinic_auth_core::passkey::parse_device_hints(&body.device_hints.join(","));
     let progress =
-        match sign_in::submit_password(&state, &flow_id, Password::new(body.password), &hints, &client.0).await? {
+        match sign_in::submit_password(&f.state, &f.id, Password::new(body.password), &hints, &f.client).await? {
             sign_in::PasswordOutcome::SignedIn(s) => done(*s),
             sign_in::PasswordOutcome::SecondFactor { method, others } => {
                 let mut progress = LoginProgress {
@@ -169,7 +186,7 @@ async fn submit_password(
                     other_methods: Some(kinds(others)),
                     ..Default::default()
                 };
-                with_sending(&mut progress, sign_in::ensure_code_sent(&state, &flow_id, false, &client.0).await)?;
+                with_sending(&mut progress, sign_in::ensure_code_sent(&f.state, &f.id, false, &f.client).await)?;
                 progress
             }
             sign_in::PasswordOutcome::Enroll { allowed } => {
@@ -205,16 +222,17 @@ fn not_sent(kind: ErrorKind) -> bool {
 /// Where a sign-in stands.
 #[utoipa::path(get, path = "/api/v1/login/{flow_id}", tag = "sign-in", params(("flow_id" = String, Path)),
     responses((status = 200, body = LoginProgress), (status = 410, description = "`flow_expired`", body = ErrorBody)))]
-async fn login_progress(
-    State(state): State<AppState>,
-    Path(flow_id): Path<String>,
-) -> Result<Json<LoginProgress>, AppError> {
-    let flow = sign_in::current(&state, &flow_id).await?;
+async fn login_progress(f: Flow) -> Result<Json<LoginProgress>, AppError> {
+    Ok(Json(where_it_stands(&f).await?))
+}
+
+async fn where_it_stands(f: &Flow) -> Result<LoginProgress, Error> {
+    let flow = sign_in::current(&f.state, &f.id).await?;
     let progress = match &flow.step {
         FlowStep::Password => LoginProgress { next: "password", ..Default::default() },
         FlowStep::SecondFactor { .. } => {
-            let at = sign_in::past_password(&state, &flow_id).await?;
-            let (method, others) = sign_in::methods(&state, &at).await?;
+            let at = sign_in::past_password(&f.state, &f.id).await?;
+            let (method, others) = sign_in::methods(&f.state, &at).await?;
             LoginProgress {
                 next: "second_factor",
                 method: Some(method.as_str()),
@@ -226,7 +244,7 @@ async fn login_progress(
             LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
         }
     };
-    Ok(Json(progress))
+    Ok(progress)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -240,23 +258,12 @@ pub struct ChooseMethod {
     params(("flow_id" = String, Path)),
     responses((status = 200, body = LoginProgress), (status = 400, description = "`method_unavailable`", body = ErrorBody),
         (status = 410, description = "`flow_expired`", body = ErrorBody)))]
-async fn login_method(
-    State(state): State<AppState>,
-    client: Client,
-    Path(flow_id): Path<String>,
-    ApiJson(body): ApiJson<ChooseMethod>,
-) -> Result<Json<LoginProgress>, AppError> {
+async fn login_method(f: Flow, ApiJson(body): ApiJson<ChooseMethod>) -> Result<Json<LoginProgress>, AppError> {
     let method = parse_enum::<FactorKind>(&body.method, ErrorKind::MethodUnavailable)?;
-    sign_in::choose_method(&state, &flow_id, method).await?;
-    let Json(mut progress) = login_progress(State(state.clone()), Path(flow_id.clone())).await?;
-    with_sending(&mut progress, sign_in::ensure_code_sent(&state, &flow_id, false, &client.0).await)?;
+    sign_in::choose_method(&f.state, &f.id, method).await?;
+    let mut progress = where_it_stands(&f).await?;
+    with_sending(&mut progress, sign_in::ensure_code_sent(&f.state, &f.id, false, &f.client).await)?;
     Ok(Json(progress))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct SubmitCode {
-    /// A 6-digit code (spaces and dashes are ignored) or the recovery code
-    pub(super) code: String,
 }
 
 /// Submit the second factor for the flow's current method.
@@ -268,42 +275,17 @@ pub struct SubmitCode {
         (status = 403, description = "`factor_locked`: 100 wrong answers in a row; use another method", body = ErrorBody),
         (status = 410, description = "`flow_expired` (also after too many wrong codes, or when the account changed during the sign-in)", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
-async fn login_code(
-    State(state): State<AppState>,
-    client: Client,
-    Path(flow_id): Path<String>,
-    ApiJson(body): ApiJson<SubmitCode>,
-) -> Result<Json<LoginProgress>, AppError> {
-    Ok(Json(proved(sign_in::submit_code(&state, &flow_id, &body.code, &client.0).await?)))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AuthenticatorSetupView {
-    /// The otpauth:// URI (Google Key Uri Format) that the QR code holds. Secret.
-    otpauth_uri: String,
-    /// The key for typing into the app by hand, in groups of four. Secret.
-    setup_key: String,
-    /// The QR code of `otpauth_uri`, as SVG.
-    qr_svg: String,
-    issuer: String,
-}
-
-impl From<factors::AuthenticatorSetup> for AuthenticatorSetupView {
-    fn from(s: factors::AuthenticatorSetup) -> Self {
-        AuthenticatorSetupView { otpauth_uri: s.uri, setup_key: s.setup_key, qr_svg: s.qr_svg, issuer: s.issuer }
-    }
+async fn login_code(f: Flow, ApiJson(body): ApiJson<SubmitCode>) -> Result<Json<LoginProgress>, AppError> {
+    Ok(Json(proved(sign_in::submit_code(&f.state, &f.id, &body.code, &f.client).await?)))
 }
 
 /// During sign-in: start setting up an authenticator app (the same secret is returned
 /// again until it is confirmed or 15 minutes pass).
 #[utoipa::path(post, path = "/api/v1/login/{flow_id}/enroll/authenticator", tag = "sign-in", params(("flow_id" = String, Path)),
     responses((status = 200, body = AuthenticatorSetupView), (status = 410, body = ErrorBody)))]
-async fn login_enroll(
-    State(state): State<AppState>,
-    Path(flow_id): Path<String>,
-) -> Result<Json<AuthenticatorSetupView>, AppError> {
-    sign_in::choose_enrollment_method(&state, &flow_id, FactorKind::Authenticator).await?;
-    let (_, setup) = sign_in::begin_enrollment(&state, &flow_id).await?;
+async fn login_enroll(f: Flow) -> Result<Json<AuthenticatorSetupView>, AppError> {
+    sign_in::choose_enrollment_method(&f.state, &f.id, FactorKind::Authenticator).await?;
+    let (_, setup) = sign_in::begin_enrollment(&f.state, &f.id).await?;
     Ok(Json(setup.into()))
 }
 
@@ -312,27 +294,8 @@ async fn login_enroll(
 #[utoipa::path(post, path = "/api/v1/login/{flow_id}/enroll/authenticator/confirm", tag = "sign-in", request_body = SubmitCode,
     params(("flow_id" = String, Path)),
     responses((status = 200, body = LoginProgress), (status = 400, body = ErrorBody), (status = 410, description = "`setup_expired`, `flow_expired`", body = ErrorBody)))]
-async fn login_enroll_confirm(
-    State(state): State<AppState>,
-    client: Client,
-    Path(flow_id): Path<String>,
-    ApiJson(body): ApiJson<SubmitCode>,
-) -> Result<Json<LoginProgress>, AppError> {
-    Ok(Json(done(sign_in::confirm_enrollment(&state, &flow_id, &body.code, &client.0).await?)))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SentView {
-    /// Where the code went (masked).
-    sent_to: String,
-    /// Seconds until a resend is possible.
-    resend_in: i64,
-}
-
-impl From<codes::SentTo> for SentView {
-    fn from(s: codes::SentTo) -> Self {
-        SentView { sent_to: s.masked, resend_in: s.resend_in }
-    }
+async fn login_enroll_confirm(f: Flow, ApiJson(body): ApiJson<SubmitCode>) -> Result<Json<LoginProgress>, AppError> {
+    Ok(Json(done(sign_in::confirm_enrollment(&f.state, &f.id, &body.code, &f.client).await?)))
 }
 
 /// Send a new code for the current step (second factor by email or text, or setup of one).
@@ -343,52 +306,33 @@ impl From<codes::SentTo> for SentView {
         (status = 410, description = "`flow_expired`", body = ErrorBody),
         (status = 429, description = "`resend_too_soon`, `too_many_codes_sent` (with Retry-After)", body = ErrorBody),
         (status = 503, description = "`delivery_failed`: the email or SMS provider failed; try again", body = ErrorBody)))]
-async fn login_resend(
-    State(state): State<AppState>,
-    client: Client,
-    Path(flow_id): Path<String>,
-) -> Result<Json<SentView>, AppError> {
-    let flow = sign_in::current(&state, &flow_id).await?;
+async fn login_resend(f: Flow) -> Result<Json<SentView>, AppError> {
+    let flow = sign_in::current(&f.state, &f.id).await?;
     let sent = match flow.step {
-        FlowStep::Enroll { .. } => sign_in::send_enrollment_code(&state, &flow_id, None, true, &client.0).await?,
-        _ => sign_in::ensure_code_sent(&state, &flow_id, true, &client.0)
+        FlowStep::Enroll { .. } => sign_in::send_enrollment_code(&f.state, &f.id, None, true, &f.client).await?,
+        _ => sign_in::ensure_code_sent(&f.state, &f.id, true, &f.client)
             .await?
             .ok_or_else(|| Error::new(ErrorKind::MethodUnavailable, "The current method needs no code to be sent."))?,
     };
     Ok(Json(sent.into()))
 }
 
-#[derive(Deserialize, ToSchema)]
-pub struct EnrollPhone {
-    /// A US mobile number in any usual form, e.g. "(555) 123-4567"
-    pub(super) phone: String,
-}
-
 /// During sign-in: set up codes by email; a code goes to the account's email.
 #[utoipa::path(post, path = "/api/v1/login/{flow_id}/enroll/email", tag = "sign-in", params(("flow_id" = String, Path)),
     responses((status = 200, body = SentView), (status = 400, description = "`method_unavailable`", body = ErrorBody),
         (status = 410, description = "`flow_expired`", body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn login_enroll_email(
-    State(state): State<AppState>,
-    client: Client,
-    Path(flow_id): Path<String>,
-) -> Result<Json<SentView>, AppError> {
-    sign_in::choose_enrollment_method(&state, &flow_id, FactorKind::Email).await?;
-    Ok(Json(sign_in::send_enrollment_code(&state, &flow_id, None, false, &client.0).await?.into()))
+async fn login_enroll_email(f: Flow) -> Result<Json<SentView>, AppError> {
+    sign_in::choose_enrollment_method(&f.state, &f.id, FactorKind::Email).await?;
+    Ok(Json(sign_in::send_enrollment_code(&f.state, &f.id, None, false, &f.client).await?.into()))
 }
 
 /// During sign-in: set up codes by text message to a US mobile number.
 #[utoipa::path(post, path = "/api/v1/login/{flow_id}/enroll/sms", tag = "sign-in", request_body = EnrollPhone, params(("flow_id" = String, Path)),
     responses((status = 200, body = SentView), (status = 400, description = "`invalid_phone`, `method_unavailable`", body = ErrorBody),
         (status = 410, description = "`flow_expired`", body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn login_enroll_sms(
-    State(state): State<AppState>,
-    client: Client,
-    Path(flow_id): Path<String>,
-    ApiJson(body): ApiJson<EnrollPhone>,
-) -> Result<Json<SentView>, AppError> {
-    sign_in::choose_enrollment_method(&state, &flow_id, FactorKind::Sms).await?;
-    Ok(Json(sign_in::send_enrollment_code(&state, &flow_id, Some(&body.phone), false, &client.0).await?.into()))
+async fn login_enroll_sms(f: Flow, ApiJson(body): ApiJson<EnrollPhone>) -> Result<Json<SentView>, AppError> {
+    sign_in::choose_enrollment_method(&f.state, &f.id, FactorKind::Sms).await?;
+    Ok(Json(sign_in::send_enrollment_code(&f.state, &f.id, Some(&body.phone), false, &f.client).await?.into()))
 }
 
 /// During sign-in: confirm the email or phone with the code sent to it. The answer
@@ -398,12 +342,10 @@ async fn login_enroll_sms(
     responses((status = 200, body = LoginProgress), (status = 401, description = "`incorrect_code`, `code_attempts_exhausted`", body = ErrorBody),
         (status = 410, description = "`code_expired`", body = ErrorBody)))]
 async fn login_enroll_code_confirm(
-    State(state): State<AppState>,
-    client: Client,
-    Path(flow_id): Path<String>,
+    f: Flow,
     ApiJson(body): ApiJson<SubmitCode>,
 ) -> Result<Json<LoginProgress>, AppError> {
-    Ok(Json(done(sign_in::confirm_code_enrollment(&state, &flow_id, &body.code, &client.0).await?)))
+    Ok(Json(done(sign_in::confirm_code_enrollment(&f.state, &f.id, &body.code, &f.client).await?)))
 }
 
 /// Start the passkey step of a sign-in: switches the flow to `passkey` and returns
@@ -413,11 +355,8 @@ async fn login_enroll_code_confirm(
         (status = 400, description = "`method_unavailable` (no passkey)", body = ErrorBody),
         (status = 410, description = "`flow_expired`", body = ErrorBody),
         (status = 503, description = "`passkeys_unavailable` (server not configured for passkeys)", body = ErrorBody)))]
-async fn login_passkey_options(
-    State(state): State<AppState>,
-    Path(flow_id): Path<String>,
-) -> Result<Json<PasskeyOptions>, AppError> {
-    passkey_options(&sign_in::begin_passkey(&state, &flow_id).await?)
+async fn login_passkey_options(f: Flow) -> Result<Json<PasskeyOptions>, AppError> {
+    passkey_options(&sign_in::begin_passkey(&f.state, &f.id).await?)
 }
 
 /// Finish the sign-in with the passkey's answer.
@@ -429,12 +368,7 @@ async fn login_passkey_options(
         (status = 410, description = "`passkey_expired` (options used or too old), `flow_expired`", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`", body = ErrorBody),
         (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
-async fn login_passkey(
-    State(state): State<AppState>,
-    client: Client,
-    Path(flow_id): Path<String>,
-    ApiJson(body): ApiJson<PasskeyAnswer>,
-) -> Result<Json<LoginProgress>, AppError> {
+async fn login_passkey(f: Flow, ApiJson(body): ApiJson<PasskeyAnswer>) -> Result<Json<LoginProgress>, AppError> {
     let response = body.credential.to_string();
-    Ok(Json(proved(sign_in::submit_passkey(&state, &flow_id, &response, &client.0).await?)))
+    Ok(Json(proved(sign_in::submit_passkey(&f.state, &f.id, &response, &f.client).await?)))
 }
