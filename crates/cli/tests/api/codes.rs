@@ -19,6 +19,7 @@ both_stores!(
     resend_waits_for_the_cooldown_and_a_new_code_replaces_the_old,
     sends_are_limited_per_member_and_per_client,
     a_provider_failure_is_retryable_and_keeps_the_sign_in,
+    a_code_not_sent_at_the_password_step_is_named_and_the_sign_in_goes_on,
     email_and_text_appear_under_try_another_method,
     members_choose_between_emails_and_texts_on_the_setup_page,
     the_account_email_is_offered_when_the_clinic_allows_email_codes,
@@ -344,6 +345,35 @@ async fn a_provider_failure_is_retryable_and_keeps_the_sign_in(app: TestApp) {
     app.submit_password(&f, PASSWORD).await;
     let (s, e) = post(&app, &format!("/api/v1/login/{f}/enroll/email"), json!({})).await;
     assert_eq!((s, e["error"]["code"].as_str()), (503, Some("delivery_failed")));
+}
+
+async fn a_code_not_sent_at_the_password_step_is_named_and_the_sign_in_goes_on(app: TestApp) {
+    clinic(&app, "email").await;
+    enroll_email(&app).await;
+    // The provider fails: the password is still accepted, and the answer says why no
+    // code came instead of failing the step.
+    app.smtp.set_failing(Some(451));
+    let (flow, progress) = password_step(&app).await;
+    assert_eq!((progress["next"].as_str(), progress["method"].as_str()), (Some("second_factor"), Some("email")));
+    assert_eq!(progress["delivery_error"], "delivery_failed", "{progress}");
+    assert!(progress.get("sent_to").is_none(), "{progress}");
+    app.smtp.set_failing(None);
+    let resend = format!("/api/v1/login/{flow}/resend");
+    let mut last = post(&app, &resend, json!({})).await;
+    assert_eq!(last.0, 200, "{}", last.1);
+    // Past the send limit, a new sign-in names the limit the same way.
+    for _ in 0..10 {
+        app.clock.advance(30);
+        last = post(&app, &resend, json!({})).await;
+        if last.0 != 200 {
+            break;
+        }
+    }
+    assert_eq!((last.0, last.1["error"]["code"].as_str()), (429, Some("too_many_codes_sent")));
+    app.clock.advance(30);
+    let (_, progress) = password_step(&app).await;
+    assert_eq!(progress["next"], "second_factor");
+    assert_eq!(progress["delivery_error"], "too_many_codes_sent", "{progress}");
 }
 
 async fn email_and_text_appear_under_try_another_method(app: TestApp) {
