@@ -1,0 +1,80 @@
+//! Login flows: a sign-in between its first step and the session it earns.
+
+use std::str::FromStr;
+
+use clinic_auth_core::{Email, FlowStep, LoginFlow, Realm, TokenHash, UnixTime};
+
+use super::{Db, corrupt, counted, parse_with};
+use crate::{StoreError, StoreResult};
+
+impl Db {
+    pub(super) async fn insert_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<()> {
+        let state = serde_json::to_string(&flow.step).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.query(
+            "INSERT INTO login_flows (id_hash, realm, email, state, created_at, expires_at, account_id, stamp)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id.as_str())
+        .bind(flow.realm.as_str())
+        .bind(flow.email.as_str())
+        .bind(state)
+        .bind(flow.created_at.0)
+        .bind(flow.expires_at.0)
+        .bind(flow.step.account_id().map(|a| a.to_string()))
+        .bind(flow.stamp)
+        .execute()
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn get_flow(&self, id: &TokenHash) -> StoreResult<Option<LoginFlow>> {
+        let row = self.query("SELECT * FROM login_flows WHERE id_hash = $1").bind(id.as_str()).fetch_optional().await?;
+        let Some(row) = row else { return Ok(None) };
+        let state: String = row.try_get("state")?;
+        let step: FlowStep = serde_json::from_str(&state).map_err(|_| corrupt("login flow state"))?;
+        Ok(Some(LoginFlow {
+            realm: parse_with(&row.try_get::<String>("realm")?, Realm::from_str, "realm")?,
+            email: parse_with(&row.try_get::<String>("email")?, Email::parse, "email")?,
+            step,
+            created_at: UnixTime(row.try_get("created_at")?),
+            expires_at: UnixTime(row.try_get("expires_at")?),
+            stamp: row.try_get("stamp")?,
+        }))
+    }
+
+    pub(super) async fn delete_flow(&self, id: &TokenHash) -> StoreResult<()> {
+        self.query("DELETE FROM login_flows WHERE id_hash = $1").bind(id.as_str()).execute().await?;
+        Ok(())
+    }
+
+    pub(super) async fn update_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<bool> {
+        let state = serde_json::to_string(&flow.step).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The account and stamp are set once, when the password is accepted; a
+        // later change to the account moves the stamp in the row, not here.
+        let done = self
+            .query(
+                "UPDATE login_flows SET state = $1, account_id = COALESCE(account_id, $3),
+                   stamp = CASE WHEN account_id IS NULL THEN $4 ELSE stamp END
+                 WHERE id_hash = $2",
+            )
+            .bind(state)
+            .bind(id.as_str())
+            .bind(flow.step.account_id().map(|a| a.to_string()))
+            .bind(flow.stamp)
+            .execute()
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// One statement counts the answer and checks the limit, so concurrent answers
+    /// never exceed `max`.
+    pub(super) async fn reserve_flow_attempt(&self, id: &TokenHash, max: u32) -> StoreResult<Option<u32>> {
+        let row = self
+            .query("UPDATE login_flows SET attempts = attempts + 1 WHERE id_hash = $1 AND attempts < $2 RETURNING attempts")
+            .bind(id.as_str())
+            .bind(i64::from(max))
+            .fetch_optional()
+            .await?;
+        counted(row, "attempts")
+    }
+}

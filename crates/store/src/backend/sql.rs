@@ -1,0 +1,240 @@
+//! One SQL text for both databases. Every statement is written once, with numbered
+//! `$N` parameters, and runs through [`Query`]: on PostgreSQL as written, on SQLite
+//! with the parameters rewritten to `?N`. The few types here (a pool, a transaction,
+//! a statement, a row) are enums of the two drivers' own types, so the store's code
+//! above them is written once and neither backend can get SQL the other lacks.
+
+use std::pin::Pin;
+
+use futures_util::{Stream, TryStreamExt};
+use sqlx::{AssertSqlSafe, Database, Decode, Encode, Executor, IntoArguments, Postgres, Sqlite, Type};
+
+/// A connection pool of either backend.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// An open transaction; dropped without [`Tx::commit`], it rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// A row of either backend.
+pub enum Row {
+    Sqlite(sqlx::sqlite::SqliteRow),
+    Postgres(sqlx::postgres::PgRow),
+}
+
+/// A statement with its arguments so far, and where it will run.
+pub enum Query<'c> {
+    Sqlite(Stmt<'c, Sqlite>),
+    Postgres(Stmt<'c, Postgres>),
+}
+
+/// The rows a statement returns, one at a time.
+pub type RowStream<'c> = Pin<Box<dyn Stream<Item = Result<Row, sqlx::Error>> + Send + 'c>>;
+
+impl Pool {
+    /// A statement run on any free connection of the pool (outside a transaction).
+    pub fn query(&self, sql: &'static str) -> Query<'_> {
+        match self {
+            Pool::Sqlite(p) => Query::Sqlite(Stmt::sqlite(sql, On::Pool(p))),
+            Pool::Postgres(p) => Query::Postgres(Stmt::postgres(sql, On::Pool(p))),
+        }
+    }
+
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+}
+
+impl Tx {
+    /// A statement run inside this transaction.
+    pub fn query(&mut self, sql: &'static str) -> Query<'_> {
+        match self {
+            Tx::Sqlite(t) => Query::Sqlite(Stmt::sqlite(sql, On::Conn(&mut **t))),
+            Tx::Postgres(t) => Query::Postgres(Stmt::postgres(sql, On::Conn(&mut **t))),
+        }
+    }
+
+    /// Makes every later query of this (read-only) transaction read one snapshot.
+    /// A read transaction of SQLite in WAL mode sees one snapshot already.
+    pub async fn read_one_snapshot(&mut self) -> Result<(), sqlx::Error> {
+        if let Tx::Postgres(t) = self {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut **t).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+}
+
+impl Row {
+    /// The value of `column`, as `T` (a type both backends decode).
+    pub fn try_get<'r, T>(&'r self, column: &str) -> Result<T, sqlx::Error>
+    where
+        T: Decode<'r, Sqlite> + Type<Sqlite> + Decode<'r, Postgres> + Type<Postgres>,
+    {
+        match self {
+            Row::Sqlite(r) => sqlx::Row::try_get(r, column),
+            Row::Postgres(r) => sqlx::Row::try_get(r, column),
+        }
+    }
+}
+
+impl<'c> Query<'c> {
+    /// Binds the next `$N` parameter (a type both backends encode).
+    pub fn bind<'t, T>(self, value: T) -> Self
+    where
+        T: Encode<'t, Sqlite> + Type<Sqlite> + Encode<'t, Postgres> + Type<Postgres>,
+    {
+        match self {
+            Query::Sqlite(s) => Query::Sqlite(s.bind(value)),
+            Query::Postgres(s) => Query::Postgres(s.bind(value)),
+        }
+    }
+
+    /// Runs the statement; the number of rows it changed.
+    pub async fn execute(self) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Query::Sqlite(s) => s.execute().await?.rows_affected(),
+            Query::Postgres(s) => s.execute().await?.rows_affected(),
+        })
+    }
+
+    pub async fn fetch_one(self) -> Result<Row, sqlx::Error> {
+        match self {
+            Query::Sqlite(s) => s.fetch_one().await.map(Row::Sqlite),
+            Query::Postgres(s) => s.fetch_one().await.map(Row::Postgres),
+        }
+    }
+
+    pub async fn fetch_optional(self) -> Result<Option<Row>, sqlx::Error> {
+        Ok(match self {
+            Query::Sqlite(s) => s.fetch_optional().await?.map(Row::Sqlite),
+            Query::Postgres(s) => s.fetch_optional().await?.map(Row::Postgres),
+        })
+    }
+
+    pub async fn fetch_all(self) -> Result<Vec<Row>, sqlx::Error> {
+        Ok(match self {
+            Query::Sqlite(s) => s.fetch_all().await?.into_iter().map(Row::Sqlite).collect(),
+            Query::Postgres(s) => s.fetch_all().await?.into_iter().map(Row::Postgres).collect(),
+        })
+    }
+
+    /// The rows as they arrive, without holding them all.
+    pub fn fetch(self) -> RowStream<'c> {
+        match self {
+            Query::Sqlite(s) => Box::pin(s.fetch().map_ok(Row::Sqlite)),
+            Query::Postgres(s) => Box::pin(s.fetch().map_ok(Row::Postgres)),
+        }
+    }
+}
+
+/// Where a statement runs: any free connection of a pool, or one connection (a
+/// transaction's).
+enum On<'c, DB: Database> {
+    Pool(&'c sqlx::Pool<DB>),
+    Conn(&'c mut DB::Connection),
+}
+
+/// A statement of one backend, and where it runs.
+pub struct Stmt<'c, DB: Database> {
+    query: sqlx::query::Query<'static, DB, DB::Arguments>,
+    on: On<'c, DB>,
+}
+
+impl<'c> Stmt<'c, Sqlite> {
+    fn sqlite(sql: &'static str, on: On<'c, Sqlite>) -> Self {
+        Stmt { query: sqlx::query(AssertSqlSafe(to_sqlite_params(sql))), on }
+    }
+}
+
+impl<'c> Stmt<'c, Postgres> {
+    fn postgres(sql: &'static str, on: On<'c, Postgres>) -> Self {
+        Stmt { query: sqlx::query(sql), on }
+    }
+}
+
+impl<'c, DB> Stmt<'c, DB>
+where
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
+{
+    fn bind<'t, T: Encode<'t, DB> + Type<DB>>(self, value: T) -> Self {
+        Stmt { query: self.query.bind(value), on: self.on }
+    }
+
+    async fn execute(self) -> Result<DB::QueryResult, sqlx::Error> {
+        match self.on {
+            On::Pool(p) => self.query.execute(p).await,
+            On::Conn(c) => self.query.execute(c).await,
+        }
+    }
+
+    async fn fetch_one(self) -> Result<DB::Row, sqlx::Error> {
+        match self.on {
+            On::Pool(p) => self.query.fetch_one(p).await,
+            On::Conn(c) => self.query.fetch_one(c).await,
+        }
+    }
+
+    async fn fetch_optional(self) -> Result<Option<DB::Row>, sqlx::Error> {
+        match self.on {
+            On::Pool(p) => self.query.fetch_optional(p).await,
+            On::Conn(c) => self.query.fetch_optional(c).await,
+        }
+    }
+
+    async fn fetch_all(self) -> Result<Vec<DB::Row>, sqlx::Error> {
+        match self.on {
+            On::Pool(p) => self.query.fetch_all(p).await,
+            On::Conn(c) => self.query.fetch_all(c).await,
+        }
+    }
+
+    fn fetch(self) -> Pin<Box<dyn Stream<Item = Result<DB::Row, sqlx::Error>> + Send + 'c>> {
+        match self.on {
+            On::Pool(p) => self.query.fetch(p),
+            On::Conn(c) => self.query.fetch(c),
+        }
+    }
+}
+
+/// `$1` → `?1`. Our SQL has no `$` inside string literals.
+fn to_sqlite_params(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(|n| n.is_ascii_digit()) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_sqlite_params;
+
+    #[test]
+    fn numbered_parameters_become_sqlite_style() {
+        assert_eq!(to_sqlite_params("a = $1 AND b = $12 OR c = $1"), "a = ?1 AND b = ?12 OR c = ?1");
+        assert_eq!(to_sqlite_params("price$ = $"), "price$ = $");
+    }
+}

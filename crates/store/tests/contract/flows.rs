@@ -1,0 +1,72 @@
+//! Login flows, and the second-factor answers counted against them.
+
+use clinic_auth_core::{FactorKind, FlowStep, LoginFlow, MethodSet};
+
+use crate::harness::{NOW, TestStore, successes, token};
+
+contract!(flows_round_trip, a_flow_takes_its_account_and_stamp_once, flow_attempts_stop_at_max_under_concurrency);
+
+async fn flows_round_trip(t: TestStore) {
+    let org = t.org("riverside").await;
+    let m = t.member(&org, "m@riverside.test").await;
+    let id = token("flow");
+    let flow = LoginFlow::start(m.realm(), m.email.clone(), NOW);
+    t.insert_flow(&id, &flow).await.unwrap();
+    assert_eq!(t.get_flow(&id).await.unwrap(), Some(flow.clone()));
+    assert_eq!(t.get_flow(&token("other")).await.unwrap(), None);
+
+    let enroll = LoginFlow {
+        step: FlowStep::Enroll {
+            account_id: m.id,
+            allowed: MethodSet::standard(),
+            chosen: Some(FactorKind::Sms),
+            replacing: true,
+        },
+        stamp: 4,
+        ..flow.clone()
+    };
+    assert!(t.update_flow(&id, &enroll).await.unwrap());
+    assert_eq!(t.get_flow(&id).await.unwrap(), Some(enroll));
+    assert!(!t.update_flow(&token("other"), &flow).await.unwrap());
+
+    t.delete_flow(&id).await.unwrap();
+    assert_eq!(t.get_flow(&id).await.unwrap(), None);
+    assert!(!t.update_flow(&id, &flow).await.unwrap(), "a deleted flow is gone");
+}
+
+async fn a_flow_takes_its_account_and_stamp_once(t: TestStore) {
+    let org = t.org("riverside").await;
+    let m = t.member(&org, "m@riverside.test").await;
+    let other = t.member(&org, "o@riverside.test").await;
+    let id = token("flow");
+    t.insert_flow(&id, &LoginFlow::start(m.realm(), m.email.clone(), NOW)).await.unwrap();
+    let step = |account| FlowStep::SecondFactor { account_id: account, method: FactorKind::Authenticator };
+    let first = LoginFlow { step: step(m.id), stamp: 3, ..LoginFlow::start(m.realm(), m.email.clone(), NOW) };
+    assert!(t.update_flow(&id, &first).await.unwrap());
+    // A later update changes the step, never the account or stamp recorded first.
+    let later = LoginFlow { step: step(other.id), stamp: 9, ..first.clone() };
+    assert!(t.update_flow(&id, &later).await.unwrap());
+    let stored = t.get_flow(&id).await.unwrap().unwrap();
+    assert_eq!((stored.step, stored.stamp), (step(other.id), 3));
+    // The row's account is still the first: moving that account's stamp ends the flow.
+    t.revoke_sessions(m.id, &crate::harness::audit("sessions_revoked", Some(&org.id), Some(m.id))).await.unwrap();
+    assert_eq!(t.get_flow(&id).await.unwrap(), None);
+}
+
+async fn flow_attempts_stop_at_max_under_concurrency(t: TestStore) {
+    let org = t.org("riverside").await;
+    let m = t.member(&org, "m@riverside.test").await;
+    let id = t.flow(&m, "flow").await;
+    let counts = t
+        .concurrently(12, |store, _| {
+            let id = id.clone();
+            async move { store.reserve_flow_attempt(&id, 5).await.unwrap() }
+        })
+        .await;
+    assert_eq!(successes(&counts), 5, "{counts:?}");
+    let mut taken: Vec<u32> = counts.into_iter().flatten().collect();
+    taken.sort();
+    assert_eq!(taken, [1, 2, 3, 4, 5], "each answer its own place");
+    assert_eq!(t.reserve_flow_attempt(&id, 6).await.unwrap(), Some(6), "a higher max lets one more through");
+    assert_eq!(t.reserve_flow_attempt(&token("gone"), 5).await.unwrap(), None);
+}
