@@ -11,8 +11,14 @@ impl Db {
     pub(super) async fn insert_passkey(&self, p: &NewPasskey, audit: &NewAuditEvent, max: i64) -> StoreResult<bool> {
         let f = &p.factor;
         let mut tx = self.begin().await?;
-        // The limit is checked by the INSERT itself, so that two devices trusted
-        // at once cannot both slip under it.
+        // Two devices trusted at once must not both slip under the limit. The
+        // account's row is locked first (PostgreSQL's count below would otherwise
+        // read a snapshot without the other's new row; SQLite serialises writers
+        // anyway), and the limit is checked by the INSERT itself.
+        tx.query("UPDATE accounts SET updated_at = updated_at WHERE id = $1")
+            .bind(f.account_id.to_string())
+            .execute()
+            .await?;
         let done = tx
             .query(
                 "INSERT INTO factors (id, account_id, kind, label, secret, nonce, key_version, created_at, last_used_at,

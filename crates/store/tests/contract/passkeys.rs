@@ -6,14 +6,15 @@ use clinic_auth_store::{Ceremony, NewPasskey, PasskeyState, PasskeyUse, StoreErr
 use crate::harness::{Backend, NOW, TestStore, audit, new_factor, sealed, successes};
 
 contract!(
+    concurrent_passkeys_stop_at_max,
     passkeys_stop_at_max_and_credentials_are_unique,
     a_passkey_counter_must_advance,
     renaming_and_removing_a_passkey,
     a_ceremony_is_taken_once,
 );
 
-/// Registrations racing at the limit: no more than `max` get through. SQLite holds
-/// this (one writer at a time); PostgreSQL does not yet (see the ignore reason).
+/// Registrations racing at the limit: no more than `max` get through, on PostgreSQL
+/// too (the account row is locked before the counting INSERT).
 async fn concurrent_passkeys_stop_at_max(t: TestStore) {
     let org = t.org("riverside").await;
     let m = t.member(&org, "m@riverside.test").await;
@@ -26,20 +27,6 @@ async fn concurrent_passkeys_stop_at_max(t: TestStore) {
         .await;
     assert_eq!(successes(&results), 3, "{results:?}");
     assert_eq!(t.list_factors(m.id).await.unwrap().len(), 3);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_passkeys_stop_at_max_sqlite() {
-    concurrent_passkeys_stop_at_max(TestStore::open(Backend::Sqlite).await.unwrap()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known gap: under READ COMMITTED the COUNT in insert_passkey's INSERT ... SELECT reads a snapshot, \
-            so concurrent registrations on PostgreSQL pass `max` (the same with the code before the split)"]
-async fn concurrent_passkeys_stop_at_max_postgres() {
-    if let Some(t) = TestStore::open(Backend::Postgres).await {
-        concurrent_passkeys_stop_at_max(t).await;
-    }
 }
 
 fn passkey(account: &clinic_auth_store::Account, id: &str, sign_count: u32) -> NewPasskey {
