@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use clinic_auth_app::sign_in::SignInStep;
 use clinic_auth_app::{Error, ErrorKind, codes, sign_in};
 use clinic_auth_core::{FactorKind, FlowStep, Password, Realm};
 use clinic_auth_store::ClientInfo;
@@ -227,20 +228,15 @@ async fn login_progress(f: Flow) -> Result<Json<LoginProgress>, AppError> {
 }
 
 async fn where_it_stands(f: &Flow) -> Result<LoginProgress, Error> {
-    let flow = sign_in::current(&f.state, &f.id).await?;
-    let progress = match &flow.step {
-        FlowStep::Password => LoginProgress { next: "password", ..Default::default() },
-        FlowStep::SecondFactor { .. } => {
-            let at = sign_in::past_password(&f.state, &f.id).await?;
-            let (method, others) = sign_in::methods(&f.state, &at).await?;
-            LoginProgress {
-                next: "second_factor",
-                method: Some(method.as_str()),
-                other_methods: Some(kinds(others)),
-                ..Default::default()
-            }
-        }
-        FlowStep::Enroll { allowed, .. } => {
+    let progress = match sign_in::resume(&f.state, &f.id).await?.step {
+        SignInStep::Password => LoginProgress { next: "password", ..Default::default() },
+        SignInStep::SecondFactor { method, others, .. } => LoginProgress {
+            next: "second_factor",
+            method: Some(method.as_str()),
+            other_methods: Some(kinds(others)),
+            ..Default::default()
+        },
+        SignInStep::Enroll { allowed, .. } => {
             LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
         }
     };
