@@ -5,7 +5,7 @@ use clinic_auth_core::permission::Target;
 use clinic_auth_core::{
     AccountId, AccountKind, Email, NewPassword, OrgId, OrgKind, Password, Realm, Role, SecretToken,
 };
-use clinic_auth_store::{Account, LinkPurpose, NewAccount, NewPasswordLink, Org, PasswordLink, StoreError};
+use clinic_auth_store::{Account, ClientInfo, LinkPurpose, NewAccount, NewPasswordLink, Org, PasswordLink, StoreError};
 
 use super::{By, access, audit_event, detail};
 use crate::{App, Error, ErrorKind};
@@ -478,5 +478,24 @@ pub async fn link_purpose(state: &App, token: &str) -> Result<LinkPurpose, Error
     match state.store.get_password_link(&token.hash()).await? {
         Some(link) if link.is_usable(state.now()) => Ok(link.purpose),
         _ => Err(link_unusable()),
+    }
+}
+
+/// Uses an emailed link to choose a password: the first-start setup link creates the
+/// first platform admin (with `email`); an invitation or reset link sets the
+/// password of the account it was sent for.
+pub async fn use_password_link(
+    state: &App,
+    token: &str,
+    email: Option<&str>,
+    password: Password,
+    confirm: &str,
+    client: &ClientInfo,
+) -> Result<Account, Error> {
+    match link_purpose(state, token).await? {
+        LinkPurpose::Setup => {
+            create_first_admin(state, token, email.unwrap_or_default(), password, confirm, client).await
+        }
+        purpose => set_password_with_link(state, token, purpose, password, confirm, client).await,
     }
 }

@@ -367,6 +367,14 @@ pub fn csv(events: &[AuditEvent], names: &std::collections::HashMap<String, Stri
     out
 }
 
+/// Checks every audit hash chain (platform support only).
+pub async fn verify_audit(state: &App, by: &By) -> Result<clinic_auth_store::AuditVerification, Error> {
+    if !by.actor.may_administer_platform() {
+        return Err(Error::forbidden());
+    }
+    Ok(state.store.verify_audit(&Default::default()).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::cell;

@@ -180,6 +180,10 @@ async fn enroll(
     event.via = within.via();
     state.store.enroll_factor(&factor, recovery.as_ref().map(|r| r.hash()).as_deref(), &event).await?;
     proved(state, account).await?;
+    // Confirming a new factor from a session proves it there, like a step-up.
+    if let Within::Session(session) = within {
+        state.store.mark_session_verified(session, state.now()).await?;
+    }
     notices::send(state, account, SecurityNotice::FactorAdded { method: method_label(factor.kind).to_owned() }).await;
     Ok(recovery)
 }
@@ -491,4 +495,31 @@ pub fn require_setup_available(mfa: &MfaState, account: &Account) -> Result<(), 
         ));
     }
     Ok(())
+}
+
+/// An account's two-factor settings as its owner sees them.
+#[derive(Debug, Clone)]
+pub struct MfaStatus {
+    pub mfa: MfaState,
+    /// The account's policy requires a second factor (so it cannot be turned off).
+    pub required: bool,
+    pub may_opt_in: bool,
+    pub may_turn_off: bool,
+    /// A second factor was proved in this session within the step-up window.
+    pub recently_verified: bool,
+}
+
+/// The signed-in account's two-factor settings, for the account page and `/me/mfa`.
+pub async fn status(state: &App, signed_in: &crate::SignedIn) -> Result<MfaStatus, Error> {
+    let account = &signed_in.account;
+    let mfa = load(state, account).await?;
+    let verified = state.store.get_session(&signed_in.token_hash).await?.and_then(|r| r.verified_at);
+    let may_turn_off = mfa.may_turn_off(account);
+    Ok(MfaStatus {
+        required: !may_turn_off,
+        may_opt_in: mfa.may_opt_in(account),
+        may_turn_off,
+        recently_verified: recently_verified(verified, state.now()),
+        mfa,
+    })
 }

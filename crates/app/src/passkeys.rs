@@ -501,6 +501,11 @@ pub struct PasskeyView {
     pub this_device: bool,
 }
 
+/// The account's passkeys, marking the one this browser holds (by its device hints).
+pub async fn list(state: &App, account: &Account, device_hints: &[String]) -> Result<Vec<PasskeyView>, Error> {
+    Ok(views(&state.store.list_factors(account.id).await?, device_hints))
+}
+
 pub fn views(factors: &[Factor], device_hints: &[String]) -> Vec<PasskeyView> {
     factors
         .iter()

@@ -704,6 +704,18 @@ pub async fn ensure_code_sent(
         .map(Some)
 }
 
+/// "Resend": a new code for the step the sign-in is at, the setup code while setting
+/// up, the sign-in code otherwise. `MethodUnavailable` when the step needs no code.
+pub async fn resend(state: &App, flow_token: &str, client: &ClientInfo) -> Result<SentTo, Error> {
+    let flow = current(state, flow_token).await?;
+    match flow.step {
+        FlowStep::Enroll { .. } => send_enrollment_code(state, flow_token, None, true, client).await,
+        _ => ensure_code_sent(state, flow_token, true, client)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::MethodUnavailable, "The current method needs no code to be sent.")),
+    }
+}
+
 /// The email or text code of this sign-in's current step, if one is in flight.
 pub async fn code_in_flight(state: &App, at: &FlowAt) -> Result<Option<SentTo>, Error> {
     match at.flow.step {

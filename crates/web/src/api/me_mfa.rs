@@ -71,18 +71,15 @@ pub struct MfaStatusView {
 #[utoipa::path(get, path = "/api/v1/me/mfa", tag = "two-factor", security(("bearer" = [])),
     responses((status = 200, body = MfaStatusView), (status = 401, body = ErrorBody)))]
 async fn my_mfa(c: Caller) -> Result<Json<MfaStatusView>, AppError> {
-    let a = &c.session.account;
-    let m = factors::load(&c.state, a).await?;
-    let verified = c.state.store.get_session(&c.session.token_hash).await?.and_then(|r| r.verified_at);
-    let required = !m.may_turn_off(a);
+    let status = factors::status(&c.state, &c.session).await?;
     Ok(Json(MfaStatusView {
-        enabled: !m.factors.is_empty(),
-        factors: m.factors.iter().map(FactorView::from).collect(),
-        recovery_code_set: m.has_recovery_code,
-        required,
-        may_opt_in: m.may_opt_in(a),
-        may_turn_off: m.may_turn_off(a),
-        recently_verified: factors::recently_verified(verified, c.state.now()),
+        enabled: !status.mfa.factors.is_empty(),
+        factors: status.mfa.factors.iter().map(FactorView::from).collect(),
+        recovery_code_set: status.mfa.has_recovery_code,
+        required: status.required,
+        may_opt_in: status.may_opt_in,
+        may_turn_off: status.may_turn_off,
+        recently_verified: status.recently_verified,
     }))
 }
 
@@ -157,7 +154,6 @@ async fn my_authenticator_confirm(c: Caller, ApiJson(body): ApiJson<SubmitCode>)
     require_step_up(&c).await?;
     let within = Within::Session(&c.session.token_hash);
     let code = factors::confirm_authenticator(&c.state, &c.session.account, &body.code, within, &c.client).await?;
-    c.state.store.mark_session_verified(&c.session.token_hash, c.state.now()).await?;
     Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
 }
 
@@ -207,7 +203,6 @@ async fn my_code_confirm(c: Caller, ApiJson(body): ApiJson<ConfirmCodeFactor>) -
     let within = Within::Session(&c.session.token_hash);
     let code =
         factors::confirm_code_enrollment(&c.state, &c.session.account, kind, &body.code, within, &c.client).await?;
-    c.state.store.mark_session_verified(&c.session.token_hash, c.state.now()).await?;
     Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
 }
 

@@ -53,8 +53,7 @@ pub struct PasskeyList {
 #[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "two-factor", security(("bearer" = [])),
     responses((status = 200, body = PasskeyList)))]
 async fn my_passkeys(c: Caller) -> Result<Json<PasskeyList>, AppError> {
-    let factors = c.state.store.list_factors(c.session.account.id).await?;
-    Ok(Json(PasskeyList { passkeys: passkeys::views(&factors, &[]) }))
+    Ok(Json(PasskeyList { passkeys: passkeys::list(&c.state, &c.session.account, &[]).await? }))
 }
 
 /// Start trusting this device: options for `navigator.credentials.create()`. Needs a

@@ -6,7 +6,6 @@ use axum::routing::post;
 use axum::{Json, Router};
 use clinic_auth_app::accounts;
 use clinic_auth_core::Password;
-use clinic_auth_store::LinkPurpose;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -41,15 +40,9 @@ async fn use_password_link(
     Path(token): Path<String>,
     ApiJson(body): ApiJson<UseLink>,
 ) -> Result<Json<AccountView>, AppError> {
-    let purpose = accounts::link_purpose(&state, &token).await?;
     let confirm = body.password.clone();
     let password = Password::new(body.password);
-    let account = match purpose {
-        LinkPurpose::Setup => {
-            let email = body.email.unwrap_or_default();
-            accounts::create_first_admin(&state, &token, &email, password, &confirm, &client.0).await?
-        }
-        p => accounts::set_password_with_link(&state, &token, p, password, &confirm, &client.0).await?,
-    };
+    let email = body.email.as_deref();
+    let account = accounts::use_password_link(&state, &token, email, password, &confirm, &client.0).await?;
     Ok(Json(AccountView::from(&account)))
 }

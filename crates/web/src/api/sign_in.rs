@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clinic_auth_app::sign_in::SignInStep;
 use clinic_auth_app::{Error, ErrorKind, codes, sign_in};
-use clinic_auth_core::{FactorKind, FlowStep, Password, Realm};
+use clinic_auth_core::{FactorKind, Password, Realm};
 use clinic_auth_store::ClientInfo;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -303,14 +303,7 @@ async fn login_enroll_confirm(f: Flow, ApiJson(body): ApiJson<SubmitCode>) -> Re
         (status = 429, description = "`resend_too_soon`, `too_many_codes_sent` (with Retry-After)", body = ErrorBody),
         (status = 503, description = "`delivery_failed`: the email or SMS provider failed; try again", body = ErrorBody)))]
 async fn login_resend(f: Flow) -> Result<Json<SentView>, AppError> {
-    let flow = sign_in::current(&f.state, &f.id).await?;
-    let sent = match flow.step {
-        FlowStep::Enroll { .. } => sign_in::send_enrollment_code(&f.state, &f.id, None, true, &f.client).await?,
-        _ => sign_in::ensure_code_sent(&f.state, &f.id, true, &f.client)
-            .await?
-            .ok_or_else(|| Error::new(ErrorKind::MethodUnavailable, "The current method needs no code to be sent."))?,
-    };
-    Ok(Json(sent.into()))
+    Ok(Json(sign_in::resend(&f.state, &f.id, &f.client).await?.into()))
 }
 
 /// During sign-in: set up codes by email; a code goes to the account's email.
