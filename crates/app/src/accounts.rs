@@ -7,8 +7,9 @@ use clinic_auth_core::{
 };
 use clinic_auth_store::{Account, ClientInfo, LinkPurpose, NewAccount, NewPasswordLink, Org, PasswordLink, StoreError};
 
-use super::{By, access, audit_event, detail};
+use super::{By, access, audit_event, on_own_account};
 use crate::{App, Error, ErrorKind};
+use clinic_auth_core::audit::Event;
 
 /// An organization visible to `by` (see `access::get_org`).
 pub use crate::access::get_org;
@@ -89,10 +90,9 @@ pub async fn create_org(state: &App, by: &By, name: &str, kind: OrgKind, id: Opt
     for attempt in 0..50u32 {
         let candidate = if attempt == 0 { base.clone() } else { base.with_suffix(attempt + 1) };
         let org = Org { id: candidate, name: name.to_owned(), kind, created_at: state.now(), mfa: Default::default() };
-        let mut event = audit_event(state, "organization_created", "success", &by.client);
+        let mut event = audit_event(state, Event::OrganizationCreated { name, kind }, &by.client);
         event.org_id = Some(org.id.clone());
         event.actor_id = by.account_id;
-        event.detail = detail(&[("name", name), ("kind", kind.as_str())]);
         match state.store.insert_org(&org, &event).await {
             Ok(()) => return Ok(org),
             Err(StoreError::Conflict(_)) if explicit.is_none() => continue,
@@ -164,16 +164,11 @@ pub async fn add_account(
     let invitation = password_hash
         .is_none()
         .then(|| new_link(state, LinkPurpose::Invitation, Some(account.id), state.config.link_ttl_secs));
-    let mut event = audit_event(state, "account_created", "success", &by.client);
+    let created = Event::AccountCreated { kind, email: email.as_str(), role, invited: invitation.is_some() };
+    let mut event = audit_event(state, created, &by.client);
     event.org_id = account.org_id.clone();
     event.actor_id = by.account_id;
     event.subject_id = Some(account.id);
-    event.detail = detail(&[
-        ("kind", kind.as_str()),
-        ("email", email.as_str()),
-        ("role", role.map(Role::as_str).unwrap_or("")),
-        ("invited", if invitation.is_some() { "true" } else { "false" }),
-    ]);
     state.store.insert_account(&account, invitation.as_ref().map(|(_, l)| l), &event).await.map_err(|e| match e {
         StoreError::Conflict(_) => Error::new(ErrorKind::EmailTaken, "An account with this email already exists."),
         other => other.into(),
@@ -258,11 +253,10 @@ pub async fn resend_invitation(state: &App, by: &By, account: &Account) -> Resul
         .with_retry_after(wait));
     }
     let (token, link) = new_link(state, LinkPurpose::Invitation, Some(account.id), state.config.link_ttl_secs);
-    let mut event = audit_event(state, "invitation_resent", "success", &by.client);
+    let mut event = audit_event(state, Event::InvitationResent, &by.client);
     event.org_id = account.org_id.clone();
     event.actor_id = by.account_id;
     event.subject_id = Some(account.id);
-    event.detail = detail(&[("delivery", "email")]);
     if !state.store.reissue_invitation(&link, &event).await? {
         return Err(already_active());
     }
@@ -294,14 +288,11 @@ async fn issue_reset_link(
 ) -> Result<(String, clinic_auth_core::UnixTime), Error> {
     let ttl = state.config.link_ttl_secs.min(RESET_LINK_MAX_SECS);
     let (token, link) = new_link(state, LinkPurpose::PasswordReset, Some(account.id), ttl);
-    let mut event = audit_event(state, "password_reset_link_issued", "success", &by.client);
+    let by_operator = matches!(by.actor, clinic_auth_core::permission::Actor::Operator);
+    let mut event = audit_event(state, Event::PasswordResetLinkIssued { by_operator, delivery }, &by.client);
     event.org_id = account.org_id.clone();
     event.actor_id = by.account_id;
     event.subject_id = Some(account.id);
-    event.detail = match by.actor {
-        clinic_auth_core::permission::Actor::Operator => detail(&[("by", "operator"), ("delivery", delivery)]),
-        _ => detail(&[("delivery", delivery)]),
-    };
     state.store.insert_password_link(&link, &event).await?;
     Ok((state.config.link(&link_path(LinkPurpose::PasswordReset, &token)), link.expires_at))
 }
@@ -417,11 +408,8 @@ pub async fn set_password_with_link(
     let account = state.store.get_account(account_id).await?.ok_or_else(link_unusable)?;
     let new = check_new_password(state, password, Some(confirm), &account.email)?;
     let hash = state.hasher.hash(&new).await?;
-    let kind = if purpose == LinkPurpose::Invitation { "invitation_accepted" } else { "password_reset" };
-    let mut event = audit_event(state, kind, "success", client);
-    event.org_id = account.org_id.clone();
-    event.actor_id = Some(account.id);
-    event.subject_id = Some(account.id);
+    let kind = if purpose == LinkPurpose::Invitation { Event::InvitationAccepted } else { Event::PasswordReset };
+    let event = on_own_account(audit_event(state, kind, client), &account);
     if !state.store.set_password_with_link(&token.hash(), account.id, &hash, state.now(), &event).await? {
         return Err(link_unusable());
     }
@@ -454,10 +442,9 @@ pub async fn create_first_admin(
         password_hash: Some(hash),
         now: state.now(),
     };
-    let mut event = audit_event(state, "account_created", "success", client);
+    let mut event = audit_event(state, Event::FirstAdminCreated { email: email.as_str() }, client);
     event.actor_id = Some(account.id);
     event.subject_id = Some(account.id);
-    event.detail = detail(&[("kind", "platform_admin"), ("email", email.as_str()), ("via", "setup_link")]);
     let created = state
         .store
         .create_admin_with_setup_link(&token.hash(), &account, state.now(), &event)

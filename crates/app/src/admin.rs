@@ -8,8 +8,9 @@ use clinic_auth_core::{AccountId, AccountStatus, Role, UnixTime};
 use clinic_auth_notify::SecurityNotice;
 use clinic_auth_store::{Account, AuditEvent, AuditFilter, Bypass, Factor};
 
-use super::{By, access, accounts, audit_event, detail, factors, notices, time};
+use super::{By, access, accounts, audit_event, factors, notices, time};
 use crate::{App, Error, ErrorKind};
+use clinic_auth_core::audit::Event;
 
 /// A member as the Users page and the platform console show them: no secrets.
 #[derive(Debug, Clone)]
@@ -78,8 +79,8 @@ pub async fn list_members(state: &App, by: &By, org: &str, query: Option<&str>) 
     Ok(out)
 }
 
-fn event_for(state: &App, by: &By, kind: &'static str, target: &Account) -> clinic_auth_store::NewAuditEvent {
-    let mut event = audit_event(state, kind, "success", &by.client);
+fn event_for(state: &App, by: &By, kind: Event<'_>, target: &Account) -> clinic_auth_store::NewAuditEvent {
+    let mut event = audit_event(state, kind, &by.client);
     event.org_id = target.org_id.clone();
     event.actor_id = by.account_id;
     event.subject_id = Some(target.id);
@@ -98,9 +99,8 @@ pub async fn grant_bypass(state: &App, by: &By, org: Option<&str>, who: &str) ->
     let now = state.now();
     let bypass =
         Bypass { granted_at: now, expires_at: now.plus_secs(state.config.bypass_ttl_secs), granted_by: by.account_id };
-    let mut event = event_for(state, by, "bypass_granted", &account);
     let expires = time::rfc3339(bypass.expires_at);
-    event.detail = detail(&[("expires_at", &expires)]);
+    let event = event_for(state, by, Event::BypassGranted { expires_at: &expires }, &account);
     if !state.store.grant_bypass(account.id, &bypass, &event).await? {
         return Err(Error::not_found("The member"));
     }
@@ -122,10 +122,8 @@ pub async fn reset_mfa(
         IdentityNoteError::Invalid => Error::new(ErrorKind::InvalidNote, e.to_string()),
     })?;
     let account = access::authorize(state, by, org, who, MemberAction::ResetMfa).await?;
-    let mut event = event_for(state, by, "mfa_reset", &account);
-    if let Some(n) = &note {
-        event.detail = detail(&[("identity_verified", n.as_str())]);
-    }
+    let event =
+        event_for(state, by, Event::MfaReset { identity_verified: note.as_ref().map(|n| n.as_str()) }, &account);
     let removed = state.store.remove_factors(account.id, None, &event).await?;
     notices::send(state, &account, SecurityNotice::MfaReset).await;
     Ok(removed)
@@ -141,7 +139,7 @@ pub async fn resend_invitation(state: &App, by: &By, org: Option<&str>, who: &st
 /// Ends every session of the member.
 pub async fn revoke_sessions(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<u64, Error> {
     let account = access::authorize(state, by, org, who, MemberAction::RevokeSessions).await?;
-    let event = event_for(state, by, "sessions_revoked", &account);
+    let event = event_for(state, by, Event::SessionsRevoked, &account);
     Ok(state.store.revoke_sessions(account.id, &event).await?)
 }
 
@@ -155,7 +153,7 @@ pub async fn set_status(
 ) -> Result<Account, Error> {
     let action = if status == AccountStatus::Active { MemberAction::Reactivate } else { MemberAction::Deactivate };
     let account = access::authorize(state, by, org, who, action).await?;
-    let kind = if status == AccountStatus::Active { "account_reactivated" } else { "account_deactivated" };
+    let kind = if status == AccountStatus::Active { Event::AccountReactivated } else { Event::AccountDeactivated };
     let event = event_for(state, by, kind, &account);
     if !state.store.set_account_status(account.id, status, &event).await? {
         return Err(Error::not_found("The member"));
@@ -166,8 +164,7 @@ pub async fn set_status(
 /// Changes a member's role.
 pub async fn change_role(state: &App, by: &By, org: Option<&str>, who: &str, role: Role) -> Result<Account, Error> {
     let account = access::authorize(state, by, org, who, MemberAction::ChangeRole(role)).await?;
-    let mut event = event_for(state, by, "role_changed", &account);
-    event.detail = detail(&[("from", account.role.map(Role::as_str).unwrap_or("")), ("to", role.as_str())]);
+    let event = event_for(state, by, Event::RoleChanged { from: account.role, to: role }, &account);
     if !state.store.set_role(account.id, role, &event).await? {
         return Err(Error::not_found("The member"));
     }

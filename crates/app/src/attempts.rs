@@ -7,7 +7,9 @@ use clinic_auth_notify::SecurityNotice;
 use clinic_auth_store::{Account, ClientInfo};
 
 use crate::mfa_state::method_label;
-use crate::{App, Error, ErrorKind, audit_event, detail, notices};
+use clinic_auth_core::audit::Event;
+
+use crate::{App, Error, ErrorKind, about_account, audit_event, notices};
 
 pub(crate) fn throttle_key(account: &Account) -> String {
     format!("second-factor:{}", account.id)
@@ -36,11 +38,8 @@ pub(crate) async fn reserve_attempt(
 ) -> Result<(), Error> {
     let now = state.now();
     let refuse = |reason: &'static str| {
-        let mut event = audit_event(state, "second_factor", "failure", client);
-        event.org_id = account.org_id.clone();
-        event.subject_id = Some(account.id);
-        event.detail = detail(&[("method", method.as_str()), ("reason", reason)]);
-        event
+        let refused = Event::SecondFactorRefused { method, reason, purpose: None };
+        about_account(audit_event(state, refused, client), account)
     };
     let cap = clinic_auth_core::throttle::MAX_CONSECUTIVE_FAILURES;
     let at_cap = |failures: Vec<(FactorKind, u32)>| failures.iter().any(|(k, n)| *k == method && *n >= cap);
@@ -78,20 +77,14 @@ pub(crate) async fn count_failure(
     purpose: Purpose,
     client: &ClientInfo,
 ) -> Result<(), Error> {
-    let mut event = audit_event(state, "second_factor", "failure", client);
-    event.org_id = account.org_id.clone();
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[("method", method.as_str()), ("reason", reason), ("purpose", purpose.as_str())]);
-    state.store.append_audit(&event).await?;
+    let refused = Event::SecondFactorRefused { method, reason, purpose: Some(purpose) };
+    state.store.append_audit(&about_account(audit_event(state, refused, client), account)).await?;
     tracing::info!(account = %account.id, method = method.as_str(), reason, purpose = purpose.as_str(), "second factor refused");
     let cap = clinic_auth_core::throttle::MAX_CONSECUTIVE_FAILURES;
     let failures = state.store.factor_failures(account.id).await?;
     if failures.iter().any(|(k, n)| *k == method && *n >= cap) {
-        let mut locked = audit_event(state, "factor_locked", "success", client);
-        locked.org_id = account.org_id.clone();
-        locked.subject_id = Some(account.id);
-        locked.detail = detail(&[("method", method.as_str()), ("consecutive_failures", &cap.to_string())]);
-        state.store.append_audit(&locked).await?;
+        let locked = Event::FactorLocked { method, consecutive_failures: cap };
+        state.store.append_audit(&about_account(audit_event(state, locked, client), account)).await?;
         notices::send(state, account, SecurityNotice::FactorLocked { method: method_label(method).to_owned() }).await;
     }
     Ok(())

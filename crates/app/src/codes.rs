@@ -6,8 +6,9 @@ use clinic_auth_core::{CodeChallenge, FactorKind, OneTimeCode, UsPhone};
 use clinic_auth_notify::{CodeMessage, CodePurpose, DeliveryError};
 use clinic_auth_store::{Account, ClientInfo, StoredCode};
 
-use super::{Within, audit_event, detail};
+use super::{Within, about_account, audit_event};
 use crate::{App, Error, ErrorKind};
+use clinic_auth_core::audit::Event;
 
 /// Where a code went, for "We sent a code to …", and when "Resend" works again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,11 +110,8 @@ pub async fn send(
         challenge: CodeChallenge::sent(now),
         bound_to: within.binding().to_owned(),
     };
-    let mut event = audit_event(state, "code_sent", "success", client);
-    event.org_id = account.org_id.clone();
-    event.subject_id = Some(account.id);
-    event.detail =
-        detail(&[("channel", channel.as_str()), ("purpose", purpose.as_str()), ("to", &masked(channel, target))]);
+    let to = masked(channel, target);
+    let event = about_account(audit_event(state, Event::CodeSent { channel, purpose, to: &to }, client), account);
     state.store.put_code(&stored, &event).await?;
 
     let org_name = match &account.org_id {
@@ -137,11 +135,8 @@ pub async fn send(
         let reason = match &e {
             DeliveryError::Temporary(r) | DeliveryError::Rejected(r) => r.clone(),
         };
-        let mut failed = audit_event(state, "code_sent", "failure", client);
-        failed.org_id = account.org_id.clone();
-        failed.subject_id = Some(account.id);
-        failed.detail = detail(&[("channel", channel.as_str()), ("purpose", purpose.as_str()), ("reason", &reason)]);
-        state.store.append_audit(&failed).await?;
+        let failed = Event::CodeNotSent { channel, purpose, reason: &reason };
+        state.store.append_audit(&about_account(audit_event(state, failed, client), account)).await?;
         tracing::warn!(account = %account.id, channel = channel.as_str(), %reason, "delivery failed");
         let what = if channel == FactorKind::Sms { "text message" } else { "email" };
         return Err(Error::new(

@@ -10,8 +10,9 @@ use clinic_auth_core::{
 use clinic_auth_store::{Account, ClientInfo, NewFactor, PendingFactor};
 
 use super::codes::{self, Checked, SentTo};
-use super::{Within, audit_event, detail, notices};
+use super::{Within, audit_event, notices, on_own_account};
 use crate::{App, Error, ErrorKind};
+use clinic_auth_core::audit::Event;
 use clinic_auth_notify::SecurityNotice;
 
 pub use crate::attempts::factor_locked;
@@ -168,15 +169,9 @@ async fn enroll(
     let mfa = load(state, account).await?;
     let replacing = mfa.factor(factor.kind).is_some();
     let recovery = (!mfa.has_recovery_code).then(RecoveryCode::generate);
-    let mut event =
-        audit_event(state, if replacing { "factor_replaced" } else { "factor_enrolled" }, "success", client);
-    event.org_id = account.org_id.clone();
-    event.actor_id = Some(account.id);
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[
-        ("method", factor.kind.as_str()),
-        ("recovery_code_issued", if recovery.is_some() { "true" } else { "false" }),
-    ]);
+    let enrolled =
+        Event::FactorEnrolled { method: factor.kind, recovery_code_issued: recovery.is_some(), replaced: replacing };
+    let mut event = on_own_account(audit_event(state, enrolled, client), account);
     event.via = within.via();
     state.store.enroll_factor(&factor, recovery.as_ref().map(|r| r.hash()).as_deref(), &event).await?;
     proved(state, account).await?;
@@ -250,11 +245,8 @@ pub async fn verify_factor(
     }
     reserve_attempt(state, account, method, client).await?;
     let now = state.now();
-    let mut event = audit_event(state, "second_factor", "success", client);
-    event.org_id = account.org_id.clone();
-    event.actor_id = Some(account.id);
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[("method", method.as_str()), ("purpose", purpose.as_str())]);
+    let proved_event = Event::SecondFactorProved { method, purpose, passkey_id: None };
+    let event = on_own_account(audit_event(state, proved_event, client), account);
     let proof = match &answer {
         FactorAnswer::Authenticator(code) => {
             let factor = state
@@ -286,7 +278,7 @@ pub async fn verify_factor(
         FactorAnswer::Recovery(code) => {
             let stored = state.store.recovery_code_hash(account.id).await?;
             let fresh = RecoveryCode::generate();
-            event.kind = "recovery_code_used";
+            let event = on_own_account(audit_event(state, Event::RecoveryCodeUsed { purpose }, client), account);
             let accepted = match stored {
                 Some(hash) if code.matches(&hash) => {
                     state.store.replace_recovery_code(account.id, Some(&hash), &fresh.hash(), now, &event).await?
@@ -331,11 +323,8 @@ pub async fn turn_off(
             "Your organization requires two-factor authentication, so it cannot be turned off.",
         ));
     }
-    let mut event = audit_event(state, "factor_removed", "success", client);
-    event.org_id = account.org_id.clone();
-    event.actor_id = Some(account.id);
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[("method", "all"), ("by", "self")]);
+    let removed = Event::FactorRemoved { method: None, reason: None, by_self: true, passkey_id: None };
+    let mut event = on_own_account(audit_event(state, removed, client), account);
     event.via = Within::Session(session).via();
     state.store.remove_factors(account.id, None, &event).await?;
     notices::send(state, account, SecurityNotice::FactorRemoved { method: "all".to_owned() }).await;
@@ -349,10 +338,7 @@ pub async fn new_recovery_code(state: &App, account: &Account, client: &ClientIn
         return Err(Error::new(ErrorKind::MfaOff, "Turn on two-factor authentication first."));
     }
     let fresh = RecoveryCode::generate();
-    let mut event = audit_event(state, "recovery_code_replaced", "success", client);
-    event.org_id = account.org_id.clone();
-    event.actor_id = Some(account.id);
-    event.subject_id = Some(account.id);
+    let event = on_own_account(audit_event(state, Event::RecoveryCodeReplaced, client), account);
     state.store.replace_recovery_code(account.id, None, &fresh.hash(), state.now(), &event).await?;
     notices::send(state, account, SecurityNotice::RecoveryCodeReplaced).await;
     Ok(fresh)

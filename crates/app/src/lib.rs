@@ -111,6 +111,7 @@ impl App {
     }
 }
 
+use clinic_auth_core::audit::Event;
 use clinic_auth_core::permission::Actor;
 use clinic_auth_core::{AccountId, Purpose, TokenHash};
 use clinic_auth_store::{ClientInfo, NewAuditEvent, Via};
@@ -178,24 +179,34 @@ impl Within<'_> {
     }
 }
 
-/// An audit event at the current time; callers fill in org, actor, subject, detail.
-pub fn audit_event(state: &App, kind: &'static str, outcome: &'static str, client: &ClientInfo) -> NewAuditEvent {
+/// `event` as the store records it, at the current time; callers say whose
+/// organization, who acted and on whom (`on_own_account` for a person acting on
+/// themself).
+pub fn audit_event(state: &App, event: Event<'_>, client: &ClientInfo) -> NewAuditEvent {
     NewAuditEvent {
         at: state.now(),
-        kind,
-        outcome,
+        kind: event.kind(),
+        outcome: event.outcome(),
         org_id: None,
         actor_id: None,
         subject_id: None,
         client: client.clone(),
-        detail: "{}".to_owned(),
+        detail: event.detail(),
         via: Via::default(),
     }
 }
 
-/// A JSON object for an audit event's detail. Only ever pass non-secret values.
-pub fn detail(pairs: &[(&str, &str)]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> =
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned()))).collect();
-    serde_json::Value::Object(map).to_string()
+/// An event of `account` acting on its own account.
+pub fn on_own_account(mut event: NewAuditEvent, account: &clinic_auth_store::Account) -> NewAuditEvent {
+    event.org_id = account.org_id.clone();
+    event.actor_id = Some(account.id);
+    event.subject_id = Some(account.id);
+    event
+}
+
+/// An event about `account` with no signed-in actor (a refused sign-in or answer).
+pub fn about_account(mut event: NewAuditEvent, account: &clinic_auth_store::Account) -> NewAuditEvent {
+    event.org_id = account.org_id.clone();
+    event.subject_id = Some(account.id);
+    event
 }

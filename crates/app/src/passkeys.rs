@@ -18,11 +18,12 @@ use webauthn_rs::prelude::{
 use webauthn_rs_proto::{AuthenticatorSelectionCriteria, PublicKeyCredentialHints, ResidentKeyRequirement};
 
 use super::notices;
-use super::{audit_event, detail};
+use super::{about_account, audit_event, on_own_account};
 use crate::attempts::{count_failure, proved, reserve_attempt};
 use crate::mfa_state;
 pub use crate::mfa_state::is_trusted_device;
 use crate::{App, Error, ErrorKind, WebConfig};
+use clinic_auth_core::audit::Event;
 use clinic_auth_notify::SecurityNotice;
 
 /// The relying party passkeys are made for: from `passkey_rp_id` / `passkey_origin`,
@@ -280,12 +281,8 @@ pub async fn finish_registration(
         Ok(p) => p,
         Err(e) => {
             tracing::info!(error = %e, "passkey registration refused");
-            let mut event = audit_event(state, "factor_enrolled", "failure", client);
-            event.org_id = account.org_id.clone();
-            event.actor_id = Some(account.id);
-            event.subject_id = Some(account.id);
-            event.detail = detail(&[("method", "passkey"), ("reason", registration_reason(&e))]);
-            state.store.append_audit(&event).await?;
+            let refused = Event::PasskeyRefused { reason: registration_reason(&e) };
+            state.store.append_audit(&on_own_account(audit_event(state, refused, client), account)).await?;
             return Err(Error::new(
                 ErrorKind::PasskeyRegistrationRejected,
                 "This device's passkey could not be verified. Try again.",
@@ -317,11 +314,7 @@ pub async fn finish_registration(
             backup_state: reported.backup_state,
         },
     };
-    let mut event = audit_event(state, "factor_enrolled", "success", client);
-    event.org_id = account.org_id.clone();
-    event.actor_id = Some(account.id);
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[("method", "passkey"), ("passkey_id", &id)]);
+    let mut event = on_own_account(audit_event(state, Event::PasskeyAdded { passkey_id: &id }, client), account);
     event.via = super::Within::Session(session).via();
     let max = i64::try_from(passkey::MAX_PASSKEYS_PER_ACCOUNT).unwrap_or(i64::MAX);
     let inserted = state.store.insert_passkey(&record, &event, max).await.map_err(|e| match e {
@@ -417,11 +410,9 @@ pub async fn finish_authentication(
     found.passkey.update_credential(&result);
     let plain = serde_json::to_vec(&found.passkey).map_err(|e| Error::internal(format!("passkey: {e}")))?;
     let sealed = state.sealer.seal(&plain, &mfa_state::sealing_context(account, FactorKind::Passkey))?;
-    let mut event = audit_event(state, "second_factor", "success", client);
-    event.org_id = account.org_id.clone();
-    event.actor_id = Some(account.id);
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[("method", "passkey"), ("purpose", purpose.as_str()), ("passkey_id", &found.factor.id)]);
+    let proof =
+        Event::SecondFactorProved { method: FactorKind::Passkey, purpose, passkey_id: Some(found.factor.id.as_str()) };
+    let event = on_own_account(audit_event(state, proof, client), account);
     let used = PasskeyUse {
         account_id: account.id,
         factor_id: found.factor.id.clone(),
@@ -466,16 +457,9 @@ async fn clone_warning(
     client: &ClientInfo,
 ) -> Result<Error, Error> {
     tracing::warn!(account = %account.id, reason = sign.as_str(), "passkey refused: possible cloned credential");
-    let mut event = audit_event(state, "passkey_clone_warning", "failure", client);
-    event.org_id = account.org_id.clone();
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[
-        ("method", "passkey"),
-        ("reason", sign.as_str()),
-        ("purpose", purpose.as_str()),
-        ("device_hint", &passkey::device_hint(credential_id)),
-    ]);
-    state.store.append_audit(&event).await?;
+    let device_hint = passkey::device_hint(credential_id);
+    let warning = Event::PasskeyCloneWarning { reason: sign.as_str(), purpose, device_hint: &device_hint };
+    state.store.append_audit(&about_account(audit_event(state, warning, client), account)).await?;
     count_failure(state, account, FactorKind::Passkey, sign.as_str(), purpose, client).await?;
     Ok(Error::new(
         ErrorKind::PasskeyCloneWarning,
@@ -537,11 +521,8 @@ pub async fn rename(
     client: &ClientInfo,
 ) -> Result<String, Error> {
     let name = PasskeyName::parse(name).map_err(|e| Error::new(ErrorKind::InvalidName, e.to_string()))?;
-    let mut event = audit_event(state, "passkey_renamed", "success", client);
-    event.org_id = account.org_id.clone();
-    event.actor_id = Some(account.id);
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[("passkey_id", id), ("name", name.as_str())]);
+    let renamed = Event::PasskeyRenamed { passkey_id: id, name: name.as_str() };
+    let event = on_own_account(audit_event(state, renamed, client), account);
     if !state.store.rename_passkey(account.id, id, name.as_str(), &event).await? {
         return Err(no_such_passkey());
     }
@@ -556,12 +537,10 @@ pub async fn remove(
     id: &str,
     client: &ClientInfo,
 ) -> Result<(), Error> {
-    let mut event = audit_event(state, "factor_removed", "success", client);
+    let removed =
+        Event::FactorRemoved { method: Some(FactorKind::Passkey), reason: None, by_self: true, passkey_id: Some(id) };
+    let mut event = on_own_account(audit_event(state, removed, client), account);
     event.via = super::Within::Session(session).via();
-    event.org_id = account.org_id.clone();
-    event.actor_id = Some(account.id);
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[("method", "passkey"), ("passkey_id", id), ("by", "self")]);
     let name = state.store.list_factors(account.id).await?.into_iter().find(|f| f.id == id).map(|f| f.label);
     if !state.store.remove_passkey(account.id, id, &event).await? {
         return Err(no_such_passkey());

@@ -3,8 +3,9 @@
 use clinic_auth_core::MemberOverride;
 use clinic_auth_store::{Account, Org};
 
-use super::{By, access, audit_event, detail};
+use super::{By, access, audit_event};
 use crate::{App, Error, ErrorKind};
+use clinic_auth_core::audit::Event;
 
 pub use clinic_auth_core::policy::OrgMfaChange;
 use clinic_auth_core::policy::OrgMfaChangeError;
@@ -28,12 +29,11 @@ pub async fn set_org_mfa(state: &App, by: &By, org_id: &str, change: OrgMfaChang
         OrgMfaChangeError::NotEnabled => Error::new(ErrorKind::OrgMfaOff, e.to_string()),
         OrgMfaChangeError::Invalid(e) => Error::new(ErrorKind::InvalidPolicy, e.to_string()),
     })?;
-    let mut event = audit_event(state, "org_mfa_changed", "success", &by.client);
+    let methods = mfa.methods.to_string();
+    let changed = Event::OrgMfaChanged { enabled: mfa.enabled, mode: mfa.mode, methods: &methods };
+    let mut event = audit_event(state, changed, &by.client);
     event.org_id = Some(org.id.clone());
     event.actor_id = by.account_id;
-    let enabled = if mfa.enabled { "true" } else { "false" };
-    let methods = mfa.methods.to_string();
-    event.detail = detail(&[("enabled", enabled), ("mode", mfa.mode.as_str()), ("methods", &methods)]);
     if !state.store.set_org_mfa(&org.id, &mfa, &event).await? {
         return Err(Error::not_found("The organization"));
     }
@@ -51,11 +51,11 @@ pub async fn set_member_override(
     let member =
         access::authorize(state, by, Some(org_id), who, clinic_auth_core::permission::MemberAction::SetOverride)
             .await?;
-    let mut event = audit_event(state, "member_mfa_override_changed", "success", &by.client);
+    let changed = Event::MemberMfaOverrideChanged { from: member.mfa_override, to: value };
+    let mut event = audit_event(state, changed, &by.client);
     event.org_id = member.org_id.clone();
     event.actor_id = by.account_id;
     event.subject_id = Some(member.id);
-    event.detail = detail(&[("from", member.mfa_override.as_str()), ("to", value.as_str())]);
     state.store.set_mfa_override(member.id, value, &event).await?;
     Ok(Account { mfa_override: value, ..member })
 }

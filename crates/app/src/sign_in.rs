@@ -40,9 +40,10 @@ use clinic_auth_store::{Account, ClientInfo, NewSession};
 
 use super::codes::{self, SentTo};
 use super::passkeys;
-use super::{Within, audit_event, detail};
+use super::{Within, audit_event, on_own_account};
 use crate::factors::{self, AuthenticatorSetup, Proof};
 use crate::{App, Error, ErrorKind};
+use clinic_auth_core::audit::Event;
 use clinic_auth_notify::SecurityNotice;
 
 /// A started sign-in: the flow's token goes to the client (cookie or JSON).
@@ -144,11 +145,8 @@ pub async fn submit_password(
             // Refused without checking the password, but on the record: an admin
             // looking into a locked-out member sees every attempt.
             let account = state.store.find_account(flow.realm, &flow.email).await?;
-            let mut event = audit_event(state, "sign_in", "failure", client);
-            event.org_id = account.as_ref().and_then(|a| a.org_id.clone());
-            event.subject_id = account.as_ref().map(|a| a.id);
-            event.detail = detail(&[("reason", which), ("email", flow.email.as_str())]);
-            state.store.append_audit(&event).await?;
+            let refused = Event::SignInRefused { reason: which, email: Some(flow.email.as_str()) };
+            state.store.append_audit(&refusal(state, refused, account.as_ref(), client)).await?;
             return Err(Error::too_many_attempts(locked_for));
         }
     }
@@ -171,9 +169,6 @@ pub async fn submit_password(
         _ => Requirement::NoSecondFactor,
     };
 
-    let mut event = audit_event(state, "sign_in", "failure", client);
-    event.org_id = account.as_ref().and_then(|a| a.org_id.clone());
-    event.subject_id = account.as_ref().map(|a| a.id);
     let after = login_flow::after_password(check, &requirement);
     // From here on the flow is for this account as it is now: any change to its
     // security state ends the sign-in.
@@ -217,9 +212,9 @@ pub async fn submit_password(
             }
             Ok(PasswordOutcome::Enroll { allowed })
         }
-        (AfterPassword::Rejected(PasswordRejection::Deactivated), _) => {
-            event.detail = detail(&[("reason", "account_deactivated")]);
-            state.store.append_audit(&event).await?;
+        (AfterPassword::Rejected(PasswordRejection::Deactivated), account) => {
+            let refused = Event::SignInRefused { reason: "account_deactivated", email: None };
+            state.store.append_audit(&refusal(state, refused, account.as_ref(), client)).await?;
             Err(Error::new(
                 ErrorKind::AccountDeactivated,
                 "This account is deactivated. Contact your clinic's administrator.",
@@ -231,7 +226,8 @@ pub async fn submit_password(
                 (_, Some(a)) if a.password_hash.is_none() => "no_password_set",
                 _ => "wrong_password",
             };
-            event.detail = detail(&[("reason", reason), ("email", flow.email.as_str())]);
+            let refused = Event::SignInRefused { reason, email: Some(flow.email.as_str()) };
+            let event = refusal(state, refused, account.as_ref(), client);
             state.store.record_failure(&acct_key, ThrottleRule::PASSWORD_PER_ACCOUNT, now, Some(&event)).await?;
             state.store.record_failure(&ip_key, ThrottleRule::PASSWORD_PER_CLIENT, now, None).await?;
             Err(incorrect())
@@ -239,12 +235,22 @@ pub async fn submit_password(
     }
 }
 
+/// A refused sign-in, on the record of the account the email belongs to, if any.
+fn refusal(
+    state: &App,
+    refused: Event<'_>,
+    account: Option<&Account>,
+    client: &ClientInfo,
+) -> clinic_auth_store::NewAuditEvent {
+    let mut event = audit_event(state, refused, client);
+    event.org_id = account.and_then(|a| a.org_id.clone());
+    event.subject_id = account.map(|a| a.id);
+    event
+}
+
 /// Signs out: the session row is deleted, so the token is dead everywhere at once.
 pub async fn sign_out(state: &App, signed_in: &crate::sessions::SignedIn, client: &ClientInfo) -> Result<(), Error> {
-    let mut event = audit_event(state, "sign_out", "success", client);
-    event.org_id = signed_in.account.org_id.clone();
-    event.actor_id = Some(signed_in.account.id);
-    event.subject_id = Some(signed_in.account.id);
+    let event = on_own_account(audit_event(state, Event::SignedOut, client), &signed_in.account);
     state.store.delete_session(&signed_in.token_hash, Some(&event)).await?;
     Ok(())
 }
@@ -269,15 +275,12 @@ async fn use_bypass(
     after: AfterPassword,
     client: &ClientInfo,
 ) -> Result<PasswordOutcome, Error> {
-    let mut used = audit_event(state, "bypass_used", "success", client);
-    used.org_id = account.org_id.clone();
-    used.actor_id = Some(account.id);
-    used.subject_id = Some(account.id);
+    let then_setup = matches!(after, AfterPassword::Enroll { .. });
+    let mut used = on_own_account(audit_event(state, Event::BypassUsed { then_setup }, client), &account);
     used.via = Within::SignIn(flow_hash).via();
     let now = state.now();
     match after {
         AfterPassword::Enroll { allowed } => {
-            used.detail = detail(&[("then", "setup")]);
             if !state.store.use_bypass(account.id, now, &used, None).await? {
                 return Err(flow_expired());
             }
@@ -292,7 +295,6 @@ async fn use_bypass(
             Ok(PasswordOutcome::Enroll { allowed })
         }
         _ => {
-            used.detail = detail(&[("then", "signed_in")]);
             let (token, csrf_token, session, signed_in) = new_session(state, &flow, &account, "bypass", false, client);
             if !state.store.use_bypass(account.id, now, &used, Some((&session, flow_hash, &signed_in))).await? {
                 return Err(flow_expired());
@@ -324,11 +326,7 @@ fn new_session(
 ) -> (SecretToken, String, NewSession, clinic_auth_store::NewAuditEvent) {
     let token = SecretToken::generate();
     let csrf_token = SecretToken::generate().expose().to_owned();
-    let mut event = audit_event(state, "sign_in", "success", client);
-    event.org_id = account.org_id.clone();
-    event.actor_id = Some(account.id);
-    event.subject_id = Some(account.id);
-    event.detail = detail(&[("realm", flow.realm.as_str()), ("method", method)]);
+    let event = on_own_account(audit_event(state, Event::SignedIn { realm: flow.realm, method }, client), account);
     let session = NewSession {
         token_hash: token.hash(),
         account_id: account.id,
@@ -448,11 +446,13 @@ async fn finish_setup(
     if replacing {
         let m = factors::load(state, &at.account).await?;
         for kind in m.outside_allowed(&at.account) {
-            let mut event = audit_event(state, "factor_removed", "success", client);
-            event.org_id = at.account.org_id.clone();
-            event.actor_id = Some(at.account.id);
-            event.subject_id = Some(at.account.id);
-            event.detail = detail(&[("method", kind.as_str()), ("reason", "method_not_allowed")]);
+            let removed = Event::FactorRemoved {
+                method: Some(kind),
+                reason: Some("method_not_allowed"),
+                by_self: false,
+                passkey_id: None,
+            };
+            let mut event = on_own_account(audit_event(state, removed, client), &at.account);
             event.via = Within::SignIn(&at.flow_hash).via();
             state.store.remove_factors(at.account.id, Some(kind), &event).await?;
             let method = factors::method_label(kind).to_owned();
@@ -460,10 +460,7 @@ async fn finish_setup(
         }
         // The code that may have proved the old factor was replaced unseen: a new one, shown now.
         let fresh = RecoveryCode::generate();
-        let mut event = audit_event(state, "recovery_code_replaced", "success", client);
-        event.org_id = at.account.org_id.clone();
-        event.actor_id = Some(at.account.id);
-        event.subject_id = Some(at.account.id);
+        let event = on_own_account(audit_event(state, Event::RecoveryCodeReplaced, client), &at.account);
         state.store.replace_recovery_code(at.account.id, None, &fresh.hash(), state.now(), &event).await?;
         recovery = Some(fresh);
     }

@@ -9,6 +9,9 @@
 //! newest events deleted and the head rewound). A checkpoint kept outside the
 //! database (the last verified `seq` and hash of each chain) catches that too.
 
+mod event;
+pub use event::Event;
+
 use std::collections::BTreeMap;
 use std::fmt;
 

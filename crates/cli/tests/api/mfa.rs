@@ -254,7 +254,12 @@ async fn replayed_code_is_rejected(app: TestApp) {
         .unwrap();
     let factor = app.state.store.list_factors(account.id).await.unwrap().remove(0);
     let used = factor.last_used_step.unwrap();
-    let event = clinic_auth_app::audit_event(&app.state, "second_factor", "success", &Default::default());
+    let proved = clinic_auth_core::audit::Event::SecondFactorProved {
+        method: clinic_auth_core::FactorKind::Authenticator,
+        purpose: clinic_auth_core::Purpose::SignIn,
+        passkey_id: None,
+    };
+    let event = clinic_auth_app::audit_event(&app.state, proved, &Default::default());
     let at = app.state.now();
     assert!(!app.state.store.use_totp_step(&factor.id, used, at, &event).await.unwrap(), "same step twice");
     assert!(!app.state.store.use_totp_step(&factor.id, used - 1, at, &event).await.unwrap(), "an older step");

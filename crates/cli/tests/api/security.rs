@@ -403,7 +403,11 @@ async fn a_recovery_code_alone_is_still_proved_before_a_2fa_change(app: TestApp)
         .unwrap();
     let token = app.token("staff", DR).await;
     let code = clinic_auth_core::RecoveryCode::generate();
-    let event = clinic_auth_app::audit_event(&app.state, "recovery_code_replaced", "success", &Default::default());
+    let event = clinic_auth_app::audit_event(
+        &app.state,
+        clinic_auth_core::audit::Event::RecoveryCodeReplaced,
+        &Default::default(),
+    );
     let at = clinic_auth_core::UnixTime(now(&app));
     assert!(app.state.store.replace_recovery_code(member.id, None, &code.hash(), at, &event).await.unwrap());
     let (s, v) = app.post_json("/api/v1/me/mfa/authenticator", &token, json!({})).await;
