@@ -3,7 +3,7 @@
 use clinic_auth_core::{AccountId, FactorKind};
 use clinic_auth_store::{Ceremony, NewPasskey, PasskeyState, PasskeyUse, StoreError};
 
-use crate::harness::{Backend, NOW, TestStore, audit, new_factor, sealed, successes};
+use crate::harness::{NOW, TestStore, audit, new_factor, sealed, successes};
 
 contract!(
     concurrent_passkeys_stop_at_max,
