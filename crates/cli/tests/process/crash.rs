@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, PASSWORD, ServerProcess, TestDb, run_cli};
+use crate::binary::{ServerProcess, run_cli};
+use crate::harness::{Backend, PASSWORD, TestDb};
 use crate::otp;
 
 const ORG: &str = "crash-clinic";

@@ -14,7 +14,10 @@ async fn openapi_document_is_served_and_matches_the_checked_in_copy() {
         std::fs::write(CHECKED_IN, format!("{expected}\n")).unwrap();
     }
     let on_disk = std::fs::read_to_string(CHECKED_IN).unwrap_or_default();
-    assert!(on_disk.trim_end() == expected, "docs/openapi.json is stale: run UPDATE_OPENAPI=1 cargo test openapi");
+    assert!(
+        on_disk.trim_end() == expected,
+        "docs/openapi.json is stale: run UPDATE_OPENAPI=1 cargo test -p clinic-auth-web --test http openapi"
+    );
     let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
     let paths = doc["paths"].as_object().unwrap();
     for p in [

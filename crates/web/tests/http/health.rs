@@ -1,9 +1,10 @@
-//! `/healthz`: 200 while the database answers, with warnings about the set-up.
+//! `/healthz`: 200 while the database answers, with warnings about the set-up; 503
+//! once it does not.
 
 use serde_json::Value;
 
 use crate::both_stores;
-use crate::harness::{Options, TestApp};
+use crate::harness::{Backend, Options, TestApp, TestDb};
 
 both_stores!(
     healthz_warns_once_a_request_carries_x_forwarded_for_that_is_not_trusted,
@@ -51,4 +52,22 @@ async fn healthz_has_no_warnings_when_x_forwarded_for_is_trusted(app: TestApp) {
     through_a_proxy(&app).await;
     let body = health(&app).await;
     assert_eq!(body, serde_json::json!({"status": "ok", "store": app.state.store.backend_name()}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_reports_an_unreachable_database() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else { return };
+    let health = |app: &TestApp| {
+        let (c, url) = (app.api(), app.url("/healthz"));
+        async move { c.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(health(&app).await, 200);
+    let TestDb::Postgres { admin_url, name } = &app.db else { unreachable!() };
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url).await.unwrap();
+    sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+        .await
+        .unwrap();
+    assert_eq!(health(&app).await, 503);
+    let res = app.api().get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "unavailable");
 }

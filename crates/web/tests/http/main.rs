@@ -1,4 +1,7 @@
 //! The integration suite: the real application over HTTP, on SQLite and PostgreSQL.
+//!
+//! The tests that run the `clinic-auth` binary as a child process are in
+//! `crates/cli/tests/process`, which shares `harness.rs` and `otp.rs` with this suite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod harness;
@@ -9,13 +12,10 @@ mod administration;
 mod asvs;
 mod asvs_checks;
 mod bad_input;
-mod cli;
 mod codes;
-mod crash;
 mod health;
 mod invitations;
 mod mfa;
-mod multi_process;
 mod openapi;
 mod otp;
 mod pages;
