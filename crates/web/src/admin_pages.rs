@@ -13,11 +13,11 @@ use clinic_auth_core::{AccountKind, AccountStatus, FactorKind, MemberOverride, M
 use serde::Deserialize;
 
 use crate::error::Status;
+use crate::error_page::{PageError, render_with};
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::csrf;
 use crate::http::extract::PageForm;
-use crate::pages::{PageError, render_with};
 use crate::{AppError, AppState};
 use clinic_auth_app::admin::{self, AuditQuery, MemberStatus};
 use clinic_auth_app::{By, accounts, factors, policy, time};

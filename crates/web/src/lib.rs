@@ -5,6 +5,7 @@
 mod admin_pages;
 mod api;
 mod error;
+mod error_page;
 mod http;
 mod mfa_pages;
 mod pages;

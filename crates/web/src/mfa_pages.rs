@@ -13,12 +13,13 @@ use clinic_auth_core::{FactorKind, RecoveryCode};
 use serde::Deserialize;
 
 use crate::error::Status;
+use crate::error_page::{PageError, render, render_with};
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::cookies::{self, Kind};
 use crate::http::csrf;
 use crate::http::extract::PageForm;
-use crate::pages::{PATIENT, PageError, RealmPages, STAFF, render, render_with, restart};
+use crate::pages::{PATIENT, RealmPages, STAFF, restart};
 use crate::{AppError, AppState};
 use clinic_auth_app::factors::{self, AuthenticatorSetup, Proof, method_label};
 use clinic_auth_app::sign_in::{self, SignedInSession};

@@ -14,13 +14,13 @@ use clinic_auth_store::Account;
 use serde::Deserialize;
 
 use crate::error::Status;
+use crate::error_page::{PageError, render_with};
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::cookies;
 use crate::http::csrf;
 use crate::http::extract::PageForm;
 use crate::mfa_pages::{needs_step_up, options_json, step_up_redirect};
-use crate::pages::{PageError, render_with};
 use crate::{AppError, AppState};
 use clinic_auth_app::{factors, passkeys};
 
