@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum_extra::extract::CookieJar;
+use clinic_auth_core::login_flow::{SetupAsk, SetupStage, setup_stage};
 use clinic_auth_core::{FactorKind, RecoveryCode};
 use serde::Deserialize;
 
@@ -432,11 +433,25 @@ struct SetupQuery {
     step: Option<String>,
 }
 
-struct SetupView<'a> {
-    stage: &'a str,
+struct SetupView {
+    stage: SetupStage,
     phone: String,
     sent: Option<codes::SentTo>,
     error: Option<AppError>,
+}
+
+/// What `?step=` asks of the setup page.
+fn asked(step: Option<&str>) -> SetupAsk {
+    match step {
+        Some("choose") => SetupAsk::ChooseAgain,
+        Some("phone") => SetupAsk::NewPhone,
+        _ => SetupAsk::GoOn,
+    }
+}
+
+/// The code in flight, shown on the code form of its own channel only.
+fn sent_for(stage: SetupStage, live: Option<(FactorKind, codes::SentTo)>) -> Option<codes::SentTo> {
+    live.filter(|(channel, _)| stage.code_channel() == Some(*channel)).map(|(_, sent)| sent)
 }
 
 /// What setup during sign-in shows: the choice of method, the QR code, the phone
@@ -456,39 +471,31 @@ async fn setup_page(
         Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, &state)),
         Err(e) => return Err(e.into()),
     };
-    let clinic_auth_core::FlowStep::Enroll { allowed, replacing, .. } = at.flow.step else {
+    let clinic_auth_core::FlowStep::Enroll { allowed, chosen, replacing, .. } = at.flow.step else {
         return Ok(Redirect::to(p.verify).into_response());
     };
     let notice = replacing.then_some(REPLACING);
     let can_change = allowed.iter().count() > 1;
-    let method = if step == Some("choose") { None } else { sign_in::enrollment_method(&at) };
-    let view = match method {
-        None => SetupView { stage: "choose", phone, sent: None, error },
-        Some(FactorKind::Authenticator) => {
-            let setup = factors::begin_authenticator(&state, &at.account, Within::SignIn(&at.flow_hash)).await?;
-            let target = EnrollTarget { action: p.setup, cancel: None, notice };
-            return Ok(enroll_page(&state, jar, None, setup, at.account.email.to_string(), target, error));
-        }
-        Some(FactorKind::Sms) if step == Some("phone") => SetupView { stage: "phone", phone, sent: None, error },
-        Some(kind) => match (kind, sign_in::enrollment_code_sent(&state, &at).await?) {
-            (FactorKind::Sms, Some(sent)) => SetupView { stage: "code_sms", phone, sent: Some(sent), error },
-            (_, Some(sent)) => SetupView { stage: "code", phone, sent: Some(sent), error },
-            (FactorKind::Sms, None) => SetupView { stage: "phone", phone, sent: None, error },
-            (_, None) => SetupView { stage: "code", phone, sent: None, error },
-        },
-    };
+    let live = sign_in::enrollment_method(&at).zip(sign_in::enrollment_code_sent(&state, &at).await?);
+    let stage = setup_stage(allowed, chosen, live.as_ref().map(|(k, _)| *k), asked(step));
+    if stage == SetupStage::Authenticator {
+        let setup = factors::begin_authenticator(&state, &at.account, Within::SignIn(&at.flow_hash)).await?;
+        let target = EnrollTarget { action: p.setup, cancel: None, notice };
+        return Ok(enroll_page(&state, jar, None, setup, at.account.email.to_string(), target, error));
+    }
+    let view = SetupView { stage, phone, sent: sent_for(stage, live), error };
     let (jar, csrf) = csrf::form_token(&state, jar, None);
     let status = view.error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     let page = EnrollCodePage {
         title: "Set up two-factor authentication",
         platform_name: &state.config.platform_name,
         base: p.base,
-        stage: view.stage,
+        stage: view.stage.as_str(),
         methods: allowed.iter().map(|k| (k.as_str(), setup_choice_label(k))).collect(),
         phone: view.phone,
         resend_in: view.sent.as_ref().map(|s| s.resend_in).unwrap_or(0),
         sent_to: view.sent.map(|s| s.masked),
-        can_change: can_change && view.stage != "choose",
+        can_change: can_change && view.stage != SetupStage::Choose,
         csrf,
         notice,
         error: view.error.map(|e| e.message),
@@ -796,55 +803,33 @@ async fn account_setup_render(
     }
     let allowed = mfa_state.setup_methods(&s.account);
     let live = live_setup_channel(state, s).await?;
-    let method = match (step, method.filter(|m| allowed.contains(*m))) {
-        (Some("choose"), _) => None,
-        (Some("phone"), _) => Some(FactorKind::Sms),
-        (_, Some(m)) => Some(m),
-        (_, None) => match live.as_ref().map(|(k, _)| *k) {
-            Some(k) => Some(k),
-            None => login_flow_method(allowed),
-        },
-    };
-    let view = match method {
-        None => SetupView { stage: "choose", phone, sent: None, error },
-        Some(FactorKind::Sms) if step == Some("phone") => SetupView { stage: "phone", phone, sent: None, error },
-        Some(kind @ (FactorKind::Email | FactorKind::Sms)) => match live.filter(|(k, _)| *k == kind) {
-            Some((k, sent)) => SetupView {
-                stage: if k == FactorKind::Sms { "code_sms" } else { "code" },
-                phone,
-                sent: Some(sent),
-                error,
-            },
-            None if kind == FactorKind::Sms => SetupView { stage: "phone", phone, sent: None, error },
-            None => SetupView { stage: "code", phone, sent: None, error },
-        },
-        Some(_) => {
-            let setup = factors::begin_authenticator(state, &s.account, Within::Session(&s.token_hash)).await?;
-            let target = EnrollTarget { action: "/account/2fa/setup", cancel: Some("/account"), notice };
-            return Ok(enroll_page(state, jar, Some(s), setup, s.account.email.to_string(), target, error));
-        }
-    };
+    let asked = asked(step);
+    // The account page keeps no choice on the server: "Use a different number" is its
+    // record that texts are being set up.
+    let chosen = if asked == SetupAsk::NewPhone { Some(FactorKind::Sms) } else { method };
+    let stage = setup_stage(allowed, chosen, live.as_ref().map(|(k, _)| *k), asked);
+    if stage == SetupStage::Authenticator {
+        let setup = factors::begin_authenticator(state, &s.account, Within::Session(&s.token_hash)).await?;
+        let target = EnrollTarget { action: "/account/2fa/setup", cancel: Some("/account"), notice };
+        return Ok(enroll_page(state, jar, Some(s), setup, s.account.email.to_string(), target, error));
+    }
+    let view = SetupView { stage, phone, sent: sent_for(stage, live), error };
     let status = view.error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     let page = EnrollCodePage {
         title: "Set up two-factor authentication",
         platform_name: &state.config.platform_name,
         base: "/account/2fa",
-        stage: view.stage,
+        stage: view.stage.as_str(),
         methods: allowed.iter().map(|k| (k.as_str(), setup_choice_label(k))).collect(),
         phone: view.phone,
         resend_in: view.sent.as_ref().map(|s| s.resend_in).unwrap_or(0),
         sent_to: view.sent.map(|s| s.masked),
-        can_change: allowed.iter().count() > 1 && view.stage != "choose",
+        can_change: allowed.iter().count() > 1 && view.stage != SetupStage::Choose,
         csrf: s.csrf_token.clone(),
         notice,
         error: view.error.map(|e| e.message),
     };
     Ok((jar, render_with(status, &page)).into_response())
-}
-
-/// The only allowed method, when there is just one.
-fn login_flow_method(allowed: clinic_auth_core::MethodSet) -> Option<FactorKind> {
-    clinic_auth_core::login_flow::enrollment_method(allowed, None)
 }
 
 async fn account_setup_submit(
