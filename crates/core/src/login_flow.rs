@@ -162,8 +162,9 @@ pub fn enrollment_method(allowed: MethodSet, chosen: Option<FactorKind>) -> Opti
 /// What the member asked of the setup page besides going on: to pick another method
 /// ("Choose another method"), or to enter another phone number ("Use a different
 /// number").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SetupAsk {
+    #[default]
     GoOn,
     ChooseAgain,
     NewPhone,

@@ -1,0 +1,239 @@
+//! The account page, and its 2FA actions that need only a confirmation: turning 2FA
+//! off and getting a new recovery code (both behind a fresh second factor).
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum_extra::extract::CookieJar;
+use clinic_auth_app::factors;
+use clinic_auth_app::time::date_time;
+use clinic_auth_core::{AccountKind, FactorKind, Requirement, UnixTime};
+
+use super::step_up::{needs_step_up, step_up_redirect};
+use super::views::{Shown, recovery_code_page};
+use super::{CsrfForm, NoticeQuery, notice_text, status_of};
+use crate::error::Status;
+use crate::error_page::{PageError, render, render_with};
+use crate::http::auth::{MaybeSignedIn, PageSignedIn, SignedIn};
+use crate::http::client::Client;
+use crate::http::cookies;
+use crate::http::csrf;
+use crate::http::extract::PageForm;
+use crate::{AppError, AppState};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/account", get(account_page))
+        .route("/account/2fa/off", get(off_page).post(off_submit))
+        .route("/account/2fa/recovery-code", get(recovery_page).post(recovery_submit))
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    title: &'a str,
+    platform_name: &'a str,
+    email: String,
+    kind_label: &'a str,
+    org_name: Option<String>,
+    role: Option<&'a str>,
+    csrf: String,
+    notice: Option<&'a str>,
+    error: Option<String>,
+    factors: Vec<(&'static str, String, Option<String>)>,
+    has_recovery_code: bool,
+    may_opt_in: bool,
+    may_turn_off: bool,
+    required: bool,
+    passkeys: Vec<PasskeyRow>,
+    may_trust_device: bool,
+    this_device_trusted: bool,
+    /// "Clinic Settings" for owners and admins, "Platform console" for support.
+    admin_link: Option<(&'static str, &'static str)>,
+}
+
+struct PasskeyRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: Option<String>,
+    synced: bool,
+    this_device: bool,
+}
+
+async fn account_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    MaybeSignedIn(s): MaybeSignedIn,
+    Query(q): Query<NoticeQuery>,
+) -> Result<Response, PageError> {
+    let Some(s) = s else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let a = &s.account;
+    let mfa = factors::load(&state, a).await?;
+    let hints = cookies::device_hints(&state, &jar);
+    let passkeys: Vec<PasskeyRow> = clinic_auth_app::passkeys::views(&mfa.factors, &hints)
+        .into_iter()
+        .map(|v| PasskeyRow {
+            id: v.id,
+            name: v.name,
+            created: date_time(UnixTime(v.created_at)),
+            last_used: v.last_used_at.map(|t| date_time(UnixTime(t))),
+            synced: v.synced,
+            this_device: v.this_device,
+        })
+        .collect();
+    let this_device_trusted = passkeys.iter().any(|p| p.this_device);
+    let factors = mfa
+        .factors
+        .iter()
+        .filter(|f| f.kind != FactorKind::Passkey)
+        .map(|f| (factors::method_label(f.kind), date_time(f.created_at), f.last_used_at.map(date_time)))
+        .collect();
+    let required = matches!(mfa.requirement(a), Requirement::Enroll { .. });
+    let org_name = match &a.org_id {
+        Some(o) => state.store.get_org(o).await?.map(|o| o.name),
+        None => None,
+    };
+    let kind_label = match a.kind {
+        AccountKind::PlatformAdmin => "Platform admin",
+        AccountKind::Member => "Clinic staff",
+        AccountKind::Patient => "Patient portal",
+    };
+    let page = AccountPage {
+        title: "Your account",
+        platform_name: &state.config.platform_name,
+        email: a.email.to_string(),
+        kind_label,
+        org_name,
+        role: a.role.map(|r| r.as_str()),
+        csrf: s.csrf_token.clone(),
+        notice: notice_text(q.notice.as_deref()),
+        error: None,
+        factors,
+        has_recovery_code: mfa.has_recovery_code,
+        may_opt_in: mfa.may_opt_in(a),
+        may_turn_off: mfa.may_turn_off(a),
+        required,
+        may_trust_device: state.webauthn.is_some() && mfa.may_trust_device(a),
+        passkeys,
+        this_device_trusted,
+        admin_link: match (a.kind, a.role) {
+            (AccountKind::PlatformAdmin, _) => Some(("/platform", "Platform console")),
+            (AccountKind::Member, Some(r)) if r.manages_members() => Some(("/admin", "Clinic Settings")),
+            _ => None,
+        },
+    };
+    Ok(render(&page))
+}
+
+// ----- 2FA actions behind a confirmation -----
+
+#[derive(Template)]
+#[template(path = "confirm_action.html")]
+struct ConfirmPage<'a> {
+    title: &'a str,
+    platform_name: &'a str,
+    heading: &'a str,
+    message: &'a str,
+    action: &'a str,
+    button: &'a str,
+    csrf: String,
+    notice: Option<&'a str>,
+    error: Option<String>,
+}
+
+/// The words and address of one "Are you sure?" page; `next` is where its step-up
+/// comes back to.
+struct Confirm {
+    heading: &'static str,
+    message: &'static str,
+    action: &'static str,
+    button: &'static str,
+    next: &'static str,
+}
+
+const TURN_OFF: Confirm = Confirm {
+    heading: "Turn off two-factor authentication?",
+    message: "Signing in will need only your password. You can turn two-factor authentication on again at any time.",
+    action: "/account/2fa/off",
+    button: "Turn off 2FA",
+    next: "off",
+};
+
+const NEW_CODE: Confirm = Confirm {
+    heading: "Get a new recovery code?",
+    message: "Your current recovery code will stop working, and a new one will be shown once.",
+    action: "/account/2fa/recovery-code",
+    button: "Get a new recovery code",
+    next: "recovery-code",
+};
+
+fn confirm_form(state: &AppState, s: &SignedIn, c: &Confirm, error: Option<AppError>) -> Response {
+    render_with(
+        status_of(error.as_ref()),
+        &ConfirmPage {
+            title: c.heading,
+            platform_name: &state.config.platform_name,
+            heading: c.heading,
+            message: c.message,
+            action: c.action,
+            button: c.button,
+            csrf: s.csrf_token.clone(),
+            notice: None,
+            error: error.map(|e| e.message),
+        },
+    )
+}
+
+/// The confirmation page, once a second factor was proved lately.
+async fn confirm_page(state: &AppState, s: &SignedIn, c: &Confirm) -> Result<Response, PageError> {
+    if needs_step_up(state, s).await? {
+        return Ok(step_up_redirect(c.next));
+    }
+    Ok(confirm_form(state, s, c, None))
+}
+
+async fn off_page(State(state): State<AppState>, PageSignedIn(s): PageSignedIn) -> Result<Response, PageError> {
+    confirm_page(&state, &s, &TURN_OFF).await
+}
+
+async fn off_submit(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    client: Client,
+    PageSignedIn(s): PageSignedIn,
+    PageForm(form): PageForm<CsrfForm>,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    if needs_step_up(&state, &s).await? {
+        return Ok(step_up_redirect(TURN_OFF.next));
+    }
+    match factors::turn_off(&state, &s.account, &s.token_hash, &client.0).await {
+        Ok(()) => Ok(Redirect::to("/account?notice=mfa_off").into_response()),
+        Err(e) if e.status().is_client_error() => Ok(confirm_form(&state, &s, &TURN_OFF, Some(e.into()))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn recovery_page(State(state): State<AppState>, PageSignedIn(s): PageSignedIn) -> Result<Response, PageError> {
+    confirm_page(&state, &s, &NEW_CODE).await
+}
+
+async fn recovery_submit(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    client: Client,
+    PageSignedIn(s): PageSignedIn,
+    PageForm(form): PageForm<CsrfForm>,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    if needs_step_up(&state, &s).await? {
+        return Ok(step_up_redirect(NEW_CODE.next));
+    }
+    let code = factors::new_recovery_code(&state, &s.account, &client.0).await?;
+    Ok(recovery_code_page(&state, &code, "/account", Shown::Replacement))
+}
