@@ -1,13 +1,13 @@
-//! An error shown to a browser as a page rather than JSON, and the one way a template
-//! becomes a response. The HTTP layers answer forms and page addresses with it, so it
-//! knows nothing of the pages themselves.
+//! An error shown to a browser as a page rather than JSON. The HTTP layers answer forms
+//! and page addresses with it, so it knows nothing of the pages themselves.
 
 use askama::Template;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::AppError;
 use crate::error::Status;
+use crate::html::{Frame, render_with};
 
 /// An error shown as a page.
 #[derive(Debug)]
@@ -34,33 +34,11 @@ impl From<clinic_auth_store::StoreError> for PageError {
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     heading: &'a str,
     message: &'a str,
     link_href: &'a str,
     link_text: &'a str,
-}
-
-/// A template as a `200` page; a template that fails to render is a plain `500`.
-pub(crate) fn render(t: &impl Template) -> Response {
-    match t.render() {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => {
-            let err = AppError::internal(format!("template: {e}"));
-            (err.status, Html("<!doctype html><title>Error</title><h1>Something went wrong</h1>".to_owned()))
-                .into_response()
-        }
-    }
-}
-
-/// A template with another status (a form shown again with its error).
-pub(crate) fn render_with(status: StatusCode, t: &impl Template) -> Response {
-    let mut r = render(t);
-    if r.status() == StatusCode::OK {
-        *r.status_mut() = status;
-    }
-    r
 }
 
 impl IntoResponse for PageError {
@@ -75,8 +53,7 @@ impl IntoResponse for PageError {
             _ => "Something is not right",
         };
         let page = MessagePage {
-            title: heading,
-            platform_name: "clinic-auth",
+            frame: Frame::new("clinic-auth", heading),
             heading,
             message: &e.message,
             link_href: "/login",

@@ -5,6 +5,7 @@
 mod api;
 mod error;
 mod error_page;
+mod html;
 mod http;
 mod pages;
 

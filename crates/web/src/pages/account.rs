@@ -13,9 +13,10 @@ use clinic_auth_core::{AccountKind, FactorKind, Requirement, UnixTime};
 
 use super::step_up::{needs_step_up, step_up_redirect};
 use super::views::{Shown, recovery_code_page};
-use super::{CsrfForm, NoticeQuery, notice_text, status_of};
+use super::{CsrfForm, NoticeQuery, frame, notice_text};
 use crate::error::Status;
-use crate::error_page::{PageError, render, render_with};
+use crate::error_page::PageError;
+use crate::html::{Frame, render, render_with};
 use crate::http::auth::{MaybeSignedIn, PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::cookies;
@@ -33,15 +34,12 @@ pub(super) fn routes() -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     email: String,
     kind_label: &'a str,
     org_name: Option<String>,
     role: Option<&'a str>,
     csrf: String,
-    notice: Option<&'a str>,
-    error: Option<String>,
     factors: Vec<(&'static str, String, Option<String>)>,
     has_recovery_code: bool,
     may_opt_in: bool,
@@ -104,15 +102,12 @@ async fn account_page(
         AccountKind::Patient => "Patient portal",
     };
     let page = AccountPage {
-        title: "Your account",
-        platform_name: &state.config.platform_name,
+        frame: frame(&state, "Your account").notice(notice_text(q.notice.as_deref())),
         email: a.email.to_string(),
         kind_label,
         org_name,
         role: a.role.map(|r| r.as_str()),
         csrf: s.csrf_token.clone(),
-        notice: notice_text(q.notice.as_deref()),
-        error: None,
         factors,
         has_recovery_code: mfa.has_recovery_code,
         may_opt_in: mfa.may_opt_in(a),
@@ -135,15 +130,12 @@ async fn account_page(
 #[derive(Template)]
 #[template(path = "confirm_action.html")]
 struct ConfirmPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     heading: &'a str,
     message: &'a str,
     action: &'a str,
     button: &'a str,
     csrf: String,
-    notice: Option<&'a str>,
-    error: Option<String>,
 }
 
 /// The words and address of one "Are you sure?" page; `next` is where its step-up
@@ -173,20 +165,15 @@ const NEW_CODE: Confirm = Confirm {
 };
 
 fn confirm_form(state: &AppState, s: &SignedIn, c: &Confirm, error: Option<AppError>) -> Response {
-    render_with(
-        status_of(error.as_ref()),
-        &ConfirmPage {
-            title: c.heading,
-            platform_name: &state.config.platform_name,
-            heading: c.heading,
-            message: c.message,
-            action: c.action,
-            button: c.button,
-            csrf: s.csrf_token.clone(),
-            notice: None,
-            error: error.map(|e| e.message),
-        },
-    )
+    let page = ConfirmPage {
+        frame: frame(state, c.heading).error(error),
+        heading: c.heading,
+        message: c.message,
+        action: c.action,
+        button: c.button,
+        csrf: s.csrf_token.clone(),
+    };
+    render_with(page.frame.status(), &page)
 }
 
 /// The confirmation page, once a second factor was proved lately.

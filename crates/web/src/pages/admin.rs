@@ -13,9 +13,10 @@ use clinic_auth_app::{By, Error, ErrorKind, accounts, factors, policy};
 use clinic_auth_core::{AccountKind, FactorKind, MemberOverride, MethodSet, MfaMode, OrgId, Role};
 use serde::Deserialize;
 
-use super::{NoticeQuery, status_of};
+use super::{NoticeQuery, frame};
 use crate::error::Status;
-use crate::error_page::{PageError, render_with};
+use crate::error_page::PageError;
+use crate::html::{Frame, render_with};
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::csrf;
@@ -104,11 +105,8 @@ pub(super) fn two_factor_summary(m: &MemberStatus) -> String {
 #[derive(Template)]
 #[template(path = "admin_settings.html")]
 struct SettingsPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     platform: bool,
-    notice: Option<&'a str>,
-    error: Option<String>,
     csrf: String,
     org_name: String,
     org_id: String,
@@ -145,13 +143,9 @@ async fn settings_form(
         .into_iter()
         .map(|k| (k.as_str(), factors::method_label(k), org.mfa.methods.contains(k)))
         .collect();
-    let status = status_of(view.error.as_ref());
     let page = SettingsPage {
-        title: "Clinic Settings",
-        platform_name: &state.config.platform_name,
+        frame: frame(state, "Clinic Settings").notice(view.notice).error(view.error),
         platform: false,
-        notice: view.notice,
-        error: view.error.map(|e| e.message),
         csrf: s.csrf_token.clone(),
         org_name: org.name.clone(),
         org_id: org.id.to_string(),
@@ -163,7 +157,7 @@ async fn settings_form(
         editing: view.editing,
         method_choices,
     };
-    Ok(render_with(status, &page))
+    Ok(render_with(page.frame.status(), &page))
 }
 
 async fn settings_page(
@@ -259,11 +253,8 @@ struct MemberRow {
 #[derive(Template)]
 #[template(path = "admin_users.html")]
 struct UsersPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     platform: bool,
-    notice: Option<&'a str>,
-    error: Option<String>,
     csrf: String,
     query: String,
     members: Vec<MemberRow>,
@@ -312,20 +303,16 @@ async fn users_form(
             setting: override_label(m.account.mfa_override),
         })
         .collect();
-    let status = status_of(view.error.as_ref());
     let page = UsersPage {
-        title: "Users",
-        platform_name: &state.config.platform_name,
+        frame: frame(state, "Users").notice(view.notice).error(view.error),
         platform: false,
-        notice: view.notice,
-        error: view.error.map(|e| e.message),
         csrf: s.csrf_token.clone(),
         query: view.query,
         members,
         invitation: view.invitation,
         may_make_owner: s.account.role == Some(Role::Owner),
     };
-    Ok(render_with(status, &page))
+    Ok(render_with(page.frame.status(), &page))
 }
 
 async fn users_page(

@@ -13,9 +13,10 @@ use clinic_auth_core::OrgId;
 use serde::Deserialize;
 
 use super::admin::{by, scope};
-use super::status_of;
+use super::frame;
 use crate::error::Status;
-use crate::error_page::{PageError, render_with};
+use crate::error_page::PageError;
+use crate::html::{Frame, render_with};
 use crate::http::auth::PageSignedIn;
 use crate::http::client::Client;
 use crate::{AppError, AppState};
@@ -39,11 +40,8 @@ struct EventRow {
 #[derive(Template)]
 #[template(path = "admin_audit.html")]
 struct AuditPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     platform: bool,
-    notice: Option<&'a str>,
-    error: Option<String>,
     member: String,
     kind: String,
     from: String,
@@ -126,13 +124,9 @@ async fn audit_page(
         })
         .collect();
     let error = error.map(AppError::from);
-    let status = status_of(error.as_ref());
     let page = AuditPage {
-        title: "Audit log",
-        platform_name: &state.config.platform_name,
+        frame: frame(&state, "Audit log").error(error),
         platform: org.is_none(),
-        notice: None,
-        error: error.map(|e| e.message),
         query: f.encoded(),
         older: older.map(|id| format!("/admin/audit?{}&before={id}", f.encoded())),
         paged: f.before.is_some(),
@@ -142,7 +136,7 @@ async fn audit_page(
         to: f.to,
         events: rows,
     };
-    Ok(render_with(status, &page))
+    Ok(render_with(page.frame.status(), &page))
 }
 
 async fn audit_csv(

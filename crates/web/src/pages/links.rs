@@ -13,8 +13,9 @@ use clinic_auth_core::Password;
 use clinic_auth_store::LinkPurpose;
 use serde::Deserialize;
 
-use super::{pages_for, status_of};
-use crate::error_page::{PageError, render_with};
+use super::{frame, pages_for};
+use crate::error_page::PageError;
+use crate::html::{Frame, render_with};
 use crate::http::client::Client;
 use crate::http::csrf;
 use crate::http::extract::PageForm;
@@ -69,8 +70,7 @@ pub(super) fn routes() -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "set_password.html")]
 struct SetPasswordPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     heading: &'a str,
     intro: &'a str,
     button: &'a str,
@@ -80,8 +80,6 @@ struct SetPasswordPage<'a> {
     org_name: Option<String>,
     min_length: usize,
     csrf: String,
-    notice: Option<&'a str>,
-    error: Option<String>,
 }
 
 /// The link's form; shown again with the email typed (first admin) and an error.
@@ -98,10 +96,8 @@ async fn link_form(
         Some((email, error)) => (Some(email).filter(|e| !e.is_empty()), Some(error)),
         None => (None, None),
     };
-    let status = status_of(error.as_ref());
     let page = SetPasswordPage {
-        title: l.heading,
-        platform_name: &state.config.platform_name,
+        frame: frame(state, l.heading).error(error),
         heading: l.heading,
         intro: l.intro,
         button: l.button,
@@ -111,10 +107,8 @@ async fn link_form(
         org_name: opened.org.map(|o| o.name),
         min_length: state.config.password_policy.min_length,
         csrf,
-        notice: None,
-        error: error.map(|e| e.message),
     };
-    Ok((jar, render_with(status, &page)).into_response())
+    Ok((jar, render_with(page.frame.status(), &page)).into_response())
 }
 
 async fn link_page(

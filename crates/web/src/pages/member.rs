@@ -15,9 +15,10 @@ use serde::Deserialize;
 
 use super::admin::{by, notice_text, override_label, scope, two_factor_summary};
 use super::platform::support_only;
-use super::{NoticeQuery, status_of};
+use super::{NoticeQuery, frame};
 use crate::error::Status;
-use crate::error_page::{PageError, render_with};
+use crate::error_page::PageError;
+use crate::html::{Frame, render_with};
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::csrf;
@@ -65,11 +66,8 @@ pub(super) fn routes() -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "admin_member.html")]
 struct MemberPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     platform: bool,
-    notice: Option<&'a str>,
-    error: Option<String>,
     csrf: String,
     base: String,
     email: String,
@@ -112,13 +110,9 @@ async fn member_form(
         None => "none".to_owned(),
     };
     let platform = org.is_none();
-    let status = status_of(error.as_ref());
     let page = MemberPage {
-        title: "Member",
-        platform_name: &state.config.platform_name,
+        frame: frame(state, "Member").notice(notice).error(error),
         platform,
-        notice,
-        error: error.map(|e| e.message),
         csrf: s.csrf_token.clone(),
         base: if platform {
             format!("/platform/accounts/{}", m.account.id)
@@ -141,7 +135,7 @@ async fn member_form(
             .collect(),
         roles: Role::ALL.iter().map(|r| (r.as_str(), Some(*r) == m.account.role)).collect(),
     };
-    Ok(render_with(status, &page))
+    Ok(render_with(page.frame.status(), &page))
 }
 
 async fn member_page(

@@ -16,11 +16,10 @@ mod trust_device;
 mod views;
 
 use axum::Router;
-use axum::http::StatusCode;
 use clinic_auth_core::Realm;
 use serde::Deserialize;
 
-use crate::error::Status;
+use crate::html::Frame;
 use crate::{AppError, AppState};
 
 /// Every page, for both realms.
@@ -145,9 +144,9 @@ struct PhoneForm {
     phone: String,
 }
 
-/// The status a page is shown with: its error's, else `200`.
-fn status_of(error: Option<&AppError>) -> StatusCode {
-    error.map(|e| e.status()).unwrap_or(StatusCode::OK)
+/// A page's frame: its title, under this server's name.
+fn frame<'a>(state: &'a AppState, title: &'a str) -> Frame<'a> {
+    Frame::new(&state.config.platform_name, title)
 }
 
 /// WebAuthn options as the page's data attribute carries them.

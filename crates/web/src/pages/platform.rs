@@ -11,9 +11,10 @@ use clinic_auth_app::{admin, policy};
 use serde::Deserialize;
 
 use super::admin::{by, notice_text};
-use super::{CsrfForm, NoticeQuery, status_of};
+use super::{CsrfForm, NoticeQuery, frame};
 use crate::error::Status;
-use crate::error_page::{PageError, render_with};
+use crate::error_page::PageError;
+use crate::html::{Frame, render_with};
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::csrf;
@@ -43,11 +44,8 @@ struct OrgRow {
 #[derive(Template)]
 #[template(path = "platform.html")]
 struct PlatformPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     platform: bool,
-    notice: Option<&'a str>,
-    error: Option<String>,
     csrf: String,
     orgs: Vec<OrgRow>,
 }
@@ -72,17 +70,13 @@ async fn platform_form(
             enabled: o.mfa.enabled,
         })
         .collect();
-    let status = status_of(error.as_ref());
     let page = PlatformPage {
-        title: "Platform console",
-        platform_name: &state.config.platform_name,
+        frame: frame(state, "Platform console").notice(notice).error(error),
         platform: true,
-        notice,
-        error: error.map(|e| e.message),
         csrf: s.csrf_token.clone(),
         orgs,
     };
-    Ok(render_with(status, &page))
+    Ok(render_with(page.frame.status(), &page))
 }
 
 async fn platform_page(

@@ -20,9 +20,10 @@ use serde::Deserialize;
 use super::sign_in::{flow_at, flow_token, is_flow_over, restart, signed_in};
 use super::step_up::{needs_step_up, step_up_redirect};
 use super::views::{Shown, recovery_code_page};
-use super::{CodeForm, CsrfForm, MethodForm, PhoneForm, RealmPages, status_of, trust_device};
+use super::{CodeForm, CsrfForm, MethodForm, PhoneForm, RealmPages, frame, trust_device};
 use crate::error::Status;
-use crate::error_page::{PageError, render_with};
+use crate::error_page::PageError;
+use crate::html::{Frame, render_with};
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::csrf;
@@ -58,8 +59,7 @@ pub(super) fn routes_for(p: RealmPages) -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "enroll.html")]
 struct EnrollPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     action: &'a str,
     cancel: Option<&'a str>,
     qr_svg: String,
@@ -67,15 +67,12 @@ struct EnrollPage<'a> {
     issuer: String,
     account: String,
     csrf: String,
-    notice: Option<&'a str>,
-    error: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "enroll_code.html")]
 struct EnrollCodePage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     base: &'a str,
     stage: &'a str,
     methods: Vec<(&'static str, &'static str)>,
@@ -85,8 +82,6 @@ struct EnrollCodePage<'a> {
     resend_in: i64,
     can_change: bool,
     csrf: String,
-    notice: Option<&'a str>,
-    error: Option<String>,
 }
 
 /// The words of seed 001 for the choice: "Emails" or "Texts".
@@ -171,16 +166,14 @@ async fn render_setup(
     view: SetupView<'_>,
 ) -> Result<Response, PageError> {
     let SetupView { stage, live, notice, asked } = view;
-    let status = status_of(asked.error.as_ref());
-    let error = asked.error.map(|e| e.message);
+    let frame = frame(state, "Set up two-factor authentication").notice(notice).error(asked.error);
     if stage == SetupStage::Authenticator {
         let setup = factors::begin_authenticator(state, place.account, place.within).await?;
         // The SVG comes from our QR encoder; drop its XML prolog for inline HTML.
         let svg = setup.qr_svg.find("<svg").map(|i| setup.qr_svg[i..].to_owned()).unwrap_or_default();
         let (jar, csrf) = csrf::form_token(state, jar, place.session);
         let page = EnrollPage {
-            title: "Set up two-factor authentication",
-            platform_name: &state.config.platform_name,
+            frame,
             action: &format!("{}/setup", place.base),
             cancel: place.cancel,
             qr_svg: svg,
@@ -188,16 +181,13 @@ async fn render_setup(
             issuer: setup.issuer,
             account: place.account.email.to_string(),
             csrf,
-            notice,
-            error,
         };
-        return Ok((jar, render_with(status, &page)).into_response());
+        return Ok((jar, render_with(page.frame.status(), &page)).into_response());
     }
     let (jar, csrf) = csrf::form_token(state, jar, place.session);
     let sent = live.filter(|s| stage.code_channel() == Some(s.channel));
     let page = EnrollCodePage {
-        title: "Set up two-factor authentication",
-        platform_name: &state.config.platform_name,
+        frame,
         base: place.base,
         stage: stage.as_str(),
         methods: place.allowed.iter().map(|k| (k.as_str(), setup_choice_label(k))).collect(),
@@ -206,10 +196,8 @@ async fn render_setup(
         sent_to: sent.map(|s| s.masked),
         can_change: place.allowed.iter().count() > 1 && stage != SetupStage::Choose,
         csrf,
-        notice,
-        error,
     };
-    Ok((jar, render_with(status, &page)).into_response())
+    Ok((jar, render_with(page.frame.status(), &page)).into_response())
 }
 
 // ----- during sign-in -----

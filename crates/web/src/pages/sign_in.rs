@@ -18,11 +18,11 @@ use serde::Deserialize;
 
 use super::views::{Shown, VerifyPage, recovery_code_page};
 use super::{
-    CodeForm, CsrfForm, MethodForm, NoticeQuery, RealmPages, notice_text, options_json, pages_for, status_of,
-    trust_device,
+    CodeForm, CsrfForm, MethodForm, NoticeQuery, RealmPages, frame, notice_text, options_json, pages_for, trust_device,
 };
 use crate::error::Status;
-use crate::error_page::{PageError, render, render_with};
+use crate::error_page::PageError;
+use crate::html::{Frame, render, render_with};
 use crate::http::auth::MaybeSignedIn;
 use crate::http::client::Client;
 use crate::http::cookies::{self, Kind};
@@ -85,15 +85,12 @@ pub(super) async fn flow_at(state: &AppState, jar: &CookieJar, p: RealmPages) ->
 #[derive(Template)]
 #[template(path = "login_email.html")]
 struct LoginEmailPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     heading: &'a str,
     action: &'a str,
     csrf: String,
     email: String,
     portal: bool,
-    notice: Option<&'a str>,
-    error: Option<String>,
 }
 
 fn email_form(
@@ -106,17 +103,14 @@ fn email_form(
 ) -> Response {
     let (jar, csrf) = csrf::form_token(state, jar, None);
     let page = LoginEmailPage {
-        title: p.heading,
-        platform_name: &state.config.platform_name,
+        frame: frame(state, p.heading).notice(notice).error(error),
         heading: p.heading,
         action: p.base,
         csrf,
         email,
         portal: p.realm == Realm::Patient,
-        notice,
-        error: error.as_ref().map(|e| e.message.clone()),
     };
-    (jar, render_with(status_of(error.as_ref()), &page)).into_response()
+    (jar, render_with(page.frame.status(), &page)).into_response()
 }
 
 async fn email_page(
@@ -158,15 +152,12 @@ async fn email_submit(
 #[derive(Template)]
 #[template(path = "login_password.html")]
 struct LoginPasswordPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     heading: &'a str,
     action: &'a str,
     restart: &'a str,
     csrf: String,
     email: String,
-    notice: Option<&'a str>,
-    error: Option<String>,
 }
 
 async fn password_form(
@@ -186,17 +177,14 @@ async fn password_form(
     };
     let (jar, csrf) = csrf::form_token(state, jar, None);
     let page = LoginPasswordPage {
-        title: p.heading,
-        platform_name: &state.config.platform_name,
+        frame: frame(state, p.heading).error(error),
         heading: p.heading,
         action: p.password,
         restart: p.base,
         csrf,
         email: flow.email.to_string(),
-        notice: None,
-        error: error.as_ref().map(|e| e.message.clone()),
     };
-    Ok((jar, render_with(status_of(error.as_ref()), &page)).into_response())
+    Ok((jar, render_with(page.frame.status(), &page)).into_response())
 }
 
 async fn password_page(p: RealmPages, State(state): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
@@ -304,8 +292,7 @@ async fn verify_form(
     }
     let (jar, csrf) = csrf::form_token(state, jar, None);
     let page = VerifyPage {
-        title: "Verify it's you",
-        platform_name: &state.config.platform_name,
+        frame: frame(state, "Verify it's you").error(error),
         heading: "Verify it's you",
         action: p.verify,
         method: method.as_str(),
@@ -316,10 +303,8 @@ async fn verify_form(
         resend_action: coded.then(|| p.resend.to_owned()),
         passkey_options,
         csrf,
-        notice: None,
-        error: error.as_ref().map(|e| e.message.clone()),
     };
-    Ok((jar, render_with(status_of(error.as_ref()), &page)).into_response())
+    Ok((jar, render_with(page.frame.status(), &page)).into_response())
 }
 
 async fn verify_page(p: RealmPages, State(state): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
@@ -386,14 +371,11 @@ async fn send_first_code(state: &AppState, token: &str, client: &ClientInfo) -> 
 #[derive(Template)]
 #[template(path = "methods.html")]
 struct MethodsPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     action: &'a str,
     back: &'a str,
     methods: Vec<(&'static str, &'static str)>,
     csrf: String,
-    notice: Option<&'a str>,
-    error: Option<String>,
 }
 
 async fn methods_page(p: RealmPages, State(state): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
@@ -404,14 +386,11 @@ async fn methods_page(p: RealmPages, State(state): State<AppState>, jar: CookieJ
     let (_, others) = sign_in::methods(&state, &at).await?;
     let (jar, csrf) = csrf::form_token(&state, jar, None);
     let page = MethodsPage {
-        title: "Try another method",
-        platform_name: &state.config.platform_name,
+        frame: frame(&state, "Try another method"),
         action: p.methods,
         back: p.verify,
         methods: others.into_iter().map(|k| (k.as_str(), method_label(k))).collect(),
         csrf,
-        notice: None,
-        error: None,
     };
     Ok((jar, render(&page)).into_response())
 }

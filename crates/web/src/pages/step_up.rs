@@ -12,9 +12,10 @@ use clinic_auth_core::FactorKind;
 use serde::Deserialize;
 
 use super::views::{Shown, VerifyPage, recovery_code_page};
-use super::{CodeForm, CsrfForm, options_json, status_of};
+use super::{CodeForm, CsrfForm, frame, options_json};
 use crate::error::Status;
-use crate::error_page::{PageError, render_with};
+use crate::error_page::PageError;
+use crate::html::render_with;
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::csrf;
@@ -140,10 +141,8 @@ async fn step_up_form(
         }
     }
     let (jar, csrf) = csrf::form_token(state, jar, Some(s));
-    let status = status_of(error.as_ref());
     let page = VerifyPage {
-        title: "Confirm it's you",
-        platform_name: &state.config.platform_name,
+        frame: frame(state, "Confirm it's you").error(error),
         heading: "Confirm it's you",
         action: &action,
         method: method.as_str(),
@@ -154,10 +153,8 @@ async fn step_up_form(
         resend_action: coded.then(|| format!("/account/2fa/resend?method={}&next={next_key}", method.as_str())),
         passkey_options,
         csrf,
-        notice: None,
-        error: error.map(|e| e.message),
     };
-    Ok((jar, render_with(status, &page)).into_response())
+    Ok((jar, render_with(page.frame.status(), &page)).into_response())
 }
 
 async fn step_up_submit(

@@ -14,9 +14,10 @@ use clinic_auth_store::{Account, ClientInfo};
 use serde::Deserialize;
 
 use super::step_up::{needs_step_up, step_up_redirect};
-use super::{CsrfForm, options_json, status_of};
+use super::{CsrfForm, frame, options_json};
 use crate::error::Status;
-use crate::error_page::{PageError, render_with};
+use crate::error_page::PageError;
+use crate::html::{Frame, render_with};
 use crate::http::auth::{PageSignedIn, SignedIn};
 use crate::http::client::Client;
 use crate::http::cookies;
@@ -45,15 +46,12 @@ pub(super) async fn offer_trust(state: &AppState, account: &Account, jar: &Cooki
 #[derive(Template)]
 #[template(path = "trust_device.html")]
 struct TrustPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     action: &'a str,
     options: String,
     name: String,
     skip: &'a str,
     csrf: String,
-    notice: Option<&'a str>,
-    error: Option<String>,
 }
 
 /// Where "Not now" goes: right after setup it confirms 2FA is on; from the account
@@ -85,20 +83,16 @@ async fn trust_form(
         }
         Err(e) => return Err(e.into()),
     };
-    let status = status_of(error.as_ref());
     let name = name.unwrap_or_else(|| PasskeyName::from_user_agent(Some(&client.user_agent)).as_str().to_owned());
     let page = TrustPage {
-        title: "Trust this device?",
-        platform_name: &state.config.platform_name,
+        frame: frame(state, "Trust this device?").error(error),
         action: "/account/trust-device",
         options,
         name,
         skip,
         csrf: s.csrf_token.clone(),
-        notice: None,
-        error: error.map(|e| e.message),
     };
-    Ok(render_with(status, &page))
+    Ok(render_with(page.frame.status(), &page))
 }
 
 #[derive(Deserialize)]

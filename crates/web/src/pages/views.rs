@@ -5,15 +5,15 @@ use askama::Template;
 use axum::response::Response;
 use clinic_auth_core::RecoveryCode;
 
+use super::frame;
 use crate::AppState;
-use crate::error_page::render;
+use crate::html::{Frame, render};
 
 /// "Verify it's you" at sign-in, "Confirm it's you" before changing 2FA.
 #[derive(Template)]
 #[template(path = "verify.html")]
 pub(super) struct VerifyPage<'a> {
-    pub(super) title: &'a str,
-    pub(super) platform_name: &'a str,
+    pub(super) frame: Frame<'a>,
     pub(super) heading: &'a str,
     pub(super) action: &'a str,
     pub(super) method: &'a str,
@@ -25,20 +25,15 @@ pub(super) struct VerifyPage<'a> {
     /// WebAuthn request options (JSON) when the method is a passkey.
     pub(super) passkey_options: String,
     pub(super) csrf: String,
-    pub(super) notice: Option<&'a str>,
-    pub(super) error: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "recovery_code.html")]
 struct RecoveryCodePage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     intro: &'a str,
     code: String,
     next: &'a str,
-    notice: Option<&'a str>,
-    error: Option<String>,
 }
 
 /// Why a recovery code is being shown.
@@ -58,13 +53,5 @@ pub(super) fn recovery_code_page(state: &AppState, code: &RecoveryCode, next: &s
             "Your previous recovery code has been used up or replaced and no longer works. Here is your new one."
         }
     };
-    render(&RecoveryCodePage {
-        title: "Save your recovery code",
-        platform_name: &state.config.platform_name,
-        intro,
-        code: code.display(),
-        next,
-        notice: None,
-        error: None,
-    })
+    render(&RecoveryCodePage { frame: frame(state, "Save your recovery code"), intro, code: code.display(), next })
 }
