@@ -11,24 +11,24 @@ use clinic_auth_app::factors;
 use clinic_auth_app::time::date_time;
 use clinic_auth_core::{AccountKind, FactorKind, Requirement, UnixTime};
 
-use super::step_up::{needs_step_up, step_up_redirect};
+use super::step_up::{step_up_first, verified_post};
 use super::views::{Shown, recovery_code_page};
-use super::{CsrfForm, NoticeQuery, frame, notice_text};
+use super::{CsrfForm, NoticeQuery, Visit, frame, notice_text};
 use crate::error::Status;
 use crate::error_page::PageError;
 use crate::html::{Frame, render, render_with};
 use crate::http::auth::{MaybeSignedIn, PageSignedIn, SignedIn};
-use crate::http::client::Client;
 use crate::http::cookies;
-use crate::http::csrf;
 use crate::http::extract::PageForm;
 use crate::{AppError, AppState};
 
+/// The account page, and each confirmation page at its address; each of their
+/// handlers gets its confirmation first.
 pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/account", get(account_page))
-        .route("/account/2fa/off", get(off_page).post(off_submit))
-        .route("/account/2fa/recovery-code", get(recovery_page).post(recovery_submit))
+    let confirms = CONFIRMS.into_iter().fold(Router::new(), |router, c| {
+        router.route(c.action, get(move |v| confirm_page(c, v)).post(move |v, f| confirm_submit(c, v, f)))
+    });
+    confirms.route("/account", get(account_page))
 }
 
 #[derive(Template)]
@@ -138,9 +138,18 @@ struct ConfirmPage<'a> {
     csrf: String,
 }
 
-/// The words and address of one "Are you sure?" page; `next` is where its step-up
-/// comes back to.
+/// What a confirmed action does.
+#[derive(Clone, Copy)]
+enum Act {
+    TurnOff,
+    NewRecoveryCode,
+}
+
+/// One "Are you sure?" page: its words, its address, and what confirming does; `next`
+/// is where its step-up comes back to.
+#[derive(Clone, Copy)]
 struct Confirm {
+    act: Act,
     heading: &'static str,
     message: &'static str,
     action: &'static str,
@@ -148,23 +157,27 @@ struct Confirm {
     next: &'static str,
 }
 
-const TURN_OFF: Confirm = Confirm {
-    heading: "Turn off two-factor authentication?",
-    message: "Signing in will need only your password. You can turn two-factor authentication on again at any time.",
-    action: "/account/2fa/off",
-    button: "Turn off 2FA",
-    next: "off",
-};
+const CONFIRMS: [Confirm; 2] = [
+    Confirm {
+        act: Act::TurnOff,
+        heading: "Turn off two-factor authentication?",
+        message: "Signing in will need only your password. You can turn two-factor authentication on again at any \
+                  time.",
+        action: "/account/2fa/off",
+        button: "Turn off 2FA",
+        next: "off",
+    },
+    Confirm {
+        act: Act::NewRecoveryCode,
+        heading: "Get a new recovery code?",
+        message: "Your current recovery code will stop working, and a new one will be shown once.",
+        action: "/account/2fa/recovery-code",
+        button: "Get a new recovery code",
+        next: "recovery-code",
+    },
+];
 
-const NEW_CODE: Confirm = Confirm {
-    heading: "Get a new recovery code?",
-    message: "Your current recovery code will stop working, and a new one will be shown once.",
-    action: "/account/2fa/recovery-code",
-    button: "Get a new recovery code",
-    next: "recovery-code",
-};
-
-fn confirm_form(state: &AppState, s: &SignedIn, c: &Confirm, error: Option<AppError>) -> Response {
+fn confirm_form(state: &AppState, s: &SignedIn, c: Confirm, error: Option<AppError>) -> Response {
     let page = ConfirmPage {
         frame: frame(state, c.heading).error(error),
         heading: c.heading,
@@ -177,50 +190,30 @@ fn confirm_form(state: &AppState, s: &SignedIn, c: &Confirm, error: Option<AppEr
 }
 
 /// The confirmation page, once a second factor was proved lately.
-async fn confirm_page(state: &AppState, s: &SignedIn, c: &Confirm) -> Result<Response, PageError> {
-    if needs_step_up(state, s).await? {
-        return Ok(step_up_redirect(c.next));
+async fn confirm_page(c: Confirm, Visit { state, session: PageSignedIn(s), .. }: Visit) -> Result<Response, PageError> {
+    if let Some(first) = step_up_first(&state, &s, c.next).await? {
+        return Ok(first);
     }
-    Ok(confirm_form(state, s, c, None))
+    Ok(confirm_form(&state, &s, c, None))
 }
 
-async fn off_page(State(state): State<AppState>, PageSignedIn(s): PageSignedIn) -> Result<Response, PageError> {
-    confirm_page(&state, &s, &TURN_OFF).await
-}
-
-async fn off_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+async fn confirm_submit(
+    c: Confirm,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    if needs_step_up(&state, &s).await? {
-        return Ok(step_up_redirect(TURN_OFF.next));
+    if let Some(first) = verified_post(&state, &jar, &s, &form.csrf, c.next).await? {
+        return Ok(first);
     }
-    match factors::turn_off(&state, &s.account, &s.token_hash, &client.0).await {
-        Ok(()) => Ok(Redirect::to("/account?notice=mfa_off").into_response()),
-        Err(e) if e.status().is_client_error() => Ok(confirm_form(&state, &s, &TURN_OFF, Some(e.into()))),
-        Err(e) => Err(e.into()),
+    match c.act {
+        Act::TurnOff => match factors::turn_off(&state, &s.account, &s.token_hash, &client.0).await {
+            Ok(()) => Ok(Redirect::to("/account?notice=mfa_off").into_response()),
+            Err(e) if e.status().is_client_error() => Ok(confirm_form(&state, &s, c, Some(e.into()))),
+            Err(e) => Err(e.into()),
+        },
+        Act::NewRecoveryCode => {
+            let code = factors::new_recovery_code(&state, &s.account, &client.0).await?;
+            Ok(recovery_code_page(&state, &code, "/account", Shown::Replacement))
+        }
     }
-}
-
-async fn recovery_page(State(state): State<AppState>, PageSignedIn(s): PageSignedIn) -> Result<Response, PageError> {
-    confirm_page(&state, &s, &NEW_CODE).await
-}
-
-async fn recovery_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
-    PageForm(form): PageForm<CsrfForm>,
-) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    if needs_step_up(&state, &s).await? {
-        return Ok(step_up_redirect(NEW_CODE.next));
-    }
-    let code = factors::new_recovery_code(&state, &s.account, &client.0).await?;
-    Ok(recovery_code_page(&state, &code, "/account", Shown::Replacement))
 }

@@ -4,16 +4,15 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum_extra::extract::CookieJar;
 use clinic_auth_app::admin::{self, MemberStatus};
 use clinic_auth_app::{By, Error, ErrorKind, accounts, factors, policy};
 use clinic_auth_core::{AccountKind, FactorKind, MemberOverride, MethodSet, MfaMode, OrgId, Role};
 use serde::Deserialize;
 
-use super::{NoticeQuery, frame};
+use super::{NoticeQuery, Visit, frame};
 use crate::error::Status;
 use crate::error_page::PageError;
 use crate::html::{Frame, render_with};
@@ -161,9 +160,7 @@ async fn settings_form(
 }
 
 async fn settings_page(
-    State(state): State<AppState>,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, client, session: PageSignedIn(s), .. }: Visit,
     Query(q): Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
     if scope(&s)?.is_none() {
@@ -173,25 +170,17 @@ async fn settings_page(
     settings_form(&state, &s, client, view).await
 }
 
-async fn edit_page(
-    State(state): State<AppState>,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
-) -> Result<Response, PageError> {
+async fn edit_page(Visit { state, client, session: PageSignedIn(s), .. }: Visit) -> Result<Response, PageError> {
     settings_form(&state, &s, client, SettingsView { editing: true, notice: None, error: None }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct EditForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     mode: String,
-    #[serde(default)]
     method_authenticator: Option<String>,
-    #[serde(default)]
     method_email: Option<String>,
-    #[serde(default)]
     method_sms: Option<String>,
 }
 
@@ -217,10 +206,7 @@ impl EditForm {
 }
 
 async fn edit_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     PageForm(f): PageForm<EditForm>,
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, Some(&s), &f.csrf)?;
@@ -316,9 +302,7 @@ async fn users_form(
 }
 
 async fn users_page(
-    State(state): State<AppState>,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, client, session: PageSignedIn(s), .. }: Visit,
     Query(q): Query<UsersQuery>,
 ) -> Result<Response, PageError> {
     let view =
@@ -326,21 +310,16 @@ async fn users_page(
     users_form(&state, &s, client, view).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct InviteForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     role: String,
 }
 
 async fn invite_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     PageForm(f): PageForm<InviteForm>,
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, Some(&s), &f.csrf)?;

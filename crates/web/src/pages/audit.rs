@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,13 +12,13 @@ use clinic_auth_app::time;
 use clinic_auth_core::OrgId;
 use serde::Deserialize;
 
+use super::Visit;
 use super::admin::{by, scope};
 use super::frame;
 use crate::error::Status;
 use crate::error_page::PageError;
 use crate::html::{Frame, render_with};
 use crate::http::auth::PageSignedIn;
-use crate::http::client::Client;
 use crate::{AppError, AppState};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -55,17 +55,13 @@ struct AuditPage<'a> {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 struct AuditForm {
-    #[serde(default)]
     member: String,
-    #[serde(default)]
     kind: String,
-    #[serde(default)]
     from: String,
-    #[serde(default)]
     to: String,
     /// Only events older than this id (the "Older events" link).
-    #[serde(default)]
     before: Option<i64>,
 }
 
@@ -93,9 +89,7 @@ impl AuditForm {
 }
 
 async fn audit_page(
-    State(state): State<AppState>,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, client, session: PageSignedIn(s), .. }: Visit,
     Query(f): Query<AuditForm>,
 ) -> Result<Response, PageError> {
     let org = scope(&s)?;
@@ -140,9 +134,7 @@ async fn audit_page(
 }
 
 async fn audit_csv(
-    State(state): State<AppState>,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, client, session: PageSignedIn(s), .. }: Visit,
     Query(f): Query<AuditForm>,
 ) -> Result<Response, PageError> {
     let org = scope(&s)?;

@@ -120,15 +120,12 @@ async fn link_page(
     link_form(&state, jar, l, &token, None).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct SetPasswordForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     new_password: String,
-    #[serde(default)]
     confirm_password: String,
 }
 

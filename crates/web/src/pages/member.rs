@@ -4,10 +4,9 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum_extra::extract::CookieJar;
 use clinic_auth_app::admin;
 use clinic_auth_app::{By, Error, ErrorKind, policy, time};
 use clinic_auth_core::{AccountStatus, MemberOverride, OrgId, Role};
@@ -15,7 +14,7 @@ use serde::Deserialize;
 
 use super::admin::{by, notice_text, override_label, scope, two_factor_summary};
 use super::platform::support_only;
-use super::{NoticeQuery, frame};
+use super::{NoticeQuery, Visit, frame};
 use crate::error::Status;
 use crate::error_page::PageError;
 use crate::html::{Frame, render_with};
@@ -55,11 +54,8 @@ impl Console {
 pub(super) fn routes() -> Router<AppState> {
     [Console::Clinic, Console::Platform].into_iter().fold(Router::new(), |router, c| {
         router
-            .route(&format!("{}/{{id}}", c.path()), get(move |st, cl, who, id, q| member_page(c, st, cl, who, id, q)))
-            .route(
-                &format!("{}/{{id}}/{{action}}", c.path()),
-                post(move |st, jar, cl, who, path, f| member_submit(c, st, jar, cl, who, path, f)),
-            )
+            .route(&format!("{}/{{id}}", c.path()), get(move |v, id, q| member_page(c, v, id, q)))
+            .route(&format!("{}/{{id}}/{{action}}", c.path()), post(move |v, path, f| member_submit(c, v, path, f)))
     })
 }
 
@@ -140,9 +136,7 @@ async fn member_form(
 
 async fn member_page(
     console: Console,
-    State(state): State<AppState>,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, client, session: PageSignedIn(s), .. }: Visit,
     Path(id): Path<String>,
     Query(q): Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
@@ -150,19 +144,15 @@ async fn member_page(
     member_form(&state, &s, client, &id, notice_text(q.notice.as_deref()), None).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct MemberForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default, rename = "override")]
+    #[serde(rename = "override")]
     value: String,
-    #[serde(default)]
     disable: Option<String>,
-    #[serde(default)]
     note: Option<String>,
-    #[serde(default)]
     status: String,
-    #[serde(default)]
     role: String,
 }
 
@@ -229,10 +219,7 @@ async fn act(state: &AppState, t: Target<'_>, action: &str, f: &MemberForm) -> R
 
 async fn member_submit(
     console: Console,
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     Path((id, action)): Path<(String, String)>,
     PageForm(f): PageForm<MemberForm>,
 ) -> Result<Response, PageError> {

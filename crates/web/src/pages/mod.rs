@@ -16,10 +16,14 @@ mod trust_device;
 mod views;
 
 use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum_extra::extract::CookieJar;
 use clinic_auth_core::Realm;
 use serde::Deserialize;
 
 use crate::html::Frame;
+use crate::http::auth::PageSignedIn;
+use crate::http::client::Client;
 use crate::{AppError, AppState};
 
 /// Every page, for both realms.
@@ -82,6 +86,18 @@ fn pages_for(realm: Realm) -> RealmPages {
     }
 }
 
+/// A request from a signed-in browser: the application, the browser's cookies, where
+/// it comes from, and its session. Without a session the browser is sent to sign in.
+#[derive(FromRequestParts)]
+#[from_request(state(AppState))]
+struct Visit {
+    #[from_request(via(State))]
+    state: AppState,
+    jar: CookieJar,
+    client: Client,
+    session: PageSignedIn,
+}
+
 /// Fixed texts for `?notice=…` on the sign-in and account pages; nothing from the
 /// query string is echoed.
 fn notice_text(key: Option<&str>) -> Option<&'static str> {
@@ -106,42 +122,29 @@ struct NoticeQuery {
 }
 
 /// A form that carries nothing but its anti-forgery token.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct CsrfForm {
-    #[serde(default)]
     csrf: String,
 }
 
 /// A code typed in, or a passkey's answer.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct CodeForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     code: String,
-    #[serde(default)]
     next: String,
     /// A passkey's answer (JSON), posted by passkey.js.
-    #[serde(default)]
     credential: String,
 }
 
 /// A second-factor method picked from a list.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct MethodForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     method: String,
-}
-
-/// The mobile number texts go to.
-#[derive(Deserialize)]
-struct PhoneForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    phone: String,
 }
 
 /// A page's frame: its title, under this server's name.

@@ -3,20 +3,18 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum_extra::extract::CookieJar;
 use clinic_auth_app::{admin, policy};
 use serde::Deserialize;
 
 use super::admin::{by, notice_text};
-use super::{CsrfForm, NoticeQuery, frame};
+use super::{CsrfForm, NoticeQuery, Visit, frame};
 use crate::error::Status;
 use crate::error_page::PageError;
 use crate::html::{Frame, render_with};
 use crate::http::auth::{PageSignedIn, SignedIn};
-use crate::http::client::Client;
 use crate::http::csrf;
 use crate::http::extract::PageForm;
 use crate::{AppError, AppState};
@@ -80,18 +78,14 @@ async fn platform_form(
 }
 
 async fn platform_page(
-    State(state): State<AppState>,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, session: PageSignedIn(s), .. }: Visit,
     Query(q): Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
     platform_form(&state, &s, notice_text(q.notice.as_deref()), None).await
 }
 
 async fn enable_mfa_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     Path(org): Path<String>,
     PageForm(f): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
@@ -102,16 +96,14 @@ async fn enable_mfa_submit(
     Ok(Redirect::to("/platform?notice=mfa_enabled").into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct LookupQuery {
-    #[serde(default)]
     email: String,
 }
 
 async fn lookup(
-    State(state): State<AppState>,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, client, session: PageSignedIn(s), .. }: Visit,
     Query(q): Query<LookupQuery>,
 ) -> Result<Response, PageError> {
     support_only(&s)?;

@@ -1,6 +1,7 @@
 //! Setting up a second factor: during sign-in, when the policy asks for one (each
-//! realm at `{base}/setup…`), and from the account page (`/account/2fa/setup…`). Both
-//! show the same pages; which one is `clinic_auth_core::login_flow::setup_stage`.
+//! realm at `{login}/setup…`), and from the account page (`/account/2fa/setup…`).
+//! Both show the same pages, whose stage is `clinic_auth_core::login_flow::setup_stage`,
+//! and take the same five forms (`SetupPost`).
 
 use askama::Template;
 use axum::Router;
@@ -10,17 +11,17 @@ use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use clinic_auth_app::codes::{self, SentTo};
 use clinic_auth_app::factors::{self, method_label};
-use clinic_auth_app::sign_in;
+use clinic_auth_app::sign_in::{self, SignedInSession};
 use clinic_auth_app::{Error, ErrorKind, Within};
 use clinic_auth_core::login_flow::{SetupAsk, SetupStage, setup_stage};
 use clinic_auth_core::{FactorKind, FlowStep, MethodSet, RecoveryCode};
-use clinic_auth_store::Account;
+use clinic_auth_store::{Account, ClientInfo};
 use serde::Deserialize;
 
 use super::sign_in::{flow_at, flow_token, is_flow_over, restart, signed_in};
-use super::step_up::{needs_step_up, step_up_redirect};
+use super::step_up::{needs_step_up, step_up_first, verified_post};
 use super::views::{Shown, recovery_code_page};
-use super::{CodeForm, CsrfForm, MethodForm, PhoneForm, RealmPages, frame, trust_device};
+use super::{RealmPages, Visit, frame, trust_device};
 use crate::error::Status;
 use crate::error_page::PageError;
 use crate::html::{Frame, render_with};
@@ -30,28 +31,85 @@ use crate::http::csrf;
 use crate::http::extract::PageForm;
 use crate::{AppError, AppState};
 
-/// Setup from the account page.
+/// Where setup lives on the account page.
+const ACCOUNT_SETUP: &str = "/account/2fa/setup";
+
+/// Setup from the account page: the page, and each form at its address.
 pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/account/2fa/setup", get(account_page).post(account_submit))
-        .route("/account/2fa/setup/method", post(account_method))
-        .route("/account/2fa/setup/phone", post(account_phone))
-        .route("/account/2fa/setup/code", post(account_code))
-        .route("/account/2fa/setup/resend", post(account_resend))
+    let page = Router::new().route(ACCOUNT_SETUP, get(account_page));
+    SetupPost::ALL
+        .into_iter()
+        .fold(page, |router, form| router.route(&form.path(ACCOUNT_SETUP), post(move |v, f| account_post(form, v, f))))
 }
 
-/// Setup during one realm's sign-in: every handler gets the realm's addresses first.
+/// Setup during one realm's sign-in: the page, and each form at its address; every
+/// handler gets the realm's addresses first.
 pub(super) fn routes_for(p: RealmPages) -> Router<AppState> {
-    let action = |name: &str| format!("{}/{name}", p.setup);
-    Router::new()
-        .route(
-            p.setup,
-            get(move |s, jar, q| setup_page(p, s, jar, q)).post(move |s, jar, c, f| setup_submit(p, s, jar, c, f)),
-        )
-        .route(&action("method"), post(move |s, jar, c, f| method_submit(p, s, jar, c, f)))
-        .route(&action("phone"), post(move |s, jar, c, f| phone_submit(p, s, jar, c, f)))
-        .route(&action("code"), post(move |s, jar, c, f| code_submit(p, s, jar, c, f)))
-        .route(&action("resend"), post(move |s, jar, c, f| resend_submit(p, s, jar, c, f)))
+    let page = Router::new().route(p.setup, get(move |st, jar, q| setup_page(p, st, jar, q)));
+    SetupPost::ALL.into_iter().fold(page, |router, form| {
+        router.route(&form.path(p.setup), post(move |st, jar, cl, f| setup_post(form, p, st, jar, cl, f)))
+    })
+}
+
+/// The forms a setup page posts.
+#[derive(Debug, Clone, Copy)]
+enum SetupPost {
+    /// The authenticator app's first code.
+    Authenticator,
+    /// "Emails" or "Texts"; an email code goes out at once.
+    Method,
+    /// The mobile number a text goes to.
+    Phone,
+    /// The emailed or texted code.
+    Code,
+    /// "Send code" or "Resend".
+    Resend,
+}
+
+impl SetupPost {
+    const ALL: [SetupPost; 5] =
+        [SetupPost::Authenticator, SetupPost::Method, SetupPost::Phone, SetupPost::Code, SetupPost::Resend];
+
+    /// Where the form posts, under the setup page's address.
+    fn path(self, setup: &str) -> String {
+        let form = match self {
+            SetupPost::Authenticator => "",
+            SetupPost::Method => "/method",
+            SetupPost::Phone => "/phone",
+            SetupPost::Code => "/code",
+            SetupPost::Resend => "/resend",
+        };
+        format!("{setup}{form}")
+    }
+
+    /// Whether a refusal is shown on the setup page rather than as an error page.
+    fn shows(self, e: &Error) -> bool {
+        match self {
+            // A send the provider refused can be tried again from the page.
+            SetupPost::Phone | SetupPost::Resend => !e.is_internal(),
+            SetupPost::Authenticator | SetupPost::Method | SetupPost::Code => e.status().is_client_error(),
+        }
+    }
+
+    /// The setup page shown again with the refusal: the choice again, or the phone
+    /// number typed; `method` is the one the form was about (the account page's).
+    fn again(self, e: Error, method: Option<FactorKind>, phone: String) -> Asked {
+        match self {
+            SetupPost::Method => Asked { step: SetupAsk::ChooseAgain, method, ..Asked::again(e) },
+            SetupPost::Phone => Asked { step: SetupAsk::NewPhone, method, phone, ..Asked::again(e) },
+            SetupPost::Authenticator | SetupPost::Code | SetupPost::Resend => Asked { method, ..Asked::again(e) },
+        }
+    }
+}
+
+/// Every field the setup forms post.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SetupForm {
+    csrf: String,
+    code: String,
+    method: String,
+    phone: String,
 }
 
 // ----- the pages both setups show -----
@@ -127,13 +185,11 @@ impl Asked {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 struct SetupQuery {
-    #[serde(default)]
     method: Option<String>,
-    #[serde(default)]
     step: Option<String>,
     /// `bypass`: the member just signed in with a one-time bypass (account page).
-    #[serde(default)]
     notice: Option<String>,
 }
 
@@ -167,11 +223,11 @@ async fn render_setup(
 ) -> Result<Response, PageError> {
     let SetupView { stage, live, notice, asked } = view;
     let frame = frame(state, "Set up two-factor authentication").notice(notice).error(asked.error);
+    let (jar, csrf) = csrf::form_token(state, jar, place.session);
     if stage == SetupStage::Authenticator {
         let setup = factors::begin_authenticator(state, place.account, place.within).await?;
         // The SVG comes from our QR encoder; drop its XML prolog for inline HTML.
         let svg = setup.qr_svg.find("<svg").map(|i| setup.qr_svg[i..].to_owned()).unwrap_or_default();
-        let (jar, csrf) = csrf::form_token(state, jar, place.session);
         let page = EnrollPage {
             frame,
             action: &format!("{}/setup", place.base),
@@ -184,7 +240,6 @@ async fn render_setup(
         };
         return Ok((jar, render_with(page.frame.status(), &page)).into_response());
     }
-    let (jar, csrf) = csrf::form_token(state, jar, place.session);
     let sent = live.filter(|s| stage.code_channel() == Some(s.channel));
     let page = EnrollCodePage {
         frame,
@@ -237,107 +292,53 @@ async fn setup_page(
     setup_form(&state, jar, p, q.asked()).await
 }
 
-/// The authenticator app's first code.
-async fn setup_submit(
+async fn setup_post(
+    posted: SetupPost,
     p: RealmPages,
     State(state): State<AppState>,
     jar: CookieJar,
     client: Client,
-    PageForm(form): PageForm<CodeForm>,
+    PageForm(form): PageForm<SetupForm>,
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, None, &form.csrf)?;
     let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
-    match sign_in::confirm_enrollment(&state, &token, &form.code, &client.0).await {
-        Ok(done) => signed_in(&state, jar, done).await,
+    match setup_step(&state, &token, posted, &form, &client.0).await {
+        Ok(Some(done)) => signed_in(&state, jar, done).await,
+        Ok(None) => Ok(Redirect::to(p.setup).into_response()),
         Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status().is_client_error() => setup_form(&state, jar, p, Asked::again(e)).await,
+        Err(e) if posted.shows(&e) => setup_form(&state, jar, p, posted.again(e, None, form.phone)).await,
         Err(e) => Err(e.into()),
     }
 }
 
-/// "Emails" or "Texts".
-async fn method_submit(
-    p: RealmPages,
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageForm(form): PageForm<MethodForm>,
-) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, None, &form.csrf)?;
-    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
-    let result = match form.method.parse::<FactorKind>() {
-        Ok(m) => sign_in::choose_enrollment_method(&state, &token, m).await.map(|()| m),
-        Err(_) => Err(Error::new(ErrorKind::MethodUnavailable, "Choose one of the offered methods.")),
-    };
-    match result {
-        Ok(method) => {
+/// Does what a form posted during sign-in asks; `Some` once setup, and with it the
+/// sign-in, is complete.
+async fn setup_step(
+    state: &AppState,
+    token: &str,
+    posted: SetupPost,
+    form: &SetupForm,
+    client: &ClientInfo,
+) -> Result<Option<SignedInSession>, Error> {
+    match posted {
+        SetupPost::Authenticator => sign_in::confirm_enrollment(state, token, &form.code, client).await.map(Some),
+        SetupPost::Code => sign_in::confirm_code_enrollment(state, token, &form.code, client).await.map(Some),
+        SetupPost::Method => {
+            let method = form
+                .method
+                .parse::<FactorKind>()
+                .map_err(|_| Error::new(ErrorKind::MethodUnavailable, "Choose one of the offered methods."))?;
+            sign_in::choose_enrollment_method(state, token, method).await?;
             if method == FactorKind::Email {
                 // Best effort: a refusal shows on the code page, whose "Send code" retries.
-                let _ = sign_in::send_enrollment_code(&state, &token, None, false, &client.0).await;
+                let _ = sign_in::send_enrollment_code(state, token, None, false, client).await;
             }
-            Ok(Redirect::to(p.setup).into_response())
+            Ok(None)
         }
-        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status().is_client_error() => {
-            let asked = Asked { step: SetupAsk::ChooseAgain, ..Asked::again(e) };
-            setup_form(&state, jar, p, asked).await
+        SetupPost::Phone => {
+            sign_in::send_enrollment_code(state, token, Some(&form.phone), false, client).await.map(|_| None)
         }
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn phone_submit(
-    p: RealmPages,
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageForm(form): PageForm<PhoneForm>,
-) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, None, &form.csrf)?;
-    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
-    match sign_in::send_enrollment_code(&state, &token, Some(&form.phone), false, &client.0).await {
-        Ok(_) => Ok(Redirect::to(p.setup).into_response()),
-        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if !e.is_internal() => {
-            let asked = Asked { step: SetupAsk::NewPhone, phone: form.phone, ..Asked::again(e) };
-            setup_form(&state, jar, p, asked).await
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The emailed or texted code.
-async fn code_submit(
-    p: RealmPages,
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageForm(form): PageForm<CodeForm>,
-) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, None, &form.csrf)?;
-    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
-    match sign_in::confirm_code_enrollment(&state, &token, &form.code, &client.0).await {
-        Ok(done) => signed_in(&state, jar, done).await,
-        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if e.status().is_client_error() => setup_form(&state, jar, p, Asked::again(e)).await,
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn resend_submit(
-    p: RealmPages,
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageForm(form): PageForm<CsrfForm>,
-) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, None, &form.csrf)?;
-    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
-    match sign_in::send_enrollment_code(&state, &token, None, true, &client.0).await {
-        Ok(_) => Ok(Redirect::to(p.setup).into_response()),
-        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
-        Err(e) if !e.is_internal() => setup_form(&state, jar, p, Asked::again(e)).await,
-        Err(e) => Err(e.into()),
+        SetupPost::Resend => sign_in::send_enrollment_code(state, token, None, true, client).await.map(|_| None),
     }
 }
 
@@ -369,8 +370,8 @@ async fn account_form(
 ) -> Result<Response, PageError> {
     let mfa_state = factors::load(state, &s.account).await?;
     factors::require_setup_available(&mfa_state, &s.account)?;
-    if needs_step_up(state, s).await? {
-        return Ok(step_up_redirect("setup"));
+    if let Some(first) = step_up_first(state, s, "setup").await? {
+        return Ok(first);
     }
     let allowed = mfa_state.setup_methods(&s.account);
     let live = live_setup_code(state, s).await?;
@@ -390,140 +391,121 @@ async fn account_form(
 }
 
 async fn account_page(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, session: PageSignedIn(s), .. }: Visit,
     Query(q): Query<SetupQuery>,
 ) -> Result<Response, PageError> {
     let notice = (q.notice.as_deref() == Some("bypass")).then_some(AFTER_BYPASS);
     account_form(&state, jar, &s, q.asked(), notice).await
 }
 
-/// The authenticator app's first code.
-async fn account_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
-    PageForm(form): PageForm<CodeForm>,
-) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    if needs_step_up(&state, &s).await? {
-        return Ok(step_up_redirect("setup"));
-    }
-    let within = Within::Session(&s.token_hash);
-    let result = factors::confirm_authenticator(&state, &s.account, &form.code, within, &client.0).await;
-    account_enrolled(&state, jar, &s, result, Some(FactorKind::Authenticator)).await
+/// Where a form from the account page leads.
+enum Outcome {
+    /// The factor is set up (with the first recovery code, when there is one).
+    Enrolled(Option<RecoveryCode>),
+    /// Back to the setup page, going on with this method.
+    Setup(FactorKind),
 }
 
-/// After confirming a factor from the account page: the first recovery code, or back
-/// to the account.
+/// What a form from the account page came to, and the method it was about.
+struct Step {
+    method: Option<FactorKind>,
+    result: Result<Outcome, Error>,
+}
+
+async fn account_post(
+    posted: SetupPost,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
+    PageForm(form): PageForm<SetupForm>,
+) -> Result<Response, PageError> {
+    // Choosing a method and "Send code" set nothing up; the other forms need a second
+    // factor proved lately.
+    let first = match posted {
+        SetupPost::Method | SetupPost::Resend => csrf::verify(&state, &jar, Some(&s), &form.csrf).map(|()| None)?,
+        SetupPost::Authenticator | SetupPost::Phone | SetupPost::Code => {
+            verified_post(&state, &jar, &s, &form.csrf, "setup").await?
+        }
+    };
+    if let Some(first) = first {
+        return Ok(first);
+    }
+    let Step { method, result } = account_step(&state, &s, posted, &form, &client.0).await?;
+    match result {
+        Ok(Outcome::Enrolled(code)) => account_enrolled(&state, &jar, &s, code).await,
+        Ok(Outcome::Setup(kind)) => {
+            Ok(Redirect::to(&format!("{ACCOUNT_SETUP}?method={}", kind.as_str())).into_response())
+        }
+        Err(e) if posted.shows(&e) => account_form(&state, jar, &s, posted.again(e, method, form.phone), None).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Does what a form from the account page asks.
+async fn account_step(
+    state: &AppState,
+    s: &SignedIn,
+    posted: SetupPost,
+    form: &SetupForm,
+    client: &ClientInfo,
+) -> Result<Step, PageError> {
+    let (account, within) = (&s.account, Within::Session(&s.token_hash));
+    Ok(match posted {
+        SetupPost::Authenticator => Step {
+            method: Some(FactorKind::Authenticator),
+            result: factors::confirm_authenticator(state, account, &form.code, within, client)
+                .await
+                .map(Outcome::Enrolled),
+        },
+        SetupPost::Method => {
+            let method = form.method.parse::<FactorKind>().unwrap_or(FactorKind::Authenticator);
+            let allowed = factors::load(state, account).await?.setup_methods(account);
+            if method == FactorKind::Email && allowed.contains(method) && !needs_step_up(state, s).await? {
+                // Best effort: a refusal shows on the code page, whose "Send code" retries.
+                let _ = factors::begin_code_enrollment(state, account, method, None, allowed, within, client).await;
+            }
+            Step { method: Some(method), result: Ok(Outcome::Setup(method)) }
+        }
+        SetupPost::Phone => {
+            let (sms, phone) = (FactorKind::Sms, Some(form.phone.as_str()));
+            let allowed = factors::load(state, account).await?.setup_methods(account);
+            let sent = factors::begin_code_enrollment(state, account, sms, phone, allowed, within, client).await;
+            Step { method: Some(sms), result: sent.map(|_| Outcome::Setup(sms)) }
+        }
+        SetupPost::Code => match live_setup_code(state, s).await?.map(|sent| sent.channel) {
+            Some(kind) => Step {
+                method: Some(kind),
+                result: factors::confirm_code_enrollment(state, account, kind, &form.code, within, client)
+                    .await
+                    .map(Outcome::Enrolled),
+            },
+            None => Step {
+                method: None,
+                result: Err(Error::new(ErrorKind::CodeExpired, "That code has expired. Send a new code.")),
+            },
+        },
+        SetupPost::Resend => {
+            let kind = live_setup_code(state, s).await?.map(|sent| sent.channel).unwrap_or(FactorKind::Email);
+            let sent = factors::resend_enrollment_code(state, account, kind, within, client).await;
+            Step { method: Some(kind), result: sent.map(|_| Outcome::Setup(kind)) }
+        }
+    })
+}
+
+/// After a factor is confirmed from the account page: the first recovery code, or
+/// back to the account.
 async fn account_enrolled(
     state: &AppState,
-    jar: CookieJar,
+    jar: &CookieJar,
     s: &SignedIn,
-    result: Result<Option<RecoveryCode>, Error>,
-    method: Option<FactorKind>,
+    code: Option<RecoveryCode>,
 ) -> Result<Response, PageError> {
-    match result {
-        Ok(code) => {
-            state.store.mark_session_verified(&s.token_hash, state.now()).await?;
-            let next = if trust_device::offer_trust(state, &s.account, &jar).await? {
-                "/account/trust-device?after=setup"
-            } else {
-                "/account?notice=mfa_on"
-            };
-            Ok(match code {
-                Some(code) => recovery_code_page(state, &code, next, Shown::FirstCode),
-                None => Redirect::to("/account?notice=mfa_on").into_response(),
-            })
-        }
-        Err(e) if e.status().is_client_error() => {
-            account_form(state, jar, s, Asked { method, ..Asked::again(e) }, None).await
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// "Emails" or "Texts": an email code goes out at once.
-async fn account_method(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
-    PageForm(form): PageForm<MethodForm>,
-) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    let method = form.method.parse::<FactorKind>().unwrap_or(FactorKind::Authenticator);
-    let m = factors::load(&state, &s.account).await?;
-    let allowed = m.setup_methods(&s.account);
-    if method == FactorKind::Email && allowed.contains(method) && !needs_step_up(&state, &s).await? {
-        // Best effort: a refusal shows on the code page, whose "Send code" retries.
-        let within = Within::Session(&s.token_hash);
-        let _ = factors::begin_code_enrollment(&state, &s.account, method, None, allowed, within, &client.0).await;
-    }
-    Ok(Redirect::to(&format!("/account/2fa/setup?method={}", method.as_str())).into_response())
-}
-
-async fn account_phone(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
-    PageForm(form): PageForm<PhoneForm>,
-) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    if needs_step_up(&state, &s).await? {
-        return Ok(step_up_redirect("setup"));
-    }
-    let allowed = factors::load(&state, &s.account).await?.setup_methods(&s.account);
-    let within = Within::Session(&s.token_hash);
-    let sms = FactorKind::Sms;
-    match factors::begin_code_enrollment(&state, &s.account, sms, Some(&form.phone), allowed, within, &client.0).await {
-        Ok(_) => Ok(Redirect::to("/account/2fa/setup?method=sms").into_response()),
-        Err(e) if !e.is_internal() => {
-            let asked = Asked { method: Some(sms), step: SetupAsk::NewPhone, phone: form.phone, ..Asked::again(e) };
-            account_form(&state, jar, &s, asked, None).await
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The emailed or texted code.
-async fn account_code(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
-    PageForm(form): PageForm<CodeForm>,
-) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    if needs_step_up(&state, &s).await? {
-        return Ok(step_up_redirect("setup"));
-    }
-    let Some(kind) = live_setup_code(&state, &s).await?.map(|sent| sent.channel) else {
-        let e = Error::new(ErrorKind::CodeExpired, "That code has expired. Send a new code.");
-        return account_form(&state, jar, &s, Asked::again(e), None).await;
+    state.store.mark_session_verified(&s.token_hash, state.now()).await?;
+    let next = if trust_device::offer_trust(state, &s.account, jar).await? {
+        "/account/trust-device?after=setup"
+    } else {
+        "/account?notice=mfa_on"
     };
-    let within = Within::Session(&s.token_hash);
-    let result = factors::confirm_code_enrollment(&state, &s.account, kind, &form.code, within, &client.0).await;
-    account_enrolled(&state, jar, &s, result, Some(kind)).await
-}
-
-async fn account_resend(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
-    PageForm(form): PageForm<CsrfForm>,
-) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    let kind = live_setup_code(&state, &s).await?.map(|sent| sent.channel).unwrap_or(FactorKind::Email);
-    match factors::resend_enrollment_code(&state, &s.account, kind, Within::Session(&s.token_hash), &client.0).await {
-        Ok(_) => Ok(Redirect::to(&format!("/account/2fa/setup?method={}", kind.as_str())).into_response()),
-        Err(e) if !e.is_internal() => {
-            account_form(&state, jar, &s, Asked { method: Some(kind), ..Asked::again(e) }, None).await
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(match code {
+        Some(code) => recovery_code_page(state, &code, next, Shown::FirstCode),
+        None => Redirect::to("/account?notice=mfa_on").into_response(),
+    })
 }

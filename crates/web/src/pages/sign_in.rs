@@ -37,20 +37,24 @@ pub(super) fn routes() -> Router<AppState> {
 /// One realm's sign-in pages: every handler gets the realm's addresses first.
 pub(super) fn routes_for(p: RealmPages) -> Router<AppState> {
     Router::new()
-        .route(p.base, get(move |s, jar, q| email_page(p, s, jar, q)).post(move |s, jar, f| email_submit(p, s, jar, f)))
+        .route(
+            p.base,
+            get(move |st, jar, q| email_page(p, st, jar, q)).post(move |st, jar, f| email_submit(p, st, jar, f)),
+        )
         .route(
             p.password,
-            get(move |s, jar| password_page(p, s, jar)).post(move |s, jar, c, f| password_submit(p, s, jar, c, f)),
+            get(move |st, jar| password_page(p, st, jar))
+                .post(move |st, jar, cl, f| password_submit(p, st, jar, cl, f)),
         )
         .route(
             p.verify,
-            get(move |s, jar| verify_page(p, s, jar)).post(move |s, jar, c, f| verify_submit(p, s, jar, c, f)),
+            get(move |st, jar| verify_page(p, st, jar)).post(move |st, jar, cl, f| verify_submit(p, st, jar, cl, f)),
         )
         .route(
             p.methods,
-            get(move |s, jar| methods_page(p, s, jar)).post(move |s, jar, c, f| methods_submit(p, s, jar, c, f)),
+            get(move |st, jar| methods_page(p, st, jar)).post(move |st, jar, cl, f| methods_submit(p, st, jar, cl, f)),
         )
-        .route(p.resend, post(move |s, jar, c, f| resend_submit(p, s, jar, c, f)))
+        .route(p.resend, post(move |st, jar, cl, f| resend_submit(p, st, jar, cl, f)))
 }
 
 pub(super) fn flow_token(state: &AppState, jar: &CookieJar) -> Option<String> {
@@ -122,11 +126,10 @@ async fn email_page(
     email_form(&state, jar, p, String::new(), notice_text(q.notice.as_deref()), None)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct EmailForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     email: String,
 }
 
@@ -191,11 +194,10 @@ async fn password_page(p: RealmPages, State(state): State<AppState>, jar: Cookie
     password_form(&state, jar, p, None).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct PasswordForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     password: String,
 }
 

@@ -2,7 +2,7 @@
 //! account's own methods, "Send code", and the way back to what asked for it.
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
@@ -12,12 +12,11 @@ use clinic_auth_core::FactorKind;
 use serde::Deserialize;
 
 use super::views::{Shown, VerifyPage, recovery_code_page};
-use super::{CodeForm, CsrfForm, frame, options_json};
+use super::{CodeForm, CsrfForm, Visit, frame, options_json};
 use crate::error::Status;
 use crate::error_page::PageError;
 use crate::html::render_with;
 use crate::http::auth::{PageSignedIn, SignedIn};
-use crate::http::client::Client;
 use crate::http::csrf;
 use crate::http::extract::PageForm;
 use crate::{AppError, AppState};
@@ -36,6 +35,25 @@ pub(super) async fn needs_step_up(state: &AppState, s: &SignedIn) -> Result<bool
 /// To the step-up page, coming back to `next` (one of `next_key`'s places).
 pub(super) fn step_up_redirect(next: &str) -> Response {
     Redirect::to(&format!("/account/2fa/verify?next={next}")).into_response()
+}
+
+/// For a page that changes 2FA: `Some` is the step-up to do first, when no second
+/// factor was proved lately.
+pub(super) async fn step_up_first(state: &AppState, s: &SignedIn, next: &str) -> Result<Option<Response>, PageError> {
+    Ok(needs_step_up(state, s).await?.then(|| step_up_redirect(next)))
+}
+
+/// For a form that changes 2FA: its token must be the session's, then as
+/// `step_up_first`.
+pub(super) async fn verified_post(
+    state: &AppState,
+    jar: &CookieJar,
+    s: &SignedIn,
+    csrf_token: &str,
+    next: &str,
+) -> Result<Option<Response>, PageError> {
+    csrf::verify(state, jar, Some(s), csrf_token)?;
+    step_up_first(state, s, next).await
 }
 
 /// Where a step-up sends back to; only these fixed places, never a URL from outside.
@@ -57,11 +75,10 @@ fn next_key(next: &str) -> &str {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct StepUpQuery {
-    #[serde(default)]
     next: String,
-    #[serde(default)]
     method: Option<String>,
 }
 
@@ -72,19 +89,14 @@ impl StepUpQuery {
 }
 
 async fn step_up_page(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, session: PageSignedIn(s), .. }: Visit,
     Query(q): Query<StepUpQuery>,
 ) -> Result<Response, PageError> {
     step_up_form(&state, jar, &s, &q.next, q.method.as_deref(), None).await
 }
 
 async fn step_up_resend(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     Query(q): Query<StepUpQuery>,
     PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
@@ -158,10 +170,7 @@ async fn step_up_form(
 }
 
 async fn step_up_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     Query(q): Query<StepUpQuery>,
     PageForm(form): PageForm<CodeForm>,
 ) -> Result<Response, PageError> {

@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
@@ -13,13 +13,12 @@ use clinic_auth_core::passkey::PasskeyName;
 use clinic_auth_store::{Account, ClientInfo};
 use serde::Deserialize;
 
-use super::step_up::{needs_step_up, step_up_redirect};
-use super::{CsrfForm, frame, options_json};
+use super::step_up::{step_up_first, verified_post};
+use super::{CsrfForm, Visit, frame, options_json};
 use crate::error::Status;
 use crate::error_page::PageError;
 use crate::html::{Frame, render_with};
 use crate::http::auth::{PageSignedIn, SignedIn};
-use crate::http::client::Client;
 use crate::http::cookies;
 use crate::http::csrf;
 use crate::http::extract::PageForm;
@@ -95,46 +94,38 @@ async fn trust_form(
     Ok(render_with(page.frame.status(), &page))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct TrustQuery {
     /// `setup`: offered right after the member set up 2FA.
-    #[serde(default)]
     after: Option<String>,
 }
 
 async fn trust_page(
-    State(state): State<AppState>,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, client, session: PageSignedIn(s), .. }: Visit,
     Query(q): Query<TrustQuery>,
 ) -> Result<Response, PageError> {
-    if needs_step_up(&state, &s).await? {
-        return Ok(step_up_redirect("trust-device"));
+    if let Some(first) = step_up_first(&state, &s, "trust-device").await? {
+        return Ok(first);
     }
     let skip = skip_to(q.after.as_deref() == Some("setup"));
     trust_form(&state, &s, &client.0, TrustView { name: None, error: None, skip }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct TrustForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     credential: String,
-    #[serde(default)]
     name: String,
 }
 
 async fn trust_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     PageForm(form): PageForm<TrustForm>,
 ) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    if needs_step_up(&state, &s).await? {
-        return Ok(step_up_redirect("trust-device"));
+    if let Some(first) = verified_post(&state, &jar, &s, &form.csrf, "trust-device").await? {
+        return Ok(first);
     }
     let name = Some(form.name.as_str()).filter(|n| !n.trim().is_empty());
     match passkeys::finish_registration(&state, &s.account, &s.token_hash, &form.credential, name, &client.0).await {
@@ -150,19 +141,15 @@ async fn trust_submit(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct RenameForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     name: String,
 }
 
 async fn rename_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     Path(id): Path<String>,
     PageForm(form): PageForm<RenameForm>,
 ) -> Result<Response, PageError> {
@@ -172,16 +159,12 @@ async fn rename_submit(
 }
 
 async fn remove_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     Path(id): Path<String>,
     PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    if needs_step_up(&state, &s).await? {
-        return Ok(step_up_redirect("account"));
+    if let Some(first) = verified_post(&state, &jar, &s, &form.csrf, "account").await? {
+        return Ok(first);
     }
     passkeys::remove(&state, &s.account, &s.token_hash, &id, &client.0).await?;
     Ok(Redirect::to("/account?notice=passkey_removed").into_response())
