@@ -34,6 +34,12 @@ enum Console {
 }
 
 impl Console {
+    /// The console of whoever acts with this scope: platform support (no organization)
+    /// works from the platform console, a clinic's admins from their clinic's.
+    fn of(org: Option<&OrgId>) -> Console {
+        if org.is_some() { Console::Clinic } else { Console::Platform }
+    }
+
     fn path(self) -> &'static str {
         match self {
             Console::Clinic => "/admin/users",
@@ -105,16 +111,11 @@ async fn member_form(
         Some(b) => format!("granted, usable once until {}", time::date_time(b.expires_at)),
         None => "none".to_owned(),
     };
-    let platform = org.is_none();
     let page = MemberPage {
         frame: frame(state, "Member").notice(notice).error(error),
-        platform,
+        platform: org.is_none(),
         csrf: s.csrf_token.clone(),
-        base: if platform {
-            format!("/platform/accounts/{}", m.account.id)
-        } else {
-            format!("/admin/users/{}", m.account.id)
-        },
+        base: format!("{}/{}", Console::of(org.as_ref()).path(), m.account.id),
         email: m.account.email.to_string(),
         role: m.account.role.map(Role::as_str).unwrap_or(m.account.kind.as_str()),
         status: m.account.status.as_str(),
@@ -226,7 +227,7 @@ async fn member_submit(
     console.admit(&s)?;
     csrf::verify(&state, &jar, Some(&s), &f.csrf)?;
     let org = scope(&s)?;
-    let base = if org.is_some() { "/admin/users" } else { "/platform/accounts" };
+    let base = Console::of(org.as_ref()).path();
     let by = by(&s, client.clone());
     let target = Target { by: &by, org: org.as_ref().map(OrgId::as_str), id: &id };
     match act(&state, target, &action, &f).await {

@@ -33,7 +33,7 @@ pub(super) async fn needs_step_up(state: &AppState, s: &SignedIn) -> Result<bool
 }
 
 /// To the step-up page, coming back to `next` (one of `next_key`'s places).
-pub(super) fn step_up_redirect(next: &str) -> Response {
+fn step_up_redirect(next: &str) -> Response {
     Redirect::to(&format!("/account/2fa/verify?next={next}")).into_response()
 }
 
