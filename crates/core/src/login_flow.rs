@@ -159,6 +159,80 @@ pub fn enrollment_method(allowed: MethodSet, chosen: Option<FactorKind>) -> Opti
     }
 }
 
+/// What the member asked of the setup page besides going on: to pick another method
+/// ("Choose another method"), or to enter another phone number ("Use a different
+/// number").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetupAsk {
+    #[default]
+    GoOn,
+    ChooseAgain,
+    NewPhone,
+}
+
+/// Where setting up a second factor stands, at sign-in and from the account page alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupStage {
+    /// Several methods are allowed and none is picked: ask which.
+    Choose,
+    /// Scan the QR code into an authenticator app and enter its code.
+    Authenticator,
+    /// Enter the mobile number the texts go to.
+    Phone,
+    /// Enter the code sent by email or text: `Code(Email)` also before the email is
+    /// sent ("Send code"); `Code(Sms)` only once a text is out (before that, `Phone`).
+    Code(FactorKind),
+}
+
+impl SetupStage {
+    /// The name the setup page's template branches on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SetupStage::Choose => "choose",
+            SetupStage::Authenticator => "authenticator",
+            SetupStage::Phone => "phone",
+            SetupStage::Code(FactorKind::Sms) => "code_sms",
+            SetupStage::Code(_) => "code",
+        }
+    }
+
+    /// The channel whose code the page asks for, in the code stage.
+    pub fn code_channel(self) -> Option<FactorKind> {
+        match self {
+            SetupStage::Code(channel) => Some(channel),
+            _ => None,
+        }
+    }
+}
+
+/// Decides what the setup page shows. `allowed` are the methods the member may set up;
+/// `chosen` the one they picked (the flow's record at sign-in; the account page's
+/// `?method=`); `in_flight` the channel of a setup code already sent and still good.
+/// The method is the chosen one, else the one a code is out for, else the only one
+/// allowed; with none of those the member chooses.
+pub fn setup_stage(
+    allowed: MethodSet,
+    chosen: Option<FactorKind>,
+    in_flight: Option<FactorKind>,
+    asked: SetupAsk,
+) -> SetupStage {
+    if asked == SetupAsk::ChooseAgain {
+        return SetupStage::Choose;
+    }
+    let allowed = allowed.first_factors();
+    let method = chosen.filter(|c| allowed.contains(*c)).or(in_flight).or_else(|| enrollment_method(allowed, None));
+    match method {
+        None => SetupStage::Choose,
+        Some(FactorKind::Sms) if asked == SetupAsk::NewPhone => SetupStage::Phone,
+        Some(channel @ (FactorKind::Email | FactorKind::Sms)) if in_flight == Some(channel) => {
+            SetupStage::Code(channel)
+        }
+        Some(FactorKind::Sms) => SetupStage::Phone,
+        Some(FactorKind::Email) => SetupStage::Code(FactorKind::Email),
+        Some(_) => SetupStage::Authenticator,
+    }
+}
+
 /// What a wrong second-factor code does to the flow: count it, or end the flow when
 /// the attempts are used up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,6 +308,70 @@ mod tests {
         assert_eq!(enrollment_method(both, Some(FactorKind::Authenticator)), None, "not an allowed choice");
         assert_eq!(enrollment_method(MethodSet::only(FactorKind::Email), None), Some(FactorKind::Email));
         assert_eq!(enrollment_method(MethodSet::default(), None), Some(FactorKind::Authenticator));
+    }
+
+    #[test]
+    fn the_setup_stage_is_worked_out_from_the_choice_and_the_code_in_flight() {
+        use FactorKind::{Authenticator as Auth, Email, Sms};
+        use SetupAsk::{ChooseAgain, GoOn, NewPhone};
+        use SetupStage::{Authenticator, Choose, Code, Phone};
+        let set = |s: &str| MethodSet::parse(s).expect("set");
+        let (texts_or_emails, all) = (set("email,sms"), set("authenticator,email,sms,passkey"));
+        let table = [
+            // Several methods and nothing picked: ask; a pick outside the set does not count.
+            (texts_or_emails, None, None, GoOn, Choose),
+            (all, Some(FactorKind::Passkey), None, GoOn, Choose),
+            (texts_or_emails, Some(Auth), None, GoOn, Choose),
+            // One method allowed (or none configured: an authenticator app) needs no choice.
+            (MethodSet::authenticator_only(), None, None, GoOn, Authenticator),
+            (MethodSet::default(), None, None, GoOn, Authenticator),
+            (set("authenticator,passkey"), None, None, GoOn, Authenticator),
+            (MethodSet::only(Email), None, None, GoOn, Code(Email)),
+            (MethodSet::only(Sms), None, None, GoOn, Phone),
+            // Emails: the code form, with "Send code" until one is out.
+            (texts_or_emails, Some(Email), None, GoOn, Code(Email)),
+            (texts_or_emails, Some(Email), Some(Email), GoOn, Code(Email)),
+            // Texts: the number first, then the code.
+            (texts_or_emails, Some(Sms), None, GoOn, Phone),
+            (texts_or_emails, Some(Sms), Some(Sms), GoOn, Code(Sms)),
+            (texts_or_emails, Some(Sms), Some(Sms), NewPhone, Phone),
+            // A code out for another channel does not fill the chosen one's code form.
+            (texts_or_emails, Some(Email), Some(Sms), GoOn, Code(Email)),
+            (texts_or_emails, Some(Sms), Some(Email), GoOn, Phone),
+            // Nothing picked but a code out: go on with that channel.
+            (texts_or_emails, None, Some(Sms), GoOn, Code(Sms)),
+            (texts_or_emails, None, Some(Email), GoOn, Code(Email)),
+            // "Use a different number" only means something while setting up texts.
+            (texts_or_emails, Some(Email), None, NewPhone, Code(Email)),
+            (texts_or_emails, None, None, NewPhone, Choose),
+            (MethodSet::authenticator_only(), None, None, NewPhone, Authenticator),
+            (all, Some(Auth), None, GoOn, Authenticator),
+            // "Choose another method" always asks again.
+            (all, Some(Sms), Some(Sms), ChooseAgain, Choose),
+            (MethodSet::only(Email), None, None, ChooseAgain, Choose),
+        ];
+        for (allowed, chosen, in_flight, asked, expected) in table {
+            assert_eq!(
+                setup_stage(allowed, chosen, in_flight, asked),
+                expected,
+                "{allowed} {chosen:?} {in_flight:?} {asked:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_setup_page_names_each_stage() {
+        let names = [
+            SetupStage::Choose,
+            SetupStage::Authenticator,
+            SetupStage::Phone,
+            SetupStage::Code(FactorKind::Email),
+            SetupStage::Code(FactorKind::Sms),
+        ]
+        .map(SetupStage::as_str);
+        assert_eq!(names, ["choose", "authenticator", "phone", "code", "code_sms"]);
+        assert_eq!(SetupStage::Code(FactorKind::Sms).code_channel(), Some(FactorKind::Sms));
+        assert_eq!(SetupStage::Phone.code_channel(), None);
     }
 
     #[test]

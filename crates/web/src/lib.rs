@@ -2,13 +2,12 @@
 //! layer (`clinic-auth-app`). Handlers extract, call one use case, and render; the
 //! rules live in `clinic-auth-core`, the state in `clinic-auth-store`.
 
-mod admin_pages;
 mod api;
 mod error;
+mod error_page;
+mod html;
 mod http;
-mod mfa_pages;
 mod pages;
-mod passkey_pages;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,14 +52,7 @@ impl AppState {
 /// The whole application: pages, API, health and static assets, with the security
 /// layers around them.
 pub fn router(state: AppState) -> Router {
-    http::layers(
-        pages::routes()
-            .merge(mfa_pages::routes())
-            .merge(passkey_pages::routes())
-            .merge(admin_pages::routes())
-            .merge(api::routes()),
-        state,
-    )
+    http::layers(pages::routes().merge(api::routes()), state)
 }
 
 /// What `serve` tells whoever started it: one sentence on where to open a browser and

@@ -61,7 +61,7 @@ impl FromRequestParts<AppState> for PageSignedIn {
         match MaybeSignedIn::from_request_parts(parts, state).await {
             Ok(MaybeSignedIn(Some(s))) => Ok(PageSignedIn(s)),
             Ok(MaybeSignedIn(None)) => Err(axum::response::Redirect::to("/login").into_response()),
-            Err(e) => Err(crate::pages::PageError(e).into_response()),
+            Err(e) => Err(crate::error_page::PageError(e).into_response()),
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::pages::PageError;
+use crate::error_page::PageError;
 use crate::{AppError, AppState};
 use clinic_auth_app::{Error, ErrorKind};
 

@@ -8,7 +8,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::pages::PageError;
+use crate::error_page::PageError;
 use crate::{AppError, AppState};
 
 /// Largest request body accepted: forms and JSON here are small.

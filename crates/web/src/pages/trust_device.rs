@@ -1,48 +1,39 @@
-//! Passkey pages: "Trust this device?" (after setup and from the account page), and
-//! renaming and removing trusted devices. The sign-in and step-up passkey checks live
-//! on the verify pages in `mfa_pages`; all of them use `service::passkeys`.
+//! Passkeys: "Trust this device?" (after setup and from the account page), and
+//! renaming and removing trusted devices. The sign-in and step-up passkey checks are
+//! on the verify pages (`sign_in`, `step_up`).
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
+use clinic_auth_app::{factors, passkeys};
 use clinic_auth_core::passkey::PasskeyName;
-use clinic_auth_store::Account;
+use clinic_auth_store::{Account, ClientInfo};
 use serde::Deserialize;
 
+use super::step_up::{step_up_first, verified_post};
+use super::{CsrfForm, Visit, frame, options_json};
 use crate::error::Status;
+use crate::error_page::PageError;
+use crate::html::{Frame, render_with};
 use crate::http::auth::{PageSignedIn, SignedIn};
-use crate::http::client::Client;
 use crate::http::cookies;
 use crate::http::csrf;
 use crate::http::extract::PageForm;
-use crate::mfa_pages::{needs_step_up, options_json, step_up_redirect};
-use crate::pages::{PageError, render_with};
 use crate::{AppError, AppState};
-use clinic_auth_app::{factors, passkeys};
 
-pub fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/static/passkey.js", get(script))
         .route("/account/trust-device", get(trust_page).post(trust_submit))
         .route("/account/passkeys/{id}/rename", post(rename_submit))
         .route("/account/passkeys/{id}/remove", post(remove_submit))
 }
 
-async fn script() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
-        include_str!("../static/passkey.js"),
-    )
-        .into_response()
-}
-
 /// Whether to ask "Trust this device?": the server can make passkeys, the account
 /// may have one, and this browser is not trusted already.
-pub(crate) async fn offer_trust(state: &AppState, account: &Account, jar: &CookieJar) -> Result<bool, AppError> {
+pub(super) async fn offer_trust(state: &AppState, account: &Account, jar: &CookieJar) -> Result<bool, AppError> {
     if state.webauthn.is_none() {
         return Ok(false);
     }
@@ -54,15 +45,12 @@ pub(crate) async fn offer_trust(state: &AppState, account: &Account, jar: &Cooki
 #[derive(Template)]
 #[template(path = "trust_device.html")]
 struct TrustPage<'a> {
-    title: &'a str,
-    platform_name: &'a str,
+    frame: Frame<'a>,
     action: &'a str,
     options: String,
     name: String,
     skip: &'a str,
     csrf: String,
-    notice: Option<&'a str>,
-    error: Option<String>,
 }
 
 /// Where "Not now" goes: right after setup it confirms 2FA is on; from the account
@@ -71,15 +59,21 @@ fn skip_to(after_setup: bool) -> &'static str {
     if after_setup { "/account?notice=mfa_on" } else { "/account" }
 }
 
-async fn trust_render(
-    state: &AppState,
-    s: &SignedIn,
-    client: &clinic_auth_store::ClientInfo,
+/// The trust page as shown: the device name typed (else one from the user agent),
+/// its error, and where "Not now" goes.
+struct TrustView {
     name: Option<String>,
     error: Option<AppError>,
     skip: &'static str,
+}
+
+async fn trust_form(
+    state: &AppState,
+    s: &SignedIn,
+    client: &ClientInfo,
+    view: TrustView,
 ) -> Result<Response, PageError> {
-    let mut error = error;
+    let TrustView { name, mut error, skip } = view;
     let options = match passkeys::begin_registration(state, &s.account, &s.token_hash).await {
         Ok(o) => options_json(&o)?,
         Err(e) if !e.is_internal() => {
@@ -88,62 +82,50 @@ async fn trust_render(
         }
         Err(e) => return Err(e.into()),
     };
-    let status = error.as_ref().map(|e| e.status()).unwrap_or(StatusCode::OK);
     let name = name.unwrap_or_else(|| PasskeyName::from_user_agent(Some(&client.user_agent)).as_str().to_owned());
     let page = TrustPage {
-        title: "Trust this device?",
-        platform_name: &state.config.platform_name,
+        frame: frame(state, "Trust this device?").error(error),
         action: "/account/trust-device",
         options,
         name,
         skip,
         csrf: s.csrf_token.clone(),
-        notice: None,
-        error: error.map(|e| e.message),
     };
-    Ok(render_with(status, &page))
+    Ok(render_with(page.frame.status(), &page))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct TrustQuery {
     /// `setup`: offered right after the member set up 2FA.
-    #[serde(default)]
     after: Option<String>,
 }
 
 async fn trust_page(
-    State(state): State<AppState>,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
-    axum::extract::Query(q): axum::extract::Query<TrustQuery>,
+    Visit { state, client, session: PageSignedIn(s), .. }: Visit,
+    Query(q): Query<TrustQuery>,
 ) -> Result<Response, PageError> {
-    if needs_step_up(&state, &s).await? {
-        return Ok(step_up_redirect("trust-device"));
+    if let Some(first) = step_up_first(&state, &s, "trust-device").await? {
+        return Ok(first);
     }
     let skip = skip_to(q.after.as_deref() == Some("setup"));
-    trust_render(&state, &s, &client.0, None, None, skip).await
+    trust_form(&state, &s, &client.0, TrustView { name: None, error: None, skip }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct TrustForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     credential: String,
-    #[serde(default)]
     name: String,
 }
 
 async fn trust_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     PageForm(form): PageForm<TrustForm>,
 ) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    if needs_step_up(&state, &s).await? {
-        return Ok(step_up_redirect("trust-device"));
+    if let Some(first) = verified_post(&state, &jar, &s, &form.csrf, "trust-device").await? {
+        return Ok(first);
     }
     let name = Some(form.name.as_str()).filter(|n| !n.trim().is_empty());
     match passkeys::finish_registration(&state, &s.account, &s.token_hash, &form.credential, name, &client.0).await {
@@ -152,25 +134,22 @@ async fn trust_submit(
             Ok((jar, Redirect::to("/account?notice=device_trusted")).into_response())
         }
         Err(e) if e.status().is_client_error() => {
-            trust_render(&state, &s, &client.0, Some(form.name), Some(e.into()), skip_to(false)).await
+            let view = TrustView { name: Some(form.name), error: Some(e.into()), skip: skip_to(false) };
+            trust_form(&state, &s, &client.0, view).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct RenameForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     name: String,
 }
 
 async fn rename_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     Path(id): Path<String>,
     PageForm(form): PageForm<RenameForm>,
 ) -> Result<Response, PageError> {
@@ -179,23 +158,13 @@ async fn rename_submit(
     Ok(Redirect::to("/account?notice=passkey_renamed").into_response())
 }
 
-#[derive(Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn remove_submit(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    client: Client,
-    PageSignedIn(s): PageSignedIn,
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
     Path(id): Path<String>,
-    PageForm(form): PageForm<CsrfOnly>,
+    PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
-    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
-    if needs_step_up(&state, &s).await? {
-        return Ok(step_up_redirect("account"));
+    if let Some(first) = verified_post(&state, &jar, &s, &form.csrf, "account").await? {
+        return Ok(first);
     }
     passkeys::remove(&state, &s.account, &s.token_hash, &id, &client.0).await?;
     Ok(Redirect::to("/account?notice=passkey_removed").into_response())

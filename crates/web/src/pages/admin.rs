@@ -1,0 +1,349 @@
+//! The clinic console: Clinic Settings (and Edit Clinic), and the Users list with its
+//! invitations. Who may use the consoles (`scope`) and their notices are here too; a
+//! member's own page is in `member`, the audit log in `audit`.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::Query;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use clinic_auth_app::admin::{self, MemberStatus};
+use clinic_auth_app::{By, Error, ErrorKind, accounts, factors, policy};
+use clinic_auth_core::{AccountKind, FactorKind, MemberOverride, MethodSet, MfaMode, OrgId, Role};
+use serde::Deserialize;
+
+use super::{NoticeQuery, Visit, frame};
+use crate::error::Status;
+use crate::error_page::PageError;
+use crate::html::{Frame, render_with};
+use crate::http::auth::{PageSignedIn, SignedIn};
+use crate::http::client::Client;
+use crate::http::csrf;
+use crate::http::extract::PageForm;
+use crate::{AppError, AppState};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(settings_page))
+        .route("/admin/edit", get(edit_page).post(edit_submit))
+        .route("/admin/users", get(users_page))
+        .route("/admin/users/invite", post(invite_submit))
+}
+
+/// Who may use these pages: a clinic's owners and admins (their organization), or
+/// platform admins (`None`).
+pub(super) fn scope(s: &SignedIn) -> Result<Option<OrgId>, PageError> {
+    let actor = s.actor();
+    if actor.is_platform_support() {
+        return Ok(None);
+    }
+    actor.administered_org().cloned().map(Some).ok_or_else(|| PageError(AppError::forbidden()))
+}
+
+fn clinic_scope(s: &SignedIn) -> Result<OrgId, PageError> {
+    scope(s)?.ok_or_else(|| {
+        PageError(Error::new(ErrorKind::UsePlatformConsole, "Platform admins work from the platform console.").into())
+    })
+}
+
+pub(super) fn by(s: &SignedIn, client: Client) -> By {
+    By::signed_in(s, client.0)
+}
+
+/// Fixed texts for `?notice=…` on the console pages.
+pub(super) fn notice_text(key: Option<&str>) -> Option<&'static str> {
+    match key? {
+        "saved" => Some("Saved."),
+        "override" => Some("The two-factor setting is saved."),
+        "bypass" => {
+            Some("Two-factor authentication is disabled for one sign-in. The member will set it up again right after.")
+        }
+        "reset" => Some("MFA was reset: every factor of the member was removed."),
+        "revoked" => Some("The member was signed out everywhere."),
+        "status" => Some("The member's status is changed."),
+        "role" => Some("The member's role is changed."),
+        "invitation_sent" => {
+            Some("We emailed a new invitation to the member. Their older invitation links no longer work.")
+        }
+        "invitation_not_sent" => Some(
+            "The new invitation email could not be sent (their older invitation links no longer work). Check the \
+             email settings, then use Resend invitation again.",
+        ),
+        "mfa_enabled" => Some("MFA is enabled for the organization; its admins can now choose Mandatory 2FA."),
+        _ => None,
+    }
+}
+
+pub(super) fn override_label(o: MemberOverride) -> &'static str {
+    match o {
+        MemberOverride::ClinicDefault => "Clinic default",
+        MemberOverride::Required => "Required",
+        MemberOverride::NotRequired => "Not required",
+    }
+}
+
+/// "On: …" or "Off …", with the methods the clinic no longer allows.
+pub(super) fn two_factor_summary(m: &MemberStatus) -> String {
+    if m.factors.is_empty() {
+        return if m.mfa_required { "Off — will set up at next sign-in".to_owned() } else { "Off".to_owned() };
+    }
+    let kinds: Vec<&str> = m.factors.iter().map(|f| factors::method_label(f.kind)).collect();
+    let mut summary = format!("On: {}", kinds.join(", "));
+    if !m.outside_allowed.is_empty() {
+        let old: Vec<&str> = m.outside_allowed.iter().map(|k| factors::method_label(*k)).collect();
+        summary.push_str(&format!(
+            " — still uses {}, which the clinic no longer allows (moves to an allowed method at next sign-in)",
+            old.join(", ")
+        ));
+    }
+    summary
+}
+
+// ----- Clinic Settings -----
+
+#[derive(Template)]
+#[template(path = "admin_settings.html")]
+struct SettingsPage<'a> {
+    frame: Frame<'a>,
+    platform: bool,
+    csrf: String,
+    org_name: String,
+    org_id: String,
+    enabled: bool,
+    mode: &'static str,
+    mode_label: &'static str,
+    methods: String,
+    summary: Vec<String>,
+    editing: bool,
+    method_choices: Vec<(&'static str, &'static str, bool)>,
+}
+
+/// Clinic Settings as shown: read-only or the edit form, with a notice or an error.
+struct SettingsView<'a> {
+    editing: bool,
+    notice: Option<&'a str>,
+    error: Option<AppError>,
+}
+
+async fn settings_form(
+    state: &AppState,
+    s: &SignedIn,
+    client: Client,
+    view: SettingsView<'_>,
+) -> Result<Response, PageError> {
+    let org_id = clinic_scope(s)?;
+    let org = accounts::get_org(state, &by(s, client), org_id.as_str()).await?;
+    let mode_label = match org.mfa.mode {
+        MfaMode::Off => "Off",
+        MfaMode::Optional => "Optional",
+        MfaMode::Required => "Mandatory 2FA",
+    };
+    let method_choices = [FactorKind::Authenticator, FactorKind::Email, FactorKind::Sms]
+        .into_iter()
+        .map(|k| (k.as_str(), factors::method_label(k), org.mfa.methods.contains(k)))
+        .collect();
+    let page = SettingsPage {
+        frame: frame(state, "Clinic Settings").notice(view.notice).error(view.error),
+        platform: false,
+        csrf: s.csrf_token.clone(),
+        org_name: org.name.clone(),
+        org_id: org.id.to_string(),
+        enabled: org.mfa.enabled,
+        mode: org.mfa.mode.as_str(),
+        mode_label,
+        methods: org.mfa.methods.iter().map(factors::method_label).collect::<Vec<_>>().join(", "),
+        summary: clinic_auth_core::policy::describe_for_members(org.kind, &org.mfa),
+        editing: view.editing,
+        method_choices,
+    };
+    Ok(render_with(page.frame.status(), &page))
+}
+
+async fn settings_page(
+    Visit { state, client, session: PageSignedIn(s), .. }: Visit,
+    Query(q): Query<NoticeQuery>,
+) -> Result<Response, PageError> {
+    if scope(&s)?.is_none() {
+        return Ok(Redirect::to("/platform").into_response());
+    }
+    let view = SettingsView { editing: false, notice: notice_text(q.notice.as_deref()), error: None };
+    settings_form(&state, &s, client, view).await
+}
+
+async fn edit_page(Visit { state, client, session: PageSignedIn(s), .. }: Visit) -> Result<Response, PageError> {
+    settings_form(&state, &s, client, SettingsView { editing: true, notice: None, error: None }).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EditForm {
+    csrf: String,
+    mode: String,
+    method_authenticator: Option<String>,
+    method_email: Option<String>,
+    method_sms: Option<String>,
+}
+
+impl EditForm {
+    /// The policy change the form asks for.
+    fn change(&self) -> Result<policy::OrgMfaChange, Error> {
+        let mode = self
+            .mode
+            .parse::<MfaMode>()
+            .map_err(|_| Error::new(ErrorKind::InvalidPolicy, "Choose Off, Optional or Mandatory 2FA."))?;
+        let mut names = Vec::new();
+        for (on, name) in
+            [(&self.method_authenticator, "authenticator"), (&self.method_email, "email"), (&self.method_sms, "sms")]
+        {
+            if on.is_some() {
+                names.push(name);
+            }
+        }
+        let methods =
+            MethodSet::parse(&names.join(",")).map_err(|e| Error::new(ErrorKind::InvalidPolicy, e.to_string()))?;
+        Ok(policy::OrgMfaChange { enabled: None, mode: Some(mode), methods: Some(methods) })
+    }
+}
+
+async fn edit_submit(
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
+    PageForm(f): PageForm<EditForm>,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, Some(&s), &f.csrf)?;
+    let org_id = clinic_scope(&s)?;
+    let result = match f.change() {
+        Ok(change) => policy::set_org_mfa(&state, &by(&s, client.clone()), org_id.as_str(), change).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to("/admin?notice=saved").into_response()),
+        Err(e) if e.status().is_client_error() => {
+            let view = SettingsView { editing: true, notice: None, error: Some(e.into()) };
+            settings_form(&state, &s, client, view).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ----- Users -----
+
+struct MemberRow {
+    id: String,
+    email: String,
+    role: &'static str,
+    status: &'static str,
+    two_factor: String,
+    setting: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct UsersPage<'a> {
+    frame: Frame<'a>,
+    platform: bool,
+    csrf: String,
+    query: String,
+    members: Vec<MemberRow>,
+    invitation: Option<Invited>,
+    may_make_owner: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct UsersQuery {
+    q: Option<String>,
+    notice: Option<String>,
+}
+
+/// A member just invited, and whether the invitation went out by email. Never the
+/// link: whoever holds it chooses the member's password.
+struct Invited {
+    email: String,
+    emailed: bool,
+}
+
+/// The Users page as shown: the search, a member just invited, a notice or an error.
+#[derive(Default)]
+struct UsersView<'a> {
+    query: String,
+    invitation: Option<Invited>,
+    notice: Option<&'a str>,
+    error: Option<AppError>,
+}
+
+async fn users_form(
+    state: &AppState,
+    s: &SignedIn,
+    client: Client,
+    view: UsersView<'_>,
+) -> Result<Response, PageError> {
+    let org_id = clinic_scope(s)?;
+    let list = admin::list_members(state, &by(s, client), org_id.as_str(), Some(&view.query)).await?;
+    let members = list
+        .iter()
+        .map(|m| MemberRow {
+            id: m.account.id.to_string(),
+            email: m.account.email.to_string(),
+            role: m.account.role.map(Role::as_str).unwrap_or(""),
+            status: m.account.status.as_str(),
+            two_factor: two_factor_summary(m),
+            setting: override_label(m.account.mfa_override),
+        })
+        .collect();
+    let page = UsersPage {
+        frame: frame(state, "Users").notice(view.notice).error(view.error),
+        platform: false,
+        csrf: s.csrf_token.clone(),
+        query: view.query,
+        members,
+        invitation: view.invitation,
+        may_make_owner: s.account.role == Some(Role::Owner),
+    };
+    Ok(render_with(page.frame.status(), &page))
+}
+
+async fn users_page(
+    Visit { state, client, session: PageSignedIn(s), .. }: Visit,
+    Query(q): Query<UsersQuery>,
+) -> Result<Response, PageError> {
+    let view =
+        UsersView { query: q.q.unwrap_or_default(), notice: notice_text(q.notice.as_deref()), ..UsersView::default() };
+    users_form(&state, &s, client, view).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct InviteForm {
+    csrf: String,
+    email: String,
+    role: String,
+}
+
+async fn invite_submit(
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
+    PageForm(f): PageForm<InviteForm>,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, Some(&s), &f.csrf)?;
+    let org_id = clinic_scope(&s)?;
+    let result = match f.role.parse::<Role>() {
+        Ok(role) => {
+            let by = by(&s, client.clone());
+            let (kind, org) = (AccountKind::Member, Some(org_id.as_str()));
+            accounts::add_account(&state, &by, kind, org, &f.email, Some(role), None).await
+        }
+        Err(_) => Err(Error::new(ErrorKind::InvalidRole, "Choose a role: owner, admin, provider or staff.")),
+    };
+    match result {
+        Ok(added) => {
+            let invitation = added
+                .account
+                .password_hash
+                .is_none()
+                .then(|| Invited { email: added.account.email.to_string(), emailed: added.invitation_emailed });
+            users_form(&state, &s, client, UsersView { invitation, ..UsersView::default() }).await
+        }
+        Err(e) if e.status().is_client_error() => {
+            users_form(&state, &s, client, UsersView { error: Some(e.into()), ..UsersView::default() }).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
