@@ -364,6 +364,14 @@ pub fn csv(events: &[AuditEvent], names: &std::collections::HashMap<String, Stri
     out
 }
 
+/// Every organization, for the platform console (platform support only).
+pub async fn list_orgs(state: &App, by: &By) -> Result<Vec<clinic_auth_store::Org>, Error> {
+    if !by.actor.may_administer_platform() {
+        return Err(Error::forbidden());
+    }
+    Ok(state.store.list_orgs().await?)
+}
+
 /// Checks every audit hash chain (platform support only).
 pub async fn verify_audit(state: &App, by: &By) -> Result<clinic_auth_store::AuditVerification, Error> {
     if !by.actor.may_administer_platform() {

@@ -103,6 +103,12 @@ impl App {
         self.clock.now()
     }
 
+    /// Whether the database answers, for health checks; the store's name when it does.
+    pub async fn store_answers(&self) -> Result<&'static str, Error> {
+        self.store.ping().await?;
+        Ok(self.store.backend_name())
+    }
+
     /// Deletes expired flows, idle sessions and stale links.
     pub async fn purge_expired(&self) -> Result<u64> {
         let now = self.now();

@@ -30,6 +30,15 @@ pub fn actor_of(a: &Account) -> Actor {
     }
 }
 
+/// Ends the session behind a presented token, if there is one (a browser signing in
+/// again leaves nothing behind).
+pub async fn end(state: &App, presented: &str) -> Result<(), Error> {
+    if let Some(token) = SecretToken::from_presented(presented) {
+        state.store.delete_session(&token.hash(), None).await?;
+    }
+    Ok(())
+}
+
 /// Looks a presented token up; an expired or idle session is deleted and ignored.
 pub async fn load(state: &App, presented: &str) -> Result<Option<SignedIn>, Error> {
     let Some(token) = SecretToken::from_presented(presented) else {

@@ -83,12 +83,6 @@ async fn my_mfa(c: Caller) -> Result<Json<MfaStatusView>, AppError> {
     }))
 }
 
-pub(super) async fn require_step_up(c: &Caller) -> Result<(), AppError> {
-    factors::require_recent_proof(&c.state, c.session.account.id, &c.session.token_hash)
-        .await
-        .map_err(|e| e.with_message("Confirm it's you first: POST a current code to /api/v1/me/mfa/verify.").into())
-}
-
 #[derive(Deserialize, ToSchema)]
 pub struct VerifyFactor {
     /// `authenticator` (default) or `recovery_code`
@@ -131,7 +125,7 @@ async fn my_mfa_verify(c: Caller, ApiJson(body): ApiJson<VerifyFactor>) -> Resul
 async fn my_authenticator(c: Caller) -> Result<Json<AuthenticatorSetupView>, AppError> {
     let m = factors::load(&c.state, &c.session.account).await?;
     factors::require_setup_available(&m, &c.session.account)?;
-    require_step_up(&c).await?;
+    c.require_step_up().await?;
     Ok(Json(
         factors::begin_authenticator(&c.state, &c.session.account, Within::Session(&c.session.token_hash))
             .await?
@@ -151,7 +145,7 @@ pub struct Enrolled {
 #[utoipa::path(post, path = "/api/v1/me/mfa/authenticator/confirm", tag = "two-factor", request_body = SubmitCode, security(("bearer" = [])),
     responses((status = 200, body = Enrolled), (status = 401, body = ErrorBody), (status = 410, description = "`setup_expired`", body = ErrorBody)))]
 async fn my_authenticator_confirm(c: Caller, ApiJson(body): ApiJson<SubmitCode>) -> Result<Json<Enrolled>, AppError> {
-    require_step_up(&c).await?;
+    c.require_step_up().await?;
     let within = Within::Session(&c.session.token_hash);
     let code = factors::confirm_authenticator(&c.state, &c.session.account, &body.code, within, &c.client).await?;
     Ok(Json(Enrolled { recovery_code: code.map(|c| c.display()) }))
@@ -160,7 +154,7 @@ async fn my_authenticator_confirm(c: Caller, ApiJson(body): ApiJson<SubmitCode>)
 async fn my_code_setup(c: &Caller, kind: FactorKind, phone: Option<&str>) -> Result<Json<SentView>, AppError> {
     let m = factors::load(&c.state, &c.session.account).await?;
     factors::require_setup_available(&m, &c.session.account)?;
-    require_step_up(c).await?;
+    c.require_step_up().await?;
     let allowed = m.setup_methods(&c.session.account);
     let within = Within::Session(&c.session.token_hash);
     Ok(Json(
@@ -195,7 +189,7 @@ pub struct ConfirmCodeFactor {
 #[utoipa::path(post, path = "/api/v1/me/mfa/code/confirm", tag = "two-factor", request_body = ConfirmCodeFactor, security(("bearer" = [])),
     responses((status = 200, body = Enrolled), (status = 401, body = ErrorBody), (status = 410, description = "`code_expired`", body = ErrorBody)))]
 async fn my_code_confirm(c: Caller, ApiJson(body): ApiJson<ConfirmCodeFactor>) -> Result<Json<Enrolled>, AppError> {
-    require_step_up(&c).await?;
+    c.require_step_up().await?;
     let kind = parse_enum::<FactorKind>(&body.method, ErrorKind::MethodUnavailable)?;
     if !matches!(kind, FactorKind::Email | FactorKind::Sms) {
         return Err(Error::new(ErrorKind::MethodUnavailable, "Confirm `email` or `sms` here.").into());
@@ -217,7 +211,7 @@ pub struct NewRecoveryCode {
     responses((status = 200, body = NewRecoveryCode), (status = 400, description = "`mfa_off`", body = ErrorBody),
         (status = 403, description = "`step_up_required`", body = ErrorBody)))]
 async fn my_recovery_code(c: Caller) -> Result<Json<NewRecoveryCode>, AppError> {
-    require_step_up(&c).await?;
+    c.require_step_up().await?;
     let code = factors::new_recovery_code(&c.state, &c.session.account, &c.client).await?;
     Ok(Json(NewRecoveryCode { recovery_code: code.display() }))
 }
@@ -226,7 +220,7 @@ async fn my_recovery_code(c: Caller) -> Result<Json<NewRecoveryCode>, AppError> 
 #[utoipa::path(delete, path = "/api/v1/me/mfa", tag = "two-factor", security(("bearer" = [])),
     responses((status = 204), (status = 403, description = "`mfa_required`, `step_up_required`", body = ErrorBody)))]
 async fn my_mfa_off(c: Caller) -> Result<StatusCode, AppError> {
-    require_step_up(&c).await?;
+    c.require_step_up().await?;
     factors::turn_off(&c.state, &c.session.account, &c.session.token_hash, &c.client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -58,6 +58,13 @@ impl Caller {
     fn by(&self) -> By {
         By::signed_in(&self.session, self.client.clone())
     }
+
+    /// The step-up gate (`factors::require_recent_proof`), with the API's own hint.
+    async fn require_step_up(&self) -> Result<(), AppError> {
+        clinic_auth_app::factors::require_recent_proof(&self.state, self.session.account.id, &self.session.token_hash)
+            .await
+            .map_err(|e| e.with_message("Confirm it's you first: POST a current code to /api/v1/me/mfa/verify.").into())
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Caller;
-use super::me_mfa::require_step_up;
 use crate::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::{AppError, AppState};
@@ -64,7 +63,7 @@ async fn my_passkeys(c: Caller) -> Result<Json<PasskeyList>, AppError> {
         (status = 409, description = "`too_many_passkeys`", body = ErrorBody),
         (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
 async fn my_passkey_options(c: Caller) -> Result<Json<PasskeyOptions>, AppError> {
-    require_step_up(&c).await?;
+    c.require_step_up().await?;
     passkey_options(&passkeys::begin_registration(&c.state, &c.session.account, &c.session.token_hash).await?)
 }
 
@@ -95,7 +94,7 @@ pub struct AddedPasskey {
         (status = 410, description = "`passkey_expired`", body = ErrorBody),
         (status = 503, description = "`passkeys_unavailable`", body = ErrorBody)))]
 async fn my_passkey_add(c: Caller, ApiJson(body): ApiJson<NewPasskeyBody>) -> Result<Json<AddedPasskey>, AppError> {
-    require_step_up(&c).await?;
+    c.require_step_up().await?;
     let response = body.credential.to_string();
     let added = passkeys::finish_registration(
         &c.state,
@@ -134,7 +133,7 @@ async fn my_passkey_rename(
     responses((status = 200, body = PasskeyList), (status = 403, description = "`step_up_required`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody)))]
 async fn my_passkey_remove(c: Caller, Path(passkey_id): Path<String>) -> Result<Json<PasskeyList>, AppError> {
-    require_step_up(&c).await?;
+    c.require_step_up().await?;
     passkeys::remove(&c.state, &c.session.account, &c.session.token_hash, &passkey_id, &c.client).await?;
     my_passkeys(c).await
 }

@@ -92,10 +92,7 @@ async fn account_page(
         .map(|f| (factors::method_label(f.kind), date_time(f.created_at), f.last_used_at.map(date_time)))
         .collect();
     let required = matches!(mfa.requirement(a), Requirement::Enroll { .. });
-    let org_name = match &a.org_id {
-        Some(o) => state.store.get_org(o).await?.map(|o| o.name),
-        None => None,
-    };
+    let org_name = mfa.org.as_ref().map(|o| o.name.clone());
     let kind_label = match a.kind {
         AccountKind::PlatformAdmin => "Platform admin",
         AccountKind::Member => "Clinic staff",

@@ -55,9 +55,7 @@ async fn platform_form(
     error: Option<AppError>,
 ) -> Result<Response, PageError> {
     support_only(s)?;
-    let orgs = state
-        .store
-        .list_orgs()
+    let orgs = admin::list_orgs(state, &clinic_auth_app::By::signed_in(s, Default::default()))
         .await?
         .into_iter()
         .map(|o| OrgRow {

@@ -498,7 +498,7 @@ async fn account_enrolled(
     s: &SignedIn,
     code: Option<RecoveryCode>,
 ) -> Result<Response, PageError> {
-    state.store.mark_session_verified(&s.token_hash, state.now()).await?;
+    // Confirming the factor proved it in this session (the enroll use case says so).
     let next = if trust_device::offer_trust(state, &s.account, jar).await? {
         "/account/trust-device?after=setup"
     } else {

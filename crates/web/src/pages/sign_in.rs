@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use clinic_auth_app::factors::method_label;
-use clinic_auth_app::sign_in::{self, FlowAt, SignedInSession};
+use clinic_auth_app::sign_in::{self, FlowAt, Resumed, SignInStep, SignedInSession};
 use clinic_auth_app::{Error, ErrorKind};
 use clinic_auth_core::{FactorKind, Password, Realm};
 use clinic_auth_store::ClientInfo;
@@ -240,9 +240,8 @@ async fn password_submit(
 /// when there is one; otherwise goes to the account page.
 pub(super) async fn signed_in(state: &AppState, jar: CookieJar, done: SignedInSession) -> Result<Response, PageError> {
     // A session this browser held before is ended, not left behind the new one.
-    if let Some(old) = cookies::get(state, &jar, Kind::Session).and_then(clinic_auth_core::SecretToken::from_presented)
-    {
-        state.store.delete_session(&old.hash(), None).await?;
+    if let Some(old) = cookies::get(state, &jar, Kind::Session) {
+        clinic_auth_app::sessions::end(state, old).await?;
     }
     let why = if done.used_recovery_code { Shown::Replacement } else { Shown::FirstCode };
     let jar = cookies::remove(state, jar, Kind::Flow);
@@ -270,18 +269,21 @@ async fn verify_form(
     p: RealmPages,
     error: Option<AppError>,
 ) -> Result<Response, PageError> {
-    let (token, at) = match flow_at(state, &jar, p).await {
-        Ok(found) => found,
-        Err(elsewhere) => return Ok(elsewhere),
+    let Some(token) = flow_token(state, &jar) else { return Ok(Redirect::to(p.base).into_response()) };
+    // One read of the flow, its account and their MFA state says what to show.
+    let step = match sign_in::resume(state, &token).await {
+        Ok(Resumed { step: SignInStep::Password, .. }) => return Ok(restart(p, jar, state)),
+        Ok(r) if r.realm != p.realm => return Ok(Redirect::to(p.base).into_response()),
+        Ok(r) => r.step,
+        Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, state)),
+        Err(e) => return Err(e.into()),
     };
-    let (method, others) = match sign_in::methods(state, &at).await {
-        Ok(m) => m,
-        Err(_) => return Ok(Redirect::to(p.setup).into_response()),
+    let SignInStep::SecondFactor { method, others, sent } = step else {
+        return Ok(Redirect::to(p.setup).into_response());
     };
     // Showing the page sends nothing (a GET changes nothing): the code went out with
     // the password or the choice of method, or goes out with "Send code".
     let mut error = error;
-    let sent = sign_in::code_in_flight(state, &at).await?;
     let coded = matches!(method, FactorKind::Email | FactorKind::Sms);
     let mut passkey_options = String::new();
     if method == FactorKind::Passkey {

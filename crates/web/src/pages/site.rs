@@ -24,8 +24,8 @@ async fn home(MaybeSignedIn(s): MaybeSignedIn) -> Redirect {
 /// `200 {"status":"ok"}` while the database answers, `503` otherwise; `warnings` lists
 /// set-up problems (such as an ignored `X-Forwarded-For`) and is left out when there are none.
 async fn healthz(State(state): State<AppState>) -> Response {
-    let (status, mut body) = match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, serde_json::json!({"status": "ok", "store": state.store.backend_name()})),
+    let (status, mut body) = match state.store_answers().await {
+        Ok(store) => (StatusCode::OK, serde_json::json!({"status": "ok", "store": store})),
         Err(e) => {
             tracing::warn!(error = %e, "health check: store unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "unavailable"}))
