@@ -471,7 +471,7 @@ async fn clone_warning(
 // ----- the account page's list -----
 
 /// A passkey as its owner sees it: never the credential itself.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct PasskeyView {
     pub id: String,
     pub name: String,

@@ -45,14 +45,40 @@ pub struct PasskeyAnswer {
 
 #[derive(Serialize, ToSchema)]
 pub struct PasskeyList {
-    passkeys: Vec<passkeys::PasskeyView>,
+    passkeys: Vec<PasskeyView>,
+}
+
+/// A passkey as its owner sees it: never the credential itself.
+#[derive(Serialize, ToSchema)]
+pub struct PasskeyView {
+    id: String,
+    name: String,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds; absent until first used to sign in.
+    last_used_at: Option<i64>,
+    /// The credential is synced between devices by its provider.
+    synced: bool,
+    /// This browser is the device the passkey was made on (by its device hint).
+    this_device: bool,
+}
+
+impl From<passkeys::PasskeyView> for PasskeyView {
+    fn from(p: passkeys::PasskeyView) -> Self {
+        let passkeys::PasskeyView { id, name, created_at, last_used_at, synced, this_device } = p;
+        PasskeyView { id, name, created_at, last_used_at, synced, this_device }
+    }
+}
+
+fn passkey_list(views: Vec<passkeys::PasskeyView>) -> PasskeyList {
+    PasskeyList { passkeys: views.into_iter().map(PasskeyView::from).collect() }
 }
 
 /// The account's passkeys (trusted devices): names, dates, never the credentials.
 #[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "two-factor", security(("bearer" = [])),
     responses((status = 200, body = PasskeyList)))]
 async fn my_passkeys(c: Caller) -> Result<Json<PasskeyList>, AppError> {
-    Ok(Json(PasskeyList { passkeys: passkeys::list(&c.state, &c.session.account, &[]).await? }))
+    Ok(Json(passkey_list(passkeys::list(&c.state, &c.session.account, &[]).await?)))
 }
 
 /// Start trusting this device: options for `navigator.credentials.create()`. Needs a
