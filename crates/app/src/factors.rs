@@ -427,6 +427,16 @@ pub async fn confirm_code_enrollment(
     enroll(state, account, factor, within, client).await
 }
 
+/// The setup code in flight for this session (text message first, then email), if any.
+pub async fn setup_code_in_flight(state: &App, account: &Account, within: Within<'_>) -> Result<Option<SentTo>, Error> {
+    for kind in [FactorKind::Sms, FactorKind::Email] {
+        if let Some(sent) = codes::live(state, account, kind, Purpose::Enroll, within).await? {
+            return Ok(Some(sent));
+        }
+    }
+    Ok(None)
+}
+
 /// Sends (or, when one is still live, reports) the sign-in or step-up code for an
 /// email or text-message factor.
 pub async fn ensure_code_sent(

@@ -485,6 +485,17 @@ pub struct PasskeyView {
     pub this_device: bool,
 }
 
+/// Whether to offer "Trust this device?" to `account` on a browser presenting
+/// `device_hints`: passkeys work on this server, the account's methods allow them, and
+/// this browser does not hold one of the account's passkeys already.
+pub async fn should_offer_trust(state: &App, account: &Account, device_hints: &[String]) -> Result<bool, Error> {
+    if state.webauthn.is_none() {
+        return Ok(false);
+    }
+    let m = mfa_state::load(state, account).await?;
+    Ok(m.may_trust_device(account) && !is_trusted_device(&m.factors, device_hints))
+}
+
 /// The account's passkeys, marking the one this browser holds (by its device hints).
 pub async fn list(state: &App, account: &Account, device_hints: &[String]) -> Result<Vec<PasskeyView>, Error> {
     Ok(views(&state.store.list_factors(account.id).await?, device_hints))

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
-use clinic_auth_app::codes::{self, SentTo};
+use clinic_auth_app::codes::SentTo;
 use clinic_auth_app::factors::{self, method_label};
 use clinic_auth_app::sign_in::{self, SignedInSession};
 use clinic_auth_app::{Error, ErrorKind, Within};
@@ -349,14 +349,7 @@ const AFTER_BYPASS: &str = "You signed in once without two-factor authentication
 
 /// The setup code in flight in this session, texts first.
 async fn live_setup_code(state: &AppState, s: &SignedIn) -> Result<Option<SentTo>, AppError> {
-    for kind in [FactorKind::Sms, FactorKind::Email] {
-        if let Some(sent) =
-            codes::live(state, &s.account, kind, codes::Purpose::Enroll, Within::Session(&s.token_hash)).await?
-        {
-            return Ok(Some(sent));
-        }
-    }
-    Ok(None)
+    Ok(factors::setup_code_in_flight(state, &s.account, Within::Session(&s.token_hash)).await?)
 }
 
 /// Setting up (or adding) a factor from the account page, among the methods the

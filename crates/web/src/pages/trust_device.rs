@@ -8,7 +8,7 @@ use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
-use clinic_auth_app::{factors, passkeys};
+use clinic_auth_app::passkeys;
 use clinic_auth_core::passkey::PasskeyName;
 use clinic_auth_store::{Account, ClientInfo};
 use serde::Deserialize;
@@ -34,12 +34,7 @@ pub(super) fn routes() -> Router<AppState> {
 /// Whether to ask "Trust this device?": the server can make passkeys, the account
 /// may have one, and this browser is not trusted already.
 pub(super) async fn offer_trust(state: &AppState, account: &Account, jar: &CookieJar) -> Result<bool, AppError> {
-    if state.webauthn.is_none() {
-        return Ok(false);
-    }
-    let m = factors::load(state, account).await?;
-    let hints = cookies::device_hints(state, jar);
-    Ok(m.may_trust_device(account) && !passkeys::is_trusted_device(&m.factors, &hints))
+    Ok(passkeys::should_offer_trust(state, account, &cookies::device_hints(state, jar)).await?)
 }
 
 #[derive(Template)]
