@@ -427,6 +427,37 @@ pub async fn confirm_code_enrollment(
     enroll(state, account, factor, within, client).await
 }
 
+/// What "Confirm it's you" asks for: the method (the one asked for when it is enrolled,
+/// otherwise the first enrolled), another to switch to, and the step-up code already
+/// sent for it, if any. Showing this sends nothing.
+#[derive(Debug, Clone)]
+pub struct StepUpStep {
+    pub method: FactorKind,
+    pub other: Option<FactorKind>,
+    pub sent: Option<SentTo>,
+}
+
+pub async fn step_up_step(
+    state: &App,
+    signed_in: &crate::SignedIn,
+    asked: Option<FactorKind>,
+) -> Result<StepUpStep, Error> {
+    let enrolled = load(state, &signed_in.account).await?.enrolled();
+    let method = asked
+        .filter(|m| enrolled.contains(m))
+        .or_else(|| enrolled.first().copied())
+        .unwrap_or(FactorKind::Authenticator);
+    let other = enrolled.iter().find(|k| **k != method).copied();
+    let sent = match method {
+        FactorKind::Email | FactorKind::Sms => {
+            let within = Within::Session(&signed_in.token_hash);
+            codes::live(state, &signed_in.account, method, Purpose::StepUp, within).await?
+        }
+        _ => None,
+    };
+    Ok(StepUpStep { method, other, sent })
+}
+
 /// The setup code in flight for this session (text message first, then email), if any.
 pub async fn setup_code_in_flight(state: &App, account: &Account, within: Within<'_>) -> Result<Option<SentTo>, Error> {
     for kind in [FactorKind::Sms, FactorKind::Email] {

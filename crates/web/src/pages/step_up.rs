@@ -125,24 +125,12 @@ async fn step_up_form(
     method: Option<&str>,
     error: Option<AppError>,
 ) -> Result<Response, PageError> {
-    let mfa_state = factors::load(state, &s.account).await?;
-    let enrolled = mfa_state.enrolled();
-    let method = method
-        .and_then(|m| m.parse::<FactorKind>().ok())
-        .filter(|m| enrolled.contains(m))
-        .or_else(|| enrolled.first().copied())
-        .unwrap_or(FactorKind::Authenticator);
+    let asked = method.and_then(|m| m.parse::<FactorKind>().ok());
+    let factors::StepUpStep { method, other, sent } = factors::step_up_step(state, s, asked).await?;
     let next_key = next_key(next);
-    let other = enrolled.iter().find(|k| **k != method).copied();
     let action = format!("/account/2fa/verify?method={}", method.as_str());
     let coded = matches!(method, FactorKind::Email | FactorKind::Sms);
     let mut error = error;
-    // Showing the page sends nothing: "Send code" (a POST) does.
-    let sent = if coded {
-        codes::live(state, &s.account, method, codes::Purpose::StepUp, Within::Session(&s.token_hash)).await?
-    } else {
-        None
-    };
     let mut passkey_options = String::new();
     if method == FactorKind::Passkey {
         let bound = passkeys::Bound::StepUp(&s.token_hash);
