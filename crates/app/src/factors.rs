@@ -511,6 +511,28 @@ pub fn step_up_required() -> Error {
     Error::new(ErrorKind::StepUpRequired, "Confirm it's you with your second factor first.")
 }
 
+/// The gates in front of setting up a factor from a session, in order: setup is open
+/// to this account (`require_setup_available`), and a factor it already has was
+/// proved lately (`require_recent_proof`).
+pub async fn require_setup_allowed(state: &App, signed_in: &crate::SignedIn) -> Result<(), Error> {
+    require_setup_available(&load(state, &signed_in.account).await?, &signed_in.account)?;
+    require_recent_proof(state, signed_in.account.id, &signed_in.token_hash).await
+}
+
+/// Sends the setup code for an email or text-message factor from a session, among the
+/// methods the account may set up now.
+pub async fn send_setup_code(
+    state: &App,
+    account: &Account,
+    kind: FactorKind,
+    phone: Option<&str>,
+    within: Within<'_>,
+    client: &ClientInfo,
+) -> Result<SentTo, Error> {
+    let allowed = load(state, account).await?.setup_methods(account);
+    begin_code_enrollment(state, account, kind, phone, allowed, within, client).await
+}
+
 /// Setting up a second factor is open to an account that has one already, or whose
 /// policy lets it opt in; a member of an organization that has not turned 2FA on is
 /// told to ask their administrator.

@@ -123,9 +123,7 @@ async fn my_mfa_verify(c: Caller, ApiJson(body): ApiJson<VerifyFactor>) -> Resul
 #[utoipa::path(post, path = "/api/v1/me/mfa/authenticator", tag = "two-factor", security(("bearer" = [])),
     responses((status = 200, body = AuthenticatorSetupView), (status = 403, description = "`step_up_required`, `mfa_not_enabled`", body = ErrorBody)))]
 async fn my_authenticator(c: Caller) -> Result<Json<AuthenticatorSetupView>, AppError> {
-    let m = factors::load(&c.state, &c.session.account).await?;
-    factors::require_setup_available(&m, &c.session.account)?;
-    c.require_step_up().await?;
+    c.require_setup_allowed().await?;
     Ok(Json(
         factors::begin_authenticator(&c.state, &c.session.account, Within::Session(&c.session.token_hash))
             .await?
@@ -152,16 +150,9 @@ async fn my_authenticator_confirm(c: Caller, ApiJson(body): ApiJson<SubmitCode>)
 }
 
 async fn my_code_setup(c: &Caller, kind: FactorKind, phone: Option<&str>) -> Result<Json<SentView>, AppError> {
-    let m = factors::load(&c.state, &c.session.account).await?;
-    factors::require_setup_available(&m, &c.session.account)?;
-    c.require_step_up().await?;
-    let allowed = m.setup_methods(&c.session.account);
+    c.require_setup_allowed().await?;
     let within = Within::Session(&c.session.token_hash);
-    Ok(Json(
-        factors::begin_code_enrollment(&c.state, &c.session.account, kind, phone, allowed, within, &c.client)
-            .await?
-            .into(),
-    ))
+    Ok(Json(factors::send_setup_code(&c.state, &c.session.account, kind, phone, within, &c.client).await?.into()))
 }
 
 /// Set up codes by email (to the account's email): sends a confirmation code.

@@ -63,7 +63,21 @@ impl Caller {
     async fn require_step_up(&self) -> Result<(), AppError> {
         clinic_auth_app::factors::require_recent_proof(&self.state, self.session.account.id, &self.session.token_hash)
             .await
-            .map_err(|e| e.with_message("Confirm it's you first: POST a current code to /api/v1/me/mfa/verify.").into())
+            .map_err(step_up_hint)
+    }
+
+    /// The gates in front of setting up a factor (`factors::require_setup_allowed`).
+    async fn require_setup_allowed(&self) -> Result<(), AppError> {
+        clinic_auth_app::factors::require_setup_allowed(&self.state, &self.session).await.map_err(step_up_hint)
+    }
+}
+
+/// A missing step-up, told the API way: where to prove the factor.
+fn step_up_hint(e: clinic_auth_app::Error) -> AppError {
+    if e.is(clinic_auth_app::ErrorKind::StepUpRequired) {
+        e.with_message("Confirm it's you first: POST a current code to /api/v1/me/mfa/verify.").into()
+    } else {
+        e.into()
     }
 }
 

@@ -450,17 +450,16 @@ async fn account_step(
         },
         SetupPost::Method => {
             let method = form.method.parse::<FactorKind>().unwrap_or(FactorKind::Authenticator);
-            let allowed = factors::load(state, account).await?.setup_methods(account);
-            if method == FactorKind::Email && allowed.contains(method) && !needs_step_up(state, s).await? {
-                // Best effort: a refusal shows on the code page, whose "Send code" retries.
-                let _ = factors::begin_code_enrollment(state, account, method, None, allowed, within, client).await;
+            if method == FactorKind::Email && !needs_step_up(state, s).await? {
+                // Best effort: a refusal (such as email not being allowed) shows on
+                // the code page, whose "Send code" retries.
+                let _ = factors::send_setup_code(state, account, method, None, within, client).await;
             }
             Step { method: Some(method), result: Ok(Outcome::Setup(method)) }
         }
         SetupPost::Phone => {
             let (sms, phone) = (FactorKind::Sms, Some(form.phone.as_str()));
-            let allowed = factors::load(state, account).await?.setup_methods(account);
-            let sent = factors::begin_code_enrollment(state, account, sms, phone, allowed, within, client).await;
+            let sent = factors::send_setup_code(state, account, sms, phone, within, client).await;
             Step { method: Some(sms), result: sent.map(|_| Outcome::Setup(sms)) }
         }
         SetupPost::Code => match live_setup_code(state, s).await?.map(|sent| sent.channel) {
