@@ -1,6 +1,6 @@
 //! Organization MFA policy and per-member overrides.
 
-use clinic_auth_core::MemberOverride;
+use clinic_auth_core::{MemberOverride, MethodSet, MfaMode};
 use clinic_auth_store::{Account, Org};
 
 use super::{By, access, audit_event};
@@ -38,6 +38,25 @@ pub async fn set_org_mfa(state: &App, by: &By, org_id: &str, change: OrgMfaChang
         return Err(Error::not_found("The organization"));
     }
     Ok(Org { mfa, ..org })
+}
+
+/// Clinic Settings saved from a form: the mode, and the methods the form showed boxes
+/// for (`shown`) set to those ticked (`chosen`). Methods the form did not show keep
+/// their state, and saving what is already in force writes nothing.
+pub async fn save_clinic_settings(
+    state: &App,
+    by: &By,
+    org_id: &str,
+    mode: MfaMode,
+    shown: MethodSet,
+    chosen: MethodSet,
+) -> Result<Org, Error> {
+    let org = access::get_org(state, by, org_id).await?;
+    let methods = org.mfa.methods.with_shown(shown, chosen);
+    if mode == org.mfa.mode && methods == org.mfa.methods && by.actor.may_set_org_policy(&org.id) {
+        return Ok(org);
+    }
+    set_org_mfa(state, by, org_id, OrgMfaChange { enabled: None, mode: Some(mode), methods: Some(methods) }).await
 }
 
 /// Sets a member's two-factor setting: Clinic default, Required or Not required.

@@ -116,6 +116,13 @@ impl MethodSet {
         bit(kind) != 0 && self.0 & bit(kind) != 0
     }
 
+    /// This set after a form that showed a box for each of `shown` came back with
+    /// `chosen` ticked: the shown methods become what was ticked, and a method the form
+    /// did not show is kept as it was (an older form must not turn passkeys off).
+    pub fn with_shown(self, shown: MethodSet, chosen: MethodSet) -> MethodSet {
+        MethodSet((self.0 & !shown.0) | (chosen.0 & shown.0))
+    }
+
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
@@ -449,6 +456,25 @@ pub fn describe_for_members(org_kind: OrgKind, mfa: &OrgMfa) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_form_changes_only_the_methods_it_showed() {
+        let set = |s: &str| MethodSet::parse(s).unwrap();
+        let legacy = set("authenticator,email,sms");
+        let all = set("authenticator,email,sms,passkey");
+        let table = [
+            // (current, shown, ticked, after)
+            ("authenticator,passkey", legacy, "authenticator", "authenticator,passkey"),
+            ("authenticator,passkey", legacy, "authenticator,sms", "authenticator,sms,passkey"),
+            ("authenticator,passkey", all, "authenticator,passkey", "authenticator,passkey"),
+            ("authenticator,passkey", all, "authenticator", "authenticator"),
+            ("email", all, "", ""),
+            ("email,passkey", set(""), "authenticator", "email,passkey"),
+        ];
+        for (current, shown, ticked, after) in table {
+            assert_eq!(set(current).with_shown(shown, set(ticked)), set(after), "{current} {shown} {ticked}");
+        }
+    }
 
     #[test]
     fn org_mfa_changes_merge_and_are_checked() {

@@ -116,7 +116,21 @@ struct SettingsPage<'a> {
     summary: Vec<String>,
     editing: bool,
     method_choices: Vec<(&'static str, &'static str, bool)>,
+    /// The methods the form has a box for (sent back, so that saving changes only those).
+    methods_shown: String,
 }
+
+/// The boxes Edit Clinic shows, with their labels. A passkey is a trusted device, not
+/// "this device", on a page about the whole clinic.
+const METHOD_BOXES: [(FactorKind, &str); 4] = [
+    (FactorKind::Authenticator, "Authenticator app"),
+    (FactorKind::Email, "Email"),
+    (FactorKind::Sms, "Text message"),
+    (FactorKind::Passkey, "Trusted devices (passkeys)"),
+];
+
+/// What a form posted before the passkey box existed had boxes for.
+const LEGACY_BOXES: &str = "authenticator,email,sms";
 
 /// Clinic Settings as shown: read-only or the edit form, with a notice or an error.
 struct SettingsView<'a> {
@@ -138,10 +152,9 @@ async fn settings_form(
         MfaMode::Optional => "Optional",
         MfaMode::Required => "Mandatory 2FA",
     };
-    let method_choices = [FactorKind::Authenticator, FactorKind::Email, FactorKind::Sms]
-        .into_iter()
-        .map(|k| (k.as_str(), factors::method_label(k), org.mfa.methods.contains(k)))
-        .collect();
+    let method_choices =
+        METHOD_BOXES.into_iter().map(|(k, label)| (k.as_str(), label, org.mfa.methods.contains(k))).collect();
+    let methods_shown = METHOD_BOXES.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(",");
     let page = SettingsPage {
         frame: frame(state, "Clinic Settings").notice(view.notice).error(view.error),
         platform: false,
@@ -151,10 +164,16 @@ async fn settings_form(
         enabled: org.mfa.enabled,
         mode: org.mfa.mode.as_str(),
         mode_label,
-        methods: org.mfa.methods.iter().map(factors::method_label).collect::<Vec<_>>().join(", "),
+        methods: METHOD_BOXES
+            .iter()
+            .filter(|(k, _)| org.mfa.methods.contains(*k))
+            .map(|(_, label)| *label)
+            .collect::<Vec<_>>()
+            .join(", "),
         summary: clinic_auth_core::policy::describe_for_members(org.kind, &org.mfa),
         editing: view.editing,
         method_choices,
+        methods_shown,
     };
     Ok(render_with(page.frame.status(), &page))
 }
@@ -182,26 +201,29 @@ struct EditForm {
     method_authenticator: Option<String>,
     method_email: Option<String>,
     method_sms: Option<String>,
+    method_passkey: Option<String>,
+    /// The boxes the form showed; absent from a form older than the passkey box.
+    methods_shown: Option<String>,
 }
 
 impl EditForm {
-    /// The policy change the form asks for.
-    fn change(&self) -> Result<policy::OrgMfaChange, Error> {
+    /// The mode, the methods the form showed, and those ticked.
+    fn settings(&self) -> Result<(MfaMode, MethodSet, MethodSet), Error> {
+        let invalid = |e: clinic_auth_core::policy::MethodSetError| Error::new(ErrorKind::InvalidPolicy, e.to_string());
         let mode = self
             .mode
             .parse::<MfaMode>()
             .map_err(|_| Error::new(ErrorKind::InvalidPolicy, "Choose Off, Optional or Mandatory 2FA."))?;
-        let mut names = Vec::new();
-        for (on, name) in
-            [(&self.method_authenticator, "authenticator"), (&self.method_email, "email"), (&self.method_sms, "sms")]
-        {
-            if on.is_some() {
-                names.push(name);
-            }
-        }
-        let methods =
-            MethodSet::parse(&names.join(",")).map_err(|e| Error::new(ErrorKind::InvalidPolicy, e.to_string()))?;
-        Ok(policy::OrgMfaChange { enabled: None, mode: Some(mode), methods: Some(methods) })
+        let shown = MethodSet::parse(self.methods_shown.as_deref().unwrap_or(LEGACY_BOXES)).map_err(invalid)?;
+        let ticked = [
+            (&self.method_authenticator, "authenticator"),
+            (&self.method_email, "email"),
+            (&self.method_sms, "sms"),
+            (&self.method_passkey, "passkey"),
+        ];
+        let names: Vec<&str> = ticked.iter().filter(|(on, _)| on.is_some()).map(|(_, name)| *name).collect();
+        let chosen = MethodSet::parse(&names.join(",")).map_err(invalid)?;
+        Ok((mode, shown, chosen))
     }
 }
 
@@ -211,8 +233,10 @@ async fn edit_submit(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, Some(&s), &f.csrf)?;
     let org_id = clinic_scope(&s)?;
-    let result = match f.change() {
-        Ok(change) => policy::set_org_mfa(&state, &by(&s, client.clone()), org_id.as_str(), change).await,
+    let result = match f.settings() {
+        Ok((mode, shown, chosen)) => {
+            policy::save_clinic_settings(&state, &by(&s, client.clone()), org_id.as_str(), mode, shown, chosen).await
+        }
         Err(e) => Err(e),
     };
     match result {

@@ -1,6 +1,8 @@
 //! The admin pages and the platform console as a browser uses them.
 
-use clinic_auth_core::{OrgKind, Role};
+use clinic_auth_app::By;
+use clinic_auth_app::policy::{self, OrgMfaChange};
+use clinic_auth_core::{MethodSet, MfaMode, OrgKind, Role};
 
 use crate::both_stores;
 use crate::harness::{PASSWORD, TestApp, csrf_of};
@@ -11,6 +13,7 @@ both_stores!(
     admins_change_roles_reactivate_and_sign_members_out_on_the_pages,
     a_bypass_sign_in_offers_setup_again_where_it_is_optional,
     a_clinic_reads_platform_support_where_a_platform_admin_acted,
+    saving_clinic_settings_keeps_passkeys_and_what_the_form_does_not_show,
 );
 
 async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
@@ -310,4 +313,71 @@ async fn a_clinic_reads_platform_support_where_a_platform_admin_acted(app: TestA
     let b = signed_in(&app, "support@platform.test").await;
     let (s, html) = page(&b, &app.url("/admin/audit?kind=bypass_granted")).await;
     assert!(s == 200 && html.contains("support@platform.test"), "{html}");
+}
+
+/// The fields Edit Clinic sends when Save is pressed without touching anything: the
+/// checked mode, the ticked boxes and the hidden ones, as a browser would.
+fn form_as_shown(html: &str) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    for input in html.split("<input").skip(1) {
+        let tag = input.split('>').next().unwrap_or_default();
+        let attr = |name: &str| {
+            tag.split(&format!("{name}=\"")).nth(1).and_then(|rest| rest.split('"').next()).map(str::to_owned)
+        };
+        let (Some(kind), Some(name), value) = (attr("type"), attr("name"), attr("value")) else { continue };
+        let sent = match kind.as_str() {
+            "hidden" => true,
+            "checkbox" | "radio" => tag.contains(" checked"),
+            _ => false,
+        };
+        if sent {
+            fields.push((name, value.unwrap_or_default()));
+        }
+    }
+    fields
+}
+
+/// Edit Clinic → Save must not turn passkeys off: the form has a box for them
+/// ("Trusted devices (passkeys)"), saving without changes changes nothing (not even
+/// the audit trail), and a form from before the passkey box keeps them too.
+async fn saving_clinic_settings_keeps_passkeys_and_what_the_form_does_not_show(app: TestApp) {
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    app.member(&org, "owner@riverside.test", Role::Owner).await;
+    let with_passkeys = MethodSet::parse("authenticator,passkey").unwrap();
+    let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Optional), methods: Some(with_passkeys) };
+    policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
+    let mfa_now = || async { app.state.store.get_org(&org.id).await.unwrap().unwrap().mfa };
+    let changes = || async { app.audit_of(Some("org_mfa_changed"), 100).await.len() };
+    let b = signed_in(&app, "owner@riverside.test").await;
+
+    let (status, html) = page(&b, &app.url("/admin/edit")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Trusted devices (passkeys)"), "the form has a passkey box");
+    let before = (mfa_now().await, changes().await);
+    let res = b.post(app.url("/admin/edit")).form(&form_as_shown(&html)).send().await.unwrap();
+    assert_eq!(location(&res), "/admin?notice=saved");
+    assert_eq!((mfa_now().await, changes().await), before, "saving without changes changes nothing");
+
+    // Mandatory 2FA, as the help article says, keeps the passkeys.
+    let mut fields = form_as_shown(&html);
+    for (name, value) in &mut fields {
+        if name == "mode" {
+            *value = "required".to_owned();
+        }
+    }
+    b.post(app.url("/admin/edit")).form(&fields).send().await.unwrap();
+    assert_eq!(mfa_now().await.mode, MfaMode::Required);
+    assert_eq!(mfa_now().await.methods, with_passkeys, "passkeys stay allowed");
+
+    // A form from before the passkey box (no methods_shown) leaves passkeys alone.
+    let (_, html) = page(&b, &app.url("/admin/edit")).await;
+    let legacy = [("csrf", csrf_of(&html)), ("mode", "required".to_owned()), ("method_sms", "on".to_owned())];
+    b.post(app.url("/admin/edit")).form(&legacy).send().await.unwrap();
+    assert_eq!(mfa_now().await.methods, MethodSet::parse("sms,passkey").unwrap());
+
+    // Unticking the passkey box is how passkeys are turned off.
+    let (_, html) = page(&b, &app.url("/admin/edit")).await;
+    let fields: Vec<_> = form_as_shown(&html).into_iter().filter(|(name, _)| name != "method_passkey").collect();
+    b.post(app.url("/admin/edit")).form(&fields).send().await.unwrap();
+    assert_eq!(mfa_now().await.methods, MethodSet::parse("sms").unwrap());
 }
