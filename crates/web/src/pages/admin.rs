@@ -58,7 +58,7 @@ pub(super) fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "bypass" => {
             Some("Two-factor authentication is disabled for one sign-in. The member will set it up again right after.")
         }
-        "reset" => Some("MFA was reset: every factor of the member was removed."),
+        "reset" => Some("MFA was reset: every factor of the member was removed, and they were signed out everywhere."),
         "revoked" => Some("The member was signed out everywhere."),
         "status" => Some("The member's status is changed."),
         "role" => Some("The member's role is changed."),

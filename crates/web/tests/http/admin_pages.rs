@@ -195,8 +195,16 @@ async fn platform_console_enables_mfa_and_resets_with_a_note(app: TestApp) {
     let res = post_form(&app, &b, &account_page, &format!("{account_page}/reset"), &[("note", "")]).await;
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("Record how you verified"));
+    let (_, html) = page(&b, &app.url(&account_page)).await;
+    assert!(html.contains("signs the member out everywhere"), "the page says what a reset does");
+    // The member is signed in somewhere (a lost phone, say) when support resets MFA.
+    let phone = signed_in(&app, "dr@riverside.test").await;
     let res = post_form(&app, &b, &account_page, &format!("{account_page}/reset"), &[("note", "called back")]).await;
     assert_eq!(location(&res), format!("{account_page}?notice=reset"));
+    let (_, html) = page(&b, &app.url(&format!("{account_page}?notice=reset"))).await;
+    assert!(html.contains("signed out everywhere"), "the notice says so");
+    let res = phone.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(location(&res), "/login", "the reset ended the member's session");
     let (s, html) = page(&b, &app.url("/admin/audit")).await;
     assert!(s == 200 && html.contains("mfa_reset") && html.contains("called back"), "{html}");
 }
