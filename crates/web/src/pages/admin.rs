@@ -101,6 +101,15 @@ pub(super) fn two_factor_summary(m: &MemberStatus) -> String {
 
 // ----- Clinic Settings -----
 
+/// The one name of each mode, in Clinic Settings and the platform console alike.
+pub(super) fn mode_label(mode: MfaMode) -> &'static str {
+    match mode {
+        MfaMode::Off => "Off",
+        MfaMode::Optional => "Optional",
+        MfaMode::Required => "Mandatory 2FA",
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin_settings.html")]
 struct SettingsPage<'a> {
@@ -147,11 +156,7 @@ async fn settings_form(
 ) -> Result<Response, PageError> {
     let org_id = clinic_scope(s)?;
     let org = accounts::get_org(state, &by(s, client), org_id.as_str()).await?;
-    let mode_label = match org.mfa.mode {
-        MfaMode::Off => "Off",
-        MfaMode::Optional => "Optional",
-        MfaMode::Required => "Mandatory 2FA",
-    };
+    let mode_label = mode_label(org.mfa.mode);
     let method_choices =
         METHOD_BOXES.into_iter().map(|(k, label)| (k.as_str(), label, org.mfa.methods.contains(k))).collect();
     let methods_shown = METHOD_BOXES.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(",");

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use clinic_auth_app::{admin, policy};
 use serde::Deserialize;
 
-use super::admin::{by, notice_text};
+use super::admin::{by, mode_label, notice_text};
 use super::{CsrfForm, NoticeQuery, Visit, frame};
 use crate::error::Status;
 use crate::error_page::PageError;
@@ -62,7 +62,7 @@ async fn platform_form(
             id: o.id.to_string(),
             name: o.name,
             kind: o.kind.as_str(),
-            mfa: if o.mfa.enabled { format!("enabled, mode {}", o.mfa.mode) } else { "not enabled".to_owned() },
+            mfa: if o.mfa.enabled { format!("Enabled: {}", mode_label(o.mfa.mode)) } else { "Not enabled".to_owned() },
             enabled: o.mfa.enabled,
         })
         .collect();

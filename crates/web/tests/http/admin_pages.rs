@@ -183,9 +183,17 @@ async fn platform_console_enables_mfa_and_resets_with_a_note(app: TestApp) {
     assert_eq!(location(&res), "/platform");
     let (s, html) = page(&b, &app.url("/platform")).await;
     assert!(s == 200 && html.contains("Enable MFA"), "{html}");
+    assert!(html.contains("Not enabled"), "{html}");
     let res = post_form(&app, &b, "/platform", "/platform/orgs/riverside-clinic/enable-mfa", &[]).await;
     assert_eq!(location(&res), "/platform?notice=mfa_enabled");
     assert!(app.state.store.get_org(&org.id).await.unwrap().unwrap().mfa.enabled);
+    // The console names modes as Clinic Settings does ("Mandatory 2FA", not "required").
+    let change = OrgMfaChange { enabled: None, mode: Some(MfaMode::Required), methods: None };
+    policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
+    let (_, html) = page(&b, &app.url("/platform")).await;
+    assert!(html.contains("Enabled: Mandatory 2FA") && !html.contains("mode required"), "{html}");
+    let change = OrgMfaChange { enabled: None, mode: Some(MfaMode::Optional), methods: None };
+    policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
 
     let res = b.get(app.url("/platform/lookup?email=dr@riverside.test")).send().await.unwrap();
     let account_page = format!("/platform/accounts/{}", member.id);
