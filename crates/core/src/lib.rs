@@ -11,6 +11,7 @@ pub mod clock;
 pub mod email;
 pub mod ids;
 pub mod login_flow;
+pub mod oidc;
 pub mod one_time_code;
 pub mod passkey;
 pub mod password;

@@ -215,8 +215,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
     async fn get_session(&self, token: &TokenHash) -> StoreResult<Option<SessionRecord>>;
     async fn touch_session(&self, token: &TokenHash, now: UnixTime) -> StoreResult<()>;
-    /// Records that the session's holder just proved a second factor again.
-    async fn mark_session_verified(&self, token: &TokenHash, now: UnixTime) -> StoreResult<()>;
+    /// Records that the session's holder just proved a second factor again, and what
+    /// the session has proved since it began (`proved`, stored form).
+    async fn mark_session_verified(&self, token: &TokenHash, now: UnixTime, proved: &str) -> StoreResult<()>;
     async fn delete_session(&self, token: &TokenHash, audit: Option<&NewAuditEvent>) -> StoreResult<()>;
 
     // Throttles
@@ -293,7 +294,78 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         checkpoint: &std::collections::BTreeMap<String, clinic_auth_core::audit::ChainHead>,
     ) -> StoreResult<AuditVerification>;
 
-    /// Deletes expired login flows, password links and sessions idle since `idle_cutoff`.
+    // OpenID Connect
+    async fn insert_oidc_client(&self, client: &OidcClient, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn get_oidc_client(&self, client_id: &str) -> StoreResult<Option<OidcClient>>;
+    /// Every registered app, by name.
+    async fn list_oidc_clients(&self) -> StoreResult<Vec<OidcClient>>;
+    /// Adds a signing key. With `retire`, in the same transaction every other key that
+    /// still signs stops signing at `retire.0` and stays published until `retire.1`.
+    async fn add_signing_key(
+        &self,
+        key: &SigningKey,
+        retire: Option<(UnixTime, UnixTime)>,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<()>;
+    /// The keys still published at `now` (current first, then by age, newest first).
+    async fn list_signing_keys(&self, now: UnixTime) -> StoreResult<Vec<SigningKey>>;
+    async fn put_authorization_request(&self, id: &TokenHash, request: &AuthorizationRequest) -> StoreResult<()>;
+    async fn get_authorization_request(&self, id: &TokenHash) -> StoreResult<Option<AuthorizationRequest>>;
+    async fn delete_authorization_request(&self, id: &TokenHash) -> StoreResult<()>;
+    /// Records a grant and its code, with the audit event, in one transaction.
+    async fn insert_oidc_grant(&self, grant: &OidcGrant, code: &OidcCode, audit: &NewAuditEvent) -> StoreResult<()>;
+    /// Uses a code up: the first presentation gets `Fresh` (and marks it used, in one
+    /// statement, so two racing presentations cannot both get it); later ones `Reused`.
+    async fn take_oidc_code(&self, code_hash: &TokenHash, now: UnixTime) -> StoreResult<CodeTaken>;
+    /// Stores tokens for a grant that is not revoked, with the audit event; false (and
+    /// nothing stored) when the grant was revoked meanwhile.
+    async fn issue_oidc_tokens(
+        &self,
+        grant_id: &str,
+        tokens: &[NewOidcToken],
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    async fn get_oidc_token(&self, token_hash: &TokenHash) -> StoreResult<Option<OidcToken>>;
+    /// Uses a refresh token up and stores its successors, in one transaction: the
+    /// first presentation of a current refresh token of a live grant gets `Rotated`;
+    /// one used before gets `Reused` (nothing stored).
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &TokenHash,
+        now: UnixTime,
+        new_tokens: &[NewOidcToken],
+        audit: &NewAuditEvent,
+    ) -> StoreResult<RefreshTaken>;
+    /// Ends a grant: marks it revoked and deletes its codes and tokens, with the audit
+    /// event. False when it was already revoked (the event is not written).
+    async fn revoke_oidc_grant(&self, grant_id: &str, now: UnixTime, audit: &NewAuditEvent) -> StoreResult<bool>;
+    /// Deletes one access token (RFC 7009 revocation of an access token).
+    async fn delete_oidc_token(&self, token_hash: &TokenHash, audit: &NewAuditEvent) -> StoreResult<bool>;
+    /// Grants of an account (or, with `sid`, of one session) created since `since`,
+    /// revoked or not, newest first: who to tell about a logout.
+    async fn list_oidc_grants(
+        &self,
+        account: AccountId,
+        sid: Option<&str>,
+        since: UnixTime,
+    ) -> StoreResult<Vec<OidcGrant>>;
+    /// Queues back-channel logouts (one per app and session; a duplicate of one still
+    /// queued is ignored).
+    async fn enqueue_logouts(&self, logouts: &[PendingLogout]) -> StoreResult<()>;
+    /// Logouts due at `now` (never tried or retry time reached), oldest first.
+    async fn due_logouts(&self, now: UnixTime, limit: u32) -> StoreResult<Vec<PendingLogout>>;
+    /// Records an attempt's outcome (attempts + 1) with its audit event.
+    async fn finish_logout(
+        &self,
+        id: &str,
+        outcome: LogoutDelivery,
+        now: UnixTime,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<()>;
+
+    /// Deletes expired login flows, password links and sessions idle since `idle_cutoff`;
+    /// also expired authorization requests, codes and tokens, and logouts delivered or
+    /// given up more than a day ago.
     async fn purge_expired(&self, now: UnixTime, idle_cutoff: UnixTime) -> StoreResult<u64>;
 }
 

@@ -120,6 +120,10 @@ pub struct NewSession {
     pub client: ClientInfo,
     /// Whether a second factor was proved to earn this session.
     pub second_factor: bool,
+    /// The session's public id, for apps (`sid` claim, back-channel logout).
+    pub sid: String,
+    /// What the sign-in proved (`clinic_auth_core::oidc::Proved`, stored form).
+    pub proved: String,
     /// The account's security stamp the sign-in vouches for: the session starts only
     /// if it is still current.
     pub stamp: i64,
@@ -133,6 +137,11 @@ pub struct SessionRecord {
     pub last_seen_at: UnixTime,
     /// When a second factor was last proved in this session.
     pub verified_at: Option<UnixTime>,
+    /// The session's public id, for apps (`sid` claim, back-channel logout).
+    pub sid: String,
+    /// Every method proved in this session, at sign-in or since (stored form of
+    /// `clinic_auth_core::oidc::Proved`).
+    pub proved: String,
 }
 
 /// Where a request came from, for audit events and sessions.
@@ -336,4 +345,164 @@ pub struct OrgMemberSecurity {
     pub with_recovery_code: Vec<AccountId>,
     /// Sessions per member (members without any are left out).
     pub sessions: Vec<(AccountId, i64)>,
+}
+
+// ----- OpenID Connect -----
+
+/// An app registered to sign members in with OpenID Connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcClient {
+    pub client_id: String,
+    pub name: String,
+    /// SHA-256 (hex) of the client secret of a confidential client; `None`: public.
+    pub secret_hash: Option<String>,
+    /// The one organization whose accounts it admits; `None`: any (a platform-wide app).
+    pub org_id: Option<OrgId>,
+    /// Whose sign-in it uses: staff (members) or patients.
+    pub realm: Realm,
+    /// Every sign-in through it proves a second factor, whatever the clinic's policy.
+    pub require_mfa: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub created_at: UnixTime,
+}
+
+/// A key that signs ID tokens and logout tokens. The private key is sealed by the
+/// keyring; the public key is a JWK (JSON text) with its `kid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub kid: String,
+    /// `RS256` or `ES256`.
+    pub alg: String,
+    pub private_sealed: String,
+    pub public_jwk: String,
+    pub created_at: UnixTime,
+    /// No longer signs from this time; `None`: current.
+    pub retired_at: Option<UnixTime>,
+    /// Dropped from the JWKS after this time (tokens it signed have expired).
+    pub publish_until: Option<UnixTime>,
+}
+
+/// An authorization request waiting for its sign-in; `params` is the app layer's
+/// JSON form of the checked request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub params: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// What one sign-in granted one app: the code, its tokens and their refreshes all
+/// belong to it, and ending it ends them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcGrant {
+    pub id: String,
+    pub client_id: String,
+    pub account_id: AccountId,
+    /// The browser session's public id (`sid` claim).
+    pub sid: String,
+    /// The account's security stamp at the sign-in: any later change ends the grant.
+    pub stamp: i64,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub auth_time: UnixTime,
+    /// What the sign-in proved (`clinic_auth_core::oidc::Proved`, stored form).
+    pub proved: String,
+    pub created_at: UnixTime,
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// An authorization code, stored by hash, for one grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcCode {
+    pub code_hash: TokenHash,
+    pub grant_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub expires_at: UnixTime,
+}
+
+/// What presenting a code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeTaken {
+    /// First use: it is now used up.
+    Fresh { code: OidcCode, grant: OidcGrant },
+    /// Used before: a replay (the caller ends the grant).
+    Reused { grant: OidcGrant },
+    Unknown,
+}
+
+/// An access token or a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcTokenKind {
+    Access,
+    Refresh,
+}
+
+impl OidcTokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OidcTokenKind::Access => "access",
+            OidcTokenKind::Refresh => "refresh",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OidcTokenKind> {
+        match s {
+            "access" => Some(OidcTokenKind::Access),
+            "refresh" => Some(OidcTokenKind::Refresh),
+            _ => None,
+        }
+    }
+}
+
+/// A token to store (by hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOidcToken {
+    pub token_hash: TokenHash,
+    pub kind: OidcTokenKind,
+    pub expires_at: UnixTime,
+}
+
+/// A stored token with its grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcToken {
+    pub kind: OidcTokenKind,
+    pub expires_at: UnixTime,
+    /// A refresh token that was rotated: presenting it again is a replay.
+    pub used_at: Option<UnixTime>,
+    pub grant: OidcGrant,
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshTaken {
+    /// It was current and is now used up; the new tokens are stored.
+    Rotated { grant: OidcGrant },
+    /// It was used before: a replay (the caller ends the grant).
+    Reused { grant: OidcGrant },
+    Unknown,
+}
+
+/// A back-channel logout to deliver to one app for one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLogout {
+    pub id: String,
+    pub client_id: String,
+    pub account_id: AccountId,
+    pub sid: String,
+    pub attempts: u32,
+    pub created_at: UnixTime,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutDelivery {
+    Delivered,
+    /// Failed; try again at this time.
+    RetryAt(UnixTime),
+    /// Failed for the last time.
+    GaveUp,
 }
