@@ -249,11 +249,12 @@ fn refusal(
     event
 }
 
-/// Signs out: the session row is deleted, so the token is dead everywhere at once.
+/// Signs out: the session row is deleted, so the token is dead everywhere at once, and
+/// the apps this session signed into are told (back-channel logout).
 pub async fn sign_out(state: &App, signed_in: &crate::sessions::SignedIn, client: &ClientInfo) -> Result<(), Error> {
     let event = on_own_account(audit_event(state, Event::SignedOut, client), &signed_in.account);
     state.store.delete_session(&signed_in.token_hash, Some(&event)).await?;
-    Ok(())
+    crate::oidc::logout::notify(state, signed_in.account.id, Some(&signed_in.sid), None).await
 }
 
 async fn rehash_if_needed(state: &App, account: &Account, password: &Password, needed: bool) -> Result<(), Error> {

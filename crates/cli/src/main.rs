@@ -233,6 +233,9 @@ enum OidcClientCommand {
         /// Every sign-in through this app proves a second factor.
         #[arg(long)]
         require_mfa: bool,
+        /// How ID tokens are signed for this app: RS256 (default) or ES256.
+        #[arg(long, value_name = "ALG")]
+        id_token_alg: Option<String>,
     },
     /// List registered apps.
     List,
@@ -671,6 +674,7 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
             org,
             patients,
             require_mfa,
+            id_token_alg,
         })) => {
             let new = oidc::clients::NewClient {
                 name,
@@ -681,6 +685,7 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
                 org_id: org,
                 patients,
                 require_mfa,
+                id_token_alg,
             };
             let registered = oidc::clients::register(&state, &by, new).await?;
             let c = &registered.client;
@@ -757,6 +762,7 @@ fn client_json(c: &clinic_auth_store::OidcClient) -> serde_json::Value {
         "redirect_uris": c.redirect_uris,
         "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "backchannel_logout_uri": c.backchannel_logout_uri,
+        "id_token_signed_response_alg": c.id_token_alg,
     })
 }
 

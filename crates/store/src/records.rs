@@ -365,6 +365,8 @@ pub struct OidcClient {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
+    /// How its ID tokens are signed: `RS256` (the default) or `ES256`.
+    pub id_token_alg: String,
     pub created_at: UnixTime,
 }
 

@@ -136,7 +136,14 @@ async fn next_step(
             let jar = cookies::remove(state, jar, Kind::AppRequest);
             (jar, to_app(state, headers, &url, "You're signed in")).into_response()
         }
-        Ok(Next::SignIn { realm, .. }) => (jar, Redirect::to(crate::pages::sign_in_path(realm))).into_response(),
+        Ok(Next::SignIn { realm, login_hint }) => {
+            let mut to = crate::pages::sign_in_path(realm).to_owned();
+            if let Some(hint) = login_hint.filter(|h| clinic_auth_core::Email::parse(h).is_ok()) {
+                to =
+                    format!("{to}?email={}", url::form_urlencoded::byte_serialize(hint.as_bytes()).collect::<String>());
+            }
+            (jar, Redirect::to(&to)).into_response()
+        }
         Ok(Next::StepUp { passkey_only: true }) => {
             (jar, Redirect::to("/account/2fa/verify?next=app&method=passkey")).into_response()
         }

@@ -23,6 +23,8 @@ pub struct NewClient {
     /// A patient-portal app: patients sign in (at the patient pages), not staff.
     pub patients: bool,
     pub require_mfa: bool,
+    /// `ES256` for ID tokens signed with P-256; RS256 (the spec's default) otherwise.
+    pub id_token_alg: Option<String>,
 }
 
 /// A registered app; the secret is here once and never again.
@@ -76,6 +78,11 @@ pub async fn register(state: &App, by: &By, new: NewClient) -> Result<Registered
         }
         None => None,
     };
+    let id_token_alg = match new.id_token_alg.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        None | Some("RS256") => "RS256",
+        Some("ES256") => "ES256",
+        Some(other) => return Err(invalid(format!("ID token algorithm {other:?} is not RS256 or ES256."))),
+    };
     let secret = new.confidential.then(SecretToken::generate);
     let client = OidcClient {
         client_id: uuid::Uuid::new_v4().simple().to_string(),
@@ -87,6 +94,7 @@ pub async fn register(state: &App, by: &By, new: NewClient) -> Result<Registered
         redirect_uris,
         post_logout_redirect_uris,
         backchannel_logout_uri,
+        id_token_alg: id_token_alg.to_owned(),
         created_at: state.now(),
     };
     let mut event = audit_event(state, Event::AppRegistered { client_id: &client.client_id, name }, &by.client);

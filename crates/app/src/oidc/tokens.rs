@@ -157,7 +157,8 @@ async fn id_token(
         azp: &client.client_id,
         account: account_claims(state, account, &grant.scope).await?,
     };
-    keys::sign(state, keys::ALGORITHMS[0], Some("JWT"), &claims).await
+    let alg = keys::parse_alg(&client.id_token_alg).unwrap_or(keys::ALGORITHMS[0]);
+    keys::sign(state, alg, Some("JWT"), &claims).await
 }
 
 /// The account behind a grant, while the grant still speaks for it: active, and no

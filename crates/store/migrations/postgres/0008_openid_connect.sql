@@ -23,6 +23,8 @@ CREATE TABLE oidc_clients (
     redirect_uris              TEXT NOT NULL,
     post_logout_redirect_uris  TEXT NOT NULL,
     backchannel_logout_uri     TEXT,
+    -- The ID token's signature algorithm (the app's id_token_signed_response_alg).
+    id_token_alg               TEXT NOT NULL DEFAULT 'RS256' CHECK (id_token_alg IN ('RS256', 'ES256')),
     created_at                 BIGINT NOT NULL
 );
 

@@ -21,8 +21,8 @@ impl Db {
         let mut tx = self.begin().await?;
         tx.query(
             "INSERT INTO oidc_clients (client_id, name, secret_hash, org_id, realm, require_mfa, redirect_uris,
-               post_logout_redirect_uris, backchannel_logout_uri, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+               post_logout_redirect_uris, backchannel_logout_uri, id_token_alg, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&c.client_id)
         .bind(&c.name)
@@ -33,6 +33,7 @@ impl Db {
         .bind(to_json(&c.redirect_uris)?)
         .bind(to_json(&c.post_logout_redirect_uris)?)
         .bind(c.backchannel_logout_uri.clone())
+        .bind(&c.id_token_alg)
         .bind(c.created_at.0)
         .execute()
         .await
@@ -534,6 +535,7 @@ fn client_from_row(row: &Row) -> StoreResult<OidcClient> {
             "post-logout redirect URIs",
         )?,
         backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
+        id_token_alg: row.try_get("id_token_alg")?,
         created_at: UnixTime(row.try_get("created_at")?),
     })
 }

@@ -50,6 +50,7 @@ fn client(id: &str, org: Option<&Org>) -> OidcClient {
         redirect_uris: vec![format!("https://{id}.test/cb"), format!("https://{id}.test/other")],
         post_logout_redirect_uris: vec![format!("https://{id}.test/bye")],
         backchannel_logout_uri: Some(format!("https://{id}.test/logout")),
+        id_token_alg: "ES256".into(),
         created_at: NOW,
     }
 }
@@ -140,6 +141,7 @@ async fn clients_round_trip_and_are_unique(t: TestStore) {
         require_mfa: false,
         post_logout_redirect_uris: vec![],
         backchannel_logout_uri: None,
+        id_token_alg: "RS256".into(),
         ..client("booking", None)
     };
     t.insert_oidc_client(&public, &audit("oidc_client_registered", None, None)).await.unwrap();

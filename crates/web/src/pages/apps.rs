@@ -144,6 +144,7 @@ async fn register_submit(
         org_id: Some(f.org.clone()),
         patients: f.patients.is_some(),
         require_mfa: f.require_mfa.is_some(),
+        id_token_alg: None,
     };
     match clients::register(&state, &by(&s, client), new).await {
         Ok(r) => {

@@ -126,6 +126,8 @@ fn notice_text(key: Option<&str>) -> Option<&'static str> {
 #[derive(Deserialize, Default)]
 struct NoticeQuery {
     notice: Option<String>,
+    /// The sign-in page's email, filled in from an app's `login_hint`.
+    email: Option<String>,
 }
 
 /// A form that carries nothing but its anti-forgery token.

@@ -123,7 +123,8 @@ async fn email_page(
     jar: CookieJar,
     Query(q): Query<NoticeQuery>,
 ) -> Response {
-    email_form(&state, jar, p, String::new(), notice_text(q.notice.as_deref()), None)
+    let email = q.email.filter(|e| e.len() <= 254).unwrap_or_default();
+    email_form(&state, jar, p, email, notice_text(q.notice.as_deref()), None)
 }
 
 #[derive(Deserialize, Default)]
