@@ -66,6 +66,9 @@ pub struct Inner {
     /// Sends back-channel logout tokens to apps; `None` if its HTTP client could not
     /// be built (logouts then wait in the queue).
     pub logout_poster: Option<clinic_auth_notify::LogoutPoster>,
+    /// One delivery run at a time in this process, so a logout is not sent twice by
+    /// the background task and a run started right after queueing.
+    pub logout_delivery: tokio::sync::Mutex<()>,
 }
 
 /// Where emailed and texted codes go.
@@ -103,7 +106,17 @@ impl App {
         let logout_poster = clinic_auth_notify::LogoutPoster::new()
             .inspect_err(|e| tracing::warn!(error = %e, "back-channel logout delivery is off"))
             .ok();
-        App(Arc::new(Inner { store, clock, config, hasher, sealer, senders, webauthn, logout_poster }))
+        App(Arc::new(Inner {
+            store,
+            clock,
+            config,
+            hasher,
+            sealer,
+            senders,
+            webauthn,
+            logout_poster,
+            logout_delivery: Default::default(),
+        }))
     }
 
     pub fn now(&self) -> UnixTime {

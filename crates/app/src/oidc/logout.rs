@@ -165,6 +165,7 @@ struct LogoutClaims<'a> {
 /// seconds and right after a logout is queued.
 pub async fn deliver_due(state: &App) -> Result<usize, Error> {
     let Some(poster) = state.logout_poster.as_ref() else { return Ok(0) };
+    let _one_run = state.logout_delivery.lock().await;
     let due = state.store.due_logouts(state.now(), 50).await?;
     let mut delivered = 0;
     for p in due {

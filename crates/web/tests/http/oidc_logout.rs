@@ -1,0 +1,191 @@
+//! Back-channel logout from the server's side: which apps are told when a member's
+//! sessions end, what they receive, and what happens when an app does not answer.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::post;
+use clinic_auth_app::oidc::clients::{self, NewClient};
+use clinic_auth_app::{By, admin};
+use clinic_auth_core::{OrgKind, Role, SecretToken};
+use clinic_auth_store::{OidcCode, OidcGrant};
+
+use crate::both_stores;
+use crate::harness::TestApp;
+
+both_stores!(
+    signing_a_member_out_everywhere_tells_each_app_they_used,
+    an_app_that_does_not_answer_is_retried_then_given_up,
+);
+
+/// An app's back-channel endpoint on loopback: it records each logout token and
+/// answers with `status`.
+async fn listener(status: StatusCode) -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = seen.clone();
+    let app = Router::new().route(
+        "/backchannel",
+        post(move |body: String| {
+            let record = record.clone();
+            async move {
+                let token = url::form_urlencoded::parse(body.as_bytes())
+                    .find(|(k, _)| k == "logout_token")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                record.lock().unwrap().push(token);
+                status
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/backchannel", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (url, seen)
+}
+
+async fn register(app: &TestApp, name: &str, backchannel: Option<&str>) -> String {
+    let new = NewClient {
+        name: name.into(),
+        redirect_uris: vec!["http://localhost:9/cb".into()],
+        backchannel_logout_uri: backchannel.map(str::to_owned),
+        confidential: true,
+        ..Default::default()
+    };
+    clients::register(&app.state, &By::operator(), new).await.unwrap().client.client_id
+}
+
+/// A grant as a sign-in through `client_id` leaves it (the authorize step's write).
+async fn signed_into(app: &TestApp, client_id: &str, account: &clinic_auth_store::Account, sid: &str) {
+    use clinic_auth_core::Clock;
+    let now = app.clock.now();
+    let grant = OidcGrant {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        client_id: client_id.into(),
+        account_id: account.id,
+        sid: sid.into(),
+        stamp: account.security_stamp,
+        scope: "openid".into(),
+        nonce: None,
+        auth_time: now,
+        proved: "password".into(),
+        created_at: now,
+        revoked_at: None,
+    };
+    let code = OidcCode {
+        code_hash: SecretToken::generate().hash(),
+        grant_id: grant.id.clone(),
+        redirect_uri: "http://localhost:9/cb".into(),
+        code_challenge: "x".repeat(43),
+        expires_at: now.plus_secs(60),
+    };
+    let event = clinic_auth_app::audit_event(
+        &app.state,
+        clinic_auth_core::audit::Event::AppSignedIn { client_id, acr: "urn:clinic-auth:acr:password" },
+        &Default::default(),
+    );
+    app.state.store.insert_oidc_grant(&grant, &code, &event).await.unwrap();
+}
+
+fn claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+async fn wait_for(seen: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<String> {
+    for _ in 0..100 {
+        if seen.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    seen.lock().unwrap().clone()
+}
+
+async fn signing_a_member_out_everywhere_tells_each_app_they_used(app: TestApp) {
+    let org = app.org("Riverside", OrgKind::Clinic).await;
+    let dr = app.member(&org, "dr@riverside.test", Role::Provider).await;
+    let other = app.member(&org, "other@riverside.test", Role::Staff).await;
+    let (ehr_url, ehr_seen) = listener(StatusCode::OK).await;
+    let (billing_url, billing_seen) = listener(StatusCode::NO_CONTENT).await;
+    let ehr = register(&app, "EHR", Some(&ehr_url)).await;
+    let billing = register(&app, "Billing", Some(&billing_url)).await;
+    let quiet = register(&app, "No back-channel", None).await;
+    // Two sessions into the EHR, one into billing; the other member's sign-in too.
+    signed_into(&app, &ehr, &dr, "sid-a").await;
+    signed_into(&app, &ehr, &dr, "sid-b").await;
+    signed_into(&app, &billing, &dr, "sid-a").await;
+    signed_into(&app, &quiet, &dr, "sid-a").await;
+    signed_into(&app, &billing, &other, "sid-other").await;
+
+    admin::revoke_sessions(&app.state, &By::operator(), None, "dr@riverside.test").await.unwrap();
+
+    let ehr_tokens = wait_for(&ehr_seen, 2).await;
+    let billing_tokens = wait_for(&billing_seen, 1).await;
+    assert_eq!(ehr_tokens.len(), 2, "one logout per session the app saw");
+    assert_eq!(billing_tokens.len(), 1, "the other member's session is not ended");
+    let mut sids: Vec<String> = ehr_tokens.iter().map(|t| claims(t)["sid"].as_str().unwrap().to_owned()).collect();
+    sids.sort();
+    assert_eq!(sids, ["sid-a", "sid-b"]);
+    let c = claims(&billing_tokens[0]);
+    assert_eq!(c["sub"], dr.id.to_string());
+    assert_eq!(c["aud"], billing);
+    assert_eq!(c["iss"], app.base);
+    assert!(c["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(c.get("nonce").is_none(), "a logout token never carries a nonce");
+    // Signed with a key the JWKS publishes.
+    let header: serde_json::Value = {
+        use base64::Engine;
+        let h = billing_tokens[0].split('.').next().unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()
+    };
+    assert_eq!(header["typ"], "logout+jwt");
+    let jwks: serde_json::Value = app.api().get(app.url("/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
+    assert!(jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == header["kid"]));
+    assert!(
+        clinic_auth_app::oidc::keys::verify_ours(&app.state, &billing_tokens[0]).await.unwrap().is_some(),
+        "the logout token verifies against the published key"
+    );
+    // Each delivery is audited.
+    let delivered = app.audit_of(Some("backchannel_logout"), 50).await;
+    assert_eq!(delivered.len(), 3, "{delivered:?}");
+    assert!(delivered.iter().all(|e| e.outcome == "success"));
+}
+
+async fn an_app_that_does_not_answer_is_retried_then_given_up(app: TestApp) {
+    let org = app.org("Riverside", OrgKind::Clinic).await;
+    let dr = app.member(&org, "dr@riverside.test", Role::Provider).await;
+    let (url, seen) = listener(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let ehr = register(&app, "EHR", Some(&url)).await;
+    signed_into(&app, &ehr, &dr, "sid-a").await;
+
+    // The admin's action does not wait for the app, nor fail with it.
+    admin::set_status(
+        &app.state,
+        &By::operator(),
+        None,
+        "dr@riverside.test",
+        clinic_auth_core::AccountStatus::Deactivated,
+    )
+    .await
+    .unwrap();
+    wait_for(&seen, 1).await;
+    // Nothing more is due until the pause has passed.
+    assert_eq!(clinic_auth_app::oidc::logout::deliver_due(&app.state).await.unwrap(), 0);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    for (i, pause) in [10, 60, 300, 1800, 7200].into_iter().enumerate() {
+        app.clock.advance(pause);
+        assert_eq!(clinic_auth_app::oidc::logout::deliver_due(&app.state).await.unwrap(), 0);
+        assert_eq!(seen.lock().unwrap().len(), i + 2, "attempt {} was made", i + 2);
+    }
+    // Six attempts, then it gives up: nothing is due however long one waits.
+    app.clock.advance(30 * 24 * 3600);
+    clinic_auth_app::oidc::logout::deliver_due(&app.state).await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 6);
+    let attempts = app.audit_of(Some("backchannel_logout"), 50).await;
+    assert_eq!(attempts.len(), 6, "every attempt is audited");
+    assert!(attempts.iter().all(|e| e.outcome == "failure"));
+    assert!(attempts[0].detail.contains("gave_up"), "{}", attempts[0].detail);
+    assert!(attempts[1].detail.contains("retrying"), "{}", attempts[1].detail);
+}
