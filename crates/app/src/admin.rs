@@ -126,6 +126,7 @@ pub async fn reset_mfa(
         event_for(state, by, Event::MfaReset { identity_verified: note.as_ref().map(|n| n.as_str()) }, &account);
     let removed = state.store.remove_factors(account.id, None, &event).await?;
     notices::send(state, &account, SecurityNotice::MfaReset).await;
+    tell_apps(state, &account).await;
     Ok(removed)
 }
 
@@ -140,7 +141,17 @@ pub async fn resend_invitation(state: &App, by: &By, org: Option<&str>, who: &st
 pub async fn revoke_sessions(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<u64, Error> {
     let account = access::authorize(state, by, org, who, MemberAction::RevokeSessions).await?;
     let event = event_for(state, by, Event::SessionsRevoked, &account);
-    Ok(state.store.revoke_sessions(account.id, &event).await?)
+    let ended = state.store.revoke_sessions(account.id, &event).await?;
+    tell_apps(state, &account).await;
+    Ok(ended)
+}
+
+/// The member's sessions just ended: the apps they signed into are told (back-channel
+/// logout). Queuing never fails the admin's action; it is logged instead.
+async fn tell_apps(state: &App, account: &Account) {
+    if let Err(e) = crate::oidc::logout::notify(state, account.id, None, None).await {
+        tracing::warn!(error = %e, "back-channel logouts could not be queued");
+    }
 }
 
 /// Deactivates (ending every session) or reactivates a member.
@@ -157,6 +168,9 @@ pub async fn set_status(
     let event = event_for(state, by, kind, &account);
     if !state.store.set_account_status(account.id, status, &event).await? {
         return Err(Error::not_found("The member"));
+    }
+    if status == AccountStatus::Deactivated {
+        tell_apps(state, &account).await;
     }
     Ok(Account { status, ..account })
 }

@@ -177,7 +177,7 @@ async fn enroll(
     proved(state, account).await?;
     // Confirming a new factor from a session proves it there, like a step-up.
     if let Within::Session(session) = within {
-        state.store.mark_session_verified(session, state.now()).await?;
+        mark_proved(state, session, factor.kind).await?;
     }
     notices::send(state, account, SecurityNotice::FactorAdded { method: method_label(factor.kind).to_owned() }).await;
     Ok(recovery)
@@ -213,18 +213,27 @@ pub async fn step_up(
     answer: StepUpAnswer<'_>,
     client: &ClientInfo,
 ) -> Result<Proof, Error> {
-    let proof = match answer {
+    let (proof, kind) = match answer {
         StepUpAnswer::Code { method, code } => {
-            verify_factor(state, account, method, code, Within::Session(session), client).await?
+            (verify_factor(state, account, method, code, Within::Session(session), client).await?, method)
         }
         StepUpAnswer::Passkey { credential } => {
             let bound = super::passkeys::Bound::StepUp(session);
             super::passkeys::finish_authentication(state, account, bound, credential, Purpose::StepUp, client).await?;
-            Proof::Passkey
+            (Proof::Passkey, FactorKind::Passkey)
         }
     };
-    state.store.mark_session_verified(session, state.now()).await?;
+    mark_proved(state, session, kind).await?;
     Ok(proof)
+}
+
+/// Records in the session that `kind` was just proved: the step-up window starts
+/// again, and apps are told the session now has a second factor (`amr`, `acr`).
+async fn mark_proved(state: &App, session: &clinic_auth_core::TokenHash, kind: FactorKind) -> Result<(), Error> {
+    let before = state.store.get_session(session).await?.map(|r| r.proved).unwrap_or_default();
+    let proved = clinic_auth_core::oidc::Proved::parse(&before).with(clinic_auth_core::oidc::ProofMethod::Factor(kind));
+    state.store.mark_session_verified(session, state.now(), &proved.to_stored()).await?;
+    Ok(())
 }
 
 /// Checks a second factor for `account`. Wrong and replayed codes count against the

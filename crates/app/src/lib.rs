@@ -17,6 +17,7 @@ pub mod factors;
 pub mod hashing;
 pub mod mfa_state;
 pub mod notices;
+pub mod oidc;
 pub mod passkeys;
 pub mod policy;
 pub mod sessions;
@@ -62,6 +63,9 @@ pub struct Inner {
     /// The passkey relying party; `None` when the configuration cannot have one (an
     /// IP address or plain HTTP other than localhost), and passkeys are not offered.
     pub webauthn: Option<webauthn_rs::Webauthn>,
+    /// Sends back-channel logout tokens to apps; `None` if its HTTP client could not
+    /// be built (logouts then wait in the queue).
+    pub logout_poster: Option<clinic_auth_notify::LogoutPoster>,
 }
 
 /// Where emailed and texted codes go.
@@ -96,7 +100,10 @@ impl App {
                 None
             }
         };
-        App(Arc::new(Inner { store, clock, config, hasher, sealer, senders, webauthn }))
+        let logout_poster = clinic_auth_notify::LogoutPoster::new()
+            .inspect_err(|e| tracing::warn!(error = %e, "back-channel logout delivery is off"))
+            .ok();
+        App(Arc::new(Inner { store, clock, config, hasher, sealer, senders, webauthn, logout_poster }))
     }
 
     pub fn now(&self) -> UnixTime {

@@ -1,7 +1,8 @@
 //! Sessions: finding the live session behind a presented token, and who it acts as.
 
+use clinic_auth_core::oidc::Proved;
 use clinic_auth_core::permission::Actor;
-use clinic_auth_core::{AccountKind, SecretToken, TokenHash};
+use clinic_auth_core::{AccountKind, SecretToken, TokenHash, UnixTime};
 use clinic_auth_store::Account;
 
 use crate::{App, Error};
@@ -12,6 +13,12 @@ pub struct SignedIn {
     pub account: Account,
     pub token_hash: TokenHash,
     pub csrf_token: String,
+    /// The session's public id (the `sid` claim apps see).
+    pub sid: String,
+    /// When the session began: the password was proved then (`auth_time`).
+    pub auth_time: UnixTime,
+    /// Every method proved in this session.
+    pub proved: Proved,
 }
 
 impl SignedIn {
@@ -61,5 +68,12 @@ pub async fn load(state: &App, presented: &str) -> Result<Option<SignedIn>, Erro
         return Ok(None);
     }
     state.store.touch_session(&hash, now).await?;
-    Ok(Some(SignedIn { account, token_hash: hash, csrf_token: record.csrf_token }))
+    Ok(Some(SignedIn {
+        account,
+        token_hash: hash,
+        csrf_token: record.csrf_token,
+        sid: record.sid,
+        auth_time: record.created_at,
+        proved: Proved::parse(&record.proved),
+    }))
 }

@@ -32,6 +32,7 @@
 //! (`finish_setup` then removes the old factors and issues a new recovery code).
 
 use clinic_auth_core::login_flow::{self, AfterPassword, AfterWrongCode, PasswordCheck, PasswordRejection};
+use clinic_auth_core::oidc::{self, ProofMethod};
 use clinic_auth_core::{
     Email, FactorKind, FlowStep, LoginFlow, MethodSet, Password, Purpose, Realm, RecoveryCode, Requirement,
     SecretToken, ThrottleRule, TokenHash,
@@ -327,6 +328,11 @@ fn new_session(
     let token = SecretToken::generate();
     let csrf_token = SecretToken::generate().expose().to_owned();
     let event = on_own_account(audit_event(state, Event::SignedIn { realm: flow.realm, method }, client), account);
+    // What the sign-in proved, for apps: the password, and the factor when one was.
+    let proved = match ProofMethod::parse(method) {
+        Some(m @ ProofMethod::Factor(_)) if second_factor => oidc::Proved::password().with(m),
+        _ => oidc::Proved::password(),
+    };
     let session = NewSession {
         token_hash: token.hash(),
         account_id: account.id,
@@ -334,6 +340,8 @@ fn new_session(
         now: state.now(),
         client: client.clone(),
         second_factor,
+        sid: uuid::Uuid::new_v4().simple().to_string(),
+        proved: proved.to_stored(),
         stamp: flow.stamp,
     };
     (token, csrf_token, session, event)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use clinic_auth_app::{App, By, SystemClock, accounts, admin, time as admin_time};
+use clinic_auth_app::{App, By, SystemClock, accounts, admin, oidc, time as admin_time};
 use clinic_auth_core::{AccountKind, OrgKind, Password, Role};
 use clinic_auth_web::AppState;
 use serde_json::json;
@@ -70,6 +70,9 @@ enum Command {
     /// The audit trail: verify its hash chains, export events.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Apps that sign members in with OpenID Connect, and the provider's signing keys.
+    #[command(subcommand)]
+    Oidc(OidcCommand),
     /// Print a one-time link with which an account's holder sets a new password.
     PasswordReset {
         /// The account's email.
@@ -186,6 +189,60 @@ enum AuditCommand {
         #[arg(long)]
         to: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum OidcCommand {
+    /// Registered apps.
+    #[command(subcommand)]
+    Client(OidcClientCommand),
+    /// The keys that sign ID tokens.
+    #[command(subcommand)]
+    Keys(OidcKeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum OidcClientCommand {
+    /// Register an app; prints its client_id and, for a confidential app, its secret
+    /// (shown this once only).
+    Create {
+        /// The name members see ("Riverside EHR").
+        #[arg(long)]
+        name: String,
+        /// Where the app receives the sign-in (exact match; repeat for several).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Where the app may send the browser after signing out (repeatable).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Where the app is told that a member's session ended.
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+        /// A browser or mobile app that cannot keep a secret (PKCE only).
+        #[arg(long, conflicts_with = "confidential", required_unless_present = "confidential")]
+        public: bool,
+        /// A server-side app with a client secret.
+        #[arg(long)]
+        confidential: bool,
+        /// Admit only this organization's accounts.
+        #[arg(long)]
+        org: Option<String>,
+        /// A patient-portal app: patients sign in, at the patient pages.
+        #[arg(long)]
+        patients: bool,
+        /// Every sign-in through this app proves a second factor.
+        #[arg(long)]
+        require_mfa: bool,
+    },
+    /// List registered apps.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum OidcKeysCommand {
+    /// Make new signing keys; the old public keys stay published until tokens they
+    /// signed have expired.
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -604,6 +661,77 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
                 print!("{}", admin::csv(&events, &names));
             }
         }
+        Command::Oidc(OidcCommand::Client(OidcClientCommand::Create {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
+            public: _,
+            confidential,
+            org,
+            patients,
+            require_mfa,
+        })) => {
+            let new = oidc::clients::NewClient {
+                name,
+                redirect_uris,
+                post_logout_redirect_uris,
+                backchannel_logout_uri,
+                confidential,
+                org_id: org,
+                patients,
+                require_mfa,
+            };
+            let registered = oidc::clients::register(&state, &by, new).await?;
+            let c = &registered.client;
+            let secret = registered.client_secret.as_ref().map(|s| s.expose().to_owned());
+            let mut v = client_json(c);
+            if let (Some(obj), Some(secret)) = (v.as_object_mut(), &secret) {
+                obj.insert("client_secret".into(), json!(secret));
+            }
+            let text = match &secret {
+                Some(secret) => format!(
+                    "Registered {:?}.\n  client_id:     {}\n  client_secret: {secret}\nThe secret is shown only now; store it in the app's configuration.\nDiscovery: {}/.well-known/openid-configuration",
+                    c.name,
+                    c.client_id,
+                    oidc::issuer(&state)
+                ),
+                None => format!(
+                    "Registered {:?} (public, PKCE).\n  client_id: {}\nDiscovery: {}/.well-known/openid-configuration",
+                    c.name,
+                    c.client_id,
+                    oidc::issuer(&state)
+                ),
+            };
+            print_out(json_out, v, &text);
+        }
+        Command::Oidc(OidcCommand::Client(OidcClientCommand::List)) => {
+            let clients = oidc::clients::list(&state, &by).await?;
+            if json_out {
+                println!("{}", serde_json::Value::Array(clients.iter().map(client_json).collect()));
+            } else {
+                for c in clients {
+                    let kind = if c.secret_hash.is_some() { "confidential" } else { "public" };
+                    println!(
+                        "{}\t{kind}\t{}\t{}",
+                        c.client_id,
+                        c.org_id.as_ref().map(|o| o.as_str()).unwrap_or("any"),
+                        c.name
+                    );
+                }
+            }
+        }
+        Command::Oidc(OidcCommand::Keys(OidcKeysCommand::Rotate)) => {
+            let kids = oidc::keys::rotate(&state, &by).await?;
+            print_out(
+                json_out,
+                json!({"kids": kids}),
+                &format!(
+                    "New signing keys: {}. The previous public keys stay published until tokens they signed expire.",
+                    kids.join(", ")
+                ),
+            );
+        }
         Command::PasswordReset { email } => {
             let account = accounts::find_by_email(&state, &email).await?;
             let url = accounts::password_reset_link(&state, &by, &account.id.to_string()).await?;
@@ -616,6 +744,20 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
         Command::Serve { .. } | Command::Migrate => {}
     }
     Ok(())
+}
+
+fn client_json(c: &clinic_auth_store::OidcClient) -> serde_json::Value {
+    json!({
+        "client_id": c.client_id,
+        "name": c.name,
+        "confidential": c.secret_hash.is_some(),
+        "org_id": c.org_id.as_ref().map(|o| o.as_str()),
+        "realm": c.realm.as_str(),
+        "require_mfa": c.require_mfa,
+        "redirect_uris": c.redirect_uris,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
+        "backchannel_logout_uri": c.backchannel_logout_uri,
+    })
 }
 
 fn report_added(json_out: bool, added: &accounts::Added) {

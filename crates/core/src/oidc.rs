@@ -420,7 +420,10 @@ mod tests {
     fn acr_values_ask_for_the_weakest_known_level() {
         assert_eq!(Acr::requested("urn:clinic-auth:acr:mfa"), Some(Acr::MultiFactor));
         assert_eq!(Acr::requested(PAPE_PHR), Some(Acr::PhishingResistant));
-        assert_eq!(Acr::requested("urn:clinic-auth:acr:phishing-resistant urn:clinic-auth:acr:mfa"), Some(Acr::MultiFactor));
+        assert_eq!(
+            Acr::requested("urn:clinic-auth:acr:phishing-resistant urn:clinic-auth:acr:mfa"),
+            Some(Acr::MultiFactor)
+        );
         assert_eq!(Acr::requested("gold silver"), None);
     }
 

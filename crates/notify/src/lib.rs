@@ -17,6 +17,7 @@
 //! *panics* unless a process-default provider is installed. The binary (and any test harness that
 //! builds a default reqwest client) should call [`install_default_crypto_provider`] first thing.
 
+mod backchannel;
 mod content;
 mod outbox;
 mod recipient;
@@ -30,6 +31,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+pub use backchannel::LogoutPoster;
 pub use content::{
     EmailContent, SecurityNotice, email_content, invitation_content, notice_content, password_reset_content, sms_text,
 };

@@ -150,7 +150,7 @@ impl TwilioSender {
 
 /// rustls with the ring provider passed in (no process default needed) and the webpki-roots CA
 /// bundle (no system store needed).
-fn tls_config() -> Result<rustls::ClientConfig, ConfigError> {
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig, ConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)

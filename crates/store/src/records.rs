@@ -428,9 +428,14 @@ pub struct OidcCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeTaken {
     /// First use: it is now used up.
-    Fresh { code: OidcCode, grant: OidcGrant },
+    Fresh {
+        code: OidcCode,
+        grant: OidcGrant,
+    },
     /// Used before: a replay (the caller ends the grant).
-    Reused { grant: OidcGrant },
+    Reused {
+        grant: OidcGrant,
+    },
     Unknown,
 }
 
@@ -480,9 +485,13 @@ pub struct OidcToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshTaken {
     /// It was current and is now used up; the new tokens are stored.
-    Rotated { grant: OidcGrant },
+    Rotated {
+        grant: OidcGrant,
+    },
     /// It was used before: a replay (the caller ends the grant).
-    Reused { grant: OidcGrant },
+    Reused {
+        grant: OidcGrant,
+    },
     Unknown,
 }
 

@@ -7,6 +7,7 @@ mod error;
 mod error_page;
 mod html;
 mod http;
+mod oidc;
 mod pages;
 
 use std::net::SocketAddr;
@@ -52,7 +53,7 @@ impl AppState {
 /// The whole application: pages, API, health and static assets, with the security
 /// layers around them.
 pub fn router(state: AppState) -> Router {
-    http::layers(pages::routes().merge(api::routes()), state)
+    http::layers(pages::routes().merge(api::routes()).merge(oidc::routes()), state)
 }
 
 /// What `serve` tells whoever started it: one sentence on where to open a browser and
@@ -90,10 +91,24 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_loop(state.clone()));
+    let logouts = tokio::spawn(logout_loop(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     purge.abort();
+    logouts.abort();
     result
+}
+
+/// Back-channel logouts waiting for a retry (or queued by another instance) are sent
+/// every few seconds.
+async fn logout_loop(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if let Err(e) = clinic_auth_app::oidc::logout::deliver_due(&state).await {
+            tracing::warn!(error = %e, "delivering back-channel logouts failed");
+        }
+    }
 }
 
 /// Expired flows, idle sessions and stale links are deleted every few minutes.

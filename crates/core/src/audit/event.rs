@@ -121,6 +121,52 @@ pub enum Event<'a> {
         from: Option<Role>,
         to: Role,
     },
+    // Apps signing members in (OpenID Connect). Never a token or a code.
+    AppRegistered {
+        client_id: &'a str,
+        name: &'a str,
+    },
+    SigningKeyAdded {
+        kid: &'a str,
+        alg: &'a str,
+        rotated: bool,
+    },
+    /// An authorization code went to an app after a sign-in (or single sign-on).
+    AppSignedIn {
+        client_id: &'a str,
+        acr: &'a str,
+    },
+    /// The app asked for more than the session proved; the member is asked to prove it.
+    AppStepUp {
+        client_id: &'a str,
+        acr: &'a str,
+    },
+    AppRequestRefused {
+        client_id: &'a str,
+        reason: &'a str,
+    },
+    AppTokensIssued {
+        client_id: &'a str,
+        grant_type: &'a str,
+        refresh_token: bool,
+    },
+    /// A used code or refresh token came back: the grant behind it is ended.
+    AppTokenReplayed {
+        client_id: &'a str,
+        token: &'a str,
+    },
+    AppTokenRevoked {
+        client_id: &'a str,
+        token: &'a str,
+    },
+    AppSignedOut {
+        client_id: Option<&'a str>,
+    },
+    BackchannelLogout {
+        client_id: &'a str,
+        result: &'a str,
+        attempts: u32,
+    },
 }
 
 impl Event<'_> {
@@ -155,6 +201,16 @@ impl Event<'_> {
             E::AccountDeactivated => "account_deactivated",
             E::AccountReactivated => "account_reactivated",
             E::RoleChanged { .. } => "role_changed",
+            E::AppRegistered { .. } => "app_registered",
+            E::SigningKeyAdded { .. } => "signing_key_added",
+            E::AppSignedIn { .. } => "app_signed_in",
+            E::AppStepUp { .. } => "app_step_up",
+            E::AppRequestRefused { .. } => "app_request_refused",
+            E::AppTokensIssued { .. } => "app_tokens_issued",
+            E::AppTokenReplayed { .. } => "app_token_replayed",
+            E::AppTokenRevoked { .. } => "app_token_revoked",
+            E::AppSignedOut { .. } => "app_signed_out",
+            E::BackchannelLogout { .. } => "backchannel_logout",
         }
     }
 
@@ -166,7 +222,10 @@ impl Event<'_> {
             | E::SecondFactorRefused { .. }
             | E::CodeNotSent { .. }
             | E::PasskeyRefused { .. }
-            | E::PasskeyCloneWarning { .. } => "failure",
+            | E::PasskeyCloneWarning { .. }
+            | E::AppRequestRefused { .. }
+            | E::AppTokenReplayed { .. } => "failure",
+            E::BackchannelLogout { result, .. } if *result != "delivered" => "failure",
             _ => "success",
         }
     }
@@ -273,6 +332,26 @@ impl Event<'_> {
             },
             E::RoleChanged { from, to } => {
                 vec![("from", s(from.map(Role::as_str).unwrap_or(""))), ("to", s(to.as_str()))]
+            }
+            E::AppRegistered { client_id, name } => vec![("client_id", s(client_id)), ("name", s(name))],
+            E::SigningKeyAdded { kid, alg, rotated } => {
+                vec![("kid", s(kid)), ("alg", s(alg)), ("rotated", yes_no(*rotated))]
+            }
+            E::AppSignedIn { client_id, acr } | E::AppStepUp { client_id, acr } => {
+                vec![("client_id", s(client_id)), ("acr", s(acr))]
+            }
+            E::AppRequestRefused { client_id, reason } => vec![("client_id", s(client_id)), ("reason", s(reason))],
+            E::AppTokensIssued { client_id, grant_type, refresh_token } => vec![
+                ("client_id", s(client_id)),
+                ("grant_type", s(grant_type)),
+                ("refresh_token", yes_no(*refresh_token)),
+            ],
+            E::AppTokenReplayed { client_id, token } | E::AppTokenRevoked { client_id, token } => {
+                vec![("client_id", s(client_id)), ("token", s(token))]
+            }
+            E::AppSignedOut { client_id } => client_id.map(|c| vec![("client_id", s(c))]).unwrap_or_default(),
+            E::BackchannelLogout { client_id, result, attempts } => {
+                vec![("client_id", s(client_id)), ("result", s(result)), ("attempts", attempts.to_string())]
             }
         }
     }

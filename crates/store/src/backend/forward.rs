@@ -13,9 +13,10 @@ use clinic_auth_core::{
 
 use super::{PgStore, SqliteStore};
 use crate::{
-    Account, AuditEvent, AuditFilter, AuditVerification, Bypass, Ceremony, Factor, NewAccount, NewAuditEvent,
-    NewFactor, NewPasskey, NewPasswordLink, NewSession, Org, OrgMemberSecurity, PasskeyUse, PasswordLink,
-    PendingFactor, SessionRecord, Store, StoreResult, StoredCode,
+    Account, AuditEvent, AuditFilter, AuditVerification, AuthorizationRequest, Bypass, Ceremony, CodeTaken, Factor,
+    LogoutDelivery, NewAccount, NewAuditEvent, NewFactor, NewOidcToken, NewPasskey, NewPasswordLink, NewSession,
+    OidcClient, OidcCode, OidcGrant, OidcToken, Org, OrgMemberSecurity, PasskeyUse, PasswordLink, PendingFactor,
+    PendingLogout, RefreshTaken, SessionRecord, SigningKey, Store, StoreResult, StoredCode,
 };
 
 /// `impl Store` for each named store (a struct with a `db: Db` field), from the
@@ -100,7 +101,7 @@ forward! { SqliteStore, PgStore => {
     async fn insert_session(session: &NewSession, finished_flow: &TokenHash, audit: &NewAuditEvent) -> StoreResult<()>;
     async fn get_session(token: &TokenHash) -> StoreResult<Option<SessionRecord>>;
     async fn touch_session(token: &TokenHash, now: UnixTime) -> StoreResult<()>;
-    async fn mark_session_verified(token: &TokenHash, now: UnixTime) -> StoreResult<()>;
+    async fn mark_session_verified(token: &TokenHash, now: UnixTime, proved: &str) -> StoreResult<()>;
     async fn delete_session(token: &TokenHash, audit: Option<&NewAuditEvent>) -> StoreResult<()>;
     async fn get_throttle(key: &str) -> StoreResult<Option<ThrottleState>>;
     async fn record_failure(
@@ -124,5 +125,32 @@ forward! { SqliteStore, PgStore => {
     async fn append_audit(event: &NewAuditEvent) -> StoreResult<()>;
     async fn list_audit(filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
     async fn verify_audit(checkpoint: &BTreeMap<String, ChainHead>) -> StoreResult<AuditVerification>;
+    async fn insert_oidc_client(client: &OidcClient, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn get_oidc_client(client_id: &str) -> StoreResult<Option<OidcClient>>;
+    async fn list_oidc_clients() -> StoreResult<Vec<OidcClient>>;
+    async fn add_signing_key(
+        key: &SigningKey, retire: Option<(UnixTime, UnixTime)>, audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<()>;
+    async fn list_signing_keys(now: UnixTime) -> StoreResult<Vec<SigningKey>>;
+    async fn put_authorization_request(id: &TokenHash, request: &AuthorizationRequest) -> StoreResult<()>;
+    async fn get_authorization_request(id: &TokenHash) -> StoreResult<Option<AuthorizationRequest>>;
+    async fn delete_authorization_request(id: &TokenHash) -> StoreResult<()>;
+    async fn insert_oidc_grant(grant: &OidcGrant, code: &OidcCode, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn take_oidc_code(code_hash: &TokenHash, now: UnixTime) -> StoreResult<CodeTaken>;
+    async fn issue_oidc_tokens(
+        grant_id: &str, tokens: &[NewOidcToken], audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    async fn get_oidc_token(token_hash: &TokenHash) -> StoreResult<Option<OidcToken>>;
+    async fn rotate_refresh_token(
+        token_hash: &TokenHash, now: UnixTime, new_tokens: &[NewOidcToken], audit: &NewAuditEvent,
+    ) -> StoreResult<RefreshTaken>;
+    async fn revoke_oidc_grant(grant_id: &str, now: UnixTime, audit: &NewAuditEvent) -> StoreResult<bool>;
+    async fn delete_oidc_token(token_hash: &TokenHash, audit: &NewAuditEvent) -> StoreResult<bool>;
+    async fn list_oidc_grants(account: AccountId, sid: Option<&str>, since: UnixTime) -> StoreResult<Vec<OidcGrant>>;
+    async fn enqueue_logouts(logouts: &[PendingLogout]) -> StoreResult<()>;
+    async fn due_logouts(now: UnixTime, limit: u32) -> StoreResult<Vec<PendingLogout>>;
+    async fn finish_logout(
+        id: &str, outcome: LogoutDelivery, now: UnixTime, audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<()>;
     async fn purge_expired(now: UnixTime, idle_cutoff: UnixTime) -> StoreResult<u64>;
 }}

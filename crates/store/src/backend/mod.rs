@@ -3,8 +3,8 @@
 //! both: each aggregate's module adds its methods to [`Db`] (`orgs`, `accounts` with
 //! password links, `flows`, `factors` with pending factors, the recovery code and the
 //! bypass, `codes`, `passkeys` with ceremonies, `sessions`, `throttle` with factor
-//! failures, `audit`), and `forward` writes each store's `Store` impl from them. Only
-//! connection set-up and migrations differ.
+//! failures, `audit`, `oidc` for OpenID Connect), and `forward` writes each store's
+//! `Store` impl from them. Only connection set-up and migrations differ.
 
 mod accounts;
 mod audit;
@@ -12,6 +12,7 @@ mod codes;
 mod factors;
 mod flows;
 mod forward;
+mod oidc;
 mod orgs;
 mod passkeys;
 mod sessions;
@@ -130,7 +131,8 @@ impl Db {
     }
 
     /// Deletes expired login flows, codes, ceremonies, pending factors and password
-    /// links (unused a week past their expiry), and sessions idle since `idle_cutoff`.
+    /// links (unused a week past their expiry), sessions idle since `idle_cutoff`, and
+    /// OpenID Connect's expired rows.
     async fn purge_expired(&self, now: UnixTime, idle_cutoff: UnixTime) -> StoreResult<u64> {
         let mut n = 0;
         n += self.query("DELETE FROM login_flows WHERE expires_at <= $1").bind(now.0).execute().await?;
@@ -143,6 +145,7 @@ impl Db {
             .bind(now.0 - 7 * 24 * 3600)
             .execute()
             .await?;
+        n += self.purge_expired_oidc(now).await?;
         Ok(n)
     }
 }

@@ -4,7 +4,7 @@ use clinic_auth_core::{AccountId, TokenHash, UnixTime};
 
 use super::accounts::move_stamp;
 use super::sql::Tx;
-use super::{Db, parse_with};
+use super::{Db, corrupt, parse_with};
 use crate::{NewAuditEvent, NewSession, SessionRecord, StoreError, StoreResult, Via};
 
 impl Db {
@@ -23,7 +23,8 @@ impl Db {
     pub(super) async fn get_session(&self, token: &TokenHash) -> StoreResult<Option<SessionRecord>> {
         let row = self
             .query(
-                "SELECT account_id, csrf_token, created_at, last_seen_at, verified_at FROM sessions WHERE token_hash = $1",
+                "SELECT account_id, csrf_token, created_at, last_seen_at, verified_at, sid, proved
+                 FROM sessions WHERE token_hash = $1",
             )
             .bind(token.as_str())
             .fetch_optional()
@@ -35,6 +36,9 @@ impl Db {
             created_at: UnixTime(row.try_get("created_at")?),
             last_seen_at: UnixTime(row.try_get("last_seen_at")?),
             verified_at: row.try_get::<Option<i64>>("verified_at")?.map(UnixTime),
+            // Nullable only in SQLite's schema; the store always writes it.
+            sid: row.try_get::<Option<String>>("sid")?.ok_or_else(|| corrupt("session id"))?,
+            proved: row.try_get("proved")?,
         }))
     }
 
@@ -47,10 +51,16 @@ impl Db {
         Ok(())
     }
 
-    pub(super) async fn mark_session_verified(&self, token: &TokenHash, now: UnixTime) -> StoreResult<()> {
-        self.query("UPDATE sessions SET verified_at = $1 WHERE token_hash = $2")
+    pub(super) async fn mark_session_verified(
+        &self,
+        token: &TokenHash,
+        now: UnixTime,
+        proved: &str,
+    ) -> StoreResult<()> {
+        self.query("UPDATE sessions SET verified_at = $1, proved = $3 WHERE token_hash = $2")
             .bind(now.0)
             .bind(token.as_str())
+            .bind(proved)
             .execute()
             .await?;
         Ok(())
@@ -113,8 +123,9 @@ pub(super) async fn insert_session_tx(tx: &mut Tx, s: &NewSession, finished_flow
         return Err(StoreError::MissingReference("login flow"));
     }
     tx.query(
-        "INSERT INTO sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, client_ip, user_agent, verified_at)
-         VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
+        "INSERT INTO sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, client_ip, user_agent, verified_at,
+           sid, proved)
+         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)",
     )
     .bind(s.token_hash.as_str())
     .bind(s.account_id.to_string())
@@ -123,6 +134,8 @@ pub(super) async fn insert_session_tx(tx: &mut Tx, s: &NewSession, finished_flow
     .bind(&s.client.ip)
     .bind(&s.client.user_agent)
     .bind(s.second_factor.then_some(s.now.0))
+    .bind(&s.sid)
+    .bind(&s.proved)
     .execute()
     .await?;
     Ok(())

@@ -3,13 +3,14 @@
 
 const TRAIT: &str = include_str!("../../src/lib.rs");
 
-const SUITE: [&str; 11] = [
+const SUITE: [&str; 12] = [
     include_str!("accounts.rs"),
     include_str!("audit.rs"),
     include_str!("codes.rs"),
     include_str!("factors.rs"),
     include_str!("flows.rs"),
     include_str!("harness.rs"),
+    include_str!("oidc.rs"),
     include_str!("orgs.rs"),
     include_str!("passkeys.rs"),
     include_str!("sessions.rs"),

@@ -111,6 +111,35 @@ impl TestStore {
         Some(TestStore { store, backend, url, _db: db })
     }
 
+    /// A store whose database has only the migrations up to `version` (not run by
+    /// the store), to check what a later one does to existing rows.
+    pub async fn open_at(backend: Backend, version: i64) -> Option<TestStore> {
+        let (db, url) = TestDb::create(backend).await?;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        });
+        let mut migrator = sqlx::migrate::Migrator::new(dir).await.expect("migrations");
+        migrator.migrations = migrator.migrations.iter().filter(|m| m.version <= version).cloned().collect();
+        match backend {
+            Backend::Sqlite => {
+                let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+                    .unwrap()
+                    .create_if_missing(true);
+                let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+                migrator.run(&pool).await.expect("early migrations");
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                migrator.run(&pool).await.expect("early migrations");
+                pool.close().await;
+            }
+        }
+        let store = clinic_auth_store::connect(&url, chain_keys()).await.expect("connect");
+        Some(TestStore { store, backend, url, _db: db })
+    }
+
     /// Runs SQL beside the store, as someone with database access would.
     pub async fn raw(&self, sql: &str) {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
@@ -288,6 +317,8 @@ pub fn new_session(account: &Account, name: &str, stamp: i64) -> NewSession {
         now: NOW,
         client: ClientInfo { ip: "10.0.0.1".into(), user_agent: "contract".into() },
         second_factor: true,
+        sid: format!("sid-{name}"),
+        proved: "password,authenticator".into(),
         stamp,
     }
 }

@@ -37,6 +37,7 @@ mod coverage;
 mod factors;
 mod flows;
 mod harness;
+mod oidc;
 mod orgs;
 mod passkeys;
 mod sessions;

@@ -16,7 +16,11 @@ async fn sessions_round_trip(t: TestStore) {
     let org = t.org("riverside").await;
     let m = t.member(&org, "m@riverside.test").await;
     let flow = t.flow(&m, "flow").await;
-    let s = clinic_auth_store::NewSession { second_factor: false, ..new_session(&m, "s", m.security_stamp) };
+    let s = clinic_auth_store::NewSession {
+        second_factor: false,
+        proved: "password".into(),
+        ..new_session(&m, "s", m.security_stamp)
+    };
     t.insert_session(&s, &flow, &audit("signed_in", Some(&org.id), Some(m.id))).await.unwrap();
     assert_eq!(t.get_flow(&flow).await.unwrap(), None, "the flow that earned it ends");
     let want = SessionRecord {
@@ -25,6 +29,8 @@ async fn sessions_round_trip(t: TestStore) {
         created_at: NOW,
         last_seen_at: NOW,
         verified_at: None,
+        sid: "sid-s".into(),
+        proved: "password".into(),
     };
     assert_eq!(t.get_session(&s.token_hash).await.unwrap(), Some(want.clone()));
     assert_eq!(t.get_session(&token("other")).await.unwrap(), None);
@@ -33,8 +39,13 @@ async fn sessions_round_trip(t: TestStore) {
     let later = NOW.plus_secs(60);
     t.touch_session(&s.token_hash, later).await.unwrap();
     t.touch_session(&s.token_hash, NOW.plus_secs(30)).await.unwrap();
-    t.mark_session_verified(&s.token_hash, later).await.unwrap();
-    let want = SessionRecord { last_seen_at: later, verified_at: Some(later), ..want };
+    t.mark_session_verified(&s.token_hash, later, "password,authenticator").await.unwrap();
+    let want = SessionRecord {
+        last_seen_at: later,
+        verified_at: Some(later),
+        proved: "password,authenticator".into(),
+        ..want
+    };
     assert_eq!(t.get_session(&s.token_hash).await.unwrap(), Some(want));
     assert_eq!(t.count_sessions(m.id).await.unwrap(), 1);
 

@@ -16,6 +16,8 @@ pub enum Kind {
     /// Device hints for the passkeys made in this browser. They only make the passkey
     /// the default method at sign-in; they prove nothing by themselves.
     Device,
+    /// An app's authorization request waiting for this browser's sign-in.
+    AppRequest,
 }
 
 pub fn name(state: &AppState, kind: Kind) -> &'static str {
@@ -28,6 +30,8 @@ pub fn name(state: &AppState, kind: Kind) -> &'static str {
         (false, Kind::Csrf) => "clinic_auth_csrf",
         (true, Kind::Device) => "__Host-clinic_auth_device",
         (false, Kind::Device) => "clinic_auth_device",
+        (true, Kind::AppRequest) => "__Host-clinic_auth_app_request",
+        (false, Kind::AppRequest) => "clinic_auth_app_request",
     }
 }
 
@@ -39,7 +43,8 @@ pub fn set(state: &AppState, jar: CookieJar, kind: Kind, value: String) -> Cooki
     let same_site = match kind {
         // Strict would drop the session on every link into the app from mail or
         // another site; forms are protected by CSRF tokens instead.
-        Kind::Session | Kind::Flow => SameSite::Lax,
+        // The app request is set when an app's link brings the browser here.
+        Kind::Session | Kind::Flow | Kind::AppRequest => SameSite::Lax,
         Kind::Csrf | Kind::Device => SameSite::Strict,
     };
     let mut cookie = Cookie::build((name(state, kind), value))
@@ -51,6 +56,9 @@ pub fn set(state: &AppState, jar: CookieJar, kind: Kind, value: String) -> Cooki
     if let Kind::Device = kind {
         // Outlives sessions: the browser stays trusted until the passkey is removed.
         cookie.set_max_age(time::Duration::days(400));
+    }
+    if let Kind::AppRequest = kind {
+        cookie.set_max_age(time::Duration::seconds(clinic_auth_core::oidc::REQUEST_TTL_SECS));
     }
     jar.add(cookie)
 }

@@ -67,8 +67,12 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let path = req.uri().path().to_owned();
     let json = wants_json(&path);
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // The OpenID Connect endpoints take posts from apps on other sites by design; the
+    // token endpoints authenticate the app, and the sign-out form has its own token.
+    let protocol = path.starts_with("/oauth2/");
     if unsafe_method
         && !json
+        && !protocol
         && let Err(e) = super::csrf::check_origin(req.headers())
     {
         return PageError(e).into_response();

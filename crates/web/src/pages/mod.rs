@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod apps;
 mod audit;
 mod links;
 mod member;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .merge(member::routes())
         .merge(audit::routes())
         .merge(platform::routes())
+        .merge(apps::routes())
 }
 
 /// Where one realm's sign-in pages live, and what they are called.
@@ -78,6 +80,11 @@ const PATIENT: RealmPages = RealmPages {
     resend: "/portal/login/resend",
     setup: "/portal/login/setup",
 };
+
+/// The first sign-in page of a realm.
+pub(crate) fn sign_in_path(realm: Realm) -> &'static str {
+    pages_for(realm).base
+}
 
 fn pages_for(realm: Realm) -> RealmPages {
     match realm {

@@ -491,13 +491,18 @@ async fn account_enrolled(
     code: Option<RecoveryCode>,
 ) -> Result<Response, PageError> {
     // Confirming the factor proved it in this session (the enroll use case says so).
-    let next = if trust_device::offer_trust(state, &s.account, jar).await? {
+    let app = crate::oidc::pending_app_sign_in(state, jar);
+    let next = if app {
+        // An app asked for a second factor and the member had none: back to it.
+        clinic_auth_app::oidc::paths::RESUME
+    } else if trust_device::offer_trust(state, &s.account, jar).await? {
         "/account/trust-device?after=setup"
     } else {
         "/account?notice=mfa_on"
     };
     Ok(match code {
         Some(code) => recovery_code_page(state, &code, next, Shown::FirstCode),
+        None if app => Redirect::to(next).into_response(),
         None => Redirect::to("/account?notice=mfa_on").into_response(),
     })
 }

@@ -248,7 +248,10 @@ pub(super) async fn signed_in(state: &AppState, jar: CookieJar, done: SignedInSe
     let jar = cookies::remove(state, jar, Kind::Csrf);
     let jar = cookies::set(state, jar, Kind::Session, done.token.expose().to_owned());
     // Setup just finished: "Trust this device?" comes after the recovery code.
+    // An app's sign-in waits for this one: back to it (after a new recovery code).
+    let app = crate::oidc::pending_app_sign_in(state, &jar);
     let next = match why {
+        _ if app => clinic_auth_app::oidc::paths::RESUME,
         Shown::FirstCode if trust_device::offer_trust(state, &done.account, &jar).await? => {
             "/account/trust-device?after=setup"
         }
@@ -256,7 +259,8 @@ pub(super) async fn signed_in(state: &AppState, jar: CookieJar, done: SignedInSe
     };
     Ok(match done.new_recovery_code {
         Some(code) => (jar, recovery_code_page(state, &code, next, why)).into_response(),
-        None if done.suggest_setup => (jar, Redirect::to("/account/2fa/setup?notice=bypass")).into_response(),
+        None if done.suggest_setup && !app => (jar, Redirect::to("/account/2fa/setup?notice=bypass")).into_response(),
+        None if app => (jar, Redirect::to(clinic_auth_app::oidc::paths::RESUME)).into_response(),
         None => (jar, Redirect::to("/account")).into_response(),
     })
 }

@@ -64,13 +64,15 @@ fn next_path(next: &str) -> &'static str {
         "recovery-code" => "/account/2fa/recovery-code",
         "trust-device" => "/account/trust-device",
         "admin" => "/admin/users",
+        // An app asked for a second factor (`acr_values`): back to its sign-in.
+        "app" => clinic_auth_app::oidc::paths::RESUME,
         _ => "/account",
     }
 }
 
 fn next_key(next: &str) -> &str {
     match next {
-        "setup" | "off" | "recovery-code" | "trust-device" | "admin" => next,
+        "setup" | "off" | "recovery-code" | "trust-device" | "admin" | "app" => next,
         _ => "account",
     }
 }
