@@ -13,7 +13,6 @@ import { Authenticator, enrollAuthenticatorThroughApi } from '../lib/api.mjs';
 import { launchBrowser, withServerAndBrowser } from '../lib/server.mjs';
 import {
   click,
-  expectHeading,
   expectPath,
   expectText,
   fill,
@@ -94,6 +93,9 @@ function assertIdToken(server, app, result, email) {
   assert.ok(Object.values(ACR).includes(c.acr), `acr is one of clinic-auth's: ${why}`);
   assert.equal(c.account_kind, 'member', `account_kind: ${why}`);
   assert.equal(c.realm, 'staff', `realm: ${why}`);
+  // Signed with RS256 and a key the JWKS names (jose checked the signature with it).
+  assert.equal(result.idTokenHeader.alg, 'RS256', `alg of the ID token: ${JSON.stringify(result.idTokenHeader)}`);
+  assert.equal(typeof result.idTokenHeader.kid, 'string', `kid of the ID token: ${JSON.stringify(result.idTokenHeader)}`);
   // The authorization response came back with the state and the issuer (RFC 9207).
   assert.equal(result.params.state, result.requested.state, `state: ${JSON.stringify(result.params)}`);
   assert.equal(result.params.iss, server.baseUrl, `iss of the authorization response: ${JSON.stringify(result.params)}`);
@@ -198,9 +200,10 @@ test('a second app signs the same browser in without a sign-in page (SSO)', TIME
   }),
 );
 
-test('an app asks for a second factor (step-up) and then for a fresh sign-in (max_age)', TIMEOUT, (t) =>
+test('an app asks for a second factor (step-up), which leads to its setup, and then for a fresh sign-in (max_age)', TIMEOUT, (t) =>
   withServerAndBrowser(t, async ({ server, page }) => {
-    // 2FA is optional at this clinic: the member signs in with a password alone.
+    // 2FA is optional at this clinic (setting it up is allowed): a member without any
+    // factor signs in with a password alone.
     const org = createClinic(server, { mfa: 'optional' });
     addMember(server, org, LEE);
     const app = await startApp(server, { name: 'Riverside Charts' });
@@ -211,39 +214,40 @@ test('an app asks for a second factor (step-up) and then for a fresh sign-in (ma
     assert.equal(first.claims.acr, ACR.password, JSON.stringify(first.claims));
     assert.deepEqual(first.claims.amr, ['pwd']);
 
-    // In this same session the member turns on an authenticator app from the account
-    // page. This is the one way a session that proved only a password comes to belong
-    // to a member with an authenticator app: a sign-in asks everyone who has a factor
-    // for it, and setting one up from any other session ends this one. Setting it up
-    // is taken as no proof of a second factor for apps: the session still proved only
-    // the password, so an app that asks for MFA gets "Confirm it's you".
-    await open(page, `${server.baseUrl}/account`, server);
-    const enable = page.getByRole('link', { name: 'Enable two-factor authentication', exact: true });
-    await waitVisible(page, enable, 'a link "Enable two-factor authentication" on the account page');
-    await enable.click();
-    const authenticator = new Authenticator(await setUpAuthenticatorByKey(page, { path: '/account/2fa/setup' }));
-    authenticator.usedNow();
-
-    // The app asks for MFA: "Confirm it's you", a code, and back to the app.
+    // The app asks for MFA. The member has no factor yet: the browser is led to set
+    // up an authenticator app, and a code typed from it proves it in this session.
+    const nav = trackNavigations(page);
     let before = app.resultCount();
     await open(page, app.loginUrl({ acr_values: ACR.mfa }));
     assert.notEqual(
       new URL(page.url()).origin,
       app.baseUrl,
-      'acr_values=mfa went straight back to the app, without "Confirm it\'s you": setting up the authenticator ' +
-        `counted as proving it in this session (${JSON.stringify(app.lastResult())})`,
+      `acr_values=mfa went straight back to the app with a password-only session (${JSON.stringify(app.lastResult())})`,
     );
-    await expectServerPage(page, server, '/account/2fa/verify');
-    await expectHeading(page, "Confirm it's you");
-    await fill(page, 'Verification code', await authenticator.code());
-    await click(page, 'Continue');
+    const authenticator = new Authenticator(await setUpAuthenticatorByKey(page, { path: '/account/2fa/setup' }));
+    assert.equal(new URL(page.url()).origin, server.baseUrl, `the setup page is the server's: ${page.url()}`);
+    authenticator.usedNow();
+    // The recovery code page's Continue (a link) goes on with the app's authorization request.
+    const next = page.getByRole('link', { name: 'Continue', exact: true });
+    await waitVisible(page, next, 'a "Continue" link on the recovery code page');
+    const nextHref = new URL(await next.first().getAttribute('href'), page.url());
+    assert.equal(nextHref.origin, server.baseUrl, `Continue stays on the server: ${nextHref.href}`);
+    assert.equal(nextHref.pathname, '/oauth2/authorize/resume', `Continue returns to the authorization request: ${nextHref.href}`);
+    await next.first().click();
     const stepped = await app.expectSignedIn(page, { after: before });
+    assert.ok(
+      nav.pathsAt(server.baseUrl).includes('/oauth2/authorize/resume'),
+      `the browser went back through /oauth2/authorize/resume: ${JSON.stringify(nav.urls())}`,
+    );
+    nav.stop();
     assertIdToken(server, app, stepped, LEE);
     assert.equal(stepped.claims.acr, ACR.mfa, JSON.stringify(stepped.claims));
-    assertAmrIncludes(stepped.claims, ['pwd', 'otp', 'mfa']);
+    assertAmrIncludes(stepped.claims, ['otp', 'mfa']);
     assert.equal(stepped.claims.sub, first.claims.sub);
+    assert.equal(stepped.claims.sid, first.claims.sid, 'the same session, stepped up');
 
-    // max_age=1, two seconds later: the password again, then the code; a newer auth_time.
+    // max_age=1, two seconds later: the password again, then (now that the member has
+    // a factor) the code; a newer auth_time.
     await sleep(2_000);
     before = app.resultCount();
     await open(page, app.loginUrl({ max_age: 1 }));
@@ -258,6 +262,10 @@ test('an app asks for a second factor (step-up) and then for a fresh sign-in (ma
     assert.ok(
       fresh.claims.auth_time > first.claims.auth_time,
       `auth_time ${fresh.claims.auth_time} is later than ${first.claims.auth_time}`,
+    );
+    assert.ok(
+      fresh.claims.auth_time > stepped.claims.auth_time,
+      `auth_time ${fresh.claims.auth_time} is later than the step-up's ${stepped.claims.auth_time}`,
     );
     assert.equal(fresh.claims.acr, ACR.mfa, JSON.stringify(fresh.claims));
     assertAmrIncludes(fresh.claims, ['pwd', 'otp', 'mfa']);
