@@ -6,7 +6,7 @@ import * as OTPAuth from 'otpauth';
 
 const BODY_EXCERPT = 1_500;
 
-async function describePage(page) {
+export async function describePage(page) {
   let text = '';
   try {
     text = (await page.locator('body').innerText({ timeout: 2_000 })).replace(/\n{2,}/g, '\n').trim();
@@ -144,12 +144,42 @@ export async function expectVisibleLabels(page) {
 }
 
 /**
- * On the setup page, as someone whose phone cannot scan: opens "Trouble scanning?",
+ * A sign-in that may open at the email step or, for someone the server already knows
+ * (signing in again), at the password step: fills what is asked, up to the password.
+ */
+export async function reauthenticate(page, email, password) {
+  const emailField = field(page, 'Email');
+  const passwordField = field(page, 'Password');
+  await waitVisible(page, emailField.or(passwordField), 'a sign-in page asking for the email or the password');
+  if (await emailField.first().isVisible()) {
+    await signIn(page, email, password);
+  } else {
+    await fill(page, 'Password', password);
+    await click(page, 'Continue');
+  }
+}
+
+/** In the clinic console: Users → search → View, for `email`; ends on the member's page. */
+export async function openMember(page, server, email) {
+  await open(page, `${server.baseUrl}/admin/users`, server);
+  await expectHeading(page, 'Users');
+  await fill(page, 'Search', email.split('@')[0]);
+  await click(page, 'Search');
+  const view = page.getByRole('link', { name: `View ${email}`, exact: true });
+  await waitVisible(page, view, `a "View" link for ${email}`);
+  assert.equal(await page.getByRole('link', { name: /^View / }).count(), 1, 'the search narrows the list to one member');
+  await view.click();
+  await expectHeading(page, email);
+}
+
+/**
+ * On the setup page (`path`: the one during sign-in, or `/account/2fa/setup` from the
+ * account page), as someone whose phone cannot scan: opens "Trouble scanning?",
  * types the key into an authenticator (the independent `otpauth` package), enters
  * its code and presses "Enable 2FA". Returns the authenticator, for later codes.
  */
-export async function setUpAuthenticatorByKey(page) {
-  await expectPath(page, '/login/setup');
+export async function setUpAuthenticatorByKey(page, { path = '/login/setup' } = {}) {
+  await expectPath(page, path);
   await page.locator('details summary', { hasText: 'Trouble scanning?' }).click();
   const key = (await page.locator('#setup-key').innerText()).trim().replace(/ /g, '');
   const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(key), digits: 6, period: 30, algorithm: 'SHA1' });

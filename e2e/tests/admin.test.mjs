@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import * as OTPAuth from 'otpauth';
+import { enrollAuthenticatorThroughApi } from '../lib/api.mjs';
 import { RESULTS_DIR, launchBrowser, withServerAndBrowser } from '../lib/server.mjs';
 import {
   click,
@@ -18,6 +18,7 @@ import {
   field,
   fill,
   open,
+  openMember,
   setUpAuthenticatorByKey,
   signIn,
   signOut,
@@ -35,54 +36,6 @@ const NURSE = 'nurse@riverside.test';
 async function screenshot(page, name) {
   await mkdir(RESULTS_DIR, { recursive: true });
   await page.screenshot({ path: join(RESULTS_DIR, `${name}.png`), fullPage: true });
-}
-
-async function api(server, method, path, body, token) {
-  const headers = { 'content-type': 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(`${server.baseUrl}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    assert.fail(`${method} ${path} answered ${res.status} with non-JSON: ${text.slice(0, 300)}`);
-  }
-  return { status: res.status, body: json };
-}
-
-/** A member of the Mandatory-2FA clinic sets up an authenticator app through the API. */
-async function enrollThroughApi(server, email) {
-  const start = await api(server, 'POST', '/api/v1/login', { email });
-  const flow = encodeURIComponent(start.body.flow_id);
-  const pw = await api(server, 'POST', `/api/v1/login/${flow}/password`, { password: PASSWORD });
-  assert.equal(pw.body.next, 'enroll', `${email}: ${JSON.stringify(pw.body)}`);
-  const setup = await api(server, 'POST', `/api/v1/login/${flow}/enroll/authenticator`, {});
-  assert.equal(setup.status, 200, JSON.stringify(setup.body));
-  const totp = OTPAuth.URI.parse(setup.body.otpauth_uri);
-  const done = await api(server, 'POST', `/api/v1/login/${flow}/enroll/authenticator/confirm`, {
-    code: totp.generate(),
-  });
-  assert.equal(done.status, 200, JSON.stringify(done.body));
-  assert.equal(done.body.next, 'done');
-}
-
-/** Users → search → View, for `email`. */
-async function openMember(page, server, email) {
-  await open(page, `${server.baseUrl}/admin/users`, server);
-  await expectHeading(page, 'Users');
-  await fill(page, 'Search', email.split('@')[0]);
-  await click(page, 'Search');
-  const view = page.getByRole('link', { name: `View ${email}`, exact: true });
-  await waitVisible(page, view, `a "View" link for ${email}`);
-  assert.equal(await page.getByRole('link', { name: /^View / }).count(), 1, 'the search narrows the list to one member');
-  await view.click();
-  await expectHeading(page, email);
 }
 
 test('a new clinic admin turns on Mandatory 2FA, exempts, bypasses and resets members, and audits it', TIMEOUT, (t) =>
@@ -121,8 +74,8 @@ test('a new clinic admin turns on Mandatory 2FA, exempts, bypasses and resets me
     await screenshot(page, 'admin-clinic-settings');
 
     // Two members set up their authenticator app (they are now required to).
-    await enrollThroughApi(server, LEE);
-    await enrollThroughApi(server, NURSE);
+    await enrollAuthenticatorThroughApi(server, LEE, PASSWORD);
+    await enrollAuthenticatorThroughApi(server, NURSE, PASSWORD);
 
     // 3. The locum is set to Not required.
     await openMember(page, server, LOCUM);

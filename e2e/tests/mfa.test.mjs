@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import jsQR from 'jsqr';
 import * as OTPAuth from 'otpauth';
 import pngjs from 'pngjs';
+import { api } from '../lib/api.mjs';
 import { RESULTS_DIR, withServerAndBrowser } from '../lib/server.mjs';
 import {
   click,
@@ -51,27 +52,6 @@ const step = (ms = Date.now()) => Math.floor(ms / STEP_MS);
 async function screenshot(page, name) {
   await mkdir(RESULTS_DIR, { recursive: true });
   await page.screenshot({ path: join(RESULTS_DIR, `${name}.png`), fullPage: true });
-}
-
-/** POSTs/PUTs JSON to the API and returns { status, body }; fails on a non-JSON answer. */
-async function api(server, method, path, body, token) {
-  const headers = { 'content-type': 'application/json', accept: 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(`${server.baseUrl}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    redirect: 'manual',
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    assert.fail(`${method} ${path} answered ${res.status} with non-JSON: ${text.slice(0, 500)}`);
-  }
-  return { status: res.status, body: json };
 }
 
 /** Org, MFA enabled by platform support, an admin with a password, and an invited member. */
