@@ -257,15 +257,24 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let invalid = || {
-        let mut res = (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": "invalid_token" }))).into_response();
-        res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+    // RFC 6750 §3.1: no token gets a bare challenge; a bad one says `invalid_token`.
+    let challenge = |error: Option<&'static str>| {
+        let body = match error {
+            Some(e) => serde_json::json!({ "error": e }),
+            None => serde_json::json!({ "error": "unauthorized" }),
+        };
+        let mut res = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+        let value = match error {
+            Some(_) => HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            None => HeaderValue::from_static("Bearer"),
+        };
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
         res
     };
-    let Some(token) = bearer else { return invalid() };
+    let Some(token) = bearer else { return challenge(None) };
     match tokens::userinfo(&state, token).await {
         Ok(Some(claims)) => Json(claims).into_response(),
-        Ok(None) => invalid(),
+        Ok(None) => challenge(Some("invalid_token")),
         Err(e) => AppError::from(e).into_response(),
     }
 }

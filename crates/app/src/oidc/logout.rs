@@ -192,6 +192,7 @@ pub async fn deliver_due(state: &App) -> Result<usize, Error> {
         let attempts = p.attempts + 1;
         let (outcome, result) = match poster.post(uri, &token).await {
             Ok(()) => {
+                tracing::info!(client_id = %app.client_id, attempts, "back-channel logout delivered");
                 delivered += 1;
                 (LogoutDelivery::Delivered, "delivered")
             }

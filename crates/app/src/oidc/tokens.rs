@@ -218,13 +218,27 @@ pub async fn exchange(
         }
         (None, secret) => Credentials { client_id: form.client_id.as_deref(), client_secret: secret },
     };
-    let app = clients::authenticate(state, creds).await?.ok_or_else(invalid_client)?;
-    match form.grant_type.as_deref() {
-        Some("authorization_code") => code_grant(state, &app, &form, client).await,
-        Some("refresh_token") => refresh_grant(state, &app, &form, client).await,
-        Some(_) => Err(oauth("unsupported_grant_type", "only authorization_code and refresh_token are supported")),
-        None => Err(oauth("invalid_request", "grant_type is required")),
+    let answer = match clients::authenticate(state, creds).await? {
+        None => Err(invalid_client()),
+        Some(app) => match form.grant_type.as_deref() {
+            Some("authorization_code") => code_grant(state, &app, &form, client).await,
+            Some("refresh_token") => refresh_grant(state, &app, &form, client).await,
+            Some(_) => Err(oauth("unsupported_grant_type", "only authorization_code and refresh_token are supported")),
+            None => Err(oauth("invalid_request", "grant_type is required")),
+        },
+    };
+    if let Err(TokenError::OAuth { error, .. }) = &answer {
+        refused(state, creds.client_id, error, client).await?;
     }
+    answer
+}
+
+/// A refused token request is audited with the client it named (cut to 64 characters:
+/// it may not be a client at all) and the OAuth error; never the code or token.
+async fn refused(state: &App, client_id: Option<&str>, reason: &str, client: &ClientInfo) -> Result<(), Error> {
+    let id: String = client_id.unwrap_or_default().chars().take(64).collect();
+    let event = audit_event(state, Event::AppRequestRefused { client_id: &id, reason }, client);
+    Ok(state.store.append_audit(&event).await?)
 }
 
 async fn code_grant(

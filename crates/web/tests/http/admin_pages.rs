@@ -14,6 +14,7 @@ both_stores!(
     a_bypass_sign_in_offers_setup_again_where_it_is_optional,
     a_clinic_reads_platform_support_where_a_platform_admin_acted,
     saving_clinic_settings_keeps_passkeys_and_what_the_form_does_not_show,
+    platform_support_registers_a_clinic_app_and_sees_its_secret_once,
 );
 
 async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
@@ -396,4 +397,64 @@ async fn saving_clinic_settings_keeps_passkeys_and_what_the_form_does_not_show(a
     let fields: Vec<_> = form_as_shown(&html).into_iter().filter(|(name, _)| name != "method_passkey").collect();
     b.post(app.url("/admin/edit")).form(&fields).send().await.unwrap();
     assert_eq!(mfa_now().await.methods, MethodSet::parse("sms").unwrap());
+}
+
+async fn platform_support_registers_a_clinic_app_and_sees_its_secret_once(app: TestApp) {
+    app.platform_admin("support@platform.test").await;
+    let org = app.org("Riverside", OrgKind::Clinic).await;
+    app.member(&org, "owner@riverside.test", Role::Owner).await;
+    let b = signed_in(&app, "support@platform.test").await;
+    let (status, html) = page(&b, &app.url("/platform/apps")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("No apps are registered yet."), "{html}");
+    assert!(html.contains(&format!("{}/.well-known/openid-configuration", app.base)));
+
+    // A plain-http redirect URI off loopback is refused and the form keeps what was typed.
+    let res = post_form(
+        &app,
+        &b,
+        "/platform/apps",
+        "/platform/apps",
+        &[("name", "Riverside EHR"), ("redirect_uris", "http://ehr.riverside.example/cb"), ("kind", "confidential")],
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("must use https://"), "{html}");
+    assert!(html.contains("http://ehr.riverside.example/cb"));
+
+    let res = post_form(
+        &app,
+        &b,
+        "/platform/apps",
+        "/platform/apps",
+        &[
+            ("name", "Riverside EHR"),
+            ("redirect_uris", "https://ehr.riverside.example/cb\nhttps://ehr.riverside.example/cb2"),
+            ("kind", "confidential"),
+            ("org", org.id.as_str()),
+            ("require_mfa", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    let secret = html.split("id=\"client-secret\">").nth(1).and_then(|r| r.split('<').next()).unwrap().to_owned();
+    let client_id = html.split("id=\"client-id\">").nth(1).and_then(|r| r.split('<').next()).unwrap().to_owned();
+    assert_eq!(secret.len(), 43, "a 256-bit secret");
+    let stored = app.state.store.get_oidc_client(&client_id).await.unwrap().unwrap();
+    assert_eq!(stored.org_id.as_ref(), Some(&org.id));
+    assert!(stored.require_mfa);
+    assert_eq!(stored.redirect_uris.len(), 2);
+    assert_ne!(stored.secret_hash.as_deref(), Some(secret.as_str()), "only a hash is stored");
+    // The list shows the app, never the secret again.
+    let (_, html) = page(&b, &app.url("/platform/apps")).await;
+    assert!(html.contains("Riverside EHR") && html.contains(&client_id));
+    assert!(!html.contains(&secret));
+    assert_eq!(app.audit_of(Some("app_registered"), 10).await.len(), 1);
+
+    // A clinic owner may not see or register apps.
+    let owner = signed_in(&app, "owner@riverside.test").await;
+    let (status, _) = page(&owner, &app.url("/platform/apps")).await;
+    assert_eq!(status, 403);
 }
