@@ -410,3 +410,101 @@ fn audit_checkpoint_catches_newest_events_cut_off() {
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&cp).unwrap()).unwrap();
     assert_eq!(saved["riverside-clinic"]["seq"], 3, "a failed run leaves the checkpoint alone");
 }
+
+#[test]
+fn operators_register_clinic_apps_and_rotate_signing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _) = json(d, &["org", "create", "--name", "Riverside", "--kind", "clinic"], None);
+    assert!(ok);
+    let (ok, v) = json(
+        d,
+        &[
+            "oidc",
+            "client",
+            "create",
+            "--name",
+            "Riverside EHR",
+            "--redirect-uri",
+            "https://ehr.riverside.example/cb",
+            "--redirect-uri",
+            "http://127.0.0.1:8081/cb",
+            "--backchannel-logout-uri",
+            "https://ehr.riverside.example/logout",
+            "--confidential",
+            "--org",
+            "riverside",
+            "--require-mfa",
+        ],
+        None,
+    );
+    assert!(ok, "{v}");
+    let client_id = v["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["client_secret"].as_str().unwrap().len(), 43);
+    assert_eq!(v["org_id"], "riverside");
+    assert_eq!(v["require_mfa"], true);
+    assert_eq!(v["redirect_uris"].as_array().unwrap().len(), 2);
+
+    let (ok, v) = json(
+        d,
+        &[
+            "oidc",
+            "client",
+            "create",
+            "--name",
+            "Portal",
+            "--redirect-uri",
+            "https://portal.example/cb",
+            "--public",
+            "--patients",
+        ],
+        None,
+    );
+    assert!(ok, "{v}");
+    assert!(v.get("client_secret").is_none(), "a public app has no secret: {v}");
+    assert_eq!(v["realm"], "patient");
+
+    // Plain http is for loopback only; an unknown organization is refused.
+    let (ok, out, err) = run(
+        d,
+        &["oidc", "client", "create", "--name", "Bad", "--redirect-uri", "http://ehr.example/cb", "--public"],
+        None,
+    );
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("https://"), "{err}");
+    let (ok, _, err) = run(
+        d,
+        &[
+            "oidc",
+            "client",
+            "create",
+            "--name",
+            "Bad",
+            "--redirect-uri",
+            "https://ehr.example/cb",
+            "--public",
+            "--org",
+            "nowhere",
+        ],
+        None,
+    );
+    assert!(!ok && err.to_lowercase().contains("organization"), "{err}");
+    // One of --public and --confidential is required.
+    let (ok, _, _) =
+        run(d, &["oidc", "client", "create", "--name", "X", "--redirect-uri", "https://x.example/cb"], None);
+    assert!(!ok);
+
+    let (ok, v) = json(d, &["oidc", "client", "list"], None);
+    assert!(ok);
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().any(|c| c["client_id"] == client_id.as_str()));
+    assert!(list.iter().all(|c| c.get("client_secret").is_none()), "the secret is never listed");
+
+    let (ok, first) = json(d, &["oidc", "keys", "rotate"], None);
+    assert!(ok);
+    let (ok, second) = json(d, &["oidc", "keys", "rotate"], None);
+    assert!(ok);
+    assert_eq!(first["kids"].as_array().unwrap().len(), 2, "an RS256 and an ES256 key");
+    assert_ne!(first["kids"], second["kids"]);
+}
