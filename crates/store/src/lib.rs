@@ -354,6 +354,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn enqueue_logouts(&self, logouts: &[PendingLogout]) -> StoreResult<()>;
     /// Logouts due at `now` (never tried or retry time reached), oldest first.
     async fn due_logouts(&self, now: UnixTime, limit: u32) -> StoreResult<Vec<PendingLogout>>;
+    /// Takes a due logout for one delivery attempt: moves its next attempt to
+    /// `lease_until` so that no other server instance sends it meanwhile. False when
+    /// it is no longer due (another instance took it, or it is finished).
+    async fn claim_logout(&self, id: &str, now: UnixTime, lease_until: UnixTime) -> StoreResult<bool>;
     /// Records an attempt's outcome (attempts + 1) with its audit event.
     async fn finish_logout(
         &self,

@@ -169,6 +169,11 @@ pub async fn deliver_due(state: &App) -> Result<usize, Error> {
     let due = state.store.due_logouts(state.now(), 50).await?;
     let mut delivered = 0;
     for p in due {
+        // Another server instance may be sending the same one: one claim wins, and
+        // the lease outlasts a delivery's timeout.
+        if !state.store.claim_logout(&p.id, state.now(), state.now().plus_secs(60)).await? {
+            continue;
+        }
         let Some(app) = state.store.get_oidc_client(&p.client_id).await? else {
             state.store.finish_logout(&p.id, LogoutDelivery::GaveUp, state.now(), None).await?;
             continue;

@@ -149,6 +149,7 @@ forward! { SqliteStore, PgStore => {
     async fn list_oidc_grants(account: AccountId, sid: Option<&str>, since: UnixTime) -> StoreResult<Vec<OidcGrant>>;
     async fn enqueue_logouts(logouts: &[PendingLogout]) -> StoreResult<()>;
     async fn due_logouts(now: UnixTime, limit: u32) -> StoreResult<Vec<PendingLogout>>;
+    async fn claim_logout(id: &str, now: UnixTime, lease_until: UnixTime) -> StoreResult<bool>;
     async fn finish_logout(
         id: &str, outcome: LogoutDelivery, now: UnixTime, audit: Option<&NewAuditEvent>,
     ) -> StoreResult<()>;

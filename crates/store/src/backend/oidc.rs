@@ -424,6 +424,21 @@ impl Db {
             .collect()
     }
 
+    /// One UPDATE decides which instance sends a due logout.
+    pub(super) async fn claim_logout(&self, id: &str, now: UnixTime, lease_until: UnixTime) -> StoreResult<bool> {
+        let n = self
+            .query(
+                "UPDATE oidc_logouts SET next_attempt_at = $3
+                 WHERE id = $1 AND next_attempt_at <= $2 AND delivered_at IS NULL AND gave_up_at IS NULL",
+            )
+            .bind(id)
+            .bind(now.0)
+            .bind(lease_until.0)
+            .execute()
+            .await?;
+        Ok(n == 1)
+    }
+
     /// Only a logout still queued changes: a late outcome never reopens one that was
     /// delivered or given up.
     pub(super) async fn finish_logout(

@@ -477,6 +477,18 @@ async fn logouts_are_queued_once_retried_and_finished(t: TestStore) {
     t.enqueue_logouts(&[logout("l4", "billing", "s1", 70)]).await.unwrap();
     assert_eq!(ids_of(t.due_logouts(NOW.plus_secs(70), 10).await.unwrap()), ["l1", "l3", "l4"]);
 
+    // Two instances find l3 due: one claim wins, and it is not due during the lease.
+    let (a, b) = tokio::join!(
+        t.claim_logout("l3", NOW.plus_secs(70), NOW.plus_secs(130)),
+        t.claim_logout("l3", NOW.plus_secs(70), NOW.plus_secs(130))
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one claim wins");
+    assert_eq!(ids_of(t.due_logouts(NOW.plus_secs(71), 10).await.unwrap()), ["l1", "l4"]);
+    assert!(!t.claim_logout("l3", NOW.plus_secs(71), NOW.plus_secs(200)).await.unwrap());
+    assert!(t.claim_logout("l3", NOW.plus_secs(130), NOW.plus_secs(190)).await.unwrap(), "the lease ran out");
+    assert!(!t.claim_logout("l2", NOW.plus_secs(130), NOW.plus_secs(190)).await.unwrap(), "delivered");
+    t.finish_logout("l3", LogoutDelivery::RetryAt(NOW.plus_secs(70)), NOW.plus_secs(130), None).await.unwrap();
+
     // Giving up leaves the queue too; a late outcome changes nothing.
     t.finish_logout("l1", LogoutDelivery::RetryAt(NOW.plus_secs(90)), NOW.plus_secs(60), None).await.unwrap();
     t.finish_logout("l1", LogoutDelivery::GaveUp, NOW.plus_secs(90), None).await.unwrap();
