@@ -59,7 +59,7 @@ pub(super) fn notice_text(key: Option<&str>) -> Option<&'static str> {
             Some("Two-factor authentication is disabled for one sign-in. The member will set it up again right after.")
         }
         "reset" => Some("MFA was reset: every factor of the member was removed, and they were signed out everywhere."),
-        "revoked" => Some("The member was signed out everywhere."),
+        "revoked" => Some("The member was signed out everywhere, clinic apps included."),
         "status" => Some("The member's status is changed."),
         "role" => Some("The member's role is changed."),
         "invitation_sent" => {
