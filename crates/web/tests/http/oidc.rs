@@ -23,7 +23,7 @@ use openidconnect::core::{
     CoreTokenResponse, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AccessToken, AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    AccessToken, AsyncHttpClient, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
     EndpointNotSet, EndpointSet, HttpRequest, HttpResponse, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, SubjectIdentifier,
     TokenResponse,
@@ -43,6 +43,7 @@ both_stores!(
     oidc_apps_admit_only_their_accounts,
     oidc_admin_actions_end_app_tokens,
     oidc_rotated_keys_verify_old_and_new_id_tokens,
+    oidc_a_sign_in_made_for_the_request_satisfies_max_age_and_prompt_login,
 );
 
 /// Where the test apps say they live; the browser never follows the redirect there.
@@ -122,7 +123,7 @@ async fn start(app: &TestApp) -> RpHttp {
     app.state.store.put_authorization_request(&marker, &expired).await.unwrap();
     let waited = std::time::Instant::now();
     while app.state.store.get_authorization_request(&marker).await.unwrap().is_some() {
-        if waited.elapsed() > std::time::Duration::from_secs(5) {
+        if waited.elapsed() > std::time::Duration::from_millis(1500) {
             // The pass was over before the marker went in.
             app.state.store.delete_authorization_request(&marker).await.unwrap();
             break;
@@ -728,6 +729,12 @@ async fn oidc_token_endpoint_refuses_bad_codes_verifiers_and_secrets(app: TestAp
     let pending = authorization(&secretless, &[]);
     let code = code_of(&app, &fresh_code(&pending).await, &pending);
     assert_eq!(oauth_error(exchange(&secretless, &http, code, pending.verifier).await), "invalid_client");
+    // The right secret in the form (client_secret_post, which discovery offers) works.
+    let posting = rp_with_secret(&meta, &ehr.id, ehr.secret.as_deref()).set_auth_type(AuthType::RequestBody);
+    let pending = authorization(&posting, &[]);
+    let code = code_of(&app, &fresh_code(&pending).await, &pending);
+    let tokens = exchange(&posting, &http, code, pending.verifier).await.unwrap_or_else(|e| panic!("{e:?}"));
+    verified(&posting, &tokens, &pending.nonce);
 }
 
 /// An unsigned JWT (`alg: none`) with the claims of a real token.
@@ -776,6 +783,16 @@ async fn oidc_introspection_knows_only_our_live_tokens(app: TestApp) {
     assert_eq!(res.status(), 401);
     let wrong = Registered { id: ehr.id.clone(), secret: Some("wrong".into()) };
     assert_eq!(introspect(&app, &wrong, &access).await.0, 401);
+    // client_secret_post works as well as Basic.
+    let res = app
+        .api()
+        .post(app.url("/oauth2/introspect"))
+        .form(&[("token", access.as_str()), ("client_id", &ehr.id), ("client_secret", ehr.secret.as_deref().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    let i: Value = res.json().await.unwrap();
+    assert_eq!(i["active"], true, "{i}");
 
     // JWTs are never our tokens: an unsigned one, one signed by a stranger under our
     // kid and under an unknown kid, and even our own ID token.
@@ -1016,4 +1033,48 @@ async fn oidc_rotated_keys_verify_old_and_new_id_tokens(app: TestApp) {
     assert_eq!(Some(&kid), new_kids.first(), "the new RS256 key signs");
     // An app that still holds the old JWKS cannot verify it until it fetches again.
     assert!(t2.id_token().unwrap().claims(&rp_before.id_token_verifier(), &p2.nonce).is_err());
+}
+
+// ----- max_age and prompt=login -----
+
+/// `max_age=0` is `prompt=login` (OpenID Connect Core §3.1.2.1): the member signs in
+/// again, and that sign-in, made for this very request, answers it, even when the
+/// browser's trip back to `resume` crosses a second.
+async fn oidc_a_sign_in_made_for_the_request_satisfies_max_age_and_prompt_login(app: TestApp) {
+    let http = start(&app).await;
+    let org = clinic(&app).await;
+    app.member(&org, "dr.lee@riverside.test", Role::Provider).await;
+    let ehr = register(&app, "Riverside EHR", Registration::default()).await;
+    let meta = discover(&app, &http).await;
+    let rp = rp(&meta, &ehr);
+    let b = app.browser();
+    let (p1, t1) = sign_in_for(&app, &b, &rp, &http, &[], "dr.lee@riverside.test").await;
+    let first_auth = verified(&rp, &t1, &p1.nonce).auth_time().expect("auth_time");
+    app.clock.advance(120);
+    for (what, fresh) in [("prompt=login", None), ("max_age=0", Some(std::time::Duration::ZERO))] {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut req = rp
+            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .set_pkce_challenge(challenge);
+        req = match fresh {
+            Some(age) => req.set_max_age(age),
+            None => req.add_prompt(CoreAuthPrompt::Login),
+        };
+        let (url, state, nonce) = req.url();
+        let pending = Pending { url: url.to_string(), state, nonce, verifier };
+        let res = b.get(&pending.url).send().await.unwrap();
+        assert_eq!(location(&res), "/login", "{what}: the member signs in again despite the session");
+        let res = sign_in_pages(&app, &b, "/login", "dr.lee@riverside.test").await;
+        assert_eq!(location(&res), RESUME);
+        // The browser follows the redirect a moment later.
+        app.clock.advance(1);
+        let res = b.get(app.url(RESUME)).send().await.unwrap();
+        let to = location(&res);
+        assert!(to.starts_with(REDIRECT), "{what}: the sign-in just made answers the request, got {to:?}");
+        let code = code_of(&app, &to, &pending);
+        let tokens = exchange(&rp, &http, code, pending.verifier).await.unwrap();
+        let auth_time = verified(&rp, &tokens, &pending.nonce).auth_time().expect("auth_time");
+        assert!(auth_time > first_auth, "{what}: auth_time is the new sign-in");
+        app.clock.advance(120);
+    }
 }
