@@ -374,11 +374,15 @@ pub enum Answer {
 
 pub fn answer(session: Option<&SessionFacts>, demand: &Demand, now: UnixTime) -> Answer {
     let Some(s) = session else { return Answer::SignIn };
-    if demand.fresh_login && s.auth_time < demand.requested_at {
+    // A sign-in made for this request is fresh enough, however long the way back took
+    // (OpenID Connect Core: `max_age=0` is `prompt=login`).
+    let signed_in_for_it = s.auth_time >= demand.requested_at;
+    if demand.fresh_login && !signed_in_for_it {
         return Answer::SignIn;
     }
     if let Some(max_age) = demand.max_age
         && now.0.saturating_sub(s.auth_time.0) > max_age
+        && !signed_in_for_it
     {
         return Answer::SignIn;
     }
@@ -449,6 +453,11 @@ mod tests {
         let login = Demand::new(None, false, None, Prompt { none: false, login: true }, now);
         assert_eq!(answer(Some(&s), &login, now), Answer::SignIn);
         assert_eq!(answer(Some(&facts(10_000, Proved::password())), &login, now), Answer::Issue);
+        // max_age=0: a sign-in made after the request satisfies it, even a second later.
+        let zero = Demand::new(None, false, Some(0), Prompt::default(), now);
+        assert_eq!(answer(Some(&s), &zero, now), Answer::SignIn);
+        let later = UnixTime(now.0 + 1);
+        assert_eq!(answer(Some(&facts(10_000, Proved::password())), &zero, later), Answer::Issue);
     }
 
     #[test]

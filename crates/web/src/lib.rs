@@ -114,6 +114,8 @@ async fn logout_loop(state: AppState) {
 /// Expired flows, idle sessions and stale links are deleted every few minutes.
 async fn purge_loop(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+    // The first tick is at once; the first purge waits a full period.
+    tick.tick().await;
     loop {
         tick.tick().await;
         if let Err(e) = state.purge_expired().await {
