@@ -39,6 +39,7 @@ struct Created {
     secret: Option<String>,
 }
 
+/// The registration form, as sent; shown again as typed when it has an error.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct RegisterForm {
@@ -53,19 +54,6 @@ struct RegisterForm {
     require_mfa: Option<String>,
 }
 
-/// What the form shows: the last answer when it is shown again with an error.
-#[derive(Default)]
-struct Shown {
-    name: String,
-    redirect_uris: String,
-    post_logout_redirect_uris: String,
-    backchannel_logout_uri: String,
-    kind: String,
-    org: String,
-    patients: bool,
-    require_mfa: bool,
-}
-
 #[derive(Template)]
 #[template(path = "platform_apps.html")]
 struct AppsPage<'a> {
@@ -76,14 +64,14 @@ struct AppsPage<'a> {
     apps: Vec<AppRow>,
     orgs: Vec<(String, String)>,
     created: Option<Created>,
-    form: Shown,
+    form: RegisterForm,
 }
 
 async fn render_page(
     state: &AppState,
     s: &SignedIn,
     created: Option<Created>,
-    form: Shown,
+    form: RegisterForm,
     error: Option<AppError>,
 ) -> Result<Response, PageError> {
     support_only(s)?;
@@ -122,7 +110,7 @@ async fn render_page(
 }
 
 async fn apps_page(Visit { state, session: PageSignedIn(s), .. }: Visit) -> Result<Response, PageError> {
-    render_page(&state, &s, None, Shown::default(), None).await
+    render_page(&state, &s, None, RegisterForm::default(), None).await
 }
 
 fn lines(s: &str) -> Vec<String> {
@@ -153,20 +141,10 @@ async fn register_submit(
                 client_id: r.client.client_id,
                 secret: r.client_secret.map(|t| t.expose().to_owned()),
             };
-            render_page(&state, &s, Some(created), Shown::default(), None).await
+            render_page(&state, &s, Some(created), RegisterForm::default(), None).await
         }
         Err(e) if e.status().is_client_error() => {
-            let shown = Shown {
-                name: f.name,
-                redirect_uris: f.redirect_uris,
-                post_logout_redirect_uris: f.post_logout_redirect_uris,
-                backchannel_logout_uri: f.backchannel_logout_uri,
-                kind: f.kind,
-                org: f.org,
-                patients: f.patients.is_some(),
-                require_mfa: f.require_mfa.is_some(),
-            };
-            render_page(&state, &s, None, shown, Some(e.into())).await
+            render_page(&state, &s, None, RegisterForm { csrf: String::new(), ..f }, Some(e.into())).await
         }
         Err(e) => Err(e.into()),
     }

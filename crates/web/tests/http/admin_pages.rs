@@ -30,30 +30,7 @@ fn location(res: &reqwest::Response) -> String {
 /// harness set up (platform admins have one).
 async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
     let b = app.browser();
-    let (_, html) = page(&b, &app.url("/login")).await;
-    b.post(app.url("/login")).form(&[("csrf", csrf_of(&html).as_str()), ("email", email)]).send().await.unwrap();
-    let (_, html) = page(&b, &app.url("/login/password")).await;
-    let mut res = b
-        .post(app.url("/login/password"))
-        .form(&[("csrf", csrf_of(&html).as_str()), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    if location(&res) == "/login/verify"
-        && let Some(code) = {
-            // Each code works once: the next 30-second step's code.
-            app.clock.advance(30);
-            app.authenticator_code(email)
-        }
-    {
-        let (_, html) = page(&b, &app.url("/login/verify")).await;
-        res = b
-            .post(app.url("/login/verify"))
-            .form(&[("csrf", csrf_of(&html).as_str()), ("code", code.as_str())])
-            .send()
-            .await
-            .unwrap();
-    }
+    let res = app.sign_in_with_pages(&b, "/login", email).await;
     assert_eq!(location(&res), "/account", "{email} signs in");
     b
 }

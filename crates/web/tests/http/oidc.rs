@@ -284,34 +284,6 @@ async fn page(b: &reqwest::Client, url: &str) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-/// Email, password, and the authenticator's code when asked, on the sign-in pages at
-/// `base` (`/login` or `/portal/login`): the last answer.
-async fn sign_in_pages(app: &TestApp, b: &reqwest::Client, base: &str, email: &str) -> reqwest::Response {
-    let (_, html) = page(b, &app.url(base)).await;
-    let res = b.post(app.url(base)).form(&[("csrf", csrf_of(&html).as_str()), ("email", email)]).send().await.unwrap();
-    assert_eq!(location(&res), format!("{base}/password"), "{email} gives the email");
-    let (_, html) = page(b, &app.url(&format!("{base}/password"))).await;
-    let mut res = b
-        .post(app.url(&format!("{base}/password")))
-        .form(&[("csrf", csrf_of(&html).as_str()), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    if location(&res) == format!("{base}/verify") {
-        // Each code works once: the next 30-second step's.
-        app.clock.advance(30);
-        let code = app.authenticator_code(email).expect("an authenticator the harness set up");
-        let (_, html) = page(b, &app.url(&format!("{base}/verify"))).await;
-        res = b
-            .post(app.url(&format!("{base}/verify")))
-            .form(&[("csrf", csrf_of(&html).as_str()), ("code", code.as_str())])
-            .send()
-            .await
-            .unwrap();
-    }
-    res
-}
-
 /// The browser follows the app's authorization URL: signs in at the pages it is sent
 /// to (when it has no session) and comes back through `resume`. The redirect to the
 /// app.
@@ -323,7 +295,7 @@ async fn authorize_in_browser(app: &TestApp, b: &reqwest::Client, pending: &Pend
         return to;
     }
     assert!(to == "/login" || to == "/portal/login", "no session: to the sign-in pages, got {to:?}");
-    let res = sign_in_pages(app, b, &to, email).await;
+    let res = app.sign_in_with_pages(b, &to, email).await;
     assert_eq!(location(&res), RESUME, "{email}: the sign-in goes back to the app's request");
     let res = b.get(app.url(RESUME)).send().await.unwrap();
     assert_eq!(res.status(), 303);
@@ -436,7 +408,7 @@ async fn oidc_code_flow_with_pkce_through_the_pages_proves_mfa(app: TestApp) {
         res.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("clinic_auth_app_request=")),
         "the request waits in a cookie"
     );
-    let res = sign_in_pages(&app, &b, "/login", "dr.lee@riverside.test").await;
+    let res = app.sign_in_with_pages(&b, "/login", "dr.lee@riverside.test").await;
     assert_eq!(location(&res), RESUME, "the second factor done, back to the app's request");
     let res = b.get(app.url(RESUME)).send().await.unwrap();
     assert_eq!(res.status(), 303);
@@ -876,7 +848,7 @@ async fn oidc_apps_admit_only_their_accounts(app: TestApp) {
     // A patient, signed in at the portal, gets no code from a staff app: the staff
     // app's request goes to the staff sign-in, which does not take patients.
     let b = app.browser();
-    let res = sign_in_pages(&app, &b, "/portal/login", "pat@example.test").await;
+    let res = app.sign_in_with_pages(&b, "/portal/login", "pat@example.test").await;
     assert_eq!(location(&res), "/account", "the patient is signed in");
     let pending = authorization(&ehr_rp, &[]);
     let res = b.get(&pending.url).send().await.unwrap();
@@ -908,7 +880,7 @@ async fn oidc_apps_admit_only_their_accounts(app: TestApp) {
     }
     // With prompt=none the staff app hears at once that no staff member is signed in.
     let b2 = app.browser();
-    sign_in_pages(&app, &b2, "/portal/login", "pat@example.test").await;
+    app.sign_in_with_pages(&b2, "/portal/login", "pat@example.test").await;
     let (challenge, _) = PkceCodeChallenge::new_random_sha256();
     let (url, _, _) = ehr_rp
         .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
@@ -927,7 +899,7 @@ async fn oidc_apps_admit_only_their_accounts(app: TestApp) {
     assert_eq!(jwt_part(&id_token_of(&t), 1)["account_kind"], "patient");
     assert!(!claims.subject().as_str().is_empty());
     let b = app.browser();
-    let res = sign_in_pages(&app, &b, "/login", "dr.lee@riverside.test").await;
+    let res = app.sign_in_with_pages(&b, "/login", "dr.lee@riverside.test").await;
     assert_eq!(location(&res), "/account");
     let res = b.get(&authorization(&portal_rp, &[]).url).send().await.unwrap();
     let to = location(&res);
@@ -1064,7 +1036,7 @@ async fn oidc_a_sign_in_made_for_the_request_satisfies_max_age_and_prompt_login(
         let pending = Pending { url: url.to_string(), state, nonce, verifier };
         let res = b.get(&pending.url).send().await.unwrap();
         assert_eq!(location(&res), "/login", "{what}: the member signs in again despite the session");
-        let res = sign_in_pages(&app, &b, "/login", "dr.lee@riverside.test").await;
+        let res = app.sign_in_with_pages(&b, "/login", "dr.lee@riverside.test").await;
         assert_eq!(location(&res), RESUME);
         // The browser follows the redirect a moment later.
         app.clock.advance(1);
