@@ -10,6 +10,7 @@ use axum::routing::get;
 use clinic_auth_app::admin::{self, AuditQuery};
 use clinic_auth_app::time;
 use clinic_auth_core::OrgId;
+use clinic_auth_core::audit::words;
 use serde::Deserialize;
 
 use super::Visit;
@@ -43,7 +44,8 @@ struct AuditPage<'a> {
     frame: Frame<'a>,
     platform: bool,
     member: String,
-    kind: String,
+    /// The filter's choices: (code, words, selected).
+    kinds: Vec<(&'static str, &'static str, bool)>,
     from: String,
     to: String,
     query: String,
@@ -108,13 +110,13 @@ async fn audit_page(
         .map(|e| EventRow {
             time: time::date_time(e.at),
             org: e.org_id.clone().unwrap_or_else(|| "(platform)".to_owned()),
-            kind: e.kind.clone(),
-            outcome: e.outcome.clone(),
+            kind: words::kind_label(&e.kind, &e.outcome),
+            outcome: if e.outcome == "failure" { "Refused" } else { "Done" }.to_owned(),
             actor: name(&e.actor_id),
             subject: name(&e.subject_id),
             client: e.client_ip.clone(),
             user_agent: e.user_agent.clone(),
-            detail: e.detail.clone(),
+            detail: words::detail_text(&e.detail),
         })
         .collect();
     let error = error.map(AppError::from);
@@ -125,7 +127,7 @@ async fn audit_page(
         older: older.map(|id| format!("/admin/audit?{}&before={id}", f.encoded())),
         paged: f.before.is_some(),
         member: f.member,
-        kind: f.kind,
+        kinds: words::KINDS.iter().map(|(code, label, _)| (*code, *label, *code == f.kind)).collect(),
         from: f.from,
         to: f.to,
         events: rows,
