@@ -133,6 +133,10 @@ test('a new clinic admin turns on Mandatory 2FA, exempts, bypasses and resets me
     await openMember(page, server, NURSE);
     await expectText(page, 'Authenticator app — enrolled');
     await click(page, 'Reset MFA');
+    // "Are you sure?", saying what a reset does, before anything changes.
+    await expectText(page, `Reset MFA for ${NURSE}?`);
+    await expectText(page, 'signs them out everywhere');
+    await click(page, 'Reset MFA');
     await expectText(page, 'MFA was reset');
     assert.equal((await page.locator('#member-factors').innerText()).trim(), 'none');
 

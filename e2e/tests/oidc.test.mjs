@@ -351,6 +351,8 @@ test('"Sign out everywhere" sends a verified back-channel logout to the app the 
       await expectPath(admin.page, '/account');
       await openMember(admin.page, server, LEE);
       await click(admin.page, 'Sign out everywhere');
+      await expectText(admin.page, 'out everywhere?');
+      await click(admin.page, 'Sign out everywhere');
       await expectText(admin.page, 'The member was signed out everywhere, clinic apps included.');
     } finally {
       await admin.close();

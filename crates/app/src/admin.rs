@@ -108,6 +108,15 @@ pub async fn grant_bypass(state: &App, by: &By, org: Option<&str>, who: &str) ->
     Ok(bypass)
 }
 
+/// Platform support records how they verified the member's identity before a reset;
+/// pages check it before asking "Are you sure?".
+pub fn check_identity_note(by: &By, identity_note: Option<&str>) -> Result<(), Error> {
+    by.actor.identity_note_for_reset(identity_note).map(|_| ()).map_err(|e| match e {
+        IdentityNoteError::Missing => Error::new(ErrorKind::IdentityNoteRequired, e.to_string()),
+        IdentityNoteError::Invalid => Error::new(ErrorKind::InvalidNote, e.to_string()),
+    })
+}
+
 /// Reset MFA: removes every factor (passkeys included) and the recovery code.
 /// Platform support must record how they verified the member's identity.
 pub async fn reset_mfa(
@@ -117,10 +126,8 @@ pub async fn reset_mfa(
     who: &str,
     identity_note: Option<&str>,
 ) -> Result<u64, Error> {
-    let note = by.actor.identity_note_for_reset(identity_note).map_err(|e| match e {
-        IdentityNoteError::Missing => Error::new(ErrorKind::IdentityNoteRequired, e.to_string()),
-        IdentityNoteError::Invalid => Error::new(ErrorKind::InvalidNote, e.to_string()),
-    })?;
+    check_identity_note(by, identity_note)?;
+    let note = by.actor.identity_note_for_reset(identity_note).ok().flatten();
     let account = access::authorize(state, by, org, who, MemberAction::ResetMfa).await?;
     let event =
         event_for(state, by, Event::MfaReset { identity_verified: note.as_ref().map(|n| n.as_str()) }, &account);

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use clinic_auth_app::admin;
 use clinic_auth_app::{By, Error, ErrorKind, policy, time};
+use clinic_auth_core::permission::MemberAction;
 use clinic_auth_core::{AccountStatus, MemberOverride, OrgId, Role};
 use serde::Deserialize;
 
@@ -155,6 +156,53 @@ struct MemberForm {
     note: Option<String>,
     status: String,
     role: String,
+    /// "yes" once the admin confirmed a destructive action on its page.
+    confirmed: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_confirm.html")]
+struct ConfirmPage<'a> {
+    frame: Frame<'a>,
+    platform: bool,
+    heading: String,
+    message: String,
+    action: String,
+    csrf: String,
+    fields: Vec<(&'static str, String)>,
+    button: &'static str,
+    cancel: String,
+}
+
+/// For an action that cannot be undone by a click (Reset MFA, Sign out everywhere,
+/// Deactivate): "Are you sure?", what will happen, and the same form to send again.
+/// `None` for other actions and once confirmed.
+fn confirmation(action: &str, f: &MemberForm, email: &str) -> Option<(String, String, &'static str)> {
+    match action {
+        "reset" => Some((
+            format!("Reset MFA for {email}?"),
+            "This removes every second factor (authenticator app, email, text message, passkeys) and the \
+             recovery code, and signs them out everywhere, clinic apps included. They set up two-factor \
+             authentication again at their next sign-in."
+                .to_owned(),
+            "Reset MFA",
+        )),
+        "revoke" => Some((
+            format!("Sign {email} out everywhere?"),
+            "Every session of theirs ends at once, on every device, and the clinic apps that use this \
+             sign-in are told to sign them out. They can sign in again."
+                .to_owned(),
+            "Sign out everywhere",
+        )),
+        "status" if f.status == AccountStatus::Deactivated.as_str() => Some((
+            format!("Deactivate {email}?"),
+            "They are signed out everywhere, clinic apps included, and cannot sign in until an admin \
+             reactivates them. Nothing is deleted."
+                .to_owned(),
+            "Deactivate",
+        )),
+        _ => None,
+    }
 }
 
 /// The member an action is on, and who acts.
@@ -229,14 +277,69 @@ async fn member_submit(
     let org = scope(&s)?;
     let base = Console::of(org.as_ref()).path();
     let by = by(&s, client.clone());
+    let asked = match ask_first(&state, &by, org.as_ref().map(OrgId::as_str), &id, &action, &f).await {
+        Ok(asked) => asked,
+        Err(e) => return refused(&state, &s, client, &id, e).await,
+    };
+    if let Some((heading, message, button)) = asked {
+        let mut fields = vec![("status", f.status.clone())];
+        if let Some(note) = &f.note {
+            fields.push(("note", note.clone()));
+        }
+        let page = ConfirmPage {
+            frame: frame(&state, "Are you sure?"),
+            platform: org.is_none(),
+            heading,
+            message,
+            action: format!("{base}/{id}/{action}"),
+            csrf: s.csrf_token.clone(),
+            fields,
+            button,
+            cancel: format!("{base}/{id}"),
+        };
+        return Ok(render_with(page.frame.status(), &page));
+    }
     let target = Target { by: &by, org: org.as_ref().map(OrgId::as_str), id: &id };
     match act(&state, target, &action, &f).await {
         Ok(notice) => Ok(Redirect::to(&format!("{base}/{id}?notice={notice}")).into_response()),
-        // An admin acting on themself proves their second factor first, then comes back.
-        Err(e) if e.is(ErrorKind::StepUpRequired) => Ok(Redirect::to("/account/2fa/verify?next=admin").into_response()),
-        Err(e) if e.status().is_client_error() && !e.is(ErrorKind::NotFound) => {
-            member_form(&state, &s, client, &id, None, Some(e.into())).await
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => refused(&state, &s, client, &id, e).await,
     }
+}
+
+/// An action that was not done: the step-up first, or the member's page with why.
+async fn refused(state: &AppState, s: &SignedIn, client: Client, id: &str, e: Error) -> Result<Response, PageError> {
+    match e {
+        // An admin acting on themself proves their second factor first, then comes back.
+        e if e.is(ErrorKind::StepUpRequired) => Ok(Redirect::to("/account/2fa/verify?next=admin").into_response()),
+        e if e.status().is_client_error() && !e.is(ErrorKind::NotFound) => {
+            member_form(state, s, client, id, None, Some(e.into())).await
+        }
+        e => Err(e.into()),
+    }
+}
+
+/// Whether to ask "Are you sure?" first: for a destructive action not yet confirmed,
+/// once the admin may do it (a refusal comes before the question).
+async fn ask_first(
+    state: &AppState,
+    by: &By,
+    org: Option<&str>,
+    id: &str,
+    action: &str,
+    f: &MemberForm,
+) -> Result<Option<(String, String, &'static str)>, Error> {
+    let member_action = match action {
+        "reset" => MemberAction::ResetMfa,
+        "revoke" => MemberAction::RevokeSessions,
+        "status" if f.status == AccountStatus::Deactivated.as_str() => MemberAction::Deactivate,
+        _ => return Ok(None),
+    };
+    if f.confirmed.as_deref() == Some("yes") {
+        return Ok(None);
+    }
+    let account = clinic_auth_app::access::authorize(state, by, org, id, member_action).await?;
+    if member_action == MemberAction::ResetMfa {
+        admin::check_identity_note(by, f.note.as_deref())?;
+    }
+    Ok(confirmation(action, f, account.email.as_str()))
 }

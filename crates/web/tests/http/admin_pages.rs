@@ -116,7 +116,14 @@ async fn clinic_admin_pages_manage_members_with_csrf_and_boundaries(app: TestApp
     assert!(html.contains("granted, usable once until"), "{html}");
     let res = post_form(&app, &b, &nurse_page, &format!("{nurse_page}/mfa"), &[("override", "not_required")]).await;
     assert_eq!(location(&res), format!("{nurse_page}?notice=override"));
-    let res = post_form(&app, &b, &nurse_page, &format!("{nurse_page}/status"), &[("status", "deactivated")]).await;
+    let res = post_form(
+        &app,
+        &b,
+        &nurse_page,
+        &format!("{nurse_page}/status"),
+        &[("status", "deactivated"), ("confirmed", "yes")],
+    )
+    .await;
     assert_eq!(location(&res), format!("{nurse_page}?notice=status"));
     let res = post_form(&app, &b, &nurse_page, &format!("{nurse_page}/unknown"), &[]).await;
     assert_eq!(res.status(), 404);
@@ -192,7 +199,21 @@ async fn platform_console_enables_mfa_and_resets_with_a_note(app: TestApp) {
     assert!(html.contains("signs the member out everywhere"), "the page says what a reset does");
     // The member is signed in somewhere (a lost phone, say) when support resets MFA.
     let phone = signed_in(&app, "dr@riverside.test").await;
+    // "Are you sure?" first, saying what will happen; nothing changes until confirmed.
     let res = post_form(&app, &b, &account_page, &format!("{account_page}/reset"), &[("note", "called back")]).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Reset MFA for dr@riverside.test?") && html.contains("signs them out everywhere"), "{html}");
+    assert!(html.contains("name=\"confirmed\" value=\"yes\"") && html.contains("value=\"called back\""), "{html}");
+    assert_eq!(phone.get(app.url("/account")).send().await.unwrap().status(), 200, "not reset yet");
+    let res = post_form(
+        &app,
+        &b,
+        &account_page,
+        &format!("{account_page}/reset"),
+        &[("note", "called back"), ("confirmed", "yes")],
+    )
+    .await;
     assert_eq!(location(&res), format!("{account_page}?notice=reset"));
     let (_, html) = page(&b, &app.url(&format!("{account_page}?notice=reset"))).await;
     assert!(html.contains("signed out everywhere"), "the notice says so");
@@ -225,12 +246,21 @@ async fn admins_change_roles_reactivate_and_sign_members_out_on_the_pages(app: T
     // Sign out everywhere: the member's browser is signed out at once.
     assert_eq!(page(&dr_browser, &app.url("/account")).await.0, 200);
     let res = post_form(&app, &b, &dr_page, &format!("{dr_page}/revoke"), &[]).await;
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Sign dr@a.test out everywhere?"), "asked first: {html}");
+    assert_eq!(page(&dr_browser, &app.url("/account")).await.0, 200, "not signed out yet");
+    let res = post_form(&app, &b, &dr_page, &format!("{dr_page}/revoke"), &[("confirmed", "yes")]).await;
     assert_eq!(location(&res), format!("{dr_page}?notice=revoked"));
     let res = dr_browser.get(app.url("/account")).send().await.unwrap();
     assert!(location(&res).starts_with("/login"), "revoked: {}", location(&res));
 
     // Deactivated members cannot sign in; reactivated ones can again.
     let res = post_form(&app, &b, &dr_page, &format!("{dr_page}/status"), &[("status", "deactivated")]).await;
+    assert!(res.text().await.unwrap().contains("Deactivate dr@a.test?"), "asked first");
+    assert_eq!(app.api_login("staff", "dr@a.test", PASSWORD).await.status(), 200, "not deactivated yet");
+    let res =
+        post_form(&app, &b, &dr_page, &format!("{dr_page}/status"), &[("status", "deactivated"), ("confirmed", "yes")])
+            .await;
     assert_eq!(location(&res), format!("{dr_page}?notice=status"));
     assert_eq!(app.api_login("staff", "dr@a.test", PASSWORD).await.status(), 403);
     let res = post_form(&app, &b, &dr_page, &format!("{dr_page}/status"), &[("status", "active")]).await;
