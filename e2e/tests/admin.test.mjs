@@ -110,6 +110,8 @@ test('a new clinic admin turns on Mandatory 2FA, exempts, bypasses and resets me
       await signIn(lee.page, LEE, PASSWORD);
       await expectPath(lee.page, '/login/setup');
       await expectHeading(lee.page, 'Set up two-factor authentication');
+      // The page says why setup is shown.
+      await expectText(lee.page, 'Your administrator let you sign in once without two-factor authentication.');
       await screenshot(lee.page, 'admin-bypass-member-setup');
       await setUpAuthenticatorByKey(lee.page);
       await open(lee.page, `${server.baseUrl}/account`, server);

@@ -205,7 +205,13 @@ pub async fn submit_password(
             state.store.clear_throttle(&acct_key).await?;
             rehash_if_needed(state, &account, &password, verification.needs_rehash).await?;
             let next = LoginFlow {
-                step: FlowStep::Enroll { account_id: account.id, allowed, chosen: None, replacing: false },
+                step: FlowStep::Enroll {
+                    account_id: account.id,
+                    allowed,
+                    chosen: None,
+                    replacing: false,
+                    after_bypass: false,
+                },
                 ..flow
             };
             if !state.store.update_flow(&flow_hash, &next).await? {
@@ -287,10 +293,14 @@ async fn use_bypass(
                 return Err(flow_expired());
             }
             super::notices::send(state, &account, SecurityNotice::FactorRemoved { method: "all".to_owned() }).await;
-            let next = LoginFlow {
-                step: FlowStep::Enroll { account_id: account.id, allowed, chosen: None, replacing: false },
-                ..flow
+            let step = FlowStep::Enroll {
+                account_id: account.id,
+                allowed,
+                chosen: None,
+                replacing: false,
+                after_bypass: true,
             };
+            let next = LoginFlow { step, ..flow };
             if !state.store.update_flow(flow_hash, &next).await? {
                 return Err(flow_expired());
             }
@@ -419,7 +429,8 @@ async fn enrolling(state: &App, flow_token: &str) -> Result<FlowAt, Error> {
 /// member's) is one the organization no longer allows, setup of an allowed one first.
 async fn after_proof(state: &App, at: FlowAt, method: FactorKind, client: &ClientInfo) -> Result<Proved, Error> {
     if let Some(allowed) = factors::load(state, &at.account).await?.must_replace(&at.account) {
-        let step = FlowStep::Enroll { account_id: at.account.id, allowed, chosen: None, replacing: true };
+        let step =
+            FlowStep::Enroll { account_id: at.account.id, allowed, chosen: None, replacing: true, after_bypass: false };
         if !state.store.update_flow(&at.flow_hash, &LoginFlow { step, ..at.flow }).await? {
             return Err(flow_expired());
         }
@@ -743,11 +754,14 @@ pub fn enrollment_method(at: &FlowAt) -> Option<FactorKind> {
 /// "Select either Emails or Texts": records the member's choice.
 pub async fn choose_enrollment_method(state: &App, flow_token: &str, method: FactorKind) -> Result<(), Error> {
     let at = past_password(state, flow_token).await?;
-    let FlowStep::Enroll { account_id, allowed, replacing, .. } = at.flow.step else { return Err(flow_expired()) };
+    let FlowStep::Enroll { account_id, allowed, replacing, after_bypass, .. } = at.flow.step else {
+        return Err(flow_expired());
+    };
     if !allowed.first_factors().contains(method) {
         return Err(Error::new(ErrorKind::MethodUnavailable, "Choose one of the offered methods."));
     }
-    let next = LoginFlow { step: FlowStep::Enroll { account_id, allowed, chosen: Some(method), replacing }, ..at.flow };
+    let step = FlowStep::Enroll { account_id, allowed, chosen: Some(method), replacing, after_bypass };
+    let next = LoginFlow { step, ..at.flow };
     if !state.store.update_flow(&at.flow_hash, &next).await? {
         return Err(flow_expired());
     }

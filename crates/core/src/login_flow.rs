@@ -35,6 +35,10 @@ pub enum FlowStep {
         /// set up now replaces it (and the old ones are removed).
         #[serde(default)]
         replacing: bool,
+        /// The member signed in with an admin's one-time bypass, which removed their
+        /// factors: setup says why it is shown.
+        #[serde(default)]
+        after_bypass: bool,
     },
 }
 
@@ -381,6 +385,7 @@ mod tests {
             allowed: MethodSet::authenticator_only(),
             chosen: Some(FactorKind::Sms),
             replacing: true,
+            after_bypass: true,
         };
         let json = serde_json::to_string(&step).expect("serialize");
         assert_eq!(serde_json::from_str::<FlowStep>(&json).expect("deserialize"), step);

@@ -24,6 +24,10 @@ pub struct UsPhone(String);
 impl UsPhone {
     /// Accepts the ways people write US numbers: `(555) 123-4567`, `555.123.4567`,
     /// `+1 555 123 4567`, `1-555-123-4567`.
+    /// The example the phone form shows: a number it accepts (NANP's 555-01xx range
+    /// is set aside for examples).
+    pub const EXAMPLE: &'static str = "(201) 555-0123";
+
     pub fn parse(input: &str) -> Result<UsPhone, PhoneError> {
         let trimmed = input.trim();
         let digits = trimmed.chars().filter(char::is_ascii_digit).count();
@@ -81,6 +85,12 @@ impl fmt::Display for UsPhone {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_example_shown_on_the_form_is_accepted() {
+        assert!(UsPhone::parse(UsPhone::EXAMPLE).is_ok());
+    }
+
     use super::*;
 
     #[test]

@@ -21,6 +21,7 @@ async fn flows_round_trip(t: TestStore) {
             allowed: MethodSet::standard(),
             chosen: Some(FactorKind::Sms),
             replacing: true,
+            after_bypass: true,
         },
         stamp: 4,
         ..flow.clone()

@@ -74,6 +74,8 @@ struct MemberPage<'a> {
     csrf: String,
     base: String,
     email: String,
+    /// For platform support, who sees every organization's members: the member's.
+    org_name: Option<String>,
     role: &'static str,
     status: &'static str,
     active: bool,
@@ -112,7 +114,15 @@ async fn member_form(
         Some(b) => format!("granted, usable once until {}", time::date_time(b.expires_at)),
         None => "none".to_owned(),
     };
+    let org_name = match (&org, &m.account.org_id) {
+        (None, Some(id)) => Some(match state.store.get_org(id).await? {
+            Some(o) => format!("{} ({id})", o.name),
+            None => id.to_string(),
+        }),
+        _ => None,
+    };
     let page = MemberPage {
+        org_name,
         frame: frame(state, "Member").notice(notice).error(error),
         platform: org.is_none(),
         csrf: s.csrf_token.clone(),

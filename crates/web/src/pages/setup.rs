@@ -140,6 +140,8 @@ struct EnrollCodePage<'a> {
     resend_in: i64,
     can_change: bool,
     csrf: String,
+    /// A number the form accepts, as the example in the hint.
+    phone_example: &'static str,
 }
 
 /// The words of seed 001 for the choice: "Emails" or "Texts".
@@ -251,6 +253,7 @@ async fn render_setup(
         sent_to: sent.map(|s| s.masked),
         can_change: place.allowed.iter().count() > 1 && stage != SetupStage::Choose,
         csrf,
+        phone_example: clinic_auth_core::UsPhone::EXAMPLE,
     };
     Ok((jar, render_with(page.frame.status(), &page)).into_response())
 }
@@ -267,7 +270,7 @@ async fn setup_form(state: &AppState, jar: CookieJar, p: RealmPages, asked: Aske
         Ok((_, at)) => at,
         Err(elsewhere) => return Ok(elsewhere),
     };
-    let FlowStep::Enroll { allowed, chosen, replacing, .. } = at.flow.step else {
+    let FlowStep::Enroll { allowed, chosen, replacing, after_bypass, .. } = at.flow.step else {
         return Ok(Redirect::to(p.verify).into_response());
     };
     let live = sign_in::enrollment_code_sent(state, &at).await?;
@@ -280,8 +283,19 @@ async fn setup_form(state: &AppState, jar: CookieJar, p: RealmPages, asked: Aske
         cancel: None,
         allowed,
     };
-    render_setup(state, jar, &place, SetupView { stage, live, notice: replacing.then_some(REPLACING), asked }).await
+    let notice = if replacing {
+        Some(REPLACING)
+    } else if after_bypass {
+        Some(BYPASS_THEN_SETUP)
+    } else {
+        None
+    };
+    render_setup(state, jar, &place, SetupView { stage, live, notice, asked }).await
 }
+
+/// The bypass sign-in, where setup is required: why setup is shown.
+const BYPASS_THEN_SETUP: &str = "Your administrator let you sign in once without two-factor authentication. Set up \
+     your authenticator app again.";
 
 async fn setup_page(
     p: RealmPages,

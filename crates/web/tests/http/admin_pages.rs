@@ -197,6 +197,7 @@ async fn platform_console_enables_mfa_and_resets_with_a_note(app: TestApp) {
     assert!(res.text().await.unwrap().contains("Record how you verified"));
     let (_, html) = page(&b, &app.url(&account_page)).await;
     assert!(html.contains("signs the member out everywhere"), "the page says what a reset does");
+    assert!(html.contains("<dd id=\"member-org\">Riverside"), "support sees the member's organization: {html}");
     // The member is signed in somewhere (a lost phone, say) when support resets MFA.
     let phone = signed_in(&app, "dr@riverside.test").await;
     // "Are you sure?" first, saying what will happen; nothing changes until confirmed.
