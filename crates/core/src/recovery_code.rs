@@ -23,7 +23,8 @@ const GROUP: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "Enter the recovery code you saved when you set up two-factor authentication, like XXXX-XXXX-XXXX-XXXX-XXXX-XXXX."
+    "That is not a recovery code: it has 24 letters and digits in groups of four, like \
+     XXXX-XXXX-XXXX-XXXX-XXXX-XXXX. Check what you typed and try again."
 )]
 pub struct RecoveryCodeError;
 
@@ -187,7 +188,8 @@ mod tests {
         ] {
             assert_eq!(RecoveryCode::parse(bad).err(), Some(RecoveryCodeError), "{bad:?}");
         }
-        assert!(RecoveryCodeError.to_string().starts_with("Enter the recovery code you saved"));
+        // It says what was wrong, not the page's intro sentence again.
+        assert!(RecoveryCodeError.to_string().starts_with("That is not a recovery code"));
     }
 
     #[test]
