@@ -41,30 +41,53 @@ struct MessagePage<'a> {
     link_text: &'a str,
 }
 
+/// The way back an error page offers: the sign-in page, unless the HTTP layer knows
+/// the page was in a console (`for_console`).
+const SIGN_IN: (&str, &str) = ("/login", "Go to the sign-in page");
+
+/// Marks a response as an error page, so the HTTP layer can offer a better way back.
+#[derive(Debug, Clone)]
+pub struct ShownError(pub AppError);
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let e = self.0;
-        let heading = match e.status() {
-            StatusCode::NOT_FOUND => "Page not found",
-            StatusCode::GONE => "Link no longer valid",
-            StatusCode::FORBIDDEN => "Not allowed",
-            StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
-            s if s.is_server_error() => "Something went wrong",
-            _ => "Something is not right",
-        };
-        let page = MessagePage {
-            frame: Frame::new("clinic-auth", heading),
-            heading,
-            message: &e.message,
-            link_href: "/login",
-            link_text: "Go to the sign-in page",
-        };
-        let mut r = render_with(e.status(), &page);
-        if let Some(secs) = e.retry_after
-            && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
-        {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+        let mut r = render_error(&self.0, SIGN_IN);
+        r.extensions_mut().insert(ShownError(self.0));
         r
     }
+}
+
+/// An error page that was for a page of the clinic or platform console: the way back
+/// is to that console, not to signing in. `None` for any other page.
+/// A page that is not there goes back to the console's list; anything else (not
+/// allowed, say) to the account page.
+pub fn for_console(path: &str, shown: &ShownError) -> Option<Response> {
+    let not_found = shown.0.status() == StatusCode::NOT_FOUND;
+    let back = match (path.starts_with("/admin"), path.starts_with("/platform")) {
+        (true, _) if not_found => ("/admin/users", "Back to Users"),
+        (_, true) if not_found => ("/platform", "Back to the platform console"),
+        (true, _) | (_, true) => ("/account", "Back to your account"),
+        _ => return None,
+    };
+    Some(render_error(&shown.0, back))
+}
+
+fn render_error(e: &AppError, (link_href, link_text): (&str, &str)) -> Response {
+    let heading = match e.status() {
+        StatusCode::NOT_FOUND => "Page not found",
+        StatusCode::GONE => "Link no longer valid",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "Something is not right",
+    };
+    let page =
+        MessagePage { frame: Frame::new("clinic-auth", heading), heading, message: &e.message, link_href, link_text };
+    let mut r = render_with(e.status(), &page);
+    if let Some(secs) = e.retry_after
+        && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }

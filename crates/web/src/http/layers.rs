@@ -78,6 +78,17 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         return PageError(e).into_response();
     }
     let mut res = next.run(req).await;
+    // An error page in a console offers the way back to it.
+    if let Some(shown) = res.extensions().get::<crate::error_page::ShownError>()
+        && let Some(mut page) = crate::error_page::for_console(&path, shown)
+    {
+        for (k, v) in res.headers() {
+            if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+                page.headers_mut().insert(k.clone(), v.clone());
+            }
+        }
+        res = page;
+    }
     if !path.starts_with("/static/") {
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

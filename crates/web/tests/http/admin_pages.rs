@@ -129,8 +129,9 @@ async fn clinic_admin_pages_manage_members_with_csrf_and_boundaries(app: TestApp
     assert_eq!(res.status(), 404);
 
     // Boundaries: another clinic's member, the owner, a platform admin, and oneself.
-    let (s, _) = page(&b, &app.url(&format!("/admin/users/{}", other.id))).await;
+    let (s, html) = page(&b, &app.url(&format!("/admin/users/{}", other.id))).await;
     assert_eq!(s, 404);
+    assert!(html.contains("<a href=\"/admin/users\">Back to Users</a>"), "an admin's 404 leads back to Users: {html}");
     let owner_page = format!("/admin/users/{}", owner.id);
     let res = post_form(&app, &b, &owner_page, &format!("{owner_page}/reset"), &[]).await;
     assert_eq!(res.status(), 403);
@@ -151,7 +152,9 @@ async fn clinic_admin_pages_manage_members_with_csrf_and_boundaries(app: TestApp
 
     // A provider has no admin pages; the audit log is the clinic's own.
     let dr = signed_in(&app, "dr@a.test").await;
-    assert_eq!(page(&dr, &app.url("/admin/users")).await.0, 403);
+    let (s, html) = page(&dr, &app.url("/admin/users")).await;
+    assert_eq!(s, 403);
+    assert!(html.contains("Back to your account") && !html.contains("Go to the sign-in page"), "{html}");
     let (s, html) = page(&b, &app.url("/admin/audit?kind=bypass_granted")).await;
     assert_eq!(s, 200);
     let table = audit_table(&html);
