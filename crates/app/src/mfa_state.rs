@@ -163,7 +163,9 @@ pub fn method_label(kind: FactorKind) -> &'static str {
         FactorKind::Authenticator => "Authenticator app",
         FactorKind::Email => "Email",
         FactorKind::Sms => "Text message",
-        FactorKind::Passkey => "Passkey on this device",
+        // "Passkey on this device" only where it is this device (the sign-in's
+        // "Try another method" on a trusted browser).
+        FactorKind::Passkey => "Passkey",
         FactorKind::RecoveryCode => "Recovery code",
     }
 }

@@ -538,10 +538,21 @@ pub async fn resume(state: &App, flow_token: &str) -> Result<Resumed, Error> {
 
 /// The methods a second-factor step offers: the current one first, then "Try another
 /// method".
-pub async fn methods(state: &App, at: &FlowAt) -> Result<(FactorKind, Vec<FactorKind>), Error> {
+/// "Try another method" in a browser: the other methods, and a passkey only where this
+/// browser holds one of the account's passkeys (by its device hints).
+pub async fn methods(
+    state: &App,
+    at: &FlowAt,
+    device_hints: &[String],
+) -> Result<(FactorKind, Vec<FactorKind>), Error> {
     let FlowStep::SecondFactor { method, .. } = at.flow.step else { return Err(flow_expired()) };
-    let available = factors::load(state, &at.account).await?.available(&at.account);
-    let others = available.into_iter().filter(|k| *k != method).collect();
+    let mfa = factors::load(state, &at.account).await?;
+    let here = crate::mfa_state::is_trusted_device(&mfa.factors, device_hints);
+    let others = mfa
+        .available(&at.account)
+        .into_iter()
+        .filter(|k| *k != method && (*k != FactorKind::Passkey || here))
+        .collect();
     Ok((method, others))
 }
 

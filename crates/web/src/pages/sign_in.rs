@@ -392,13 +392,15 @@ async fn methods_page(p: RealmPages, State(state): State<AppState>, jar: CookieJ
         Ok((_, at)) => at,
         Err(elsewhere) => return Ok(elsewhere),
     };
-    let (_, others) = sign_in::methods(&state, &at).await?;
+    let (_, others) = sign_in::methods(&state, &at, &cookies::device_hints(&state, &jar)).await?;
     let (jar, csrf) = csrf::form_token(&state, jar, None);
+    // Offered only in a browser that holds one, so here it is this device's.
+    let label = |k: FactorKind| if k == FactorKind::Passkey { "Passkey on this device" } else { method_label(k) };
     let page = MethodsPage {
         frame: frame(&state, "Try another method"),
         action: p.methods,
         back: p.verify,
-        methods: others.into_iter().map(|k| (k.as_str(), method_label(k))).collect(),
+        methods: others.into_iter().map(|k| (k.as_str(), label(k))).collect(),
         csrf,
     };
     Ok((jar, render(&page)).into_response())

@@ -703,6 +703,11 @@ async fn the_pages_trust_verify_and_remove_a_device(app: TestApp) {
     assert_eq!(location(&page_sign_in(&app, &b).await), "/login/verify");
     let html = b.get(app.url("/login/verify")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("data-passkey=\"authenticate\"") && html.contains("Try another method"), "{html}");
+    // Another browser (no passkey of the member's) is never offered the passkey.
+    let other = app.browser();
+    assert_eq!(location(&page_sign_in(&app, &other).await), "/login/verify");
+    let methods = other.get(app.url("/login/methods")).send().await.unwrap().text().await.unwrap();
+    assert!(methods.contains("Recovery code") && !methods.contains("value=\"passkey\""), "{methods}");
     let options: RequestChallengeResponse = serde_json::from_value(page_options(&html)).unwrap();
     let credential = laptop.do_authentication(origin(&app), options).unwrap();
     let res = b
