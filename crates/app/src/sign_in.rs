@@ -579,7 +579,7 @@ pub async fn submit_code(state: &App, flow_token: &str, input: &str, client: &Cl
     if method == FactorKind::Passkey {
         return Err(Error::new(ErrorKind::MethodUnavailable, "Use your passkey to continue."));
     }
-    let attempts = reserve_answer(state, &at).await?;
+    let attempts = reserve_answer(state, &at, client).await?;
     match factors::verify_factor(state, &at.account, method, input, Within::SignIn(&at.flow_hash), client).await {
         Ok(proof) => {
             let mut proved = after_proof(state, at, method, client).await?;
@@ -595,7 +595,7 @@ pub async fn submit_code(state: &App, flow_token: &str, input: &str, client: &Cl
                 ErrorKind::IncorrectCode | ErrorKind::CodeAlreadyUsed | ErrorKind::CodeAttemptsExhausted
             ) =>
         {
-            Err(wrong_answer(state, at, attempts, e, "Too many wrong codes.").await?)
+            Err(wrong_answer(state, at, attempts, e, "Too many wrong codes.", client).await?)
         }
         Err(e) => Err(e),
     }
@@ -604,11 +604,12 @@ pub async fn submit_code(state: &App, flow_token: &str, input: &str, client: &Cl
 /// Takes one of the flow's answers before it is checked (a single statement, so
 /// concurrent answers cannot exceed the limit); the count including this one. A flow
 /// with none left ends.
-async fn reserve_answer(state: &App, at: &FlowAt) -> Result<u32, Error> {
+async fn reserve_answer(state: &App, at: &FlowAt, client: &ClientInfo) -> Result<u32, Error> {
     match state.store.reserve_flow_attempt(&at.flow_hash, login_flow::MAX_CODE_ATTEMPTS_PER_FLOW).await? {
         Some(n) => Ok(n),
         None => {
             state.store.delete_flow(&at.flow_hash).await?;
+            password_known(state, &at.account, client).await?;
             Err(Error::new(
                 ErrorKind::FlowExpired,
                 "Too many failed attempts. For your security, start signing in again.",
@@ -619,14 +620,35 @@ async fn reserve_answer(state: &App, at: &FlowAt) -> Result<u32, Error> {
 
 /// A refused second factor (already counted against the flow): the refusal `e` while
 /// attempts are left, then the end of the sign-in.
-async fn wrong_answer(state: &App, at: FlowAt, attempts: u32, e: Error, too_many: &str) -> Result<Error, Error> {
+async fn wrong_answer(
+    state: &App,
+    at: FlowAt,
+    attempts: u32,
+    e: Error,
+    too_many: &str,
+    client: &ClientInfo,
+) -> Result<Error, Error> {
     match login_flow::after_wrong_code(attempts) {
         AfterWrongCode::TryAgain { .. } => Ok(e),
         AfterWrongCode::StartOver => {
             state.store.delete_flow(&at.flow_hash).await?;
+            password_known(state, &at.account, client).await?;
             Ok(Error::new(ErrorKind::FlowExpired, format!("{too_many} For your security, start signing in again.")))
         }
     }
+}
+
+/// A sign-in passed the password and then failed the second factor to the limit:
+/// someone may know the password. The member is told once a day, with when and from
+/// where, and what to do.
+async fn password_known(state: &App, account: &Account, client: &ClientInfo) -> Result<(), Error> {
+    let key = format!("notice:password-known:{}", account.id);
+    let rule = ThrottleRule::PASSWORD_KNOWN_NOTICE;
+    if state.store.reserve_attempt(&key, rule, state.now()).await?.is_some() {
+        let when = crate::time::date_time(state.now());
+        super::notices::send(state, account, SecurityNotice::PasswordKnown { when, from: client.ip.clone() }).await;
+    }
+    Ok(())
 }
 
 /// The passkey step of a sign-in: options for `navigator.credentials.get()`, good for
@@ -671,7 +693,7 @@ pub async fn submit_passkey(
         }
         _ => return Err(flow_expired()),
     }
-    let attempts = reserve_answer(state, &at).await?;
+    let attempts = reserve_answer(state, &at, client).await?;
     match passkeys::finish_authentication(
         state,
         &at.account,
@@ -684,7 +706,7 @@ pub async fn submit_passkey(
     {
         Ok(()) => after_proof(state, at, FactorKind::Passkey, client).await,
         Err(e) if matches!(e.kind, ErrorKind::PasskeyRejected | ErrorKind::PasskeyCloneWarning) => {
-            Err(wrong_answer(state, at, attempts, e, "Too many failed attempts.").await?)
+            Err(wrong_answer(state, at, attempts, e, "Too many failed attempts.", client).await?)
         }
         Err(e) => Err(e),
     }

@@ -16,6 +16,11 @@ pub struct ThrottleRule {
 }
 
 impl ThrottleRule {
+    /// "Someone may know your password" emails: one per member a day (the first one
+    /// locks the key for the rest of the day).
+    pub const PASSWORD_KNOWN_NOTICE: ThrottleRule =
+        ThrottleRule { free_failures: 0, base_lock_secs: 24 * 3600, max_lock_secs: 24 * 3600, window_secs: 24 * 3600 };
+
     /// Wrong passwords for one email address: 5 free, then 30 s, 1 min, 2 min … 15 min.
     pub const PASSWORD_PER_ACCOUNT: ThrottleRule =
         ThrottleRule { free_failures: 5, base_lock_secs: 30, max_lock_secs: 15 * 60, window_secs: 15 * 60 };

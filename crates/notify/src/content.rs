@@ -130,6 +130,12 @@ pub enum SecurityNotice {
     FactorLocked {
         method: String,
     },
+    /// A sign-in got past the password but not the second factor (too many wrong
+    /// answers): someone may know the password. `when` is UTC text, `from` an address.
+    PasswordKnown {
+        when: String,
+        from: String,
+    },
 }
 
 /// The email for a security notice.
@@ -185,6 +191,17 @@ pub fn notice_content(notice: &SecurityNotice, org_name: &str) -> EmailContent {
             format!(
                 "{} was locked on your {org} account after too many wrong codes in a row. Sign in with another method to unlock it, or ask your clinic's administrator to reset your two-factor authentication.",
                 clean_name(method)
+            ),
+        ),
+        SecurityNotice::PasswordKnown { when, from } => (
+            format!("Someone may know your {org} password"),
+            format!(
+                "On {when} (UTC), someone signed in to your {org} account with your correct password from {} \
+                 but did not get past two-factor authentication: the second-factor code was wrong too many times. \
+                 Your account stayed protected. If this wasn't you, change your password now: on the sign-in page \
+                 choose \"Forgot your password?\", or use Change password on your account page.",
+                clean_name(from),
+                when = clean_name(when),
             ),
         ),
     };

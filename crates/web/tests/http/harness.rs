@@ -384,7 +384,7 @@ impl TestApp {
         body["session_token"].as_str().unwrap_or_else(|| panic!("no session for {email}: {body}")).to_owned()
     }
 
-    async fn post_anonymous(&self, path: &str, body: Value) -> (u16, Value) {
+    pub async fn post_anonymous(&self, path: &str, body: Value) -> (u16, Value) {
         let res = self.api().post(self.url(path)).json(&body).send().await.expect("send");
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))

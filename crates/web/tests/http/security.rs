@@ -23,6 +23,7 @@ both_stores!(
     showing_a_code_page_sends_nothing,
     a_method_the_clinic_removed_only_moves_the_member_to_an_allowed_one,
     a_recovery_code_alone_is_still_proved_before_a_2fa_change,
+    a_password_used_without_the_second_factor_is_reported_once_a_day,
 );
 
 const DR: &str = "dr.lee@riverside.test";
@@ -419,4 +420,50 @@ async fn a_recovery_code_alone_is_still_proved_before_a_2fa_change(app: TestApp)
     assert_eq!(s, 200, "{v}");
     let (s, v) = app.post_json("/api/v1/me/mfa/authenticator", &token, json!({})).await;
     assert_eq!(s, 200, "{}", v["error"]);
+}
+
+/// A sign-in that gets past the password and fails the second factor to the limit
+/// tells the member ("someone may know your password"), once a day.
+async fn a_password_used_without_the_second_factor_is_reported_once_a_day(app: TestApp) {
+    let org = app.org("Riverside", clinic_auth_core::OrgKind::Clinic).await;
+    let dr = app.member(&org, DR, Role::Provider).await;
+    app.enroll_authenticator(&dr).await;
+    let wait = std::time::Duration::from_secs(5);
+    let before = app.smtp.messages().len();
+    let known = |app: &TestApp| {
+        app.smtp.messages().iter().filter(|m| m.subject().is_some_and(|s| s.contains("may know your"))).count()
+    };
+    // Wrong codes until the sign-in ends: one email, with when and from where.
+    let fail_a_sign_in = || async {
+        let started: Value = app.start_login("staff", DR).await.json().await.unwrap();
+        let flow = started["flow_id"].as_str().unwrap().to_owned();
+        assert_eq!(app.submit_password(&flow, crate::harness::PASSWORD).await.status(), 200);
+        let path = format!("/api/v1/login/{flow}/code");
+        for _ in 0..clinic_auth_core::login_flow::MAX_CODE_ATTEMPTS_PER_FLOW {
+            app.post_anonymous(&path, json!({"code": "000000"})).await;
+        }
+        let (s, v) = app.post_anonymous(&path, json!({"code": "000000"})).await;
+        assert_eq!(s, 410, "the sign-in is over: {v}");
+    };
+    assert_eq!(known(&app), 0);
+    fail_a_sign_in().await;
+    app.smtp.wait_for(before + 1, wait).await;
+    assert_eq!(known(&app), 1);
+    let mail = app.smtp.messages().into_iter().find(|m| m.subject().is_some_and(|s| s.contains("may know your"))).unwrap();
+    let body = mail.text_body().unwrap();
+    assert!(body.contains("127.0.0.1") && body.contains("Forgot your password?"), "{body}");
+    assert!(!body.contains("000000"), "never the code tried");
+    // Again the same day: no second email; the next day: one more.
+    fail_a_sign_in().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(known(&app), 1, "once a day");
+    app.clock.advance(24 * 3600 + 1);
+    fail_a_sign_in().await;
+    for _ in 0..50 {
+        if known(&app) == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(known(&app), 2, "a day later, it is reported again");
 }
