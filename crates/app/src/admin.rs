@@ -144,6 +144,44 @@ pub async fn resend_invitation(state: &App, by: &By, org: Option<&str>, who: &st
     accounts::resend_invitation(state, by, &account).await
 }
 
+/// Unlock: lifts the locks wrong second-factor codes put on the member (a factor at
+/// its consecutive-failure cap, the lockout with backoff), audited with them.
+pub async fn unlock(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<(), Error> {
+    let account = access::authorize(state, by, org, who, MemberAction::Unlock).await?;
+    let event = event_for(state, by, Event::SecondFactorUnlocked, &account);
+    state.store.unlock_second_factor(account.id, &crate::attempts::throttle_key(&account), &event).await?;
+    Ok(())
+}
+
+/// What wrong codes have locked for a member: factors at their consecutive-failure
+/// cap, and the lockout's end when it is on.
+#[derive(Debug, Clone, Default)]
+pub struct Locks {
+    pub factors: Vec<clinic_auth_core::FactorKind>,
+    pub until: Option<clinic_auth_core::UnixTime>,
+}
+
+impl Locks {
+    pub fn any(&self) -> bool {
+        !self.factors.is_empty() || self.until.is_some()
+    }
+}
+
+/// The member's locks, for their page (authorized as viewing them).
+pub async fn locks(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<Locks, Error> {
+    let account = access::authorize(state, by, org, who, MemberAction::ViewStatus).await?;
+    let cap = clinic_auth_core::throttle::MAX_CONSECUTIVE_FAILURES;
+    let factors = state.store.factor_failures(account.id).await?.into_iter().filter(|(_, n)| *n >= cap).map(|(k, _)| k);
+    let now = state.now();
+    let until = state
+        .store
+        .get_throttle(&crate::attempts::throttle_key(&account))
+        .await?
+        .and_then(|t| t.locked_for(now))
+        .map(|secs| now.plus_secs(secs));
+    Ok(Locks { factors: factors.collect(), until })
+}
+
 /// Ends every session of the member.
 pub async fn revoke_sessions(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<u64, Error> {
     let account = access::authorize(state, by, org, who, MemberAction::RevokeSessions).await?;

@@ -19,8 +19,9 @@ pub fn factor_locked(method: FactorKind) -> Error {
     Error::new(
         ErrorKind::FactorLocked,
         format!(
-            "{} is locked after too many wrong codes in a row. Choose another method, or ask your \
-             administrator to reset your two-factor authentication.",
+            "{} is locked: a code was tried wrong too many times in a row, perhaps by someone else. \
+             Choose Try another method and use your recovery code, or ask your clinic's administrator \
+             (or support) to unlock it.",
             method_label(method)
         ),
     )

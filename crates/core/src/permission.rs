@@ -171,12 +171,18 @@ pub enum MemberAction {
     ChangeRole(Role),
     /// Emails the member a password-reset link (see [`Actor::may_send_password_reset`]).
     SendPasswordReset,
+    /// Lifts the locks that wrong second-factor codes put on the member (someone
+    /// else's guesses, often): it only lets the member back in.
+    Unlock,
 }
 
 impl MemberAction {
     /// Actions that could keep an owner out of their own clinic.
     fn could_lock_out(self) -> bool {
-        !matches!(self, MemberAction::ViewStatus | MemberAction::SetOverride | MemberAction::Reactivate)
+        !matches!(
+            self,
+            MemberAction::ViewStatus | MemberAction::SetOverride | MemberAction::Reactivate | MemberAction::Unlock
+        )
     }
 }
 
@@ -533,7 +539,7 @@ mod tests {
         let m = |org, role| Target { kind: AccountKind::Member, org: Some(org), role: Some(role) };
         let padmin = Target { kind: AccountKind::PlatformAdmin, org: None, role: None };
         let pat = Target { kind: AccountKind::Patient, org: Some(&a), role: None };
-        let all = [ViewStatus, SetOverride, GrantBypass, ResetMfa, RevokeSessions, Deactivate, Reactivate];
+        let all = [ViewStatus, SetOverride, GrantBypass, ResetMfa, RevokeSessions, Deactivate, Reactivate, Unlock];
         for action in all {
             // cross-organization, platform admins and patients: never for a clinic admin
             let hidden = Verdict::Denied(Denial::NotVisible);

@@ -250,6 +250,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn factor_failures(&self, account: AccountId) -> StoreResult<Vec<(FactorKind, u32)>>;
     /// A factor was proved: every consecutive-failure count of the account restarts.
     async fn clear_factor_failures(&self, account: AccountId) -> StoreResult<()>;
+    /// An admin's Unlock: the account's consecutive-failure counts and its
+    /// second-factor lockout (`throttle_key`) are cleared, with the audit event, in
+    /// one transaction.
+    async fn unlock_second_factor(
+        &self,
+        account: AccountId,
+        throttle_key: &str,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
 
     // Administration
     /// An organization's members, by email.

@@ -115,6 +115,8 @@ pub enum Event<'a> {
         identity_verified: Option<&'a str>,
     },
     SessionsRevoked,
+    /// An admin lifted the locks that wrong second-factor codes put on a member.
+    SecondFactorUnlocked,
     AccountDeactivated,
     AccountReactivated,
     RoleChanged {
@@ -198,6 +200,7 @@ impl Event<'_> {
             E::BypassGranted { .. } => "bypass_granted",
             E::MfaReset { .. } => "mfa_reset",
             E::SessionsRevoked => "sessions_revoked",
+            E::SecondFactorUnlocked => "second_factor_unlocked",
             E::AccountDeactivated => "account_deactivated",
             E::AccountReactivated => "account_reactivated",
             E::RoleChanged { .. } => "role_changed",
@@ -259,6 +262,7 @@ impl Event<'_> {
             | E::SignedOut
             | E::RecoveryCodeReplaced
             | E::SessionsRevoked
+            | E::SecondFactorUnlocked
             | E::AccountDeactivated
             | E::AccountReactivated => vec![],
             E::SignedIn { realm, method } => vec![("realm", s(realm.as_str())), ("method", s(method))],

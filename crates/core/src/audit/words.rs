@@ -28,6 +28,7 @@ pub const KINDS: &[(&str, &str, &str)] = &[
     ("bypass_granted", "Bypass granted", "Bypass not granted"),
     ("mfa_reset", "MFA reset", "MFA reset refused"),
     ("sessions_revoked", "Signed out everywhere", "Sign-out everywhere refused"),
+    ("second_factor_unlocked", "Second factor unlocked", "Unlock refused"),
     ("account_deactivated", "Account deactivated", "Deactivation refused"),
     ("account_reactivated", "Account reactivated", "Reactivation refused"),
     ("role_changed", "Role changed", "Role not changed"),

@@ -112,6 +112,7 @@ forward! { SqliteStore, PgStore => {
     async fn reserve_factor_attempt(account: AccountId, factor: FactorKind, cap: u32) -> StoreResult<Option<u32>>;
     async fn factor_failures(account: AccountId) -> StoreResult<Vec<(FactorKind, u32)>>;
     async fn clear_factor_failures(account: AccountId) -> StoreResult<()>;
+    async fn unlock_second_factor(account: AccountId, throttle_key: &str, audit: &NewAuditEvent) -> StoreResult<()>;
     async fn list_members(org: &OrgId) -> StoreResult<Vec<Account>>;
     async fn set_account_status(id: AccountId, status: AccountStatus, audit: &NewAuditEvent) -> StoreResult<bool>;
     async fn set_role(id: AccountId, role: Role, audit: &NewAuditEvent) -> StoreResult<bool>;

@@ -132,6 +132,18 @@ impl Db {
         self.query("DELETE FROM factor_failures WHERE account_id = $1").bind(account.to_string()).execute().await?;
         Ok(())
     }
+
+    pub(super) async fn unlock_second_factor(
+        &self,
+        account: AccountId,
+        throttle_key: &str,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        tx.query("DELETE FROM factor_failures WHERE account_id = $1").bind(account.to_string()).execute().await?;
+        tx.query("DELETE FROM throttles WHERE key = $1").bind(throttle_key).execute().await?;
+        self.commit_audited(tx, audit).await
+    }
 }
 
 /// After counting a failure (`row`: its failures and lock): sets the lock the count

@@ -8,6 +8,7 @@ contract!(
     failures_are_counted_and_earn_locks,
     reserved_attempts_stop_at_the_lock_under_concurrency,
     factor_failures_stop_at_the_cap_under_concurrency,
+    an_unlock_clears_the_members_locks_and_is_audited,
 );
 
 /// Two failures free, then a lock of 60 s, doubling; failures forgotten after 300 s.
@@ -83,4 +84,27 @@ async fn factor_failures_stop_at_the_cap_under_concurrency(t: TestStore) {
     t.clear_factor_failures(m.id).await.unwrap();
     assert_eq!(t.factor_failures(m.id).await.unwrap(), []);
     assert_eq!(t.reserve_factor_attempt(m.id, FactorKind::Sms, 4).await.unwrap(), Some(1), "counted from the start");
+}
+
+async fn an_unlock_clears_the_members_locks_and_is_audited(t: TestStore) {
+    let org = t.org("riverside").await;
+    let m = t.member(&org, "m@riverside.test").await;
+    let other = t.member(&org, "o@riverside.test").await;
+    for who in [m.id, other.id] {
+        t.reserve_factor_attempt(who, FactorKind::Sms, 4).await.unwrap();
+    }
+    let key = format!("second-factor:{}", m.id);
+    let rule = ThrottleRule { free_failures: 0, base_lock_secs: 600, max_lock_secs: 600, window_secs: 600 };
+    t.reserve_attempt(&key, rule, NOW).await.unwrap();
+    t.reserve_attempt("second-factor:other", rule, NOW).await.unwrap();
+    assert_eq!(t.reserve_attempt(&key, rule, NOW).await.unwrap(), None, "locked");
+
+    let event = audit("second_factor_unlocked", Some(&org.id), Some(m.id));
+    t.unlock_second_factor(m.id, &key, &event).await.unwrap();
+    assert_eq!(t.factor_failures(m.id).await.unwrap(), []);
+    assert!(t.reserve_attempt(&key, rule, NOW).await.unwrap().is_some(), "the lock is gone");
+    // Nobody else's.
+    assert_eq!(t.factor_failures(other.id).await.unwrap(), [(FactorKind::Sms, 1)]);
+    assert_eq!(t.reserve_attempt("second-factor:other", rule, NOW).await.unwrap(), None);
+    assert!(t.audit_kinds(Some(&org.id)).await.contains(&"second_factor_unlocked".to_owned()));
 }

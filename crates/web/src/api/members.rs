@@ -27,6 +27,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/orgs/{org_id}/members/{member}", get(member_status))
         .route("/api/v1/orgs/{org_id}/members/{member}/mfa", put(set_member_mfa))
         .route("/api/v1/orgs/{org_id}/members/{member}/bypass", post(grant_bypass))
+        .route("/api/v1/orgs/{org_id}/members/{member}/unlock", post(unlock))
         .route("/api/v1/orgs/{org_id}/members/{member}/mfa-reset", post(reset_mfa))
         .route("/api/v1/orgs/{org_id}/members/{member}/sessions/revoke", post(revoke_sessions))
         .route("/api/v1/orgs/{org_id}/members/{member}/invitation", post(resend_member_invitation))
@@ -152,6 +153,18 @@ pub struct BypassView {
 async fn grant_bypass(c: Caller, Path(MemberPath { org_id, member }): Path<MemberPath>) -> Result<Response, AppError> {
     let b = admin::grant_bypass(&c.state, &c.by(), Some(&org_id), &member).await?;
     Ok((StatusCode::CREATED, Json(BypassView { expires_at: b.expires_at.0 })).into_response())
+}
+
+/// "Unlock": lift the locks that wrong second-factor codes put on the member (a
+/// factor at its consecutive-failure cap, the lockout with backoff). Audited.
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/members/{member}/unlock", tag = "admin", security(("bearer" = [])),
+    params(MemberPath),
+    responses((status = 204, description = "Unlocked"),
+        (status = 403, description = "`forbidden`, `step_up_required`", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn unlock(c: Caller, Path(MemberPath { org_id, member }): Path<MemberPath>) -> Result<Response, AppError> {
+    admin::unlock(&c.state, &c.by(), Some(&org_id), &member).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// "Resend invitation": email the member a fresh invitation link, for a member who has

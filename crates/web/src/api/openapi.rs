@@ -35,7 +35,7 @@ pub(super) fn routes() -> Router<AppState> {
         passkeys::my_passkey_remove,
         orgs::create_org, orgs::get_org, orgs::set_org_mfa,
         members::list_members, members::add_member, members::add_patient, members::member_status,
-        members::set_member_mfa, members::grant_bypass, members::reset_mfa, members::revoke_sessions,
+        members::set_member_mfa, members::grant_bypass, members::unlock, members::reset_mfa, members::revoke_sessions,
         members::resend_member_invitation, members::set_status, members::set_role,
         accounts::add_platform_admin, accounts::password_reset, accounts::resend_account_invitation,
         password_links::use_password_link,

@@ -60,6 +60,7 @@ pub(super) fn notice_text(key: Option<&str>) -> Option<&'static str> {
         }
         "reset" => Some("MFA was reset: every factor of the member was removed, and they were signed out everywhere."),
         "revoked" => Some("The member was signed out everywhere, clinic apps included."),
+        "unlocked" => Some("The member's second factor is unlocked. They can sign in with it again."),
         "status" => Some("The member's status is changed."),
         "role" => Some("The member's role is changed."),
         "invitation_sent" => {

@@ -85,9 +85,15 @@ struct MemberPage<'a> {
     factors: Vec<String>,
     bypass: String,
     sessions: i64,
+    /// What wrong codes locked, in words; `None` when nothing is locked.
+    locked: Option<String>,
     bypass_hours: i64,
     overrides: Vec<(&'static str, &'static str, bool)>,
     roles: Vec<(&'static str, bool)>,
+}
+
+fn factors_label(kind: clinic_auth_core::FactorKind) -> &'static str {
+    clinic_auth_app::factors::method_label(kind)
 }
 
 fn factor_line(f: &clinic_auth_store::Factor) -> String {
@@ -105,7 +111,8 @@ async fn member_form(
     error: Option<AppError>,
 ) -> Result<Response, PageError> {
     let org = scope(s)?;
-    let m = admin::member_status(state, &by(s, client), org.as_ref().map(OrgId::as_str), id).await?;
+    let who = by(s, client);
+    let m = admin::member_status(state, &who, org.as_ref().map(OrgId::as_str), id).await?;
     let mut factors: Vec<String> = m.factors.iter().map(factor_line).collect();
     if m.has_recovery_code {
         factors.push("Recovery code — saved".to_owned());
@@ -121,7 +128,17 @@ async fn member_form(
         }),
         _ => None,
     };
+    let locks = admin::locks(state, &who, org.as_ref().map(OrgId::as_str), id).await?;
+    let locked = locks.any().then(|| {
+        let mut parts: Vec<String> =
+            locks.factors.iter().map(|k| format!("{} (too many wrong codes in a row)", factors_label(*k))).collect();
+        if let Some(until) = locks.until {
+            parts.push(format!("every second factor until {} (wrong codes)", time::date_time(until)));
+        }
+        parts.join("; ")
+    });
     let page = MemberPage {
+        locked,
         org_name,
         frame: frame(state, "Member").notice(notice).error(error),
         platform: org.is_none(),
@@ -260,6 +277,10 @@ async fn act(state: &AppState, t: Target<'_>, action: &str, f: &MemberForm) -> R
         "revoke" => {
             admin::revoke_sessions(state, by, org, id).await?;
             Ok("revoked")
+        }
+        "unlock" => {
+            admin::unlock(state, by, org, id).await?;
+            Ok("unlocked")
         }
         "status" => {
             let status =

@@ -15,6 +15,7 @@ both_stores!(
     a_clinic_reads_platform_support_where_a_platform_admin_acted,
     saving_clinic_settings_keeps_passkeys_and_what_the_form_does_not_show,
     platform_support_registers_a_clinic_app_and_sees_its_secret_once,
+    an_admin_unlocks_a_member_locked_by_wrong_codes,
 );
 
 async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
@@ -479,4 +480,55 @@ async fn platform_support_registers_a_clinic_app_and_sees_its_secret_once(app: T
     let owner = signed_in(&app, "owner@riverside.test").await;
     let (status, _) = page(&owner, &app.url("/platform/apps")).await;
     assert_eq!(status, 403);
+}
+
+async fn an_admin_unlocks_a_member_locked_by_wrong_codes(app: TestApp) {
+    let a = app.org("Clinic A", OrgKind::Clinic).await;
+    app.member(&a, "admin@a.test", Role::Admin).await;
+    app.member(&a, "nurse@a.test", Role::Staff).await;
+    let dr = app.member(&a, "dr@a.test", Role::Provider).await;
+    app.enroll_authenticator(&dr).await;
+    // Someone with the password guesses codes until the member is locked out.
+    let mut locked = serde_json::Value::Null;
+    for _ in 0..4 {
+        let (flow, _) = crate::mfa::password_step(&app, "dr@a.test").await;
+        for _ in 0..4 {
+            let (s, v) =
+                crate::mfa::post(&app, &format!("/api/v1/login/{flow}/code"), serde_json::json!({"code": "000000"}))
+                    .await;
+            if s == 429 {
+                locked = v;
+            }
+        }
+    }
+    let message = locked["error"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(!message.is_empty(), "the member is locked out");
+    // The member's own code is refused while locked.
+    let code = app.authenticator_code("dr@a.test").unwrap();
+    let (status, _) = crate::mfa::sign_in_with(&app, "dr@a.test", None, &code).await;
+    assert_eq!(status, 429, "locked");
+
+    let b = signed_in(&app, "admin@a.test").await;
+    let dr_page = format!("/admin/users/{}", dr.id);
+    let (_, html) = page(&b, &app.url(&dr_page)).await;
+    assert!(html.contains("id=\"member-locked\"") && html.contains(">Unlock</button>"), "{html}");
+    // A staff member cannot unlock anyone.
+    let nurse = app.token("staff", "nurse@a.test").await;
+    let (s, _) =
+        app.post_json(&format!("/api/v1/orgs/{}/members/{}/unlock", a.id, dr.id), &nurse, serde_json::json!({})).await;
+    assert_eq!(s, 403);
+    let res = post_form(&app, &b, &dr_page, &format!("{dr_page}/unlock"), &[]).await;
+    assert_eq!(location(&res), format!("{dr_page}?notice=unlocked"));
+    let (_, html) = page(&b, &app.url(&dr_page)).await;
+    assert!(!html.contains("id=\"member-locked\""), "{html}");
+    assert_eq!(app.audit_of(Some("second_factor_unlocked"), 10).await.len(), 1);
+    app.clock.advance(30);
+    let code = app.authenticator_code("dr@a.test").unwrap();
+    let (status, v) = crate::mfa::sign_in_with(&app, "dr@a.test", None, &code).await;
+    assert_eq!(status, 200, "unlocked, the member signs in with their own code: {v}");
+    // The API does the same.
+    let admin = app.token("staff", "admin@a.test").await;
+    let (s, _) =
+        app.post_json(&format!("/api/v1/orgs/{}/members/{}/unlock", a.id, dr.id), &admin, serde_json::json!({})).await;
+    assert_eq!(s, 204);
 }

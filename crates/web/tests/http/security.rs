@@ -449,7 +449,8 @@ async fn a_password_used_without_the_second_factor_is_reported_once_a_day(app: T
     fail_a_sign_in().await;
     app.smtp.wait_for(before + 1, wait).await;
     assert_eq!(known(&app), 1);
-    let mail = app.smtp.messages().into_iter().find(|m| m.subject().is_some_and(|s| s.contains("may know your"))).unwrap();
+    let mail =
+        app.smtp.messages().into_iter().find(|m| m.subject().is_some_and(|s| s.contains("may know your"))).unwrap();
     let body = mail.text_body().unwrap();
     assert!(body.contains("127.0.0.1") && body.contains("Forgot your password?"), "{body}");
     assert!(!body.contains("000000"), "never the code tried");
