@@ -962,10 +962,27 @@ proptest! {
 /// Pieces of real User-Agent headers, so that random ones often name a browser, a
 /// system, both, or a program.
 const USER_AGENT_PIECES: &[&str] = &[
-    "Mozilla/5.0 ", "(Windows NT 10.0; Win64; x64) ", "(iPhone; CPU iPhone OS 18_0 like Mac OS X) ",
-    "(Linux; Android 14) ", "(Macintosh; Intel Mac OS X 10_15_7) ", "(X11; Linux x86_64) ", "AppleWebKit/537.36 ",
-    "Chrome/126.0 ", "Safari/537.36 ", "Firefox/127.0 ", "Edg/126.0 ", "CriOS/126 ", "OPR/111 ", "curl/8.5.0",
-    "python-requests/2.31", "é", "\u{0}", "/", " ", "(", ";",
+    "Mozilla/5.0 ",
+    "(Windows NT 10.0; Win64; x64) ",
+    "(iPhone; CPU iPhone OS 18_0 like Mac OS X) ",
+    "(Linux; Android 14) ",
+    "(Macintosh; Intel Mac OS X 10_15_7) ",
+    "(X11; Linux x86_64) ",
+    "AppleWebKit/537.36 ",
+    "Chrome/126.0 ",
+    "Safari/537.36 ",
+    "Firefox/127.0 ",
+    "Edg/126.0 ",
+    "CriOS/126 ",
+    "OPR/111 ",
+    "curl/8.5.0",
+    "python-requests/2.31",
+    "é",
+    "\u{0}",
+    "/",
+    " ",
+    "(",
+    ";",
 ];
 
 fn user_agent_like() -> impl Strategy<Value = String> {
