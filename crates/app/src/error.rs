@@ -87,6 +87,8 @@ pub enum ErrorKind {
     AlreadyActive,
     /// The account is deactivated: reactivate it before acting on it.
     ReactivateFirst,
+    /// The session asking cannot end itself from its list of sessions: sign out.
+    CurrentSession,
     /// Something failed on our side; the detail is in the log.
     Internal,
 }

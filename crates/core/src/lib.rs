@@ -23,6 +23,7 @@ pub mod session;
 pub mod throttle;
 pub mod token;
 pub mod totp;
+pub mod user_agent;
 
 pub use account::{AccountKind, AccountStatus, OrgKind, Realm, Role};
 pub use answer::{AnswerError, FactorAnswer};

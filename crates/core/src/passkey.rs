@@ -57,37 +57,8 @@ impl PasskeyName {
     /// A first name from the browser's User-Agent ("Chrome on Linux"), so that the
     /// list on the account page tells devices apart before the member renames any.
     pub fn from_user_agent(user_agent: Option<&str>) -> PasskeyName {
-        let ua = user_agent.unwrap_or("");
-        let browser = [
-            ("Edg/", "Edge"),
-            ("OPR/", "Opera"),
-            ("Firefox/", "Firefox"),
-            ("Chrome/", "Chrome"),
-            ("Chromium/", "Chromium"),
-            ("Safari/", "Safari"),
-        ]
-        .into_iter()
-        .find(|(needle, _)| ua.contains(needle))
-        .map(|(_, name)| name);
-        let system = [
-            ("iPhone", "iPhone"),
-            ("iPad", "iPad"),
-            ("Android", "Android"),
-            ("Windows", "Windows"),
-            ("Mac OS X", "macOS"),
-            ("CrOS", "ChromeOS"),
-            ("Linux", "Linux"),
-        ]
-        .into_iter()
-        .find(|(needle, _)| ua.contains(needle))
-        .map(|(_, name)| name);
-        let name = match (browser, system) {
-            (Some(b), Some(s)) => format!("{b} on {s}"),
-            (Some(b), None) => b.to_owned(),
-            (None, Some(s)) => s.to_owned(),
-            (None, None) => "This device".to_owned(),
-        };
-        PasskeyName(name)
+        let name = user_agent.and_then(crate::user_agent::device_name);
+        PasskeyName(name.unwrap_or_else(|| "This device".to_owned()))
     }
 }
 

@@ -20,6 +20,7 @@ use clinic_auth_core::password::{MAX_LENGTH, PasswordError};
 use clinic_auth_core::permission::{IdentityNote, IdentityNoteError};
 use clinic_auth_core::phone::PhoneError;
 use clinic_auth_core::totp::{Issuer, code_at, otpauth_uri, verify};
+use clinic_auth_core::user_agent::{Device, MAX_READ_BYTES, device_name};
 use clinic_auth_core::{
     AccountId, AccountKind, AccountStatus, Email, FactorAnswer, FactorKind, MemberOverride, MethodSet, MfaMode,
     NewPassword, OneTimeCode, OrgId, OrgKind, Password, PasswordPolicy, Realm, RecoveryCode, Role, SecretToken,
@@ -952,6 +953,68 @@ proptest! {
         let made = SecretToken::generate();
         let back = SecretToken::from_presented(made.expose()).unwrap();
         prop_assert_eq!(back.hash(), made.hash());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Device names from a User-Agent header (user_agent.rs)
+
+/// Pieces of real User-Agent headers, so that random ones often name a browser, a
+/// system, both, or a program.
+const USER_AGENT_PIECES: &[&str] = &[
+    "Mozilla/5.0 ",
+    "(Windows NT 10.0; Win64; x64) ",
+    "(iPhone; CPU iPhone OS 18_0 like Mac OS X) ",
+    "(Linux; Android 14) ",
+    "(Macintosh; Intel Mac OS X 10_15_7) ",
+    "(X11; Linux x86_64) ",
+    "AppleWebKit/537.36 ",
+    "Chrome/126.0 ",
+    "Safari/537.36 ",
+    "Firefox/127.0 ",
+    "Edg/126.0 ",
+    "CriOS/126 ",
+    "OPR/111 ",
+    "curl/8.5.0",
+    "python-requests/2.31",
+    "é",
+    "\u{0}",
+    "/",
+    " ",
+    "(",
+    ";",
+];
+
+fn user_agent_like() -> impl Strategy<Value = String> {
+    vec(select(USER_AGENT_PIECES), 0..12).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #[test]
+    fn device_names_never_panic_and_are_short_single_lines_from_the_header(
+        s in prop_oneof![any_text(), user_agent_like(), "[ -~]{0,600}"],
+    ) {
+        let device = Device::parse(&s);
+        let name = device_name(&s);
+        prop_assert_eq!(&name, &device.name());
+        if let Some(n) = &name {
+            prop_assert!(!n.is_empty() && n.chars().count() <= 40, "{:?}", n);
+            prop_assert!(!n.chars().any(char::is_control), "{:?}", n);
+            // A program's name is copied from the header; every other name is ours.
+            if device.browser.is_none() && device.system.is_none() {
+                prop_assert!(s.trim_start().starts_with(n.as_str()), "{:?} from {:?}", n, s);
+                prop_assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')));
+            }
+        }
+        // Only the first bytes of the header are read.
+        let mut longer = s.clone();
+        longer.push_str(&" Firefox/1 (Windows)".repeat(40));
+        if s.len() >= MAX_READ_BYTES {
+            prop_assert_eq!(device_name(&longer), name);
+        }
+        // A passkey's first name is the device name, or "This device".
+        let passkey = PasskeyName::from_user_agent(Some(&s));
+        prop_assert_eq!(PasskeyName::parse(passkey.as_str()), Ok(passkey.clone()));
     }
 }
 

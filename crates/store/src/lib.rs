@@ -219,6 +219,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// the session has proved since it began (`proved`, stored form).
     async fn mark_session_verified(&self, token: &TokenHash, now: UnixTime, proved: &str) -> StoreResult<()>;
     async fn delete_session(&self, token: &TokenHash, audit: Option<&NewAuditEvent>) -> StoreResult<()>;
+    /// Every session of an account, newest first, idle or expired ones included (the
+    /// caller knows the timeouts).
+    async fn list_sessions(&self, account: AccountId) -> StoreResult<Vec<SessionSummary>>;
+    /// Ends the account's session with the public id `sid`, with its audit event;
+    /// false (and no event) if the account has no such session.
+    async fn end_session_by_sid(&self, account: AccountId, sid: &str, audit: &NewAuditEvent) -> StoreResult<bool>;
+    /// Ends every session of the account but `keep`, in one statement, with one audit
+    /// event, and only while `keep` is still one of its sessions; the sessions ended
+    /// (none, and no event, when there were none or `keep` had ended). Unlike
+    /// `revoke_sessions`, the security stamp stays: `keep`'s sign-ins stay valid.
+    async fn end_other_sessions(
+        &self,
+        account: AccountId,
+        keep: &TokenHash,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<SessionSummary>>;
 
     // Throttles
     async fn get_throttle(&self, key: &str) -> StoreResult<Option<ThrottleState>>;

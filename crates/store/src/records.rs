@@ -144,6 +144,18 @@ pub struct SessionRecord {
     pub proved: String,
 }
 
+/// A session as its owner sees it in their list of sessions: never its token or
+/// anti-forgery token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// The session's public id (the `sid` apps see).
+    pub sid: String,
+    pub created_at: UnixTime,
+    pub last_seen_at: UnixTime,
+    /// The address and User-Agent the session was signed in from, as stored.
+    pub client: ClientInfo,
+}
+
 /// Where a request came from, for audit events and sessions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientInfo {

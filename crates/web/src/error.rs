@@ -141,6 +141,7 @@ pub fn status_and_code(kind: ErrorKind) -> (StatusCode, &'static str) {
         K::EmailTaken => (S::CONFLICT, "email_taken"),
         K::AlreadyActive => (S::CONFLICT, "already_active"),
         K::ReactivateFirst => (S::CONFLICT, "account_deactivated"),
+        K::CurrentSession => (S::CONFLICT, "current_session"),
         K::Internal => (S::INTERNAL_SERVER_ERROR, "internal"),
     }
 }

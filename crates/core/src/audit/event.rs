@@ -40,6 +40,17 @@ pub enum Event<'a> {
         email: Option<&'a str>,
     },
     SignedOut,
+    /// One session of the account ended from its list of sessions ("My sessions"), by
+    /// another session of the same account (`by_self`); `sid` is its public id.
+    SessionEnded {
+        sid: &'a str,
+        by_self: bool,
+    },
+    /// "Sign out of all other sessions": every session of the account ended but
+    /// `kept_sid`, the one that asked.
+    OtherSessionsEnded {
+        kept_sid: &'a str,
+    },
     BypassUsed {
         then_setup: bool,
     },
@@ -184,6 +195,8 @@ impl Event<'_> {
             E::PasswordReset => "password_reset",
             E::SignedIn { .. } | E::SignInRefused { .. } => "sign_in",
             E::SignedOut => "sign_out",
+            E::SessionEnded { .. } => "session_ended",
+            E::OtherSessionsEnded { .. } => "other_sessions_ended",
             E::BypassUsed { .. } => "bypass_used",
             E::SecondFactorProved { .. } | E::SecondFactorRefused { .. } => "second_factor",
             E::RecoveryCodeUsed { .. } => "recovery_code_used",
@@ -273,6 +286,14 @@ impl Event<'_> {
                 }
                 f
             }
+            E::SessionEnded { sid, by_self } => {
+                let mut f = vec![("sid", s(sid))];
+                if *by_self {
+                    f.push(("by", s("self")));
+                }
+                f
+            }
+            E::OtherSessionsEnded { kept_sid } => vec![("by", s("self")), ("kept_sid", s(kept_sid))],
             E::BypassUsed { then_setup } => vec![("then", s(if *then_setup { "setup" } else { "signed_in" }))],
             E::SecondFactorProved { method, purpose, passkey_id } => {
                 let mut f = vec![("method", s(method.as_str())), ("purpose", s(purpose.as_str()))];
@@ -406,6 +427,18 @@ mod tests {
                 r#"{"method":"passkey","reason":"bad_origin"}"#,
             ),
             (Event::SessionsRevoked, "sessions_revoked", "success", "{}"),
+            (
+                Event::SessionEnded { sid: "4f1c", by_self: true },
+                "session_ended",
+                "success",
+                r#"{"by":"self","sid":"4f1c"}"#,
+            ),
+            (
+                Event::OtherSessionsEnded { kept_sid: "9a0b" },
+                "other_sessions_ended",
+                "success",
+                r#"{"by":"self","kept_sid":"9a0b"}"#,
+            ),
         ];
         for (event, kind, outcome, detail) in table {
             assert_eq!(

@@ -16,7 +16,7 @@ use crate::{
     Account, AuditEvent, AuditFilter, AuditVerification, AuthorizationRequest, Bypass, Ceremony, CodeTaken, Factor,
     LogoutDelivery, NewAccount, NewAuditEvent, NewFactor, NewOidcToken, NewPasskey, NewPasswordLink, NewSession,
     OidcClient, OidcCode, OidcGrant, OidcToken, Org, OrgMemberSecurity, PasskeyUse, PasswordLink, PendingFactor,
-    PendingLogout, RefreshTaken, SessionRecord, SigningKey, Store, StoreResult, StoredCode,
+    PendingLogout, RefreshTaken, SessionRecord, SessionSummary, SigningKey, Store, StoreResult, StoredCode,
 };
 
 /// `impl Store` for each named store (a struct with a `db: Db` field), from the
@@ -103,6 +103,11 @@ forward! { SqliteStore, PgStore => {
     async fn touch_session(token: &TokenHash, now: UnixTime) -> StoreResult<()>;
     async fn mark_session_verified(token: &TokenHash, now: UnixTime, proved: &str) -> StoreResult<()>;
     async fn delete_session(token: &TokenHash, audit: Option<&NewAuditEvent>) -> StoreResult<()>;
+    async fn list_sessions(account: AccountId) -> StoreResult<Vec<SessionSummary>>;
+    async fn end_session_by_sid(account: AccountId, sid: &str, audit: &NewAuditEvent) -> StoreResult<bool>;
+    async fn end_other_sessions(
+        account: AccountId, keep: &TokenHash, audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<SessionSummary>>;
     async fn get_throttle(key: &str) -> StoreResult<Option<ThrottleState>>;
     async fn record_failure(
         key: &str, rule: ThrottleRule, now: UnixTime, audit: Option<&NewAuditEvent>,

@@ -3,9 +3,9 @@
 use clinic_auth_core::{AccountId, TokenHash, UnixTime};
 
 use super::accounts::move_stamp;
-use super::sql::Tx;
+use super::sql::{Row, Tx};
 use super::{Db, corrupt, parse_with};
-use crate::{NewAuditEvent, NewSession, SessionRecord, StoreError, StoreResult, Via};
+use crate::{ClientInfo, NewAuditEvent, NewSession, SessionRecord, SessionSummary, StoreError, StoreResult, Via};
 
 impl Db {
     /// Starts a session and ends the login flow that earned it.
@@ -76,6 +76,63 @@ impl Db {
         Ok(())
     }
 
+    /// The account's sessions, newest first (by start, then by id, so that the order
+    /// does not move as they are used).
+    pub(super) async fn list_sessions(&self, account: AccountId) -> StoreResult<Vec<SessionSummary>> {
+        let rows = self
+            .query(
+                "SELECT sid, created_at, last_seen_at, client_ip, user_agent FROM sessions
+                 WHERE account_id = $1 ORDER BY created_at DESC, sid",
+            )
+            .bind(account.to_string())
+            .fetch_all()
+            .await?;
+        rows.iter().map(summary).collect()
+    }
+
+    /// Ends one session of the account by its public id: a `sid` of another account
+    /// matches nothing, so nobody can end (or learn of) someone else's session.
+    pub(super) async fn end_session_by_sid(
+        &self,
+        account: AccountId,
+        sid: &str,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let done = tx
+            .query("DELETE FROM sessions WHERE account_id = $1 AND sid = $2")
+            .bind(account.to_string())
+            .bind(sid)
+            .execute()
+            .await?;
+        self.commit_audited_if(tx, done == 1, audit).await
+    }
+
+    /// Ends every session of the account but `keep`, in one statement that also
+    /// checks `keep` is still there (a session ended meanwhile ends nothing more). The
+    /// stamp is left alone: moving it would end `keep`'s OpenID Connect grants too.
+    pub(super) async fn end_other_sessions(
+        &self,
+        account: AccountId,
+        keep: &TokenHash,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<SessionSummary>> {
+        let mut tx = self.begin().await?;
+        let rows = tx
+            .query(
+                "DELETE FROM sessions WHERE account_id = $1 AND token_hash <> $2
+                   AND EXISTS (SELECT 1 FROM sessions WHERE token_hash = $2 AND account_id = $1)
+                 RETURNING sid, created_at, last_seen_at, client_ip, user_agent",
+            )
+            .bind(account.to_string())
+            .bind(keep.as_str())
+            .fetch_all()
+            .await?;
+        let ended = rows.iter().map(summary).collect::<StoreResult<Vec<_>>>()?;
+        self.commit_audited_if(tx, !ended.is_empty(), audit).await?;
+        Ok(ended)
+    }
+
     /// Ends every session of an account (and its sign-ins in flight); the number of
     /// sessions ended.
     pub(super) async fn revoke_sessions(&self, id: AccountId, audit: &NewAuditEvent) -> StoreResult<u64> {
@@ -94,6 +151,18 @@ impl Db {
             .await?;
         Ok(row.try_get("n")?)
     }
+}
+
+/// A [`SessionSummary`] from a row of `sid, created_at, last_seen_at, client_ip,
+/// user_agent`.
+fn summary(row: &Row) -> StoreResult<SessionSummary> {
+    Ok(SessionSummary {
+        // Nullable only in SQLite's schema; the store always writes it.
+        sid: row.try_get::<Option<String>>("sid")?.ok_or_else(|| corrupt("session id"))?,
+        created_at: UnixTime(row.try_get("created_at")?),
+        last_seen_at: UnixTime(row.try_get("last_seen_at")?),
+        client: ClientInfo { ip: row.try_get("client_ip")?, user_agent: row.try_get("user_agent")? },
+    })
 }
 
 /// Starts a session and deletes the flow that earned it, in the caller's

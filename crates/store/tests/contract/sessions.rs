@@ -1,7 +1,7 @@
 //! Sessions, and the sign-in that must still be current to start one.
 
 use clinic_auth_core::{AccountId, AccountStatus};
-use clinic_auth_store::{SessionRecord, StoreError};
+use clinic_auth_store::{Account, ClientInfo, NewSession, SessionRecord, SessionSummary, StoreError};
 
 use crate::harness::{NOW, TestStore, audit, new_session, successes, token};
 
@@ -10,6 +10,8 @@ contract!(
     a_session_starts_only_while_its_sign_in_is_current,
     one_flow_earns_one_session_under_concurrency,
     revoking_ends_every_session_and_sign_in,
+    own_sessions_are_listed_newest_first_and_ended_one_by_its_public_id,
+    ending_the_other_sessions_keeps_the_asking_one_and_the_stamp,
 );
 
 async fn sessions_round_trip(t: TestStore) {
@@ -121,4 +123,107 @@ async fn revoking_ends_every_session_and_sign_in(t: TestStore) {
     assert_eq!(t.reload(&m).await.security_stamp, stamp + 1);
     assert!(t.get_session(&kept).await.unwrap().is_some(), "another account's session stays");
     assert_eq!(t.revoke_sessions(AccountId::new_random(), &event).await.unwrap(), 0);
+}
+
+/// A session of `account` named `name`, begun `secs` after [`NOW`] from `ip` and
+/// `user_agent`.
+async fn session_at(t: &TestStore, account: &Account, name: &str, secs: i64, ip: &str, user_agent: &str) {
+    let flow = t.flow(account, &format!("flow-of-{name}")).await;
+    let s = NewSession {
+        now: NOW.plus_secs(secs),
+        client: ClientInfo { ip: ip.into(), user_agent: user_agent.into() },
+        ..new_session(account, name, t.reload(account).await.security_stamp)
+    };
+    t.insert_session(&s, &flow, &audit("signed_in", account.org_id.as_ref(), Some(account.id))).await.unwrap();
+}
+
+fn summary(name: &str, secs: i64, ip: &str, user_agent: &str) -> SessionSummary {
+    SessionSummary {
+        sid: format!("sid-{name}"),
+        created_at: NOW.plus_secs(secs),
+        last_seen_at: NOW.plus_secs(secs),
+        client: ClientInfo { ip: ip.into(), user_agent: user_agent.into() },
+    }
+}
+
+fn sids(list: &[SessionSummary]) -> Vec<&str> {
+    list.iter().map(|s| s.sid.as_str()).collect()
+}
+
+async fn own_sessions_are_listed_newest_first_and_ended_one_by_its_public_id(t: TestStore) {
+    let org = t.org("riverside").await;
+    let m = t.member(&org, "m@riverside.test").await;
+    let other = t.member(&org, "o@riverside.test").await;
+    session_at(&t, &m, "laptop", 0, "10.0.0.1", "Firefox").await;
+    session_at(&t, &m, "phone", 60, "2001:db8::7", "Safari").await;
+    session_at(&t, &other, "theirs", 30, "10.0.0.9", "Chrome").await;
+    let stamp = t.reload(&m).await.security_stamp;
+    assert_eq!(
+        t.list_sessions(m.id).await.unwrap(),
+        vec![summary("phone", 60, "2001:db8::7", "Safari"), summary("laptop", 0, "10.0.0.1", "Firefox")]
+    );
+    t.touch_session(&token("laptop"), NOW.plus_secs(90)).await.unwrap();
+    let listed = t.list_sessions(m.id).await.unwrap();
+    assert_eq!(sids(&listed), ["sid-phone", "sid-laptop"], "use does not reorder the list");
+    assert_eq!(listed[1].last_seen_at, NOW.plus_secs(90));
+    assert_eq!(sids(&t.list_sessions(other.id).await.unwrap()), ["sid-theirs"]);
+    assert!(t.list_sessions(AccountId::new_random()).await.unwrap().is_empty());
+
+    // Another account's session, or one that does not exist, is not ended and not audited.
+    let event = audit("session_ended", Some(&org.id), Some(m.id));
+    assert!(!t.end_session_by_sid(m.id, "sid-theirs", &event).await.unwrap());
+    assert!(!t.end_session_by_sid(m.id, "sid-unknown", &event).await.unwrap());
+    assert!(t.get_session(&token("theirs")).await.unwrap().is_some());
+    assert!(!t.audit_kinds(Some(&org.id)).await.contains(&"session_ended".to_owned()));
+
+    assert!(t.end_session_by_sid(m.id, "sid-laptop", &event).await.unwrap());
+    assert_eq!(t.get_session(&token("laptop")).await.unwrap(), None);
+    assert!(t.get_session(&token("phone")).await.unwrap().is_some());
+    assert!(!t.end_session_by_sid(m.id, "sid-laptop", &event).await.unwrap(), "once");
+    let kinds = t.audit_kinds(Some(&org.id)).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "session_ended").count(), 1);
+    assert_eq!(t.reload(&m).await.security_stamp, stamp, "the stamp stays");
+    assert!(t.audit_intact().await);
+}
+
+async fn ending_the_other_sessions_keeps_the_asking_one_and_the_stamp(t: TestStore) {
+    let org = t.org("riverside").await;
+    let m = t.member(&org, "m@riverside.test").await;
+    let other = t.member(&org, "o@riverside.test").await;
+    session_at(&t, &m, "a", 0, "10.0.0.1", "A").await;
+    session_at(&t, &m, "b", 10, "10.0.0.2", "B").await;
+    session_at(&t, &m, "c", 20, "10.0.0.3", "C").await;
+    session_at(&t, &other, "d", 30, "10.0.0.4", "D").await;
+    let flow = t.flow(&m, "in-flight").await;
+    let stamp = t.reload(&m).await.security_stamp;
+    let event = audit("other_sessions_ended", Some(&org.id), Some(m.id));
+    let count = |kinds: Vec<String>| kinds.iter().filter(|k| *k == "other_sessions_ended").count();
+
+    let ended = t.end_other_sessions(m.id, &token("b"), &event).await.unwrap();
+    assert_eq!(
+        {
+            let mut e = ended.clone();
+            e.sort_by(|x, y| x.sid.cmp(&y.sid));
+            e
+        },
+        vec![summary("a", 0, "10.0.0.1", "A"), summary("c", 20, "10.0.0.3", "C")],
+        "the ended sessions, as they were"
+    );
+    assert_eq!(sids(&t.list_sessions(m.id).await.unwrap()), ["sid-b"]);
+    assert_eq!(sids(&t.list_sessions(other.id).await.unwrap()), ["sid-d"], "another account's session stays");
+    assert_eq!(t.reload(&m).await.security_stamp, stamp, "the stamp stays, so b's sign-ins stay valid");
+    assert!(t.get_flow(&flow).await.unwrap().is_some(), "a sign-in in flight is not a session");
+    assert_eq!(count(t.audit_kinds(Some(&org.id)).await), 1);
+
+    // Nothing left to end: nothing audited.
+    assert!(t.end_other_sessions(m.id, &token("b"), &event).await.unwrap().is_empty());
+    assert_eq!(count(t.audit_kinds(Some(&org.id)).await), 1);
+
+    // A session that has ended, or another account's, cannot end the account's sessions.
+    session_at(&t, &m, "e", 40, "10.0.0.5", "E").await;
+    assert!(t.end_other_sessions(m.id, &token("a"), &event).await.unwrap().is_empty());
+    assert!(t.end_other_sessions(m.id, &token("d"), &event).await.unwrap().is_empty());
+    assert_eq!(sids(&t.list_sessions(m.id).await.unwrap()), ["sid-e", "sid-b"]);
+    assert_eq!(count(t.audit_kinds(Some(&org.id)).await), 1);
+    assert!(t.audit_intact().await);
 }

@@ -18,6 +18,7 @@ use crate::{AppError, AppState};
 mod accounts;
 mod audit;
 mod me_mfa;
+mod me_sessions;
 mod members;
 mod openapi;
 mod orgs;
@@ -36,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .merge(sign_in::routes())
         .merge(session::routes())
         .merge(me_mfa::routes())
+        .merge(me_sessions::routes())
         .merge(passkeys::routes())
         .merge(orgs::routes())
         .merge(members::routes())

@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use utoipa::OpenApi;
 
-use super::{accounts, audit, me_mfa, members, orgs, passkeys, password_links, platform, session, sign_in};
+use super::{
+    accounts, audit, me_mfa, me_sessions, members, orgs, passkeys, password_links, platform, session, sign_in,
+};
 use crate::AppState;
 use crate::error::{ErrorBody, ErrorDetail};
 
@@ -33,6 +35,7 @@ pub(super) fn routes() -> Router<AppState> {
         me_mfa::my_sms, me_mfa::my_code_confirm, me_mfa::my_recovery_code,
         passkeys::my_passkeys, passkeys::my_passkey_options, passkeys::my_passkey_add, passkeys::my_passkey_rename,
         passkeys::my_passkey_remove,
+        me_sessions::my_sessions, me_sessions::my_session_end, me_sessions::my_sessions_revoke_others,
         orgs::create_org, orgs::get_org, orgs::set_org_mfa,
         members::list_members, members::add_member, members::add_patient, members::member_status,
         members::set_member_mfa, members::grant_bypass, members::unlock, members::reset_mfa, members::revoke_sessions,
@@ -47,6 +50,7 @@ pub(super) fn routes() -> Router<AppState> {
     tags(
         (name = "sign-in", description = "The sign-in flow"),
         (name = "two-factor", description = "The signed-in account's second factors"),
+        (name = "sessions", description = "The signed-in account's sessions: list them, sign out the others"),
         (name = "admin", description = "Organizations, accounts and policy"),
         (name = "platform", description = "Platform support: look-ups and recovery across organizations")
     )

@@ -1,14 +1,16 @@
-//! The account page, and its 2FA actions that need only a confirmation: turning 2FA
-//! off and getting a new recovery code (both behind a fresh second factor).
+//! The account page, with its list of sessions ("My sessions": sign out one other
+//! session, or all of them), and its 2FA actions that need only a confirmation:
+//! turning 2FA off and getting a new recovery code (both behind a fresh second
+//! factor).
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
-use clinic_auth_app::factors;
 use clinic_auth_app::time::date_time;
+use clinic_auth_app::{factors, sessions};
 use clinic_auth_core::{AccountKind, FactorKind, Requirement, UnixTime};
 
 use super::step_up::{step_up_first, verified_post};
@@ -19,6 +21,7 @@ use crate::error_page::PageError;
 use crate::html::{Frame, render, render_with};
 use crate::http::auth::{MaybeSignedIn, PageSignedIn, SignedIn};
 use crate::http::cookies;
+use crate::http::csrf;
 use crate::http::extract::PageForm;
 use crate::{AppError, AppState};
 
@@ -28,7 +31,10 @@ pub(super) fn routes() -> Router<AppState> {
     let confirms = CONFIRMS.into_iter().fold(Router::new(), |router, c| {
         router.route(c.action, get(move |v| confirm_page(c, v)).post(move |v, f| confirm_submit(c, v, f)))
     });
-    confirms.route("/account", get(account_page))
+    confirms
+        .route("/account", get(account_page))
+        .route("/account/sessions/{sid}/sign-out", post(sign_out_session))
+        .route("/account/sessions/sign-out-others", post(sign_out_other_sessions))
 }
 
 #[derive(Template)]
@@ -50,6 +56,17 @@ struct AccountPage<'a> {
     this_device_trusted: bool,
     /// "Clinic Settings" for owners and admins, "Platform console" for support.
     admin_link: Option<(&'static str, &'static str)>,
+    /// The account's live sessions, newest first.
+    sessions: Vec<SessionRow>,
+}
+
+struct SessionRow {
+    sid: String,
+    device: String,
+    ip: String,
+    signed_in: String,
+    last_active: String,
+    this_device: bool,
 }
 
 struct PasskeyRow {
@@ -85,6 +102,18 @@ async fn account_page(
         })
         .collect();
     let this_device_trusted = passkeys.iter().any(|p| p.this_device);
+    let sessions = sessions::list_mine(&state, &s)
+        .await?
+        .into_iter()
+        .map(|v| SessionRow {
+            sid: v.sid,
+            device: v.device,
+            ip: v.client.ip,
+            signed_in: date_time(v.created_at),
+            last_active: date_time(v.last_seen_at),
+            this_device: v.current,
+        })
+        .collect();
     let factors = mfa
         .factors
         .iter()
@@ -118,8 +147,33 @@ async fn account_page(
             (AccountKind::Member, Some(r)) if r.manages_members() => Some(("/admin", "Clinic Settings")),
             _ => None,
         },
+        sessions,
     };
     Ok(render(&page))
+}
+
+// ----- My sessions -----
+
+/// "Sign out" on one of the other sessions in the list. No second factor is asked:
+/// it only takes access away (see `clinic_auth_app::sessions`).
+async fn sign_out_session(
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
+    Path(sid): Path<String>,
+    PageForm(form): PageForm<CsrfForm>,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    sessions::end_other(&state, &s, &sid, &client.0).await?;
+    Ok(Redirect::to("/account?notice=session_signed_out").into_response())
+}
+
+/// "Sign out of all other sessions": this one stays.
+async fn sign_out_other_sessions(
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
+    PageForm(form): PageForm<CsrfForm>,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
+    sessions::end_all_others(&state, &s, &client.0).await?;
+    Ok(Redirect::to("/account?notice=other_sessions_ended").into_response())
 }
 
 // ----- 2FA actions behind a confirmation -----

@@ -119,6 +119,8 @@ fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "device_trusted" => Some("This device is trusted. Next time, sign in with its passkey."),
         "passkey_renamed" => Some("The device was renamed."),
         "passkey_removed" => Some("The passkey was removed. That device is no longer trusted."),
+        "session_signed_out" => Some("That session was signed out."),
+        "other_sessions_ended" => Some("You signed out of all other sessions. This one stays signed in."),
         _ => None,
     }
 }

@@ -210,6 +210,17 @@ impl TestApp {
             .expect("client")
     }
 
+    /// A browser (see [`TestApp::browser`]) that sends `user_agent` as its User-Agent.
+    pub fn browser_as(&self, user_agent: &str) -> reqwest::Client {
+        clinic_auth_notify::install_default_crypto_provider();
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(user_agent)
+            .build()
+            .expect("client")
+    }
+
     /// A client like a program: no cookies.
     pub fn api(&self) -> reqwest::Client {
         clinic_auth_notify::install_default_crypto_provider();

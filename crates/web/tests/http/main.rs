@@ -16,6 +16,7 @@ mod codes;
 mod health;
 mod invitations;
 mod mfa;
+mod my_sessions;
 mod oidc;
 mod oidc_logout;
 mod openapi;

@@ -21,7 +21,7 @@ both_stores!(
 
 /// An app's back-channel endpoint on loopback: it records each logout token and
 /// answers with `status`.
-async fn listener(status: StatusCode) -> (String, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn listener(status: StatusCode) -> (String, Arc<Mutex<Vec<String>>>) {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let record = seen.clone();
     let app = Router::new().route(
@@ -44,7 +44,7 @@ async fn listener(status: StatusCode) -> (String, Arc<Mutex<Vec<String>>>) {
     (url, seen)
 }
 
-async fn register(app: &TestApp, name: &str, backchannel: Option<&str>) -> String {
+pub(crate) async fn register(app: &TestApp, name: &str, backchannel: Option<&str>) -> String {
     let new = NewClient {
         name: name.into(),
         redirect_uris: vec!["http://localhost:9/cb".into()],
@@ -56,7 +56,7 @@ async fn register(app: &TestApp, name: &str, backchannel: Option<&str>) -> Strin
 }
 
 /// A grant as a sign-in through `client_id` leaves it (the authorize step's write).
-async fn signed_into(app: &TestApp, client_id: &str, account: &clinic_auth_store::Account, sid: &str) {
+pub(crate) async fn signed_into(app: &TestApp, client_id: &str, account: &clinic_auth_store::Account, sid: &str) {
     use clinic_auth_core::Clock;
     let now = app.clock.now();
     let grant = OidcGrant {
@@ -87,13 +87,13 @@ async fn signed_into(app: &TestApp, client_id: &str, account: &clinic_auth_store
     app.state.store.insert_oidc_grant(&grant, &code, &event).await.unwrap();
 }
 
-fn claims(token: &str) -> serde_json::Value {
+pub(crate) fn claims(token: &str) -> serde_json::Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-async fn wait_for(seen: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<String> {
+pub(crate) async fn wait_for(seen: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<String> {
     for _ in 0..100 {
         if seen.lock().unwrap().len() >= n {
             break;
