@@ -29,6 +29,8 @@ pub const KINDS: &[(&str, &str, &str)] = &[
     ("mfa_reset", "MFA reset", "MFA reset refused"),
     ("sessions_revoked", "Signed out everywhere", "Sign-out everywhere refused"),
     ("second_factor_unlocked", "Second factor unlocked", "Unlock refused"),
+    ("session_ended", "Signed out of one session", "Session not ended"),
+    ("other_sessions_ended", "Signed out of all other sessions", "Other sessions not ended"),
     ("account_deactivated", "Account deactivated", "Deactivation refused"),
     ("account_reactivated", "Account reactivated", "Reactivation refused"),
     ("role_changed", "Role changed", "Role not changed"),
