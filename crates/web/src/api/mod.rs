@@ -23,6 +23,7 @@ mod openapi;
 mod orgs;
 mod passkeys;
 mod password_links;
+mod passwords;
 mod platform;
 mod second_factor;
 mod session;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .merge(members::routes())
         .merge(accounts::routes())
         .merge(password_links::routes())
+        .merge(passwords::routes())
         .merge(audit::routes())
         .merge(platform::routes())
 }

@@ -22,6 +22,7 @@ mod openapi;
 mod otp;
 mod pages;
 mod passkeys;
+mod passwords;
 mod resets;
 mod security;
 mod sessions;
