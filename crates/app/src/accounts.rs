@@ -287,14 +287,50 @@ async fn issue_reset_link(
     delivery: &str,
 ) -> Result<(String, clinic_auth_core::UnixTime), Error> {
     let ttl = state.config.link_ttl_secs.min(RESET_LINK_MAX_SECS);
-    let (token, link) = new_link(state, LinkPurpose::PasswordReset, Some(account.id), ttl);
     let by_operator = matches!(by.actor, clinic_auth_core::permission::Actor::Operator);
     let mut event = audit_event(state, Event::PasswordResetLinkIssued { by_operator, delivery }, &by.client);
     event.org_id = account.org_id.clone();
     event.actor_id = by.account_id;
     event.subject_id = Some(account.id);
-    state.store.insert_password_link(&link, &event).await?;
+    store_reset_link(state, account, ttl, &event).await
+}
+
+/// Stores a new password-reset link for `account`, valid `ttl_secs`, in one
+/// transaction with `event` (which never holds the link); the link's address (under
+/// `public_url`) and when it expires.
+pub(crate) async fn store_reset_link(
+    state: &App,
+    account: &Account,
+    ttl_secs: i64,
+    event: &clinic_auth_store::NewAuditEvent,
+) -> Result<(String, clinic_auth_core::UnixTime), Error> {
+    let (token, link) = new_link(state, LinkPurpose::PasswordReset, Some(account.id), ttl_secs);
+    state.store.insert_password_link(&link, event).await?;
     Ok((state.config.link(&link_path(LinkPurpose::PasswordReset, &token)), link.expires_at))
+}
+
+/// Emails a reset link to the account's own address: the link and a plain
+/// explanation, nothing else. Whether it went out; a failed delivery is logged
+/// (masked address) and the unused link simply expires.
+pub(crate) async fn email_reset_link(
+    state: &App,
+    account: &Account,
+    url: &str,
+    expires_at: clinic_auth_core::UnixTime,
+) -> Result<bool, Error> {
+    let org_name = match &account.org_id {
+        Some(o) => state.store.get_org(o).await?.map(|o| o.name),
+        None => None,
+    }
+    .unwrap_or_else(|| state.config.platform_name.clone());
+    let content = clinic_auth_notify::password_reset_content(&org_name, url, &super::time::date_time(expires_at));
+    match state.senders.email.send_password_reset(account.email.as_str(), &content).await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            tracing::warn!(account = %account.id, error = %e, "password reset email not delivered");
+            Ok(false)
+        }
+    }
 }
 
 /// The server's shell only (`clinic-auth password-reset`): a password-reset link for
@@ -321,19 +357,7 @@ pub async fn send_password_reset(state: &App, by: &By, account_id: &str) -> Resu
     let is_self = by.account_id == Some(account.id);
     access::enforce(state, by, by.actor.may_send_password_reset(&target, is_self)).await?;
     let (url, expires_at) = issue_reset_link(state, by, &account, "email").await?;
-    let org_name = match &account.org_id {
-        Some(o) => state.store.get_org(o).await?.map(|o| o.name),
-        None => None,
-    }
-    .unwrap_or_else(|| state.config.platform_name.clone());
-    let content = clinic_auth_notify::password_reset_content(&org_name, &url, &super::time::date_time(expires_at));
-    match state.senders.email.send_password_reset(account.email.as_str(), &content).await {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            tracing::warn!(account = %account.id, error = %e, "password reset email not delivered");
-            Ok(false)
-        }
-    }
+    email_reset_link(state, &account, &url, expires_at).await
 }
 
 /// Finds an account by email for the command line: staff realm first, then patients.

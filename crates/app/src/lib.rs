@@ -19,6 +19,7 @@ pub mod mfa_state;
 pub mod notices;
 pub mod oidc;
 pub mod passkeys;
+pub mod passwords;
 pub mod policy;
 pub mod sessions;
 pub mod sign_in;

@@ -118,7 +118,13 @@ pub async fn current(state: &App, flow_token: &str) -> Result<LoginFlow, Error> 
 }
 
 fn account_key(flow: &LoginFlow) -> String {
-    format!("password:{}:{}", flow.realm, flow.email)
+    password_key(flow.realm, &flow.email)
+}
+
+/// The key of an email's wrong-password count (`ThrottleRule::PASSWORD_PER_ACCOUNT`),
+/// shared by sign-in and "Change password".
+pub(crate) fn password_key(realm: Realm, email: &Email) -> String {
+    format!("password:{realm}:{email}")
 }
 
 fn client_key(client: &ClientInfo) -> String {

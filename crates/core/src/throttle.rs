@@ -38,6 +38,17 @@ impl ThrottleRule {
     pub const INVITATION_RESENDS_PER_ACCOUNT: ThrottleRule =
         ThrottleRule { free_failures: 5, base_lock_secs: 60 * 60, max_lock_secs: 60 * 60, window_secs: 60 * 60 };
 
+    /// "Forgot your password?" for one email address (in one realm): 3 reset emails
+    /// within an hour, then none for an hour. Counted with `Store::reserve_attempt`
+    /// whether or not an account uses the address; a request over the limit gets the
+    /// same answer and sends nothing.
+    pub const PASSWORD_RESETS_PER_ADDRESS: ThrottleRule =
+        ThrottleRule { free_failures: 3, base_lock_secs: 60 * 60, max_lock_secs: 60 * 60, window_secs: 60 * 60 };
+    /// "Forgot your password?" from one client address, across email addresses: 20
+    /// within an hour, then none for an hour (the client is told to wait).
+    pub const PASSWORD_RESETS_PER_CLIENT: ThrottleRule =
+        ThrottleRule { free_failures: 20, base_lock_secs: 60 * 60, max_lock_secs: 60 * 60, window_secs: 60 * 60 };
+
     /// When a key with `failures` recorded failures is locked until, counting from the
     /// latest failure at `now`.
     pub fn locked_until(&self, failures: u32, now: UnixTime) -> Option<UnixTime> {
@@ -119,6 +130,21 @@ mod tests {
         assert_eq!(r.locked_until(6, t), Some(UnixTime(1000 + 3600)));
         assert_eq!(r.locked_until(9, t), Some(UnixTime(1000 + 3600)), "never longer than an hour");
         assert_eq!(r.window_start_cutoff(t), UnixTime(1000 - 3600));
+    }
+
+    #[test]
+    fn reset_requests_per_address_and_per_client() {
+        let t = UnixTime(1000);
+        let address = ThrottleRule::PASSWORD_RESETS_PER_ADDRESS;
+        for n in 1..=3 {
+            assert_eq!(address.locked_until(n, t), None, "{n}");
+        }
+        assert_eq!(address.locked_until(4, t), Some(UnixTime(1000 + 3600)), "the fourth within an hour waits an hour");
+        assert_eq!(address.locked_until(10, t), Some(UnixTime(1000 + 3600)));
+        let client = ThrottleRule::PASSWORD_RESETS_PER_CLIENT;
+        assert_eq!(client.locked_until(20, t), None);
+        assert_eq!(client.locked_until(21, t), Some(UnixTime(1000 + 3600)));
+        assert_eq!(client.locked_until(40, t), Some(UnixTime(1000 + 3600)), "never longer than an hour");
     }
 
     #[test]

@@ -122,8 +122,11 @@ pub enum SecurityNotice {
     BypassGranted {
         expires: String,
     },
-    /// The password was changed or reset.
+    /// The password was reset (through a link).
     PasswordChanged,
+    /// The holder changed the password while signed in ("Change password"): their
+    /// other sessions ended, the one that changed it stays.
+    PasswordChangedWhileSignedIn,
     /// A new recovery code was issued, replacing the previous one.
     RecoveryCodeReplaced,
     /// A second factor was locked after too many wrong answers in a row.
@@ -178,6 +181,12 @@ pub fn notice_content(notice: &SecurityNotice, org_name: &str) -> EmailContent {
             format!("Your {org} password was changed"),
             format!(
                 "The password of your {org} account was just changed, and every session signed in with the old password was ended."
+            ),
+        ),
+        SecurityNotice::PasswordChangedWhileSignedIn => (
+            format!("Your {org} password was changed"),
+            format!(
+                "The password of your {org} account was just changed from its account page. Every other session was signed out, and apps that use your account will ask you to sign in again."
             ),
         ),
         SecurityNotice::RecoveryCodeReplaced => (
@@ -385,6 +394,7 @@ mod tests {
             SecurityNotice::RecoveryCodeUsed,
             SecurityNotice::FactorAdded { method: "Email".into() },
             SecurityNotice::PasswordChanged,
+            SecurityNotice::PasswordChangedWhileSignedIn,
             SecurityNotice::RecoveryCodeReplaced,
             SecurityNotice::FactorLocked { method: "Authenticator app".into() },
         ] {

@@ -7,6 +7,8 @@
 
 mod backend;
 mod records;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use std::sync::Arc;
 
@@ -94,6 +96,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         account: AccountId,
         password_hash: &str,
         now: UnixTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// "Change password" from a signed-in session, in one transaction: sets the new
+    /// hash, moves the security stamp on (ending the account's sign-ins in flight and
+    /// every other session, which also ends the grants of its apps) but keeps the
+    /// session `keep_session`, voids the account's unused password links, and appends
+    /// `audit`. Only while that session exists and belongs to the account, which must
+    /// be active: false (and nothing changed) otherwise, e.g. when the session was
+    /// ended concurrently.
+    async fn change_password(
+        &self,
+        account: AccountId,
+        password_hash: &str,
+        keep_session: &TokenHash,
         audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
     /// Uses the setup link: creates the first platform admin with a password.

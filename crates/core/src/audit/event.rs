@@ -30,6 +30,20 @@ pub enum Event<'a> {
     },
     InvitationAccepted,
     PasswordReset,
+    /// "Forgot your password?": someone asked for a reset link for an address. With
+    /// `refused` (`unknown_account`, `no_password_set`, `account_deactivated`,
+    /// `address_limited`) no link was made; `email` is the address asked about when no
+    /// account uses it (the event's subject says whose it is otherwise).
+    PasswordResetRequested {
+        refused: Option<&'a str>,
+        email: Option<&'a str>,
+    },
+    /// The holder changed their password from a signed-in session ("Change password").
+    PasswordChanged,
+    /// "Change password" refused before anything changed (`wrong_password`, `locked`).
+    PasswordChangeRefused {
+        reason: &'a str,
+    },
     // Signing in and out.
     SignedIn {
         realm: Realm,
@@ -193,6 +207,8 @@ impl Event<'_> {
             E::PasswordResetLinkIssued { .. } => "password_reset_link_issued",
             E::InvitationAccepted => "invitation_accepted",
             E::PasswordReset => "password_reset",
+            E::PasswordResetRequested { .. } => "password_reset_requested",
+            E::PasswordChanged | E::PasswordChangeRefused { .. } => "password_changed",
             E::SignedIn { .. } | E::SignInRefused { .. } => "sign_in",
             E::SignedOut => "sign_out",
             E::SessionEnded { .. } => "session_ended",
@@ -240,7 +256,9 @@ impl Event<'_> {
             | E::PasskeyRefused { .. }
             | E::PasskeyCloneWarning { .. }
             | E::AppRequestRefused { .. }
-            | E::AppTokenReplayed { .. } => "failure",
+            | E::AppTokenReplayed { .. }
+            | E::PasswordResetRequested { refused: Some(_), .. }
+            | E::PasswordChangeRefused { .. } => "failure",
             E::BackchannelLogout { result, .. } if *result != "delivered" => "failure",
             _ => "success",
         }
@@ -270,8 +288,18 @@ impl Event<'_> {
                 }
                 f
             }
+            E::PasswordResetRequested { refused: None, .. } => vec![("delivery", s("email"))],
+            E::PasswordResetRequested { refused: Some(reason), email } => {
+                let mut f = vec![("reason", s(reason))];
+                if let Some(email) = email {
+                    f.push(("email", s(email)));
+                }
+                f
+            }
+            E::PasswordChangeRefused { reason } => vec![("reason", s(reason))],
             E::InvitationAccepted
             | E::PasswordReset
+            | E::PasswordChanged
             | E::SignedOut
             | E::RecoveryCodeReplaced
             | E::SessionsRevoked
@@ -438,6 +466,25 @@ mod tests {
                 "other_sessions_ended",
                 "success",
                 r#"{"by":"self","kept_sid":"9a0b"}"#,
+            ),
+            (
+                Event::PasswordResetRequested { refused: None, email: None },
+                "password_reset_requested",
+                "success",
+                r#"{"delivery":"email"}"#,
+            ),
+            (
+                Event::PasswordResetRequested { refused: Some("unknown_account"), email: Some("x@y.test") },
+                "password_reset_requested",
+                "failure",
+                r#"{"email":"x@y.test","reason":"unknown_account"}"#,
+            ),
+            (Event::PasswordChanged, "password_changed", "success", "{}"),
+            (
+                Event::PasswordChangeRefused { reason: "wrong_password" },
+                "password_changed",
+                "failure",
+                r#"{"reason":"wrong_password"}"#,
             ),
         ];
         for (event, kind, outcome, detail) in table {

@@ -10,6 +10,8 @@ pub const KINDS: &[(&str, &str, &str)] = &[
     ("password_reset_link_issued", "Password reset link sent", "Password reset link not sent"),
     ("invitation_accepted", "Invitation accepted", "Invitation refused"),
     ("password_reset", "Password reset", "Password reset refused"),
+    ("password_reset_requested", "Password reset requested", "Password reset request not sent"),
+    ("password_changed", "Password changed", "Password change refused"),
     ("sign_in", "Signed in", "Sign-in refused"),
     ("sign_out", "Signed out", "Sign-out refused"),
     ("bypass_used", "Signed in once without 2FA (bypass)", "Bypass refused"),

@@ -227,6 +227,50 @@ impl Db {
         Ok(true)
     }
 
+    /// "Change password": the session that changes it is locked first (a concurrent
+    /// "sign out everywhere" either ends it before, and nothing changes, or waits), then
+    /// the hash is replaced and the stamp moves on, every other session ending.
+    pub(super) async fn change_password(
+        &self,
+        account: AccountId,
+        password_hash: &str,
+        keep_session: &TokenHash,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let now = audit.at;
+        let mut tx = self.begin().await?;
+        let held = tx
+            .query("UPDATE sessions SET last_seen_at = last_seen_at WHERE token_hash = $1 AND account_id = $2")
+            .bind(keep_session.as_str())
+            .bind(account.to_string())
+            .execute()
+            .await?;
+        if held != 1 {
+            return Ok(false);
+        }
+        let changed = tx
+            .query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3 AND status = 'active'")
+            .bind(password_hash)
+            .bind(now.0)
+            .bind(account.to_string())
+            .execute()
+            .await?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        let via = Via { flow: None, session: Some(keep_session.clone()) };
+        move_stamp(&mut tx, account, &via, true).await?;
+        tx.query(
+            "UPDATE password_links SET expires_at = $1 WHERE account_id = $2 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now.0)
+        .bind(account.to_string())
+        .execute()
+        .await?;
+        self.commit_audited(tx, audit).await?;
+        Ok(true)
+    }
+
     /// Uses the setup link (once) and creates the first platform admin.
     pub(super) async fn create_admin_with_setup_link(
         &self,

@@ -1,6 +1,8 @@
 //! The `Store` implementations of both stores, written by one small macro: each
 //! method forwards, with its arguments, to `Db`'s method of the same name in the
-//! module of its aggregate, where the SQL and what it guarantees are.
+//! module of its aggregate, where the SQL and what it guarantees are. With the
+//! `testkit` feature the same list writes `RecordingStore`'s, which notes each call
+//! and forwards it to the store it wraps.
 
 use std::collections::BTreeMap;
 
@@ -22,8 +24,9 @@ use crate::{
 /// `impl Store` for each named store (a struct with a `db: Db` field), from the
 /// trait's async methods (signatures without `&self`).
 macro_rules! forward {
-    ($($store:ident),+ => $methods:tt) => {
+    ($($store:ident),+ ; recorded by $recorder:path => $methods:tt) => {
         $(forward!(@impl $store $methods);)+
+        forward!(@record $recorder $methods);
     };
     (@impl $store:ident { $(async fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;)* }) => {
         #[async_trait]
@@ -38,9 +41,24 @@ macro_rules! forward {
             )*
         }
     };
+    (@record $store:path { $(async fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;)* }) => {
+        #[cfg(feature = "testkit")]
+        #[async_trait]
+        impl Store for $store {
+            fn backend_name(&self) -> &'static str {
+                self.inner().backend_name()
+            }
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> $ret {
+                    self.record(stringify!($name));
+                    self.inner().$name($($arg),*).await
+                }
+            )*
+        }
+    };
 }
 
-forward! { SqliteStore, PgStore => {
+forward! { SqliteStore, PgStore; recorded by crate::testkit::RecordingStore => {
     async fn migrate() -> StoreResult<()>;
     async fn ping() -> StoreResult<()>;
     async fn insert_org(org: &Org, audit: &NewAuditEvent) -> StoreResult<()>;
@@ -59,6 +77,9 @@ forward! { SqliteStore, PgStore => {
     async fn get_password_link(hash: &TokenHash) -> StoreResult<Option<PasswordLink>>;
     async fn set_password_with_link(
         hash: &TokenHash, account: AccountId, password_hash: &str, now: UnixTime, audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    async fn change_password(
+        account: AccountId, password_hash: &str, keep_session: &TokenHash, audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
     async fn create_admin_with_setup_link(
         hash: &TokenHash, account: &NewAccount, now: UnixTime, audit: &NewAuditEvent,

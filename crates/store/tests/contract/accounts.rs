@@ -11,6 +11,7 @@ contract!(
     a_reissued_invitation_replaces_the_old_only_while_no_password_is_set,
     the_setup_link_creates_the_first_admin_once,
     status_and_role_change_only_known_accounts,
+    a_password_change_keeps_only_the_session_that_made_it,
 );
 
 async fn accounts_round_trip(t: TestStore) {
@@ -166,4 +167,41 @@ async fn status_and_role_change_only_known_accounts(t: TestStore) {
     assert!(!t.set_account_status(unknown, AccountStatus::Deactivated, &event("deactivated")).await.unwrap());
     let kinds = t.audit_kinds(Some(&org.id)).await;
     assert_eq!(kinds[kinds.len() - 3..], ["role_changed", "deactivated", "reactivated"]);
+}
+
+async fn a_password_change_keeps_only_the_session_that_made_it(t: TestStore) {
+    let org = t.org("riverside").await;
+    let account = t.member(&org, "a@riverside.test").await;
+    let other = t.member(&org, "b@riverside.test").await;
+    let here = t.session(&account, "here").await;
+    let elsewhere = t.session(&account, "elsewhere").await;
+    let theirs = t.session(&other, "theirs").await;
+    let flow = t.flow(&account, "in-flight").await;
+    let reset = password_link("reset", LinkPurpose::PasswordReset, Some(account.id));
+    t.insert_password_link(&reset, &audit("reset_sent", Some(&org.id), Some(account.id))).await.unwrap();
+    let stamp = t.reload(&account).await.security_stamp;
+    let event = audit("password_changed", Some(&org.id), Some(account.id));
+
+    // Only from a session of the account itself.
+    assert!(!t.change_password(account.id, "new-hash", &theirs, &event).await.unwrap());
+    assert!(!t.change_password(account.id, "new-hash", &token("gone"), &event).await.unwrap());
+    assert_eq!(t.reload(&account).await.password_hash.as_deref(), Some("hash-of-a@riverside.test"));
+
+    assert!(t.change_password(account.id, "new-hash", &here, &event).await.unwrap());
+    let changed = t.reload(&account).await;
+    assert_eq!(changed.password_hash.as_deref(), Some("new-hash"));
+    assert_eq!(changed.security_stamp, stamp + 1, "the stamp moves on, ending the apps' grants");
+    assert!(t.get_session(&here).await.unwrap().is_some(), "the session that changed it stays");
+    assert_eq!(t.get_session(&elsewhere).await.unwrap(), None, "every other session ends");
+    assert!(t.get_session(&theirs).await.unwrap().is_some(), "another account's sessions are untouched");
+    assert_eq!(t.get_flow(&flow).await.unwrap(), None, "sign-ins in flight end");
+    assert!(!t.get_password_link(&reset.token_hash).await.unwrap().unwrap().is_usable(NOW), "unused links void");
+    let kinds = t.audit_kinds(Some(&org.id)).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "password_changed").count(), 1, "audited once, with the change");
+
+    // A deactivated account changes nothing, even from a session left behind.
+    t.raw(&format!("UPDATE accounts SET status = 'deactivated' WHERE id = '{}'", other.id)).await;
+    assert!(!t.change_password(other.id, "x", &theirs, &event).await.unwrap());
+    assert_eq!(t.reload(&other).await.password_hash.as_deref(), Some("hash-of-b@riverside.test"));
+    assert!(t.audit_intact().await);
 }

@@ -24,6 +24,7 @@ mod openapi;
 mod orgs;
 mod passkeys;
 mod password_links;
+mod passwords;
 mod platform;
 mod second_factor;
 mod session;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .merge(members::routes())
         .merge(accounts::routes())
         .merge(password_links::routes())
+        .merge(passwords::routes())
         .merge(audit::routes())
         .merge(platform::routes())
 }

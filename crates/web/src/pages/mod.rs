@@ -8,6 +8,7 @@ mod apps;
 mod audit;
 mod links;
 mod member;
+mod passwords;
 mod platform;
 mod setup;
 mod sign_in;
@@ -29,15 +30,16 @@ use crate::{AppError, AppState};
 
 /// Every page, for both realms.
 pub fn routes() -> Router<AppState> {
-    let realms = [STAFF, PATIENT]
-        .into_iter()
-        .fold(Router::new(), |router, p| router.merge(sign_in::routes_for(p)).merge(setup::routes_for(p)));
+    let realms = [STAFF, PATIENT].into_iter().fold(Router::new(), |router, p| {
+        router.merge(sign_in::routes_for(p)).merge(setup::routes_for(p)).merge(passwords::routes_for(p))
+    });
     realms
         .merge(site::routes())
         .merge(sign_in::routes())
         .merge(setup::routes())
         .merge(step_up::routes())
         .merge(account::routes())
+        .merge(passwords::routes())
         .merge(trust_device::routes())
         .merge(links::routes())
         .merge(admin::routes())
@@ -58,6 +60,8 @@ struct RealmPages {
     methods: &'static str,
     resend: &'static str,
     setup: &'static str,
+    /// "Forgot your password?"
+    forgot: &'static str,
 }
 
 const STAFF: RealmPages = RealmPages {
@@ -69,6 +73,7 @@ const STAFF: RealmPages = RealmPages {
     methods: "/login/methods",
     resend: "/login/resend",
     setup: "/login/setup",
+    forgot: "/login/forgot-password",
 };
 const PATIENT: RealmPages = RealmPages {
     realm: Realm::Patient,
@@ -79,6 +84,7 @@ const PATIENT: RealmPages = RealmPages {
     methods: "/portal/login/methods",
     resend: "/portal/login/resend",
     setup: "/portal/login/setup",
+    forgot: "/portal/login/forgot-password",
 };
 
 /// The first sign-in page of a realm.
@@ -121,6 +127,7 @@ fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "passkey_removed" => Some("The passkey was removed. That device is no longer trusted."),
         "session_signed_out" => Some("That session was signed out."),
         "other_sessions_ended" => Some("You signed out of all other sessions. This one stays signed in."),
+        "password_changed" => Some("Your password is changed. Your other sessions were signed out."),
         _ => None,
     }
 }

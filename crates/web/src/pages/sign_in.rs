@@ -95,6 +95,7 @@ struct LoginEmailPage<'a> {
     csrf: String,
     email: String,
     portal: bool,
+    forgot: &'a str,
 }
 
 fn email_form(
@@ -113,6 +114,7 @@ fn email_form(
         csrf,
         email,
         portal: p.realm == Realm::Patient,
+        forgot: p.forgot,
     };
     (jar, render_with(page.frame.status(), &page)).into_response()
 }
@@ -162,6 +164,7 @@ struct LoginPasswordPage<'a> {
     restart: &'a str,
     csrf: String,
     email: String,
+    forgot: &'a str,
 }
 
 async fn password_form(
@@ -187,6 +190,7 @@ async fn password_form(
         restart: p.base,
         csrf,
         email: flow.email.to_string(),
+        forgot: p.forgot,
     };
     Ok((jar, render_with(page.frame.status(), &page)).into_response())
 }

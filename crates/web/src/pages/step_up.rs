@@ -1,5 +1,6 @@
-//! Proving a second factor again before changing 2FA (`/account/2fa/verify`): the
-//! account's own methods, "Send code", and the way back to what asked for it.
+//! Proving a second factor again before changing 2FA or the password
+//! (`/account/2fa/verify`): the account's own methods, "Send code", and the way back
+//! to what asked for it.
 
 use axum::Router;
 use axum::extract::Query;
@@ -63,6 +64,7 @@ fn next_path(next: &str) -> &'static str {
         "off" => "/account/2fa/off",
         "recovery-code" => "/account/2fa/recovery-code",
         "trust-device" => "/account/trust-device",
+        "password" => "/account/password",
         "admin" => "/admin/users",
         // An app asked for a second factor (`acr_values`): back to its sign-in.
         "app" => clinic_auth_app::oidc::paths::RESUME,
@@ -72,7 +74,7 @@ fn next_path(next: &str) -> &'static str {
 
 fn next_key(next: &str) -> &str {
     match next {
-        "setup" | "off" | "recovery-code" | "trust-device" | "admin" | "app" => next,
+        "setup" | "off" | "recovery-code" | "trust-device" | "password" | "admin" | "app" => next,
         _ => "account",
     }
 }

@@ -117,6 +117,9 @@ pub struct TestApp {
     pub smtp: SmtpCapture,
     /// A Twilio-shaped HTTP server on loopback that receives the text messages.
     pub twilio: TwilioFake,
+    /// With `Options::record_store`: the store the application uses, noting which
+    /// methods are called.
+    pub recorder: Option<Arc<clinic_auth_store::testkit::RecordingStore>>,
     pub base: String,
     pub addr: SocketAddr,
     pub state: App,
@@ -138,6 +141,8 @@ pub struct Options {
     /// plain HTTP to the port, so it must carry cookies itself (a cookie store would
     /// not send `Secure` cookies over HTTP).
     pub https_public_url: bool,
+    /// Put a `RecordingStore` between the application and its store (`recorder`).
+    pub record_store: bool,
 }
 
 impl Default for Options {
@@ -147,6 +152,7 @@ impl Default for Options {
             audit_export_max_events: 100_000,
             trust_forwarded_for: false,
             https_public_url: false,
+            record_store: false,
         }
     }
 }
@@ -163,6 +169,12 @@ impl TestApp {
         let keys = sealer.audit_chain_keys().expect("audit keys");
         let store: Arc<dyn Store> = clinic_auth_store::connect(&database_url, keys).await.expect("connect store");
         store.migrate().await.expect("migrate");
+        let recorder =
+            opts.record_store.then(|| Arc::new(clinic_auth_store::testkit::RecordingStore::new(store.clone())));
+        let store: Arc<dyn Store> = match &recorder {
+            Some(r) => r.clone(),
+            None => store,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
@@ -185,6 +197,7 @@ impl TestApp {
         Some(TestApp {
             smtp,
             twilio,
+            recorder,
             base,
             addr,
             state,

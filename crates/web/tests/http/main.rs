@@ -23,6 +23,7 @@ mod openapi;
 mod otp;
 mod pages;
 mod passkeys;
+mod passwords;
 mod resets;
 mod security;
 mod sessions;
