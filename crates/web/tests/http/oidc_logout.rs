@@ -17,6 +17,7 @@ use crate::harness::TestApp;
 both_stores!(
     signing_a_member_out_everywhere_tells_each_app_they_used,
     an_app_that_does_not_answer_is_retried_then_given_up,
+    an_authorization_request_waits_thirty_minutes_and_a_refresh_token_thirty_days,
 );
 
 /// An app's back-channel endpoint on loopback: it records each logout token and
@@ -188,4 +189,89 @@ async fn an_app_that_does_not_answer_is_retried_then_given_up(app: TestApp) {
     assert!(attempts.iter().all(|e| e.outcome == "failure"));
     assert!(attempts[0].detail.contains("gave_up"), "{}", attempts[0].detail);
     assert!(attempts[1].detail.contains("retrying"), "{}", attempts[1].detail);
+}
+
+/// The waiting authorization request and the refresh token end at their lifetimes.
+async fn an_authorization_request_waits_thirty_minutes_and_a_refresh_token_thirty_days(app: TestApp) {
+    use clinic_auth_app::oidc::tokens::{self, TokenError, TokenForm};
+    use clinic_auth_core::Clock;
+    use clinic_auth_core::oidc::{REFRESH_TOKEN_TTL_SECS, REQUEST_TTL_SECS};
+    let org = app.org("Riverside", OrgKind::Clinic).await;
+    let dr = app.member(&org, "dr@riverside.test", Role::Provider).await;
+    let client_id = register(&app, "EHR", None).await;
+
+    // A request the member takes too long to sign in for is gone.
+    let b = app.browser();
+    let query = format!(
+        "client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%3A9%2Fcb&response_type=code&scope=openid\
+         &code_challenge={}&code_challenge_method=S256",
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    );
+    let res = b.get(app.url(&format!("/oauth2/authorize?{query}"))).send().await.unwrap();
+    assert_eq!(res.headers()["location"], "/login");
+    app.clock.advance(REQUEST_TTL_SECS - 1);
+    let res = b.get(app.url("/oauth2/authorize/resume")).send().await.unwrap();
+    assert_eq!(res.headers()["location"], "/login", "still waiting just before its end");
+    app.clock.advance(2);
+    let res = b.get(app.url("/oauth2/authorize/resume")).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("took too long"));
+
+    // A refresh token is refused once its 30 days are over (a public app, no secret).
+    let public = NewClient {
+        name: "Portal".into(),
+        redirect_uris: vec!["http://localhost:9/cb".into()],
+        confidential: false,
+        ..Default::default()
+    };
+    let public = clients::register(&app.state, &By::operator(), public).await.unwrap().client.client_id;
+    let now = app.clock.now();
+    let grant = OidcGrant {
+        id: "g-refresh".into(),
+        client_id: public.clone(),
+        account_id: dr.id,
+        sid: "sid-r".into(),
+        stamp: dr.security_stamp,
+        scope: "openid offline_access".into(),
+        nonce: None,
+        auth_time: now,
+        proved: "password".into(),
+        created_at: now,
+        revoked_at: None,
+    };
+    let code = OidcCode {
+        code_hash: SecretToken::generate().hash(),
+        grant_id: grant.id.clone(),
+        redirect_uri: "http://localhost:9/cb".into(),
+        code_challenge: "x".repeat(43),
+        expires_at: now.plus_secs(60),
+    };
+    let event = clinic_auth_app::audit_event(
+        &app.state,
+        clinic_auth_core::audit::Event::AppSignedIn { client_id: &public, acr: "urn:clinic-auth:acr:password" },
+        &Default::default(),
+    );
+    app.state.store.insert_oidc_grant(&grant, &code, &event).await.unwrap();
+    let refresh = SecretToken::generate();
+    let rows = [clinic_auth_store::NewOidcToken {
+        token_hash: refresh.hash(),
+        kind: clinic_auth_store::OidcTokenKind::Refresh,
+        expires_at: now.plus_secs(REFRESH_TOKEN_TTL_SECS),
+    }];
+    assert!(app.state.store.issue_oidc_tokens(&grant.id, &rows, &event).await.unwrap());
+    app.clock.advance(REFRESH_TOKEN_TTL_SECS + 1);
+    let form = TokenForm {
+        grant_type: Some("refresh_token".into()),
+        refresh_token: Some(refresh.expose().to_owned()),
+        client_id: Some(public.clone()),
+        ..Default::default()
+    };
+    let answer = tokens::exchange(&app.state, form, None, &Default::default()).await;
+    assert!(
+        matches!(
+            answer,
+            Err(TokenError::OAuth { error: "invalid_grant", description: "the refresh token has expired" })
+        ),
+        "{answer:?}"
+    );
 }
