@@ -188,3 +188,21 @@ export async function setUpAuthenticatorByKey(page, { path = '/login/setup' } = 
   await expectHeading(page, 'Save your recovery code');
   return totp;
 }
+
+/** Fails when the page scrolls sideways or `selector` sticks out of its container: a
+ *  table that fits the window (1280 px wide in these tests) wraps its cells instead. */
+export async function expectFitsWidth(page, selector, what) {
+  const m = await page.evaluate((sel) => {
+    const el = document.querySelector(sel);
+    const box = el.getBoundingClientRect();
+    const parent = el.parentElement.getBoundingClientRect();
+    return {
+      window: window.innerWidth,
+      page: document.documentElement.scrollWidth,
+      right: Math.round(box.right),
+      parentRight: Math.round(parent.right),
+    };
+  }, selector);
+  assert.ok(m.page <= m.window, `${what}: the page scrolls sideways (${m.page} px wide in a ${m.window} px window)`);
+  assert.ok(m.right <= m.parentRight + 1, `${what}: ends at ${m.right} px, outside its box (${m.parentRight} px)`);
+}

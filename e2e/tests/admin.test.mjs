@@ -12,6 +12,7 @@ import { enrollAuthenticatorThroughApi } from '../lib/api.mjs';
 import { RESULTS_DIR, launchBrowser, withServerAndBrowser } from '../lib/server.mjs';
 import {
   click,
+  expectFitsWidth,
   expectHeading,
   expectPath,
   expectText,
@@ -32,6 +33,8 @@ const ADMIN = 'admin@riverside.test';
 const LOCUM = 'locum@riverside.test';
 const LEE = 'dr.lee@riverside.test';
 const NURSE = 'nurse@riverside.test';
+// A long address (and its long audit rows) must wrap, not widen the audit table.
+const LOCUM_LONG = 'maria-alejandra.gonzalez-fitzgerald.visiting@riverside-family-medicine.test';
 
 async function screenshot(page, name) {
   await mkdir(RESULTS_DIR, { recursive: true });
@@ -48,6 +51,7 @@ test('a new clinic admin turns on Mandatory 2FA, exempts, bypasses and resets me
       [LOCUM, 'provider'],
       [LEE, 'provider'],
       [NURSE, 'staff'],
+      [LOCUM_LONG, 'provider'],
     ]) {
       server.cli(['member', 'add', '--org', ORG, '--email', email, '--role', role, '--password-stdin'], {
         stdin: `${PASSWORD}\n`,
@@ -152,6 +156,11 @@ test('a new clinic admin turns on Mandatory 2FA, exempts, bypasses and resets me
     }
     assert.doesNotMatch(await table.innerText(), /[{}]|bypass_used|mfa_reset/, 'no codes or JSON in the table');
     await screenshot(page, 'admin-audit');
+    await expectFitsWidth(page, '#audit', 'the audit table at 1280 px');
+    // Details wrap between labelled parts, not inside every word: the column keeps room.
+    const detailWidths = await page.locator('#audit td.detail').evaluateAll((cells) => cells.map((c) => c.getBoundingClientRect().width));
+    assert.ok(Math.min(...detailWidths) >= 180, `the details column is wide enough to read (${Math.min(...detailWidths)} px)`);
+    assert.ok((await table.locator('td.detail .part').count()) > 0, 'details are shown as labelled parts');
     await fill(page, 'Member', LEE);
     await page.getByLabel('Event').selectOption('bypass_used');
     await click(page, 'Filter');

@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { withServerAndBrowser } from '../lib/server.mjs';
 import {
   click,
+  expectFitsWidth,
   expectHeading,
   expectPath,
   expectText,
@@ -73,6 +74,11 @@ test('an unconfigured server on loopback offers the first admin "Trust this devi
       assert.equal(created.length, 1, 'the virtual authenticator holds one passkey');
       assert.equal(created[0].rpId, 'localhost', 'the passkey belongs to localhost');
       await waitVisible(page, page.locator('li', { hasText: 'this device' }), 'the trusted device listed as "this device"');
+
+      // 5. The platform's audit view (with its Organization column) fits the window too.
+      await open(page, `${server.baseUrl}/admin/audit`, server);
+      await waitVisible(page, page.locator('#audit tbody tr').first(), 'an event in the platform audit view');
+      await expectFitsWidth(page, '#audit', 'the platform audit table at 1280 px');
     },
     { unconfigured: true },
   ),

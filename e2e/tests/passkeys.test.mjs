@@ -93,7 +93,9 @@ test('a member trusts this device, signs in with the passkey, removes it and fal
       await waitVisible(page, page.getByText(/last used \d{4}-\d{2}-\d{2}/), 'the passkey\'s last-used date');
 
       // 4. Remove the passkey (the sign-in just proved a second factor, so no step-up).
-      await page.locator('li', { hasText: 'this device' }).getByRole('button', { name: 'Remove', exact: true }).click();
+      await page.locator('li', { hasText: 'this device' }).getByRole('link', { name: /^Remove / }).click();
+      await expectText(page, 'This device will no longer be trusted');
+      await click(page, 'Remove passkey');
       await expectPath(page, '/account');
       await expectText(page, 'The passkey was removed.');
       assert.equal(await page.getByText('this device', { exact: true }).count(), 0, 'no device is listed as trusted');

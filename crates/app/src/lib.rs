@@ -130,8 +130,12 @@ impl App {
         Ok(self.store.backend_name())
     }
 
-    /// Deletes expired flows, idle sessions and stale links.
+    /// Deletes expired flows (reporting those abandoned at the second factor), idle
+    /// sessions and stale links.
     pub async fn purge_expired(&self) -> Result<u64> {
+        if let Err(e) = sign_in::report_abandoned(self).await {
+            tracing::warn!(error = %e, "reporting abandoned sign-ins failed");
+        }
         let now = self.now();
         let idle_cutoff = now.plus_secs(-self.config.session.idle_secs);
         Ok(self.store.purge_expired(now, idle_cutoff).await?)

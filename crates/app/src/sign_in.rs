@@ -179,7 +179,11 @@ pub async fn submit_password(
     let after = login_flow::after_password(check, &requirement);
     // From here on the flow is for this account as it is now: any change to its
     // security state ends the sign-in.
-    let flow = LoginFlow { stamp: account.as_ref().map(|a| a.security_stamp).unwrap_or(0), ..flow };
+    let flow = LoginFlow {
+        stamp: account.as_ref().map(|a| a.security_stamp).unwrap_or(0),
+        client_ip: Some(client.ip.clone()),
+        ..flow
+    };
     if let (Requirement::Bypass { .. }, AfterPassword::SignIn | AfterPassword::Enroll { .. }, Some(account)) =
         (&requirement, &after, &account)
     {
@@ -648,13 +652,47 @@ async fn wrong_answer(
 /// someone may know the password. The member is told once a day, with when and from
 /// where, and what to do.
 async fn password_known(state: &App, account: &Account, client: &ClientInfo) -> Result<(), Error> {
-    let key = format!("notice:password-known:{}", account.id);
-    let rule = ThrottleRule::PASSWORD_KNOWN_NOTICE;
-    if state.store.reserve_attempt(&key, rule, state.now()).await?.is_some() {
+    if reserve_password_known_notice(state, account).await? {
         let when = crate::time::date_time(state.now());
         super::notices::send(state, account, SecurityNotice::PasswordKnown { when, from: client.ip.clone() }).await;
     }
     Ok(())
+}
+
+/// One "someone may know your password" notice per account and day, whichever way
+/// the sign-in ended (refused to the limit, or abandoned).
+async fn reserve_password_known_notice(state: &App, account: &Account) -> Result<bool, Error> {
+    let key = format!("notice:password-known:{}", account.id);
+    Ok(state.store.reserve_attempt(&key, ThrottleRule::PASSWORD_KNOWN_NOTICE, state.now()).await?.is_some())
+}
+
+/// Sign-ins that got past the password and then expired without a second factor:
+/// each is on the audit trail, and the member hears of it (once a day, as for
+/// refused ones) unless they signed in since it began, which is the likely story of
+/// a member who started on one device and finished on another. Returns how many.
+pub async fn report_abandoned(state: &App) -> Result<u64, Error> {
+    let abandoned = state.store.take_abandoned_sign_ins(state.now()).await?;
+    let mut n = 0;
+    for a in abandoned {
+        let Some(account) = state.store.get_account(a.account_id).await? else { continue };
+        let client = ClientInfo { ip: a.client_ip.clone().unwrap_or_default(), ..ClientInfo::default() };
+        let refused = Event::SignInRefused { reason: "second_factor_abandoned", email: None };
+        state.store.append_audit(&refusal(state, refused, Some(&account), &client)).await?;
+        n += 1;
+        if account.status != clinic_auth_core::AccountStatus::Active {
+            continue;
+        }
+        let signed_in_since = state.store.list_sessions(account.id).await?.iter().any(|s| s.created_at >= a.started_at);
+        if signed_in_since || !reserve_password_known_notice(state, &account).await? {
+            continue;
+        }
+        let notice = SecurityNotice::SignInAbandoned {
+            when: crate::time::date_time(a.started_at),
+            from: a.client_ip.unwrap_or_else(|| "an unknown address".to_owned()),
+        };
+        super::notices::send(state, &account, notice).await;
+    }
+    Ok(n)
 }
 
 /// The passkey step of a sign-in: options for `navigator.credentials.get()`, good for

@@ -71,6 +71,9 @@ pub struct LoginFlow {
     pub expires_at: UnixTime,
     /// The account's security stamp when the password was accepted (0 before).
     pub stamp: i64,
+    /// The address the password was accepted from, for the "someone may know your
+    /// password" notice when the sign-in is then abandoned.
+    pub client_ip: Option<String>,
 }
 
 impl LoginFlow {
@@ -82,6 +85,7 @@ impl LoginFlow {
             created_at: now,
             expires_at: now.plus_secs(FLOW_LIFETIME_SECS),
             stamp: 0,
+            client_ip: None,
         }
     }
 
@@ -94,6 +98,15 @@ impl LoginFlow {
 
     pub fn is_expired(&self, now: UnixTime) -> bool {
         now >= self.expires_at
+    }
+
+    /// Whether this flow, found expired, was abandoned at the second factor: the
+    /// password was right and no second factor followed.
+    pub fn abandoned_at_second_factor(&self) -> Option<AccountId> {
+        match self.step {
+            FlowStep::SecondFactor { account_id, .. } => Some(account_id),
+            _ => None,
+        }
     }
 }
 

@@ -139,6 +139,12 @@ pub enum SecurityNotice {
         when: String,
         from: String,
     },
+    /// A sign-in got past the password and was left at the second factor until it
+    /// expired: someone may know the password. `when` is UTC text, `from` an address.
+    SignInAbandoned {
+        when: String,
+        from: String,
+    },
 }
 
 /// The email for a security notice.
@@ -209,6 +215,17 @@ pub fn notice_content(notice: &SecurityNotice, org_name: &str) -> EmailContent {
                  but did not get past two-factor authentication: the second-factor code was wrong too many times. \
                  Your account stayed protected. If this wasn't you, change your password now: on the sign-in page \
                  choose \"Forgot your password?\", or use Change password on your account page.",
+                clean_name(from),
+                when = clean_name(when),
+            ),
+        ),
+        SecurityNotice::SignInAbandoned { when, from } => (
+            format!("Someone may know your {org} password"),
+            format!(
+                "On {when} (UTC), someone entered your correct {org} password from {} and then stopped at \
+                 two-factor authentication: the sign-in was never finished. Your account stayed protected. If this \
+                 wasn't you, change your password now: on the sign-in page choose \"Forgot your password?\", or use \
+                 Change password on your account page. If it was you, you can ignore this message.",
                 clean_name(from),
                 when = clean_name(when),
             ),
@@ -400,6 +417,16 @@ mod tests {
         ] {
             let c = notice_content(&n, "Riverside Clinic");
             assert!(!c.text.chars().any(|ch| ch.is_ascii_digit()), "no code-like digits: {}", c.text);
+        }
+    }
+
+    #[test]
+    fn an_abandoned_sign_in_says_when_from_where_and_what_to_do() {
+        let n = SecurityNotice::SignInAbandoned { when: "2027-01-15 10:00".into(), from: "203.0.113.9".into() };
+        let c = notice_content(&n, "Riverside Clinic");
+        assert_eq!(c.subject, "Someone may know your Riverside Clinic password");
+        for needle in ["2027-01-15 10:00 (UTC)", "203.0.113.9", "never finished", "Forgot your password?"] {
+            assert!(c.text.contains(needle), "{needle}: {}", c.text);
         }
     }
 

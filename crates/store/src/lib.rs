@@ -132,6 +132,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// statement: the count including this answer, or `None` when the flow is gone or
     /// has had `max` answers already (so concurrent answers never exceed `max`).
     async fn reserve_flow_attempt(&self, id: &TokenHash, max: u32) -> StoreResult<Option<u32>>;
+    /// Deletes the flows expired by `now` that had accepted a password, and returns
+    /// those left at the second factor: each is taken by one caller only.
+    async fn take_abandoned_sign_ins(&self, now: UnixTime) -> StoreResult<Vec<AbandonedSignIn>>;
 
     // Second factors and policy
     /// Sets an organization's MFA policy; false if there is no such organization.

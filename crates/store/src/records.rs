@@ -111,6 +111,15 @@ impl PasswordLink {
     }
 }
 
+/// A sign-in that got past the password and expired before its second factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbandonedSignIn {
+    pub account_id: AccountId,
+    pub started_at: UnixTime,
+    /// Where the password was accepted from, when known.
+    pub client_ip: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub token_hash: TokenHash,

@@ -81,8 +81,18 @@ fn value_words(v: &str) -> String {
 /// A stored JSON detail as "label: value" pairs joined by "; " (in the stored
 /// order); anything that is not a JSON object is shown as it is.
 pub fn detail_text(detail: &str) -> String {
+    detail_parts(detail)
+        .iter()
+        .map(|(k, v)| if k.is_empty() { v.clone() } else { format!("{k}: {v}") })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// An event's detail as labelled parts ("method", "authenticator app"), for a page
+/// that shows one per line. A detail that is not a JSON object is one unlabelled part.
+pub fn detail_parts(detail: &str) -> Vec<(String, String)> {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(detail) else {
-        return detail.to_owned();
+        return if detail.is_empty() { Vec::new() } else { vec![(String::new(), detail.to_owned())] };
     };
     map.iter()
         .map(|(k, v)| {
@@ -90,10 +100,9 @@ pub fn detail_text(detail: &str) -> String {
                 serde_json::Value::String(s) => value_words(s),
                 other => value_words(&other.to_string()),
             };
-            format!("{}: {value}", k.replace('_', " "))
+            (k.replace('_', " "), value)
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect()
 }
 
 #[cfg(test)]

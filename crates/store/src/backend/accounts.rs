@@ -99,7 +99,7 @@ impl Db {
             return Ok(false);
         }
         if status == AccountStatus::Deactivated {
-            move_stamp(&mut tx, id, &Via::default(), true).await?;
+            move_stamp(&mut tx, id, &Via::default(), Some(audit.at)).await?;
         }
         self.commit_audited(tx, audit).await?;
         Ok(true)
@@ -215,7 +215,7 @@ impl Db {
             .await?;
         // A new password ends every session and sign-in in flight, and voids
         // other outstanding links.
-        move_stamp(&mut tx, account, &Via::default(), true).await?;
+        move_stamp(&mut tx, account, &Via::default(), Some(audit.at)).await?;
         tx.query(
             "UPDATE password_links SET expires_at = $1 WHERE account_id = $2 AND used_at IS NULL AND expires_at > $1",
         )
@@ -259,7 +259,7 @@ impl Db {
             return Ok(false);
         }
         let via = Via { flow: None, session: Some(keep_session.clone()) };
-        move_stamp(&mut tx, account, &via, true).await?;
+        move_stamp(&mut tx, account, &via, Some(audit.at)).await?;
         tx.query(
             "UPDATE password_links SET expires_at = $1 WHERE account_id = $2 AND used_at IS NULL AND expires_at > $1",
         )
@@ -361,9 +361,15 @@ async fn insert_link(tx: &mut Tx, link: &NewPasswordLink) -> StoreResult<()> {
 
 /// The account's security state changed (in the caller's transaction): its stamp
 /// moves on, its sign-ins in flight end (all but the one in `via`, which takes the
-/// new stamp), and with `end_sessions` its sessions end too (all but the one in
-/// `via`).
-pub(super) async fn move_stamp(tx: &mut Tx, account: AccountId, via: &Via, end_sessions: bool) -> StoreResult<()> {
+/// new stamp), and with `end_sessions_at` its sessions end too (all but the one in
+/// `via`). The apps each ended session signed into are queued a back-channel logout
+/// in the same transaction, so no way of ending sessions can forget to tell them.
+pub(super) async fn move_stamp(
+    tx: &mut Tx,
+    account: AccountId,
+    via: &Via,
+    end_sessions_at: Option<UnixTime>,
+) -> StoreResult<()> {
     let row = tx
         .query("UPDATE accounts SET security_stamp = security_stamp + 1 WHERE id = $1 RETURNING security_stamp")
         .bind(account.to_string())
@@ -383,13 +389,53 @@ pub(super) async fn move_stamp(tx: &mut Tx, account: AccountId, via: &Via, end_s
         .bind(keep_flow)
         .execute()
         .await?;
-    if end_sessions {
+    if let Some(now) = end_sessions_at {
         let keep_session = via.session.as_ref().map(|s| s.as_str()).unwrap_or("");
+        queue_logouts_for_ended_sessions(tx, account, keep_session, now).await?;
         tx.query("DELETE FROM sessions WHERE account_id = $1 AND token_hash <> $2")
             .bind(account.to_string())
             .bind(keep_session)
             .execute()
             .await?;
+    }
+    Ok(())
+}
+
+/// Queues a back-channel logout for every app (with a back-channel URI) that a
+/// session of `account` other than `keep_session` signed into. A logout already
+/// pending for the same app and session is left as it is.
+async fn queue_logouts_for_ended_sessions(
+    tx: &mut Tx,
+    account: AccountId,
+    keep_session: &str,
+    now: UnixTime,
+) -> StoreResult<()> {
+    let rows = tx
+        .query(
+            "SELECT DISTINCT g.client_id, g.sid FROM oidc_grants g
+             JOIN sessions s ON s.sid = g.sid AND s.account_id = g.account_id
+             JOIN oidc_clients c ON c.client_id = g.client_id
+             WHERE g.account_id = $1 AND s.token_hash <> $2 AND c.backchannel_logout_uri IS NOT NULL",
+        )
+        .bind(account.to_string())
+        .bind(keep_session)
+        .fetch_all()
+        .await?;
+    for row in rows {
+        let client_id: String = row.try_get("client_id")?;
+        let sid: String = row.try_get("sid")?;
+        tx.query(
+            "INSERT INTO oidc_logouts (id, client_id, account_id, sid, attempts, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, 0, $5, $5)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(uuid::Uuid::new_v4().simple().to_string())
+        .bind(client_id)
+        .bind(account.to_string())
+        .bind(sid)
+        .bind(now.0)
+        .execute()
+        .await?;
     }
     Ok(())
 }

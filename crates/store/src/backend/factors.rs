@@ -135,7 +135,7 @@ impl Db {
         if let Some(hash) = recovery_code_hash {
             put_recovery_code(&mut tx, f.account_id, hash, f.now).await?;
         }
-        move_stamp(&mut tx, f.account_id, &audit.via, true).await?;
+        move_stamp(&mut tx, f.account_id, &audit.via, Some(audit.at)).await?;
         self.commit_audited(tx, audit).await
     }
 
@@ -187,7 +187,7 @@ impl Db {
                 tx.query(sql).bind(account.to_string()).execute().await?;
             }
         }
-        move_stamp(&mut tx, account, &audit.via, true).await?;
+        move_stamp(&mut tx, account, &audit.via, Some(audit.at)).await?;
         self.commit_audited(tx, audit).await?;
         Ok(removed)
     }
@@ -246,7 +246,7 @@ impl Db {
         if done != 1 {
             return Ok(false);
         }
-        move_stamp(&mut tx, id, &audit.via, false).await?;
+        move_stamp(&mut tx, id, &audit.via, None).await?;
         self.commit_audited(tx, audit).await?;
         Ok(true)
     }
@@ -284,7 +284,7 @@ impl Db {
         ] {
             tx.query(sql).bind(id.to_string()).execute().await?;
         }
-        move_stamp(&mut tx, id, &audit.via, true).await?;
+        move_stamp(&mut tx, id, &audit.via, Some(audit.at)).await?;
         self.write_audit(&mut tx, audit).await?;
         if let Some((s, flow, signed_in)) = session {
             insert_session_tx(&mut tx, s, flow).await?;

@@ -5,14 +5,14 @@ use std::str::FromStr;
 use clinic_auth_core::{Email, FlowStep, LoginFlow, Realm, TokenHash, UnixTime};
 
 use super::{Db, corrupt, counted, parse_with};
-use crate::{StoreError, StoreResult};
+use crate::{AbandonedSignIn, StoreError, StoreResult};
 
 impl Db {
     pub(super) async fn insert_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<()> {
         let state = serde_json::to_string(&flow.step).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.query(
-            "INSERT INTO login_flows (id_hash, realm, email, state, created_at, expires_at, account_id, stamp)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO login_flows (id_hash, realm, email, state, created_at, expires_at, account_id, stamp, client_ip)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(id.as_str())
         .bind(flow.realm.as_str())
@@ -22,6 +22,7 @@ impl Db {
         .bind(flow.expires_at.0)
         .bind(flow.step.account_id().map(|a| a.to_string()))
         .bind(flow.stamp)
+        .bind(flow.client_ip.as_deref())
         .execute()
         .await?;
         Ok(())
@@ -39,6 +40,7 @@ impl Db {
             created_at: UnixTime(row.try_get("created_at")?),
             expires_at: UnixTime(row.try_get("expires_at")?),
             stamp: row.try_get("stamp")?,
+            client_ip: row.try_get("client_ip")?,
         }))
     }
 
@@ -54,13 +56,15 @@ impl Db {
         let done = self
             .query(
                 "UPDATE login_flows SET state = $1, account_id = COALESCE(account_id, $3),
-                   stamp = CASE WHEN account_id IS NULL THEN $4 ELSE stamp END
+                   stamp = CASE WHEN account_id IS NULL THEN $4 ELSE stamp END,
+                   client_ip = COALESCE(client_ip, $5)
                  WHERE id_hash = $2",
             )
             .bind(state)
             .bind(id.as_str())
             .bind(flow.step.account_id().map(|a| a.to_string()))
             .bind(flow.stamp)
+            .bind(flow.client_ip.as_deref())
             .execute()
             .await?;
         Ok(done == 1)
@@ -76,5 +80,31 @@ impl Db {
             .fetch_optional()
             .await?;
         counted(row, "attempts")
+    }
+
+    /// One DELETE … RETURNING: of several instances purging at once, each abandoned
+    /// sign-in is reported by one.
+    pub(super) async fn take_abandoned_sign_ins(&self, now: UnixTime) -> StoreResult<Vec<AbandonedSignIn>> {
+        let rows = self
+            .query(
+                "DELETE FROM login_flows WHERE expires_at <= $1 AND account_id IS NOT NULL
+                 RETURNING state, created_at, client_ip",
+            )
+            .bind(now.0)
+            .fetch_all()
+            .await?;
+        let mut taken = Vec::new();
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            let Ok(step) = serde_json::from_str::<FlowStep>(&state) else { continue };
+            if let FlowStep::SecondFactor { account_id, .. } = step {
+                taken.push(AbandonedSignIn {
+                    account_id,
+                    started_at: UnixTime(row.try_get("created_at")?),
+                    client_ip: row.try_get("client_ip")?,
+                });
+            }
+        }
+        Ok(taken)
     }
 }

@@ -15,10 +15,11 @@ use clinic_auth_core::{
 
 use super::{PgStore, SqliteStore};
 use crate::{
-    Account, AuditEvent, AuditFilter, AuditVerification, AuthorizationRequest, Bypass, Ceremony, CodeTaken, Factor,
-    LogoutDelivery, NewAccount, NewAuditEvent, NewFactor, NewOidcToken, NewPasskey, NewPasswordLink, NewSession,
-    OidcClient, OidcCode, OidcGrant, OidcToken, Org, OrgMemberSecurity, PasskeyUse, PasswordLink, PendingFactor,
-    PendingLogout, RefreshTaken, SessionRecord, SessionSummary, SigningKey, Store, StoreResult, StoredCode,
+    AbandonedSignIn, Account, AuditEvent, AuditFilter, AuditVerification, AuthorizationRequest, Bypass, Ceremony,
+    CodeTaken, Factor, LogoutDelivery, NewAccount, NewAuditEvent, NewFactor, NewOidcToken, NewPasskey, NewPasswordLink,
+    NewSession, OidcClient, OidcCode, OidcGrant, OidcToken, Org, OrgMemberSecurity, PasskeyUse, PasswordLink,
+    PendingFactor, PendingLogout, RefreshTaken, SessionRecord, SessionSummary, SigningKey, Store, StoreResult,
+    StoredCode,
 };
 
 /// `impl Store` for each named store (a struct with a `db: Db` field), from the
@@ -89,6 +90,7 @@ forward! { SqliteStore, PgStore; recorded by crate::testkit::RecordingStore => {
     async fn delete_flow(id: &TokenHash) -> StoreResult<()>;
     async fn update_flow(id: &TokenHash, flow: &LoginFlow) -> StoreResult<bool>;
     async fn reserve_flow_attempt(id: &TokenHash, max: u32) -> StoreResult<Option<u32>>;
+    async fn take_abandoned_sign_ins(now: UnixTime) -> StoreResult<Vec<AbandonedSignIn>>;
     async fn set_org_mfa(id: &OrgId, mfa: &OrgMfa, audit: &NewAuditEvent) -> StoreResult<bool>;
     async fn set_mfa_override(id: AccountId, value: MemberOverride, audit: &NewAuditEvent) -> StoreResult<()>;
     async fn set_preferred_factor(id: AccountId, kind: Option<FactorKind>) -> StoreResult<()>;

@@ -44,7 +44,7 @@ impl Db {
         if done != 1 {
             return Ok(false);
         }
-        move_stamp(&mut tx, f.account_id, &audit.via, true).await?;
+        move_stamp(&mut tx, f.account_id, &audit.via, Some(audit.at)).await?;
         self.commit_audited(tx, audit).await?;
         Ok(true)
     }
@@ -115,7 +115,7 @@ impl Db {
         .bind(account.to_string())
         .execute()
         .await?;
-        move_stamp(&mut tx, account, &audit.via, true).await?;
+        move_stamp(&mut tx, account, &audit.via, Some(audit.at)).await?;
         self.commit_audited(tx, audit).await?;
         Ok(true)
     }

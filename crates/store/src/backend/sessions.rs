@@ -138,7 +138,7 @@ impl Db {
     pub(super) async fn revoke_sessions(&self, id: AccountId, audit: &NewAuditEvent) -> StoreResult<u64> {
         let mut tx = self.begin().await?;
         let n = tx.query("DELETE FROM sessions WHERE account_id = $1").bind(id.to_string()).execute().await?;
-        move_stamp(&mut tx, id, &Via::default(), false).await?;
+        move_stamp(&mut tx, id, &Via::default(), None).await?;
         self.commit_audited(tx, audit).await?;
         Ok(n)
     }

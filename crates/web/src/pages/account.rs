@@ -180,13 +180,13 @@ async fn sign_out_other_sessions(
 
 #[derive(Template)]
 #[template(path = "confirm_action.html")]
-struct ConfirmPage<'a> {
-    frame: Frame<'a>,
-    heading: &'a str,
-    message: &'a str,
-    action: &'a str,
-    button: &'a str,
-    csrf: String,
+pub(super) struct ConfirmPage<'a> {
+    pub(super) frame: Frame<'a>,
+    pub(super) heading: &'a str,
+    pub(super) message: &'a str,
+    pub(super) action: &'a str,
+    pub(super) button: &'a str,
+    pub(super) csrf: String,
 }
 
 /// What a confirmed action does.

@@ -35,7 +35,8 @@ struct EventRow {
     subject: String,
     client: String,
     user_agent: String,
-    detail: String,
+    /// Labelled parts, one per line.
+    detail: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -116,7 +117,7 @@ async fn audit_page(
             subject: name(&e.subject_id),
             client: e.client_ip.clone(),
             user_agent: e.user_agent.clone(),
-            detail: words::detail_text(&e.detail),
+            detail: words::detail_parts(&e.detail),
         })
         .collect();
     let error = error.map(AppError::from);

@@ -28,7 +28,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/account/trust-device", get(trust_page).post(trust_submit))
         .route("/account/passkeys/{id}/rename", post(rename_submit))
-        .route("/account/passkeys/{id}/remove", post(remove_submit))
+        .route("/account/passkeys/{id}/remove", get(remove_page).post(remove_submit))
 }
 
 /// Whether to ask "Trust this device?": the server can make passkeys, the account
@@ -151,6 +151,40 @@ async fn rename_submit(
     csrf::verify(&state, &jar, Some(&s), &form.csrf)?;
     passkeys::rename(&state, &s.account, &id, &form.name, &client.0).await?;
     Ok(Redirect::to("/account?notice=passkey_renamed").into_response())
+}
+
+/// "Remove this passkey?": what removing it does, before anything is removed. The
+/// account page links here; only the form on this page removes.
+async fn remove_page(
+    Visit { state, jar, session: PageSignedIn(s), .. }: Visit,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    if let Some(first) = step_up_first(&state, &s, "account").await? {
+        return Ok(first);
+    }
+    let hints = cookies::device_hints(&state, &jar);
+    let passkey = passkeys::list(&state, &s.account, &hints).await?.into_iter().find(|p| p.id == id);
+    let Some(passkey) = passkey else {
+        return Err(PageError(AppError::from(clinic_auth_app::Error::not_found("The passkey"))));
+    };
+    let heading = format!("Remove the passkey \u{201c}{}\u{201d}?", passkey.name);
+    let message = if passkey.this_device {
+        "This device will no longer be trusted: signing in here will ask for your other two-factor method. You can \
+         trust it again later from your account page."
+    } else {
+        "That device will no longer be trusted: signing in on it will ask for your other two-factor method. Remove \
+         it if the device is lost, sold or no longer yours."
+    };
+    let action = format!("/account/passkeys/{}/remove", passkey.id);
+    let page = super::account::ConfirmPage {
+        frame: frame(&state, "Are you sure?"),
+        heading: &heading,
+        message,
+        action: &action,
+        button: "Remove passkey",
+        csrf: s.csrf_token.clone(),
+    };
+    Ok(render_with(page.frame.status(), &page))
 }
 
 async fn remove_submit(

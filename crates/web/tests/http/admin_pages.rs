@@ -227,7 +227,7 @@ async fn platform_console_enables_mfa_and_resets_with_a_note(app: TestApp) {
     let (s, html) = page(&b, &app.url("/admin/audit")).await;
     let table = audit_table(&html);
     assert!(
-        s == 200 && table.contains("<td>MFA reset</td>") && table.contains("identity verified: called back"),
+        s == 200 && table.contains("<td>MFA reset</td>") && table.contains("identity verified:</span> called back"),
         "{html}"
     );
 }

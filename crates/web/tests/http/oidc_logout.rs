@@ -16,6 +16,7 @@ use crate::harness::TestApp;
 
 both_stores!(
     signing_a_member_out_everywhere_tells_each_app_they_used,
+    every_way_sessions_end_tells_the_apps_those_sessions_signed_into,
     an_app_that_does_not_answer_is_retried_then_given_up,
     an_authorization_request_waits_thirty_minutes_and_a_refresh_token_thirty_days,
 );
@@ -274,4 +275,41 @@ async fn an_authorization_request_waits_thirty_minutes_and_a_refresh_token_thirt
         ),
         "{answer:?}"
     );
+}
+
+/// A password change ends the member's other sessions, a new factor set up elsewhere
+/// ends all of them: whichever way a session ends, the apps it signed into hear of it (queued in
+/// the same transaction), and an app of a session that goes on hears nothing.
+async fn every_way_sessions_end_tells_the_apps_those_sessions_signed_into(app: TestApp) {
+    let org = app.org("Riverside", OrgKind::Clinic).await;
+    let dr = app.member(&org, "dr@riverside.test", Role::Provider).await;
+    let (ehr_url, ehr_seen) = listener(StatusCode::OK).await;
+    let ehr = register(&app, "EHR", Some(&ehr_url)).await;
+    let sids =
+        || async { app.state.store.list_sessions(dr.id).await.unwrap().into_iter().map(|s| s.sid).collect::<Vec<_>>() };
+    let _laptop = app.token("staff", "dr@riverside.test").await;
+    let sid_laptop = sids().await.pop().unwrap();
+    let phone = app.token("staff", "dr@riverside.test").await;
+    let sid_phone = sids().await.into_iter().find(|s| *s != sid_laptop).unwrap();
+    signed_into(&app, &ehr, &dr, &sid_laptop).await;
+    signed_into(&app, &ehr, &dr, &sid_phone).await;
+
+    // "Change password" on the phone: the laptop's session ends, the phone's stays.
+    let body = serde_json::json!({
+        "current_password": crate::harness::PASSWORD,
+        "new_password": "a brand new passphrase for dr",
+    });
+    let (s, v) = app.post_json("/api/v1/me/password", &phone, body).await;
+    assert_eq!(s, 204, "{v}");
+    clinic_auth_app::oidc::logout::deliver_due(&app.state).await.unwrap();
+    let told = wait_for(&ehr_seen, 1).await;
+    assert_eq!(told.len(), 1, "one app session ended");
+    assert_eq!(claims(&told[0])["sid"], sid_laptop.as_str());
+
+    // Setting up a second factor elsewhere ends the phone's session too.
+    app.enroll_authenticator(&dr).await;
+    clinic_auth_app::oidc::logout::deliver_due(&app.state).await.unwrap();
+    let told = wait_for(&ehr_seen, 2).await;
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert_eq!(claims(&told[1])["sid"], sid_phone.as_str());
 }

@@ -744,7 +744,24 @@ async fn the_pages_trust_verify_and_remove_a_device(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(location(&res), "/account");
-    let res = b.post(&remove).form(&[("csrf", csrf_of(&account).as_str())]).send().await.unwrap();
+    // The account page's Remove asks first; the question removes nothing.
+    assert!(account.contains(&format!("href=\"/account/passkeys/{id}/remove\"")), "{account}");
+    let ask = b.get(&remove).send().await.unwrap();
+    assert_eq!(ask.status(), 200);
+    let ask = ask.text().await.unwrap();
+    assert!(
+        ask.contains("Remove the passkey \u{201c}Exam room 2\u{201d}?") && ask.contains("no longer be trusted"),
+        "{ask}"
+    );
+    assert!(
+        ask.contains(&format!("action=\"/account/passkeys/{id}/remove\"")) && ask.contains("Remove passkey"),
+        "{ask}"
+    );
+    let still = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(still.contains("Exam room 2"), "asking removed nothing: {still}");
+    let missing = b.get(app.url("/account/passkeys/no-such-passkey/remove")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let res = b.post(&remove).form(&[("csrf", csrf_of(&ask).as_str())]).send().await.unwrap();
     assert_eq!(location(&res), "/account?notice=passkey_removed");
     let account = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
     assert!(!account.contains("Exam room 2") && account.contains("Trust this device"), "{account}");

@@ -24,6 +24,7 @@ both_stores!(
     a_method_the_clinic_removed_only_moves_the_member_to_an_allowed_one,
     a_recovery_code_alone_is_still_proved_before_a_2fa_change,
     a_password_used_without_the_second_factor_is_reported_once_a_day,
+    a_sign_in_abandoned_at_the_second_factor_is_reported_unless_the_member_signed_in_since,
 );
 
 const DR: &str = "dr.lee@riverside.test";
@@ -467,4 +468,66 @@ async fn a_password_used_without_the_second_factor_is_reported_once_a_day(app: T
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(known(&app), 2, "a day later, it is reported again");
+}
+
+/// A sign-in that gets past the password and is left at the second factor until it
+/// expires is on the trail and tells the member, unless they signed in since it began
+/// (a member who started on one device and finished on another).
+async fn a_sign_in_abandoned_at_the_second_factor_is_reported_unless_the_member_signed_in_since(app: TestApp) {
+    let org = app.org("Riverside", clinic_auth_core::OrgKind::Clinic).await;
+    let dr = app.member(&org, DR, Role::Provider).await;
+    app.enroll_authenticator(&dr).await;
+    let known = |app: &TestApp| {
+        app.smtp
+            .messages()
+            .into_iter()
+            .filter(|m| m.subject().is_some_and(|s| s.contains("may know your")))
+            .collect::<Vec<_>>()
+    };
+    let abandoned = || async {
+        let events = app.audit_of(Some("sign_in"), 1000).await;
+        events.into_iter().filter(|e| e.detail.contains("second_factor_abandoned")).collect::<Vec<_>>()
+    };
+    let abandon_a_sign_in = || async {
+        let started: Value = app.start_login("staff", DR).await.json().await.unwrap();
+        let flow = started["flow_id"].as_str().unwrap().to_owned();
+        let res = app.submit_password(&flow, crate::harness::PASSWORD).await;
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["next"], "second_factor", "{v}");
+    };
+
+    abandon_a_sign_in().await;
+    // Not yet expired: nothing is reported.
+    app.state.purge_expired().await.unwrap();
+    assert!(abandoned().await.is_empty());
+    app.clock.advance(clinic_auth_core::login_flow::FLOW_LIFETIME_SECS + 1);
+    app.state.purge_expired().await.unwrap();
+    let events = abandoned().await;
+    assert_eq!(events.len(), 1, "one event for the abandoned sign-in");
+    assert_eq!(events[0].subject_id.as_deref(), Some(dr.id.to_string().as_str()));
+    assert_eq!(events[0].client_ip, "127.0.0.1", "from where the password was typed");
+    for _ in 0..50 {
+        if !known(&app).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mails = known(&app);
+    assert_eq!(mails.len(), 1);
+    let body = mails[0].text_body().unwrap();
+    assert!(body.contains("127.0.0.1") && body.contains("never finished"), "{body}");
+    // Purging again finds nothing new: each abandoned sign-in is reported once.
+    app.state.purge_expired().await.unwrap();
+    assert_eq!(abandoned().await.len(), 1);
+
+    // A day later: abandoned, then the member signs in (another device): recorded, no email.
+    app.clock.advance(24 * 3600 + 1);
+    abandon_a_sign_in().await;
+    app.clock.advance(60);
+    app.token("staff", DR).await;
+    app.clock.advance(clinic_auth_core::login_flow::FLOW_LIFETIME_SECS + 1);
+    app.state.purge_expired().await.unwrap();
+    assert_eq!(abandoned().await.len(), 2);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(known(&app).len(), 1, "the member signed in since: no email");
 }
