@@ -64,6 +64,7 @@ test('a clinic gives members 7 days to set up 2FA, a member chooses Remind me la
         await expectText(page, 'Saved.');
         assert.match(await page.locator('#grace-period').innerText(), /^7 days \(counted from /);
         await expectText(page, 'Mandatory 2FA with a grace period of 7 days');
+        await open(page, `${server.baseUrl}/account`, server);
         await signOut(page);
 
         // The member: setup is offered with the days left, and "Remind me later".
