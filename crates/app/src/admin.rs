@@ -521,8 +521,9 @@ pub async fn remind_everyone_not_set_up(state: &App, by: &By, org: &str) -> Resu
     let members = list_members(state, by, org, None).await?;
     let mut out = Reminders::default();
     for status in members.into_iter().filter(MemberStatus::may_be_reminded) {
-        let account = access::authorize(state, by, Some(org), &status.account.id.to_string(), MemberAction::SendMfaReminder)
-            .await?;
+        let account =
+            access::authorize(state, by, Some(org), &status.account.id.to_string(), MemberAction::SendMfaReminder)
+                .await?;
         let m = factors::load(state, &account).await?;
         match remind(state, by, &account, &m).await? {
             Reminded::Sent => out.sent.push(account),

@@ -31,8 +31,12 @@ pub async fn set_org_mfa(state: &App, by: &By, org_id: &str, change: OrgMfaChang
         OrgMfaChangeError::Invalid(e) => Error::new(ErrorKind::InvalidPolicy, e.to_string()),
     })?;
     let methods = mfa.methods.to_string();
-    let changed =
-        Event::OrgMfaChanged { enabled: mfa.enabled, mode: mfa.mode, methods: &methods, grace_days: mfa.grace_days.get() };
+    let changed = Event::OrgMfaChanged {
+        enabled: mfa.enabled,
+        mode: mfa.mode,
+        methods: &methods,
+        grace_days: mfa.grace_days.get(),
+    };
     let mut event = audit_event(state, changed, &by.client);
     event.org_id = Some(org.id.clone());
     event.actor_id = by.account_id;

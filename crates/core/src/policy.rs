@@ -613,7 +613,10 @@ mod tests {
         let off = OrgMfa::default();
         let enable = OrgMfaChange { enabled: Some(true), ..Default::default() };
         let required = OrgMfaChange { mode: Some(MfaMode::Required), ..Default::default() };
-        assert_eq!(off.apply(OrgKind::Clinic, &OrgMfaChange::default(), UnixTime(0)), Err(OrgMfaChangeError::NothingToChange));
+        assert_eq!(
+            off.apply(OrgKind::Clinic, &OrgMfaChange::default(), UnixTime(0)),
+            Err(OrgMfaChangeError::NothingToChange)
+        );
         assert_eq!(off.apply(OrgKind::Clinic, &required, UnixTime(0)), Err(OrgMfaChangeError::NotEnabled));
         let on = off.apply(OrgKind::Clinic, &enable, UnixTime(0)).unwrap();
         assert_eq!(on, OrgMfa { enabled: true, ..off });
@@ -650,8 +653,7 @@ mod tests {
         MethodSet::parse(s).unwrap()
     }
 
-    const REQUIRED_CLINIC: OrgMfa =
-        OrgMfa {
+    const REQUIRED_CLINIC: OrgMfa = OrgMfa {
         enabled: true,
         mode: MfaMode::Required,
         methods: MethodSet(bit(Email) | bit(Sms)),
@@ -663,7 +665,8 @@ mod tests {
     /// then only to move to an allowed one.
     #[test]
     fn factors_outside_the_allowed_methods_are_only_a_way_to_move() {
-        let app_only = OrgMfa { enabled: true, mode: MfaMode::Required, methods: set("authenticator"), ..OrgMfa::default() };
+        let app_only =
+            OrgMfa { enabled: true, mode: MfaMode::Required, methods: set("authenticator"), ..OrgMfa::default() };
         // enrolled, outside, offered at sign-in, must replace
         type Row = (&'static [FactorKind], &'static [FactorKind], &'static [FactorKind], bool);
         let table: [Row; 6] = [
@@ -782,7 +785,10 @@ mod tests {
         let with_factor = MemberContext { enrolled: &[Email], ..base };
         assert_eq!(requirement(&with_factor), Requirement::Challenge { default: Email, others: vec![] });
         let required = MemberContext { override_: MemberOverride::Required, ..base };
-        assert_eq!(requirement(&required), Requirement::Enroll { allowed: MethodSet::authenticator_only(), remind_until: None });
+        assert_eq!(
+            requirement(&required),
+            Requirement::Enroll { allowed: MethodSet::authenticator_only(), remind_until: None }
+        );
         assert!(!may_turn_off(&required));
     }
 
@@ -801,7 +807,10 @@ mod tests {
             now: UnixTime(0),
         };
         assert!(mfa_applies(&support), "no override exempts support staff");
-        assert_eq!(requirement(&support), Requirement::Enroll { allowed: MethodSet::authenticator_only(), remind_until: None });
+        assert_eq!(
+            requirement(&support),
+            Requirement::Enroll { allowed: MethodSet::authenticator_only(), remind_until: None }
+        );
         assert!(!may_turn_off(&support));
         let enrolled = MemberContext { enrolled: &[Authenticator, RecoveryCode], ..support };
         assert!(matches!(requirement(&enrolled), Requirement::Challenge { default: Authenticator, .. }));
@@ -861,7 +870,12 @@ mod tests {
 
     #[test]
     fn bypass_then_enroll_uses_allowed_methods() {
-        let org = OrgMfa { enabled: true, mode: MfaMode::Required, methods: set("passkey,authenticator"), ..OrgMfa::default() };
+        let org = OrgMfa {
+            enabled: true,
+            mode: MfaMode::Required,
+            methods: set("passkey,authenticator"),
+            ..OrgMfa::default()
+        };
         let ctx = MemberContext { bypass_valid: true, ..member(OrgKind::Clinic, &org, &[Authenticator]) };
         // The passkey comes after setup ("Trust this device?"), never as the first factor.
         assert_eq!(requirement(&ctx), Requirement::Bypass { then_enroll: Some(set("authenticator")) });
@@ -932,7 +946,8 @@ mod tests {
     #[test]
     fn opting_in_and_out() {
         let off = OrgMfa { enabled: true, mode: MfaMode::Off, methods: set("authenticator"), ..OrgMfa::default() };
-        let optional_disabled = OrgMfa { enabled: false, mode: MfaMode::Optional, methods: set("authenticator"), ..OrgMfa::default() };
+        let optional_disabled =
+            OrgMfa { enabled: false, mode: MfaMode::Optional, methods: set("authenticator"), ..OrgMfa::default() };
         let optional = OrgMfa { enabled: true, ..optional_disabled };
         for (org, override_, opt_in, turn_off) in [
             (&off, MemberOverride::ClinicDefault, false, true),
@@ -972,7 +987,12 @@ mod tests {
 
     #[test]
     fn allowed_methods_fall_back_to_authenticator_apps_and_passkeys() {
-        let on = OrgMfa { enabled: true, mode: MfaMode::Optional, methods: MethodSet::only(FactorKind::Sms), ..OrgMfa::default() };
+        let on = OrgMfa {
+            enabled: true,
+            mode: MfaMode::Optional,
+            methods: MethodSet::only(FactorKind::Sms),
+            ..OrgMfa::default()
+        };
         assert_eq!(allowed_methods(Some(&on)), MethodSet::only(FactorKind::Sms));
         assert_eq!(allowed_methods(Some(&OrgMfa { enabled: false, ..on })), MethodSet::standard());
         assert_eq!(allowed_methods(Some(&OrgMfa { methods: MethodSet::default(), ..on })), MethodSet::standard());
@@ -1004,8 +1024,12 @@ mod tests {
         assert!(bypass_valid(Some(UnixTime(10)), UnixTime(9)));
         assert!(!bypass_valid(Some(UnixTime(10)), UnixTime(10)));
         assert!(!bypass_valid(None, UnixTime(0)));
-        let mfa =
-            OrgMfa { enabled: true, mode: MfaMode::Required, methods: MethodSet::parse("authenticator,sms").unwrap(), ..OrgMfa::default() };
+        let mfa = OrgMfa {
+            enabled: true,
+            mode: MfaMode::Required,
+            methods: MethodSet::parse("authenticator,sms").unwrap(),
+            ..OrgMfa::default()
+        };
         let text = describe_for_members(OrgKind::Clinic, &mfa).join(" ");
         assert!(text.contains("Mandatory 2FA: every member without a second factor sets one up (an authenticator app, codes by text message)"), "{text}");
         let off = describe_for_members(OrgKind::Clinic, &OrgMfa { mode: MfaMode::Off, ..mfa }).join(" ");
@@ -1017,11 +1041,7 @@ mod tests {
     const DAY: i64 = 24 * 3600;
 
     fn mandatory_with_grace(days: i64, since: i64) -> OrgMfa {
-        OrgMfa {
-            grace_days: GraceDays::new(days).unwrap(),
-            required_since: Some(UnixTime(since)),
-            ..REQUIRED_CLINIC
-        }
+        OrgMfa { grace_days: GraceDays::new(days).unwrap(), required_since: Some(UnixTime(since)), ..REQUIRED_CLINIC }
     }
 
     fn in_grace(ctx: &MemberContext<'_>) -> Option<UnixTime> {
@@ -1123,13 +1143,19 @@ mod tests {
         let optional = OrgMfaChange { mode: Some(MfaMode::Optional), ..Default::default() };
         let stopped = with_grace.apply(OrgKind::Clinic, &optional, UnixTime(400)).unwrap();
         assert_eq!((stopped.required_since, stopped.grace_days.get()), (None, 7), "the grace period is kept");
-        assert_eq!(stopped.apply(OrgKind::Clinic, &required, UnixTime(500)).unwrap().required_since, Some(UnixTime(500)));
+        assert_eq!(
+            stopped.apply(OrgKind::Clinic, &required, UnixTime(500)).unwrap().required_since,
+            Some(UnixTime(500))
+        );
         // Support turning MFA off stops Mandatory 2FA too; turning it on again restarts it.
         let disable = OrgMfaChange { enabled: Some(false), ..Default::default() };
         let disabled = with_grace.apply(OrgKind::Clinic, &disable, UnixTime(600)).unwrap();
         assert_eq!(disabled.required_since, None);
         let enable = OrgMfaChange { enabled: Some(true), ..Default::default() };
-        assert_eq!(disabled.apply(OrgKind::Clinic, &enable, UnixTime(700)).unwrap().required_since, Some(UnixTime(700)));
+        assert_eq!(
+            disabled.apply(OrgKind::Clinic, &enable, UnixTime(700)).unwrap().required_since,
+            Some(UnixTime(700))
+        );
         // A row without the time (older than the grace period) starts counting at the next save.
         let legacy = OrgMfa { required_since: None, ..with_grace };
         assert_eq!(legacy.apply(OrgKind::Clinic, &grace, UnixTime(800)).unwrap().required_since, Some(UnixTime(800)));
@@ -1153,7 +1179,11 @@ mod tests {
             (-5, 0, "less than a day"),
         ] {
             let now = UnixTime(deadline.0 - secs_left);
-            assert_eq!((days_left(now, deadline), describe_days_left(now, deadline).as_str()), (days, words), "{secs_left}");
+            assert_eq!(
+                (days_left(now, deadline), describe_days_left(now, deadline).as_str()),
+                (days, words),
+                "{secs_left}"
+            );
         }
     }
 

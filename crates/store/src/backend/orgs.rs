@@ -115,8 +115,7 @@ fn org_from_row(row: &Row) -> StoreResult<Org> {
             enabled: row.try_get("mfa_enabled")?,
             mode: parse_with(&row.try_get::<String>("mfa_mode")?, MfaMode::from_str, "MFA mode")?,
             methods: parse_with(&row.try_get::<String>("mfa_methods")?, MethodSet::parse, "MFA methods")?,
-            grace_days: GraceDays::new(row.try_get("mfa_grace_days")?)
-                .map_err(|_| corrupt("MFA grace days"))?,
+            grace_days: GraceDays::new(row.try_get("mfa_grace_days")?).map_err(|_| corrupt("MFA grace days"))?,
             required_since: row.try_get::<Option<i64>>("mfa_required_since")?.map(UnixTime),
         },
     })

@@ -227,12 +227,14 @@ async fn settings_page(
     if scope(&s)?.is_none() {
         return Ok(Redirect::to("/platform").into_response());
     }
-    let view = SettingsView { editing: false, notice: notice_text(q.notice.as_deref()), error: None, grace_typed: None };
+    let view =
+        SettingsView { editing: false, notice: notice_text(q.notice.as_deref()), error: None, grace_typed: None };
     settings_form(&state, &s, client, view).await
 }
 
 async fn edit_page(Visit { state, client, session: PageSignedIn(s), .. }: Visit) -> Result<Response, PageError> {
-    settings_form(&state, &s, client, SettingsView { editing: true, notice: None, error: None, grace_typed: None }).await
+    settings_form(&state, &s, client, SettingsView { editing: true, notice: None, error: None, grace_typed: None })
+        .await
 }
 
 #[derive(Deserialize, Default)]

@@ -385,7 +385,12 @@ async fn saving_clinic_settings_keeps_passkeys_and_what_the_form_does_not_show(a
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
     app.member(&org, "owner@riverside.test", Role::Owner).await;
     let with_passkeys = MethodSet::parse("authenticator,passkey").unwrap();
-    let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Optional), methods: Some(with_passkeys), grace_days: None };
+    let change = OrgMfaChange {
+        enabled: Some(true),
+        mode: Some(MfaMode::Optional),
+        methods: Some(with_passkeys),
+        grace_days: None,
+    };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     let mfa_now = || async { app.state.store.get_org(&org.id).await.unwrap().unwrap().mfa };
     let changes = || async { app.audit_of(Some("org_mfa_changed"), 100).await.len() };

@@ -115,7 +115,11 @@ async fn in_the_grace_period_remind_me_later_signs_in_with_the_password_only(app
 
     // The session proved the password only: apps that demand a second factor still
     // ask for setup (the step-up path), and the member still has no factor.
-    let member = app.state.store.find_account(clinic_auth_core::Realm::Staff, &clinic_auth_core::Email::parse(MEMBER).unwrap()).await;
+    let member = app
+        .state
+        .store
+        .find_account(clinic_auth_core::Realm::Staff, &clinic_auth_core::Email::parse(MEMBER).unwrap())
+        .await;
     let member = member.unwrap().unwrap();
     assert!(app.state.store.list_factors(member.id).await.unwrap().is_empty());
     let sessions = app.state.store.list_sessions(member.id).await.unwrap();
@@ -254,7 +258,11 @@ async fn reminders_go_to_members_not_set_up_once_a_day(app: TestApp) {
     assert!(only.contains(MEMBER) && only.contains("nurse@") && !only.contains("billing@"), "{only}");
 
     // One member.
-    let lee = app.state.store.find_account(clinic_auth_core::Realm::Staff, &clinic_auth_core::Email::parse(MEMBER).unwrap()).await;
+    let lee = app
+        .state
+        .store
+        .find_account(clinic_auth_core::Realm::Staff, &clinic_auth_core::Email::parse(MEMBER).unwrap())
+        .await;
     let lee = lee.unwrap().unwrap();
     let res = owner
         .post(app.url("/admin/users/remind"))
@@ -288,7 +296,10 @@ async fn reminders_go_to_members_not_set_up_once_a_day(app: TestApp) {
     let res = owner.post(app.url("/admin/users/remind-all")).form(&[("csrf", csrf_of(&html))]).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let report = res.text().await.unwrap();
-    assert!(report.contains("We emailed a reminder to set up two-factor authentication to: nurse@riverside.test."), "{report}");
+    assert!(
+        report.contains("We emailed a reminder to set up two-factor authentication to: nurse@riverside.test."),
+        "{report}"
+    );
     assert!(report.contains("Skipped, already reminded in the last 24 hours: dr.lee@riverside.test."), "{report}");
     let to_nurse = app.smtp.wait_for(2, Duration::from_secs(5)).await;
     assert_eq!(to_nurse.iter().filter(|m| m.header("To").as_deref() == Some(MEMBER)).count(), 1);
@@ -296,7 +307,8 @@ async fn reminders_go_to_members_not_set_up_once_a_day(app: TestApp) {
 
     // The JSON API: the same limit, and no reminder for a member who is set up or exempt.
     let token = app.token("staff", "owner@riverside.test").await;
-    let (s, e) = app.post_json(&format!("/api/v1/orgs/riverside-clinic/members/{MEMBER}/mfa-reminder"), &token, json!({})).await;
+    let (s, e) =
+        app.post_json(&format!("/api/v1/orgs/riverside-clinic/members/{MEMBER}/mfa-reminder"), &token, json!({})).await;
     assert_eq!((s, e["error"]["code"].as_str()), (429, Some("reminder_too_soon")), "{e}");
     let (s, e) = app
         .post_json("/api/v1/orgs/riverside-clinic/members/billing@riverside.test/mfa-reminder", &token, json!({}))
@@ -315,7 +327,8 @@ async fn reminders_go_to_members_not_set_up_once_a_day(app: TestApp) {
     // A day later Dr. Lee may be reminded again (the owner signs in again: sessions idle out).
     app.clock.advance(DAY);
     let token = app.token("staff", "owner@riverside.test").await;
-    let (s, v) = app.post_json(&format!("/api/v1/orgs/riverside-clinic/members/{MEMBER}/mfa-reminder"), &token, json!({})).await;
+    let (s, v) =
+        app.post_json(&format!("/api/v1/orgs/riverside-clinic/members/{MEMBER}/mfa-reminder"), &token, json!({})).await;
     assert_eq!(s, 200, "{v}");
     let (s, r) = app.post_json("/api/v1/orgs/riverside-clinic/mfa-reminders", &token, json!({})).await;
     assert_eq!(s, 200, "{r}");
@@ -326,7 +339,9 @@ async fn reminders_go_to_members_not_set_up_once_a_day(app: TestApp) {
     let other_admin = app.member(&other, "admin@other.test", Role::Admin).await;
     let _ = other_admin;
     let other_token = app.token("staff", "admin@other.test").await;
-    let (s, _) = app.post_json(&format!("/api/v1/orgs/riverside-clinic/members/{MEMBER}/mfa-reminder"), &other_token, json!({})).await;
+    let (s, _) = app
+        .post_json(&format!("/api/v1/orgs/riverside-clinic/members/{MEMBER}/mfa-reminder"), &other_token, json!({}))
+        .await;
     assert!(s == 403 || s == 404, "{s}");
 }
 

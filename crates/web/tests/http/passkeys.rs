@@ -539,8 +539,12 @@ async fn passkeys_follow_the_organizations_methods_and_limits(app: TestApp) {
     let org = clinic(&app).await;
     let (uri, token) = enrolled_member(&app, &org, EMAIL).await;
     // A clinic that allows only authenticator apps offers no "Trust this device?".
-    let change =
-        OrgMfaChange { enabled: None, mode: None, methods: Some(clinic_auth_core::MethodSet::authenticator_only()), grace_days: None };
+    let change = OrgMfaChange {
+        enabled: None,
+        mode: None,
+        methods: Some(clinic_auth_core::MethodSet::authenticator_only()),
+        grace_days: None,
+    };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     let (s, e) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
     assert_eq!((s, error_code(&e)), (403, Some("passkey_not_allowed")), "{e}");
@@ -552,7 +556,12 @@ async fn passkeys_follow_the_organizations_methods_and_limits(app: TestApp) {
         grace_days: None,
     };
     assert!(policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.is_err());
-    let change = OrgMfaChange { enabled: None, mode: None, methods: Some(clinic_auth_core::MethodSet::standard()), grace_days: None };
+    let change = OrgMfaChange {
+        enabled: None,
+        mode: None,
+        methods: Some(clinic_auth_core::MethodSet::standard()),
+        grace_days: None,
+    };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
 
     // Ten trusted devices at most.
