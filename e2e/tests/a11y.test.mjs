@@ -37,7 +37,9 @@ async function check(page, what, found) {
 test('the sign-in, setup, account and admin pages have no serious accessibility violation', TIMEOUT, (t) =>
   withServerAndBrowser(t, async ({ server, page }) => {
     server.cli(['org', 'create', '--name', 'Riverside Clinic', '--kind', 'clinic']);
-    server.cli(['org', 'mfa', '--org', ORG, '--enable', '--mode', 'required']);
+    // Mandatory 2FA with a grace period: setup offers "Remind me later", and the Users
+    // list shows who has not set up yet with "Send reminder".
+    server.cli(['org', 'mfa', '--org', ORG, '--enable', '--mode', 'required', '--grace-days', '7']);
     for (const [email, role] of [
       [ADMIN, 'admin'],
       [NURSE, 'staff'],
@@ -58,7 +60,8 @@ test('the sign-in, setup, account and admin pages have no serious accessibility 
     await click(page, 'Continue');
     // Mandatory 2FA and no factor yet: setup.
     await expectPath(page, '/login/setup');
-    await check(page, 'setup', found);
+    await expectText(page, 'You have 7 days left to set it up.');
+    await check(page, 'setup (grace period, Remind me later)', found);
     await setUpAuthenticatorByKey(page);
     await open(page, `${server.baseUrl}/account`, server);
     await check(page, 'account', found);
@@ -67,7 +70,11 @@ test('the sign-in, setup, account and admin pages have no serious accessibility 
     await open(page, `${server.baseUrl}/admin/edit`, server);
     await check(page, 'edit clinic', found);
     await open(page, `${server.baseUrl}/admin/users`, server);
-    await check(page, 'users', found);
+    await expectText(page, 'Not set up — 7 days left');
+    await check(page, 'users (2FA not set up, Send reminder)', found);
+    await click(page, 'Remind everyone not set up');
+    await expectText(page, 'We emailed a reminder');
+    await check(page, 'users (reminders sent)', found);
     await openMember(page, server, NURSE);
     await check(page, 'member', found);
     await click(page, 'Sign out everywhere');

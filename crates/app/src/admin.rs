@@ -26,6 +26,25 @@ pub struct MemberStatus {
     /// Factors the member still has that the organization no longer allows; they
     /// move to an allowed method at their next sign-in.
     pub outside_allowed: Vec<clinic_auth_core::FactorKind>,
+    /// While the member is in their clinic's grace period (no factor yet, "Remind me
+    /// later" still possible): when it ends.
+    pub remind_until: Option<UnixTime>,
+    /// When the status was read.
+    pub now: UnixTime,
+}
+
+impl MemberStatus {
+    /// Two-factor authentication applies to the member and nothing is set up: they
+    /// set it up at their next sign-in (or in their grace period, may put it off).
+    pub fn not_set_up(&self) -> bool {
+        self.mfa_required && self.factors.is_empty()
+    }
+
+    /// Whether "Send reminder" is offered: not set up, and able to sign in (active,
+    /// invitation accepted).
+    pub fn may_be_reminded(&self) -> bool {
+        self.not_set_up() && self.account.status == AccountStatus::Active && self.account.password_hash.is_some()
+    }
 }
 
 async fn status_of(state: &App, account: Account) -> Result<MemberStatus, Error> {
@@ -37,8 +56,11 @@ async fn status_of(state: &App, account: Account) -> Result<MemberStatus, Error>
 fn status_from(account: Account, m: factors::MfaState, sessions: i64) -> MemberStatus {
     let mfa_required = !m.may_turn_off(&account);
     let outside_allowed = m.outside_allowed(&account);
+    let remind_until = m.remind_until(&account);
     MemberStatus {
         outside_allowed,
+        remind_until,
+        now: m.now,
         factors: m.factors,
         has_recovery_code: m.has_recovery_code,
         bypass_valid: m.bypass_valid,
@@ -450,4 +472,100 @@ mod tests {
         assert_eq!(cell("-1"), "\"'-1\"");
         assert_eq!(cell("sign_in"), "\"sign_in\"");
     }
+}
+
+/// Reminders to set up two-factor authentication: one member's, or everyone's.
+/// Where a reminder sent today is skipped, or one could not be delivered.
+#[derive(Debug, Clone, Default)]
+pub struct Reminders {
+    /// The members emailed.
+    pub sent: Vec<Account>,
+    /// Members a reminder went to within the last day: not emailed again.
+    pub sent_recently: Vec<Account>,
+    /// Members whose reminder could not be delivered.
+    pub not_delivered: Vec<Account>,
+}
+
+/// "Send reminder": emails one member who has not set up two-factor authentication
+/// (though it applies to them) that their clinic requires it, by when, and that setup
+/// happens at their next sign-in. One a day per member
+/// (`ThrottleRule::MFA_REMINDERS_PER_MEMBER`); audited `mfa_reminder_sent`.
+pub async fn send_mfa_reminder(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<MemberStatus, Error> {
+    let account = access::authorize(state, by, org, who, MemberAction::SendMfaReminder).await?;
+    let status = status_of(state, account).await?;
+    if !status.may_be_reminded() {
+        return Err(Error::new(
+            ErrorKind::ReminderNotNeeded,
+            "This member needs no reminder: two-factor authentication is set up, does not apply to them, or they cannot sign in yet.",
+        ));
+    }
+    let m = factors::load(state, &status.account).await?;
+    match remind(state, by, &status.account, &m).await? {
+        Reminded::Sent => Ok(status),
+        Reminded::TooSoon(secs) => Err(Error::new(
+            ErrorKind::ReminderTooSoon,
+            "A reminder already went to this member in the last 24 hours. Try again tomorrow.",
+        )
+        .with_retry_after(secs)),
+        Reminded::NotDelivered => Err(Error::new(
+            ErrorKind::DeliveryFailed,
+            "The reminder could not be sent. Check the email settings, then try again.",
+        )),
+    }
+}
+
+/// "Remind everyone not set up": a reminder to every member of `org` who may be
+/// reminded (see [`send_mfa_reminder`]); those reminded within the last day are
+/// skipped and listed.
+pub async fn remind_everyone_not_set_up(state: &App, by: &By, org: &str) -> Result<Reminders, Error> {
+    let members = list_members(state, by, org, None).await?;
+    let mut out = Reminders::default();
+    for status in members.into_iter().filter(MemberStatus::may_be_reminded) {
+        let account =
+            access::authorize(state, by, Some(org), &status.account.id.to_string(), MemberAction::SendMfaReminder)
+                .await?;
+        let m = factors::load(state, &account).await?;
+        match remind(state, by, &account, &m).await? {
+            Reminded::Sent => out.sent.push(account),
+            Reminded::TooSoon(_) => out.sent_recently.push(account),
+            Reminded::NotDelivered => out.not_delivered.push(account),
+        }
+    }
+    Ok(out)
+}
+
+enum Reminded {
+    Sent,
+    /// Seconds until this member may be reminded again.
+    TooSoon(i64),
+    NotDelivered,
+}
+
+/// Sends one reminder, within the daily limit, and records it.
+async fn remind(state: &App, by: &By, account: &Account, m: &factors::MfaState) -> Result<Reminded, Error> {
+    let key = format!("mfa-reminder:{}", account.id);
+    let now = state.now();
+    let rule = clinic_auth_core::ThrottleRule::MFA_REMINDERS_PER_MEMBER;
+    if state.store.reserve_attempt(&key, rule, now).await?.is_none() {
+        let left = state.store.get_throttle(&key).await?.and_then(|t| t.locked_for(now)).unwrap_or(rule.base_lock_secs);
+        return Ok(Reminded::TooSoon(left));
+    }
+    let deadline = m.remind_until(account);
+    let due = deadline.map(|d| clinic_auth_notify::SetupDue {
+        date: time::date_time(d),
+        left: clinic_auth_core::policy::describe_days_left(now, d),
+    });
+    let org_name = m.org.as_ref().map_or_else(|| state.config.platform_name.clone(), |o| o.name.clone());
+    let sign_in = state.config.public_url.join("/login").map(|u| u.to_string()).unwrap_or_default();
+    let content = clinic_auth_notify::mfa_reminder_content(&org_name, due.as_ref(), &sign_in);
+    if let Err(e) = state.senders.email.send_notice(account.email.as_str(), &content).await {
+        tracing::warn!(account = %account.id, error = %e, "2FA setup reminder not delivered");
+        // Not sent: the admin may try again at once.
+        state.store.clear_throttle(&key).await?;
+        return Ok(Reminded::NotDelivered);
+    }
+    let deadline_text = deadline.map(time::rfc3339);
+    let event = event_for(state, by, Event::MfaReminderSent { deadline: deadline_text.as_deref() }, account);
+    state.store.append_audit(&event).await?;
+    Ok(Reminded::Sent)
 }

@@ -65,6 +65,10 @@ pub enum ErrorKind {
     ResendTooSoon,
     TooManyCodesSent,
     TooManyResends,
+    /// A reminder to set up 2FA went to this member within the last day.
+    ReminderTooSoon,
+    /// The member has two-factor authentication set up, or it does not apply to them.
+    ReminderNotNeeded,
     /// The email or text message could not be handed to the provider.
     DeliveryFailed,
     // Passkeys.

@@ -3,7 +3,7 @@
 //! request by `load`; every decision is a pure function in `clinic_auth_core::policy`.
 
 use clinic_auth_core::policy::{self, MemberContext};
-use clinic_auth_core::{AccountKind, FactorKind, MethodSet, Requirement};
+use clinic_auth_core::{AccountKind, FactorKind, MethodSet, Requirement, UnixTime};
 use clinic_auth_store::{Account, Factor, Org};
 
 use crate::{App, Error};
@@ -16,6 +16,8 @@ pub struct MfaState {
     pub has_recovery_code: bool,
     /// An admin-granted one-time bypass is waiting and unexpired.
     pub bypass_valid: bool,
+    /// When this state was read: the grace period of Mandatory 2FA is measured from it.
+    pub now: UnixTime,
 }
 
 impl MfaState {
@@ -49,7 +51,27 @@ impl MfaState {
             // Only members are under an organization's admins; nobody else can hold a bypass.
             bypass_valid: self.bypass_valid && account.kind == AccountKind::Member,
             platform_admin: account.kind == AccountKind::PlatformAdmin,
+            joined: account.joined(),
+            now: self.now,
         }
+    }
+
+    /// When this member's grace period for setting up two-factor authentication ends,
+    /// while they are in it (they have no factor and may still choose "Remind me
+    /// later"); `None` otherwise.
+    pub fn remind_until(&self, account: &Account) -> Option<UnixTime> {
+        match self.requirement(account) {
+            Requirement::Enroll { remind_until, .. } => remind_until,
+            _ => None,
+        }
+    }
+
+    /// Their grace period's end whether or not it has passed, for a member without a
+    /// second factor under the clinic's Mandatory 2FA with a grace period (reminders
+    /// say "by when").
+    pub fn setup_deadline(&self, account: &Account) -> Option<UnixTime> {
+        let enrolled = self.enrolled();
+        policy::setup_deadline(&self.context(account, &enrolled))
     }
 
     pub fn requirement(&self, account: &Account) -> Requirement {
@@ -144,8 +166,9 @@ impl MfaState {
         factors: Vec<Factor>,
         has_recovery_code: bool,
     ) -> MfaState {
-        let bypass_valid = policy::bypass_valid(account.bypass.map(|b| b.expires_at), state.now());
-        MfaState { org, factors, has_recovery_code, bypass_valid }
+        let now = state.now();
+        let bypass_valid = policy::bypass_valid(account.bypass.map(|b| b.expires_at), now);
+        MfaState { org, factors, has_recovery_code, bypass_valid, now }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Organization MFA policy and per-member overrides.
 
+use clinic_auth_core::policy::GraceDays;
 use clinic_auth_core::{MemberOverride, MethodSet, MfaMode};
 use clinic_auth_store::{Account, Org};
 
@@ -24,13 +25,18 @@ pub async fn set_org_mfa(state: &App, by: &By, org_id: &str, change: OrgMfaChang
         }
         return Err(Error::forbidden());
     }
-    let mfa = org.mfa.apply(org.kind, &change).map_err(|e| match e {
+    let mfa = org.mfa.apply(org.kind, &change, state.now()).map_err(|e| match e {
         OrgMfaChangeError::NothingToChange => Error::new(ErrorKind::NothingToChange, e.to_string()),
         OrgMfaChangeError::NotEnabled => Error::new(ErrorKind::OrgMfaOff, e.to_string()),
         OrgMfaChangeError::Invalid(e) => Error::new(ErrorKind::InvalidPolicy, e.to_string()),
     })?;
     let methods = mfa.methods.to_string();
-    let changed = Event::OrgMfaChanged { enabled: mfa.enabled, mode: mfa.mode, methods: &methods };
+    let changed = Event::OrgMfaChanged {
+        enabled: mfa.enabled,
+        mode: mfa.mode,
+        methods: &methods,
+        grace_days: mfa.grace_days.get(),
+    };
     let mut event = audit_event(state, changed, &by.client);
     event.org_id = Some(org.id.clone());
     event.actor_id = by.account_id;
@@ -40,23 +46,34 @@ pub async fn set_org_mfa(state: &App, by: &By, org_id: &str, change: OrgMfaChang
     Ok(Org { mfa, ..org })
 }
 
-/// Clinic Settings saved from a form: the mode, and the methods the form showed boxes
-/// for (`shown`) set to those ticked (`chosen`). Methods the form did not show keep
-/// their state, and saving what is already in force writes nothing.
-pub async fn save_clinic_settings(
-    state: &App,
-    by: &By,
-    org_id: &str,
-    mode: MfaMode,
-    shown: MethodSet,
-    chosen: MethodSet,
-) -> Result<Org, Error> {
+/// What Edit Clinic sends: the mode, the methods the form showed boxes for (`shown`)
+/// and those ticked (`chosen`), and the grace period (`None` from a form older than
+/// the grace period field, which keeps it).
+#[derive(Debug, Clone, Copy)]
+pub struct ClinicSettingsForm {
+    pub mode: MfaMode,
+    pub shown: MethodSet,
+    pub chosen: MethodSet,
+    pub grace_days: Option<GraceDays>,
+}
+
+/// Clinic Settings saved from a form. Methods the form did not show keep their state,
+/// and saving what is already in force writes nothing (so the start of Mandatory 2FA,
+/// from which grace periods count, does not move).
+pub async fn save_clinic_settings(state: &App, by: &By, org_id: &str, form: ClinicSettingsForm) -> Result<Org, Error> {
     let org = access::get_org(state, by, org_id).await?;
-    let methods = org.mfa.methods.with_shown(shown, chosen);
-    if mode == org.mfa.mode && methods == org.mfa.methods && by.actor.may_set_org_policy(&org.id) {
+    let methods = org.mfa.methods.with_shown(form.shown, form.chosen);
+    let grace_days = form.grace_days.unwrap_or(org.mfa.grace_days);
+    if form.mode == org.mfa.mode
+        && methods == org.mfa.methods
+        && grace_days == org.mfa.grace_days
+        && by.actor.may_set_org_policy(&org.id)
+    {
         return Ok(org);
     }
-    set_org_mfa(state, by, org_id, OrgMfaChange { enabled: None, mode: Some(mode), methods: Some(methods) }).await
+    let change =
+        OrgMfaChange { enabled: None, mode: Some(form.mode), methods: Some(methods), grace_days: Some(grace_days) };
+    set_org_mfa(state, by, org_id, change).await
 }
 
 /// Sets a member's two-factor setting: Clinic default, Required or Not required.

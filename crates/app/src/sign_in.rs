@@ -35,7 +35,7 @@ use clinic_auth_core::login_flow::{self, AfterPassword, AfterWrongCode, Password
 use clinic_auth_core::oidc::{self, ProofMethod};
 use clinic_auth_core::{
     Email, FactorKind, FlowStep, LoginFlow, MethodSet, Password, Purpose, Realm, RecoveryCode, Requirement,
-    SecretToken, ThrottleRule, TokenHash,
+    SecretToken, ThrottleRule, TokenHash, UnixTime,
 };
 use clinic_auth_store::{Account, ClientInfo, NewSession};
 
@@ -79,9 +79,11 @@ pub enum PasswordOutcome {
         method: FactorKind,
         others: Vec<FactorKind>,
     },
-    /// Setting up a second factor is next; no session before it completes.
+    /// Setting up a second factor is next; no session before it completes, unless
+    /// the member chooses "Remind me later" (`remind_later`) before `remind_until`.
     Enroll {
         allowed: MethodSet,
+        remind_until: Option<UnixTime>,
     },
 }
 
@@ -211,7 +213,7 @@ pub async fn submit_password(
             }
             Ok(PasswordOutcome::SecondFactor { method, others })
         }
-        (AfterPassword::Enroll { allowed }, Some(account)) => {
+        (AfterPassword::Enroll { allowed, remind_until }, Some(account)) => {
             state.store.clear_throttle(&acct_key).await?;
             rehash_if_needed(state, &account, &password, verification.needs_rehash).await?;
             let next = LoginFlow {
@@ -221,13 +223,14 @@ pub async fn submit_password(
                     chosen: None,
                     replacing: false,
                     after_bypass: false,
+                    remind_until,
                 },
                 ..flow
             };
             if !state.store.update_flow(&flow_hash, &next).await? {
                 return Err(flow_expired());
             }
-            Ok(PasswordOutcome::Enroll { allowed })
+            Ok(PasswordOutcome::Enroll { allowed, remind_until })
         }
         (AfterPassword::Rejected(PasswordRejection::Deactivated), account) => {
             let refused = Event::SignInRefused { reason: "account_deactivated", email: None };
@@ -298,7 +301,7 @@ async fn use_bypass(
     used.via = Within::SignIn(flow_hash).via();
     let now = state.now();
     match after {
-        AfterPassword::Enroll { allowed } => {
+        AfterPassword::Enroll { allowed, .. } => {
             if !state.store.use_bypass(account.id, now, &used, None).await? {
                 return Err(flow_expired());
             }
@@ -309,12 +312,14 @@ async fn use_bypass(
                 chosen: None,
                 replacing: false,
                 after_bypass: true,
+                // A bypass sign-in sets up again now, grace period or not.
+                remind_until: None,
             };
             let next = LoginFlow { step, ..flow };
             if !state.store.update_flow(flow_hash, &next).await? {
                 return Err(flow_expired());
             }
-            Ok(PasswordOutcome::Enroll { allowed })
+            Ok(PasswordOutcome::Enroll { allowed, remind_until: None })
         }
         _ => {
             let (token, csrf_token, session, signed_in) = new_session(state, &flow, &account, "bypass", false, client);
@@ -439,8 +444,14 @@ async fn enrolling(state: &App, flow_token: &str) -> Result<FlowAt, Error> {
 /// member's) is one the organization no longer allows, setup of an allowed one first.
 async fn after_proof(state: &App, at: FlowAt, method: FactorKind, client: &ClientInfo) -> Result<Proved, Error> {
     if let Some(allowed) = factors::load(state, &at.account).await?.must_replace(&at.account) {
-        let step =
-            FlowStep::Enroll { account_id: at.account.id, allowed, chosen: None, replacing: true, after_bypass: false };
+        let step = FlowStep::Enroll {
+            account_id: at.account.id,
+            allowed,
+            chosen: None,
+            replacing: true,
+            after_bypass: false,
+            remind_until: None,
+        };
         if !state.store.update_flow(&at.flow_hash, &LoginFlow { step, ..at.flow }).await? {
             return Err(flow_expired());
         }
@@ -509,8 +520,15 @@ pub enum SignInStep {
     /// code", or the password, sent one).
     SecondFactor { method: FactorKind, others: Vec<FactorKind>, sent: Option<SentTo> },
     /// Setting up a first factor: one of `allowed`; `method` once chosen (or the only
-    /// one allowed); `sent` says where a setup code went.
-    Enroll { allowed: MethodSet, method: Option<FactorKind>, sent: Option<SentTo>, replacing: bool },
+    /// one allowed); `sent` says where a setup code went; `remind_until` while the
+    /// member may still choose "Remind me later".
+    Enroll {
+        allowed: MethodSet,
+        method: Option<FactorKind>,
+        sent: Option<SentTo>,
+        replacing: bool,
+        remind_until: Option<UnixTime>,
+    },
 }
 
 /// A sign-in picked up where it stands: the flow, its account and their MFA state are
@@ -535,11 +553,12 @@ pub async fn resume(state: &App, flow_token: &str) -> Result<Resumed, Error> {
             let others = available.into_iter().filter(|k| *k != method).collect();
             SignInStep::SecondFactor { method, others, sent: code_in_flight(state, &at).await? }
         }
-        FlowStep::Enroll { allowed, replacing, .. } => SignInStep::Enroll {
+        FlowStep::Enroll { allowed, replacing, remind_until, .. } => SignInStep::Enroll {
             allowed,
             method: enrollment_method(&at),
             sent: enrollment_code_sent(state, &at).await?,
             replacing,
+            remind_until: remind_until.filter(|until| state.now() < *until),
         },
         FlowStep::Password => SignInStep::Password,
     };
@@ -831,13 +850,13 @@ pub fn enrollment_method(at: &FlowAt) -> Option<FactorKind> {
 /// "Select either Emails or Texts": records the member's choice.
 pub async fn choose_enrollment_method(state: &App, flow_token: &str, method: FactorKind) -> Result<(), Error> {
     let at = past_password(state, flow_token).await?;
-    let FlowStep::Enroll { account_id, allowed, replacing, after_bypass, .. } = at.flow.step else {
+    let FlowStep::Enroll { account_id, allowed, replacing, after_bypass, remind_until, .. } = at.flow.step else {
         return Err(flow_expired());
     };
     if !allowed.first_factors().contains(method) {
         return Err(Error::new(ErrorKind::MethodUnavailable, "Choose one of the offered methods."));
     }
-    let step = FlowStep::Enroll { account_id, allowed, chosen: Some(method), replacing, after_bypass };
+    let step = FlowStep::Enroll { account_id, allowed, chosen: Some(method), replacing, after_bypass, remind_until };
     let next = LoginFlow { step, ..at.flow };
     if !state.store.update_flow(&at.flow_hash, &next).await? {
         return Err(flow_expired());
@@ -891,4 +910,33 @@ pub async fn confirm_code_enrollment(
     let within = Within::SignIn(&at.flow_hash);
     let recovery = factors::confirm_code_enrollment(state, &at.account, method, input, within, client).await?;
     finish_setup(state, at, method, recovery, client).await
+}
+
+/// "Remind me later": a member in their clinic's grace period for Mandatory 2FA
+/// finishes signing in with the password alone and sets up two-factor authentication
+/// another time. The grace period is checked again now, from the member's current
+/// state (it may have ended, or the clinic's settings changed, since the password).
+/// The session proves the password only, so an app that demands a second factor still
+/// sends the member to set one up. Never after a bypass or to replace a method the
+/// clinic no longer allows.
+pub async fn remind_later(state: &App, flow_token: &str, client: &ClientInfo) -> Result<SignedInSession, Error> {
+    let at = enrolling(state, flow_token).await?;
+    let FlowStep::Enroll { replacing: false, after_bypass: false, .. } = at.flow.step else {
+        return Err(setup_required());
+    };
+    let remind_until = factors::load(state, &at.account).await?.remind_until(&at.account);
+    let Some(until) = remind_until else { return Err(setup_required()) };
+    let days_left = clinic_auth_core::policy::days_left(state.now(), until);
+    let account = at.account.clone();
+    let done = grant_session(state, &at.flow, &at.flow_hash, at.account, "password", false, client).await?;
+    let postponed = on_own_account(audit_event(state, Event::MfaSetupPostponed { days_left }, client), &account);
+    state.store.append_audit(&postponed).await?;
+    Ok(done)
+}
+
+fn setup_required() -> Error {
+    Error::new(
+        ErrorKind::MfaRequired,
+        "Your clinic requires two-factor authentication, and the time to put it off is over: set it up to continue.",
+    )
 }

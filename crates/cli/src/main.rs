@@ -113,6 +113,9 @@ enum OrgCommand {
         /// Allowed methods, comma-separated: authenticator[,email,sms,passkey].
         #[arg(long)]
         methods: Option<String>,
+        /// Grace period for Mandatory 2FA: days (0-30) members may choose "Remind me later".
+        #[arg(long)]
+        grace_days: Option<String>,
     },
 }
 
@@ -512,7 +515,7 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
                 }
             }
         }
-        Command::Org(OrgCommand::Mfa { org, enable, disable, mode, methods }) => {
+        Command::Org(OrgCommand::Mfa { org, enable, disable, mode, methods, grace_days }) => {
             let change = clinic_auth_app::policy::OrgMfaChange {
                 enabled: if enable {
                     Some(true)
@@ -523,6 +526,7 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
                 },
                 mode: mode.map(|m| m.parse()).transpose()?,
                 methods: methods.map(|m| m.parse()).transpose()?,
+                grace_days: grace_days.map(|d| clinic_auth_core::policy::GraceDays::parse(&d)).transpose()?,
             };
             // No flag: show the settings without changing (or auditing) anything.
             let org = if change.is_empty() {
@@ -534,13 +538,15 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
             print_out(
                 json_out,
                 json!({"id": org.id.as_str(), "mfa": {"enabled": mfa.enabled, "mode": mfa.mode.as_str(),
-                    "methods": mfa.methods.iter().map(|k| k.as_str()).collect::<Vec<_>>()}}),
+                    "methods": mfa.methods.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                    "grace_days": mfa.grace_days.get()}}),
                 &format!(
-                    "{}: MFA {}, mode {}, methods {}",
+                    "{}: MFA {}, mode {}, methods {}, grace period {} days",
                     org.id,
                     if mfa.enabled { "enabled" } else { "disabled" },
                     mfa.mode,
-                    mfa.methods
+                    mfa.methods,
+                    mfa.grace_days
                 ),
             );
         }

@@ -39,6 +39,10 @@ pub enum FlowStep {
         /// factors: setup says why it is shown.
         #[serde(default)]
         after_bypass: bool,
+        /// The member is in their clinic's grace period: until then they may choose
+        /// "Remind me later" and sign in without setting up.
+        #[serde(default)]
+        remind_until: Option<UnixTime>,
     },
 }
 
@@ -137,9 +141,10 @@ pub enum AfterPassword {
     SecondFactor {
         method: FactorKind,
     },
-    /// Set up a second factor first.
+    /// Set up a second factor first (or, until `remind_until`, "Remind me later").
     Enroll {
         allowed: MethodSet,
+        remind_until: Option<UnixTime>,
     },
     Rejected(PasswordRejection),
 }
@@ -151,8 +156,11 @@ pub fn after_password(check: PasswordCheck, requirement: &Requirement) -> AfterP
         PasswordCheck::Correct(AccountStatus::Active) => match requirement {
             Requirement::NoSecondFactor | Requirement::Bypass { then_enroll: None } => AfterPassword::SignIn,
             Requirement::Challenge { default, .. } => AfterPassword::SecondFactor { method: *default },
-            Requirement::Enroll { allowed } | Requirement::Bypass { then_enroll: Some(allowed) } => {
-                AfterPassword::Enroll { allowed: *allowed }
+            Requirement::Enroll { allowed, remind_until } => {
+                AfterPassword::Enroll { allowed: *allowed, remind_until: *remind_until }
+            }
+            Requirement::Bypass { then_enroll: Some(allowed) } => {
+                AfterPassword::Enroll { allowed: *allowed, remind_until: None }
             }
         },
         PasswordCheck::Correct(AccountStatus::Deactivated) => AfterPassword::Rejected(PasswordRejection::Deactivated),
@@ -281,9 +289,22 @@ mod tests {
         let table = [
             (active, Requirement::NoSecondFactor, AfterPassword::SignIn),
             (active, challenge.clone(), AfterPassword::SecondFactor { method: FactorKind::Authenticator }),
-            (active, Requirement::Enroll { allowed: auth }, AfterPassword::Enroll { allowed: auth }),
+            (
+                active,
+                Requirement::Enroll { allowed: auth, remind_until: None },
+                AfterPassword::Enroll { allowed: auth, remind_until: None },
+            ),
+            (
+                active,
+                Requirement::Enroll { allowed: auth, remind_until: Some(UnixTime(9)) },
+                AfterPassword::Enroll { allowed: auth, remind_until: Some(UnixTime(9)) },
+            ),
             (active, Requirement::Bypass { then_enroll: None }, AfterPassword::SignIn),
-            (active, Requirement::Bypass { then_enroll: Some(auth) }, AfterPassword::Enroll { allowed: auth }),
+            (
+                active,
+                Requirement::Bypass { then_enroll: Some(auth) },
+                AfterPassword::Enroll { allowed: auth, remind_until: None },
+            ),
             (
                 PasswordCheck::Correct(AccountStatus::Deactivated),
                 challenge.clone(),
@@ -399,9 +420,17 @@ mod tests {
             chosen: Some(FactorKind::Sms),
             replacing: true,
             after_bypass: true,
+            remind_until: Some(UnixTime(1_800_000_000)),
         };
         let json = serde_json::to_string(&step).expect("serialize");
         assert_eq!(serde_json::from_str::<FlowStep>(&json).expect("deserialize"), step);
+        // A flow stored before the grace period existed reads as no grace.
+        let old = json.replace(",\"remind_until\":1800000000", "");
+        assert!(!old.contains("remind_until"), "{old}");
+        let FlowStep::Enroll { remind_until, .. } = serde_json::from_str::<FlowStep>(&old).expect("old") else {
+            panic!("enroll")
+        };
+        assert_eq!(remind_until, None);
     }
 
     #[test]

@@ -174,6 +174,9 @@ pub enum MemberAction {
     /// Lifts the locks that wrong second-factor codes put on the member (someone
     /// else's guesses, often): it only lets the member back in.
     Unlock,
+    /// Emails the member a reminder to set up two-factor authentication (no link, no
+    /// secret): harmless, like reading their status.
+    SendMfaReminder,
 }
 
 impl MemberAction {
@@ -181,7 +184,11 @@ impl MemberAction {
     fn could_lock_out(self) -> bool {
         !matches!(
             self,
-            MemberAction::ViewStatus | MemberAction::SetOverride | MemberAction::Reactivate | MemberAction::Unlock
+            MemberAction::ViewStatus
+                | MemberAction::SetOverride
+                | MemberAction::Reactivate
+                | MemberAction::Unlock
+                | MemberAction::SendMfaReminder
         )
     }
 }
@@ -218,7 +225,7 @@ pub enum Denial {
 impl MemberAction {
     /// Actions that only make sense for a clinic's staff member.
     fn members_only(self) -> bool {
-        matches!(self, MemberAction::GrantBypass | MemberAction::ChangeRole(_))
+        matches!(self, MemberAction::GrantBypass | MemberAction::ChangeRole(_) | MemberAction::SendMfaReminder)
     }
 }
 
@@ -260,7 +267,7 @@ impl Actor {
         }
         if is_self {
             return match action {
-                MemberAction::ViewStatus => Verdict::Allowed,
+                MemberAction::ViewStatus | MemberAction::SendMfaReminder => Verdict::Allowed,
                 MemberAction::Deactivate | MemberAction::Reactivate | MemberAction::ChangeRole(_) => {
                     Verdict::Denied(Denial::NotOnYourself)
                 }

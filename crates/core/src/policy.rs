@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::account::{OrgKind, ParseEnumError, string_enum};
+use crate::clock::UnixTime;
 
 string_enum!(
     /// An organization's MFA setting. `required` is shown as "Mandatory 2FA".
@@ -163,6 +164,53 @@ pub enum PolicyError {
     NoMethods,
 }
 
+/// Seconds in a day, for grace periods.
+const DAY_SECS: i64 = 24 * 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Enter a grace period of 0 to 30 days (a whole number).")]
+pub struct GraceDaysError;
+
+/// How many days members of a clinic may put off setting up two-factor
+/// authentication ("Remind me later") after Mandatory 2FA is turned on, or after they
+/// join: 0 (setup is forced at once, the default) to 30. Cannot hold more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GraceDays(u8);
+
+impl GraceDays {
+    pub const MAX: u8 = 30;
+    /// No grace: setup is forced at the first sign-in.
+    pub const NONE: GraceDays = GraceDays(0);
+
+    pub fn new(days: i64) -> Result<GraceDays, GraceDaysError> {
+        u8::try_from(days).ok().filter(|d| *d <= Self::MAX).map(GraceDays).ok_or(GraceDaysError)
+    }
+
+    /// Reads a whole number of days as typed into a form ("7", " 0 "). Anything else,
+    /// or more than 30, is an error.
+    pub fn parse(input: &str) -> Result<GraceDays, GraceDaysError> {
+        let t = input.trim();
+        if t.is_empty() || t.len() > 3 || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(GraceDaysError);
+        }
+        GraceDays::new(t.parse::<i64>().map_err(|_| GraceDaysError)?)
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+
+    pub fn secs(self) -> i64 {
+        i64::from(self.0) * DAY_SECS
+    }
+}
+
+impl fmt::Display for GraceDays {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// An organization's MFA settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrgMfa {
@@ -172,12 +220,25 @@ pub struct OrgMfa {
     pub mode: MfaMode,
     /// Chosen by the organization's admins.
     pub methods: MethodSet,
+    /// Chosen by the organization's admins: days members may postpone setup under
+    /// Mandatory 2FA.
+    pub grace_days: GraceDays,
+    /// When Mandatory 2FA came into force (enabled and mode `required`); `None` while
+    /// it is not. Set and cleared only by [`OrgMfa::apply`], never by a save that
+    /// leaves Mandatory 2FA as it was.
+    pub required_since: Option<UnixTime>,
 }
 
 /// A new organization: MFA not yet enabled by support, authenticator apps allowed.
 impl Default for OrgMfa {
     fn default() -> Self {
-        OrgMfa { enabled: false, mode: MfaMode::Off, methods: MethodSet::standard() }
+        OrgMfa {
+            enabled: false,
+            mode: MfaMode::Off,
+            methods: MethodSet::standard(),
+            grace_days: GraceDays::NONE,
+            required_since: None,
+        }
     }
 }
 
@@ -189,18 +250,19 @@ pub struct OrgMfaChange {
     /// The organization's owners' and admins' choices.
     pub mode: Option<MfaMode>,
     pub methods: Option<MethodSet>,
+    pub grace_days: Option<GraceDays>,
 }
 
 impl OrgMfaChange {
     pub fn is_empty(&self) -> bool {
-        self.enabled.is_none() && self.mode.is_none() && self.methods.is_none()
+        self.enabled.is_none() && self.mode.is_none() && self.methods.is_none() && self.grace_days.is_none()
     }
 }
 
 /// Why a change to an organization's MFA settings was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrgMfaChangeError {
-    #[error("Say what to change: enabled, mode or methods.")]
+    #[error("Say what to change: enabled, mode, methods or grace_days.")]
     NothingToChange,
     #[error("MFA is not enabled for this organization yet. Ask platform support to enable it.")]
     NotEnabled,
@@ -209,22 +271,37 @@ pub enum OrgMfaChangeError {
 }
 
 impl OrgMfa {
-    /// The settings after `change`, for an organization of `org_kind`. While support
-    /// has not enabled MFA, admins cannot switch a mode on (methods may be prepared).
-    pub fn apply(&self, org_kind: OrgKind, change: &OrgMfaChange) -> Result<OrgMfa, OrgMfaChangeError> {
+    /// The settings after `change` at `now`, for an organization of `org_kind`. While
+    /// support has not enabled MFA, admins cannot switch a mode on (methods may be
+    /// prepared). `required_since` becomes `now` when Mandatory 2FA comes into force,
+    /// stays as it was while it stays in force, and is cleared when it stops.
+    pub fn apply(&self, org_kind: OrgKind, change: &OrgMfaChange, now: UnixTime) -> Result<OrgMfa, OrgMfaChangeError> {
         if change.is_empty() {
             return Err(OrgMfaChangeError::NothingToChange);
         }
-        let next = OrgMfa {
+        let mut next = OrgMfa {
             enabled: change.enabled.unwrap_or(self.enabled),
             mode: change.mode.unwrap_or(self.mode),
             methods: change.methods.unwrap_or(self.methods),
+            grace_days: change.grace_days.unwrap_or(self.grace_days),
+            required_since: None,
+        };
+        next.required_since = match (self.mandatory_in_force(), next.mandatory_in_force()) {
+            // A row from before the time was recorded starts counting now.
+            (true, true) => self.required_since.or(Some(now)),
+            (false, true) => Some(now),
+            (_, false) => None,
         };
         if !next.enabled && change.mode.is_some_and(|m| m != MfaMode::Off) {
             return Err(OrgMfaChangeError::NotEnabled);
         }
         OrgMfa::check(org_kind, next.mode, next.methods)?;
         Ok(next)
+    }
+
+    /// Mandatory 2FA is in force: support enabled MFA and the admins chose `required`.
+    pub fn mandatory_in_force(&self) -> bool {
+        self.enabled && self.mode == MfaMode::Required
     }
 
     /// Whether admins of an organization of `org_kind` may save `mode` and `methods`.
@@ -256,6 +333,11 @@ pub struct MemberContext<'a> {
     /// A platform admin: support staff who can reset anyone's second factor, so they
     /// always need one of their own.
     pub platform_admin: bool,
+    /// When the member joined the organization (accepted the invitation, or the
+    /// account was created with a password): their grace period counts from here when
+    /// that is later than the start of Mandatory 2FA.
+    pub joined: UnixTime,
+    pub now: UnixTime,
 }
 
 /// What sign-in asks for after the password.
@@ -266,8 +348,10 @@ pub enum Requirement {
     /// Ask for `default`; "Try another method" lists `others`.
     Challenge { default: FactorKind, others: Vec<FactorKind> },
     /// MFA applies but nothing is enrolled: enrollment with one of `allowed`
-    /// completes before any session exists.
-    Enroll { allowed: MethodSet },
+    /// completes before any session exists, unless `remind_until` is set: the
+    /// member is in their clinic's grace period and may choose "Remind me later"
+    /// (and sign in with the password alone) until then.
+    Enroll { allowed: MethodSet, remind_until: Option<UnixTime> },
     /// Sign in once without a second factor. Using the bypass clears the member's
     /// factors, so when MFA applies they enroll (`then_enroll`) before the session.
     Bypass { then_enroll: Option<MethodSet> },
@@ -316,11 +400,50 @@ pub fn requirement(ctx: &MemberContext<'_>) -> Requirement {
         let others = enrolled.into_iter().filter(|&k| k != default).collect();
         return Requirement::Challenge { default, others };
     }
-    // Rule 5: MFA applies and nothing is enrolled.
+    // Rule 5: MFA applies and nothing is enrolled (in the clinic's grace period,
+    // setup may wait).
     if mfa_applies(ctx) {
-        return Requirement::Enroll { allowed: allowed_for(ctx) };
+        let remind_until = setup_deadline(ctx).filter(|deadline| ctx.now < *deadline);
+        return Requirement::Enroll { allowed: allowed_for(ctx), remind_until };
     }
     Requirement::NoSecondFactor
+}
+
+/// When a member without a second factor must have set one up, if their clinic's
+/// grace period applies to them at all. It applies only where the clinic's Mandatory
+/// 2FA is why MFA applies (member setting Clinic default) and the grace period is
+/// at least a day; a member set to Required, a platform admin, and a sign-in with a
+/// one-time bypass are never given one.
+pub fn setup_deadline(ctx: &MemberContext<'_>) -> Option<UnixTime> {
+    let org = ctx.org?;
+    let by_clinic = !ctx.platform_admin
+        && ctx.override_ == MemberOverride::ClinicDefault
+        && ctx.org_kind == Some(OrgKind::Clinic)
+        && org.mandatory_in_force();
+    (by_clinic && org.grace_days != GraceDays::NONE).then(|| grace_deadline(org, ctx.joined))
+}
+
+/// The end of a member's grace period: `grace_days` after Mandatory 2FA came into
+/// force or after the member joined, whichever is later.
+pub fn grace_deadline(org: &OrgMfa, joined: UnixTime) -> UnixTime {
+    let start = org.required_since.map_or(joined, |since| since.max(joined));
+    start.plus_secs(org.grace_days.secs())
+}
+
+/// Whole days left until `deadline`, to the nearest day; 0 in the last 24 hours (and
+/// after).
+pub fn days_left(now: UnixTime, deadline: UnixTime) -> u32 {
+    let secs = now.secs_until(deadline);
+    if secs < DAY_SECS { 0 } else { u32::try_from((secs + DAY_SECS / 2) / DAY_SECS).unwrap_or(u32::MAX) }
+}
+
+/// The time left until `deadline` in words: "7 days", "1 day", "less than a day".
+pub fn describe_days_left(now: UnixTime, deadline: UnixTime) -> String {
+    match days_left(now, deadline) {
+        0 => "less than a day".to_owned(),
+        1 => "1 day".to_owned(),
+        n => format!("{n} days"),
+    }
 }
 
 /// The organization's allowed methods when they bind the factors a member already
@@ -444,6 +567,15 @@ pub fn describe_for_members(org_kind: OrgKind, mfa: &OrgMfa) -> Vec<String> {
         MfaMode::Optional => out.push(format!(
             "Members may turn on two-factor authentication from their account page, using {list}. Nobody is forced to."
         )),
+        MfaMode::Required if org_kind == OrgKind::Clinic && mfa.grace_days != GraceDays::NONE => {
+            let days = match mfa.grace_days.get() {
+                1 => "1 day".to_owned(),
+                n => format!("{n} days"),
+            };
+            out.push(format!(
+                "Mandatory 2FA with a grace period of {days}: members without a second factor are offered setup ({list}) at each sign-in and may choose \"Remind me later\" for {days} after Mandatory 2FA was turned on, or after they join if that is later. After that, setup is required before they can use the application."
+            ))
+        }
         MfaMode::Required if org_kind == OrgKind::Clinic => out.push(format!(
             "Mandatory 2FA: every member without a second factor sets one up ({list}) at their next sign-in, before they can use the application."
         )),
@@ -481,19 +613,22 @@ mod tests {
         let off = OrgMfa::default();
         let enable = OrgMfaChange { enabled: Some(true), ..Default::default() };
         let required = OrgMfaChange { mode: Some(MfaMode::Required), ..Default::default() };
-        assert_eq!(off.apply(OrgKind::Clinic, &OrgMfaChange::default()), Err(OrgMfaChangeError::NothingToChange));
-        assert_eq!(off.apply(OrgKind::Clinic, &required), Err(OrgMfaChangeError::NotEnabled));
-        let on = off.apply(OrgKind::Clinic, &enable).unwrap();
+        assert_eq!(
+            off.apply(OrgKind::Clinic, &OrgMfaChange::default(), UnixTime(0)),
+            Err(OrgMfaChangeError::NothingToChange)
+        );
+        assert_eq!(off.apply(OrgKind::Clinic, &required, UnixTime(0)), Err(OrgMfaChangeError::NotEnabled));
+        let on = off.apply(OrgKind::Clinic, &enable, UnixTime(0)).unwrap();
         assert_eq!(on, OrgMfa { enabled: true, ..off });
-        let mandatory = on.apply(OrgKind::Clinic, &required).unwrap();
+        let mandatory = on.apply(OrgKind::Clinic, &required, UnixTime(0)).unwrap();
         assert_eq!((mandatory.enabled, mandatory.mode, mandatory.methods), (true, MfaMode::Required, off.methods));
         assert_eq!(
-            on.apply(OrgKind::Solo, &required),
+            on.apply(OrgKind::Solo, &required, UnixTime(0)),
             Err(OrgMfaChangeError::Invalid(PolicyError::RequiredNeedsClinic))
         );
         // Turning a mode off needs no enabling first.
         let off_mode = OrgMfaChange { mode: Some(MfaMode::Off), ..Default::default() };
-        assert_eq!(off.apply(OrgKind::Clinic, &off_mode).map(|m| m.mode), Ok(MfaMode::Off));
+        assert_eq!(off.apply(OrgKind::Clinic, &off_mode, UnixTime(0)).map(|m| m.mode), Ok(MfaMode::Off));
     }
 
     use super::*;
@@ -509,6 +644,8 @@ mod tests {
             trusted_device: false,
             bypass_valid: false,
             platform_admin: false,
+            joined: UnixTime(0),
+            now: UnixTime(0),
         }
     }
 
@@ -516,14 +653,20 @@ mod tests {
         MethodSet::parse(s).unwrap()
     }
 
-    const REQUIRED_CLINIC: OrgMfa =
-        OrgMfa { enabled: true, mode: MfaMode::Required, methods: MethodSet(bit(Email) | bit(Sms)) };
+    const REQUIRED_CLINIC: OrgMfa = OrgMfa {
+        enabled: true,
+        mode: MfaMode::Required,
+        methods: MethodSet(bit(Email) | bit(Sms)),
+        grace_days: GraceDays(0),
+        required_since: None,
+    };
 
     /// A method the clinic removed: offered only while it is all the member has, and
     /// then only to move to an allowed one.
     #[test]
     fn factors_outside_the_allowed_methods_are_only_a_way_to_move() {
-        let app_only = OrgMfa { enabled: true, mode: MfaMode::Required, methods: set("authenticator") };
+        let app_only =
+            OrgMfa { enabled: true, mode: MfaMode::Required, methods: set("authenticator"), ..OrgMfa::default() };
         // enrolled, outside, offered at sign-in, must replace
         type Row = (&'static [FactorKind], &'static [FactorKind], &'static [FactorKind], bool);
         let table: [Row; 6] = [
@@ -567,7 +710,7 @@ mod tests {
                 for mode in [MfaMode::Off, MfaMode::Optional, MfaMode::Required] {
                     for has_methods in [false, true] {
                         let methods = if has_methods { set("email,sms") } else { MethodSet::default() };
-                        let org = OrgMfa { enabled, mode, methods };
+                        let org = OrgMfa { enabled, mode, methods, ..OrgMfa::default() };
                         for override_ in
                             [MemberOverride::ClinicDefault, MemberOverride::Required, MemberOverride::NotRequired]
                         {
@@ -592,7 +735,7 @@ mod tests {
                                     } else if enrolled.is_empty() {
                                         // Rule 5, or nothing to do.
                                         if applies {
-                                            Requirement::Enroll { allowed }
+                                            Requirement::Enroll { allowed, remind_until: None }
                                         } else {
                                             Requirement::NoSecondFactor
                                         }
@@ -633,6 +776,8 @@ mod tests {
             trusted_device: false,
             bypass_valid: false,
             platform_admin: false,
+            joined: UnixTime(0),
+            now: UnixTime(0),
         };
         assert_eq!(requirement(&base), Requirement::NoSecondFactor);
         assert!(may_opt_in(&base));
@@ -640,7 +785,10 @@ mod tests {
         let with_factor = MemberContext { enrolled: &[Email], ..base };
         assert_eq!(requirement(&with_factor), Requirement::Challenge { default: Email, others: vec![] });
         let required = MemberContext { override_: MemberOverride::Required, ..base };
-        assert_eq!(requirement(&required), Requirement::Enroll { allowed: MethodSet::authenticator_only() });
+        assert_eq!(
+            requirement(&required),
+            Requirement::Enroll { allowed: MethodSet::authenticator_only(), remind_until: None }
+        );
         assert!(!may_turn_off(&required));
     }
 
@@ -655,9 +803,14 @@ mod tests {
             trusted_device: false,
             bypass_valid: false,
             platform_admin: true,
+            joined: UnixTime(0),
+            now: UnixTime(0),
         };
         assert!(mfa_applies(&support), "no override exempts support staff");
-        assert_eq!(requirement(&support), Requirement::Enroll { allowed: MethodSet::authenticator_only() });
+        assert_eq!(
+            requirement(&support),
+            Requirement::Enroll { allowed: MethodSet::authenticator_only(), remind_until: None }
+        );
         assert!(!may_turn_off(&support));
         let enrolled = MemberContext { enrolled: &[Authenticator, RecoveryCode], ..support };
         assert!(matches!(requirement(&enrolled), Requirement::Challenge { default: Authenticator, .. }));
@@ -669,7 +822,7 @@ mod tests {
         let ctx = member(OrgKind::Solo, &REQUIRED_CLINIC, &[]);
         assert_eq!(requirement(&ctx), Requirement::NoSecondFactor);
         let ctx = member(OrgKind::Clinic, &REQUIRED_CLINIC, &[]);
-        assert_eq!(requirement(&ctx), Requirement::Enroll { allowed: set("email,sms") });
+        assert_eq!(requirement(&ctx), Requirement::Enroll { allowed: set("email,sms"), remind_until: None });
         // An organization without a kind (not a member) is not a clinic.
         let ctx = MemberContext { org_kind: None, ..member(OrgKind::Clinic, &REQUIRED_CLINIC, &[]) };
         assert!(!mfa_applies(&ctx));
@@ -717,7 +870,12 @@ mod tests {
 
     #[test]
     fn bypass_then_enroll_uses_allowed_methods() {
-        let org = OrgMfa { enabled: true, mode: MfaMode::Required, methods: set("passkey,authenticator") };
+        let org = OrgMfa {
+            enabled: true,
+            mode: MfaMode::Required,
+            methods: set("passkey,authenticator"),
+            ..OrgMfa::default()
+        };
         let ctx = MemberContext { bypass_valid: true, ..member(OrgKind::Clinic, &org, &[Authenticator]) };
         // The passkey comes after setup ("Trust this device?"), never as the first factor.
         assert_eq!(requirement(&ctx), Requirement::Bypass { then_enroll: Some(set("authenticator")) });
@@ -787,8 +945,9 @@ mod tests {
 
     #[test]
     fn opting_in_and_out() {
-        let off = OrgMfa { enabled: true, mode: MfaMode::Off, methods: set("authenticator") };
-        let optional_disabled = OrgMfa { enabled: false, mode: MfaMode::Optional, methods: set("authenticator") };
+        let off = OrgMfa { enabled: true, mode: MfaMode::Off, methods: set("authenticator"), ..OrgMfa::default() };
+        let optional_disabled =
+            OrgMfa { enabled: false, mode: MfaMode::Optional, methods: set("authenticator"), ..OrgMfa::default() };
         let optional = OrgMfa { enabled: true, ..optional_disabled };
         for (org, override_, opt_in, turn_off) in [
             (&off, MemberOverride::ClinicDefault, false, true),
@@ -828,7 +987,12 @@ mod tests {
 
     #[test]
     fn allowed_methods_fall_back_to_authenticator_apps_and_passkeys() {
-        let on = OrgMfa { enabled: true, mode: MfaMode::Optional, methods: MethodSet::only(FactorKind::Sms) };
+        let on = OrgMfa {
+            enabled: true,
+            mode: MfaMode::Optional,
+            methods: MethodSet::only(FactorKind::Sms),
+            ..OrgMfa::default()
+        };
         assert_eq!(allowed_methods(Some(&on)), MethodSet::only(FactorKind::Sms));
         assert_eq!(allowed_methods(Some(&OrgMfa { enabled: false, ..on })), MethodSet::standard());
         assert_eq!(allowed_methods(Some(&OrgMfa { methods: MethodSet::default(), ..on })), MethodSet::standard());
@@ -860,13 +1024,177 @@ mod tests {
         assert!(bypass_valid(Some(UnixTime(10)), UnixTime(9)));
         assert!(!bypass_valid(Some(UnixTime(10)), UnixTime(10)));
         assert!(!bypass_valid(None, UnixTime(0)));
-        let mfa =
-            OrgMfa { enabled: true, mode: MfaMode::Required, methods: MethodSet::parse("authenticator,sms").unwrap() };
+        let mfa = OrgMfa {
+            enabled: true,
+            mode: MfaMode::Required,
+            methods: MethodSet::parse("authenticator,sms").unwrap(),
+            ..OrgMfa::default()
+        };
         let text = describe_for_members(OrgKind::Clinic, &mfa).join(" ");
         assert!(text.contains("Mandatory 2FA: every member without a second factor sets one up (an authenticator app, codes by text message)"), "{text}");
         let off = describe_for_members(OrgKind::Clinic, &OrgMfa { mode: MfaMode::Off, ..mfa }).join(" ");
         assert!(off.contains("keep using it"), "{off}");
         let disabled = describe_for_members(OrgKind::Clinic, &OrgMfa::default()).join(" ");
         assert!(disabled.contains("not been enabled"), "{disabled}");
+    }
+
+    const DAY: i64 = 24 * 3600;
+
+    fn mandatory_with_grace(days: i64, since: i64) -> OrgMfa {
+        OrgMfa { grace_days: GraceDays::new(days).unwrap(), required_since: Some(UnixTime(since)), ..REQUIRED_CLINIC }
+    }
+
+    fn in_grace(ctx: &MemberContext<'_>) -> Option<UnixTime> {
+        match requirement(ctx) {
+            Requirement::Enroll { remind_until, .. } => remind_until,
+            other => panic!("expected setup, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn grace_days_parse_from_zero_to_thirty_only() {
+        for (input, days) in [("0", 0), ("7", 7), (" 30 ", 30), ("007", 7)] {
+            assert_eq!(GraceDays::parse(input).map(GraceDays::get), Ok(days), "{input:?}");
+        }
+        for input in ["31", "-1", "", " ", "7.5", "1e1", "seven", "+3", "0x1", "1000", "99999999999999999999"] {
+            assert_eq!(GraceDays::parse(input), Err(GraceDaysError), "{input:?}");
+        }
+        assert_eq!(GraceDays::new(30).map(GraceDays::get), Ok(30));
+        assert_eq!(GraceDays::new(31), Err(GraceDaysError));
+        assert_eq!(GraceDays::new(-1), Err(GraceDaysError));
+        assert_eq!(GraceDays::new(256), Err(GraceDaysError));
+        assert_eq!(GraceDays::new(2).unwrap().secs(), 2 * DAY);
+        assert_eq!(GraceDays::default(), GraceDays::NONE);
+        assert!(GraceDaysError.to_string().contains("0 to 30 days"));
+    }
+
+    #[test]
+    fn the_grace_period_ends_a_number_of_days_after_mandatory_2fa_or_joining() {
+        let since = 1_000_000;
+        let org = mandatory_with_grace(7, since);
+        let deadline = UnixTime(since + 7 * DAY);
+        // Joined before Mandatory 2FA: counts from when it was turned on.
+        let early = MemberContext { joined: UnixTime(10), now: UnixTime(since), ..member(OrgKind::Clinic, &org, &[]) };
+        assert_eq!(setup_deadline(&early), Some(deadline));
+        assert_eq!(in_grace(&early), Some(deadline));
+        // The last second of the grace period still offers "Remind me later"; at the
+        // deadline setup is forced.
+        assert_eq!(in_grace(&MemberContext { now: UnixTime(deadline.0 - 1), ..early }), Some(deadline));
+        assert_eq!(in_grace(&MemberContext { now: deadline, ..early }), None);
+        assert_eq!(in_grace(&MemberContext { now: UnixTime(deadline.0 + DAY), ..early }), None);
+        // Joined after Mandatory 2FA was turned on: counts from joining.
+        let late = MemberContext { joined: UnixTime(since + 20 * DAY), ..early };
+        let late_deadline = UnixTime(since + 27 * DAY);
+        assert_eq!(in_grace(&MemberContext { now: UnixTime(since + 26 * DAY), ..late }), Some(late_deadline));
+        assert_eq!(in_grace(&MemberContext { now: late_deadline, ..late }), None);
+        // No time recorded (cannot happen after `apply`): from joining.
+        let unknown = OrgMfa { required_since: None, ..org };
+        assert_eq!(grace_deadline(&unknown, UnixTime(50)), UnixTime(50 + 7 * DAY));
+    }
+
+    #[test]
+    fn the_grace_period_is_only_for_the_clinic_default() {
+        let org = mandatory_with_grace(7, 1_000);
+        let base = MemberContext { now: UnixTime(2_000), ..member(OrgKind::Clinic, &org, &[]) };
+        assert!(in_grace(&base).is_some());
+        // 0 days: forced at once.
+        let none = OrgMfa { grace_days: GraceDays::NONE, ..org };
+        assert_eq!(in_grace(&MemberContext { org: Some(&none), ..base }), None);
+        assert_eq!(setup_deadline(&MemberContext { org: Some(&none), ..base }), None);
+        // A member set to Required was chosen by an admin: no grace.
+        assert_eq!(in_grace(&MemberContext { override_: MemberOverride::Required, ..base }), None);
+        // Not required: nothing to set up at all.
+        let exempt = MemberContext { override_: MemberOverride::NotRequired, ..base };
+        assert_eq!(requirement(&exempt), Requirement::NoSecondFactor);
+        // Platform admins never get grace.
+        let support = MemberContext { platform_admin: true, org: None, org_kind: None, ..base };
+        assert_eq!(in_grace(&support), None);
+        let support_in_clinic = MemberContext { platform_admin: true, ..base };
+        assert_eq!(in_grace(&support_in_clinic), None);
+        // A bypass sign-in still forces setup.
+        let bypass = MemberContext { bypass_valid: true, ..base };
+        assert_eq!(requirement(&bypass), Requirement::Bypass { then_enroll: Some(set("email,sms")) });
+        // Whoever has a factor is challenged, grace or not.
+        let enrolled = MemberContext { enrolled: &[Email], ..base };
+        assert!(matches!(requirement(&enrolled), Requirement::Challenge { .. }));
+        // Mandatory 2FA not in force (MFA not enabled, or Optional): nothing to postpone.
+        let disabled = OrgMfa { enabled: false, ..org };
+        assert_eq!(requirement(&MemberContext { org: Some(&disabled), ..base }), Requirement::NoSecondFactor);
+        assert_eq!(setup_deadline(&MemberContext { org: Some(&disabled), ..base }), None);
+        let optional = OrgMfa { mode: MfaMode::Optional, ..org };
+        assert_eq!(setup_deadline(&MemberContext { org: Some(&optional), ..base }), None);
+        // Solo organizations have no Mandatory 2FA.
+        assert_eq!(setup_deadline(&MemberContext { org_kind: Some(OrgKind::Solo), ..base }), None);
+    }
+
+    #[test]
+    fn required_since_moves_only_when_mandatory_2fa_starts_or_stops() {
+        let on = OrgMfa { enabled: true, mode: MfaMode::Optional, ..OrgMfa::default() };
+        let required = OrgMfaChange { mode: Some(MfaMode::Required), ..Default::default() };
+        let mandatory = on.apply(OrgKind::Clinic, &required, UnixTime(100)).unwrap();
+        assert_eq!(mandatory.required_since, Some(UnixTime(100)));
+        // Saving again (same mode, or only the grace period or methods) keeps it.
+        let again = mandatory.apply(OrgKind::Clinic, &required, UnixTime(200)).unwrap();
+        assert_eq!(again.required_since, Some(UnixTime(100)));
+        let grace = OrgMfaChange { grace_days: Some(GraceDays::new(7).unwrap()), ..Default::default() };
+        let with_grace = again.apply(OrgKind::Clinic, &grace, UnixTime(300)).unwrap();
+        assert_eq!((with_grace.required_since, with_grace.grace_days.get()), (Some(UnixTime(100)), 7));
+        // Stopping clears it; starting again starts again.
+        let optional = OrgMfaChange { mode: Some(MfaMode::Optional), ..Default::default() };
+        let stopped = with_grace.apply(OrgKind::Clinic, &optional, UnixTime(400)).unwrap();
+        assert_eq!((stopped.required_since, stopped.grace_days.get()), (None, 7), "the grace period is kept");
+        assert_eq!(
+            stopped.apply(OrgKind::Clinic, &required, UnixTime(500)).unwrap().required_since,
+            Some(UnixTime(500))
+        );
+        // Support turning MFA off stops Mandatory 2FA too; turning it on again restarts it.
+        let disable = OrgMfaChange { enabled: Some(false), ..Default::default() };
+        let disabled = with_grace.apply(OrgKind::Clinic, &disable, UnixTime(600)).unwrap();
+        assert_eq!(disabled.required_since, None);
+        let enable = OrgMfaChange { enabled: Some(true), ..Default::default() };
+        assert_eq!(
+            disabled.apply(OrgKind::Clinic, &enable, UnixTime(700)).unwrap().required_since,
+            Some(UnixTime(700))
+        );
+        // A row without the time (older than the grace period) starts counting at the next save.
+        let legacy = OrgMfa { required_since: None, ..with_grace };
+        assert_eq!(legacy.apply(OrgKind::Clinic, &grace, UnixTime(800)).unwrap().required_since, Some(UnixTime(800)));
+        // Only grace_days is a change too.
+        assert!(!grace.is_empty());
+    }
+
+    #[test]
+    fn days_left_in_words() {
+        let deadline = UnixTime(100 * DAY);
+        for (secs_left, days, words) in [
+            (7 * DAY, 7, "7 days"),
+            (7 * DAY - 1, 7, "7 days"),
+            (2 * DAY + DAY / 2, 3, "3 days"),
+            (2 * DAY + DAY / 2 - 1, 2, "2 days"),
+            (DAY + DAY / 2 - 1, 1, "1 day"),
+            (DAY, 1, "1 day"),
+            (DAY - 1, 0, "less than a day"),
+            (1, 0, "less than a day"),
+            (0, 0, "less than a day"),
+            (-5, 0, "less than a day"),
+        ] {
+            let now = UnixTime(deadline.0 - secs_left);
+            assert_eq!(
+                (days_left(now, deadline), describe_days_left(now, deadline).as_str()),
+                (days, words),
+                "{secs_left}"
+            );
+        }
+    }
+
+    #[test]
+    fn members_read_about_the_grace_period() {
+        let org = mandatory_with_grace(7, 0);
+        let text = describe_for_members(OrgKind::Clinic, &org).join(" ");
+        assert!(text.contains("grace period of 7 days") && text.contains("Remind me later"), "{text}");
+        let one = OrgMfa { grace_days: GraceDays::new(1).unwrap(), ..org };
+        assert!(describe_for_members(OrgKind::Clinic, &one).join(" ").contains("grace period of 1 day:"));
+        let none = describe_for_members(OrgKind::Clinic, &OrgMfa { grace_days: GraceDays::NONE, ..org }).join(" ");
+        assert!(!none.contains("Remind me later") && none.contains("at their next sign-in"), "{none}");
     }
 }

@@ -21,6 +21,13 @@ impl ThrottleRule {
     pub const PASSWORD_KNOWN_NOTICE: ThrottleRule =
         ThrottleRule { free_failures: 0, base_lock_secs: 24 * 3600, max_lock_secs: 24 * 3600, window_secs: 24 * 3600 };
 
+    /// "Send reminder" (to set up two-factor authentication) for one member: one a day,
+    /// whoever sends it and however (Users page, "Remind everyone not set up", the
+    /// API). Counted with `Store::reserve_attempt`; a reminder within the day is
+    /// skipped.
+    pub const MFA_REMINDERS_PER_MEMBER: ThrottleRule =
+        ThrottleRule { free_failures: 0, base_lock_secs: 24 * 3600, max_lock_secs: 24 * 3600, window_secs: 24 * 3600 };
+
     /// Wrong passwords for one email address: 5 free, then 30 s, 1 min, 2 min … 15 min.
     pub const PASSWORD_PER_ACCOUNT: ThrottleRule =
         ThrottleRule { free_failures: 5, base_lock_secs: 30, max_lock_secs: 15 * 60, window_secs: 15 * 60 };
@@ -101,6 +108,16 @@ pub fn describe_wait(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_mfa_reminder_a_day_per_member() {
+        let r = ThrottleRule::MFA_REMINDERS_PER_MEMBER;
+        let t = UnixTime(1000);
+        // The first reminder locks the member's key for a day from when it was sent.
+        assert_eq!(r.locked_until(1, t), Some(UnixTime(1000 + 24 * 3600)));
+        assert_eq!(r.locked_until(5, t), Some(UnixTime(1000 + 24 * 3600)));
+        assert_eq!(r.window_start_cutoff(t), UnixTime(1000 - 24 * 3600));
+    }
 
     #[test]
     fn free_failures_do_not_lock() {

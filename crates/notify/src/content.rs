@@ -292,6 +292,48 @@ fn minutes(n: i64) -> String {
     if n == 1 { "1 minute".to_owned() } else { format!("{n} minutes") }
 }
 
+/// When a reminder to set up two-factor authentication says setup is due: the date
+/// (UTC text) and the time left in words ("7 days", "less than a day").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupDue {
+    pub date: String,
+    pub left: String,
+}
+
+/// The reminder an admin sends a member who has not set up two-factor authentication
+/// under the clinic's Mandatory 2FA: that the clinic requires it, by when (`due`, when
+/// the member has a grace period left), and that setup happens at their next sign-in
+/// at `sign_in_url`. No link but the sign-in page, no secret.
+pub fn mfa_reminder_content(org_name: &str, due: Option<&SetupDue>, sign_in_url: &str) -> EmailContent {
+    let org = truncate_chars(&clean_name(org_name), EMAIL_ORG_MAX_CHARS);
+    let subject = format!("Set up two-factor authentication for {org}");
+    let requires = format!("{org} requires two-factor authentication for your account.");
+    let when = match due {
+        Some(d) => format!(
+            "Please set it up by {}: you have {} left. After that you cannot continue signing in until it is set up.",
+            clean_name(&d.date),
+            clean_name(&d.left)
+        ),
+        None => "Setup is due now: at your next sign-in you set it up before you can continue.".to_owned(),
+    };
+    let how = "You will be asked to set it up the next time you sign in. It takes a few minutes; have your phone \
+               ready (for an authenticator app or text messages).";
+    let where_ = format!("Sign in at: {sign_in_url}");
+    let closing = "If you have questions, contact your clinic's administrator.";
+    let text = format!("{requires}\n\n{when}\n\n{how}\n\n{where_}\n\n{closing}\n");
+    let e = escape_html;
+    let body = format!(
+        "<p>{}</p>\n<p>{}</p>\n<p>{}</p>\n<p>Sign in at: <a href=\"{}\">{}</a></p>",
+        e(&requires),
+        e(&when),
+        e(how),
+        e(sign_in_url),
+        e(sign_in_url)
+    );
+    let html = html_email(&subject, &body, closing);
+    EmailContent { subject, text, html }
+}
+
 /// Control characters (line breaks included) become spaces, runs of white space one space.
 fn clean_name(name: &str) -> String {
     let cleaned = name
@@ -563,5 +605,29 @@ mod tests {
         assert!(c.text.contains("https://auth.example/invite/abc") && c.text.contains("2027-01-22 08:00 UTC"));
         assert!(c.html.contains("href=\"https://auth.example/invite/abc\""));
         assert!(c.html.contains("&lt;Riverside&gt;") && !c.html.contains("<Riverside>"));
+    }
+
+    #[test]
+    fn mfa_reminders_say_the_clinic_requires_2fa_by_when_and_where() {
+        let due = SetupDue { date: "2027-01-15 10:00 UTC".into(), left: "7 days".into() };
+        let m = mfa_reminder_content("Riverside Clinic", Some(&due), "https://auth.example.org/login");
+        assert_eq!(m.subject, "Set up two-factor authentication for Riverside Clinic");
+        for part in [
+            "Riverside Clinic requires two-factor authentication",
+            "by 2027-01-15 10:00 UTC",
+            "you have 7 days left",
+            "next time you sign in",
+            "Sign in at: https://auth.example.org/login",
+        ] {
+            assert!(m.text.contains(part), "{part}: {}", m.text);
+        }
+        assert!(m.html.contains("href=\"https://auth.example.org/login\""), "{}", m.html);
+        // The grace period is over: no date, setup comes first.
+        let over = mfa_reminder_content("Riverside Clinic", None, "https://auth.example.org/login");
+        assert!(over.text.contains("Setup is due now") && !over.text.contains("UTC"), "{}", over.text);
+        // Names are escaped in HTML and cleaned of line breaks.
+        let odd = mfa_reminder_content("<b>Clinic\nX</b>", Some(&due), "https://a.example/login");
+        assert!(odd.html.contains("&lt;b&gt;Clinic X&lt;/b&gt;") && !odd.html.contains("<b>"), "{}", odd.html);
+        assert!(!odd.subject.contains('\n'));
     }
 }

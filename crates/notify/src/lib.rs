@@ -33,7 +33,8 @@ use async_trait::async_trait;
 
 pub use backchannel::LogoutPoster;
 pub use content::{
-    EmailContent, SecurityNotice, email_content, invitation_content, notice_content, password_reset_content, sms_text,
+    EmailContent, SecurityNotice, SetupDue, email_content, invitation_content, mfa_reminder_content, notice_content,
+    password_reset_content, sms_text,
 };
 pub use outbox::{OutboxEmail, OutboxSms};
 pub use recipient::{mask_email, mask_phone};

@@ -26,6 +26,10 @@ pub struct Account {
     /// PHC string of the Argon2id hash; `None` until the invitation is accepted.
     pub password_hash: Option<String>,
     pub created_at: UnixTime,
+    /// When the member set their first password (accepted the invitation); `None` for
+    /// accounts created with a password (they joined at `created_at`) and for those
+    /// who have not accepted yet.
+    pub joined_at: Option<UnixTime>,
     pub mfa_override: MemberOverride,
     pub preferred_factor: Option<FactorKind>,
     /// A one-time bypass ("Disable two-factor authentication"), while not used.
@@ -47,6 +51,13 @@ pub struct Bypass {
 impl Account {
     pub fn realm(&self) -> Realm {
         self.kind.realm()
+    }
+
+    /// When the member joined their organization: accepted the invitation, or else
+    /// was created (with a password). The grace period of Mandatory 2FA counts from
+    /// here for members who join after it was turned on.
+    pub fn joined(&self) -> UnixTime {
+        self.joined_at.unwrap_or(self.created_at)
     }
 }
 

@@ -125,6 +125,8 @@ pub fn status_and_code(kind: ErrorKind) -> (StatusCode, &'static str) {
         K::ResendTooSoon => (S::TOO_MANY_REQUESTS, "resend_too_soon"),
         K::TooManyCodesSent => (S::TOO_MANY_REQUESTS, "too_many_codes_sent"),
         K::TooManyResends => (S::TOO_MANY_REQUESTS, "too_many_resends"),
+        K::ReminderTooSoon => (S::TOO_MANY_REQUESTS, "reminder_too_soon"),
+        K::ReminderNotNeeded => (S::CONFLICT, "reminder_not_needed"),
         K::DeliveryFailed => (S::SERVICE_UNAVAILABLE, "delivery_failed"),
         K::PasskeysUnavailable => (S::SERVICE_UNAVAILABLE, "passkeys_unavailable"),
         K::PasskeyNotStarted => (S::BAD_REQUEST, "passkey_not_started"),

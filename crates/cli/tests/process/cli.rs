@@ -132,7 +132,14 @@ fn operators_create_organizations_members_and_admins() {
         None,
     );
     assert!(ok, "{m}");
-    assert_eq!(m["mfa"], serde_json::json!({"enabled": true, "mode": "required", "methods": ["authenticator", "sms"]}));
+    assert_eq!(
+        m["mfa"],
+        serde_json::json!({"enabled": true, "mode": "required", "methods": ["authenticator", "sms"], "grace_days": 0})
+    );
+    let (ok, m) = json(d, &["org", "mfa", "--org", "riverside-clinic", "--grace-days", "7"], None);
+    assert!(ok && m["mfa"]["grace_days"] == 7, "{m}");
+    let (ok, e) = json(d, &["org", "mfa", "--org", "riverside-clinic", "--grace-days", "31"], None);
+    assert!(!ok, "{e}");
     let (ok, e) = json(d, &["org", "mfa", "--org", "riverside-clinic", "--methods", "fax"], None);
     assert!(!ok, "{e}");
     let (ok, m) = json(

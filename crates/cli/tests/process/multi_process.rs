@@ -94,7 +94,12 @@ async fn two_processes_accept_a_code_once_and_check_no_guess_past_the_limit() {
     use clinic_auth_app::policy::{self, OrgMfaChange};
     let Some(app) = TestApp::spawn(Backend::Postgres).await else { return };
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
-    let change = OrgMfaChange { enabled: Some(true), mode: Some(clinic_auth_core::MfaMode::Required), methods: None };
+    let change = OrgMfaChange {
+        enabled: Some(true),
+        mode: Some(clinic_auth_core::MfaMode::Required),
+        methods: None,
+        grace_days: None,
+    };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     app.member(&org, "dr.lee@riverside.test", Role::Provider).await;
     let servers = [ServerProcess::start(&app.database_url), ServerProcess::start(&app.database_url)];

@@ -68,6 +68,11 @@ pub enum Event<'a> {
     BypassUsed {
         then_setup: bool,
     },
+    /// "Remind me later": a member in their clinic's grace period signed in without
+    /// setting up two-factor authentication, with `days_left` of it.
+    MfaSetupPostponed {
+        days_left: u32,
+    },
     // Second factors.
     SecondFactorProved {
         method: FactorKind,
@@ -128,6 +133,7 @@ pub enum Event<'a> {
         enabled: bool,
         mode: MfaMode,
         methods: &'a str,
+        grace_days: u8,
     },
     MemberMfaOverrideChanged {
         from: MemberOverride,
@@ -138,6 +144,11 @@ pub enum Event<'a> {
     },
     MfaReset {
         identity_verified: Option<&'a str>,
+    },
+    /// An admin emailed a member who has not set up two-factor authentication a
+    /// reminder; `deadline` (RFC 3339) when their grace period ends, if they have one.
+    MfaReminderSent {
+        deadline: Option<&'a str>,
     },
     SessionsRevoked,
     /// An admin lifted the locks that wrong second-factor codes put on a member.
@@ -214,6 +225,7 @@ impl Event<'_> {
             E::SessionEnded { .. } => "session_ended",
             E::OtherSessionsEnded { .. } => "other_sessions_ended",
             E::BypassUsed { .. } => "bypass_used",
+            E::MfaSetupPostponed { .. } => "mfa_setup_postponed",
             E::SecondFactorProved { .. } | E::SecondFactorRefused { .. } => "second_factor",
             E::RecoveryCodeUsed { .. } => "recovery_code_used",
             E::RecoveryCodeReplaced => "recovery_code_replaced",
@@ -228,6 +240,7 @@ impl Event<'_> {
             E::MemberMfaOverrideChanged { .. } => "member_mfa_override_changed",
             E::BypassGranted { .. } => "bypass_granted",
             E::MfaReset { .. } => "mfa_reset",
+            E::MfaReminderSent { .. } => "mfa_reminder_sent",
             E::SessionsRevoked => "sessions_revoked",
             E::SecondFactorUnlocked => "second_factor_unlocked",
             E::AccountDeactivated => "account_deactivated",
@@ -323,6 +336,7 @@ impl Event<'_> {
             }
             E::OtherSessionsEnded { kept_sid } => vec![("by", s("self")), ("kept_sid", s(kept_sid))],
             E::BypassUsed { then_setup } => vec![("then", s(if *then_setup { "setup" } else { "signed_in" }))],
+            E::MfaSetupPostponed { days_left } => vec![("days_left", days_left.to_string())],
             E::SecondFactorProved { method, purpose, passkey_id } => {
                 let mut f = vec![("method", s(method.as_str())), ("purpose", s(purpose.as_str()))];
                 if let Some(id) = passkey_id {
@@ -374,11 +388,18 @@ impl Event<'_> {
                 ("device_hint", s(device_hint)),
             ],
             E::PasskeyRenamed { passkey_id, name } => vec![("passkey_id", s(passkey_id)), ("name", s(name))],
-            E::OrgMfaChanged { enabled, mode, methods } => {
-                vec![("enabled", yes_no(*enabled)), ("mode", s(mode.as_str())), ("methods", s(methods))]
-            }
+            E::OrgMfaChanged { enabled, mode, methods, grace_days } => vec![
+                ("enabled", yes_no(*enabled)),
+                ("mode", s(mode.as_str())),
+                ("methods", s(methods)),
+                ("grace_days", grace_days.to_string()),
+            ],
             E::MemberMfaOverrideChanged { from, to } => vec![("from", s(from.as_str())), ("to", s(to.as_str()))],
             E::BypassGranted { expires_at } => vec![("expires_at", s(expires_at))],
+            E::MfaReminderSent { deadline } => match deadline {
+                Some(d) => vec![("deadline", s(d))],
+                None => vec![],
+            },
             E::MfaReset { identity_verified } => match identity_verified {
                 Some(note) => vec![("identity_verified", s(note))],
                 None => vec![],

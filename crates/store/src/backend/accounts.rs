@@ -207,12 +207,18 @@ impl Db {
         if used != 1 {
             return Ok(false);
         }
-        tx.query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(password_hash)
-            .bind(now.0)
-            .bind(account.to_string())
-            .execute()
-            .await?;
+        // The first password is when the member joined (the grace period of Mandatory
+        // 2FA may count from it).
+        tx.query(
+            "UPDATE accounts SET password_hash = $1, updated_at = $2,
+               joined_at = CASE WHEN password_hash IS NULL THEN $2 ELSE joined_at END
+             WHERE id = $3",
+        )
+        .bind(password_hash)
+        .bind(now.0)
+        .bind(account.to_string())
+        .execute()
+        .await?;
         // A new password ends every session and sign-in in flight, and voids
         // other outstanding links.
         move_stamp(&mut tx, account, &Via::default(), Some(audit.at)).await?;
@@ -320,6 +326,7 @@ pub(super) fn account_from_row(row: &Row) -> StoreResult<Account> {
         status: parse_with(&row.try_get::<String>("status")?, AccountStatus::from_str, "status")?,
         password_hash: row.try_get("password_hash")?,
         created_at: UnixTime(row.try_get("created_at")?),
+        joined_at: row.try_get::<Option<i64>>("joined_at")?.map(UnixTime),
         mfa_override: parse_with(&row.try_get::<String>("mfa_override")?, MemberOverride::from_str, "MFA override")?,
         preferred_factor: row
             .try_get::<Option<String>>("preferred_factor")?

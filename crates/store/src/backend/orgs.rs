@@ -2,19 +2,21 @@
 
 use std::str::FromStr;
 
+use clinic_auth_core::policy::GraceDays;
 use clinic_auth_core::{AccountId, MethodSet, MfaMode, OrgId, OrgKind, OrgMfa, UnixTime};
 
 use super::factors::factor_from_row;
 use super::sql::Row;
-use super::{Db, on_constraint, parse_with};
+use super::{Db, corrupt, on_constraint, parse_with};
 use crate::{NewAuditEvent, Org, OrgMemberSecurity, StoreResult};
 
 impl Db {
     pub(super) async fn insert_org(&self, org: &Org, audit: &NewAuditEvent) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         tx.query(
-            "INSERT INTO organizations (id, name, kind, created_at, mfa_enabled, mfa_mode, mfa_methods)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO organizations
+               (id, name, kind, created_at, mfa_enabled, mfa_mode, mfa_methods, mfa_grace_days, mfa_required_since)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(org.id.as_str())
         .bind(&org.name)
@@ -23,6 +25,8 @@ impl Db {
         .bind(org.mfa.enabled)
         .bind(org.mfa.mode.as_str())
         .bind(org.mfa.methods.to_string())
+        .bind(i64::from(org.mfa.grace_days.get()))
+        .bind(org.mfa.required_since.map(|t| t.0))
         .execute()
         .await
         .map_err(|e| on_constraint(e, "organization", "organization"))?;
@@ -39,14 +43,21 @@ impl Db {
         rows.iter().map(org_from_row).collect()
     }
 
-    /// Sets the organization's MFA policy; false if there is no such organization.
+    /// Sets the organization's MFA policy (grace period and the start of Mandatory 2FA
+    /// included, as given); false if there is no such organization.
     pub(super) async fn set_org_mfa(&self, id: &OrgId, mfa: &OrgMfa, audit: &NewAuditEvent) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let done = tx
-            .query("UPDATE organizations SET mfa_enabled = $1, mfa_mode = $2, mfa_methods = $3 WHERE id = $4")
+            .query(
+                "UPDATE organizations SET mfa_enabled = $1, mfa_mode = $2, mfa_methods = $3, mfa_grace_days = $4,
+                   mfa_required_since = $5
+                 WHERE id = $6",
+            )
             .bind(mfa.enabled)
             .bind(mfa.mode.as_str())
             .bind(mfa.methods.to_string())
+            .bind(i64::from(mfa.grace_days.get()))
+            .bind(mfa.required_since.map(|t| t.0))
             .bind(id.as_str())
             .execute()
             .await?;
@@ -104,6 +115,8 @@ fn org_from_row(row: &Row) -> StoreResult<Org> {
             enabled: row.try_get("mfa_enabled")?,
             mode: parse_with(&row.try_get::<String>("mfa_mode")?, MfaMode::from_str, "MFA mode")?,
             methods: parse_with(&row.try_get::<String>("mfa_methods")?, MethodSet::parse, "MFA methods")?,
+            grace_days: GraceDays::new(row.try_get("mfa_grace_days")?).map_err(|_| corrupt("MFA grace days"))?,
+            required_since: row.try_get::<Option<i64>>("mfa_required_since")?.map(UnixTime),
         },
     })
 }

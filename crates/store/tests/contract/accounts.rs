@@ -66,6 +66,7 @@ async fn an_invitation_link_sets_the_password_once(t: TestStore) {
     assert_eq!(t.get_password_link(&token("nothing")).await.unwrap(), None);
     let account = t.get_account(id).await.unwrap().unwrap();
     assert_eq!(account.password_hash, None);
+    assert_eq!(account.joined_at, None, "not joined before the invitation is accepted");
 
     // A second link (a reset) and a session in flight: both end with the new password.
     let reset = password_link("reset", LinkPurpose::PasswordReset, Some(id));
@@ -89,8 +90,9 @@ async fn an_invitation_link_sets_the_password_once(t: TestStore) {
         .await;
     assert_eq!(results.iter().filter(|ok| **ok).count(), 1, "a link sets a password once: {results:?}");
     let account = t.reload(&account).await;
-    assert!(account.password_hash.is_some_and(|h| h.starts_with("pw")));
+    assert!(account.password_hash.as_deref().is_some_and(|h| h.starts_with("pw")));
     assert_eq!(account.security_stamp, 1);
+    assert_eq!((account.joined_at, account.joined()), (Some(later), later), "joined with the first password");
     assert_eq!(t.get_password_link(&invitation.token_hash).await.unwrap().unwrap().used_at, Some(later));
     assert!(!t.get_password_link(&reset.token_hash).await.unwrap().unwrap().is_usable(later), "other links void");
     assert_eq!(t.get_session(&session).await.unwrap(), None, "sessions end");
@@ -115,6 +117,13 @@ async fn a_reissued_invitation_replaces_the_old_only_while_no_password_is_set(t:
     let at = NOW.plus_secs(20);
     let set = audit("password_set", Some(&org.id), Some(id));
     assert!(t.set_password_with_link(&second.token_hash, id, "pw", at, &set).await.unwrap());
+    assert_eq!(t.get_account(id).await.unwrap().unwrap().joined_at, Some(at));
+    // A later reset does not move when the member joined.
+    let reset = password_link("reset", LinkPurpose::PasswordReset, Some(id));
+    t.insert_password_link(&reset, &audit("reset_sent", Some(&org.id), Some(id))).await.unwrap();
+    assert!(t.set_password_with_link(&reset.token_hash, id, "pw2", at.plus_secs(5), &set).await.unwrap());
+    let joined = t.get_account(id).await.unwrap().unwrap();
+    assert_eq!((joined.password_hash.as_deref(), joined.joined_at), (Some("pw2"), Some(at)));
     let third = password_link("third", LinkPurpose::Invitation, Some(id));
     assert!(!t.reissue_invitation(&third, &event).await.unwrap());
     assert_eq!(t.get_password_link(&third.token_hash).await.unwrap(), None);

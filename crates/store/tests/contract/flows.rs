@@ -27,6 +27,7 @@ async fn flows_round_trip(t: TestStore) {
             chosen: Some(FactorKind::Sms),
             replacing: true,
             after_bypass: true,
+            remind_until: Some(NOW.plus_secs(7 * 86_400)),
         },
         stamp: 4,
         ..flow.clone()

@@ -1,5 +1,6 @@
 //! Organizations, their MFA policy, and what the Users page reads about members.
 
+use clinic_auth_core::policy::GraceDays;
 use clinic_auth_core::{AccountKind, FactorKind, MethodSet, MfaMode, OrgId, OrgKind, OrgMfa};
 use clinic_auth_store::{Org, StoreError};
 
@@ -8,6 +9,7 @@ use crate::harness::{NOW, TestStore, audit, new_factor};
 contract!(
     orgs_round_trip_in_name_order,
     org_mfa_policy_is_set_only_for_a_known_org,
+    the_grace_period_and_the_start_of_mandatory_2fa_are_kept,
     member_security_reads_only_members
 );
 
@@ -17,7 +19,13 @@ async fn orgs_round_trip_in_name_order(t: TestStore) {
         name: "Alpha".into(),
         kind: OrgKind::Solo,
         created_at: NOW,
-        mfa: OrgMfa { enabled: true, mode: MfaMode::Optional, methods: MethodSet::only(FactorKind::Sms) },
+        mfa: OrgMfa {
+            enabled: true,
+            mode: MfaMode::Optional,
+            methods: MethodSet::only(FactorKind::Sms),
+            grace_days: GraceDays::new(3).unwrap(),
+            required_since: None,
+        },
     };
     t.insert_org(&solo, &audit("org_created", Some(&solo.id), None)).await.unwrap();
     let clinic = t.org("a-clinic").await;
@@ -36,7 +44,12 @@ async fn orgs_round_trip_in_name_order(t: TestStore) {
 
 async fn org_mfa_policy_is_set_only_for_a_known_org(t: TestStore) {
     let org = t.org("riverside").await;
-    let mfa = OrgMfa { enabled: true, mode: MfaMode::Required, methods: MethodSet::authenticator_only() };
+    let mfa = OrgMfa {
+        enabled: true,
+        mode: MfaMode::Required,
+        methods: MethodSet::authenticator_only(),
+        ..OrgMfa::default()
+    };
     assert!(t.set_org_mfa(&org.id, &mfa, &audit("mfa_policy", Some(&org.id), None)).await.unwrap());
     assert_eq!(t.get_org(&org.id).await.unwrap().unwrap().mfa, mfa);
 
@@ -44,6 +57,25 @@ async fn org_mfa_policy_is_set_only_for_a_known_org(t: TestStore) {
     assert!(!t.set_org_mfa(&nobody, &mfa, &audit("mfa_policy", Some(&nobody), None)).await.unwrap());
     assert!(t.audit_kinds(Some(&nobody)).await.is_empty(), "no event for a change that did not happen");
     assert_eq!(t.audit_kinds(Some(&org.id)).await, ["org_created", "mfa_policy"]);
+}
+
+async fn the_grace_period_and_the_start_of_mandatory_2fa_are_kept(t: TestStore) {
+    let org = t.org("riverside").await;
+    assert_eq!(t.get_org(&org.id).await.unwrap().unwrap().mfa.grace_days, GraceDays::NONE, "none by default");
+    let mfa = OrgMfa {
+        enabled: true,
+        mode: MfaMode::Required,
+        methods: MethodSet::authenticator_only(),
+        grace_days: GraceDays::new(30).unwrap(),
+        required_since: Some(NOW.plus_secs(5)),
+    };
+    assert!(t.set_org_mfa(&org.id, &mfa, &audit("mfa_policy", Some(&org.id), None)).await.unwrap());
+    assert_eq!(t.get_org(&org.id).await.unwrap().unwrap().mfa, mfa);
+    assert_eq!(t.list_orgs().await.unwrap()[0].mfa, mfa);
+    // Mandatory 2FA off: the time is cleared, the grace period kept.
+    let off = OrgMfa { mode: MfaMode::Optional, required_since: None, ..mfa };
+    assert!(t.set_org_mfa(&org.id, &off, &audit("mfa_policy", Some(&org.id), None)).await.unwrap());
+    assert_eq!(t.get_org(&org.id).await.unwrap().unwrap().mfa, off);
 }
 
 async fn member_security_reads_only_members(t: TestStore) {

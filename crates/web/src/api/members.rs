@@ -28,6 +28,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/orgs/{org_id}/members/{member}/mfa", put(set_member_mfa))
         .route("/api/v1/orgs/{org_id}/members/{member}/bypass", post(grant_bypass))
         .route("/api/v1/orgs/{org_id}/members/{member}/unlock", post(unlock))
+        .route("/api/v1/orgs/{org_id}/members/{member}/mfa-reminder", post(mfa_reminder))
+        .route("/api/v1/orgs/{org_id}/mfa-reminders", post(mfa_reminders))
         .route("/api/v1/orgs/{org_id}/members/{member}/mfa-reset", post(reset_mfa))
         .route("/api/v1/orgs/{org_id}/members/{member}/sessions/revoke", post(revoke_sessions))
         .route("/api/v1/orgs/{org_id}/members/{member}/invitation", post(resend_member_invitation))
@@ -61,6 +63,12 @@ pub struct MemberStatusView {
     /// Factor kinds the member still has that the organization no longer allows
     /// (they move to an allowed method at their next sign-in).
     outside_allowed_methods: Vec<&'static str>,
+    /// Two-factor authentication applies to the member and nothing is set up yet.
+    mfa_not_set_up: bool,
+    /// While the member is in the clinic's grace period for Mandatory 2FA: when it
+    /// ends (Unix seconds); setup is forced after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_setup_due: Option<i64>,
 }
 
 impl From<&MemberStatus> for MemberStatusView {
@@ -74,6 +82,8 @@ impl From<&MemberStatus> for MemberStatusView {
             mfa_required: m.mfa_required,
             active_sessions: m.sessions,
             outside_allowed_methods: m.outside_allowed.iter().map(|k| k.as_str()).collect(),
+            mfa_not_set_up: m.not_set_up(),
+            mfa_setup_due: m.remind_until.map(|t| t.0),
         }
     }
 }
@@ -165,6 +175,51 @@ async fn grant_bypass(c: Caller, Path(MemberPath { org_id, member }): Path<Membe
 async fn unlock(c: Caller, Path(MemberPath { org_id, member }): Path<MemberPath>) -> Result<Response, AppError> {
     admin::unlock(&c.state, &c.by(), Some(&org_id), &member).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// "Send reminder": email a member who has not set up two-factor authentication
+/// (though it applies to them) that the clinic requires it, by when, and that setup
+/// happens at their next sign-in. One reminder per member a day. Audited as
+/// `mfa_reminder_sent`.
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/members/{member}/mfa-reminder", tag = "admin", security(("bearer" = [])),
+    params(MemberPath),
+    responses((status = 200, description = "Sent; the member's status", body = MemberStatusView),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`reminder_not_needed`: set up already, not required, or cannot sign in yet", body = ErrorBody),
+        (status = 429, description = "`reminder_too_soon`: one went out in the last 24 hours (with Retry-After)", body = ErrorBody),
+        (status = 503, description = "`delivery_failed`", body = ErrorBody)))]
+async fn mfa_reminder(
+    c: Caller,
+    Path(MemberPath { org_id, member }): Path<MemberPath>,
+) -> Result<Json<MemberStatusView>, AppError> {
+    let m = admin::send_mfa_reminder(&c.state, &c.by(), Some(&org_id), &member).await?;
+    Ok(Json(MemberStatusView::from(&m)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RemindersView {
+    /// Emails of the members reminded now.
+    sent: Vec<String>,
+    /// Reminded within the last 24 hours: skipped.
+    skipped_sent_recently: Vec<String>,
+    /// The reminder could not be delivered.
+    not_delivered: Vec<String>,
+}
+
+/// "Remind everyone not set up": a reminder to every member who has not set up
+/// two-factor authentication though it applies to them; members reminded in the last
+/// 24 hours are skipped and listed.
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/mfa-reminders", tag = "admin", security(("bearer" = [])),
+    params(("org_id" = String, Path)),
+    responses((status = 200, body = RemindersView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn mfa_reminders(c: Caller, Path(org_id): Path<String>) -> Result<Json<RemindersView>, AppError> {
+    let r = admin::remind_everyone_not_set_up(&c.state, &c.by(), &org_id).await?;
+    let emails = |list: &[clinic_auth_store::Account]| list.iter().map(|a| a.email.to_string()).collect();
+    Ok(Json(RemindersView {
+        sent: emails(&r.sent),
+        skipped_sent_recently: emails(&r.sent_recently),
+        not_delivered: emails(&r.not_delivered),
+    }))
 }
 
 /// "Resend invitation": email the member a fresh invitation link, for a member who has

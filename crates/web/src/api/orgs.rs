@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use clinic_auth_app::{Error, ErrorKind, accounts, policy};
+use clinic_auth_core::policy::GraceDays;
 use clinic_auth_core::{MethodSet, MfaMode, OrgKind};
 use clinic_auth_store::Org;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,14 @@ pub struct OrgMfaView {
     mode: &'static str,
     /// Methods members may set up: `authenticator`, `email`, `sms`, `passkey`
     methods: Vec<&'static str>,
+    /// Days (0–30) members may postpone setting up 2FA ("Remind me later") after
+    /// Mandatory 2FA comes into force, or after they join if that is later. 0: setup is
+    /// forced at once.
+    grace_days: u8,
+    /// Read-only: when Mandatory 2FA came into force (Unix seconds); absent while it is
+    /// not in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    required_since: Option<i64>,
 }
 
 impl From<&Org> for OrgView {
@@ -55,6 +64,8 @@ impl From<&Org> for OrgView {
                 enabled: o.mfa.enabled,
                 mode: o.mfa.mode.as_str(),
                 methods: o.mfa.methods.iter().map(|k| k.as_str()).collect(),
+                grace_days: o.mfa.grace_days.get(),
+                required_since: o.mfa.required_since.map(|t| t.0),
             },
         }
     }
@@ -98,12 +109,15 @@ pub struct OrgMfaChangeBody {
     /// Allowed methods, e.g. `["authenticator"]`
     #[serde(default)]
     methods: Option<Vec<String>>,
+    /// Grace period for Mandatory 2FA, in whole days from 0 to 30.
+    #[serde(default)]
+    grace_days: Option<i64>,
 }
 
 /// Change an organization's MFA settings.
 #[utoipa::path(put, path = "/api/v1/orgs/{org_id}/mfa", tag = "admin", request_body = OrgMfaChangeBody, security(("bearer" = [])),
     params(("org_id" = String, Path)),
-    responses((status = 200, body = OrgView), (status = 400, description = "`invalid_policy`", body = ErrorBody),
+    responses((status = 200, body = OrgView), (status = 400, description = "`invalid_policy` (also a grace period outside 0–30 days)", body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "`mfa_not_enabled`", body = ErrorBody)))]
 async fn set_org_mfa(
@@ -117,6 +131,10 @@ async fn set_org_mfa(
         methods: body
             .methods
             .map(|m| MethodSet::parse(&m.join(",")).map_err(|e| Error::new(ErrorKind::InvalidPolicy, e.to_string())))
+            .transpose()?,
+        grace_days: body
+            .grace_days
+            .map(|d| GraceDays::new(d).map_err(|e| Error::new(ErrorKind::InvalidPolicy, e.to_string())))
             .transpose()?,
     };
     let org = policy::set_org_mfa(&c.state, &c.by(), &org_id, change).await?;

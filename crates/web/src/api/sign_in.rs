@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clinic_auth_app::sign_in::SignInStep;
 use clinic_auth_app::{Error, ErrorKind, codes, sign_in};
-use clinic_auth_core::{FactorKind, Password, Realm};
+use clinic_auth_core::{FactorKind, MethodSet, Password, Realm, UnixTime};
 use clinic_auth_store::ClientInfo;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -55,6 +55,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/login/{flow_id}/enroll/email", post(login_enroll_email))
         .route("/api/v1/login/{flow_id}/enroll/sms", post(login_enroll_sms))
         .route("/api/v1/login/{flow_id}/enroll/code/confirm", post(login_enroll_code_confirm))
+        .route("/api/v1/login/{flow_id}/remind-later", post(login_remind_later))
         .route("/api/v1/login/{flow_id}/passkey/options", post(login_passkey_options))
         .route("/api/v1/login/{flow_id}/passkey", post(login_passkey))
 }
@@ -115,6 +116,13 @@ pub struct LoginProgress {
     other_methods: Option<Vec<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     allowed_methods: Option<Vec<&'static str>>,
+    /// With `enroll`, while the member is in their clinic's grace period: until when
+    /// (Unix seconds) they may postpone setup with `POST …/remind-later`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remind_later_until: Option<i64>,
+    /// With `remind_later_until`: whole days left (0 in the last day).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    days_left: Option<u32>,
     /// Secret: send as `Authorization: Bearer <session_token>` (when `done`).
     #[serde(skip_serializing_if = "Option::is_none")]
     session_token: Option<String>,
@@ -190,9 +198,7 @@ async fn submit_password(f: Flow, ApiJson(body): ApiJson<SubmitPassword>) -> Res
                 with_sending(&mut progress, sign_in::ensure_code_sent(&f.state, &f.id, false, &f.client).await)?;
                 progress
             }
-            sign_in::PasswordOutcome::Enroll { allowed } => {
-                LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
-            }
+            sign_in::PasswordOutcome::Enroll { allowed, remind_until } => enroll(allowed, remind_until, f.state.now()),
         };
     Ok(Json(progress))
 }
@@ -236,11 +242,21 @@ async fn where_it_stands(f: &Flow) -> Result<LoginProgress, Error> {
             other_methods: Some(kinds(others)),
             ..Default::default()
         },
-        SignInStep::Enroll { allowed, .. } => {
-            LoginProgress { next: "enroll", allowed_methods: Some(kinds(allowed.iter())), ..Default::default() }
-        }
+        SignInStep::Enroll { allowed, remind_until, .. } => enroll(allowed, remind_until, f.state.now()),
     };
     Ok(progress)
+}
+
+/// The setup step, with "Remind me later" while the grace period lasts.
+fn enroll(allowed: MethodSet, remind_until: Option<UnixTime>, now: UnixTime) -> LoginProgress {
+    let remind_until = remind_until.filter(|until| now < *until);
+    LoginProgress {
+        next: "enroll",
+        allowed_methods: Some(kinds(allowed.iter())),
+        remind_later_until: remind_until.map(|t| t.0),
+        days_left: remind_until.map(|t| clinic_auth_core::policy::days_left(now, t)),
+        ..Default::default()
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -335,6 +351,18 @@ async fn login_enroll_code_confirm(
     ApiJson(body): ApiJson<SubmitCode>,
 ) -> Result<Json<LoginProgress>, AppError> {
     Ok(Json(done(sign_in::confirm_code_enrollment(&f.state, &f.id, &body.code, &f.client).await?)))
+}
+
+/// "Remind me later": during the clinic's grace period for Mandatory 2FA (the `enroll`
+/// step has `remind_later_until`), finish signing in without setting up 2FA. The
+/// session proves the password only: apps that demand a second factor still ask for
+/// setup. Audited as `mfa_setup_postponed`.
+#[utoipa::path(post, path = "/api/v1/login/{flow_id}/remind-later", tag = "sign-in", params(("flow_id" = String, Path)),
+    responses((status = 200, description = "`done`, with the session", body = LoginProgress),
+        (status = 403, description = "`mfa_required`: no grace period (any more); set up 2FA", body = ErrorBody),
+        (status = 410, description = "`flow_expired` (also when the flow is not at `enroll`)", body = ErrorBody)))]
+async fn login_remind_later(f: Flow) -> Result<Json<LoginProgress>, AppError> {
+    Ok(Json(done(sign_in::remind_later(&f.state, &f.id, &f.client).await?)))
 }
 
 /// Start the passkey step of a sign-in: switches the flow to `passkey` and returns

@@ -8,7 +8,8 @@ use axum::extract::Query;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use clinic_auth_app::admin::{self, MemberStatus};
-use clinic_auth_app::{By, Error, ErrorKind, accounts, factors, policy};
+use clinic_auth_app::{By, Error, ErrorKind, accounts, factors, policy, time};
+use clinic_auth_core::policy::GraceDays;
 use clinic_auth_core::{AccountKind, FactorKind, MemberOverride, MethodSet, MfaMode, OrgId, Role};
 use serde::Deserialize;
 
@@ -28,6 +29,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/edit", get(edit_page).post(edit_submit))
         .route("/admin/users", get(users_page))
         .route("/admin/users/invite", post(invite_submit))
+        .route("/admin/users/remind", post(remind_submit))
+        .route("/admin/users/remind-all", post(remind_all_submit))
 }
 
 /// Who may use these pages: a clinic's owners and admins (their organization), or
@@ -71,6 +74,7 @@ pub(super) fn notice_text(key: Option<&str>) -> Option<&'static str> {
              email settings, then use Resend invitation again.",
         ),
         "mfa_enabled" => Some("MFA is enabled for the organization; its admins can now choose Mandatory 2FA."),
+        "reminder_sent" => Some("We emailed the member a reminder to set up two-factor authentication."),
         _ => None,
     }
 }
@@ -83,10 +87,19 @@ pub(super) fn override_label(o: MemberOverride) -> &'static str {
     }
 }
 
-/// "On: …" or "Off …", with the methods the clinic no longer allows.
+/// "On: …", "Not set up …" (where two-factor authentication applies) or "Off", with
+/// the methods the clinic no longer allows.
 pub(super) fn two_factor_summary(m: &MemberStatus) -> String {
     if m.factors.is_empty() {
-        return if m.mfa_required { "Off — will set up at next sign-in".to_owned() } else { "Off".to_owned() };
+        return match (m.mfa_required, m.remind_until) {
+            (true, Some(until)) => format!(
+                "Not set up — {} left (may choose Remind me later until {})",
+                clinic_auth_core::policy::describe_days_left(m.now, until),
+                time::date_time(until)
+            ),
+            (true, None) => "Not set up — will set up at next sign-in".to_owned(),
+            (false, _) => "Off".to_owned(),
+        };
     }
     let kinds: Vec<&str> = m.factors.iter().map(|f| factors::method_label(f.kind)).collect();
     let mut summary = format!("On: {}", kinds.join(", "));
@@ -124,6 +137,10 @@ struct SettingsPage<'a> {
     mode_label: &'static str,
     methods: String,
     summary: Vec<String>,
+    /// The grace period in words, for the read-only page.
+    grace: String,
+    /// The grace period field's value: as saved, or as typed when refused.
+    grace_days: String,
     editing: bool,
     method_choices: Vec<(&'static str, &'static str, bool)>,
     /// The methods the form has a box for (sent back, so that saving changes only those).
@@ -147,6 +164,23 @@ struct SettingsView<'a> {
     editing: bool,
     notice: Option<&'a str>,
     error: Option<AppError>,
+    /// The grace period as typed, shown again with its error.
+    grace_typed: Option<String>,
+}
+
+/// The grace period on Clinic Settings: how long, and since when it counts.
+fn grace_words(mfa: &clinic_auth_core::OrgMfa) -> String {
+    let days = match mfa.grace_days.get() {
+        0 => return "None — members without a second factor set one up at their next sign-in".to_owned(),
+        1 => "1 day".to_owned(),
+        n => format!("{n} days"),
+    };
+    match mfa.required_since {
+        Some(since) if mfa.mandatory_in_force() => {
+            format!("{days} (counted from {} or from when a member joins, if later)", time::date_time(since))
+        }
+        _ => format!("{days} (applies while Mandatory 2FA is on)"),
+    }
 }
 
 async fn settings_form(
@@ -177,6 +211,8 @@ async fn settings_form(
             .collect::<Vec<_>>()
             .join(", "),
         summary: clinic_auth_core::policy::describe_for_members(org.kind, &org.mfa),
+        grace: grace_words(&org.mfa),
+        grace_days: view.grace_typed.unwrap_or_else(|| org.mfa.grace_days.to_string()),
         editing: view.editing,
         method_choices,
         methods_shown,
@@ -191,12 +227,14 @@ async fn settings_page(
     if scope(&s)?.is_none() {
         return Ok(Redirect::to("/platform").into_response());
     }
-    let view = SettingsView { editing: false, notice: notice_text(q.notice.as_deref()), error: None };
+    let view =
+        SettingsView { editing: false, notice: notice_text(q.notice.as_deref()), error: None, grace_typed: None };
     settings_form(&state, &s, client, view).await
 }
 
 async fn edit_page(Visit { state, client, session: PageSignedIn(s), .. }: Visit) -> Result<Response, PageError> {
-    settings_form(&state, &s, client, SettingsView { editing: true, notice: None, error: None }).await
+    settings_form(&state, &s, client, SettingsView { editing: true, notice: None, error: None, grace_typed: None })
+        .await
 }
 
 #[derive(Deserialize, Default)]
@@ -210,11 +248,13 @@ struct EditForm {
     method_passkey: Option<String>,
     /// The boxes the form showed; absent from a form older than the passkey box.
     methods_shown: Option<String>,
+    /// "Grace period (days)"; absent from a form older than the field (kept as it is).
+    grace_days: Option<String>,
 }
 
 impl EditForm {
-    /// The mode, the methods the form showed, and those ticked.
-    fn settings(&self) -> Result<(MfaMode, MethodSet, MethodSet), Error> {
+    /// What the form asks to save.
+    fn settings(&self) -> Result<policy::ClinicSettingsForm, Error> {
         let invalid = |e: clinic_auth_core::policy::MethodSetError| Error::new(ErrorKind::InvalidPolicy, e.to_string());
         let mode = self
             .mode
@@ -229,7 +269,13 @@ impl EditForm {
         ];
         let names: Vec<&str> = ticked.iter().filter(|(on, _)| on.is_some()).map(|(_, name)| *name).collect();
         let chosen = MethodSet::parse(&names.join(",")).map_err(invalid)?;
-        Ok((mode, shown, chosen))
+        let grace_days = self
+            .grace_days
+            .as_deref()
+            .map(GraceDays::parse)
+            .transpose()
+            .map_err(|e| Error::new(ErrorKind::InvalidPolicy, format!("Grace period: {e}")))?;
+        Ok(policy::ClinicSettingsForm { mode, shown, chosen, grace_days })
     }
 }
 
@@ -240,15 +286,14 @@ async fn edit_submit(
     csrf::verify(&state, &jar, Some(&s), &f.csrf)?;
     let org_id = clinic_scope(&s)?;
     let result = match f.settings() {
-        Ok((mode, shown, chosen)) => {
-            policy::save_clinic_settings(&state, &by(&s, client.clone()), org_id.as_str(), mode, shown, chosen).await
-        }
+        Ok(form) => policy::save_clinic_settings(&state, &by(&s, client.clone()), org_id.as_str(), form).await,
         Err(e) => Err(e),
     };
     match result {
         Ok(_) => Ok(Redirect::to("/admin?notice=saved").into_response()),
         Err(e) if e.status().is_client_error() => {
-            let view = SettingsView { editing: true, notice: None, error: Some(e.into()) };
+            let grace_typed = f.grace_days.clone();
+            let view = SettingsView { editing: true, notice: None, error: Some(e.into()), grace_typed };
             settings_form(&state, &s, client, view).await
         }
         Err(e) => Err(e.into()),
@@ -264,6 +309,9 @@ struct MemberRow {
     status: &'static str,
     two_factor: String,
     setting: &'static str,
+    /// "Send reminder" is offered: two-factor authentication is not set up though it
+    /// applies, and the member can sign in.
+    may_remind: bool,
 }
 
 #[derive(Template)]
@@ -276,12 +324,27 @@ struct UsersPage<'a> {
     members: Vec<MemberRow>,
     invitation: Option<Invited>,
     may_make_owner: bool,
+    /// How many members (in the list) have not set up two-factor authentication
+    /// though it applies to them, and how many of them can be reminded.
+    not_set_up: usize,
+    remindable: usize,
+    /// What "Remind everyone not set up" did.
+    reminders: Option<RemindersDone>,
+}
+
+/// The outcome of "Remind everyone not set up", by email address.
+struct RemindersDone {
+    sent: Vec<String>,
+    sent_recently: Vec<String>,
+    not_delivered: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
 struct UsersQuery {
     q: Option<String>,
     notice: Option<String>,
+    /// `not_set_up`: only members who have not set up two-factor authentication.
+    show: Option<String>,
 }
 
 /// A member just invited, and whether the invitation went out by email. Never the
@@ -298,6 +361,8 @@ struct UsersView<'a> {
     invitation: Option<Invited>,
     notice: Option<&'a str>,
     error: Option<AppError>,
+    only_not_set_up: bool,
+    reminders: Option<RemindersDone>,
 }
 
 async fn users_form(
@@ -308,8 +373,11 @@ async fn users_form(
 ) -> Result<Response, PageError> {
     let org_id = clinic_scope(s)?;
     let list = admin::list_members(state, &by(s, client), org_id.as_str(), Some(&view.query)).await?;
+    let not_set_up = list.iter().filter(|m| m.not_set_up()).count();
+    let remindable = list.iter().filter(|m| m.may_be_reminded()).count();
     let members = list
         .iter()
+        .filter(|m| !view.only_not_set_up || m.not_set_up())
         .map(|m| MemberRow {
             id: m.account.id.to_string(),
             email: m.account.email.to_string(),
@@ -317,6 +385,7 @@ async fn users_form(
             status: m.account.status.as_str(),
             two_factor: two_factor_summary(m),
             setting: override_label(m.account.mfa_override),
+            may_remind: m.may_be_reminded(),
         })
         .collect();
     let page = UsersPage {
@@ -327,6 +396,9 @@ async fn users_form(
         members,
         invitation: view.invitation,
         may_make_owner: s.account.role == Some(Role::Owner),
+        not_set_up,
+        remindable,
+        reminders: view.reminders,
     };
     Ok(render_with(page.frame.status(), &page))
 }
@@ -335,9 +407,56 @@ async fn users_page(
     Visit { state, client, session: PageSignedIn(s), .. }: Visit,
     Query(q): Query<UsersQuery>,
 ) -> Result<Response, PageError> {
-    let view =
-        UsersView { query: q.q.unwrap_or_default(), notice: notice_text(q.notice.as_deref()), ..UsersView::default() };
+    let view = UsersView {
+        query: q.q.unwrap_or_default(),
+        notice: notice_text(q.notice.as_deref()),
+        only_not_set_up: q.show.as_deref() == Some("not_set_up"),
+        ..UsersView::default()
+    };
     users_form(&state, &s, client, view).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RemindForm {
+    csrf: String,
+    /// The member's id.
+    member: String,
+}
+
+/// "Send reminder" on the Users list: one member; back to the list with a notice, or
+/// the list with why not (say, one went out today).
+async fn remind_submit(
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
+    PageForm(f): PageForm<RemindForm>,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, Some(&s), &f.csrf)?;
+    let org_id = clinic_scope(&s)?;
+    match admin::send_mfa_reminder(&state, &by(&s, client.clone()), Some(org_id.as_str()), &f.member).await {
+        Ok(_) => Ok(Redirect::to("/admin/users?notice=reminder_sent").into_response()),
+        Err(e) if e.status().is_client_error() || e.is(ErrorKind::DeliveryFailed) => {
+            users_form(&state, &s, client, UsersView { error: Some(e.into()), ..UsersView::default() }).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// "Remind everyone not set up": the list again, saying who was emailed and who was
+/// skipped.
+async fn remind_all_submit(
+    Visit { state, jar, client, session: PageSignedIn(s) }: Visit,
+    PageForm(f): PageForm<RemindForm>,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, Some(&s), &f.csrf)?;
+    let org_id = clinic_scope(&s)?;
+    let r = admin::remind_everyone_not_set_up(&state, &by(&s, client.clone()), org_id.as_str()).await?;
+    let emails = |list: &[clinic_auth_store::Account]| list.iter().map(|a| a.email.to_string()).collect();
+    let reminders = RemindersDone {
+        sent: emails(&r.sent),
+        sent_recently: emails(&r.sent_recently),
+        not_delivered: emails(&r.not_delivered),
+    };
+    users_form(&state, &s, client, UsersView { reminders: Some(reminders), ..UsersView::default() }).await
 }
 
 #[derive(Deserialize, Default)]

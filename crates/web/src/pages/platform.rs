@@ -89,7 +89,7 @@ async fn enable_mfa_submit(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, Some(&s), &f.csrf)?;
     support_only(&s)?;
-    let change = policy::OrgMfaChange { enabled: Some(true), mode: None, methods: None };
+    let change = policy::OrgMfaChange { enabled: Some(true), mode: None, methods: None, grace_days: None };
     policy::set_org_mfa(&state, &by(&s, client), &org, change).await?;
     Ok(Redirect::to("/platform?notice=mfa_enabled").into_response())
 }

@@ -45,7 +45,9 @@ pub(super) fn routes() -> Router<AppState> {
 /// Setup during one realm's sign-in: the page, and each form at its address; every
 /// handler gets the realm's addresses first.
 pub(super) fn routes_for(p: RealmPages) -> Router<AppState> {
-    let page = Router::new().route(p.setup, get(move |st, jar, q| setup_page(p, st, jar, q)));
+    let page = Router::new()
+        .route(p.setup, get(move |st, jar, q| setup_page(p, st, jar, q)))
+        .route(&remind_later_path(p), post(move |st, jar, cl, f| remind_later_submit(p, st, jar, cl, f)));
     SetupPost::ALL.into_iter().fold(page, |router, form| {
         router.route(&form.path(p.setup), post(move |st, jar, cl, f| setup_post(form, p, st, jar, cl, f)))
     })
@@ -120,6 +122,8 @@ struct EnrollPage<'a> {
     frame: Frame<'a>,
     action: &'a str,
     cancel: Option<&'a str>,
+    /// Where "Remind me later" posts, during the clinic's grace period.
+    remind_later: Option<String>,
     qr_svg: String,
     setup_key: String,
     issuer: String,
@@ -139,6 +143,8 @@ struct EnrollCodePage<'a> {
     sent_to: Option<String>,
     resend_in: i64,
     can_change: bool,
+    /// Where "Remind me later" posts, during the clinic's grace period.
+    remind_later: Option<String>,
     csrf: String,
     /// A number the form accepts, as the example in the hint.
     phone_example: &'static str,
@@ -166,6 +172,8 @@ struct Place<'a> {
     cancel: Option<&'a str>,
     /// The methods on offer.
     allowed: MethodSet,
+    /// Where "Remind me later" posts (sign-in, in the clinic's grace period only).
+    remind_later: Option<String>,
 }
 
 /// What the member asked of the setup page (`?step=`, and on the account page
@@ -234,6 +242,7 @@ async fn render_setup(
             frame,
             action: &format!("{}/setup", place.base),
             cancel: place.cancel,
+            remind_later: place.remind_later.clone(),
             qr_svg: svg,
             setup_key: setup.setup_key,
             issuer: setup.issuer,
@@ -252,6 +261,7 @@ async fn render_setup(
         resend_in: sent.as_ref().map(|s| s.resend_in).unwrap_or(0),
         sent_to: sent.map(|s| s.masked),
         can_change: place.allowed.iter().count() > 1 && stage != SetupStage::Choose,
+        remind_later: place.remind_later.clone(),
         csrf,
         phone_example: clinic_auth_core::UsPhone::EXAMPLE,
     };
@@ -270,11 +280,13 @@ async fn setup_form(state: &AppState, jar: CookieJar, p: RealmPages, asked: Aske
         Ok((_, at)) => at,
         Err(elsewhere) => return Ok(elsewhere),
     };
-    let FlowStep::Enroll { allowed, chosen, replacing, after_bypass, .. } = at.flow.step else {
+    let FlowStep::Enroll { allowed, chosen, replacing, after_bypass, remind_until, .. } = at.flow.step else {
         return Ok(Redirect::to(p.verify).into_response());
     };
     let live = sign_in::enrollment_code_sent(state, &at).await?;
     let stage = setup_stage(allowed, chosen, live.as_ref().map(|s| s.channel), asked.step);
+    let now = state.now();
+    let remind_until = remind_until.filter(|until| now < *until);
     let place = Place {
         account: &at.account,
         within: Within::SignIn(&at.flow_hash),
@@ -282,15 +294,52 @@ async fn setup_form(state: &AppState, jar: CookieJar, p: RealmPages, asked: Aske
         base: p.base,
         cancel: None,
         allowed,
+        remind_later: remind_until.map(|_| remind_later_path(p)),
     };
+    let in_grace = remind_until.map(|until| {
+        format!(
+            "Your clinic requires two-factor authentication. You have {} left to set it up.",
+            clinic_auth_core::policy::describe_days_left(now, until)
+        )
+    });
     let notice = if replacing {
         Some(REPLACING)
     } else if after_bypass {
         Some(BYPASS_THEN_SETUP)
     } else {
-        None
+        in_grace.as_deref()
     };
     render_setup(state, jar, &place, SetupView { stage, live, notice, asked }).await
+}
+
+/// Where "Remind me later" posts during one realm's sign-in.
+fn remind_later_path(p: RealmPages) -> String {
+    format!("{}/later", p.setup)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RemindLaterForm {
+    csrf: String,
+}
+
+/// "Remind me later": in the clinic's grace period, the sign-in finishes without
+/// setting up; after it, the setup page again with why not.
+async fn remind_later_submit(
+    p: RealmPages,
+    State(state): State<AppState>,
+    jar: CookieJar,
+    client: Client,
+    PageForm(form): PageForm<RemindLaterForm>,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &jar, None, &form.csrf)?;
+    let Some(token) = flow_token(&state, &jar) else { return Ok(restart(p, jar, &state)) };
+    match sign_in::remind_later(&state, &token, &client.0).await {
+        Ok(done) => signed_in(&state, jar, done).await,
+        Err(e) if is_flow_over(&e) => Ok(restart(p, jar, &state)),
+        Err(e) if e.status().is_client_error() => setup_form(&state, jar, p, Asked::again(e)).await,
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The bypass sign-in, where setup is required: why setup is shown.
@@ -393,6 +442,7 @@ async fn account_form(
         base: "/account/2fa",
         cancel: Some("/account"),
         allowed,
+        remind_later: None,
     };
     render_setup(state, jar, &place, SetupView { stage, live, notice, asked }).await
 }

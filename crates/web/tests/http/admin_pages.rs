@@ -184,11 +184,11 @@ async fn platform_console_enables_mfa_and_resets_with_a_note(app: TestApp) {
     assert_eq!(location(&res), "/platform?notice=mfa_enabled");
     assert!(app.state.store.get_org(&org.id).await.unwrap().unwrap().mfa.enabled);
     // The console names modes as Clinic Settings does ("Mandatory 2FA", not "required").
-    let change = OrgMfaChange { enabled: None, mode: Some(MfaMode::Required), methods: None };
+    let change = OrgMfaChange { enabled: None, mode: Some(MfaMode::Required), methods: None, grace_days: None };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     let (_, html) = page(&b, &app.url("/platform")).await;
     assert!(html.contains("Enabled: Mandatory 2FA") && !html.contains("mode required"), "{html}");
-    let change = OrgMfaChange { enabled: None, mode: Some(MfaMode::Optional), methods: None };
+    let change = OrgMfaChange { enabled: None, mode: Some(MfaMode::Optional), methods: None, grace_days: None };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
 
     let res = b.get(app.url("/platform/lookup?email=dr@riverside.test")).send().await.unwrap();
@@ -282,7 +282,7 @@ async fn a_bypass_sign_in_offers_setup_again_where_it_is_optional(app: TestApp) 
     use clinic_auth_app::{By, admin};
     use clinic_auth_core::MfaMode;
     let org = app.org("Clinic A", OrgKind::Clinic).await;
-    let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Optional), methods: None };
+    let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Optional), methods: None, grace_days: None };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     let dr = app.member(&org, "dr@a.test", Role::Provider).await;
     // Dr. turned 2FA on for themself, then lost the phone.
@@ -356,7 +356,8 @@ async fn a_clinic_reads_platform_support_where_a_platform_admin_acted(app: TestA
 }
 
 /// The fields Edit Clinic sends when Save is pressed without touching anything: the
-/// checked mode, the ticked boxes and the hidden ones, as a browser would.
+/// checked mode, the ticked boxes, the number fields and the hidden ones, as a browser
+/// would.
 fn form_as_shown(html: &str) -> Vec<(String, String)> {
     let mut fields = Vec::new();
     for input in html.split("<input").skip(1) {
@@ -366,7 +367,7 @@ fn form_as_shown(html: &str) -> Vec<(String, String)> {
         };
         let (Some(kind), Some(name), value) = (attr("type"), attr("name"), attr("value")) else { continue };
         let sent = match kind.as_str() {
-            "hidden" => true,
+            "hidden" | "number" => true,
             "checkbox" | "radio" => tag.contains(" checked"),
             _ => false,
         };
@@ -384,7 +385,12 @@ async fn saving_clinic_settings_keeps_passkeys_and_what_the_form_does_not_show(a
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
     app.member(&org, "owner@riverside.test", Role::Owner).await;
     let with_passkeys = MethodSet::parse("authenticator,passkey").unwrap();
-    let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Optional), methods: Some(with_passkeys) };
+    let change = OrgMfaChange {
+        enabled: Some(true),
+        mode: Some(MfaMode::Optional),
+        methods: Some(with_passkeys),
+        grace_days: None,
+    };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     let mfa_now = || async { app.state.store.get_org(&org.id).await.unwrap().unwrap().mfa };
     let changes = || async { app.audit_of(Some("org_mfa_changed"), 100).await.len() };
@@ -408,6 +414,16 @@ async fn saving_clinic_settings_keeps_passkeys_and_what_the_form_does_not_show(a
     b.post(app.url("/admin/edit")).form(&fields).send().await.unwrap();
     assert_eq!(mfa_now().await.mode, MfaMode::Required);
     assert_eq!(mfa_now().await.methods, with_passkeys, "passkeys stay allowed");
+    // Saving Mandatory 2FA again as shown, later, moves nothing: not the start that
+    // grace periods count from, not the grace period, not the trail.
+    let mandatory = (mfa_now().await, changes().await);
+    assert!(mandatory.0.required_since.is_some());
+    app.clock.advance(120);
+    let (_, html) = page(&b, &app.url("/admin/edit")).await;
+    assert!(html.contains("name=\"grace_days\" type=\"number\""), "the form has the grace period");
+    let res = b.post(app.url("/admin/edit")).form(&form_as_shown(&html)).send().await.unwrap();
+    assert_eq!(location(&res), "/admin?notice=saved");
+    assert_eq!((mfa_now().await, changes().await), mandatory, "a plain save of Mandatory 2FA changes nothing");
 
     // A form from before the passkey box (no methods_shown) leaves passkeys alone.
     let (_, html) = page(&b, &app.url("/admin/edit")).await;

@@ -35,7 +35,7 @@ fn now(app: &TestApp) -> i64 {
 }
 
 async fn mandatory(app: &TestApp, org: &Org) {
-    let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Required), methods: None };
+    let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Required), methods: None, grace_days: None };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
 }
 

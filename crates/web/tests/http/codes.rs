@@ -35,6 +35,7 @@ pub(crate) async fn clinic(app: &TestApp, methods: &str) -> Org {
         enabled: Some(true),
         mode: Some(MfaMode::Required),
         methods: Some(MethodSet::parse(methods).unwrap()),
+        grace_days: None,
     };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     app.member(&org, "dr.lee@riverside.test", Role::Provider).await;
@@ -335,6 +336,7 @@ async fn a_provider_failure_is_retryable_and_keeps_the_sign_in(app: TestApp) {
             enabled: Some(true),
             mode: Some(MfaMode::Required),
             methods: Some(MethodSet::parse("email").unwrap()),
+            grace_days: None,
         },
     )
     .await
@@ -474,6 +476,7 @@ async fn optional_members_add_email_or_text_codes_from_their_account(app: TestAp
         enabled: Some(true),
         mode: Some(MfaMode::Optional),
         methods: Some(MethodSet::parse("email,sms").unwrap()),
+        grace_days: None,
     };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     app.member(&org, "dr.lee@riverside.test", Role::Provider).await;

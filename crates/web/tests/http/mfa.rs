@@ -27,7 +27,7 @@ both_stores!(
 );
 
 pub(crate) async fn set_mode(app: &TestApp, org: &Org, mode: MfaMode) {
-    let change = OrgMfaChange { enabled: Some(true), mode: Some(mode), methods: None };
+    let change = OrgMfaChange { enabled: Some(true), mode: Some(mode), methods: None, grace_days: None };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
 }
 
@@ -421,7 +421,7 @@ async fn policy_changes_follow_roles_and_rules(app: TestApp) {
         &app.state,
         &By::operator(),
         solo.id.as_str(),
-        OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Required), methods: None },
+        OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Required), methods: None, grace_days: None },
     )
     .await
     .unwrap_err();

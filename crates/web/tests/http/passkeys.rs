@@ -62,7 +62,7 @@ async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> (u
 
 async fn clinic(app: &TestApp) -> Org {
     let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
-    let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Required), methods: None };
+    let change = OrgMfaChange { enabled: Some(true), mode: Some(MfaMode::Required), methods: None, grace_days: None };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     org
 }
@@ -539,8 +539,12 @@ async fn passkeys_follow_the_organizations_methods_and_limits(app: TestApp) {
     let org = clinic(&app).await;
     let (uri, token) = enrolled_member(&app, &org, EMAIL).await;
     // A clinic that allows only authenticator apps offers no "Trust this device?".
-    let change =
-        OrgMfaChange { enabled: None, mode: None, methods: Some(clinic_auth_core::MethodSet::authenticator_only()) };
+    let change = OrgMfaChange {
+        enabled: None,
+        mode: None,
+        methods: Some(clinic_auth_core::MethodSet::authenticator_only()),
+        grace_days: None,
+    };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     let (s, e) = post(&app, "/api/v1/me/passkeys/options", Some(&token), json!({})).await;
     assert_eq!((s, error_code(&e)), (403, Some("passkey_not_allowed")), "{e}");
@@ -549,9 +553,15 @@ async fn passkeys_follow_the_organizations_methods_and_limits(app: TestApp) {
         enabled: None,
         mode: None,
         methods: Some(clinic_auth_core::MethodSet::only(clinic_auth_core::FactorKind::Passkey)),
+        grace_days: None,
     };
     assert!(policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.is_err());
-    let change = OrgMfaChange { enabled: None, mode: None, methods: Some(clinic_auth_core::MethodSet::standard()) };
+    let change = OrgMfaChange {
+        enabled: None,
+        mode: None,
+        methods: Some(clinic_auth_core::MethodSet::standard()),
+        grace_days: None,
+    };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
 
     // Ten trusted devices at most.

@@ -300,6 +300,7 @@ async fn showing_a_code_page_sends_nothing(app: TestApp) {
         enabled: Some(true),
         mode: Some(MfaMode::Optional),
         methods: Some(MethodSet::parse("email").unwrap()),
+        grace_days: None,
     };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     app.member(&org, DR, Role::Provider).await;
@@ -343,7 +344,12 @@ async fn a_method_the_clinic_removed_only_moves_the_member_to_an_allowed_one(app
     let (s, done) = post(&app, &format!("/api/v1/login/{flow}/enroll/code/confirm"), json!({"code": code})).await;
     assert_eq!(s, 200, "{done}");
     let old_recovery = done["recovery_code"].as_str().unwrap().to_owned();
-    let change = OrgMfaChange { enabled: None, mode: None, methods: Some(MethodSet::parse("authenticator").unwrap()) };
+    let change = OrgMfaChange {
+        enabled: None,
+        mode: None,
+        methods: Some(MethodSet::parse("authenticator").unwrap()),
+        grace_days: None,
+    };
     policy::set_org_mfa(&app.state, &By::operator(), org.id.as_str(), change).await.unwrap();
     // The Users page tells the admin who is still on a method the clinic removed.
     let members = admin::list_members(&app.state, &By::operator(), org.id.as_str(), None).await.unwrap();
