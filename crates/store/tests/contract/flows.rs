@@ -97,6 +97,7 @@ async fn abandoned_sign_ins_are_taken_once_with_where_they_came_from(t: TestStor
             chosen: None,
             replacing: false,
             after_bypass: false,
+            remind_until: None,
         },
         ..at_factor.clone()
     };
