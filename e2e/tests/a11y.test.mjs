@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
+import { startSmtpCapture } from '../lib/capture.mjs';
 import { withServerAndBrowser } from '../lib/server.mjs';
 import { click, expectPath, expectText, open, openMember, setUpAuthenticatorByKey, signIn, signOut } from '../lib/pages.mjs';
 
@@ -92,3 +93,59 @@ test('the sign-in, setup, account and admin pages have no serious accessibility 
     assert.deepEqual(found, [], `serious or critical accessibility violations:\n${found.join('\n')}`);
   }),
 );
+
+test('the change-email pages have no serious accessibility violation', TIMEOUT, async (t) => {
+  const smtp = await startSmtpCapture();
+  const env = {
+    CLINIC_AUTH_EMAIL_TRANSPORT: 'smtp',
+    CLINIC_AUTH_SMTP_HOST: '127.0.0.1',
+    CLINIC_AUTH_SMTP_PORT: String(smtp.port),
+    CLINIC_AUTH_SMTP_TLS: 'none',
+  };
+  try {
+    await withServerAndBrowser(
+      t,
+      async ({ server, page }) => {
+        server.cli(['org', 'create', '--name', 'Riverside Clinic', '--kind', 'clinic']);
+        server.cli(['member', 'add', '--org', ORG, '--email', NURSE, '--role', 'staff', '--password-stdin'], {
+          stdin: `${PASSWORD}\n`,
+        });
+        const found = [];
+        await open(page, `${server.baseUrl}/login`, server);
+        await signIn(page, NURSE, PASSWORD);
+        await expectPath(page, '/account');
+        await open(page, `${server.baseUrl}/account/email`, server);
+        await check(page, 'change email', found);
+        await page.getByLabel('New email').fill('nurse@hillside.test');
+        await page.getByLabel('Current password').fill('not the password');
+        await click(page, 'Send confirmation link');
+        await expectText(page, 'Your current password is not correct.');
+        await check(page, 'change email (error)', found);
+        await page.getByLabel('New email').fill('nurse@hillside.test');
+        await page.getByLabel('Current password').fill(PASSWORD);
+        await click(page, 'Send confirmation link');
+        await expectPath(page, '/account');
+        await expectText(page, 'Waiting for you to confirm');
+        await check(page, 'account (email change waiting)', found);
+        let link;
+        for (let i = 0; i < 100 && !link; i++) {
+          const mail = smtp.messages().find((m) => m.to.includes('nurse@hillside.test'));
+          link = mail?.text.split(/\s+/).find((w) => w.includes('/account/email/confirm?token='));
+          if (!link) await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.ok(link, 'a confirm link reached the new address');
+        await open(page, link, server);
+        await check(page, 'confirm new email', found);
+        await click(page, 'Confirm new email');
+        await expectText(page, 'Your sign-in email is changed');
+        await check(page, 'email changed', found);
+        await open(page, link, server);
+        await check(page, 'confirm link used', found);
+        assert.deepEqual(found, [], `serious or critical accessibility violations:\n${found.join('\n')}`);
+      },
+      { env },
+    );
+  } finally {
+    await smtp.close();
+  }
+});

@@ -12,6 +12,7 @@ mod attempts;
 pub mod codes;
 pub mod config;
 pub mod crypto;
+pub mod email_change;
 mod error;
 pub mod factors;
 pub mod hashing;

@@ -2,19 +2,31 @@
 //! notice that cannot be delivered is logged (masked recipient, no content) and
 //! never undoes the change.
 
+use clinic_auth_core::Email;
 use clinic_auth_notify::{SecurityNotice, notice_content};
 use clinic_auth_store::Account;
 
 use crate::App;
 
 pub async fn send(state: &App, account: &Account, notice: SecurityNotice) {
-    let org_name = match &account.org_id {
+    send_to(state, account, &account.email, notice).await;
+}
+
+/// A notice about `account` to `to`, an address that is not (or no longer) the
+/// account's own: the old and the new sign-in email of a change of email.
+pub async fn send_to(state: &App, account: &Account, to: &Email, notice: SecurityNotice) {
+    let content = notice_content(&notice, &org_name(state, account).await);
+    if let Err(e) = state.senders.email.send_notice(to.as_str(), &content).await {
+        tracing::warn!(account = %account.id, error = %e, "security notice not delivered");
+    }
+}
+
+/// The name emails about `account` go out under: its organization's, or the
+/// server's for an account of no organization.
+pub(crate) async fn org_name(state: &App, account: &Account) -> String {
+    match &account.org_id {
         Some(o) => state.store.get_org(o).await.ok().flatten().map(|o| o.name),
         None => None,
     }
-    .unwrap_or_else(|| state.config.platform_name.clone());
-    let content = notice_content(&notice, &org_name);
-    if let Err(e) = state.senders.email.send_notice(account.email.as_str(), &content).await {
-        tracing::warn!(account = %account.id, error = %e, "security notice not delivered");
-    }
+    .unwrap_or_else(|| state.config.platform_name.clone())
 }

@@ -32,7 +32,12 @@ fn client_key(client: &ClientInfo) -> String {
 }
 
 /// Counts one request against `key`; the wait, when that goes over the rule.
-async fn over_limit(state: &App, key: &str, rule: ThrottleRule, now: UnixTime) -> Result<Option<i64>, Error> {
+pub(crate) async fn over_limit(
+    state: &App,
+    key: &str,
+    rule: ThrottleRule,
+    now: UnixTime,
+) -> Result<Option<i64>, Error> {
     Ok(match state.store.reserve_attempt(key, rule, now).await? {
         Some(t) => t.locked_for(now),
         None => Some(state.store.get_throttle(key).await?.and_then(|t| t.locked_for(now)).unwrap_or(1)),

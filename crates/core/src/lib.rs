@@ -9,6 +9,7 @@ pub mod answer;
 pub mod audit;
 pub mod clock;
 pub mod email;
+pub mod email_change;
 pub mod ids;
 pub mod login_flow;
 pub mod oidc;

@@ -56,6 +56,13 @@ impl ThrottleRule {
     pub const PASSWORD_RESETS_PER_CLIENT: ThrottleRule =
         ThrottleRule { free_failures: 20, base_lock_secs: 60 * 60, max_lock_secs: 60 * 60, window_secs: 60 * 60 };
 
+    /// "Change email" for one account: 3 requests (3 links to new addresses, 3
+    /// notices to the current one) within an hour, then none for an hour (the holder
+    /// is told to wait). Counted with `Store::reserve_attempt` once the current
+    /// password was right.
+    pub const EMAIL_CHANGES_PER_ACCOUNT: ThrottleRule =
+        ThrottleRule { free_failures: 3, base_lock_secs: 60 * 60, max_lock_secs: 60 * 60, window_secs: 60 * 60 };
+
     /// When a key with `failures` recorded failures is locked until, counting from the
     /// latest failure at `now`.
     pub fn locked_until(&self, failures: u32, now: UnixTime) -> Option<UnixTime> {
@@ -162,6 +169,18 @@ mod tests {
         assert_eq!(client.locked_until(20, t), None);
         assert_eq!(client.locked_until(21, t), Some(UnixTime(1000 + 3600)));
         assert_eq!(client.locked_until(40, t), Some(UnixTime(1000 + 3600)), "never longer than an hour");
+    }
+
+    #[test]
+    fn email_changes_per_account_are_three_an_hour() {
+        let t = UnixTime(1000);
+        let rule = ThrottleRule::EMAIL_CHANGES_PER_ACCOUNT;
+        for n in 1..=3 {
+            assert_eq!(rule.locked_until(n, t), None, "{n}");
+        }
+        assert_eq!(rule.locked_until(4, t), Some(UnixTime(1000 + 3600)), "the fourth within an hour waits an hour");
+        assert_eq!(rule.locked_until(12, t), Some(UnixTime(1000 + 3600)), "never longer than an hour");
+        assert_eq!(rule.window_start_cutoff(t), UnixTime(1000 - 3600));
     }
 
     #[test]

@@ -133,6 +133,18 @@ pub enum SecurityNotice {
     FactorLocked {
         method: String,
     },
+    /// "Change email", to the current address: a change of the sign-in email to
+    /// `new_email` (masked) was asked for; nothing changes until it is confirmed.
+    EmailChangeRequested {
+        new_email: String,
+    },
+    /// "Change email", to the old address once the change is made: the sign-in email
+    /// is now `new_email` (masked).
+    EmailChanged {
+        new_email: String,
+    },
+    /// "Change email", to the new address once the change is made.
+    EmailChangedToThis,
     /// A sign-in got past the password but not the second factor (too many wrong
     /// answers): someone may know the password. `when` is UTC text, `from` an address.
     PasswordKnown {
@@ -207,6 +219,27 @@ pub fn notice_content(notice: &SecurityNotice, org_name: &str) -> EmailContent {
                 "{} was locked on your {org} account after too many wrong codes in a row. Sign in with another method to unlock it, or ask your clinic's administrator to reset your two-factor authentication.",
                 clean_name(method)
             ),
+        ),
+        SecurityNotice::EmailChangeRequested { new_email } => (
+            format!("Change of your {org} sign-in email requested"),
+            format!(
+                "A change of your sign-in email to {} was requested from your {org} account page. Nothing changes \
+                 until the new address is confirmed with the link sent to it; until then you sign in with this \
+                 address as before. If it wasn't you, change your password and tell your clinic.",
+                clean_name(new_email)
+            ),
+        ),
+        SecurityNotice::EmailChanged { new_email } => (
+            format!("Your {org} sign-in email was changed"),
+            format!(
+                "The sign-in email of your {org} account is now {}: this address no longer signs in. If it wasn't \
+                 you, tell your clinic right away.",
+                clean_name(new_email)
+            ),
+        ),
+        SecurityNotice::EmailChangedToThis => (
+            format!("This is now your {org} sign-in email"),
+            format!("This address is now the sign-in email of your {org} account. Use it to sign in from now on."),
         ),
         SecurityNotice::PasswordKnown { when, from } => (
             format!("Someone may know your {org} password"),
@@ -285,6 +318,43 @@ pub fn password_reset_content(org_name: &str, link: &str, expires: &str) -> Emai
     let body =
         format!("<p>{}</p>\n<p><a href=\"{}\">Choose a new password</a></p>\n<p>{}</p>", e(&intro), e(link), e(&after));
     let html = html_email(&subject, &body, not_you);
+    EmailContent { subject, text, html }
+}
+
+/// The link that confirms a change of sign-in email, to the new address: valid until
+/// `expires` (UTC text). Whoever holds it makes this address the account's sign-in
+/// email, so it goes to that address alone.
+pub fn email_change_content(org_name: &str, link: &str, expires: &str) -> EmailContent {
+    let org = truncate_chars(&clean_name(org_name), EMAIL_ORG_MAX_CHARS);
+    let subject = format!("Confirm your new {org} sign-in email");
+    let intro =
+        format!("Someone asked to make this address the sign-in email of a {org} account. To confirm it, open:");
+    let after = format!(
+        "The link works once, until {expires}. Nothing changes until you confirm; the account keeps signing in with its current address."
+    );
+    let not_you = "If you didn't ask for this, ignore this email: nothing changes.";
+    let text = format!("{intro}\n\n{link}\n\n{after}\n\n{not_you}\n");
+    let e = escape_html;
+    let body =
+        format!("<p>{}</p>\n<p><a href=\"{}\">Confirm new email</a></p>\n<p>{}</p>", e(&intro), e(link), e(&after));
+    let html = html_email(&subject, &body, not_you);
+    EmailContent { subject, text, html }
+}
+
+/// To a new address that another account already signs in with: the change cannot
+/// be made, and there is no link. The person who asked sees the same answer as for a
+/// free address, so only this mailbox learns that the address is taken.
+pub fn email_change_taken_content(org_name: &str) -> EmailContent {
+    let org = truncate_chars(&clean_name(org_name), EMAIL_ORG_MAX_CHARS);
+    let subject = format!("Your {org} sign-in email was not changed");
+    let body = format!(
+        "Someone asked to make this address the sign-in email of a {org} account, but this address already has an \
+         account. Nothing was changed. If you asked, sign in with this address, or choose another address for the \
+         other account."
+    );
+    let not_you = "If you didn't ask for this, ignore this email.";
+    let text = format!("{body}\n\n{not_you}\n");
+    let html = html_email(&subject, &format!("<p>{}</p>", escape_html(&body)), not_you);
     EmailContent { subject, text, html }
 }
 
@@ -596,6 +666,33 @@ mod tests {
         assert!(c.text.contains("If you didn't ask for this"));
         assert!(c.html.contains("href=\"https://auth.example/reset/abc\""));
         assert!(c.html.contains("&lt;Riverside&gt;") && !c.html.contains("<Riverside>"));
+    }
+
+    #[test]
+    fn email_change_emails_carry_the_link_only_to_the_new_address() {
+        let c = email_change_content(
+            "<Riverside>",
+            "https://auth.example/account/email/confirm?token=abc",
+            "2027-01-16 08:00 UTC",
+        );
+        assert_eq!(c.subject, "Confirm your new <Riverside> sign-in email");
+        assert!(
+            c.text.contains("https://auth.example/account/email/confirm?token=abc") && c.text.contains("2027-01-16")
+        );
+        assert!(c.html.contains("href=\"https://auth.example/account/email/confirm?token=abc\""));
+        assert!(c.html.contains("&lt;Riverside&gt;") && !c.html.contains("<Riverside>"));
+        let taken = email_change_taken_content("Riverside");
+        assert!(taken.text.contains("already has an account") && !taken.text.contains("http"), "{}", taken.text);
+        let asked =
+            notice_content(&SecurityNotice::EmailChangeRequested { new_email: "n•••@new.test".into() }, "Riverside");
+        assert!(
+            asked.text.contains("n•••@new.test") && asked.text.contains("change your password and tell your clinic")
+        );
+        assert!(!asked.text.contains("http"), "a notice holds no link: {}", asked.text);
+        let done = notice_content(&SecurityNotice::EmailChanged { new_email: "n•••@new.test".into() }, "Riverside");
+        assert!(done.text.contains("n•••@new.test"), "{}", done.text);
+        let here = notice_content(&SecurityNotice::EmailChangedToThis, "Riverside");
+        assert_eq!(here.subject, "This is now your Riverside sign-in email");
     }
 
     #[test]

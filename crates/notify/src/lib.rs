@@ -33,8 +33,8 @@ use async_trait::async_trait;
 
 pub use backchannel::LogoutPoster;
 pub use content::{
-    EmailContent, SecurityNotice, SetupDue, email_content, invitation_content, mfa_reminder_content, notice_content,
-    password_reset_content, sms_text,
+    EmailContent, SecurityNotice, SetupDue, email_change_content, email_change_taken_content, email_content,
+    invitation_content, mfa_reminder_content, notice_content, password_reset_content, sms_text,
 };
 pub use outbox::{OutboxEmail, OutboxSms};
 pub use recipient::{mask_email, mask_phone};
@@ -140,6 +140,11 @@ pub trait EmailSender: Send + Sync + fmt::Debug {
     /// one-time link to choose a new password, so it goes only to the account's own
     /// address.
     async fn send_password_reset(&self, to: &str, content: &EmailContent) -> Result<Delivered, DeliveryError>;
+    /// Sends the email that confirms a change of sign-in email (see
+    /// [`email_change_content`], [`email_change_taken_content`]): it may hold a
+    /// one-time link that makes `to` the account's sign-in email, so it goes only to
+    /// that new address.
+    async fn send_email_change(&self, to: &str, content: &EmailContent) -> Result<Delivered, DeliveryError>;
     /// e.g. "SMTP mail.example.org:587 (STARTTLS)" or "outbox /data/outbox/email" — for start-up logs.
     fn describe(&self) -> String;
 }

@@ -57,6 +57,10 @@ impl EmailSender for OutboxEmail {
         self.write_content(to, content, "password reset").await
     }
 
+    async fn send_email_change(&self, to: &str, content: &crate::EmailContent) -> Result<Delivered, DeliveryError> {
+        self.write_content(to, content, "email change").await
+    }
+
     fn describe(&self) -> String {
         format!("outbox {}", self.dir.display())
     }

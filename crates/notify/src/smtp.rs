@@ -195,6 +195,10 @@ impl EmailSender for SmtpSender {
         self.send_content(to, content, "password reset").await
     }
 
+    async fn send_email_change(&self, to: &str, content: &EmailContent) -> Result<Delivered, DeliveryError> {
+        self.send_content(to, content, "email change").await
+    }
+
     fn describe(&self) -> String {
         let tls = match self.tls {
             SmtpTls::StartTls => "STARTTLS",

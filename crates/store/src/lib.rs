@@ -112,6 +112,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         keep_session: &TokenHash,
         audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
+    /// "Change email": stores a pending change, ends the account's other unused
+    /// changes (their expiry moves to `change.created_at`), and appends `audit`, in
+    /// one transaction.
+    async fn insert_email_change(&self, change: &NewEmailChange, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn get_email_change(&self, hash: &TokenHash) -> StoreResult<Option<EmailChange>>;
+    /// The account's newest change still usable at `now`, if any.
+    async fn pending_email_change(&self, account: AccountId, now: UnixTime) -> StoreResult<Option<EmailChange>>;
+    /// Ends the account's usable changes ("Cancel"); with `audit` when there was one.
+    /// False when none was pending.
+    async fn cancel_email_change(&self, account: AccountId, audit: &NewAuditEvent) -> StoreResult<bool>;
+    /// Uses a change link, in one transaction: marks it used (once; concurrent
+    /// confirms: one wins), and sets the account's email to the new one while the
+    /// account is active with the email and security stamp of the request and no
+    /// other account of its realm uses the address; voids the account's unused
+    /// password links (they went to the old address); appends `audit`. Anything but
+    /// `Changed` changes nothing.
+    async fn confirm_email_change(
+        &self,
+        hash: &TokenHash,
+        now: UnixTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<EmailChangeConfirmed>;
     /// Uses the setup link: creates the first platform admin with a password.
     async fn create_admin_with_setup_link(
         &self,

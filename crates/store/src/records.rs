@@ -131,6 +131,55 @@ pub struct AbandonedSignIn {
     pub client_ip: Option<String>,
 }
 
+/// "Change email": a change of an account's sign-in email, asked for by its holder and
+/// waiting for the link sent to the new address.
+#[derive(Debug, Clone)]
+pub struct NewEmailChange {
+    pub token_hash: TokenHash,
+    pub account_id: AccountId,
+    pub new_email: Email,
+    /// The account's email when the change was asked for; the change applies only
+    /// while it still is.
+    pub old_email: Email,
+    /// The account's security stamp when the change was asked for; the change
+    /// applies only while it still is.
+    pub stamp: i64,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailChange {
+    pub account_id: AccountId,
+    pub new_email: Email,
+    pub old_email: Email,
+    pub stamp: i64,
+    pub created_at: UnixTime,
+    /// Moved to the moment a newer request or "Cancel" ended it.
+    pub expires_at: UnixTime,
+    pub used_at: Option<UnixTime>,
+}
+
+impl EmailChange {
+    pub fn is_usable(&self, now: UnixTime) -> bool {
+        self.used_at.is_none() && now < self.expires_at
+    }
+}
+
+/// What confirming a change of email did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailChangeConfirmed {
+    /// The account's email is the new one; the link is used.
+    Changed,
+    /// No such link, or it was used, ended or expired (or another confirm won).
+    Unusable,
+    /// The account changed since the request (its email, its security stamp, or it
+    /// was deactivated): nothing changed, and the link stays unused.
+    AccountChanged,
+    /// Another account of the realm uses the new address: nothing changed.
+    AddressTaken,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub token_hash: TokenHash,

@@ -44,6 +44,25 @@ pub enum Event<'a> {
     PasswordChangeRefused {
         reason: &'a str,
     },
+    /// "Change email": the holder asked to change their sign-in email to `new_email`;
+    /// a link went to that address (`taken`: another account of the realm uses it, so
+    /// the address was told so instead, and the change can never be confirmed).
+    EmailChangeRequested {
+        new_email: &'a str,
+        taken: bool,
+    },
+    /// The link sent to the new address was used: the sign-in email is `new_email`.
+    EmailChanged {
+        old_email: &'a str,
+        new_email: &'a str,
+    },
+    /// A change-of-email link was refused before anything changed (`address_taken`,
+    /// `account_changed`).
+    EmailChangeRefused {
+        reason: &'a str,
+    },
+    /// The holder cancelled their pending change of email.
+    EmailChangeCancelled,
     // Signing in and out.
     SignedIn {
         realm: Realm,
@@ -220,6 +239,9 @@ impl Event<'_> {
             E::PasswordReset => "password_reset",
             E::PasswordResetRequested { .. } => "password_reset_requested",
             E::PasswordChanged | E::PasswordChangeRefused { .. } => "password_changed",
+            E::EmailChangeRequested { .. } => "email_change_requested",
+            E::EmailChanged { .. } | E::EmailChangeRefused { .. } => "email_changed",
+            E::EmailChangeCancelled => "email_change_cancelled",
             E::SignedIn { .. } | E::SignInRefused { .. } => "sign_in",
             E::SignedOut => "sign_out",
             E::SessionEnded { .. } => "session_ended",
@@ -271,7 +293,8 @@ impl Event<'_> {
             | E::AppRequestRefused { .. }
             | E::AppTokenReplayed { .. }
             | E::PasswordResetRequested { refused: Some(_), .. }
-            | E::PasswordChangeRefused { .. } => "failure",
+            | E::PasswordChangeRefused { .. }
+            | E::EmailChangeRefused { .. } => "failure",
             E::BackchannelLogout { result, .. } if *result != "delivered" => "failure",
             _ => "success",
         }
@@ -310,9 +333,19 @@ impl Event<'_> {
                 f
             }
             E::PasswordChangeRefused { reason } => vec![("reason", s(reason))],
+            E::EmailChangeRequested { new_email, taken } => {
+                let mut f = vec![("new_email", s(new_email))];
+                if *taken {
+                    f.push(("taken", yes_no(true)));
+                }
+                f
+            }
+            E::EmailChanged { old_email, new_email } => vec![("old_email", s(old_email)), ("new_email", s(new_email))],
+            E::EmailChangeRefused { reason } => vec![("reason", s(reason))],
             E::InvitationAccepted
             | E::PasswordReset
             | E::PasswordChanged
+            | E::EmailChangeCancelled
             | E::SignedOut
             | E::RecoveryCodeReplaced
             | E::SessionsRevoked
@@ -507,6 +540,31 @@ mod tests {
                 "failure",
                 r#"{"reason":"wrong_password"}"#,
             ),
+            (
+                Event::EmailChangeRequested { new_email: "new@x.test", taken: false },
+                "email_change_requested",
+                "success",
+                r#"{"new_email":"new@x.test"}"#,
+            ),
+            (
+                Event::EmailChangeRequested { new_email: "new@x.test", taken: true },
+                "email_change_requested",
+                "success",
+                r#"{"new_email":"new@x.test","taken":"true"}"#,
+            ),
+            (
+                Event::EmailChanged { old_email: "old@x.test", new_email: "new@x.test" },
+                "email_changed",
+                "success",
+                r#"{"new_email":"new@x.test","old_email":"old@x.test"}"#,
+            ),
+            (
+                Event::EmailChangeRefused { reason: "address_taken" },
+                "email_changed",
+                "failure",
+                r#"{"reason":"address_taken"}"#,
+            ),
+            (Event::EmailChangeCancelled, "email_change_cancelled", "success", "{}"),
         ];
         for (event, kind, outcome, detail) in table {
             assert_eq!(

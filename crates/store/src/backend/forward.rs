@@ -16,10 +16,10 @@ use clinic_auth_core::{
 use super::{PgStore, SqliteStore};
 use crate::{
     AbandonedSignIn, Account, AuditEvent, AuditFilter, AuditVerification, AuthorizationRequest, Bypass, Ceremony,
-    CodeTaken, Factor, LogoutDelivery, NewAccount, NewAuditEvent, NewFactor, NewOidcToken, NewPasskey, NewPasswordLink,
-    NewSession, OidcClient, OidcCode, OidcGrant, OidcToken, Org, OrgMemberSecurity, PasskeyUse, PasswordLink,
-    PendingFactor, PendingLogout, RefreshTaken, SessionRecord, SessionSummary, SigningKey, Store, StoreResult,
-    StoredCode,
+    CodeTaken, EmailChange, EmailChangeConfirmed, Factor, LogoutDelivery, NewAccount, NewAuditEvent, NewEmailChange,
+    NewFactor, NewOidcToken, NewPasskey, NewPasswordLink, NewSession, OidcClient, OidcCode, OidcGrant, OidcToken, Org,
+    OrgMemberSecurity, PasskeyUse, PasswordLink, PendingFactor, PendingLogout, RefreshTaken, SessionRecord,
+    SessionSummary, SigningKey, Store, StoreResult, StoredCode,
 };
 
 /// `impl Store` for each named store (a struct with a `db: Db` field), from the
@@ -82,6 +82,13 @@ forward! { SqliteStore, PgStore; recorded by crate::testkit::RecordingStore => {
     async fn change_password(
         account: AccountId, password_hash: &str, keep_session: &TokenHash, audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
+    async fn insert_email_change(change: &NewEmailChange, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn get_email_change(hash: &TokenHash) -> StoreResult<Option<EmailChange>>;
+    async fn pending_email_change(account: AccountId, now: UnixTime) -> StoreResult<Option<EmailChange>>;
+    async fn cancel_email_change(account: AccountId, audit: &NewAuditEvent) -> StoreResult<bool>;
+    async fn confirm_email_change(
+        hash: &TokenHash, now: UnixTime, audit: &NewAuditEvent,
+    ) -> StoreResult<EmailChangeConfirmed>;
     async fn create_admin_with_setup_link(
         hash: &TokenHash, account: &NewAccount, now: UnixTime, audit: &NewAuditEvent,
     ) -> StoreResult<bool>;

@@ -1,7 +1,7 @@
 //! The two backends. Their SQL is the same text (numbered `$N` parameters, rewritten
 //! to SQLite's `?N` by [`sql::Query`]), and the code around it is written once, for
 //! both: each aggregate's module adds its methods to [`Db`] (`orgs`, `accounts` with
-//! password links, `flows`, `factors` with pending factors, the recovery code and the
+//! password links, `email_changes` ("Change email"), `flows`, `factors` with pending factors, the recovery code and the
 //! bypass, `codes`, `passkeys` with ceremonies, `sessions`, `throttle` with factor
 //! failures, `audit`, `oidc` for OpenID Connect), and `forward` writes each store's
 //! `Store` impl from them. Only connection set-up and migrations differ.
@@ -9,6 +9,7 @@
 mod accounts;
 mod audit;
 mod codes;
+mod email_changes;
 mod factors;
 mod flows;
 mod forward;
@@ -142,6 +143,11 @@ impl Db {
         n += self.query("DELETE FROM pending_factors WHERE expires_at <= $1").bind(now.0).execute().await?;
         n += self
             .query("DELETE FROM password_links WHERE expires_at <= $1 AND used_at IS NULL")
+            .bind(now.0 - 7 * 24 * 3600)
+            .execute()
+            .await?;
+        n += self
+            .query("DELETE FROM email_changes WHERE expires_at <= $1")
             .bind(now.0 - 7 * 24 * 3600)
             .execute()
             .await?;

@@ -3,10 +3,11 @@
 
 const TRAIT: &str = include_str!("../../src/lib.rs");
 
-const SUITE: [&str; 12] = [
+const SUITE: [&str; 13] = [
     include_str!("accounts.rs"),
     include_str!("audit.rs"),
     include_str!("codes.rs"),
+    include_str!("email_changes.rs"),
     include_str!("factors.rs"),
     include_str!("flows.rs"),
     include_str!("harness.rs"),

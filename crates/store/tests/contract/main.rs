@@ -34,6 +34,7 @@ mod accounts;
 mod audit;
 mod codes;
 mod coverage;
+mod email_changes;
 mod factors;
 mod flows;
 mod harness;

@@ -17,6 +17,7 @@ use crate::{AppError, AppState};
 
 mod accounts;
 mod audit;
+mod email_change;
 mod me_mfa;
 mod me_sessions;
 mod members;
@@ -45,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .merge(accounts::routes())
         .merge(password_links::routes())
         .merge(passwords::routes())
+        .merge(email_change::routes())
         .merge(audit::routes())
         .merge(platform::routes())
 }

@@ -8,8 +8,8 @@ use axum::routing::get;
 use utoipa::OpenApi;
 
 use super::{
-    accounts, audit, me_mfa, me_sessions, members, orgs, passkeys, password_links, passwords, platform, session,
-    sign_in,
+    accounts, audit, email_change, me_mfa, me_sessions, members, orgs, passkeys, password_links, passwords, platform,
+    session, sign_in,
 };
 use crate::AppState;
 use crate::error::{ErrorBody, ErrorDetail};
@@ -44,6 +44,7 @@ pub(super) fn routes() -> Router<AppState> {
         members::resend_member_invitation, members::set_status, members::set_role,
         accounts::add_platform_admin, accounts::password_reset, accounts::resend_account_invitation,
         password_links::use_password_link, passwords::request_password_reset, passwords::change_my_password,
+        email_change::change_my_email, email_change::cancel_my_email_change, email_change::confirm_email_change,
         audit::org_audit, audit::all_audit, audit::verify_audit,
         platform::platform_status, platform::platform_reset, platform::platform_bypass
     ),

@@ -58,6 +58,8 @@ struct AccountPage<'a> {
     admin_link: Option<(&'static str, &'static str)>,
     /// The account's live sessions, newest first.
     sessions: Vec<SessionRow>,
+    /// A change of email waiting for its link: the new address and when the link expires.
+    pending_email: Option<(String, String)>,
 }
 
 struct SessionRow {
@@ -148,6 +150,9 @@ async fn account_page(
             _ => None,
         },
         sessions,
+        pending_email: clinic_auth_app::email_change::pending(&state, a)
+            .await?
+            .map(|p| (p.new_email.to_string(), date_time(p.expires_at))),
     };
     Ok(render(&page))
 }

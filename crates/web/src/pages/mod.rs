@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod apps;
 mod audit;
+mod email_change;
 mod links;
 mod member;
 mod passwords;
@@ -40,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .merge(step_up::routes())
         .merge(account::routes())
         .merge(passwords::routes())
+        .merge(email_change::routes())
         .merge(trust_device::routes())
         .merge(links::routes())
         .merge(admin::routes())
@@ -128,6 +130,11 @@ fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "session_signed_out" => Some("That session was signed out."),
         "other_sessions_ended" => Some("You signed out of all other sessions. This one stays signed in."),
         "password_changed" => Some("Your password is changed. Your other sessions were signed out."),
+        "email_change_sent" => Some(
+            "We sent a link to your new address. Your sign-in email changes when you open it and confirm; until then, \
+             sign in as before.",
+        ),
+        "email_change_cancelled" => Some("The email change is cancelled. Its link no longer works."),
         _ => None,
     }
 }

@@ -65,6 +65,7 @@ fn next_path(next: &str) -> &'static str {
         "recovery-code" => "/account/2fa/recovery-code",
         "trust-device" => "/account/trust-device",
         "password" => "/account/password",
+        "email" => "/account/email",
         "admin" => "/admin/users",
         // An app asked for a second factor (`acr_values`): back to its sign-in.
         "app" => clinic_auth_app::oidc::paths::RESUME,
@@ -74,7 +75,7 @@ fn next_path(next: &str) -> &'static str {
 
 fn next_key(next: &str) -> &str {
     match next {
-        "setup" | "off" | "recovery-code" | "trust-device" | "password" | "admin" | "app" => next,
+        "setup" | "off" | "recovery-code" | "trust-device" | "password" | "email" | "admin" | "app" => next,
         _ => "account",
     }
 }

@@ -13,6 +13,7 @@ mod asvs;
 mod asvs_checks;
 mod bad_input;
 mod codes;
+mod email_change;
 mod grace;
 mod health;
 mod invitations;
