@@ -63,7 +63,7 @@ function setUpClinic(server) {
   assert.ok(mfa && mfa.id !== undefined, `org mfa printed no id: ${JSON.stringify(mfa)}`);
   assert.deepEqual(
     mfa.mfa,
-        { enabled: true, mode: 'off', methods: ['authenticator', 'passkey'] },
+        { enabled: true, mode: 'off', methods: ['authenticator', 'passkey'], grace_days: 0 },
     `org mfa --enable printed ${JSON.stringify(mfa)}`,
   );
 
