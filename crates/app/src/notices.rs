@@ -8,12 +8,8 @@ use clinic_auth_store::Account;
 use crate::App;
 
 pub async fn send(state: &App, account: &Account, notice: SecurityNotice) {
-    let org_name = match &account.org_id {
-        Some(o) => state.store.get_org(o).await.ok().flatten().map(|o| o.name),
-        None => None,
-    }
-    .unwrap_or_else(|| state.config.platform_name.clone());
-    let content = notice_content(&notice, &org_name);
+    let brand = crate::branding::message_brand_or_platform(state, account, None).await;
+    let content = notice_content(&notice, &brand.name).with_logo(brand.logo_url.as_deref(), &brand.name);
     if let Err(e) = state.senders.email.send_notice(account.email.as_str(), &content).await {
         tracing::warn!(account = %account.id, error = %e, "security notice not delivered");
     }

@@ -4,7 +4,7 @@
 use crate::account::{AccountStatus, Realm};
 use crate::clock::UnixTime;
 use crate::email::Email;
-use crate::ids::AccountId;
+use crate::ids::{AccountId, OrgId};
 use crate::policy::{FactorKind, MethodSet, Requirement};
 
 /// How long a started sign-in may take before it has to start over.
@@ -71,6 +71,9 @@ pub struct LoginFlow {
     pub expires_at: UnixTime,
     /// The account's security stamp when the password was accepted (0 before).
     pub stamp: i64,
+    /// The clinic whose sign-in page this started on (`/login?org=ID`), for its
+    /// branding: a hint, which proves nothing and decides nothing else.
+    pub org_hint: Option<OrgId>,
 }
 
 impl LoginFlow {
@@ -82,7 +85,13 @@ impl LoginFlow {
             created_at: now,
             expires_at: now.plus_secs(FLOW_LIFETIME_SECS),
             stamp: 0,
+            org_hint: None,
         }
+    }
+
+    /// The same flow, started on `org`'s sign-in page.
+    pub fn with_org_hint(self, org: Option<OrgId>) -> LoginFlow {
+        LoginFlow { org_hint: org, ..self }
     }
 
     /// Whether the flow may go on for an account whose security stamp is now
