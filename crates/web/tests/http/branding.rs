@@ -16,6 +16,7 @@ both_stores!(
     admins_set_the_name_and_colour_and_a_colour_too_light_for_white_text_is_refused,
     logo_uploads_are_checked_and_the_logo_is_served_with_safe_headers,
     the_console_page_uploads_a_logo_with_its_csrf_token_and_refuses_big_files_with_a_page,
+    a_browser_still_sending_a_huge_upload_gets_the_page_not_a_broken_connection,
     the_console_page_saves_name_and_colour_and_removes_the_logo,
     the_theme_stylesheet_carries_the_accent_and_hinted_sign_in_pages_link_it,
     an_unknown_malformed_or_unbranded_hint_looks_like_the_platform,
@@ -274,6 +275,52 @@ async fn the_console_page_uploads_a_logo_with_its_csrf_token_and_refuses_big_fil
     assert!(html.contains("The logo is saved.") && html.contains(&format!("src=\"/branding/{}/logo?v=", org.id)));
     assert!(html.contains("Remove logo"));
     assert_eq!(app.state.store.get_org_logo(&org.id).await.unwrap().map(|l| l.content_type), Some("image/png".into()));
+}
+
+/// The answer to a 12 MiB upload written slowly over a raw connection, as a browser
+/// on a slow line would: the server reads (and drops) it to the end and answers with
+/// the page; it does not answer early and reset the connection under the sender.
+async fn a_browser_still_sending_a_huge_upload_gets_the_page_not_a_broken_connection(app: TestApp) {
+    use reqwest::cookie::CookieStore;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let org = app.org("Riverside Clinic", OrgKind::Clinic).await;
+    app.member(&org, "owner@riverside.test", Role::Owner).await;
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let b = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    app.sign_in_with_pages(&b, "/login", "owner@riverside.test").await;
+    let url = reqwest::Url::parse(&app.url("/admin/branding/logo")).unwrap();
+    let cookies = jar.cookies(&url).unwrap().to_str().unwrap().to_owned();
+
+    let (ct, head_of_body) = multipart(&[("csrf", "x")], None);
+    let filler = vec![b'a'; 12 * 1024 * 1024];
+    let host = url.host_str().unwrap();
+    let port = url.port().unwrap();
+    let mut conn = tokio::net::TcpStream::connect((host, port)).await.unwrap();
+    let head = format!(
+        "POST /admin/branding/logo HTTP/1.1\r\nHost: {host}:{port}\r\nCookie: {cookies}\r\nContent-Type: {ct}\r\n\
+         Sec-Fetch-Site: same-origin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        head_of_body.len() + filler.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut sent = Ok(());
+    for piece in std::iter::once(&head_of_body[..]).chain(filler.chunks(64 * 1024)) {
+        sent = conn.write_all(piece).await;
+        if sent.is_err() {
+            break;
+        }
+    }
+    assert!(sent.is_ok(), "the connection broke while the upload was being sent: {sent:?}");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer)).await;
+    assert!(matches!(read, Ok(Ok(_))), "reading the answer: {read:?}");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{}", answer.lines().next().unwrap_or_default());
+    assert!(answer.contains("larger than 256 KiB"));
+    assert!(app.state.store.get_org_logo(&org.id).await.unwrap().is_none());
 }
 
 async fn the_console_page_saves_name_and_colour_and_removes_the_logo(app: TestApp) {
