@@ -5,7 +5,7 @@
 //! Which look a page gets:
 //! - a sign-in reached with a clinic's hint (`/login?org=ID`) carries the hint in its
 //!   flow (`LoginFlow::org_hint`), so every later page of that sign-in shows the
-//!   clinic without trusting a query string again ([`look_for_sign_in`]);
+//!   clinic without trusting a query string again (`sign_in::look`);
 //! - once the password is accepted and the account is known, an account with an
 //!   organization gets its own organization's look, whatever the hint said;
 //! - a hint for an unknown organization, a malformed one, or one for a clinic that
@@ -21,7 +21,7 @@ use clinic_auth_core::branding::{AccentColor, BrandingChange, DisplayName, LogoE
 use clinic_auth_store::{Account, Org, OrgBranding, OrgLogo};
 use sha2::{Digest, Sha256};
 
-use super::{By, access, audit_event};
+use super::{By, audit_event};
 use crate::{App, Error, ErrorKind};
 
 /// An organization with its branding, for the console and the API.
@@ -94,7 +94,13 @@ fn invalid_logo(e: LogoError) -> Error {
 
 /// The organization `org_id` and its branding, for whoever may see the organization.
 pub async fn get(state: &App, by: &By, org_id: &str) -> Result<Branded, Error> {
-    let org = access::get_org(state, by, org_id).await?;
+    // As `access::get_org` (which this module sits below): one "not found" for an
+    // organization that does not exist and one the actor may not see.
+    let id = OrgId::parse(org_id).map_err(|_| Error::not_found("The organization"))?;
+    if !by.actor.may_view_org(&id) {
+        return Err(Error::not_found("The organization"));
+    }
+    let org = state.store.get_org(&id).await?.ok_or_else(|| Error::not_found("The organization"))?;
     let branding = state.store.get_org_branding(&org.id).await?.ok_or_else(|| Error::not_found("The organization"))?;
     Ok(Branded { org, branding })
 }
@@ -239,20 +245,6 @@ pub async fn look_for_place(state: &App, account: &Account, within: crate::Withi
         crate::Within::Session(_) => None,
     };
     look_for_account(state, account, hint.as_ref()).await
-}
-
-/// The look of a sign-in's pages (`flow_token` names it): the hint's until the
-/// account is known, then the account's. `None` when the sign-in is over.
-pub async fn look_for_sign_in(state: &App, flow_token: &str) -> Option<Look> {
-    let flow = crate::sign_in::current(state, flow_token).await.ok()?;
-    let account = match flow.step.account_id() {
-        Some(id) => state.store.get_account(id).await.ok().flatten(),
-        None => None,
-    };
-    match account {
-        Some(a) => look_for_account(state, &a, flow.org_hint.as_ref()).await,
-        None => look_for_hint(state, flow.org_hint.as_ref()).await,
-    }
 }
 
 /// Who a message to `account` comes from: its organization's display name (else its

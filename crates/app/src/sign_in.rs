@@ -107,6 +107,20 @@ pub async fn start(state: &App, realm: Realm, email: &str, org_hint: Option<&str
     Ok(Started { flow_token, flow })
 }
 
+/// The look of this sign-in's pages (its clinic's branding): the hint's until the
+/// account is known, then the account's. `None` when the sign-in is over.
+pub async fn look(state: &App, flow_token: &str) -> Option<crate::branding::Look> {
+    let flow = current(state, flow_token).await.ok()?;
+    let account = match flow.step.account_id() {
+        Some(id) => state.store.get_account(id).await.ok().flatten(),
+        None => None,
+    };
+    match account {
+        Some(a) => crate::branding::look_for_account(state, &a, flow.org_hint.as_ref()).await,
+        None => crate::branding::look_for_hint(state, flow.org_hint.as_ref()).await,
+    }
+}
+
 /// The flow a client's token names, if it is still current.
 pub async fn current(state: &App, flow_token: &str) -> Result<LoginFlow, Error> {
     let token = SecretToken::from_presented(flow_token).ok_or_else(flow_expired)?;

@@ -195,7 +195,7 @@ async fn password_form(
         Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, state)),
         Err(e) => return Err(e.into()),
     };
-    let look = branding::look_for_sign_in(state, &token).await;
+    let look = sign_in::look(state, &token).await;
     let (jar, csrf) = csrf::form_token(state, jar, None);
     let page = LoginPasswordPage {
         frame: frame(state, p.heading).error(error).brand(look),
@@ -317,7 +317,7 @@ async fn verify_form(
             Err(e) => return Err(e.into()),
         }
     }
-    let look = branding::look_for_sign_in(state, &token).await;
+    let look = sign_in::look(state, &token).await;
     let (jar, csrf) = csrf::form_token(state, jar, None);
     let page = VerifyPage {
         frame: frame(state, "Verify it's you").error(error).brand(look),
@@ -411,7 +411,7 @@ async fn methods_page(p: RealmPages, State(state): State<AppState>, jar: CookieJ
         Ok(found) => found,
         Err(elsewhere) => return Ok(elsewhere),
     };
-    let look = branding::look_for_sign_in(&state, &token).await;
+    let look = sign_in::look(&state, &token).await;
     let (_, others) = sign_in::methods(&state, &at, &cookies::device_hints(&state, &jar)).await?;
     let (jar, csrf) = csrf::form_token(&state, jar, None);
     // Offered only in a browser that holds one, so here it is this device's.
