@@ -2,12 +2,15 @@
 // Chromium. A serious or critical violation fails; lesser ones are printed.
 
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { startSmtpCapture } from '../lib/capture.mjs';
 import { withServerAndBrowser } from '../lib/server.mjs';
-import { click, expectPath, expectText, open, openMember, setUpAuthenticatorByKey, signIn, signOut } from '../lib/pages.mjs';
+import { click, expectPath, expectText, fill, open, openMember, setUpAuthenticatorByKey, signIn, signOut } from '../lib/pages.mjs';
+import { png } from '../lib/png.mjs';
 
 const TIMEOUT = { timeout: 180_000 };
 const ORG = 'riverside-clinic';
@@ -85,10 +88,26 @@ test('the sign-in, setup, account and admin pages have no serious accessibility 
     await check(page, 'audit log', found);
     await open(page, `${server.baseUrl}/admin/users/nobody`, server);
     await check(page, 'not found', found);
+    // Branding: the page, then a clinic's name, colour and logo on its pages.
+    await open(page, `${server.baseUrl}/admin/branding`, server);
+    await check(page, 'branding', found);
+    await fill(page, 'Display name', 'Riverside Family Clinic');
+    await fill(page, 'Accent colour', '#0b5d3b');
+    await click(page, 'Save');
+    await expectText(page, 'The branding is saved.');
+    const logoDir = await mkdtemp(join(tmpdir(), 'clinic-auth-a11y-logo-'));
+    await writeFile(join(logoDir, 'logo.png'), png(120, 40, [11, 93, 59]));
+    await page.getByLabel('Logo image').setInputFiles(join(logoDir, 'logo.png'));
+    await click(page, 'Upload logo');
+    await expectText(page, 'The logo is saved.');
+    await check(page, 'branding (branded)', found);
     await open(page, `${server.baseUrl}/account`, server);
     await signOut(page);
     await open(page, `${server.baseUrl}/portal/login`, server);
     await check(page, 'patient portal sign-in', found);
+    await open(page, `${server.baseUrl}/login?org=${ORG}`, server);
+    await expectText(page, 'Riverside Family Clinic');
+    await check(page, 'branded sign-in', found);
 
     assert.deepEqual(found, [], `serious or critical accessibility violations:\n${found.join('\n')}`);
   }),

@@ -194,9 +194,13 @@ async fn send_invitation(
     url: &str,
     expires_at: clinic_auth_core::UnixTime,
 ) -> bool {
-    let org_name = org.map(|o| o.name.clone()).unwrap_or_else(|| state.config.platform_name.clone());
+    let brand = match org {
+        Some(_) => crate::branding::message_brand_or_platform(state, account, None).await,
+        None => crate::branding::MessageBrand { name: state.config.platform_name.clone(), logo_url: None },
+    };
     let expires = super::time::date_time(expires_at);
-    let content = clinic_auth_notify::invitation_content(&org_name, url, &expires);
+    let content = clinic_auth_notify::invitation_content(&brand.name, url, &expires)
+        .with_logo(brand.logo_url.as_deref(), &brand.name);
     match state.senders.email.send_invitation(account.email.as_str(), &content).await {
         Ok(_) => true,
         Err(e) => {
@@ -318,12 +322,9 @@ pub(crate) async fn email_reset_link(
     url: &str,
     expires_at: clinic_auth_core::UnixTime,
 ) -> Result<bool, Error> {
-    let org_name = match &account.org_id {
-        Some(o) => state.store.get_org(o).await?.map(|o| o.name),
-        None => None,
-    }
-    .unwrap_or_else(|| state.config.platform_name.clone());
-    let content = clinic_auth_notify::password_reset_content(&org_name, url, &super::time::date_time(expires_at));
+    let brand = crate::branding::message_brand(state, account, None).await?;
+    let content = clinic_auth_notify::password_reset_content(&brand.name, url, &super::time::date_time(expires_at))
+        .with_logo(brand.logo_url.as_deref(), &brand.name);
     match state.senders.email.send_password_reset(account.email.as_str(), &content).await {
         Ok(_) => Ok(true),
         Err(e) => {

@@ -114,13 +114,15 @@ pub async fn send(
     let event = about_account(audit_event(state, Event::CodeSent { channel, purpose, to: &to }, client), account);
     state.store.put_code(&stored, &event).await?;
 
-    let org_name = match &account.org_id {
-        Some(o) => state.store.get_org(o).await?.map(|o| o.name),
-        None => None,
-    }
-    .unwrap_or_else(|| state.config.platform_name.clone());
+    // A sign-in reached with a clinic's hint names that clinic to an account without one.
+    let hint = match within {
+        Within::SignIn(flow) => state.store.get_flow(flow).await?.and_then(|f| f.org_hint),
+        Within::Session(_) => None,
+    };
+    let brand = crate::branding::message_brand(state, account, hint.as_ref()).await?;
     let message = CodeMessage {
-        org_name: &org_name,
+        org_name: &brand.name,
+        logo_url: brand.logo_url.as_deref(),
         code: code.expose(),
         valid_minutes: one_time_code::CODE_TTL_SECS / 60,
         purpose: if purpose == Purpose::Enroll { CodePurpose::Setup } else { CodePurpose::SignIn },

@@ -21,6 +21,11 @@ pub enum ErrorKind {
     InvalidStatus,
     InvalidOverride,
     InvalidPolicy,
+    /// A display name or accent colour that cannot be used.
+    InvalidBranding,
+    /// An uploaded logo that is not a small PNG, JPEG or WebP image.
+    InvalidLogo,
+    LogoTooLarge,
     InvalidOrgId,
     InvalidNote,
     InvalidDate,

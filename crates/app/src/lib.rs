@@ -9,6 +9,7 @@ pub mod access;
 pub mod accounts;
 pub mod admin;
 mod attempts;
+pub mod branding;
 pub mod codes;
 pub mod config;
 pub mod crypto;

@@ -15,18 +15,15 @@ pub async fn send(state: &App, account: &Account, notice: SecurityNotice) {
 /// A notice about `account` to `to`, an address that is not (or no longer) the
 /// account's own: the old and the new sign-in email of a change of email.
 pub async fn send_to(state: &App, account: &Account, to: &Email, notice: SecurityNotice) {
-    let content = notice_content(&notice, &org_name(state, account).await);
+    let brand = crate::branding::message_brand_or_platform(state, account, None).await;
+    let content = notice_content(&notice, &brand.name).with_logo(brand.logo_url.as_deref(), &brand.name);
     if let Err(e) = state.senders.email.send_notice(to.as_str(), &content).await {
         tracing::warn!(account = %account.id, error = %e, "security notice not delivered");
     }
 }
 
-/// The name emails about `account` go out under: its organization's, or the
-/// server's for an account of no organization.
+/// The name emails about `account` go out under: its organization's display name
+/// (else its name), or the server's for an account of no organization.
 pub(crate) async fn org_name(state: &App, account: &Account) -> String {
-    match &account.org_id {
-        Some(o) => state.store.get_org(o).await.ok().flatten().map(|o| o.name),
-        None => None,
-    }
-    .unwrap_or_else(|| state.config.platform_name.clone())
+    crate::branding::message_brand_or_platform(state, account, None).await.name
 }

@@ -97,13 +97,30 @@ pub fn flow_expired() -> Error {
 
 /// Step one: an email. Any well-formed email starts a flow, whether or not an account
 /// exists, so this step tells nobody who has an account.
-pub async fn start(state: &App, realm: Realm, email: &str) -> Result<Started, Error> {
+///
+/// `org_hint` is the clinic whose sign-in page this is (`/login?org=ID`): kept with
+/// the flow for its branding, whether or not such a clinic exists.
+pub async fn start(state: &App, realm: Realm, email: &str, org_hint: Option<&str>) -> Result<Started, Error> {
     let email = Email::parse(email)
         .map_err(|_| Error::new(ErrorKind::InvalidEmail, "Enter a valid email address, like name@clinic.org."))?;
     let flow_token = SecretToken::generate();
-    let flow = LoginFlow::start(realm, email, state.now());
+    let flow = LoginFlow::start(realm, email, state.now()).with_org_hint(crate::branding::parse_hint(org_hint));
     state.store.insert_flow(&flow_token.hash(), &flow).await?;
     Ok(Started { flow_token, flow })
+}
+
+/// The look of this sign-in's pages (its clinic's branding): the hint's until the
+/// account is known, then the account's. `None` when the sign-in is over.
+pub async fn look(state: &App, flow_token: &str) -> Option<crate::branding::Look> {
+    let flow = current(state, flow_token).await.ok()?;
+    let account = match flow.step.account_id() {
+        Some(id) => state.store.get_account(id).await.ok().flatten(),
+        None => None,
+    };
+    match account {
+        Some(a) => crate::branding::look_for_account(state, &a, flow.org_hint.as_ref()).await,
+        None => crate::branding::look_for_hint(state, flow.org_hint.as_ref()).await,
+    }
 }
 
 /// The flow a client's token names, if it is still current.

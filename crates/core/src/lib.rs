@@ -7,6 +7,7 @@
 pub mod account;
 pub mod answer;
 pub mod audit;
+pub mod branding;
 pub mod clock;
 pub mod email;
 pub mod email_change;

@@ -4,7 +4,7 @@
 use crate::account::{AccountStatus, Realm};
 use crate::clock::UnixTime;
 use crate::email::Email;
-use crate::ids::AccountId;
+use crate::ids::{AccountId, OrgId};
 use crate::policy::{FactorKind, MethodSet, Requirement};
 
 /// How long a started sign-in may take before it has to start over.
@@ -78,6 +78,9 @@ pub struct LoginFlow {
     /// The address the password was accepted from, for the "someone may know your
     /// password" notice when the sign-in is then abandoned.
     pub client_ip: Option<String>,
+    /// The clinic whose sign-in page this started on (`/login?org=ID`), for its
+    /// branding: a hint, which proves nothing and decides nothing else.
+    pub org_hint: Option<OrgId>,
 }
 
 impl LoginFlow {
@@ -90,7 +93,13 @@ impl LoginFlow {
             expires_at: now.plus_secs(FLOW_LIFETIME_SECS),
             stamp: 0,
             client_ip: None,
+            org_hint: None,
         }
+    }
+
+    /// The same flow, started on `org`'s sign-in page.
+    pub fn with_org_hint(self, org: Option<OrgId>) -> LoginFlow {
+        LoginFlow { org_hint: org, ..self }
     }
 
     /// Whether the flow may go on for an account whose security stamp is now

@@ -13,6 +13,9 @@ use std::str::FromStr;
 
 use clinic_auth_core::account::ParseEnumError;
 use clinic_auth_core::audit::{ChainBreak, ChainKeys, ChainedFields, GENESIS, StoredLink, verify_chain};
+use clinic_auth_core::branding::{
+    AccentColor, BrandingError, DisplayName, LOGO_MAX_SIDE, LogoError, LogoFormat, LogoImage, relative_luminance,
+};
 use clinic_auth_core::ids::IdError;
 use clinic_auth_core::one_time_code::OneTimeCodeError;
 use clinic_auth_core::passkey::{PasskeyName, PasskeyNameError, device_hint, parse_device_hints, remember_device_hint};
@@ -1451,6 +1454,92 @@ proptest! {
         prop_assert_eq!(parsed.is_ok(), own, "{:?} {:?}", method, s);
         if let Ok(answer) = parsed {
             prop_assert_eq!(answer.method(), method);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Branding (branding.rs): display name, accent colour, logo
+
+/// A PNG signature and IHDR header of the given size, then `tail` bytes.
+fn png_header(width: u32, height: u32, tail: &[u8]) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    v.extend_from_slice(&width.to_be_bytes());
+    v.extend_from_slice(&height.to_be_bytes());
+    v.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    v.extend_from_slice(tail);
+    v
+}
+
+proptest! {
+    /// Any text: a display name is refused or comes back trimmed, without control
+    /// characters, 1 to 80 characters, and parsing it again changes nothing.
+    #[test]
+    fn display_name_never_panics_and_is_idempotent(s in any_text()) {
+        if let Ok(name) = DisplayName::parse(&s) {
+            let n = name.as_str();
+            prop_assert_eq!(n, s.trim());
+            prop_assert!((1..=80).contains(&n.chars().count()));
+            prop_assert!(!n.chars().any(char::is_control));
+            prop_assert_eq!(DisplayName::parse(n), Ok(name.clone()));
+        }
+    }
+
+    /// Every `#rrggbb` is either accepted with white-text contrast of at least 4.5:1
+    /// (and prints back as itself, lowercase) or refused as too light, saying 4.5:1.
+    #[test]
+    fn accent_color_accepts_exactly_the_dark_enough_hex_colors(r in any::<u8>(), g in any::<u8>(), b in any::<u8>(), upper in any::<bool>()) {
+        let hex = format!("#{r:02x}{g:02x}{b:02x}");
+        let typed = if upper { hex.to_uppercase() } else { hex.clone() };
+        let ratio = (1.05) / (relative_luminance([r, g, b]) + 0.05);
+        match AccentColor::parse(&typed) {
+            Ok(c) => {
+                prop_assert!(ratio >= 4.5);
+                prop_assert_eq!(c.hex(), hex);
+            }
+            Err(e) => {
+                prop_assert!(ratio < 4.5, "{} refused at {}", hex, ratio);
+                prop_assert!(matches!(e, BrandingError::ColorTooLight { .. }), "{:?}", e);
+                prop_assert!(e.to_string().contains("4.5:1"));
+            }
+        }
+    }
+
+    /// Any text is either a well-formed colour or refused; never a panic.
+    #[test]
+    fn accent_color_never_panics(s in prop_oneof![any_text(), "#[0-9a-fA-FgG]{0,8}"]) {
+        if let Ok(c) = AccentColor::parse(&s) {
+            prop_assert_eq!(c.hex(), s.trim().to_lowercase());
+        }
+    }
+
+    /// Arbitrary bytes (with or without an image's signature in front) never panic,
+    /// and whatever is accepted is a PNG, JPEG or WebP within the limits.
+    #[test]
+    fn logo_parse_never_panics_and_keeps_its_limits(
+        prefix in select(vec![&b""[..], b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF\0\0\0\0WEBPVP8 ", b"<svg"]),
+        body in vec(any::<u8>(), 0..2048),
+        declared in prop::option::of(select(vec!["image/png", "image/jpeg", "image/webp", "image/svg+xml", "text/html", ""])),
+    ) {
+        let mut bytes = prefix.to_vec();
+        bytes.extend_from_slice(&body);
+        if let Ok(logo) = LogoImage::parse(bytes.clone(), declared) {
+            prop_assert!(matches!(logo.format(), LogoFormat::Png | LogoFormat::Jpeg | LogoFormat::Webp));
+            prop_assert!(logo.width() >= 1 && logo.width() <= LOGO_MAX_SIDE && logo.height() >= 1 && logo.height() <= LOGO_MAX_SIDE);
+            prop_assert_eq!(logo.bytes(), &bytes[..]);
+            prop_assert!(declared != Some("image/svg+xml") && !bytes.starts_with(b"<"));
+        }
+    }
+
+    /// A PNG header's size decides: within 1024×1024 it is accepted, beyond it refused
+    /// with the size it has.
+    #[test]
+    fn logo_pixels_are_bounded(w in 1u32..3000, h in 1u32..3000) {
+        let result = LogoImage::parse(png_header(w, h, &[]), Some("image/png"));
+        if w <= 1024 && h <= 1024 {
+            prop_assert!(result.is_ok());
+        } else {
+            prop_assert_eq!(result, Err(LogoError::TooManyPixels { width: w as usize, height: h as usize }));
         }
     }
 }

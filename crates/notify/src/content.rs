@@ -13,6 +13,30 @@ pub struct EmailContent {
     pub html: String,
 }
 
+impl EmailContent {
+    /// The same email with the clinic's logo at the top of its HTML part: an `<img>`
+    /// of `logo_url` (a public `https://…/branding/ORG/logo` address) with the
+    /// clinic's name as its alt text. The plain-text part names the clinic already.
+    pub fn with_logo(mut self, logo_url: Option<&str>, org_name: &str) -> EmailContent {
+        let Some(url) = logo_url else { return self };
+        let alt = truncate_chars(&clean_name(org_name), EMAIL_ORG_MAX_CHARS);
+        let img = format!(
+            "\n<p style=\"margin:0 0 16px;\"><img src=\"{}\" alt=\"{}\" height=\"48\" \
+             style=\"max-height:48px;max-width:240px;height:auto;border:0;\"></p>",
+            escape_html(url),
+            escape_html(&alt)
+        );
+        // After the opening tag of the body, or of the card inside it.
+        let anchor = ["<div style=\"max-width:480px", "<body"]
+            .iter()
+            .find_map(|tag| self.html.find(tag).and_then(|at| self.html[at..].find('>').map(|end| at + end + 1)));
+        if let Some(at) = anchor {
+            self.html.insert_str(at, &img);
+        }
+        self
+    }
+}
+
 impl fmt::Debug for EmailContent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmailContent").finish_non_exhaustive()
@@ -84,7 +108,7 @@ pub fn email_content(msg: &CodeMessage<'_>, code_in_subject: bool) -> EmailConte
         not_you_html = e(not_you),
     );
 
-    EmailContent { subject, text, html }
+    EmailContent { subject, text, html }.with_logo(msg.logo_url, msg.org_name)
 }
 
 /// The text message for `msg`, e.g. "Riverside Clinic: your verification code is 123456. It
@@ -543,12 +567,13 @@ mod tests {
     }
 
     fn msg<'a>(org_name: &'a str, purpose: CodePurpose) -> CodeMessage<'a> {
-        CodeMessage { org_name, code: "123456", valid_minutes: 10, purpose }
+        CodeMessage { org_name, code: "123456", valid_minutes: 10, purpose, logo_url: None }
     }
 
     #[test]
     fn default_subject_names_the_clinic_without_the_code() {
         let c = email_content(&msg("Riverside Clinic", CodePurpose::SignIn), false);
+        assert!(!c.html.contains("<img"), "no logo unless the clinic has one");
         assert_eq!(c.subject, "Your Riverside Clinic verification code");
     }
 
@@ -726,5 +751,24 @@ mod tests {
         let odd = mfa_reminder_content("<b>Clinic\nX</b>", Some(&due), "https://a.example/login");
         assert!(odd.html.contains("&lt;b&gt;Clinic X&lt;/b&gt;") && !odd.html.contains("<b>"), "{}", odd.html);
         assert!(!odd.subject.contains('\n'));
+    }
+
+    #[test]
+    fn a_clinic_logo_leads_the_html_part_with_the_clinic_name_as_alt_text() {
+        let url = "https://auth.example/branding/riverside/logo?v=abc";
+        let m = CodeMessage { logo_url: Some(url), ..msg("Riverside \"Family\" Clinic", CodePurpose::SignIn) };
+        let c = email_content(&m, false);
+        let img = "<img src=\"https://auth.example/branding/riverside/logo?v=abc\" alt=\"Riverside &quot;Family&quot; Clinic\"";
+        assert!(c.html.contains(img), "{}", c.html);
+        assert!(c.html.find(img) < c.html.find("verification code is"), "the logo comes first");
+        assert!(!c.text.contains("<img"));
+        let n = notice_content(&SecurityNotice::PasswordChanged, "Riverside").with_logo(Some(url), "Riverside");
+        let body = n.html.find("<body").unwrap();
+        assert!(
+            n.html[body..]
+                .contains("<img src=\"https://auth.example/branding/riverside/logo?v=abc\" alt=\"Riverside\"")
+        );
+        let unchanged = notice_content(&SecurityNotice::PasswordChanged, "Riverside");
+        assert_eq!(unchanged.clone().with_logo(None, "Riverside"), unchanged);
     }
 }

@@ -51,6 +51,8 @@ pub struct CodeMessage<'a> {
     /// How long the code is valid, in minutes (10 in clinic-auth).
     pub valid_minutes: i64,
     pub purpose: CodePurpose,
+    /// The clinic's logo (a public URL) for the email's HTML part; `None` for none.
+    pub logo_url: Option<&'a str>,
 }
 
 impl fmt::Debug for CodeMessage<'_> {
@@ -60,6 +62,7 @@ impl fmt::Debug for CodeMessage<'_> {
             .field("code", &"[redacted]")
             .field("valid_minutes", &self.valid_minutes)
             .field("purpose", &self.purpose)
+            .field("logo_url", &self.logo_url)
             .finish()
     }
 }

@@ -161,6 +161,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // Second factors and policy
     /// Sets an organization's MFA policy; false if there is no such organization.
     async fn set_org_mfa(&self, id: &OrgId, mfa: &OrgMfa, audit: &NewAuditEvent) -> StoreResult<bool>;
+    /// An organization's display name, accent colour and logo (without its bytes);
+    /// `None` if there is no such organization.
+    async fn get_org_branding(&self, id: &OrgId) -> StoreResult<Option<OrgBranding>>;
+    /// Sets (or, with `None`, clears) the display name and accent colour; false if
+    /// there is no such organization.
+    async fn set_org_branding(
+        &self,
+        id: &OrgId,
+        display_name: Option<&str>,
+        accent_color: Option<&str>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Saves (or replaces) the organization's logo; false if there is no such organization.
+    async fn put_org_logo(&self, id: &OrgId, logo: &OrgLogo, audit: &NewAuditEvent) -> StoreResult<bool>;
+    /// Removes the organization's logo; false if it had none.
+    async fn delete_org_logo(&self, id: &OrgId, audit: &NewAuditEvent) -> StoreResult<bool>;
+    /// The organization's logo, bytes and all.
+    async fn get_org_logo(&self, id: &OrgId) -> StoreResult<Option<OrgLogo>>;
     async fn set_mfa_override(&self, id: AccountId, value: MemberOverride, audit: &NewAuditEvent) -> StoreResult<()>;
     async fn set_preferred_factor(&self, id: AccountId, kind: Option<FactorKind>) -> StoreResult<()>;
     async fn list_factors(&self, account: AccountId) -> StoreResult<Vec<Factor>>;

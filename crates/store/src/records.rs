@@ -15,6 +15,54 @@ pub struct Org {
     pub mfa: OrgMfa,
 }
 
+/// An organization's branding as stored: each part `None` until set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrgBranding {
+    /// The name its pages and messages show instead of the organization's name.
+    pub display_name: Option<String>,
+    /// `#rrggbb`, checked for contrast before it was stored.
+    pub accent_color: Option<String>,
+    /// The logo's content type, hash and time, when there is one (not its bytes).
+    pub logo: Option<LogoInfo>,
+}
+
+impl OrgBranding {
+    /// Whether any part is set.
+    pub fn is_set(&self) -> bool {
+        self.display_name.is_some() || self.accent_color.is_some() || self.logo.is_some()
+    }
+}
+
+/// What is known about a stored logo without reading its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoInfo {
+    pub content_type: String,
+    /// SHA-256 of the bytes, hex: the ETag, and a version for URLs.
+    pub sha256: String,
+    pub updated_at: UnixTime,
+}
+
+/// A logo, bytes and all.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OrgLogo {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    /// SHA-256 of `bytes`, hex.
+    pub sha256: String,
+    pub updated_at: UnixTime,
+}
+
+impl std::fmt::Debug for OrgLogo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrgLogo")
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.bytes.len())
+            .field("sha256", &self.sha256)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub id: AccountId,

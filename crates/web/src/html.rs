@@ -15,12 +15,21 @@ pub(crate) struct Frame<'a> {
     pub(crate) platform_name: &'a str,
     pub(crate) notice: Option<&'a str>,
     pub(crate) error: Option<String>,
+    /// The clinic's look, when its branding is in effect on this page.
+    pub(crate) brand: Option<BrandView>,
     status: StatusCode,
+}
+
+/// A clinic's name, logo and theme as the page frame shows them.
+pub(crate) struct BrandView {
+    pub(crate) name: String,
+    pub(crate) logo: Option<String>,
+    pub(crate) theme: Option<String>,
 }
 
 impl<'a> Frame<'a> {
     pub(crate) fn new(platform_name: &'a str, title: &'a str) -> Frame<'a> {
-        Frame { title, platform_name, notice: None, error: None, status: StatusCode::OK }
+        Frame { title, platform_name, notice: None, error: None, brand: None, status: StatusCode::OK }
     }
 
     pub(crate) fn notice(self, notice: Option<&'a str>) -> Frame<'a> {
@@ -32,6 +41,17 @@ impl<'a> Frame<'a> {
             Some(e) => Frame { status: e.status, error: Some(e.message), ..self },
             None => self,
         }
+    }
+
+    /// Shows the clinic's name, logo and accent instead of the platform's.
+    pub(crate) fn brand(self, look: Option<clinic_auth_app::branding::Look>) -> Frame<'a> {
+        let brand = look.map(|l| BrandView { logo: l.logo_path(), theme: l.theme_path(), name: l.name });
+        Frame { brand, ..self }
+    }
+
+    /// The name the page goes by: the clinic's when branded, else the platform's.
+    pub(crate) fn site_name(&self) -> &str {
+        self.brand.as_ref().map(|b| b.name.as_str()).unwrap_or(self.platform_name)
     }
 
     /// The status the page is sent with.

@@ -154,6 +154,11 @@ pub enum Event<'a> {
         methods: &'a str,
         grace_days: u8,
     },
+    /// The display name, accent colour or logo changed: `changed` names the parts
+    /// (`display_name,accent_color,logo`), never the image.
+    OrgBrandingChanged {
+        changed: &'a str,
+    },
     MemberMfaOverrideChanged {
         from: MemberOverride,
         to: MemberOverride,
@@ -259,6 +264,7 @@ impl Event<'_> {
             E::PasskeyCloneWarning { .. } => "passkey_clone_warning",
             E::PasskeyRenamed { .. } => "passkey_renamed",
             E::OrgMfaChanged { .. } => "org_mfa_changed",
+            E::OrgBrandingChanged { .. } => "org_branding_changed",
             E::MemberMfaOverrideChanged { .. } => "member_mfa_override_changed",
             E::BypassGranted { .. } => "bypass_granted",
             E::MfaReset { .. } => "mfa_reset",
@@ -427,6 +433,7 @@ impl Event<'_> {
                 ("methods", s(methods)),
                 ("grace_days", grace_days.to_string()),
             ],
+            E::OrgBrandingChanged { changed } => vec![("changed", s(changed))],
             E::MemberMfaOverrideChanged { from, to } => vec![("from", s(from.as_str())), ("to", s(to.as_str()))],
             E::BypassGranted { expires_at } => vec![("expires_at", s(expires_at))],
             E::MfaReminderSent { deadline } => match deadline {
@@ -534,6 +541,12 @@ mod tests {
                 r#"{"email":"x@y.test","reason":"unknown_account"}"#,
             ),
             (Event::PasswordChanged, "password_changed", "success", "{}"),
+            (
+                Event::OrgBrandingChanged { changed: "display_name,logo" },
+                "org_branding_changed",
+                "success",
+                r#"{"changed":"display_name,logo"}"#,
+            ),
             (
                 Event::PasswordChangeRefused { reason: "wrong_password" },
                 "password_changed",

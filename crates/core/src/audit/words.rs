@@ -30,6 +30,7 @@ pub const KINDS: &[(&str, &str, &str)] = &[
     ("passkey_clone_warning", "Passkey may be cloned", "Passkey may be cloned"),
     ("passkey_renamed", "Passkey renamed", "Passkey not renamed"),
     ("org_mfa_changed", "Clinic 2FA settings changed", "Clinic 2FA settings not changed"),
+    ("org_branding_changed", "Clinic branding changed", "Clinic branding not changed"),
     ("member_mfa_override_changed", "Member's 2FA rule changed", "Member's 2FA rule not changed"),
     ("bypass_granted", "Bypass granted", "Bypass not granted"),
     ("mfa_reset", "MFA reset", "MFA reset refused"),

@@ -12,7 +12,7 @@ use clinic_auth_notify::{CodeMessage, CodePurpose};
 pub const CODE: &str = "123456";
 
 pub fn msg(org_name: &str) -> CodeMessage<'_> {
-    CodeMessage { org_name, code: CODE, valid_minutes: 10, purpose: CodePurpose::SignIn }
+    CodeMessage { org_name, code: CODE, valid_minutes: 10, purpose: CodePurpose::SignIn, logo_url: None }
 }
 
 /// A port on 127.0.0.1 that nothing listens on (bound, then released).

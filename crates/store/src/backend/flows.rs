@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use clinic_auth_core::{Email, FlowStep, LoginFlow, Realm, TokenHash, UnixTime};
+use clinic_auth_core::{Email, FlowStep, LoginFlow, OrgId, Realm, TokenHash, UnixTime};
 
 use super::{Db, corrupt, counted, parse_with};
 use crate::{AbandonedSignIn, StoreError, StoreResult};
@@ -11,8 +11,8 @@ impl Db {
     pub(super) async fn insert_flow(&self, id: &TokenHash, flow: &LoginFlow) -> StoreResult<()> {
         let state = serde_json::to_string(&flow.step).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.query(
-            "INSERT INTO login_flows (id_hash, realm, email, state, created_at, expires_at, account_id, stamp, client_ip)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO login_flows (id_hash, realm, email, state, created_at, expires_at, account_id, stamp, client_ip, org_hint)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id.as_str())
         .bind(flow.realm.as_str())
@@ -23,6 +23,7 @@ impl Db {
         .bind(flow.step.account_id().map(|a| a.to_string()))
         .bind(flow.stamp)
         .bind(flow.client_ip.as_deref())
+        .bind(flow.org_hint.as_ref().map(|o| o.as_str().to_owned()))
         .execute()
         .await?;
         Ok(())
@@ -41,6 +42,8 @@ impl Db {
             expires_at: UnixTime(row.try_get("expires_at")?),
             stamp: row.try_get("stamp")?,
             client_ip: row.try_get("client_ip")?,
+            // A hint only: one that no longer parses is no hint.
+            org_hint: row.try_get::<Option<String>>("org_hint")?.and_then(|o| OrgId::parse(&o).ok()),
         }))
     }
 

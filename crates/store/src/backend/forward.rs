@@ -18,8 +18,8 @@ use crate::{
     AbandonedSignIn, Account, AuditEvent, AuditFilter, AuditVerification, AuthorizationRequest, Bypass, Ceremony,
     CodeTaken, EmailChange, EmailChangeConfirmed, Factor, LogoutDelivery, NewAccount, NewAuditEvent, NewEmailChange,
     NewFactor, NewOidcToken, NewPasskey, NewPasswordLink, NewSession, OidcClient, OidcCode, OidcGrant, OidcToken, Org,
-    OrgMemberSecurity, PasskeyUse, PasswordLink, PendingFactor, PendingLogout, RefreshTaken, SessionRecord,
-    SessionSummary, SigningKey, Store, StoreResult, StoredCode,
+    OrgBranding, OrgLogo, OrgMemberSecurity, PasskeyUse, PasswordLink, PendingFactor, PendingLogout, RefreshTaken,
+    SessionRecord, SessionSummary, SigningKey, Store, StoreResult, StoredCode,
 };
 
 /// `impl Store` for each named store (a struct with a `db: Db` field), from the
@@ -99,6 +99,16 @@ forward! { SqliteStore, PgStore; recorded by crate::testkit::RecordingStore => {
     async fn reserve_flow_attempt(id: &TokenHash, max: u32) -> StoreResult<Option<u32>>;
     async fn take_abandoned_sign_ins(now: UnixTime) -> StoreResult<Vec<AbandonedSignIn>>;
     async fn set_org_mfa(id: &OrgId, mfa: &OrgMfa, audit: &NewAuditEvent) -> StoreResult<bool>;
+    async fn get_org_branding(id: &OrgId) -> StoreResult<Option<OrgBranding>>;
+    async fn set_org_branding(
+        id: &OrgId,
+        display_name: Option<&str>,
+        accent_color: Option<&str>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    async fn put_org_logo(id: &OrgId, logo: &OrgLogo, audit: &NewAuditEvent) -> StoreResult<bool>;
+    async fn delete_org_logo(id: &OrgId, audit: &NewAuditEvent) -> StoreResult<bool>;
+    async fn get_org_logo(id: &OrgId) -> StoreResult<Option<OrgLogo>>;
     async fn set_mfa_override(id: AccountId, value: MemberOverride, audit: &NewAuditEvent) -> StoreResult<()>;
     async fn set_preferred_factor(id: AccountId, kind: Option<FactorKind>) -> StoreResult<()>;
     async fn list_factors(account: AccountId) -> StoreResult<Vec<Factor>>;

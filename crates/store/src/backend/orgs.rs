@@ -8,7 +8,7 @@ use clinic_auth_core::{AccountId, MethodSet, MfaMode, OrgId, OrgKind, OrgMfa, Un
 use super::factors::factor_from_row;
 use super::sql::Row;
 use super::{Db, corrupt, on_constraint, parse_with};
-use crate::{NewAuditEvent, Org, OrgMemberSecurity, StoreResult};
+use crate::{LogoInfo, NewAuditEvent, Org, OrgBranding, OrgLogo, OrgMemberSecurity, StoreResult};
 
 impl Db {
     pub(super) async fn insert_org(&self, org: &Org, audit: &NewAuditEvent) -> StoreResult<()> {
@@ -62,6 +62,90 @@ impl Db {
             .execute()
             .await?;
         self.commit_audited_if(tx, done == 1, audit).await
+    }
+
+    pub(super) async fn get_org_branding(&self, id: &OrgId) -> StoreResult<Option<OrgBranding>> {
+        let row = self
+            .query(
+                "SELECT o.display_name, o.accent_color, l.content_type, l.sha256, l.updated_at
+                 FROM organizations o LEFT JOIN org_logos l ON l.org_id = o.id WHERE o.id = $1",
+            )
+            .bind(id.as_str())
+            .fetch_optional()
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let logo = match row.try_get::<Option<String>>("content_type")? {
+            Some(content_type) => Some(LogoInfo {
+                content_type,
+                sha256: row.try_get("sha256")?,
+                updated_at: UnixTime(row.try_get("updated_at")?),
+            }),
+            None => None,
+        };
+        Ok(Some(OrgBranding {
+            display_name: row.try_get("display_name")?,
+            accent_color: row.try_get("accent_color")?,
+            logo,
+        }))
+    }
+
+    pub(super) async fn set_org_branding(
+        &self,
+        id: &OrgId,
+        display_name: Option<&str>,
+        accent_color: Option<&str>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let done = tx
+            .query("UPDATE organizations SET display_name = $1, accent_color = $2 WHERE id = $3")
+            .bind(display_name.map(str::to_owned))
+            .bind(accent_color.map(str::to_owned))
+            .bind(id.as_str())
+            .execute()
+            .await?;
+        self.commit_audited_if(tx, done == 1, audit).await
+    }
+
+    pub(super) async fn put_org_logo(&self, id: &OrgId, logo: &OrgLogo, audit: &NewAuditEvent) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let exists = tx.query("SELECT id FROM organizations WHERE id = $1").bind(id.as_str()).fetch_optional().await?;
+        if exists.is_some() {
+            tx.query(
+                "INSERT INTO org_logos (org_id, content_type, bytes, sha256, updated_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (org_id) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes,
+                   sha256 = excluded.sha256, updated_at = excluded.updated_at",
+            )
+            .bind(id.as_str())
+            .bind(logo.content_type.clone())
+            .bind(logo.bytes.clone())
+            .bind(logo.sha256.clone())
+            .bind(logo.updated_at.0)
+            .execute()
+            .await?;
+        }
+        self.commit_audited_if(tx, exists.is_some(), audit).await
+    }
+
+    pub(super) async fn delete_org_logo(&self, id: &OrgId, audit: &NewAuditEvent) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let done = tx.query("DELETE FROM org_logos WHERE org_id = $1").bind(id.as_str()).execute().await?;
+        self.commit_audited_if(tx, done == 1, audit).await
+    }
+
+    pub(super) async fn get_org_logo(&self, id: &OrgId) -> StoreResult<Option<OrgLogo>> {
+        let row = self
+            .query("SELECT content_type, bytes, sha256, updated_at FROM org_logos WHERE org_id = $1")
+            .bind(id.as_str())
+            .fetch_optional()
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(OrgLogo {
+            content_type: row.try_get("content_type")?,
+            bytes: row.try_get("bytes")?,
+            sha256: row.try_get("sha256")?,
+            updated_at: UnixTime(row.try_get("updated_at")?),
+        }))
     }
 
     /// Factors, recovery codes and session counts of every member of `org`, in three

@@ -20,6 +20,12 @@ async fn flows_round_trip(t: TestStore) {
     assert_eq!(t.get_flow(&id).await.unwrap(), Some(flow.clone()));
     assert_eq!(t.get_flow(&token("other")).await.unwrap(), None);
 
+    // The clinic a sign-in started for is kept with it.
+    let hinted_id = token("hinted");
+    let hinted = LoginFlow::start(m.realm(), m.email.clone(), NOW).with_org_hint(Some(org.id.clone()));
+    t.insert_flow(&hinted_id, &hinted).await.unwrap();
+    assert_eq!(t.get_flow(&hinted_id).await.unwrap().and_then(|f| f.org_hint), Some(org.id.clone()));
+
     let enroll = LoginFlow {
         step: FlowStep::Enroll {
             account_id: m.id,

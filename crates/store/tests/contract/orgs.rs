@@ -2,7 +2,7 @@
 
 use clinic_auth_core::policy::GraceDays;
 use clinic_auth_core::{AccountKind, FactorKind, MethodSet, MfaMode, OrgId, OrgKind, OrgMfa};
-use clinic_auth_store::{Org, StoreError};
+use clinic_auth_store::{LogoInfo, Org, OrgBranding, OrgLogo, StoreError};
 
 use crate::harness::{NOW, TestStore, audit, new_factor};
 
@@ -10,6 +10,8 @@ contract!(
     orgs_round_trip_in_name_order,
     org_mfa_policy_is_set_only_for_a_known_org,
     the_grace_period_and_the_start_of_mandatory_2fa_are_kept,
+    org_branding_is_set_cleared_and_audited,
+    org_logo_is_stored_replaced_and_removed,
     member_security_reads_only_members
 );
 
@@ -39,6 +41,65 @@ async fn orgs_round_trip_in_name_order(t: TestStore) {
     let err = t.insert_org(&again, &audit("org_created", Some(&clinic.id), None)).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict("organization")), "{err:?}");
     assert_eq!(t.audit_kinds(Some(&clinic.id)).await, ["org_created"]);
+    assert!(t.audit_intact().await);
+}
+
+async fn org_branding_is_set_cleared_and_audited(t: TestStore) {
+    let org = t.org("riverside").await;
+    let nobody = OrgId::parse("nobody").unwrap();
+    assert_eq!(t.get_org_branding(&org.id).await.unwrap(), Some(OrgBranding::default()));
+    assert_eq!(t.get_org_branding(&nobody).await.unwrap(), None);
+
+    let event = audit("org_branding_changed", Some(&org.id), None);
+    assert!(t.set_org_branding(&org.id, Some("Riverside Family Clinic"), Some("#0b5d3b"), &event).await.unwrap());
+    let set = t.get_org_branding(&org.id).await.unwrap().unwrap();
+    assert_eq!(set.display_name.as_deref(), Some("Riverside Family Clinic"));
+    assert_eq!(set.accent_color.as_deref(), Some("#0b5d3b"));
+    assert!(set.is_set() && set.logo.is_none());
+    // The organization itself is untouched.
+    assert_eq!(t.get_org(&org.id).await.unwrap().map(|o| o.name), Some(org.name.clone()));
+
+    // Cleared parts read back as unset; an unknown organization changes nothing.
+    assert!(t.set_org_branding(&org.id, None, Some("#0b5d3b"), &event).await.unwrap());
+    assert_eq!(t.get_org_branding(&org.id).await.unwrap().unwrap().display_name, None);
+    assert!(!t.set_org_branding(&nobody, Some("X"), None, &audit("org_branding_changed", None, None)).await.unwrap());
+    assert_eq!(t.audit_kinds(Some(&org.id)).await.iter().filter(|k| *k == "org_branding_changed").count(), 2);
+    assert!(t.audit_intact().await);
+}
+
+async fn org_logo_is_stored_replaced_and_removed(t: TestStore) {
+    let org = t.org("riverside").await;
+    let other = t.org("lakeside").await;
+    let nobody = OrgId::parse("nobody").unwrap();
+    let event = audit("org_branding_changed", Some(&org.id), None);
+    assert_eq!(t.get_org_logo(&org.id).await.unwrap(), None);
+    assert!(!t.delete_org_logo(&org.id, &event).await.unwrap(), "nothing to remove");
+
+    // Every byte value survives the round trip (BLOB / BYTEA).
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let png = OrgLogo { content_type: "image/png".into(), bytes, sha256: "ab".repeat(32), updated_at: NOW };
+    assert!(t.put_org_logo(&org.id, &png, &event).await.unwrap());
+    assert_eq!(t.get_org_logo(&org.id).await.unwrap(), Some(png.clone()));
+    assert_eq!(t.get_org_logo(&other.id).await.unwrap(), None);
+    let info = LogoInfo { content_type: "image/png".into(), sha256: "ab".repeat(32), updated_at: NOW };
+    assert_eq!(t.get_org_branding(&org.id).await.unwrap().unwrap().logo, Some(info));
+
+    // A new upload replaces the old one.
+    let later = clinic_auth_core::UnixTime(NOW.0 + 60);
+    let webp = OrgLogo {
+        content_type: "image/webp".into(),
+        bytes: b"RIFF".to_vec(),
+        sha256: "cd".repeat(32),
+        updated_at: later,
+    };
+    assert!(t.put_org_logo(&org.id, &webp, &event).await.unwrap());
+    assert_eq!(t.get_org_logo(&org.id).await.unwrap(), Some(webp.clone()));
+    assert!(!t.put_org_logo(&nobody, &webp, &audit("org_branding_changed", None, None)).await.unwrap());
+
+    assert!(t.delete_org_logo(&org.id, &event).await.unwrap());
+    assert_eq!(t.get_org_logo(&org.id).await.unwrap(), None);
+    assert_eq!(t.get_org_branding(&org.id).await.unwrap().unwrap().logo, None);
+    assert_eq!(t.audit_kinds(Some(&org.id)).await.iter().filter(|k| *k == "org_branding_changed").count(), 3);
     assert!(t.audit_intact().await);
 }
 

@@ -17,6 +17,7 @@ use crate::{AppError, AppState};
 
 mod accounts;
 mod audit;
+mod branding;
 mod email_change;
 mod me_mfa;
 mod me_sessions;
@@ -42,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .merge(me_sessions::routes())
         .merge(passkeys::routes())
         .merge(orgs::routes())
+        .merge(branding::routes())
         .merge(members::routes())
         .merge(accounts::routes())
         .merge(password_links::routes())

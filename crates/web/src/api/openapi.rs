@@ -8,8 +8,8 @@ use axum::routing::get;
 use utoipa::OpenApi;
 
 use super::{
-    accounts, audit, email_change, me_mfa, me_sessions, members, orgs, passkeys, password_links, passwords, platform,
-    session, sign_in,
+    accounts, audit, branding, email_change, me_mfa, me_sessions, members, orgs, passkeys, password_links, passwords,
+    platform, session, sign_in,
 };
 use crate::AppState;
 use crate::error::{ErrorBody, ErrorDetail};
@@ -38,6 +38,7 @@ pub(super) fn routes() -> Router<AppState> {
         passkeys::my_passkey_remove,
         me_sessions::my_sessions, me_sessions::my_session_end, me_sessions::my_sessions_revoke_others,
         orgs::create_org, orgs::get_org, orgs::set_org_mfa,
+        branding::get_branding, branding::set_branding, branding::set_logo, branding::remove_logo,
         members::list_members, members::add_member, members::add_patient, members::member_status,
         members::set_member_mfa, members::grant_bypass, members::unlock, members::mfa_reminder, members::mfa_reminders,
         members::reset_mfa, members::revoke_sessions,
@@ -99,7 +100,12 @@ impl utoipa::Modify for ExtractorResponses {
                 if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
                     shared.push(("401", "`unauthorized`: no bearer token, or its session ended"));
                 }
-                if op.request_body.is_some() {
+                // Only a JSON body goes through `ApiJson` (a logo is the image itself).
+                let json_body = |b: &utoipa::openapi::RefOr<utoipa::openapi::request_body::RequestBody>| match b {
+                    utoipa::openapi::RefOr::T(body) => body.content.contains_key("application/json"),
+                    utoipa::openapi::RefOr::Ref(_) => true,
+                };
+                if op.request_body.as_ref().is_some_and(json_body) {
                     shared.push(("400", "`invalid_request`: the body is not JSON of the documented shape"));
                     shared.push(("413", "`payload_too_large`: the body is over 16 KiB"));
                     shared

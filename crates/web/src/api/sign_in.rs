@@ -66,6 +66,11 @@ pub struct StartLogin {
     #[serde(default)]
     realm: Option<String>,
     email: String,
+    /// The clinic this sign-in is for (its organization id): the codes it sends carry
+    /// that clinic's name until the account is known. A hint only: an unknown id is
+    /// ignored.
+    #[serde(default)]
+    org: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -85,7 +90,7 @@ async fn start_login(State(state): State<AppState>, ApiJson(body): ApiJson<Start
         None => Realm::Staff,
         Some(r) => parse_enum::<Realm>(r, ErrorKind::InvalidRealm)?,
     };
-    let started = sign_in::start(&state, realm, &body.email).await?;
+    let started = sign_in::start(&state, realm, &body.email, body.org.as_deref()).await?;
     let view = LoginStarted {
         flow_id: started.flow_token.expose().to_owned(),
         next: started.flow.step.name(),

@@ -74,3 +74,30 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for ApiQuery<T> {
         }
     }
 }
+
+/// An upload's body, read to `max` bytes. A larger body is read on (and dropped) up
+/// to `DRAIN_MAX` so that the browser, still sending, gets the answer that says
+/// why instead of a broken connection; past that the connection is given up.
+pub async fn read_capped(body: axum::body::Body, max: usize) -> Result<Vec<u8>, BodyTooLarge> {
+    use futures_util::StreamExt;
+    /// How much of a too-large upload is read (and dropped) before giving up.
+    const DRAIN_MAX: usize = 16 * 1024 * 1024;
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return Err(BodyTooLarge) };
+        total = total.saturating_add(chunk.len());
+        if total > DRAIN_MAX {
+            return Err(BodyTooLarge);
+        }
+        if total <= max {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if total > max { Err(BodyTooLarge) } else { Ok(kept) }
+}
+
+/// A body over its limit (or broken off by the client).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTooLarge;

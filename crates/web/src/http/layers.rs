@@ -37,8 +37,13 @@ pub fn layers(routes: Router<AppState>, state: AppState) -> Router {
         ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()"),
     ];
     for (name, value) in headers {
-        router = router
-            .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static(name), HeaderValue::from_static(value)));
+        let (name, value) = (HeaderName::from_static(name), HeaderValue::from_static(value));
+        router = if name == header::CONTENT_SECURITY_POLICY {
+            // A response may carry a stricter policy of its own (a logo: `default-src 'none'`).
+            router.layer(SetResponseHeaderLayer::if_not_present(name, value))
+        } else {
+            router.layer(SetResponseHeaderLayer::overriding(name, value))
+        };
     }
     if state.config.secure_cookies() {
         router = router.layer(SetResponseHeaderLayer::overriding(
@@ -89,7 +94,8 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         }
         res = page;
     }
-    if !path.starts_with("/static/") {
+    // Logos and themes say their own caching (public, versioned URLs).
+    if !path.starts_with("/static/") && !path.starts_with("/branding/") {
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     let status = res.status();

@@ -129,8 +129,9 @@ async fn account_page(
         AccountKind::Member => "Clinic staff",
         AccountKind::Patient => "Patient portal",
     };
+    let look = clinic_auth_app::branding::look_for_account(&state, a, None).await;
     let page = AccountPage {
-        frame: frame(&state, "Your account").notice(notice_text(q.notice.as_deref())),
+        frame: frame(&state, "Your account").notice(notice_text(q.notice.as_deref())).brand(look),
         email: a.email.to_string(),
         kind_label,
         org_name,

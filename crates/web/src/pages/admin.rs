@@ -57,6 +57,9 @@ pub(super) fn by(s: &SignedIn, client: Client) -> By {
 pub(super) fn notice_text(key: Option<&str>) -> Option<&'static str> {
     match key? {
         "saved" => Some("Saved."),
+        "branding_saved" => Some("The branding is saved. Sign-in pages, emails and texts now use it."),
+        "logo_saved" => Some("The logo is saved."),
+        "logo_removed" => Some("The logo was removed."),
         "override" => Some("The two-factor setting is saved."),
         "bypass" => {
             Some("Two-factor authentication is disabled for one sign-in. The member will set it up again right after.")
@@ -195,8 +198,9 @@ async fn settings_form(
     let method_choices =
         METHOD_BOXES.into_iter().map(|(k, label)| (k.as_str(), label, org.mfa.methods.contains(k))).collect();
     let methods_shown = METHOD_BOXES.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(",");
+    let look = clinic_auth_app::branding::look_for_account(state, &s.account, None).await;
     let page = SettingsPage {
-        frame: frame(state, "Clinic Settings").notice(view.notice).error(view.error),
+        frame: frame(state, "Clinic Settings").notice(view.notice).error(view.error).brand(look),
         platform: false,
         csrf: s.csrf_token.clone(),
         org_name: org.name.clone(),
@@ -388,8 +392,9 @@ async fn users_form(
             may_remind: m.may_be_reminded(),
         })
         .collect();
+    let look = clinic_auth_app::branding::look_for_account(state, &s.account, None).await;
     let page = UsersPage {
-        frame: frame(state, "Users").notice(view.notice).error(view.error),
+        frame: frame(state, "Users").notice(view.notice).error(view.error).brand(look),
         platform: false,
         csrf: s.csrf_token.clone(),
         query: view.query,

@@ -121,8 +121,9 @@ async fn audit_page(
         })
         .collect();
     let error = error.map(AppError::from);
+    let look = clinic_auth_app::branding::look_for_account(&state, &s.account, None).await;
     let page = AuditPage {
-        frame: frame(&state, "Audit log").error(error),
+        frame: frame(&state, "Audit log").error(error).brand(look),
         platform: org.is_none(),
         query: f.encoded(),
         older: older.map(|id| format!("/admin/audit?{}&before={id}", f.encoded())),

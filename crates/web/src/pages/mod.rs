@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod apps;
 mod audit;
+mod branding;
 mod email_change;
 mod links;
 mod member;
@@ -45,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .merge(trust_device::routes())
         .merge(links::routes())
         .merge(admin::routes())
+        .merge(branding::routes())
         .merge(member::routes())
         .merge(audit::routes())
         .merge(platform::routes())
@@ -144,6 +146,8 @@ struct NoticeQuery {
     notice: Option<String>,
     /// The sign-in page's email, filled in from an app's `login_hint`.
     email: Option<String>,
+    /// The clinic a sign-in page is for (`/login?org=ID`): its branding.
+    org: Option<String>,
 }
 
 /// A form that carries nothing but its anti-forgery token.

@@ -232,7 +232,8 @@ async fn render_setup(
     view: SetupView<'_>,
 ) -> Result<Response, PageError> {
     let SetupView { stage, live, notice, asked } = view;
-    let frame = frame(state, "Set up two-factor authentication").notice(notice).error(asked.error);
+    let look = clinic_auth_app::branding::look_for_place(state, place.account, place.within).await;
+    let frame = frame(state, "Set up two-factor authentication").notice(notice).error(asked.error).brand(look);
     let (jar, csrf) = csrf::form_token(state, jar, place.session);
     if stage == SetupStage::Authenticator {
         let setup = factors::begin_authenticator(state, place.account, place.within).await?;

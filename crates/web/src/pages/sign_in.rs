@@ -11,8 +11,8 @@ use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use clinic_auth_app::factors::method_label;
 use clinic_auth_app::sign_in::{self, FlowAt, Resumed, SignInStep, SignedInSession};
-use clinic_auth_app::{Error, ErrorKind};
-use clinic_auth_core::{FactorKind, Password, Realm};
+use clinic_auth_app::{Error, ErrorKind, branding};
+use clinic_auth_core::{FactorKind, OrgId, Password, Realm};
 use clinic_auth_store::ClientInfo;
 use serde::Deserialize;
 
@@ -96,25 +96,32 @@ struct LoginEmailPage<'a> {
     email: String,
     portal: bool,
     forgot: &'a str,
+    /// The clinic this sign-in page was reached for (`?org=ID`), carried by the form.
+    org: String,
 }
 
-fn email_form(
+/// The first page, in the look of the clinic `hint` names when it set its branding
+/// (an unknown or malformed hint looks like no hint at all).
+async fn email_form(
     state: &AppState,
     jar: CookieJar,
     p: RealmPages,
     email: String,
+    hint: Option<OrgId>,
     notice: Option<&str>,
     error: Option<AppError>,
 ) -> Response {
     let (jar, csrf) = csrf::form_token(state, jar, None);
+    let look = branding::look_for_hint(state, hint.as_ref()).await;
     let page = LoginEmailPage {
-        frame: frame(state, p.heading).notice(notice).error(error),
+        frame: frame(state, p.heading).notice(notice).error(error).brand(look),
         heading: p.heading,
         action: p.base,
         csrf,
         email,
         portal: p.realm == Realm::Patient,
         forgot: p.forgot,
+        org: hint.map(|o| o.to_string()).unwrap_or_default(),
     };
     (jar, render_with(page.frame.status(), &page)).into_response()
 }
@@ -126,7 +133,8 @@ async fn email_page(
     Query(q): Query<NoticeQuery>,
 ) -> Response {
     let email = q.email.filter(|e| e.len() <= 254).unwrap_or_default();
-    email_form(&state, jar, p, email, notice_text(q.notice.as_deref()), None)
+    let hint = branding::parse_hint(q.org.as_deref());
+    email_form(&state, jar, p, email, hint, notice_text(q.notice.as_deref()), None).await
 }
 
 #[derive(Deserialize, Default)]
@@ -134,6 +142,8 @@ async fn email_page(
 struct EmailForm {
     csrf: String,
     email: String,
+    /// The clinic the page was reached for, if any.
+    org: String,
 }
 
 async fn email_submit(
@@ -143,12 +153,15 @@ async fn email_submit(
     PageForm(form): PageForm<EmailForm>,
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, None, &form.csrf)?;
-    match sign_in::start(&state, p.realm, &form.email).await {
+    match sign_in::start(&state, p.realm, &form.email, Some(&form.org)).await {
         Ok(started) => {
             let jar = cookies::set(&state, jar, Kind::Flow, started.flow_token.expose().to_owned());
             Ok((jar, Redirect::to(p.password)).into_response())
         }
-        Err(e) if e.status().is_client_error() => Ok(email_form(&state, jar, p, form.email, None, Some(e.into()))),
+        Err(e) if e.status().is_client_error() => {
+            let hint = branding::parse_hint(Some(&form.org));
+            Ok(email_form(&state, jar, p, form.email, hint, None, Some(e.into())).await)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -182,9 +195,10 @@ async fn password_form(
         Err(e) if is_flow_over(&e) => return Ok(restart(p, jar, state)),
         Err(e) => return Err(e.into()),
     };
+    let look = sign_in::look(state, &token).await;
     let (jar, csrf) = csrf::form_token(state, jar, None);
     let page = LoginPasswordPage {
-        frame: frame(state, p.heading).error(error),
+        frame: frame(state, p.heading).error(error).brand(look),
         heading: p.heading,
         action: p.password,
         restart: p.base,
@@ -303,9 +317,10 @@ async fn verify_form(
             Err(e) => return Err(e.into()),
         }
     }
+    let look = sign_in::look(state, &token).await;
     let (jar, csrf) = csrf::form_token(state, jar, None);
     let page = VerifyPage {
-        frame: frame(state, "Verify it's you").error(error),
+        frame: frame(state, "Verify it's you").error(error).brand(look),
         heading: "Verify it's you",
         action: p.verify,
         method: method.as_str(),
@@ -392,16 +407,17 @@ struct MethodsPage<'a> {
 }
 
 async fn methods_page(p: RealmPages, State(state): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
-    let at = match flow_at(&state, &jar, p).await {
-        Ok((_, at)) => at,
+    let (token, at) = match flow_at(&state, &jar, p).await {
+        Ok(found) => found,
         Err(elsewhere) => return Ok(elsewhere),
     };
+    let look = sign_in::look(&state, &token).await;
     let (_, others) = sign_in::methods(&state, &at, &cookies::device_hints(&state, &jar)).await?;
     let (jar, csrf) = csrf::form_token(&state, jar, None);
     // Offered only in a browser that holds one, so here it is this device's.
     let label = |k: FactorKind| if k == FactorKind::Passkey { "Passkey on this device" } else { method_label(k) };
     let page = MethodsPage {
-        frame: frame(&state, "Try another method"),
+        frame: frame(&state, "Try another method").brand(look),
         action: p.methods,
         back: p.verify,
         methods: others.into_iter().map(|k| (k.as_str(), label(k))).collect(),

@@ -12,6 +12,7 @@ mod administration;
 mod asvs;
 mod asvs_checks;
 mod bad_input;
+mod branding;
 mod codes;
 mod email_change;
 mod grace;

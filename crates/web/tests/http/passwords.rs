@@ -180,8 +180,8 @@ async fn forgot_password_does_the_same_store_work_whether_or_not_an_account_uses
     assert_eq!(known[..reads.len()], reads, "{known:?}");
     assert_eq!(known[reads.len()], "insert_password_link", "{known:?}");
     // What remains is the email's own work, in its task after the write: the clinic's
-    // name for the email.
-    assert_eq!(known[reads.len() + 1..], ["get_org"], "{known:?}");
+    // name and branding (display name, logo) for the email.
+    assert_eq!(known[reads.len() + 1..], ["get_org", "get_org_branding"], "{known:?}");
 }
 
 /// Email, then `password`, on the pages at `base`: the answer to the password.
