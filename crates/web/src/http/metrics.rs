@@ -101,7 +101,8 @@ fn method_label(m: &axum::http::Method) -> &'static str {
 }
 
 /// Every metric this server exports (the docs may name no other).
-pub const NAMES: &[&str] = &[
+#[cfg(test)]
+const NAMES: &[&str] = &[
     clinic_auth_core::audit::tally::SIGN_INS,
     clinic_auth_core::audit::tally::SECOND_FACTOR_CHECKS,
     clinic_auth_core::audit::tally::LOCKOUTS,
