@@ -131,6 +131,7 @@ pub async fn send(
         FactorKind::Sms => state.senders.sms.send_code(target, &message).await,
         _ => state.senders.email.send_code(target, &message).await,
     };
+    crate::ops::count_code_delivery(channel, &delivered);
     if let Err(e) = delivered {
         // The member can try again at once: the undelivered code is withdrawn.
         state.store.delete_code(account.id, channel).await?;

@@ -22,6 +22,12 @@ const LANES: u32 = 1;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Hashes waiting for a hashing thread (a gauge): steadily above zero means sign-ins
+/// queue for the CPU.
+pub const QUEUE_DEPTH: &str = "clinic_auth_password_hash_queue_depth";
+/// How long each hash waited for a thread (a histogram, seconds).
+pub const QUEUE_WAIT_SECONDS: &str = "clinic_auth_password_hash_wait_seconds";
+
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     /// Jobs for the hashing threads; they end when the last hasher is dropped.
@@ -165,18 +171,21 @@ impl PasswordHasher {
         let (done, result) = tokio::sync::oneshot::channel();
         let in_flight = self.in_flight.clone();
         let peak = self.peak.clone();
+        let queued_at = std::time::Instant::now();
+        metrics::gauge!(QUEUE_DEPTH).increment(1.0);
         let job: Job = Box::new(move || {
+            metrics::gauge!(QUEUE_DEPTH).decrement(1.0);
+            metrics::histogram!(QUEUE_WAIT_SECONDS).record(queued_at.elapsed().as_secs_f64());
             let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(now, Ordering::SeqCst);
             let out = f();
             in_flight.fetch_sub(1, Ordering::SeqCst);
             let _ = done.send(out); // the request may have gone away meanwhile
         });
-        self.jobs
-            .lock()
-            .map_err(|_| Error::internal("hasher lock poisoned"))?
-            .send(job)
-            .map_err(|_| Error::internal("password hashing threads are gone"))?;
+        self.jobs.lock().map_err(|_| Error::internal("hasher lock poisoned"))?.send(job).map_err(|_| {
+            metrics::gauge!(QUEUE_DEPTH).decrement(1.0);
+            Error::internal("password hashing threads are gone")
+        })?;
         result.await.map_err(|_| Error::internal("a password hashing job was dropped"))
     }
 

@@ -20,6 +20,7 @@ pub mod hashing;
 pub mod mfa_state;
 pub mod notices;
 pub mod oidc;
+pub mod ops;
 pub mod passkeys;
 pub mod passwords;
 pub mod policy;

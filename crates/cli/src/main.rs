@@ -1,6 +1,8 @@
 //! `clinic-auth`: the server and the admin command line. This file parses arguments
 //! and configuration and calls into the libraries; it holds no rules of its own.
 
+mod backup;
+mod check_config;
 mod settings;
 
 use std::io::Read;
@@ -43,6 +45,9 @@ struct Global {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Show log lines (admin commands print only their result otherwise); twice: debug.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -52,6 +57,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "CLINIC_AUTH_LISTEN", value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Address for Prometheus to scrape /metrics on (default 127.0.0.1:9464), or off.
+        #[arg(long, env = "CLINIC_AUTH_METRICS_LISTEN", value_name = "ADDR|off")]
+        metrics_listen: Option<String>,
     },
     /// Bring the database schema up to date and exit.
     Migrate,
@@ -79,6 +87,22 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Copy the SQLite database, consistently, while the server runs (not the key).
+    Backup {
+        /// The new backup file (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Put a backup back, with every server stopped: checks the key opens it and its
+    /// audit trail verifies, then replaces the database (kept as *.before-restore).
+    Restore {
+        /// A file made by `clinic-auth backup`.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
+    /// Load the settings as `serve` would and report every problem with its fix;
+    /// exits non-zero on any error.
+    CheckConfig,
 }
 
 #[derive(Subcommand, Debug)]
@@ -304,9 +328,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(s: &Settings) {
+/// `serve` logs at `log_level`; every other command prints its result and logs only
+/// warnings, unless `-v` (then `log_level`) or `-vv` (debug).
+fn init_logging(s: &Settings, serving: bool, verbose: u8) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(&s.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let level = match (serving, verbose) {
+        (_, 2..) => "debug",
+        (true, _) | (false, 1) => s.log_level.as_str(),
+        (false, 0) => "warn",
+    };
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -379,7 +410,7 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("redacted"));
@@ -404,21 +435,73 @@ fn read_password_stdin(wanted: bool) -> anyhow::Result<Option<Password>> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
-    let listen = match &cli.command {
-        Command::Serve { listen } => *listen,
-        _ => None,
+    let (listen, metrics_listen) = match &cli.command {
+        Command::Serve { listen, metrics_listen } => (*listen, metrics_listen.clone()),
+        _ => (None, None),
     };
     let overrides = Overrides {
         listen,
         data_dir: g.data_dir.clone(),
         database_url: g.database_url.clone(),
         public_url: g.public_url.clone(),
+        metrics_listen,
     };
+    if let Command::CheckConfig = cli.command {
+        if let Ok(s) = Settings::load_unchecked(g.config.as_deref(), &overrides) {
+            init_logging(&s, false, g.verbose);
+        }
+        let problems = check_config::check(g.config.as_deref(), &overrides).await;
+        let errors = check_config::report(&problems, g.json);
+        if errors > 0 {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     let settings = Settings::load(g.config.as_deref(), &overrides)?;
-    init_logging(&settings);
+    init_logging(&settings, matches!(cli.command, Command::Serve { .. }), g.verbose);
 
     match cli.command {
         Command::Serve { .. } => serve(settings).await,
+        Command::Backup { to } => {
+            let b = backup::backup(&settings, &to).await?;
+            let key = settings.encryption_key_file.clone().unwrap_or_else(|| settings.data_dir.join("encryption.key"));
+            print_out(
+                g.json,
+                json!({"backup": b.file.display().to_string(), "bytes": b.bytes}),
+                &format!(
+                    "Backed up the database to {} ({} bytes). The encryption key is not in it: keep a copy of {} (or your encryption_key setting) apart from it.",
+                    b.file.display(),
+                    b.bytes,
+                    key.display()
+                ),
+            );
+            Ok(())
+        }
+        Command::Restore { from } => {
+            let r = backup::restore(&settings, &from).await?;
+            let kept = r.kept.as_ref().map(|k| k.display().to_string());
+            let mut text = format!(
+                "Restored {} into {}. Audit trail intact: {} event(s) in {} chain(s).",
+                from.display(),
+                r.database.display(),
+                r.events,
+                r.chains
+            );
+            match &r.opened_key {
+                Some(kid) => text.push_str(&format!(" The encryption key opens signing key {kid}.")),
+                None => text.push_str(" The backup holds no signing key to test the encryption key on."),
+            }
+            if let Some(k) = &kept {
+                text.push_str(&format!("\nThe replaced database is kept as {k}."));
+            }
+            print_out(
+                g.json,
+                json!({"restored": r.database.display().to_string(), "events": r.events, "chains": r.chains,
+                    "keyring_opened": r.opened_key, "kept": kept}),
+                &text,
+            );
+            Ok(())
+        }
         Command::Migrate => {
             let store = open_store(&settings).await?;
             print_out(g.json, json!({"migrated": true, "store": store.backend_name()}), "Database is up to date.");
@@ -437,11 +520,24 @@ async fn app_state(settings: &Settings, bound: std::net::SocketAddr) -> anyhow::
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Held while serving: `restore` refuses to replace the database under a server.
+    let _serving = backup::hold_serve_lock(&settings)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     let bound = listener.local_addr()?;
     let state = app_state(&settings, bound).await?;
+    let metrics = match settings.metrics_address()? {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            // The sign-in server matters more than its metrics: say so loudly and go on.
+            Err(e) => {
+                tracing::error!(address = %addr, error = %e, "cannot listen for metrics; /metrics is off");
+                None
+            }
+        },
+        None => None,
+    };
     tracing::info!(address = %bound, store = state.store.backend_name(), public_url = %state.config.public_url, "clinic-auth is serving");
     let note = clinic_auth_web::start_up_note(&state.config);
     if let Some(why) = &note.passkeys_off {
@@ -452,9 +548,21 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         println!("No platform admin exists yet. Create the first one within 24 hours at:\n  {link}\n");
     }
     println!("{}", note.open);
+    let state = AppState::new(state);
+    let metrics_task = match metrics {
+        Some(l) => {
+            println!("Prometheus metrics at http://{}/metrics", l.local_addr()?);
+            Some(tokio::spawn(clinic_auth_web::serve_metrics(l, state.clone(), std::future::pending())))
+        }
+        None => None,
+    };
     // The last line printed: tests and scripts read up to it and may close the pipe.
     println!("clinic-auth is listening on http://{bound} (public URL {})", state.config.public_url);
-    clinic_auth_web::serve(listener, AppState::new(state), shutdown_signal()).await.context("serving")?;
+    let served = clinic_auth_web::serve(listener, state, shutdown_signal()).await.context("serving");
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    served?;
     tracing::info!("clinic-auth stopped");
     Ok(())
 }
@@ -752,7 +860,11 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
                 &format!("Give this one-time link (valid 24 hours) to {}:\n  {url}", account.email),
             );
         }
-        Command::Serve { .. } | Command::Migrate => {}
+        Command::Serve { .. }
+        | Command::Migrate
+        | Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::CheckConfig => {}
     }
     Ok(())
 }

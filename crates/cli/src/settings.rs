@@ -72,6 +72,9 @@ pub struct Settings {
     pub twilio_from: Option<String>,
     /// … or a Messaging Service SID (`MG…`).
     pub twilio_messaging_service_sid: Option<String>,
+    /// Where Prometheus scrapes `/metrics`: an address and port of its own, loopback
+    /// by default so that metrics are never public; `off` for none.
+    pub metrics_listen: String,
 }
 
 impl Default for Settings {
@@ -111,6 +114,7 @@ impl Default for Settings {
             twilio_api_key_secret: None,
             twilio_from: None,
             twilio_messaging_service_sid: None,
+            metrics_listen: "127.0.0.1:9464".into(),
         }
     }
 }
@@ -126,6 +130,8 @@ pub struct Overrides {
     pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
 }
 
 /// Settings whose values are text (or paths), never numbers or booleans.
@@ -155,10 +161,12 @@ const TEXT_KEYS: &[&str] = &[
     "twilio_api_key_secret",
     "twilio_from",
     "twilio_messaging_service_sid",
+    "metrics_listen",
 ];
 
 impl Settings {
-    pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
+    /// The settings as `serve` reads them, before their values are checked.
+    pub fn load_unchecked(config_file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
         let mut fig = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = config_file {
             if !path.exists() {
@@ -182,42 +190,57 @@ impl Settings {
             .merge(Serialized::defaults(overrides))
             .extract()
             .context("reading configuration")?;
-        settings.check()?;
         Ok(settings)
     }
 
-    fn check(&self) -> anyhow::Result<()> {
-        if !matches!(self.cookie_security.as_str(), "auto" | "secure" | "insecure") {
-            bail!("cookie_security must be auto, secure or insecure");
+    pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
+        let settings = Settings::load_unchecked(config_file, overrides)?;
+        if let Some(first) = settings.problems().into_iter().next() {
+            bail!("{first}");
         }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            bail!("log_format must be text or json");
+        Ok(settings)
+    }
+
+    /// Every value out of its range or set of words (`check-config` lists them all;
+    /// every other command stops at the first).
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let mut need = |ok: bool, what: &str| {
+            if !ok {
+                p.push(what.to_owned());
+            }
+        };
+        need(
+            matches!(self.cookie_security.as_str(), "auto" | "secure" | "insecure"),
+            "cookie_security must be auto, secure or insecure",
+        );
+        need(matches!(self.log_format.as_str(), "text" | "json"), "log_format must be text or json");
+        need(self.session_idle_minutes >= 1 && self.session_absolute_hours >= 1, "session timeouts must be at least 1");
+        need(
+            self.session_idle_minutes <= self.session_absolute_hours * 60,
+            "session_idle_minutes cannot exceed session_absolute_hours",
+        );
+        need((8..=64).contains(&self.password_min_length), "password_min_length must be between 8 and 64");
+        need(matches!(self.email_transport.as_str(), "outbox" | "smtp"), "email_transport must be outbox or smtp");
+        need(matches!(self.sms_transport.as_str(), "outbox" | "twilio"), "sms_transport must be outbox or twilio");
+        need(matches!(self.smtp_tls.as_str(), "starttls" | "tls" | "none"), "smtp_tls must be starttls, tls or none");
+        need((1..=90).contains(&self.invitation_valid_days), "invitation_valid_days must be between 1 and 90");
+        need((1..=720).contains(&self.bypass_valid_hours), "bypass_valid_hours must be between 1 and 720");
+        need(
+            self.metrics_address().is_ok(),
+            "metrics_listen must be an address and port (such as 127.0.0.1:9464) or off",
+        );
+        p
+    }
+
+    /// Where to serve `/metrics`; `None` when `metrics_listen` is `off` (or empty).
+    pub fn metrics_address(&self) -> anyhow::Result<Option<SocketAddr>> {
+        match self.metrics_listen.trim() {
+            "" | "off" => Ok(None),
+            addr => {
+                Ok(Some(addr.parse().with_context(|| format!("metrics_listen {addr:?} is not an address and port"))?))
+            }
         }
-        if self.session_idle_minutes < 1 || self.session_absolute_hours < 1 {
-            bail!("session timeouts must be at least 1");
-        }
-        if self.session_idle_minutes > self.session_absolute_hours * 60 {
-            bail!("session_idle_minutes cannot exceed session_absolute_hours");
-        }
-        if !(8..=64).contains(&self.password_min_length) {
-            bail!("password_min_length must be between 8 and 64");
-        }
-        if !matches!(self.email_transport.as_str(), "outbox" | "smtp") {
-            bail!("email_transport must be outbox or smtp");
-        }
-        if !matches!(self.sms_transport.as_str(), "outbox" | "twilio") {
-            bail!("sms_transport must be outbox or twilio");
-        }
-        if !matches!(self.smtp_tls.as_str(), "starttls" | "tls" | "none") {
-            bail!("smtp_tls must be starttls, tls or none");
-        }
-        if !(1..=90).contains(&self.invitation_valid_days) {
-            bail!("invitation_valid_days must be between 1 and 90");
-        }
-        if !(1..=720).contains(&self.bypass_valid_hours) {
-            bail!("bypass_valid_hours must be between 1 and 720");
-        }
-        Ok(())
     }
 
     pub fn database_url(&self) -> String {

@@ -10,6 +10,7 @@
 //! database (the last verified `seq` and hash of each chain) catches that too.
 
 mod event;
+pub mod tally;
 pub mod words;
 pub use event::Event;
 

@@ -35,6 +35,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL (use sqlite:PATH or postgres://…)")]
     UnsupportedUrl,
+    /// Something this backend does not do (the message says what to use instead).
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
@@ -455,6 +458,31 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// also expired authorization requests, codes and tokens, and logouts delivered or
     /// given up more than a day ago.
     async fn purge_expired(&self, now: UnixTime, idle_cutoff: UnixTime) -> StoreResult<u64>;
+
+    // Operations (`backend/ops.rs`).
+    /// The connection pool's connections: open, idle among them, and the most it opens.
+    async fn pool_usage(&self) -> StoreResult<PoolUsage>;
+    /// Sessions active since `idle_cutoff` and created since `absolute_cutoff`.
+    async fn count_live_sessions(&self, idle_cutoff: UnixTime, absolute_cutoff: UnixTime) -> StoreResult<u64>;
+    /// Versions of this build's migrations the database has not applied.
+    async fn pending_migrations(&self) -> StoreResult<Vec<i64>>;
+    /// SQLite: a consistent copy of the database, written to `path` (which must not
+    /// exist) while other connections go on writing. PostgreSQL: `Unsupported`.
+    async fn sqlite_backup_into(&self, path: &str) -> StoreResult<()>;
+    /// Closes every connection (SQLite then folds its write-ahead log into the file).
+    async fn close(&self) -> StoreResult<()>;
+}
+
+/// How long appending one audit event to its chain takes (the chain head's read and
+/// the insert, inside the change's transaction): a histogram, seconds.
+pub const AUDIT_APPEND_SECONDS: &str = "clinic_auth_audit_append_seconds";
+
+/// How busy a store's connection pool is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 /// Opens the store a database URL names: `sqlite:PATH` (created if missing) or

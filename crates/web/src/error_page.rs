@@ -39,6 +39,8 @@ struct MessagePage<'a> {
     message: &'a str,
     link_href: &'a str,
     link_text: &'a str,
+    /// The request's id, to quote to support.
+    reference: Option<String>,
 }
 
 /// The way back an error page offers: the sign-in page, unless the HTTP layer knows
@@ -81,8 +83,14 @@ fn render_error(e: &AppError, (link_href, link_text): (&str, &str)) -> Response 
         s if s.is_server_error() => "Something went wrong",
         _ => "Something is not right",
     };
-    let page =
-        MessagePage { frame: Frame::new("clinic-auth", heading), heading, message: &e.message, link_href, link_text };
+    let page = MessagePage {
+        frame: Frame::new("clinic-auth", heading),
+        heading,
+        message: &e.message,
+        link_href,
+        link_text,
+        reference: crate::http::request_id::current(),
+    };
     let mut r = render_with(e.status(), &page);
     if let Some(secs) = e.retry_after
         && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())

@@ -8,6 +8,7 @@ mod error_page;
 mod html;
 mod http;
 mod oidc;
+mod ops;
 mod pages;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use clinic_auth_app::{App, passkeys};
 pub use api::openapi_json;
 pub use clinic_auth_app::{CookieSecurity, WebConfig, default_public_url};
 pub use error::{AppError, error_code};
+pub use ops::{metrics_router, serve_metrics};
 
 /// What every handler can reach: the application, and what the HTTP layers noticed.
 #[derive(Debug, Clone)]
@@ -53,7 +55,7 @@ impl AppState {
 /// The whole application: pages, API, health and static assets, with the security
 /// layers around them.
 pub fn router(state: AppState) -> Router {
-    http::layers(pages::routes().merge(api::routes()).merge(oidc::routes()), state)
+    http::layers(pages::routes().merge(api::routes()).merge(oidc::routes()).merge(ops::routes()), state)
 }
 
 /// What `serve` tells whoever started it: one sentence on where to open a browser and
@@ -84,16 +86,41 @@ pub fn start_up_note(config: &WebConfig) -> StartUpNote {
     }
 }
 
-/// Serves the application until `shutdown` resolves.
+/// How long requests in flight may take to finish once shutdown begins; then the
+/// server stops anyway.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Serves the application until `shutdown` resolves: from then on no connection is
+/// accepted, requests in flight finish, and after `SHUTDOWN_GRACE` the server stops
+/// whatever is left.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    http::metrics::handle();
     let purge = tokio::spawn(purge_loop(state.clone()));
     let logouts = tokio::spawn(logout_loop(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let (began, shutting_down) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = began.send(());
+    };
+    let deadline = async move {
+        match shutting_down.await {
+            Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        r = axum::serve(listener, app).with_graceful_shutdown(signal) => r,
+        () = deadline => {
+            tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "requests still in flight after the grace period; stopping");
+            Ok(())
+        }
+    };
     purge.abort();
     logouts.abort();
     result

@@ -188,3 +188,17 @@ pub async fn verify_ours(state: &App, token: &str) -> Result<Option<serde_json::
     validation.set_issuer(&[super::issuer(state)]);
     Ok(jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &validation).ok().map(|d| d.claims))
 }
+
+/// Whether the keyring opens what the database sealed: the newest signing key's
+/// private part, opened and dropped. `Some(kid)` when one opened, `None` when nothing
+/// is sealed yet (a new database); an error when the keyring is not the one that
+/// sealed it (a restored backup with another key, a wrong key file).
+pub async fn keyring_opens_a_sealed_key(state: &App) -> Result<Option<String>, Error> {
+    let keys = state.store.list_signing_keys(state.now()).await?;
+    let Some(key) = keys.iter().max_by_key(|k| k.created_at.0) else { return Ok(None) };
+    let sealed = sealed_from_text(&key.private_sealed)?;
+    state.sealer.open(&sealed, &seal_context(&key.kid)).map_err(|_| {
+        Error::internal(format!("the encryption keyring cannot open signing key {} sealed in the database", key.kid))
+    })?;
+    Ok(Some(key.kid.clone()))
+}

@@ -27,6 +27,8 @@ impl ServerProcess {
             .arg(data.path())
             .env("CLINIC_AUTH_ENCRYPTION_KEY", SERVER_KEY)
             .env("CLINIC_AUTH_LOG_LEVEL", "warn")
+            // Tests run side by side: none takes the default metrics port.
+            .env("CLINIC_AUTH_METRICS_LISTEN", "off")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -20,3 +20,4 @@ mod binary;
 mod cli;
 mod crash;
 mod multi_process;
+mod operations;

@@ -17,6 +17,7 @@ use crate::{AuditEvent, AuditFilter, AuditVerification, ClientInfo, NewAuditEven
 impl Db {
     /// Appends an event to its chain inside the caller's transaction.
     pub(super) async fn write_audit(&self, tx: &mut Tx, e: &NewAuditEvent) -> StoreResult<()> {
+        let started = std::time::Instant::now();
         let chain = e.org_id.as_ref().map(|o| o.as_str().to_owned()).unwrap_or_else(|| PLATFORM_CHAIN.to_owned());
         let (org, actor, subject) = (
             e.org_id.as_ref().map(|o| o.as_str().to_owned()),
@@ -56,6 +57,8 @@ impl Db {
         .bind(&hash)
         .execute()
         .await?;
+        metrics::histogram!(crate::AUDIT_APPEND_SECONDS).record(started.elapsed().as_secs_f64());
+        tx.count_on_commit(clinic_auth_core::audit::tally::tally(e.kind, e.outcome, &e.detail));
         Ok(())
     }
 

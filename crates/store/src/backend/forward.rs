@@ -18,8 +18,8 @@ use crate::{
     AbandonedSignIn, Account, AuditEvent, AuditFilter, AuditVerification, AuthorizationRequest, Bypass, Ceremony,
     CodeTaken, EmailChange, EmailChangeConfirmed, Factor, LogoutDelivery, NewAccount, NewAuditEvent, NewEmailChange,
     NewFactor, NewOidcToken, NewPasskey, NewPasswordLink, NewSession, OidcClient, OidcCode, OidcGrant, OidcToken, Org,
-    OrgBranding, OrgLogo, OrgMemberSecurity, PasskeyUse, PasswordLink, PendingFactor, PendingLogout, RefreshTaken,
-    SessionRecord, SessionSummary, SigningKey, Store, StoreResult, StoredCode,
+    OrgBranding, OrgLogo, OrgMemberSecurity, PasskeyUse, PasswordLink, PendingFactor, PendingLogout, PoolUsage,
+    RefreshTaken, SessionRecord, SessionSummary, SigningKey, Store, StoreResult, StoredCode,
 };
 
 /// `impl Store` for each named store (a struct with a `db: Db` field), from the
@@ -200,4 +200,9 @@ forward! { SqliteStore, PgStore; recorded by crate::testkit::RecordingStore => {
         id: &str, outcome: LogoutDelivery, now: UnixTime, audit: Option<&NewAuditEvent>,
     ) -> StoreResult<()>;
     async fn purge_expired(now: UnixTime, idle_cutoff: UnixTime) -> StoreResult<u64>;
+    async fn pool_usage() -> StoreResult<PoolUsage>;
+    async fn count_live_sessions(idle_cutoff: UnixTime, absolute_cutoff: UnixTime) -> StoreResult<u64>;
+    async fn pending_migrations() -> StoreResult<Vec<i64>>;
+    async fn sqlite_backup_into(path: &str) -> StoreResult<()>;
+    async fn close() -> StoreResult<()>;
 }}

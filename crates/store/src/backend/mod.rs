@@ -14,6 +14,7 @@ mod factors;
 mod flows;
 mod forward;
 mod oidc;
+mod ops;
 mod orgs;
 mod passkeys;
 mod sessions;

@@ -16,8 +16,14 @@ pub enum Pool {
     Postgres(sqlx::PgPool),
 }
 
-/// An open transaction; dropped without [`Tx::commit`], it rolls back.
-pub enum Tx {
+/// An open transaction; dropped without [`Tx::commit`], it rolls back. It carries
+/// what its audit events add to the operator's counters, counted once it commits.
+pub struct Tx {
+    conn: TxConn,
+    tallies: Vec<clinic_auth_core::audit::tally::Tally>,
+}
+
+enum TxConn {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
@@ -48,8 +54,8 @@ impl Pool {
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Pool::Sqlite(p) => Tx { conn: TxConn::Sqlite(p.begin().await?), tallies: Vec::new() },
+            Pool::Postgres(p) => Tx { conn: TxConn::Postgres(p.begin().await?), tallies: Vec::new() },
         })
     }
 }
@@ -57,26 +63,36 @@ impl Pool {
 impl Tx {
     /// A statement run inside this transaction.
     pub fn query(&mut self, sql: &'static str) -> Query<'_> {
-        match self {
-            Tx::Sqlite(t) => Query::Sqlite(Stmt::sqlite(sql, On::Conn(&mut **t))),
-            Tx::Postgres(t) => Query::Postgres(Stmt::postgres(sql, On::Conn(&mut **t))),
+        match &mut self.conn {
+            TxConn::Sqlite(t) => Query::Sqlite(Stmt::sqlite(sql, On::Conn(&mut **t))),
+            TxConn::Postgres(t) => Query::Postgres(Stmt::postgres(sql, On::Conn(&mut **t))),
         }
     }
 
     /// Makes every later query of this (read-only) transaction read one snapshot.
     /// A read transaction of SQLite in WAL mode sees one snapshot already.
     pub async fn read_one_snapshot(&mut self) -> Result<(), sqlx::Error> {
-        if let Tx::Postgres(t) = self {
+        if let TxConn::Postgres(t) = &mut self.conn {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut **t).await?;
         }
         Ok(())
     }
 
+    /// Counts `tallies` when (and only if) this transaction commits.
+    pub fn count_on_commit(&mut self, tallies: Vec<clinic_auth_core::audit::tally::Tally>) {
+        self.tallies.extend(tallies);
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await?,
+            TxConn::Postgres(t) => t.commit().await?,
         }
+        for t in self.tallies {
+            let labels: Vec<metrics::Label> = t.labels.iter().map(|(k, v)| metrics::Label::new(*k, *v)).collect();
+            metrics::counter!(t.name, labels).increment(1);
+        }
+        Ok(())
     }
 }
 

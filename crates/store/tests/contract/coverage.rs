@@ -3,7 +3,7 @@
 
 const TRAIT: &str = include_str!("../../src/lib.rs");
 
-const SUITE: [&str; 13] = [
+const SUITE: [&str; 14] = [
     include_str!("accounts.rs"),
     include_str!("audit.rs"),
     include_str!("codes.rs"),
@@ -12,6 +12,7 @@ const SUITE: [&str; 13] = [
     include_str!("flows.rs"),
     include_str!("harness.rs"),
     include_str!("oidc.rs"),
+    include_str!("ops.rs"),
     include_str!("orgs.rs"),
     include_str!("passkeys.rs"),
     include_str!("sessions.rs"),

@@ -39,6 +39,7 @@ mod factors;
 mod flows;
 mod harness;
 mod oidc;
+mod ops;
 mod orgs;
 mod passkeys;
 mod sessions;

@@ -27,7 +27,9 @@ pub fn layers(routes: Router<AppState>, state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             AppError::internal("a request handler panicked").into_response()
-        }));
+        }))
+        .layer(middleware::from_fn(super::metrics::time_requests))
+        .layer(middleware::from_fn_with_state(state.clone(), super::request_id::assign));
     let headers: [(&str, &str); 6] = [
         ("content-security-policy", CSP),
         ("x-content-type-options", "nosniff"),

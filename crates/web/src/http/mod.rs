@@ -7,5 +7,7 @@ pub mod cookies;
 pub mod csrf;
 pub mod extract;
 mod layers;
+pub mod metrics;
+pub mod request_id;
 
 pub use layers::layers;

@@ -490,3 +490,12 @@ pub async fn page_of(client: &reqwest::Client, url: &str) -> (u16, String) {
 pub fn location_of(res: &reqwest::Response) -> String {
     res.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned).unwrap_or_default()
 }
+
+/// A JSON answer without its request's id (`error.request_id`), which differs from one
+/// request to the next, for tests that compare two answers.
+pub fn without_request_id(mut v: Value) -> Value {
+    if let Some(error) = v.get_mut("error").and_then(Value::as_object_mut) {
+        error.remove("request_id");
+    }
+    v
+}

@@ -23,6 +23,7 @@ mod my_sessions;
 mod oidc;
 mod oidc_logout;
 mod openapi;
+mod operations;
 mod otp;
 mod pages;
 mod passkeys;
