@@ -7,6 +7,7 @@
 //                       (POST /2010-04-01/Accounts/{sid}/Messages.json, HTTP basic auth,
 //                       form-encoded To/From/Body).
 
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { simpleParser } from 'mailparser';
@@ -243,4 +244,27 @@ export async function startTwilioFake({ accountSid, authToken }) {
         server.close(() => resolve());
       }),
   };
+}
+
+/** The server settings that send every email to `smtp` (plain SMTP on loopback). */
+export function smtpSettings(smtp) {
+  return {
+    CLINIC_AUTH_EMAIL_TRANSPORT: 'smtp',
+    CLINIC_AUTH_SMTP_HOST: '127.0.0.1',
+    CLINIC_AUTH_SMTP_PORT: String(smtp.port),
+    CLINIC_AUTH_SMTP_TLS: 'none',
+  };
+}
+
+/** The one email to `to` with `subject`, once it arrives. */
+export async function emailTo(smtp, to, subject) {
+  for (let i = 0; i < 100; i++) {
+    const found = smtp.messages().filter((m) => m.subject === subject && m.to.includes(to));
+    if (found.length) {
+      assert.equal(found.length, 1, `one "${subject}" email to ${to}`);
+      return found[0];
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`no "${subject}" email to ${to}: ${JSON.stringify(smtp.messages().map((m) => [m.to, m.subject]))}`);
 }

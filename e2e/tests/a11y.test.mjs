@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
-import { startSmtpCapture } from '../lib/capture.mjs';
+import { smtpSettings, startSmtpCapture } from '../lib/capture.mjs';
 import { withServerAndBrowser } from '../lib/server.mjs';
 import { click, expectPath, expectText, fill, open, openMember, setUpAuthenticatorByKey, signIn, signOut } from '../lib/pages.mjs';
 import { png } from '../lib/png.mjs';
@@ -116,10 +116,7 @@ test('the sign-in, setup, account and admin pages have no serious accessibility 
 test('the change-email pages have no serious accessibility violation', TIMEOUT, async (t) => {
   const smtp = await startSmtpCapture();
   const env = {
-    CLINIC_AUTH_EMAIL_TRANSPORT: 'smtp',
-    CLINIC_AUTH_SMTP_HOST: '127.0.0.1',
-    CLINIC_AUTH_SMTP_PORT: String(smtp.port),
-    CLINIC_AUTH_SMTP_TLS: 'none',
+    ...smtpSettings(smtp),
   };
   try {
     await withServerAndBrowser(

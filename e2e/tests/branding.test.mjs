@@ -9,7 +9,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { startSmtpCapture } from '../lib/capture.mjs';
+import { smtpSettings, startSmtpCapture } from '../lib/capture.mjs';
 import { png } from '../lib/png.mjs';
 import { withServerAndBrowser } from '../lib/server.mjs';
 import { click, expectPath, expectText, fill, open, signIn, signOut, waitVisible } from '../lib/pages.mjs';
@@ -50,10 +50,7 @@ async function expectClinicLook(page, where) {
 test('an owner brands the clinic and its sign-in link shows the brand through the sign-in and the emailed code', TIMEOUT, async (t) => {
   const smtp = await startSmtpCapture();
   const env = {
-    CLINIC_AUTH_EMAIL_TRANSPORT: 'smtp',
-    CLINIC_AUTH_SMTP_HOST: '127.0.0.1',
-    CLINIC_AUTH_SMTP_PORT: String(smtp.port),
-    CLINIC_AUTH_SMTP_TLS: 'none',
+    ...smtpSettings(smtp),
     CLINIC_AUTH_EMAIL_FROM: 'Riverside Clinic <no-reply@riverside.test>',
   };
   try {

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { startSmtpCapture, startTwilioFake } from '../lib/capture.mjs';
+import { smtpSettings, startSmtpCapture, startTwilioFake } from '../lib/capture.mjs';
 import { RESULTS_DIR, withServerAndBrowser } from '../lib/server.mjs';
 import {
   button,
@@ -162,10 +162,7 @@ test('new member sets up texted codes, then signs in with an emailed code after 
   const codeEmails = () => smtp.messages().filter((m) => ![NOTICE_SUBJECT, INVITATION_SUBJECT].includes(m.subject));
   const twilio = await startTwilioFake({ accountSid: TWILIO_SID, authToken: TWILIO_TOKEN });
   const env = {
-    CLINIC_AUTH_EMAIL_TRANSPORT: 'smtp',
-    CLINIC_AUTH_SMTP_HOST: '127.0.0.1',
-    CLINIC_AUTH_SMTP_PORT: String(smtp.port),
-    CLINIC_AUTH_SMTP_TLS: 'none',
+    ...smtpSettings(smtp),
     CLINIC_AUTH_EMAIL_FROM: EMAIL_FROM,
     CLINIC_AUTH_SMS_TRANSPORT: 'twilio',
     CLINIC_AUTH_TWILIO_BASE_URL: twilio.baseUrl,

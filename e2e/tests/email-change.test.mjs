@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { enrollAuthenticatorThroughApi } from '../lib/api.mjs';
-import { startSmtpCapture } from '../lib/capture.mjs';
+import { emailTo, smtpSettings, startSmtpCapture } from '../lib/capture.mjs';
 import { launchBrowser, withServerAndBrowser } from '../lib/server.mjs';
 import { click, expectHeading, expectPath, expectText, fill, open, signIn, signOut } from '../lib/pages.mjs';
 
@@ -17,26 +17,11 @@ const PASSWORD = 'correct horse battery staple';
 const LEE = 'dr.lee@riverside.test';
 const NEW = 'lee@hillside.test';
 
-/** The one email to `to` with `subject`, once it arrives. */
-async function emailTo(smtp, to, subject) {
-  for (let i = 0; i < 100; i++) {
-    const found = smtp.messages().filter((m) => m.subject === subject && m.to.includes(to));
-    if (found.length) {
-      assert.equal(found.length, 1, `one "${subject}" email to ${to}`);
-      return found[0];
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`no "${subject}" email to ${to}: ${JSON.stringify(smtp.messages().map((m) => [m.to, m.subject]))}`);
-}
 
 test('a member changes the sign-in email through the link sent to the new address', TIMEOUT, async (t) => {
   const smtp = await startSmtpCapture();
   const env = {
-    CLINIC_AUTH_EMAIL_TRANSPORT: 'smtp',
-    CLINIC_AUTH_SMTP_HOST: '127.0.0.1',
-    CLINIC_AUTH_SMTP_PORT: String(smtp.port),
-    CLINIC_AUTH_SMTP_TLS: 'none',
+    ...smtpSettings(smtp),
   };
   try {
     await withServerAndBrowser(

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startSmtpCapture } from '../lib/capture.mjs';
+import { emailTo, smtpSettings, startSmtpCapture } from '../lib/capture.mjs';
 import { withServerAndBrowser } from '../lib/server.mjs';
 import { click, expectHeading, expectPath, expectText, fill, open, signIn, signOut } from '../lib/pages.mjs';
 
@@ -16,26 +16,11 @@ const ADMIN = 'admin@riverside.test';
 const NURSE = 'nurse@riverside.test';
 const REMINDER_SUBJECT = 'Set up two-factor authentication for Riverside Clinic';
 
-/** The one email to `to` with `subject`, once it arrives. */
-async function emailTo(smtp, to, subject) {
-  for (let i = 0; i < 100; i++) {
-    const found = smtp.messages().filter((m) => m.subject === subject && m.to.includes(to));
-    if (found.length) {
-      assert.equal(found.length, 1, `one "${subject}" email to ${to}`);
-      return found[0];
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`no "${subject}" email to ${to}: ${JSON.stringify(smtp.messages().map((m) => [m.to, m.subject]))}`);
-}
 
 test('a clinic gives members 7 days to set up 2FA, a member chooses Remind me later, the admin reminds them', TIMEOUT, async (t) => {
   const smtp = await startSmtpCapture();
   const env = {
-    CLINIC_AUTH_EMAIL_TRANSPORT: 'smtp',
-    CLINIC_AUTH_SMTP_HOST: '127.0.0.1',
-    CLINIC_AUTH_SMTP_PORT: String(smtp.port),
-    CLINIC_AUTH_SMTP_TLS: 'none',
+    ...smtpSettings(smtp),
   };
   try {
     await withServerAndBrowser(
