@@ -171,7 +171,7 @@ pub async fn submit_password(
             // Refused without checking the password, but on the record: an admin
             // looking into a locked-out member sees every attempt.
             let account = state.store.find_account(flow.realm, &flow.email).await?;
-            let refused = Event::SignInRefused { reason: which, email: Some(flow.email.as_str()) };
+            let refused = Event::SignInRefused { realm: flow.realm, reason: which, email: Some(flow.email.as_str()) };
             state.store.append_audit(&refusal(state, refused, account.as_ref(), client)).await?;
             return Err(Error::too_many_attempts(locked_for));
         }
@@ -250,7 +250,7 @@ pub async fn submit_password(
             Ok(PasswordOutcome::Enroll { allowed, remind_until })
         }
         (AfterPassword::Rejected(PasswordRejection::Deactivated), account) => {
-            let refused = Event::SignInRefused { reason: "account_deactivated", email: None };
+            let refused = Event::SignInRefused { realm: flow.realm, reason: "account_deactivated", email: None };
             state.store.append_audit(&refusal(state, refused, account.as_ref(), client)).await?;
             Err(Error::new(
                 ErrorKind::AccountDeactivated,
@@ -263,7 +263,7 @@ pub async fn submit_password(
                 (_, Some(a)) if a.password_hash.is_none() => "no_password_set",
                 _ => "wrong_password",
             };
-            let refused = Event::SignInRefused { reason, email: Some(flow.email.as_str()) };
+            let refused = Event::SignInRefused { realm: flow.realm, reason, email: Some(flow.email.as_str()) };
             let event = refusal(state, refused, account.as_ref(), client);
             state.store.record_failure(&acct_key, ThrottleRule::PASSWORD_PER_ACCOUNT, now, Some(&event)).await?;
             state.store.record_failure(&ip_key, ThrottleRule::PASSWORD_PER_CLIENT, now, None).await?;
@@ -712,7 +712,7 @@ pub async fn report_abandoned(state: &App) -> Result<u64, Error> {
     for a in abandoned {
         let Some(account) = state.store.get_account(a.account_id).await? else { continue };
         let client = ClientInfo { ip: a.client_ip.clone().unwrap_or_default(), ..ClientInfo::default() };
-        let refused = Event::SignInRefused { reason: "second_factor_abandoned", email: None };
+        let refused = Event::SignInRefused { realm: account.realm(), reason: "second_factor_abandoned", email: None };
         state.store.append_audit(&refusal(state, refused, Some(&account), &client)).await?;
         n += 1;
         if account.status != clinic_auth_core::AccountStatus::Active {

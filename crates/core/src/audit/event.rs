@@ -68,7 +68,9 @@ pub enum Event<'a> {
         realm: Realm,
         method: &'a str,
     },
+    /// `realm`: the sign-in page it came through (staff or patient portal).
     SignInRefused {
+        realm: Realm,
         reason: &'a str,
         email: Option<&'a str>,
     },
@@ -359,8 +361,8 @@ impl Event<'_> {
             | E::AccountDeactivated
             | E::AccountReactivated => vec![],
             E::SignedIn { realm, method } => vec![("realm", s(realm.as_str())), ("method", s(method))],
-            E::SignInRefused { reason, email } => {
-                let mut f = vec![("reason", s(reason))];
+            E::SignInRefused { realm, reason, email } => {
+                let mut f = vec![("realm", s(realm.as_str())), ("reason", s(reason))];
                 if let Some(email) = email {
                     f.push(("email", s(email)));
                 }
@@ -492,10 +494,10 @@ mod tests {
                 r#"{"method":"authenticator","realm":"staff"}"#,
             ),
             (
-                Event::SignInRefused { reason: "wrong_password", email: Some("a@b.test") },
+                Event::SignInRefused { realm: Realm::Staff, reason: "wrong_password", email: Some("a@b.test") },
                 "sign_in",
                 "failure",
-                r#"{"email":"a@b.test","reason":"wrong_password"}"#,
+                r#"{"email":"a@b.test","realm":"staff","reason":"wrong_password"}"#,
             ),
             (
                 Event::FactorEnrolled { method: FactorKind::Sms, recovery_code_issued: true, replaced: true },

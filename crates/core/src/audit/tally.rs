@@ -89,6 +89,7 @@ fn sign_in_refusal(reason: &str) -> &'static str {
         "account_deactivated" => "account_deactivated",
         "account_locked" => "account_locked",
         "client_locked" => "client_locked",
+        "second_factor_abandoned" => "second_factor_abandoned",
         _ => "other",
     }
 }
@@ -126,13 +127,21 @@ mod tests {
                 one(SIGN_INS, &[("realm", "patient"), ("outcome", "success")]),
             ),
             (
-                Event::SignInRefused { reason: "wrong_password", email: Some("dr.lee@riverside.test") },
-                one(SIGN_INS, &[("realm", "unknown"), ("outcome", "wrong_password")]),
+                Event::SignInRefused {
+                    realm: Realm::Staff,
+                    reason: "wrong_password",
+                    email: Some("dr.lee@riverside.test"),
+                },
+                one(SIGN_INS, &[("realm", "staff"), ("outcome", "wrong_password")]),
             ),
             (
-                Event::SignInRefused { reason: "account_locked", email: Some("dr.lee@riverside.test") },
+                Event::SignInRefused {
+                    realm: Realm::Patient,
+                    reason: "account_locked",
+                    email: Some("dr.lee@riverside.test"),
+                },
                 vec![
-                    Tally::new(SIGN_INS, &[("realm", "unknown"), ("outcome", "account_locked")]),
+                    Tally::new(SIGN_INS, &[("realm", "patient"), ("outcome", "account_locked")]),
                     Tally::new(LOCKOUTS, &[("lock", "account")]),
                 ],
             ),
