@@ -270,7 +270,8 @@ async fn confirm_submit(
         },
         Act::NewRecoveryCode => {
             let code = factors::new_recovery_code(&state, &s.account, &client.0).await?;
-            Ok(recovery_code_page(&state, &code, "/account", Shown::Replacement))
+            let look = clinic_auth_app::branding::look_for_account(&state, &s.account, None).await;
+            Ok(recovery_code_page(&state, &code, "/account", Shown::Replacement, look))
         }
     }
 }

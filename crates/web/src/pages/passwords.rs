@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum_extra::extract::CookieJar;
+use clinic_auth_app::branding::Look;
 use clinic_auth_app::{passwords, sign_in};
 use clinic_auth_core::Password;
 use serde::Deserialize;
@@ -57,11 +58,27 @@ struct ForgotPage<'a> {
     email: String,
 }
 
-fn forgot_form(state: &AppState, jar: CookieJar, p: RealmPages, email: String, error: Option<AppError>) -> Response {
+/// The look of this browser's sign-in in this realm: a sign-in started on a clinic's
+/// link (`/login?org=…`) keeps the clinic's branding on "Forgot your password?".
+async fn sign_in_look(state: &AppState, jar: &CookieJar, p: RealmPages) -> Option<Look> {
+    let token = flow_token(state, jar)?;
+    match sign_in::current(state, &token).await {
+        Ok(flow) if flow.realm == p.realm => sign_in::look(state, &token).await,
+        _ => None,
+    }
+}
+
+fn forgot_form(
+    state: &AppState,
+    jar: CookieJar,
+    p: RealmPages,
+    (email, look): (String, Option<Look>),
+    error: Option<AppError>,
+) -> Response {
     let retry_after = error.as_ref().and_then(|e| e.retry_after);
     let (jar, csrf) = csrf::form_token(state, jar, None);
     let page = ForgotPage {
-        frame: frame(state, "Forgot your password?").error(error),
+        frame: frame(state, "Forgot your password?").error(error).brand(look),
         sent: false,
         sent_text: RESET_SENT,
         action: p.forgot,
@@ -86,7 +103,8 @@ async fn forgot_page(p: RealmPages, State(state): State<AppState>, jar: CookieJa
         },
         None => String::new(),
     };
-    forgot_form(&state, jar, p, email, None)
+    let look = sign_in_look(&state, &jar, p).await;
+    forgot_form(&state, jar, p, (email, look), None)
 }
 
 #[derive(Deserialize, Default)]
@@ -104,10 +122,11 @@ async fn forgot_submit(
     PageForm(form): PageForm<ForgotForm>,
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &jar, None, &form.csrf)?;
+    let look = sign_in_look(&state, &jar, p).await;
     match passwords::request_reset(&state, p.realm, &form.email, &client.0).await {
         Ok(()) => {
             let page = ForgotPage {
-                frame: frame(&state, "Check your email"),
+                frame: frame(&state, "Check your email").brand(look),
                 sent: true,
                 sent_text: RESET_SENT,
                 action: p.forgot,
@@ -117,7 +136,7 @@ async fn forgot_submit(
             };
             Ok(render_with(page.frame.status(), &page))
         }
-        Err(e) if e.status().is_client_error() => Ok(forgot_form(&state, jar, p, form.email, Some(e.into()))),
+        Err(e) if e.status().is_client_error() => Ok(forgot_form(&state, jar, p, (form.email, look), Some(e.into()))),
         Err(e) => Err(e.into()),
     }
 }

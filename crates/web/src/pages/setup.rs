@@ -566,7 +566,10 @@ async fn account_enrolled(
         "/account?notice=mfa_on"
     };
     Ok(match code {
-        Some(code) => recovery_code_page(state, &code, next, Shown::FirstCode),
+        Some(code) => {
+            let look = clinic_auth_app::branding::look_for_account(state, &s.account, None).await;
+            recovery_code_page(state, &code, next, Shown::FirstCode, look)
+        }
         None if app => Redirect::to(next).into_response(),
         None => Redirect::to("/account?notice=mfa_on").into_response(),
     })

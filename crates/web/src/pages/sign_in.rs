@@ -277,7 +277,10 @@ pub(super) async fn signed_in(state: &AppState, jar: CookieJar, done: SignedInSe
         _ => "/account",
     };
     Ok(match done.new_recovery_code {
-        Some(code) => (jar, recovery_code_page(state, &code, next, why)).into_response(),
+        Some(code) => {
+            let look = clinic_auth_app::branding::look_for_account(state, &done.account, None).await;
+            (jar, recovery_code_page(state, &code, next, why, look)).into_response()
+        }
         None if done.suggest_setup && !app => (jar, Redirect::to("/account/2fa/setup?notice=bypass")).into_response(),
         None if app => (jar, Redirect::to(clinic_auth_app::oidc::paths::RESUME)).into_response(),
         None => (jar, Redirect::to("/account")).into_response(),

@@ -133,6 +133,7 @@ async fn step_up_form(
     let asked = method.and_then(|m| m.parse::<FactorKind>().ok());
     let factors::StepUpStep { method, other, sent } = factors::step_up_step(state, s, asked).await?;
     let next_key = next_key(next);
+    let look = clinic_auth_app::branding::look_for_account(state, &s.account, None).await;
     let action = format!("/account/2fa/verify?method={}", method.as_str());
     let coded = matches!(method, FactorKind::Email | FactorKind::Sms);
     let mut error = error;
@@ -147,7 +148,7 @@ async fn step_up_form(
     }
     let (jar, csrf) = csrf::form_token(state, jar, Some(s));
     let page = VerifyPage {
-        frame: frame(state, "Confirm it's you").error(error),
+        frame: frame(state, "Confirm it's you").error(error).brand(look),
         heading: "Confirm it's you",
         action: &action,
         method: method.as_str(),
@@ -178,7 +179,10 @@ async fn step_up_submit(
         Ok(proof) => {
             let next = next_path(&form.next);
             match proof {
-                Proof::RecoveryCode(fresh) => Ok(recovery_code_page(&state, &fresh, next, Shown::Replacement)),
+                Proof::RecoveryCode(fresh) => {
+                    let look = clinic_auth_app::branding::look_for_account(&state, &s.account, None).await;
+                    Ok(recovery_code_page(&state, &fresh, next, Shown::Replacement, look))
+                }
                 Proof::Authenticator | Proof::Code | Proof::Passkey => Ok(Redirect::to(next).into_response()),
             }
         }

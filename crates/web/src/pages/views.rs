@@ -45,13 +45,21 @@ pub(super) enum Shown {
     Replacement,
 }
 
-/// The recovery code, shown once, with the way on (`next`).
-pub(super) fn recovery_code_page(state: &AppState, code: &RecoveryCode, next: &str, why: Shown) -> Response {
+/// The recovery code, shown once, with the way on (`next`), in the look of the
+/// member's clinic (`look`).
+pub(super) fn recovery_code_page(
+    state: &AppState,
+    code: &RecoveryCode,
+    next: &str,
+    why: Shown,
+    look: Option<clinic_auth_app::branding::Look>,
+) -> Response {
     let intro = match why {
         Shown::FirstCode => "Two-factor authentication is set up. Here is your recovery code.",
         Shown::Replacement => {
             "Your previous recovery code has been used up or replaced and no longer works. Here is your new one."
         }
     };
-    render(&RecoveryCodePage { frame: frame(state, "Save your recovery code"), intro, code: code.display(), next })
+    let frame = frame(state, "Save your recovery code").brand(look);
+    render(&RecoveryCodePage { frame, intro, code: code.display(), next })
 }

@@ -465,7 +465,7 @@ async fn the_hint_stays_through_the_sign_in_and_the_emailed_code_names_the_clini
     let before = code_emails(&app);
     let res = b.post(app.url("/login/setup/resend")).form(&[("csrf", csrf_of(&html).as_str())]).send().await.unwrap();
     assert!(res.status().is_redirection(), "Send code: {}", res.status());
-    last_email_code(&app, before + 1).await;
+    let code = last_email_code(&app, before + 1).await;
     let mail = app.smtp.messages().into_iter().rev().find(|m| m.find_code().is_some()).unwrap();
     assert_eq!(mail.subject().as_deref(), Some("Your Riverside Family Clinic verification code"));
     assert!(
@@ -479,6 +479,16 @@ async fn the_hint_stays_through_the_sign_in_and_the_emailed_code_names_the_clini
         "{html_part}"
     );
 
+    // The recovery code at the end of the sign-in is in the clinic's look too.
+    let res = b
+        .post(app.url("/login/setup/code"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let saved = res.text().await.unwrap();
+    assert!(saved.contains("Save your recovery code") && clinic_header(&saved, NAME), "{saved}");
+
     // A member of Riverside who came through Lakeside's link sees Lakeside until the
     // password, then their own clinic.
     let b = app.browser();
@@ -491,6 +501,19 @@ async fn the_hint_stays_through_the_sign_in_and_the_emailed_code_names_the_clini
         .unwrap();
     let (_, html) = page_of(&b, &app.url("/login/password")).await;
     assert!(clinic_header(&html, "Lakeside Health"), "before the password nothing says whose account it is");
+    // "Forgot your password?" from there keeps the link's clinic, before and after sending.
+    let (_, forgot) = page_of(&b, &app.url("/login/forgot-password")).await;
+    assert!(clinic_header(&forgot, "Lakeside Health"), "{forgot}");
+    let res = b
+        .post(app.url("/login/forgot-password"))
+        .form(&[("csrf", csrf_of(&forgot).as_str()), ("email", "dr.lee@riverside.test")])
+        .send()
+        .await
+        .unwrap();
+    let sent = res.text().await.unwrap();
+    assert!(clinic_header(&sent, "Lakeside Health") && sent.contains("Check your email"), "{sent}");
+    let (_, plain) = page_of(&app.browser(), &app.url("/login/forgot-password")).await;
+    assert!(!plain.contains("clinic-name"), "without a hinted sign-in, the platform's look: {plain}");
     let res = b
         .post(app.url("/login/password"))
         .form(&[("csrf", csrf_of(&html).as_str()), ("password", PASSWORD)])
