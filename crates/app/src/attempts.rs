@@ -2,17 +2,23 @@
 //! checked, a refusal is audited and may lock the factor, a success starts the count
 //! over. Shared by codes, authenticator apps, recovery codes and passkeys.
 
-use clinic_auth_core::{FactorKind, Purpose, ThrottleRule};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use clinic_auth_core::{FactorKind, Purpose, ThrottleRule, UnixTime};
 use clinic_auth_notify::SecurityNotice;
-use clinic_auth_store::{Account, ClientInfo};
+use clinic_auth_store::{Account, ClientInfo, NewAuditEvent};
 
 use crate::mfa_state::method_label;
 use clinic_auth_core::audit::Event;
 
 use crate::{App, Error, ErrorKind, about_account, audit_event, notices};
 
+/// The member's second-factor lockout is counted under this prefix and their id.
+pub(crate) const LOCKOUT_PREFIX: &str = "second-factor:";
+
 pub(crate) fn throttle_key(account: &Account) -> String {
-    format!("second-factor:{}", account.id)
+    format!("{LOCKOUT_PREFIX}{}", account.id)
 }
 
 pub fn factor_locked(method: FactorKind) -> Error {
@@ -44,18 +50,19 @@ pub(crate) async fn reserve_attempt(
     };
     let cap = clinic_auth_core::throttle::MAX_CONSECUTIVE_FAILURES;
     let at_cap = |failures: Vec<(FactorKind, u32)>| failures.iter().any(|(k, n)| *k == method && *n >= cap);
+    let key = throttle_key(account);
     if at_cap(state.store.factor_failures(account.id).await?) {
-        state.store.append_audit(&refuse("factor_locked")).await?;
+        state.locked_refusals.note(state, &format!("factor:{key}:{method}"), None, || refuse("factor_locked")).await;
         return Err(factor_locked(method));
     }
-    let key = throttle_key(account);
     if state.store.reserve_attempt(&key, ThrottleRule::SECOND_FACTOR_PER_ACCOUNT, now).await?.is_none() {
-        state.store.append_audit(&refuse("locked")).await?;
-        let secs = state.store.get_throttle(&key).await?.and_then(|t| t.locked_for(now)).unwrap_or(1);
+        let until = state.store.get_throttle(&key).await?.map(|t| t.locked_until);
+        state.locked_refusals.note(state, &key, until, || refuse("locked")).await;
+        let secs = until.map(|u| now.secs_until(u)).filter(|s| *s > 0).unwrap_or(1);
         return Err(Error::too_many_attempts(secs));
     }
     if state.store.reserve_factor_attempt(account.id, method, cap).await?.is_none() {
-        state.store.append_audit(&refuse("factor_locked")).await?;
+        state.locked_refusals.note(state, &format!("factor:{key}:{method}"), None, || refuse("factor_locked")).await;
         return Err(factor_locked(method));
     }
     Ok(())
@@ -89,4 +96,91 @@ pub(crate) async fn count_failure(
         notices::send(state, account, SecurityNotice::FactorLocked { method: method_label(method).to_owned() }).await;
     }
     Ok(())
+}
+
+/// Refusals while a lock is in force, kept out of the database: an attacker hammering
+/// a locked member or address must neither grow the audit trail nor load the writer
+/// at will. The first refusal of a lock period is remembered with its audit event;
+/// later ones only count. When the lock ends (or after `SUMMARY_SECS` for a lock
+/// without an end, like a factor at its cap), one event records the period: the
+/// first refusal's, with `refusals` (how many) and `last_at` added. Memory is
+/// bounded: past `MAX_PENDING` locks, a new one is written at once.
+#[derive(Debug, Default)]
+pub struct LockedRefusals {
+    pending: Mutex<HashMap<String, PendingRefusals>>,
+}
+
+#[derive(Debug)]
+struct PendingRefusals {
+    event: NewAuditEvent,
+    refusals: u64,
+    last_at: UnixTime,
+    /// When the period is written: the lock's end, or `SUMMARY_SECS` after it began.
+    due: UnixTime,
+}
+
+/// A lock without an end of its own is summed up this often.
+const SUMMARY_SECS: i64 = 300;
+/// Locks counted in memory at once.
+const MAX_PENDING: usize = 10_000;
+
+impl LockedRefusals {
+    /// Counts a refusal under the lock `key` (in force until `until`, if it ends);
+    /// `event` makes the audit event of the period's first refusal.
+    pub(crate) async fn note(
+        &self,
+        state: &App,
+        key: &str,
+        until: Option<UnixTime>,
+        event: impl FnOnce() -> NewAuditEvent,
+    ) {
+        let now = state.now();
+        let overflow = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let held = pending.len();
+            match pending.get_mut(key) {
+                Some(p) => {
+                    p.refusals += 1;
+                    p.last_at = now;
+                    None
+                }
+                None if held < MAX_PENDING => {
+                    let due = until.filter(|u| *u > now).unwrap_or(now.plus_secs(SUMMARY_SECS));
+                    let p = PendingRefusals { event: event(), refusals: 1, last_at: now, due };
+                    pending.insert(key.to_owned(), p);
+                    None
+                }
+                None => Some(event()),
+            }
+        };
+        if let Some(e) = overflow {
+            write_summary(state, e, 1, now).await;
+        }
+    }
+
+    /// Writes the periods that are over (every one with `all`, at shutdown).
+    pub async fn flush(&self, state: &App, all: bool) {
+        let now = state.now();
+        let due: Vec<PendingRefusals> = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let keys: Vec<String> =
+                pending.iter().filter(|(_, p)| all || p.due <= now).map(|(k, _)| k.clone()).collect();
+            keys.iter().filter_map(|k| pending.remove(k)).collect()
+        };
+        for p in due {
+            write_summary(state, p.event, p.refusals, p.last_at).await;
+        }
+    }
+
+    /// Refusals counted and not yet written.
+    pub fn unwritten(&self) -> u64 {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).values().map(|p| p.refusals).sum()
+    }
+}
+
+async fn write_summary(state: &App, mut event: NewAuditEvent, refusals: u64, last_at: UnixTime) {
+    event.detail = clinic_auth_core::audit::with_refusals(&event.detail, refusals, last_at);
+    if let Err(e) = state.store.append_audit(&event).await {
+        tracing::warn!(error = %e, refusals, "recording refusals while locked failed");
+    }
 }

@@ -190,6 +190,68 @@ pub enum Checked {
     Refused { error: Error, reason: &'static str },
 }
 
+/// What an entered code comes to, judged against the code read with the sign-in.
+#[derive(Debug)]
+pub(crate) enum CodeVerdict {
+    /// It matches `code_hash`, which the answer's transaction uses up.
+    Right { code_hash: String },
+    /// It does not (or the code's entries ran out): counted on the code `code_hash`.
+    Wrong { error: Error, reason: &'static str, code_hash: String },
+}
+
+/// Judges an entered code against `stored` (the account's code for `channel`, read
+/// with the rest of the sign-in), without writing: the caller's one transaction
+/// counts or uses it. `Err` when no live code was sent here (nothing to count: it
+/// cannot be a guess); an expired code is deleted.
+pub(crate) async fn judge(
+    state: &App,
+    account: &Account,
+    channel: FactorKind,
+    code: &OneTimeCode,
+    purpose: Purpose,
+    within: Within<'_>,
+    stored: Option<&StoredCode>,
+) -> Result<CodeVerdict, Error> {
+    let now = state.now();
+    let Some(stored) = stored.filter(|c| c.purpose == purpose.as_str() && c.bound_to == within.binding()) else {
+        return Err(expired());
+    };
+    let mac =
+        state.sealer.code_mac(code.expose(), &context(account, channel, purpose, &stored.target, &stored.bound_to))?;
+    let matches = clinic_auth_core::token::secrets_equal(&mac, &stored.code_hash);
+    let code_hash = stored.code_hash.clone();
+    match stored.challenge.check(now, stored.challenge.attempts.saturating_add(1), matches) {
+        CodeCheck::Accepted => Ok(CodeVerdict::Right { code_hash }),
+        CodeCheck::Expired => {
+            state.store.delete_code(account.id, channel).await?;
+            Err(expired())
+        }
+        CodeCheck::TooManyAttempts => {
+            Ok(CodeVerdict::Wrong { error: attempts_exhausted(), reason: "attempts_exhausted", code_hash })
+        }
+        CodeCheck::Wrong { attempts_left } => {
+            Ok(CodeVerdict::Wrong { error: wrong_entry(attempts_left), reason: "wrong_code", code_hash })
+        }
+    }
+}
+
+fn attempts_exhausted() -> Error {
+    Error::new(ErrorKind::CodeAttemptsExhausted, "Too many wrong entries for this code. Send a new code.")
+}
+
+fn wrong_entry(attempts_left: u32) -> Error {
+    let tries = if attempts_left == 1 { "try" } else { "tries" };
+    Error::new(
+        ErrorKind::IncorrectCode,
+        format!("That code didn't work. Check it and try again ({attempts_left} {tries} left)."),
+    )
+}
+
+/// The code is not (or no longer) one sent here.
+pub(crate) fn code_expired() -> Error {
+    expired()
+}
+
 /// Checks an entered code. Wrong entries are counted on the code and on the member.
 /// `used`: the audit event of a second factor proved, written with the code's use.
 /// `Err` when no live code was sent here (nothing to count: it cannot be a guess).
@@ -231,23 +293,10 @@ pub async fn check(
         }
         CodeCheck::TooManyAttempts => {
             state.store.delete_code(account.id, channel).await?;
-            Ok(Checked::Refused {
-                error: Error::new(
-                    ErrorKind::CodeAttemptsExhausted,
-                    "Too many wrong entries for this code. Send a new code.",
-                ),
-                reason: "attempts_exhausted",
-            })
+            Ok(Checked::Refused { error: attempts_exhausted(), reason: "attempts_exhausted" })
         }
-        CodeCheck::Wrong { attempts_left } => Ok(Checked::Refused {
-            error: Error::new(
-                ErrorKind::IncorrectCode,
-                format!(
-                    "That code didn't work. Check it and try again ({attempts_left} {} left).",
-                    if attempts_left == 1 { "try" } else { "tries" }
-                ),
-            ),
-            reason: "wrong_code",
-        }),
+        CodeCheck::Wrong { attempts_left } => {
+            Ok(Checked::Refused { error: wrong_entry(attempts_left), reason: "wrong_code" })
+        }
     }
 }

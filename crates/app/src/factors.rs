@@ -267,11 +267,7 @@ pub async fn verify_factor(
                 .ok_or_else(|| {
                     Error::new(ErrorKind::MethodUnavailable, "No authenticator app is set up for this account.")
                 })?;
-            let sealed = factor.secret.as_ref().ok_or_else(|| Error::internal("authenticator without secret"))?;
-            let secret = TotpSecret::from_bytes(
-                state.sealer.open(sealed, &sealing_context(account, FactorKind::Authenticator))?.to_vec(),
-            )
-            .map_err(|e| Error::internal(format!("stored secret: {e}")))?;
+            let secret = open_authenticator(state, account, &factor)?;
             match totp::verify(&secret, code, now, factor.last_used_step) {
                 Ok(step) if state.store.use_totp_step(&factor.id, step, now, &event).await? => Proof::Authenticator,
                 Ok(_) | Err(TotpRejection::Replayed) => {
@@ -296,10 +292,7 @@ pub async fn verify_factor(
             };
             if !accepted {
                 count_failure(state, account, method, "wrong_code", purpose, client).await?;
-                return Err(Error::new(
-                    ErrorKind::IncorrectCode,
-                    "That recovery code didn't work. Check it and try again.",
-                ));
+                return Err(wrong_recovery_code());
             }
             notices::send(state, account, SecurityNotice::RecoveryCodeUsed).await;
             Proof::RecoveryCode(fresh)
@@ -316,6 +309,79 @@ pub async fn verify_factor(
     };
     proved(state, account).await?;
     Ok(proof)
+}
+
+/// What an answer to a sign-in's second factor comes to, judged against what was
+/// read with the sign-in; nothing is written until the caller's one transaction.
+#[derive(Debug)]
+pub(crate) enum Judged {
+    /// An authenticator code of `step`, which must be later than any used before.
+    TotpStep { factor_id: String, step: i64 },
+    /// The recovery code (`expected`), to be swapped for `fresh`.
+    Recovery { expected: String, fresh: RecoveryCode },
+    /// A sent code, to be used up.
+    Sent { channel: FactorKind, code_hash: String },
+    /// Refused: `reason` for the trail, `error` for the person; a sent code's entry
+    /// is counted on it too.
+    Wrong { reason: &'static str, error: Error, sent_code: Option<(FactorKind, String)> },
+}
+
+/// Judges `answer` for `account` (its factors, recovery code and sent codes as read).
+/// `Err` for what is not a guess and so not counted (no authenticator, no code sent).
+pub(crate) async fn judge(
+    state: &App,
+    account: &Account,
+    answer: &FactorAnswer,
+    read: (&[clinic_auth_store::Factor], Option<&str>, &[clinic_auth_store::StoredCode]),
+    within: Within<'_>,
+) -> Result<Judged, Error> {
+    let (factors, recovery_hash, sent) = read;
+    Ok(match answer {
+        FactorAnswer::Authenticator(code) => {
+            let factor = factors.iter().find(|f| f.kind == FactorKind::Authenticator).ok_or_else(|| {
+                Error::new(ErrorKind::MethodUnavailable, "No authenticator app is set up for this account.")
+            })?;
+            let secret = open_authenticator(state, account, factor)?;
+            match totp::verify(&secret, code, state.now(), factor.last_used_step) {
+                Ok(step) => Judged::TotpStep { factor_id: factor.id.clone(), step },
+                Err(TotpRejection::Replayed) => {
+                    Judged::Wrong { reason: "replayed_code", error: replayed_code(), sent_code: None }
+                }
+                Err(TotpRejection::Wrong) => {
+                    Judged::Wrong { reason: "wrong_code", error: wrong_code(), sent_code: None }
+                }
+            }
+        }
+        FactorAnswer::Recovery(code) => match recovery_hash {
+            Some(hash) if code.matches(hash) => {
+                Judged::Recovery { expected: hash.to_owned(), fresh: RecoveryCode::generate() }
+            }
+            _ => Judged::Wrong { reason: "wrong_code", error: wrong_recovery_code(), sent_code: None },
+        },
+        FactorAnswer::Sent { channel, code } => {
+            let stored = sent.iter().find(|c| c.channel == *channel);
+            match codes::judge(state, account, *channel, code, within.purpose(), within, stored).await? {
+                codes::CodeVerdict::Right { code_hash } => Judged::Sent { channel: *channel, code_hash },
+                codes::CodeVerdict::Wrong { error, reason, code_hash } => {
+                    Judged::Wrong { reason, error, sent_code: Some((*channel, code_hash)) }
+                }
+            }
+        }
+    })
+}
+
+pub(crate) fn wrong_recovery_code() -> Error {
+    Error::new(ErrorKind::IncorrectCode, "That recovery code didn't work. Check it and try again.")
+}
+
+pub(crate) fn replayed() -> Error {
+    replayed_code()
+}
+
+/// Parses a typed answer for `method`; a malformed one is refused before anything is
+/// counted (it cannot be a guess).
+pub(crate) fn parse_answer(method: FactorKind, input: &str) -> Result<FactorAnswer, Error> {
+    FactorAnswer::parse(method, input).map_err(refused_answer)
 }
 
 /// Turns two-factor authentication off for an account whose policy allows it.
@@ -580,4 +646,11 @@ pub async fn status(state: &App, signed_in: &crate::SignedIn) -> Result<MfaStatu
         recently_verified: recently_verified(verified, state.now()),
         mfa,
     })
+}
+
+/// The secret of an account's authenticator app, unsealed.
+fn open_authenticator(state: &App, account: &Account, factor: &clinic_auth_store::Factor) -> Result<TotpSecret, Error> {
+    let sealed = factor.secret.as_ref().ok_or_else(|| Error::internal("authenticator without secret"))?;
+    TotpSecret::from_bytes(state.sealer.open(sealed, &sealing_context(account, FactorKind::Authenticator))?.to_vec())
+        .map_err(|e| Error::internal(format!("stored secret: {e}")))
 }

@@ -73,6 +73,8 @@ pub struct Inner {
     /// One delivery run at a time in this process, so a logout is not sent twice by
     /// the background task and a run started right after queueing.
     pub logout_delivery: tokio::sync::Mutex<()>,
+    /// Refusals while a lock is in force, written as one audit event per lock period.
+    pub locked_refusals: attempts::LockedRefusals,
 }
 
 /// Where emailed and texted codes go.
@@ -120,6 +122,7 @@ impl App {
             webauthn,
             logout_poster,
             logout_delivery: Default::default(),
+            locked_refusals: Default::default(),
         }))
     }
 
@@ -131,6 +134,12 @@ impl App {
     pub async fn store_answers(&self) -> Result<&'static str, Error> {
         self.store.ping().await?;
         Ok(self.store.backend_name())
+    }
+
+    /// Writes the audit events of lock periods that are over (every one with `all`,
+    /// at shutdown): refusals while locked are counted in memory meanwhile.
+    pub async fn flush_locked_refusals(&self, all: bool) {
+        self.locked_refusals.flush(self, all).await;
     }
 
     /// Deletes expired flows (reporting those abandoned at the second factor), idle

@@ -173,7 +173,13 @@ impl MfaState {
 }
 
 pub(crate) fn sealing_context(account: &Account, kind: FactorKind) -> String {
-    format!("clinic-auth:factor:{kind}:{}", account.id)
+    sealing_context_for(account.id, kind)
+}
+
+/// The associated data a factor's secret is sealed under: a secret copied to another
+/// account or kind does not open. (Public for the benchmark seeder.)
+pub fn sealing_context_for(account: clinic_auth_core::AccountId, kind: FactorKind) -> String {
+    format!("clinic-auth:factor:{kind}:{account}")
 }
 
 pub(crate) fn uuid_like() -> String {

@@ -167,12 +167,16 @@ pub async fn submit_password(
     let now = state.now();
     let (acct_key, ip_key) = (account_key(&flow), client_key(client));
     for (key, which) in [(&acct_key, "account_locked"), (&ip_key, "client_locked")] {
-        if let Some(locked_for) = state.store.get_throttle(key).await?.and_then(|t| t.locked_for(now)) {
+        let lock = state.store.get_throttle(key).await?;
+        if let Some(locked_for) = lock.and_then(|t| t.locked_for(now)) {
             // Refused without checking the password, but on the record: an admin
-            // looking into a locked-out member sees every attempt.
+            // looking into a locked-out member sees the attempts, counted in one
+            // event per lock period rather than written one by one.
             let account = state.store.find_account(flow.realm, &flow.email).await?;
             let refused = Event::SignInRefused { realm: flow.realm, reason: which, email: Some(flow.email.as_str()) };
-            state.store.append_audit(&refusal(state, refused, account.as_ref(), client)).await?;
+            let until = lock.map(|t| t.locked_until);
+            let event = || refusal(state, refused, account.as_ref(), client);
+            state.locked_refusals.note(state, key, until, event).await;
             return Err(Error::too_many_attempts(locked_for));
         }
     }
@@ -619,31 +623,243 @@ pub async fn choose_method(state: &App, flow_token: &str, method: FactorKind) ->
 
 /// The second factor of a sign-in. Wrong codes count against the flow (it must start
 /// over after a few) and against the account (lockout with backoff).
+///
+/// One read and one write: everything the answer is judged against is read in one
+/// snapshot (`Store::load_answer`), the answer is judged in memory, and the verdict
+/// is settled in one transaction that re-checks every limit (`accept_answer`,
+/// `refuse_answer`). A refusal because a lock is in force writes nothing; it is
+/// counted in memory (`LockedRefusals`).
 pub async fn submit_code(state: &App, flow_token: &str, input: &str, client: &ClientInfo) -> Result<Proved, Error> {
-    let at = past_password(state, flow_token).await?;
-    let FlowStep::SecondFactor { method, .. } = at.flow.step else { return Err(flow_expired()) };
+    let flow_hash = SecretToken::from_presented(flow_token).ok_or_else(flow_expired)?.hash();
+    let cx = state.store.load_answer(&flow_hash, crate::attempts::LOCKOUT_PREFIX).await?.ok_or_else(flow_expired)?;
+    let now = state.now();
+    if cx.flow.is_expired(now) {
+        state.store.delete_flow(&flow_hash).await?;
+        return Err(flow_expired());
+    }
+    let Some(account) = cx.account.clone().filter(|a| Some(a.id) == cx.flow.step.account_id()) else {
+        return Err(flow_expired());
+    };
+    // The account changed since the password was accepted (deactivated, or its
+    // password, factors, bypass or sessions): this sign-in is over.
+    if account.status != clinic_auth_core::AccountStatus::Active || !cx.flow.is_current_for(account.security_stamp) {
+        state.store.delete_flow(&flow_hash).await?;
+        return Err(flow_expired());
+    }
+    let FlowStep::SecondFactor { method, .. } = cx.flow.step else { return Err(flow_expired()) };
     if method == FactorKind::Passkey {
         return Err(Error::new(ErrorKind::MethodUnavailable, "Use your passkey to continue."));
     }
-    let attempts = reserve_answer(state, &at, client).await?;
-    match factors::verify_factor(state, &at.account, method, input, Within::SignIn(&at.flow_hash), client).await {
-        Ok(proof) => {
-            let mut proved = after_proof(state, at, method, client).await?;
-            if let (Proof::RecoveryCode(fresh), Proved::SignedIn(done)) = (proof, &mut proved) {
-                done.new_recovery_code = Some(fresh);
-                done.used_recovery_code = true;
-            }
-            Ok(proved)
+    let answer = factors::parse_answer(method, input)?;
+    let key = crate::attempts::throttle_key(&account);
+    let limits = clinic_auth_store::AnswerLimits {
+        flow: &flow_hash,
+        account: account.id,
+        stamp: cx.flow.stamp,
+        method,
+        now,
+        max_flow_attempts: login_flow::MAX_CODE_ATTEMPTS_PER_FLOW,
+        throttle_key: &key,
+        throttle_rule: ThrottleRule::SECOND_FACTOR_PER_ACCOUNT,
+        failure_cap: clinic_auth_core::throttle::MAX_CONSECUTIVE_FAILURES,
+    };
+    // Locks in force refuse without a check and without a write.
+    if let Some(blocked) = blocked_at_read(&cx, method, now) {
+        return Err(refuse_blocked(state, &account, &limits, blocked, client).await?);
+    }
+    if cx.flow_attempts >= login_flow::MAX_CODE_ATTEMPTS_PER_FLOW {
+        state.store.delete_flow(&flow_hash).await?;
+        password_known(state, &account, client).await?;
+        return Err(Error::new(
+            ErrorKind::FlowExpired,
+            "Too many failed attempts. For your security, start signing in again.",
+        ));
+    }
+    let within = Within::SignIn(&flow_hash);
+    let read = (cx.factors.as_slice(), cx.recovery_code_hash.as_deref(), cx.codes.as_slice());
+    let judged = factors::judge(state, &account, &answer, read, within).await?;
+    let purpose = Purpose::SignIn;
+    let (consume, proof) = match &judged {
+        factors::Judged::TotpStep { factor_id, step } => {
+            (clinic_auth_store::Consume::TotpStep { factor_id, step: *step }, Proof::Authenticator)
         }
-        Err(e)
-            if matches!(
-                e.kind,
-                ErrorKind::IncorrectCode | ErrorKind::CodeAlreadyUsed | ErrorKind::CodeAttemptsExhausted
-            ) =>
-        {
-            Err(wrong_answer(state, at, attempts, e, "Too many wrong codes.", client).await?)
+        factors::Judged::Recovery { expected, fresh } => {
+            (clinic_auth_store::Consume::RecoveryCode { expected, new_hash: "" }, Proof::RecoveryCode(fresh.clone()))
         }
-        Err(e) => Err(e),
+        factors::Judged::Sent { channel, code_hash } => (
+            clinic_auth_store::Consume::SentCode {
+                channel: *channel,
+                code_hash,
+                max_attempts: clinic_auth_core::one_time_code::MAX_ATTEMPTS,
+            },
+            Proof::Code,
+        ),
+        factors::Judged::Wrong { reason, error, sent_code } => {
+            let sent = sent_code.as_ref().map(|(c, h)| (*c, h.as_str(), clinic_auth_core::one_time_code::MAX_ATTEMPTS));
+            return Err(refuse_answer(state, &account, &limits, method, reason, error.clone(), sent, client).await?);
+        }
+    };
+    let fresh_hash = match &proof {
+        Proof::RecoveryCode(fresh) => Some(fresh.hash()),
+        _ => None,
+    };
+    let consume = match (consume, fresh_hash.as_deref()) {
+        (clinic_auth_store::Consume::RecoveryCode { expected, .. }, Some(new_hash)) => {
+            clinic_auth_store::Consume::RecoveryCode { expected, new_hash }
+        }
+        (c, _) => c,
+    };
+    // The proof's event: a recovery code's use is its own kind.
+    let proved_event = match proof {
+        Proof::RecoveryCode(_) => Event::RecoveryCodeUsed { purpose },
+        _ => Event::SecondFactorProved { method, purpose, passkey_id: None },
+    };
+    let mut events = vec![on_own_account(audit_event(state, proved_event, client), &account)];
+    let mfa = crate::mfa_state::MfaState::of(
+        state,
+        &account,
+        cx.org.clone(),
+        cx.factors.clone(),
+        cx.recovery_code_hash.is_some(),
+    );
+    let must_replace = mfa.must_replace(&account);
+    let next_step = must_replace.map(|allowed| FlowStep::Enroll {
+        account_id: account.id,
+        allowed,
+        chosen: None,
+        replacing: true,
+        after_bypass: false,
+        remind_until: None,
+    });
+    let new = match next_step {
+        Some(_) => None,
+        None => Some(new_session(state, &cx.flow, &account, method.as_str(), true, client)),
+    };
+    let then = match (&next_step, &new) {
+        (Some(step), _) => clinic_auth_store::AfterAnswer::NextStep(step),
+        (None, Some((_, _, session, signed_in))) => {
+            events.push(signed_in.clone());
+            clinic_auth_store::AfterAnswer::Session(session)
+        }
+        (None, None) => return Err(Error::internal("an answer with neither a session nor a next step")),
+    };
+    let accepted = clinic_auth_store::AcceptedAnswer { limits, consume, then, audit: &events };
+    match state.store.accept_answer(&accepted).await? {
+        Ok(()) => {}
+        Err(clinic_auth_store::AnswerBlocked::AlreadyUsed) => {
+            // Used meanwhile by a concurrent answer: a replayed authenticator code or
+            // a spent recovery code is a wrong answer; a sent code is gone.
+            let (reason, error) = match &judged {
+                factors::Judged::TotpStep { .. } => ("replayed_code", factors::replayed()),
+                factors::Judged::Recovery { .. } => ("wrong_code", factors::wrong_recovery_code()),
+                _ => return Err(codes::code_expired()),
+            };
+            return Err(refuse_answer(state, &account, &limits, method, reason, error, None, client).await?);
+        }
+        Err(blocked) => return Err(refuse_blocked(state, &account, &limits, blocked, client).await?),
+    }
+    if matches!(proof, Proof::RecoveryCode(_)) {
+        super::notices::send(state, &account, SecurityNotice::RecoveryCodeUsed).await;
+    }
+    if let Some(allowed) = must_replace {
+        return Ok(Proved::Enroll { allowed });
+    }
+    let Some((token, csrf_token, _, _)) = new else { return Err(Error::internal("an answer without its session")) };
+    let (new_recovery_code, used_recovery_code) = match proof {
+        Proof::RecoveryCode(fresh) => (Some(fresh), true),
+        _ => (None, false),
+    };
+    Ok(Proved::SignedIn(Box::new(SignedInSession {
+        token,
+        csrf_token,
+        account,
+        new_recovery_code,
+        used_recovery_code,
+        suggest_setup: false,
+    })))
+}
+
+/// A lock in force when the answer was read: the member's lockout, or the factor at
+/// its consecutive-failure cap.
+fn blocked_at_read(
+    cx: &clinic_auth_store::AnswerContext,
+    method: FactorKind,
+    now: UnixTime,
+) -> Option<clinic_auth_store::AnswerBlocked> {
+    if let Some(t) = cx.throttle.filter(|t| t.locked_for(now).is_some()) {
+        return Some(clinic_auth_store::AnswerBlocked::Locked(t.locked_until));
+    }
+    let cap = clinic_auth_core::throttle::MAX_CONSECUTIVE_FAILURES;
+    cx.factor_failures
+        .iter()
+        .any(|(k, n)| *k == method && *n >= cap)
+        .then_some(clinic_auth_store::AnswerBlocked::FactorLocked)
+}
+
+/// The refusal for an answer that a lock (or the flow's end) stopped: nothing is
+/// written for it but a count in memory.
+async fn refuse_blocked(
+    state: &App,
+    account: &Account,
+    limits: &clinic_auth_store::AnswerLimits<'_>,
+    blocked: clinic_auth_store::AnswerBlocked,
+    client: &ClientInfo,
+) -> Result<Error, Error> {
+    let method = limits.method;
+    let refuse = |reason: &'static str| {
+        let refused = Event::SecondFactorRefused { method, reason, purpose: None };
+        crate::about_account(audit_event(state, refused, client), account)
+    };
+    Ok(match blocked {
+        clinic_auth_store::AnswerBlocked::Locked(until) => {
+            state.locked_refusals.note(state, limits.throttle_key, Some(until), || refuse("locked")).await;
+            let secs = limits.now.secs_until(until).max(1);
+            Error::too_many_attempts(secs)
+        }
+        clinic_auth_store::AnswerBlocked::FactorLocked => {
+            let key = format!("factor:{}:{method}", limits.throttle_key);
+            state.locked_refusals.note(state, &key, None, || refuse("factor_locked")).await;
+            factors::factor_locked(method)
+        }
+        clinic_auth_store::AnswerBlocked::FlowOver | clinic_auth_store::AnswerBlocked::AlreadyUsed => flow_expired(),
+    })
+}
+
+/// A wrong answer, counted everywhere in one transaction; the member is told when it
+/// locked the factor, and the sign-in ends at the flow's last answer.
+#[allow(clippy::too_many_arguments)]
+async fn refuse_answer(
+    state: &App,
+    account: &Account,
+    limits: &clinic_auth_store::AnswerLimits<'_>,
+    method: FactorKind,
+    reason: &'static str,
+    error: Error,
+    sent_code: Option<(FactorKind, &str, u32)>,
+    client: &ClientInfo,
+) -> Result<Error, Error> {
+    let purpose = Some(Purpose::SignIn);
+    let refused = Event::SecondFactorRefused { method, reason, purpose };
+    let event = crate::about_account(audit_event(state, refused, client), account);
+    let cap = limits.failure_cap;
+    let locked = Event::FactorLocked { method, consecutive_failures: cap };
+    let locked_event = crate::about_account(audit_event(state, locked, client), account);
+    let r = clinic_auth_store::RefusedAnswer { limits: *limits, sent_code, audit: &event, locked_audit: &locked_event };
+    let counted = match state.store.refuse_answer(&r).await? {
+        Ok(counted) => counted,
+        Err(blocked) => return refuse_blocked(state, account, limits, blocked, client).await,
+    };
+    tracing::info!(account = %account.id, method = method.as_str(), reason, purpose = "sign_in", "second factor refused");
+    if counted.factor_locked {
+        let label = factors::method_label(method).to_owned();
+        super::notices::send(state, account, SecurityNotice::FactorLocked { method: label }).await;
+    }
+    match login_flow::after_wrong_code(counted.flow_attempts) {
+        AfterWrongCode::TryAgain { .. } => Ok(error),
+        AfterWrongCode::StartOver => {
+            password_known(state, account, client).await?;
+            Ok(Error::new(ErrorKind::FlowExpired, "Too many wrong codes. For your security, start signing in again."))
+        }
     }
 }
 

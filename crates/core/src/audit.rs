@@ -162,6 +162,21 @@ pub fn unkeyed_hash(prev_hash: &str, f: &ChainedFields<'_>) -> String {
 
 /// Whether a stored hash is in the keyed form (`v{version}:{hex}`): a trail holding
 /// one was written by a clinic-auth that keys its hashes, and is never re-keyed.
+/// The audit detail of a lock period's refusals: the first refusal's `detail` (a JSON
+/// object) with how many there were and when the last came. A detail that is not an
+/// object is kept under `first`.
+pub fn with_refusals(detail: &str, refusals: u64, last_at: crate::UnixTime) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(detail).unwrap_or(serde_json::Value::Null);
+    if !v.is_object() {
+        v = serde_json::json!({ "first": v });
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.insert("refusals".to_owned(), refusals.into());
+        o.insert("last_at".to_owned(), last_at.0.into());
+    }
+    v.to_string()
+}
+
 pub fn is_keyed(hash: &str) -> bool {
     hash.strip_prefix('v').and_then(|rest| rest.split_once(':')).is_some_and(|(v, _)| v.parse::<i64>().is_ok())
 }

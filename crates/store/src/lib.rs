@@ -161,6 +161,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// those left at the second factor: each is taken by one caller only.
     async fn take_abandoned_sign_ins(&self, now: UnixTime) -> StoreResult<Vec<AbandonedSignIn>>;
 
+    // Second-factor answers of a sign-in (`backend/answers.rs`): one read, one write.
+    /// Everything an answer to the flow `flow` is judged against, read in one
+    /// snapshot (the account's second-factor lockout is the throttle `lockout_prefix` +
+    /// account id); `None` when the
+    /// flow is gone.
+    async fn load_answer(&self, flow: &TokenHash, lockout_prefix: &str) -> StoreResult<Option<AnswerContext>>;
+    /// Settles a right answer in one transaction: re-checks that the flow is the
+    /// account's under the same stamp with answers left, that no lockout or factor cap
+    /// came into force, and uses the answer up (each guarded, so concurrent answers
+    /// cannot both pass); then clears the lockout and failure counts, ends the flow
+    /// with the session (or moves it to its next step) and appends the audit events.
+    /// `Err(blocked)`, and nothing changed, when a guard failed.
+    async fn accept_answer(&self, answer: &AcceptedAnswer<'_>) -> StoreResult<Result<(), AnswerBlocked>>;
+    /// Counts a wrong answer in one transaction against the flow (ended at its last
+    /// answer), the lockout, the factor's consecutive failures and the sent code, with
+    /// its audit event (and the factor-locked event when it reaches the cap).
+    /// `Err(blocked)`, and nothing counted, when a limit was already reached.
+    async fn refuse_answer(&self, answer: &RefusedAnswer<'_>) -> StoreResult<Result<RefusalCounted, AnswerBlocked>>;
+
     // Second factors and policy
     /// Sets an organization's MFA policy; false if there is no such organization.
     async fn set_org_mfa(&self, id: &OrgId, mfa: &OrgMfa, audit: &NewAuditEvent) -> StoreResult<bool>;

@@ -1,8 +1,8 @@
 //! What the store reads and writes.
 
 use clinic_auth_core::{
-    AccountId, AccountKind, AccountStatus, Email, FactorKind, MemberOverride, OrgId, OrgKind, OrgMfa, Realm, Role,
-    TokenHash, UnixTime,
+    AccountId, AccountKind, AccountStatus, Email, FactorKind, FlowStep, LoginFlow, MemberOverride, OrgId, OrgKind,
+    OrgMfa, Realm, Role, ThrottleRule, ThrottleState, TokenHash, UnixTime,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -645,4 +645,107 @@ pub enum LogoutDelivery {
     RetryAt(UnixTime),
     /// Failed for the last time.
     GaveUp,
+}
+
+/// Everything a second-factor answer of a sign-in is judged against, read in one
+/// snapshot: the flow, and (once the flow names an account) the account, its
+/// organization, factors, recovery code, sent codes, lockout and consecutive failures.
+#[derive(Debug, Clone)]
+pub struct AnswerContext {
+    pub flow: LoginFlow,
+    /// The answers the flow has had.
+    pub flow_attempts: u32,
+    pub account: Option<Account>,
+    pub org: Option<Org>,
+    pub factors: Vec<Factor>,
+    pub recovery_code_hash: Option<String>,
+    /// The account's codes sent by email or text message, one per channel.
+    pub codes: Vec<StoredCode>,
+    /// The account's second-factor lockout (`throttle_key`).
+    pub throttle: Option<ThrottleState>,
+    pub factor_failures: Vec<(FactorKind, u32)>,
+}
+
+/// What a right answer uses up, guarded so that it is used once.
+#[derive(Debug, Clone, Copy)]
+pub enum Consume<'a> {
+    /// The authenticator's time step: only a later step than the last one used.
+    TotpStep { factor_id: &'a str, step: i64 },
+    /// The recovery code, swapped for a new one only while it is still `expected`.
+    RecoveryCode { expected: &'a str, new_hash: &'a str },
+    /// A sent code, deleted only while it is still the one with `code_hash`, unexpired
+    /// and with entries left (`max_attempts`).
+    SentCode { channel: FactorKind, code_hash: &'a str, max_attempts: u32 },
+}
+
+/// Where a right answer leads: a session, or (when the factor is one the
+/// organization no longer allows) the flow's next step.
+#[derive(Debug, Clone, Copy)]
+pub enum AfterAnswer<'a> {
+    Session(&'a NewSession),
+    NextStep(&'a FlowStep),
+}
+
+/// The limits an answer is checked within, and where they are counted.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerLimits<'a> {
+    pub flow: &'a TokenHash,
+    pub account: AccountId,
+    /// The security stamp the flow vouches for.
+    pub stamp: i64,
+    pub method: FactorKind,
+    pub now: UnixTime,
+    /// Answers one flow may have.
+    pub max_flow_attempts: u32,
+    /// The account's second-factor lockout.
+    pub throttle_key: &'a str,
+    pub throttle_rule: ThrottleRule,
+    /// Consecutive failures of one factor that lock it.
+    pub failure_cap: u32,
+}
+
+/// A right answer, settled in one transaction: every limit re-checked, the answer
+/// used up, the lockout and failure counts cleared, the flow ended (or moved on), the
+/// session started, and `audit` appended; or nothing at all.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptedAnswer<'a> {
+    pub limits: AnswerLimits<'a>,
+    pub consume: Consume<'a>,
+    pub then: AfterAnswer<'a>,
+    pub audit: &'a [NewAuditEvent],
+}
+
+/// A wrong answer, counted in one transaction against the flow, the account's
+/// lockout, the factor's consecutive failures and (for a sent code) the code.
+#[derive(Debug, Clone, Copy)]
+pub struct RefusedAnswer<'a> {
+    pub limits: AnswerLimits<'a>,
+    /// The sent code the answer was for, counted too.
+    pub sent_code: Option<(FactorKind, &'a str, u32)>,
+    pub audit: &'a NewAuditEvent,
+    /// Appended when this answer locks the factor.
+    pub locked_audit: &'a NewAuditEvent,
+}
+
+/// Why a settled answer changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerBlocked {
+    /// The flow is over: used, expired, its answers spent, or the account changed.
+    FlowOver,
+    /// The account's second-factor lockout is in force (until the time given).
+    Locked(UnixTime),
+    /// The factor has had its consecutive failures.
+    FactorLocked,
+    /// What the answer would use up was used (or replaced) meanwhile.
+    AlreadyUsed,
+}
+
+/// A wrong answer's counts after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusalCounted {
+    pub flow_attempts: u32,
+    pub factor_failures: u32,
+    pub throttle: ThrottleState,
+    /// This answer locked the factor.
+    pub factor_locked: bool,
 }

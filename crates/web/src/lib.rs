@@ -101,6 +101,8 @@ pub async fn serve(
     http::metrics::handle();
     let purge = tokio::spawn(purge_loop(state.clone()));
     let logouts = tokio::spawn(logout_loop(state.clone()));
+    let refusals = tokio::spawn(locked_refusals_loop(state.clone()));
+    let flush_state = state.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (began, shutting_down) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
@@ -123,7 +125,19 @@ pub async fn serve(
     };
     purge.abort();
     logouts.abort();
+    refusals.abort();
+    // Refusals counted while locked reach the trail before the process ends.
+    flush_state.flush_locked_refusals(true).await;
     result
+}
+
+/// Lock periods that are over are written to the audit trail, one event each.
+async fn locked_refusals_loop(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+    loop {
+        tick.tick().await;
+        state.flush_locked_refusals(false).await;
+    }
 }
 
 /// Back-channel logouts waiting for a retry (or queued by another instance) are sent

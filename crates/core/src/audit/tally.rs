@@ -24,16 +24,18 @@ pub const BYPASSES: &str = "clinic_auth_bypasses_total";
 /// lifted a lock).
 pub const RESETS: &str = "clinic_auth_resets_total";
 
-/// One increment of one counter, with its labels.
+/// An increment of one counter (`by`, 1 but for a lock period's refusals), with
+/// its labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tally {
     pub name: &'static str,
     pub labels: Vec<(&'static str, &'static str)>,
+    pub by: u64,
 }
 
 impl Tally {
     fn new(name: &'static str, labels: &[(&'static str, &'static str)]) -> Tally {
-        Tally { name, labels: labels.to_vec() }
+        Tally { name, labels: labels.to_vec(), by: 1 }
     }
 }
 
@@ -41,9 +43,18 @@ impl Tally {
 /// keeps of it: its kind, outcome and JSON detail.
 pub fn tally(kind: &str, outcome: &str, detail: &str) -> Vec<Tally> {
     let detail: serde_json::Value = serde_json::from_str(detail).unwrap_or_default();
+    // One event stands for every refusal of a lock period (`with_refusals`).
+    let refusals = detail.get("refusals").and_then(serde_json::Value::as_u64).unwrap_or(1);
+    let mut counted = by_kind(kind, outcome == "success", &detail);
+    for t in &mut counted {
+        t.by = refusals;
+    }
+    counted
+}
+
+fn by_kind(kind: &str, success: bool, detail: &serde_json::Value) -> Vec<Tally> {
     let field = |name: &str| detail.get(name).and_then(serde_json::Value::as_str).unwrap_or("");
     let method = || field("method").parse::<FactorKind>().map(FactorKind::as_str).unwrap_or("other");
-    let success = outcome == "success";
     match kind {
         "sign_in" => {
             let realm = field("realm").parse::<Realm>().map(Realm::as_str).unwrap_or("unknown");

@@ -96,8 +96,7 @@ impl Db {
         &self,
         checkpoint: &BTreeMap<String, ChainHead>,
     ) -> StoreResult<AuditVerification> {
-        let mut tx = self.begin().await?;
-        tx.read_one_snapshot().await?;
+        let mut tx = self.begin_read().await?;
         let mut heads: BTreeMap<String, (i64, String)> = tx
             .query("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain")
             .fetch_all()

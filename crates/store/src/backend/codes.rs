@@ -99,7 +99,7 @@ impl Db {
     }
 }
 
-fn code_from_row(row: &Row) -> StoreResult<StoredCode> {
+pub(super) fn code_from_row(row: &Row) -> StoreResult<StoredCode> {
     Ok(StoredCode {
         account_id: parse_with(&row.try_get::<String>("account_id")?, AccountId::parse, "account id")?,
         channel: parse_with(&row.try_get::<String>("channel")?, FactorKind::from_str, "channel")?,

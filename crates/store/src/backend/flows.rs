@@ -4,6 +4,7 @@ use std::str::FromStr;
 
 use clinic_auth_core::{Email, FlowStep, LoginFlow, OrgId, Realm, TokenHash, UnixTime};
 
+use super::sql::Row;
 use super::{Db, corrupt, counted, parse_with};
 use crate::{AbandonedSignIn, StoreError, StoreResult};
 
@@ -31,20 +32,7 @@ impl Db {
 
     pub(super) async fn get_flow(&self, id: &TokenHash) -> StoreResult<Option<LoginFlow>> {
         let row = self.query("SELECT * FROM login_flows WHERE id_hash = $1").bind(id.as_str()).fetch_optional().await?;
-        let Some(row) = row else { return Ok(None) };
-        let state: String = row.try_get("state")?;
-        let step: FlowStep = serde_json::from_str(&state).map_err(|_| corrupt("login flow state"))?;
-        Ok(Some(LoginFlow {
-            realm: parse_with(&row.try_get::<String>("realm")?, Realm::from_str, "realm")?,
-            email: parse_with(&row.try_get::<String>("email")?, Email::parse, "email")?,
-            step,
-            created_at: UnixTime(row.try_get("created_at")?),
-            expires_at: UnixTime(row.try_get("expires_at")?),
-            stamp: row.try_get("stamp")?,
-            client_ip: row.try_get("client_ip")?,
-            // A hint only: one that no longer parses is no hint.
-            org_hint: row.try_get::<Option<String>>("org_hint")?.and_then(|o| OrgId::parse(&o).ok()),
-        }))
+        row.as_ref().map(flow_from_row).transpose()
     }
 
     pub(super) async fn delete_flow(&self, id: &TokenHash) -> StoreResult<()> {
@@ -110,4 +98,20 @@ impl Db {
         }
         Ok(taken)
     }
+}
+
+pub(super) fn flow_from_row(row: &Row) -> StoreResult<LoginFlow> {
+    let state: String = row.try_get("state")?;
+    let step: FlowStep = serde_json::from_str(&state).map_err(|_| corrupt("login flow state"))?;
+    Ok(LoginFlow {
+        realm: parse_with(&row.try_get::<String>("realm")?, Realm::from_str, "realm")?,
+        email: parse_with(&row.try_get::<String>("email")?, Email::parse, "email")?,
+        step,
+        created_at: UnixTime(row.try_get("created_at")?),
+        expires_at: UnixTime(row.try_get("expires_at")?),
+        stamp: row.try_get("stamp")?,
+        client_ip: row.try_get("client_ip")?,
+        // A hint only: one that no longer parses is no hint.
+        org_hint: row.try_get::<Option<String>>("org_hint")?.and_then(|o| OrgId::parse(&o).ok()),
+    })
 }

@@ -15,11 +15,12 @@ use clinic_auth_core::{
 
 use super::{PgStore, SqliteStore};
 use crate::{
-    AbandonedSignIn, Account, AuditEvent, AuditFilter, AuditVerification, AuthorizationRequest, Bypass, Ceremony,
-    CodeTaken, EmailChange, EmailChangeConfirmed, Factor, LogoutDelivery, NewAccount, NewAuditEvent, NewEmailChange,
-    NewFactor, NewOidcToken, NewPasskey, NewPasswordLink, NewSession, OidcClient, OidcCode, OidcGrant, OidcToken, Org,
-    OrgBranding, OrgLogo, OrgMemberSecurity, PasskeyUse, PasswordLink, PendingFactor, PendingLogout, PoolUsage,
-    RefreshTaken, SessionRecord, SessionSummary, SigningKey, Store, StoreResult, StoredCode,
+    AbandonedSignIn, AcceptedAnswer, Account, AnswerBlocked, AnswerContext, AuditEvent, AuditFilter, AuditVerification,
+    AuthorizationRequest, Bypass, Ceremony, CodeTaken, EmailChange, EmailChangeConfirmed, Factor, LogoutDelivery,
+    NewAccount, NewAuditEvent, NewEmailChange, NewFactor, NewOidcToken, NewPasskey, NewPasswordLink, NewSession,
+    OidcClient, OidcCode, OidcGrant, OidcToken, Org, OrgBranding, OrgLogo, OrgMemberSecurity, PasskeyUse, PasswordLink,
+    PendingFactor, PendingLogout, PoolUsage, RefreshTaken, RefusalCounted, RefusedAnswer, SessionRecord,
+    SessionSummary, SigningKey, Store, StoreResult, StoredCode,
 };
 
 /// `impl Store` for each named store (a struct with a `db: Db` field), from the
@@ -98,6 +99,9 @@ forward! { SqliteStore, PgStore; recorded by crate::testkit::RecordingStore => {
     async fn update_flow(id: &TokenHash, flow: &LoginFlow) -> StoreResult<bool>;
     async fn reserve_flow_attempt(id: &TokenHash, max: u32) -> StoreResult<Option<u32>>;
     async fn take_abandoned_sign_ins(now: UnixTime) -> StoreResult<Vec<AbandonedSignIn>>;
+    async fn load_answer(flow: &TokenHash, lockout_prefix: &str) -> StoreResult<Option<AnswerContext>>;
+    async fn accept_answer(answer: &AcceptedAnswer<'_>) -> StoreResult<Result<(), AnswerBlocked>>;
+    async fn refuse_answer(answer: &RefusedAnswer<'_>) -> StoreResult<Result<RefusalCounted, AnswerBlocked>>;
     async fn set_org_mfa(id: &OrgId, mfa: &OrgMfa, audit: &NewAuditEvent) -> StoreResult<bool>;
     async fn get_org_branding(id: &OrgId) -> StoreResult<Option<OrgBranding>>;
     async fn set_org_branding(

@@ -7,6 +7,7 @@
 //! `Store` impl from them. Only connection set-up and migrations differ.
 
 mod accounts;
+mod answers;
 mod audit;
 mod codes;
 mod email_changes;
@@ -50,16 +51,32 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Only another process (an admin command) can hold the write lock now.
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
-        Ok(SqliteStore { db: Db { pool: Pool::Sqlite(pool), keys: Arc::new(keys) } })
+        // The writer opens (and so creates) the file first.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .connect_with(opts.clone())
+            .await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .connect_with(opts.create_if_missing(false))
+            .await?;
+        Ok(SqliteStore { db: Db { pool: Pool::Sqlite { writer, readers }, keys: Arc::new(keys) } })
     }
 }
 
+/// SQLite's read connections: reads are short, and each holds a page cache.
+const SQLITE_READERS: u32 = 4;
+
 impl PgStore {
     pub async fn connect(url: &str, keys: ChainKeys) -> StoreResult<PgStore> {
+        // Sized to the cores: more connections than PostgreSQL can run at once only
+        // queue inside the database (and on its locks) instead of in the pool.
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(u32::try_from(cores * 4).unwrap_or(16).clamp(8, 32))
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(url)
             .await?;
@@ -85,6 +102,11 @@ impl Db {
         Ok(self.pool.begin().await?)
     }
 
+    /// A read-only transaction that sees one snapshot.
+    async fn begin_read(&self) -> StoreResult<Tx> {
+        Ok(self.pool.begin_read().await?)
+    }
+
     /// Appends `audit` to its chain in `tx`, and commits: the change and the event
     /// that records it are written together or not at all.
     async fn commit_audited(&self, mut tx: Tx, audit: &NewAuditEvent) -> StoreResult<()> {
@@ -105,7 +127,7 @@ impl Db {
 
     fn backend_name(&self) -> &'static str {
         match self.pool {
-            Pool::Sqlite(_) => "sqlite",
+            Pool::Sqlite { .. } => "sqlite",
             Pool::Postgres(_) => "postgres",
         }
     }
@@ -121,7 +143,7 @@ impl Db {
             .and_then(|r| r.try_get::<i64>("n").ok())
             .is_some_and(|n| n > 0);
         match &self.pool {
-            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            Pool::Sqlite { writer, .. } => sqlx::migrate!("./migrations/sqlite").run(writer).await?,
             Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
         }
         self.rekey_audit_if_pending(!had_0006).await

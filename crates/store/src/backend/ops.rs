@@ -11,7 +11,11 @@ use crate::{PoolUsage, StoreResult};
 impl Db {
     pub(super) async fn pool_usage(&self) -> StoreResult<PoolUsage> {
         let (size, idle, max) = match &self.pool {
-            Pool::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+            Pool::Sqlite { writer, readers } => (
+                writer.size() + readers.size(),
+                writer.num_idle() + readers.num_idle(),
+                writer.options().get_max_connections() + readers.options().get_max_connections(),
+            ),
             Pool::Postgres(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
         };
         let idle = u32::try_from(idle).unwrap_or(u32::MAX);
@@ -37,7 +41,7 @@ impl Db {
     /// (all of them for an empty database).
     pub(super) async fn pending_migrations(&self) -> StoreResult<Vec<i64>> {
         let wanted: Vec<i64> = match &self.pool {
-            Pool::Sqlite(_) => sqlx::migrate!("./migrations/sqlite").iter().map(|m| m.version).collect(),
+            Pool::Sqlite { .. } => sqlx::migrate!("./migrations/sqlite").iter().map(|m| m.version).collect(),
             Pool::Postgres(_) => sqlx::migrate!("./migrations/postgres").iter().map(|m| m.version).collect(),
         };
         let applied: Vec<i64> = match self.query("SELECT version FROM _sqlx_migrations WHERE success").fetch_all().await
@@ -54,8 +58,9 @@ impl Db {
     /// the copy are either wholly in it or not at all.
     pub(super) async fn sqlite_backup_into(&self, path: &str) -> StoreResult<()> {
         match &self.pool {
-            Pool::Sqlite(_) => {
-                self.query("VACUUM INTO $1").bind(path.to_owned()).execute().await?;
+            Pool::Sqlite { .. } => {
+                // On a reader: the copy is one read transaction, and writes go on.
+                self.pool.read_query("VACUUM INTO $1").bind(path.to_owned()).execute().await?;
                 Ok(())
             }
             Pool::Postgres(_) => Err(crate::StoreError::Unsupported("a file backup of PostgreSQL: use pg_dump")),
@@ -64,7 +69,10 @@ impl Db {
 
     pub(super) async fn close(&self) -> StoreResult<()> {
         match &self.pool {
-            Pool::Sqlite(p) => p.close().await,
+            Pool::Sqlite { writer, readers } => {
+                readers.close().await;
+                writer.close().await;
+            }
             Pool::Postgres(p) => p.close().await,
         }
         Ok(())

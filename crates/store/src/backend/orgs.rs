@@ -189,7 +189,7 @@ impl Db {
     }
 }
 
-fn org_from_row(row: &Row) -> StoreResult<Org> {
+pub(super) fn org_from_row(row: &Row) -> StoreResult<Org> {
     Ok(Org {
         id: parse_with(&row.try_get::<String>("id")?, OrgId::parse, "organization id")?,
         name: row.try_get("name")?,

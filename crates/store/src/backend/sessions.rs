@@ -191,6 +191,11 @@ pub(super) async fn insert_session_tx(tx: &mut Tx, s: &NewSession, finished_flow
     if done != 1 {
         return Err(StoreError::MissingReference("login flow"));
     }
+    insert_session_row(tx, s).await
+}
+
+/// The session's row (in the caller's transaction, which ended its flow).
+pub(super) async fn insert_session_row(tx: &mut Tx, s: &NewSession) -> StoreResult<()> {
     tx.query(
         "INSERT INTO sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, client_ip, user_agent, verified_at,
            sid, proved)

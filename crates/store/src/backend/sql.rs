@@ -12,7 +12,14 @@ use sqlx::{AssertSqlSafe, Database, Decode, Encode, Executor, IntoArguments, Pos
 /// A connection pool of either backend.
 #[derive(Debug, Clone)]
 pub enum Pool {
-    Sqlite(sqlx::SqlitePool),
+    /// SQLite lets one connection write at a time. Every write of this process goes
+    /// through the one `writer` connection, queued in the pool (first come, first
+    /// served) rather than in SQLite's busy handler, which sleeps and retries; reads
+    /// go to `readers`, which in WAL mode never wait for the writer.
+    Sqlite {
+        writer: sqlx::SqlitePool,
+        readers: sqlx::SqlitePool,
+    },
     Postgres(sqlx::PgPool),
 }
 
@@ -45,19 +52,56 @@ pub type RowStream<'c> = Pin<Box<dyn Stream<Item = Result<Row, sqlx::Error>> + S
 
 impl Pool {
     /// A statement run on any free connection of the pool (outside a transaction).
+    /// On SQLite a `SELECT` runs on a reader, anything else on the writer.
     pub fn query(&self, sql: &'static str) -> Query<'_> {
         match self {
-            Pool::Sqlite(p) => Query::Sqlite(Stmt::sqlite(sql, On::Pool(p))),
+            Pool::Sqlite { writer, readers } => {
+                let p = if is_read(sql) { readers } else { writer };
+                Query::Sqlite(Stmt::sqlite(sql, On::Pool(p)))
+            }
             Pool::Postgres(p) => Query::Postgres(Stmt::postgres(sql, On::Pool(p))),
         }
     }
 
+    /// A statement that only reads, however it is spelt (SQLite's `VACUUM INTO`
+    /// copies the database without writing to it).
+    pub fn read_query(&self, sql: &'static str) -> Query<'_> {
+        match self {
+            Pool::Sqlite { readers, .. } => Query::Sqlite(Stmt::sqlite(sql, On::Pool(readers))),
+            Pool::Postgres(p) => Query::Postgres(Stmt::postgres(sql, On::Pool(p))),
+        }
+    }
+
+    /// A write transaction. SQLite's takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a transaction that read first and wrote later could otherwise
+    /// fail to upgrade its lock when another connection wrote meanwhile.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Pool::Sqlite(p) => Tx { conn: TxConn::Sqlite(p.begin().await?), tallies: Vec::new() },
+            Pool::Sqlite { writer, .. } => {
+                Tx { conn: TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?), tallies: Vec::new() }
+            }
             Pool::Postgres(p) => Tx { conn: TxConn::Postgres(p.begin().await?), tallies: Vec::new() },
         })
     }
+
+    /// A read-only transaction: every query in it reads one snapshot (SQLite's read
+    /// transactions in WAL mode do; PostgreSQL's is made REPEATABLE READ). It never
+    /// holds SQLite's writer.
+    pub async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite { readers, .. } => Tx { conn: TxConn::Sqlite(readers.begin().await?), tallies: Vec::new() },
+            Pool::Postgres(p) => {
+                let mut t = p.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *t).await?;
+                Tx { conn: TxConn::Postgres(t), tallies: Vec::new() }
+            }
+        })
+    }
+}
+
+/// Whether a statement only reads: our SQL starts every read with `SELECT`.
+fn is_read(sql: &str) -> bool {
+    sql.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("select"))
 }
 
 impl Tx {
@@ -67,15 +111,6 @@ impl Tx {
             TxConn::Sqlite(t) => Query::Sqlite(Stmt::sqlite(sql, On::Conn(&mut **t))),
             TxConn::Postgres(t) => Query::Postgres(Stmt::postgres(sql, On::Conn(&mut **t))),
         }
-    }
-
-    /// Makes every later query of this (read-only) transaction read one snapshot.
-    /// A read transaction of SQLite in WAL mode sees one snapshot already.
-    pub async fn read_one_snapshot(&mut self) -> Result<(), sqlx::Error> {
-        if let TxConn::Postgres(t) = &mut self.conn {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut **t).await?;
-        }
-        Ok(())
     }
 
     /// Counts `tallies` when (and only if) this transaction commits.
@@ -90,7 +125,7 @@ impl Tx {
         }
         for t in self.tallies {
             let labels: Vec<metrics::Label> = t.labels.iter().map(|(k, v)| metrics::Label::new(*k, *v)).collect();
-            metrics::counter!(t.name, labels).increment(1);
+            metrics::counter!(t.name, labels).increment(t.by);
         }
         Ok(())
     }
@@ -247,6 +282,15 @@ fn to_sqlite_params(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::to_sqlite_params;
+
+    #[test]
+    fn only_selects_go_to_the_readers() {
+        assert!(super::is_read("SELECT 1"));
+        assert!(super::is_read("\n   select * FROM t"));
+        for w in ["INSERT INTO t VALUES (1)", "UPDATE t SET a = 1", "DELETE FROM t", "VACUUM INTO 'x'", "SEL", ""] {
+            assert!(!super::is_read(w), "{w}");
+        }
+    }
 
     #[test]
     fn numbered_parameters_become_sqlite_style() {

@@ -68,27 +68,11 @@ impl Db {
         now: UnixTime,
     ) -> StoreResult<Option<ThrottleState>> {
         let mut tx = self.begin().await?;
-        // Counted only while unlocked: under a lock the row is left alone and
-        // nothing is returned. The lock this attempt earns is set before commit,
-        // so a concurrent attempt waiting on the row sees it.
-        let row = tx
-            .query(
-                "INSERT INTO throttles (key, failures, window_start, locked_until) VALUES ($1, 1, $2, 0)
-                 ON CONFLICT (key) DO UPDATE SET
-                   failures = CASE WHEN throttles.window_start < $3 THEN 1 ELSE throttles.failures + 1 END,
-                   window_start = CASE WHEN throttles.window_start < $3 THEN $2 ELSE throttles.window_start END
-                 WHERE throttles.locked_until <= $2
-                 RETURNING failures, locked_until",
-            )
-            .bind(key)
-            .bind(now.0)
-            .bind(rule.window_start_cutoff(now).0)
-            .fetch_optional()
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let state = lock_if_due(&mut tx, key, rule, now, &row).await?;
-        tx.commit().await?;
-        Ok(Some(state))
+        let state = count_failure_tx(&mut tx, key, rule, now).await?;
+        if state.is_some() {
+            tx.commit().await?;
+        }
+        Ok(state)
     }
 
     /// One statement counts the answer and checks the cap, so concurrent answers
@@ -162,4 +146,31 @@ async fn lock_if_due(
         tx.query("UPDATE throttles SET locked_until = $1 WHERE key = $2").bind(until.0).bind(key).execute().await?;
     }
     Ok(ThrottleState { failures, locked_until })
+}
+
+/// Counts one failure against `key` in the caller's transaction, only while it is not
+/// locked at `now` (`None`: locked, nothing counted), and sets the lock the count
+/// earns before commit, so a concurrent attempt waiting on the row sees it.
+pub(super) async fn count_failure_tx(
+    tx: &mut Tx,
+    key: &str,
+    rule: ThrottleRule,
+    now: UnixTime,
+) -> StoreResult<Option<ThrottleState>> {
+    let row = tx
+        .query(
+            "INSERT INTO throttles (key, failures, window_start, locked_until) VALUES ($1, 1, $2, 0)
+             ON CONFLICT (key) DO UPDATE SET
+               failures = CASE WHEN throttles.window_start < $3 THEN 1 ELSE throttles.failures + 1 END,
+               window_start = CASE WHEN throttles.window_start < $3 THEN $2 ELSE throttles.window_start END
+             WHERE throttles.locked_until <= $2
+             RETURNING failures, locked_until",
+        )
+        .bind(key)
+        .bind(now.0)
+        .bind(rule.window_start_cutoff(now).0)
+        .fetch_optional()
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(lock_if_due(tx, key, rule, now, &row).await?))
 }

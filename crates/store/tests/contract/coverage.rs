@@ -3,8 +3,9 @@
 
 const TRAIT: &str = include_str!("../../src/lib.rs");
 
-const SUITE: [&str; 14] = [
+const SUITE: [&str; 15] = [
     include_str!("accounts.rs"),
+    include_str!("answers.rs"),
     include_str!("audit.rs"),
     include_str!("codes.rs"),
     include_str!("email_changes.rs"),

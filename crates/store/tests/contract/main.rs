@@ -31,6 +31,7 @@ macro_rules! contract {
 }
 
 mod accounts;
+mod answers;
 mod audit;
 mod codes;
 mod coverage;

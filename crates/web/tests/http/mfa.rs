@@ -7,7 +7,7 @@ use clinic_auth_store::Org;
 use serde_json::{Value, json};
 
 use crate::both_stores;
-use crate::harness::{PASSWORD, TestApp, csrf_of};
+use crate::harness::{Options, PASSWORD, TestApp, csrf_of};
 use crate::otp;
 
 both_stores!(
@@ -24,6 +24,7 @@ both_stores!(
     patients_are_untouched_by_staff_policy,
     mfa_sign_in_works_through_the_pages,
     a_shown_qr_code_expires_after_fifteen_minutes,
+    a_code_costs_one_read_and_one_write,
 );
 
 pub(crate) async fn set_mode(app: &TestApp, org: &Org, mode: MfaMode) {
@@ -330,11 +331,30 @@ async fn repeated_wrong_codes_lock_the_flow_and_the_member(app: TestApp) {
     let (s, e) = post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": otp::code(&uri, now(&app))})).await;
     assert_eq!((s, e["error"]["code"].as_str()), (429, Some("too_many_attempts")), "locked even with the right code");
     assert!(e["error"]["message"].as_str().unwrap().contains("try again in"));
+    // Hammering a locked member writes nothing: the refusals are counted in memory
+    // and recorded as one event when the lock period ends.
+    let failures = |kinds: Vec<(String, String)>| {
+        kinds.into_iter().filter(|(k, o)| k == "second_factor" && o == "failure").count()
+    };
+    let written = app.audit_kinds().await.len();
+    for _ in 0..29 {
+        assert_eq!(post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": wrong})).await.0, 429);
+    }
+    assert_eq!(app.audit_kinds().await.len(), written, "refusals while locked write no event each");
+    assert_eq!(app.state.locked_refusals.unwritten(), 30);
+    app.state.flush_locked_refusals(false).await;
+    assert_eq!(app.audit_kinds().await.len(), written, "the lock period is not over");
     app.clock.advance(60);
     let (s, _) = post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": otp::code(&uri, now(&app))})).await;
     assert_eq!(s, 200);
-    let failures = app.audit_kinds().await.into_iter().filter(|(k, o)| k == "second_factor" && o == "failure").count();
-    assert_eq!(failures, 7, "each wrong code is audited, and the attempt while locked");
+    assert_eq!(failures(app.audit_kinds().await), 6, "each wrong code is audited at once");
+    app.state.flush_locked_refusals(false).await;
+    assert_eq!(failures(app.audit_kinds().await), 7, "and the lock period as one event");
+    assert_eq!(app.state.locked_refusals.unwritten(), 0);
+    let period = app.audit_of(Some("second_factor"), 1).await.remove(0);
+    let detail: serde_json::Value = serde_json::from_str(&period.detail).unwrap();
+    assert_eq!((detail["reason"].as_str(), detail["refusals"].as_u64()), (Some("locked"), Some(30)), "{detail}");
+    assert!(detail["last_at"].as_i64().is_some(), "{detail}");
 }
 
 async fn re_enrolling_invalidates_the_old_secret(app: TestApp) {
@@ -599,4 +619,43 @@ async fn a_shown_qr_code_expires_after_fifteen_minutes(app: TestApp) {
         .post_json("/api/v1/me/mfa/authenticator/confirm", &token, json!({"code": otp::code(&uri, now(&app))}))
         .await;
     assert_eq!((s, e["error"]["code"].as_str()), (410, Some("setup_expired")), "{e}");
+}
+
+/// The store calls of the requests just made, without the background loops' own.
+fn store_calls(app: &TestApp) -> Vec<&'static str> {
+    let calls = app.recorder.as_ref().expect("a recording store").take_calls();
+    calls.into_iter().filter(|c| !matches!(*c, "due_logouts" | "purge_expired")).collect()
+}
+
+async fn a_code_costs_one_read_and_one_write(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, Options { record_store: true, ..Default::default() }).await.unwrap();
+    let org = clinic_with_member(&app).await;
+    set_mode(&app, &org, MfaMode::Required).await;
+    let (uri, _, _) = enroll_at_sign_in(&app, "dr.lee@riverside.test").await;
+    app.clock.advance(30);
+    let (flow, _) = password_step(&app, "dr.lee@riverside.test").await;
+    store_calls(&app);
+    // A right code: everything read at once, everything settled at once (the step, the
+    // flow's end, the session, the audit events).
+    let (s, done) =
+        post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": otp::code(&uri, now(&app))})).await;
+    assert_eq!((s, done["next"].as_str()), (200, Some("done")), "{done}");
+    assert_eq!(store_calls(&app), ["load_answer", "accept_answer"]);
+    // A wrong code: one read, one write that counts it everywhere.
+    app.clock.advance(30);
+    let wrong = if otp::code(&uri, now(&app)) == "111111" { "222222" } else { "111111" };
+    let (flow, _) = password_step(&app, "dr.lee@riverside.test").await;
+    store_calls(&app);
+    assert_eq!(post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": wrong})).await.0, 401);
+    assert_eq!(store_calls(&app), ["load_answer", "refuse_answer"]);
+    // Locked: a read and nothing else.
+    for _ in 0..3 {
+        assert_eq!(post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": wrong})).await.0, 401);
+    }
+    assert_eq!(post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": wrong})).await.0, 410);
+    let (flow, _) = password_step(&app, "dr.lee@riverside.test").await;
+    assert_eq!(post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": wrong})).await.0, 401);
+    store_calls(&app);
+    assert_eq!(post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": wrong})).await.0, 429);
+    assert_eq!(store_calls(&app), ["load_answer"]);
 }

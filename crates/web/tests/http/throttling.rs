@@ -26,7 +26,11 @@ async fn repeated_wrong_passwords_lock_the_account_with_backoff(app: TestApp) {
     assert_eq!(body["error"]["code"], "too_many_attempts");
     assert_eq!(body["error"]["retry_after"], 30);
     assert!(body["error"]["message"].as_str().unwrap().contains("30 seconds"));
-    // The refused attempt is on the record for the clinic's admin, with its reason.
+    // The refused attempt is on the record for the clinic's admin, with its reason:
+    // refusals while locked are counted in memory and written as one event per lock
+    // period (at its end, or at shutdown).
+    assert_eq!(app.state.locked_refusals.unwritten(), 1);
+    app.state.flush_locked_refusals(true).await;
     let events = app.audit_of(Some("sign_in"), 1).await;
     assert_eq!(events[0].outcome, "failure");
     assert_eq!(events[0].org_id.as_deref(), Some("riverside-clinic"));
