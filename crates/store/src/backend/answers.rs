@@ -163,9 +163,7 @@ impl Db {
         if let AfterAnswer::Session(s) = a.then {
             insert_session_row(&mut tx, s).await?;
         }
-        for event in a.audit {
-            self.write_audit(&mut tx, event).await?;
-        }
+        self.write_audits(&mut tx, a.audit).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -232,14 +230,16 @@ impl Db {
                     .await?;
             }
         }
-        self.write_audit(&mut tx, r.audit).await?;
-        let factor_locked = factor_failures >= l.failure_cap;
-        if factor_locked {
-            self.write_audit(&mut tx, r.locked_audit).await?;
-        }
         if flow_attempts >= l.max_flow_attempts {
             // The flow's last answer was wrong: the sign-in starts over.
             tx.query("DELETE FROM login_flows WHERE id_hash = $1").bind(l.flow.as_str()).execute().await?;
+        }
+        // The audit events last, just before commit: the chain's head is held briefly.
+        let factor_locked = factor_failures >= l.failure_cap;
+        if factor_locked {
+            self.write_audits(&mut tx, &[r.audit.clone(), r.locked_audit.clone()]).await?;
+        } else {
+            self.write_audit(&mut tx, r.audit).await?;
         }
         tx.commit().await?;
         Ok(Ok(RefusalCounted { flow_attempts, factor_failures, throttle, factor_locked }))

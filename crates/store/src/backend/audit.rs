@@ -17,48 +17,89 @@ use crate::{AuditEvent, AuditFilter, AuditVerification, ClientInfo, NewAuditEven
 impl Db {
     /// Appends an event to its chain inside the caller's transaction.
     pub(super) async fn write_audit(&self, tx: &mut Tx, e: &NewAuditEvent) -> StoreResult<()> {
+        self.write_audits(tx, std::slice::from_ref(e)).await
+    }
+
+    /// Appends events to their chains inside the caller's transaction, in order. Each
+    /// run of events on one chain claims its places with one statement (which makes
+    /// or moves the chain's head and returns the hash it links to), and the head's
+    /// new hash is written once: three statements for the run, however long. Callers
+    /// append last, just before commit, so the head row (locked from the claim until
+    /// commit on PostgreSQL) is held for as little as possible.
+    pub(super) async fn write_audits(&self, tx: &mut Tx, events: &[NewAuditEvent]) -> StoreResult<()> {
+        let mut rest = events;
+        while let Some(first) = rest.first() {
+            let chain = chain_of(first);
+            let run = rest.iter().take_while(|e| chain_of(e) == chain).count();
+            let (now, later) = rest.split_at(run);
+            self.append_run(tx, &chain, now).await?;
+            rest = later;
+        }
+        Ok(())
+    }
+
+    async fn append_run(&self, tx: &mut Tx, chain: &str, events: &[NewAuditEvent]) -> StoreResult<()> {
         let started = std::time::Instant::now();
-        let chain = e.org_id.as_ref().map(|o| o.as_str().to_owned()).unwrap_or_else(|| PLATFORM_CHAIN.to_owned());
-        let (org, actor, subject) = (
-            e.org_id.as_ref().map(|o| o.as_str().to_owned()),
-            e.actor_id.map(|a| a.to_string()),
-            e.subject_id.map(|a| a.to_string()),
-        );
-        let fields = ChainedFields {
-            chain: &chain,
-            seq: 0,
-            at: e.at.0,
-            kind: e.kind,
-            outcome: e.outcome,
-            org_id: org.as_deref(),
-            actor_id: actor.as_deref(),
-            subject_id: subject.as_deref(),
-            client_ip: &e.client.ip,
-            user_agent: &e.client.user_agent,
-            detail: &e.detail,
-        };
-        let (seq, prev, hash) = advance_chain(&self.keys, tx, &fields).await?;
-        tx.query(
-            "INSERT INTO audit_events (at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail, chain, seq, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(e.at.0)
-        .bind(e.kind)
-        .bind(e.outcome)
-        .bind(org)
-        .bind(actor)
-        .bind(subject)
-        .bind(e.client.ip.clone())
-        .bind(e.client.user_agent.clone())
-        .bind(e.detail.clone())
-        .bind(&chain)
-        .bind(seq)
-        .bind(&prev)
-        .bind(&hash)
-        .execute()
-        .await?;
+        let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        // The first event of a new chain links to GENESIS at place 1.
+        let head = tx
+            .query(
+                "INSERT INTO audit_chain_heads (chain, seq, hash) VALUES ($1, $2, $3)
+                 ON CONFLICT (chain) DO UPDATE SET seq = audit_chain_heads.seq + $2
+                 RETURNING seq, hash",
+            )
+            .bind(chain)
+            .bind(n)
+            .bind(GENESIS)
+            .fetch_one()
+            .await?;
+        let last: i64 = head.try_get("seq")?;
+        let mut prev: String = head.try_get("hash")?;
+        for (i, e) in (0..).zip(events) {
+            let seq = last - n + 1 + i;
+            let (org, actor, subject) = (
+                e.org_id.as_ref().map(|o| o.as_str().to_owned()),
+                e.actor_id.map(|a| a.to_string()),
+                e.subject_id.map(|a| a.to_string()),
+            );
+            let fields = ChainedFields {
+                chain,
+                seq,
+                at: e.at.0,
+                kind: e.kind,
+                outcome: e.outcome,
+                org_id: org.as_deref(),
+                actor_id: actor.as_deref(),
+                subject_id: subject.as_deref(),
+                client_ip: &e.client.ip,
+                user_agent: &e.client.user_agent,
+                detail: &e.detail,
+            };
+            let hash = self.keys.link_hash(&prev, &fields);
+            tx.query(
+                "INSERT INTO audit_events (at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail, chain, seq, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(e.at.0)
+            .bind(e.kind)
+            .bind(e.outcome)
+            .bind(org)
+            .bind(actor)
+            .bind(subject)
+            .bind(e.client.ip.clone())
+            .bind(e.client.user_agent.clone())
+            .bind(e.detail.clone())
+            .bind(chain)
+            .bind(seq)
+            .bind(&prev)
+            .bind(&hash)
+            .execute()
+            .await?;
+            tx.count_on_commit(clinic_auth_core::audit::tally::tally(e.kind, e.outcome, &e.detail));
+            prev = hash;
+        }
+        tx.query("UPDATE audit_chain_heads SET hash = $1 WHERE chain = $2").bind(&prev).bind(chain).execute().await?;
         metrics::histogram!(crate::AUDIT_APPEND_SECONDS).record(started.elapsed().as_secs_f64());
-        tx.count_on_commit(clinic_auth_core::audit::tally::tally(e.kind, e.outcome, &e.detail));
         Ok(())
     }
 
@@ -342,17 +383,17 @@ impl Db {
 
 /// Takes the next place in `f.chain` (locking its head until commit) and returns
 /// (seq, prev_hash, hash) for the event `f` (whose `seq` is ignored).
+/// Claims the next place on `f.chain` for an event already stored (the one-time
+/// chaining of a trail from before chains): its seq, the hash it links to, its hash.
 async fn advance_chain(keys: &ChainKeys, tx: &mut Tx, f: &ChainedFields<'_>) -> StoreResult<(i64, String, String)> {
-    tx.query("INSERT INTO audit_chain_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING")
+    let head = tx
+        .query(
+            "INSERT INTO audit_chain_heads (chain, seq, hash) VALUES ($1, 1, $2)
+             ON CONFLICT (chain) DO UPDATE SET seq = audit_chain_heads.seq + 1
+             RETURNING seq, hash",
+        )
         .bind(f.chain)
         .bind(GENESIS)
-        .execute()
-        .await?;
-    // The UPDATE locks the head row until commit (PostgreSQL) or takes the
-    // database's write lock (SQLite): appends to one chain never interleave.
-    let head = tx
-        .query("UPDATE audit_chain_heads SET seq = seq + 1 WHERE chain = $1 RETURNING seq, hash")
-        .bind(f.chain)
         .fetch_one()
         .await?;
     let seq: i64 = head.try_get("seq")?;
@@ -360,6 +401,11 @@ async fn advance_chain(keys: &ChainKeys, tx: &mut Tx, f: &ChainedFields<'_>) -> 
     let hash = keys.link_hash(&prev, &ChainedFields { seq, ..f.clone() });
     tx.query("UPDATE audit_chain_heads SET hash = $1 WHERE chain = $2").bind(&hash).bind(f.chain).execute().await?;
     Ok((seq, prev, hash))
+}
+
+/// The chain an event goes on: its organization's, or the platform's.
+fn chain_of(e: &NewAuditEvent) -> String {
+    e.org_id.as_ref().map(|o| o.as_str().to_owned()).unwrap_or_else(|| PLATFORM_CHAIN.to_owned())
 }
 
 fn audit_from_row(row: &Row) -> StoreResult<AuditEvent> {
