@@ -171,7 +171,9 @@ pub async fn resend_invitation(state: &App, by: &By, org: Option<&str>, who: &st
 pub async fn unlock(state: &App, by: &By, org: Option<&str>, who: &str) -> Result<(), Error> {
     let account = access::authorize(state, by, org, who, MemberAction::Unlock).await?;
     let event = event_for(state, by, Event::SecondFactorUnlocked, &account);
-    state.store.unlock_second_factor(account.id, &crate::attempts::throttle_key(&account), &event).await?;
+    let key = crate::attempts::throttle_key(&account);
+    state.store.unlock_second_factor(account.id, &key, &event).await?;
+    state.locked_refusals.forget_lock(&key);
     Ok(())
 }
 

@@ -108,6 +108,17 @@ pub(crate) async fn count_failure(
 #[derive(Debug, Default)]
 pub struct LockedRefusals {
     pending: Mutex<HashMap<String, PendingRefusals>>,
+    /// Sign-ins (by flow hash) already refused under a lock with an end: their next
+    /// answers before that end are refused from here, without reading the store.
+    /// That is the shape of an attack (one flow, answer after answer); a new sign-in
+    /// needs the password again and is read as usual.
+    locked_flows: Mutex<HashMap<String, LockedFlow>>,
+}
+
+#[derive(Debug)]
+struct LockedFlow {
+    key: String,
+    until: UnixTime,
 }
 
 #[derive(Debug)]
@@ -158,9 +169,39 @@ impl LockedRefusals {
         }
     }
 
+    /// Remembers that the sign-in `flow` was refused under the lock `key` until `until`.
+    pub(crate) fn remember_flow(&self, flow: &str, key: &str, until: UnixTime) {
+        let mut flows = self.locked_flows.lock().unwrap_or_else(PoisonError::into_inner);
+        if flows.len() < MAX_PENDING || flows.contains_key(flow) {
+            flows.insert(flow.to_owned(), LockedFlow { key: key.to_owned(), until });
+        }
+    }
+
+    /// When the sign-in `flow` is known to be locked at `now`: counts the refusal
+    /// with its lock period and returns the lock's end. `None`: ask the store.
+    pub(crate) fn refuse_known_flow(&self, flow: &str, now: UnixTime) -> Option<UnixTime> {
+        let (key, until) = {
+            let flows = self.locked_flows.lock().unwrap_or_else(PoisonError::into_inner);
+            let f = flows.get(flow).filter(|f| f.until > now)?;
+            (f.key.clone(), f.until)
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        // Counted only into a period still open; otherwise the store decides.
+        let p = pending.get_mut(&key)?;
+        p.refusals += 1;
+        p.last_at = now;
+        Some(until)
+    }
+
+    /// An admin lifted the lock `key` (on this instance): its sign-ins are read again.
+    pub(crate) fn forget_lock(&self, key: &str) {
+        self.locked_flows.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, f| f.key != key);
+    }
+
     /// Writes the periods that are over (every one with `all`, at shutdown).
     pub async fn flush(&self, state: &App, all: bool) {
         let now = state.now();
+        self.locked_flows.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, f| !all && f.until > now);
         let due: Vec<PendingRefusals> = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             let keys: Vec<String> =

@@ -631,8 +631,12 @@ pub async fn choose_method(state: &App, flow_token: &str, method: FactorKind) ->
 /// counted in memory (`LockedRefusals`).
 pub async fn submit_code(state: &App, flow_token: &str, input: &str, client: &ClientInfo) -> Result<Proved, Error> {
     let flow_hash = SecretToken::from_presented(flow_token).ok_or_else(flow_expired)?.hash();
-    let cx = state.store.load_answer(&flow_hash, crate::attempts::LOCKOUT_PREFIX).await?.ok_or_else(flow_expired)?;
     let now = state.now();
+    // A sign-in already refused under a lock that is still on: refused again at once.
+    if let Some(until) = state.locked_refusals.refuse_known_flow(flow_hash.as_str(), now) {
+        return Err(Error::too_many_attempts(now.secs_until(until).max(1)));
+    }
+    let cx = state.store.load_answer(&flow_hash, crate::attempts::LOCKOUT_PREFIX).await?.ok_or_else(flow_expired)?;
     if cx.flow.is_expired(now) {
         state.store.delete_flow(&flow_hash).await?;
         return Err(flow_expired());
@@ -813,6 +817,7 @@ async fn refuse_blocked(
     Ok(match blocked {
         clinic_auth_store::AnswerBlocked::Locked(until) => {
             state.locked_refusals.note(state, limits.throttle_key, Some(until), || refuse("locked")).await;
+            state.locked_refusals.remember_flow(limits.flow.as_str(), limits.throttle_key, until);
             let secs = limits.now.secs_until(until).max(1);
             Error::too_many_attempts(secs)
         }

@@ -54,7 +54,8 @@ struct Args {
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// Stop after this long even when flows are left (for `locked`: how long to send).
-    #[arg(long, default_value_t = 10.0)]
+    /// Given twice, the last one counts.
+    #[arg(long, default_value_t = 10.0, overrides_with = "seconds")]
     seconds: f64,
     /// The server's process id, for CPU time and memory.
     #[arg(long)]
@@ -234,6 +235,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    clinic_auth_notify::install_default_crypto_provider();
     let args = Arc::new(Args::parse());
     let flows = Arc::new(read_flows(&args)?);
     if flows.is_empty() {

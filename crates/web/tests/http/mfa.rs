@@ -658,4 +658,14 @@ async fn a_code_costs_one_read_and_one_write(app: TestApp) {
     store_calls(&app);
     assert_eq!(post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": wrong})).await.0, 429);
     assert_eq!(store_calls(&app), ["load_answer"]);
+    // The same sign-in again while the lock is on: refused from memory, no store call.
+    let (s, e) = post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": wrong})).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (429, Some("too_many_attempts")));
+    assert_eq!(store_calls(&app), Vec::<&str>::new());
+    assert_eq!(app.state.locked_refusals.unwritten(), 2);
+    // An admin's unlock lets that very sign-in go on.
+    clinic_auth_app::admin::unlock(&app.state, &By::operator(), None, "dr.lee@riverside.test").await.unwrap();
+    let (s, done) =
+        post(&app, &format!("/api/v1/login/{flow}/code"), json!({"code": otp::code(&uri, now(&app))})).await;
+    assert_eq!((s, done["next"].as_str()), (200, Some("done")), "{done}");
 }
