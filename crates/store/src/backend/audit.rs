@@ -161,9 +161,14 @@ impl Db {
                     "SELECT id, at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail,
                             COALESCE(chain, '') AS chain, COALESCE(seq, 0) AS seq,
                             COALESCE(prev_hash, '') AS prev_hash, COALESCE(hash, '') AS hash
-                     FROM audit_events ORDER BY chain, seq, id",
+                     FROM audit_events ORDER BY audit_events.chain, audit_events.seq",
                 )
                 .fetch();
+            // In the order of the (chain, seq) index, so the trail streams from it
+            // instead of being sorted first (the table's columns, not the COALESCE'd
+            // aliases: those would need a sort of every event). A chainless event,
+            // which only a trail from before chains has, breaks its chain wherever
+            // it comes.
             // The chain being read, and its verifier until it breaks.
             let mut run: Option<(String, Option<ChainVerifier<'_>>)> = None;
             while let Some(r) = rows.try_next().await? {
