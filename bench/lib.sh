@@ -8,7 +8,9 @@ backend=sqlite
 target="${CARGO_TARGET_DIR:-target}"
 
 cargo build --release --locked -p clinic-auth -p clinic-auth-bench >&2
-bin="$target/release/clinic-auth"
+# SERVER_BIN: another build of the server to measure with the same tools (say, the
+# commit before a change), for a before/after in one sitting.
+bin="${SERVER_BIN:-$target/release/clinic-auth}"
 seed="$target/release/seed"
 load="$target/release/load"
 floors="$target/release/floors"

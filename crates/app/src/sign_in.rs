@@ -666,6 +666,7 @@ pub async fn submit_code(state: &App, flow_token: &str, input: &str, client: &Cl
         throttle_key: &key,
         throttle_rule: ThrottleRule::SECOND_FACTOR_PER_ACCOUNT,
         failure_cap: clinic_auth_core::throttle::MAX_CONSECUTIVE_FAILURES,
+        clear_counts: cx.throttle.is_some() || !cx.factor_failures.is_empty(),
     };
     // Locks in force refuse without a check and without a write.
     if let Some(blocked) = blocked_at_read(&cx, method, now) {

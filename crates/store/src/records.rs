@@ -702,6 +702,9 @@ pub struct AnswerLimits<'a> {
     pub throttle_rule: ThrottleRule,
     /// Consecutive failures of one factor that lock it.
     pub failure_cap: u32,
+    /// The read found a lockout row or failure counts for the account: a right
+    /// answer clears them.
+    pub clear_counts: bool,
 }
 
 /// A right answer, settled in one transaction: every limit re-checked, the answer

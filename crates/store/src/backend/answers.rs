@@ -18,8 +18,8 @@ use super::sql::Tx;
 use super::throttle::count_failure_tx;
 use super::{Db, count, parse_with};
 use crate::{
-    AcceptedAnswer, AfterAnswer, AnswerBlocked, AnswerContext, Consume, RefusalCounted, RefusedAnswer, StoreError,
-    StoreResult,
+    AcceptedAnswer, AfterAnswer, AnswerBlocked, AnswerContext, AnswerLimits, Consume, RefusalCounted, RefusedAnswer,
+    StoreError, StoreResult,
 };
 
 impl Db {
@@ -28,9 +28,12 @@ impl Db {
         flow: &TokenHash,
         lockout_prefix: &str,
     ) -> StoreResult<Option<AnswerContext>> {
-        let mut tx = self.begin_read().await?;
+        // Separate reads, not one snapshot: every fact the verdict rests on is
+        // checked again by the guarded statements of the write that settles it, so a
+        // change between two of these reads cannot pass an answer; and on SQLite each
+        // statement less is a hand-off to the connection's thread less.
         let Some(row) =
-            tx.query("SELECT * FROM login_flows WHERE id_hash = $1").bind(flow.as_str()).fetch_optional().await?
+            self.query("SELECT * FROM login_flows WHERE id_hash = $1").bind(flow.as_str()).fetch_optional().await?
         else {
             return Ok(None);
         };
@@ -47,28 +50,29 @@ impl Db {
         };
         let Some(id) = cx.flow.step.account_id() else { return Ok(Some(cx)) };
         let id = id.to_string();
-        let Some(row) = tx.query("SELECT * FROM accounts WHERE id = $1").bind(&id).fetch_optional().await? else {
+        let Some(row) = self.query("SELECT * FROM accounts WHERE id = $1").bind(&id).fetch_optional().await? else {
             return Ok(Some(cx));
         };
         let account = account_from_row(&row)?;
         if let Some(org) = &account.org_id {
-            let row = tx.query("SELECT * FROM organizations WHERE id = $1").bind(org.as_str()).fetch_optional().await?;
+            let row =
+                self.query("SELECT * FROM organizations WHERE id = $1").bind(org.as_str()).fetch_optional().await?;
             cx.org = row.as_ref().map(org_from_row).transpose()?;
         }
         cx.account = Some(account);
-        let rows = tx
+        let rows = self
             .query("SELECT * FROM factors WHERE account_id = $1 ORDER BY created_at, id")
             .bind(&id)
             .fetch_all()
             .await?;
         cx.factors = rows.iter().map(factor_from_row).collect::<StoreResult<_>>()?;
         let row =
-            tx.query("SELECT code_hash FROM recovery_codes WHERE account_id = $1").bind(&id).fetch_optional().await?;
+            self.query("SELECT code_hash FROM recovery_codes WHERE account_id = $1").bind(&id).fetch_optional().await?;
         cx.recovery_code_hash = row.map(|r| r.try_get("code_hash")).transpose()?;
-        let rows = tx.query("SELECT * FROM code_challenges WHERE account_id = $1").bind(&id).fetch_all().await?;
+        let rows = self.query("SELECT * FROM code_challenges WHERE account_id = $1").bind(&id).fetch_all().await?;
         cx.codes = rows.iter().map(code_from_row).collect::<StoreResult<_>>()?;
         let lockout_key = format!("{lockout_prefix}{id}");
-        let row = tx
+        let row = self
             .query("SELECT failures, locked_until FROM throttles WHERE key = $1")
             .bind(&lockout_key)
             .fetch_optional()
@@ -81,7 +85,7 @@ impl Db {
                 })
             })
             .transpose()?;
-        let rows = tx
+        let rows = self
             .query("SELECT factor, failures FROM factor_failures WHERE account_id = $1")
             .bind(&id)
             .fetch_all()
@@ -93,7 +97,6 @@ impl Db {
                 Ok((kind, count(r.try_get("failures")?)))
             })
             .collect::<StoreResult<_>>()?;
-        tx.commit().await?;
         Ok(Some(cx))
     }
 
@@ -102,60 +105,55 @@ impl Db {
         let account = l.account.to_string();
         let mut tx = self.begin().await?;
         // The flow first: it must still be this account's, under the same stamp, with
-        // the account active and answers left. Ending (or moving) it here makes a flow
+        // the account active and answers left, and no lockout or factor cap in force
+        // (one may have come since the read). Ending (or moving) it here makes a flow
         // good for one session, even when two answers race.
         let flow_ok = match a.then {
             AfterAnswer::Session(_) => tx
                 .query(
                     "DELETE FROM login_flows WHERE id_hash = $1 AND account_id = $2 AND attempts < $3 AND expires_at > $4
-                       AND stamp = (SELECT security_stamp FROM accounts WHERE id = $2 AND status = 'active')",
+                       AND stamp = (SELECT security_stamp FROM accounts WHERE id = $2 AND status = 'active')
+                       AND NOT EXISTS (SELECT 1 FROM throttles WHERE key = $5 AND locked_until > $4)
+                       AND NOT EXISTS (SELECT 1 FROM factor_failures WHERE account_id = $2 AND factor = $6 AND failures >= $7)",
                 )
                 .bind(l.flow.as_str())
                 .bind(&account)
                 .bind(i64::from(l.max_flow_attempts))
                 .bind(l.now.0)
+                .bind(l.throttle_key)
+                .bind(l.method.as_str())
+                .bind(i64::from(l.failure_cap))
                 .execute()
                 .await?,
             AfterAnswer::NextStep(step) => {
                 let state = serde_json::to_string(step).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 tx.query(
-                    "UPDATE login_flows SET state = $5, attempts = attempts + 1
+                    "UPDATE login_flows SET state = $8, attempts = attempts + 1
                      WHERE id_hash = $1 AND account_id = $2 AND attempts < $3 AND expires_at > $4
-                       AND stamp = (SELECT security_stamp FROM accounts WHERE id = $2 AND status = 'active')",
+                       AND stamp = (SELECT security_stamp FROM accounts WHERE id = $2 AND status = 'active')
+                       AND NOT EXISTS (SELECT 1 FROM throttles WHERE key = $5 AND locked_until > $4)
+                       AND NOT EXISTS (SELECT 1 FROM factor_failures WHERE account_id = $2 AND factor = $6 AND failures >= $7)",
                 )
                 .bind(l.flow.as_str())
                 .bind(&account)
                 .bind(i64::from(l.max_flow_attempts))
                 .bind(l.now.0)
+                .bind(l.throttle_key)
+                .bind(l.method.as_str())
+                .bind(i64::from(l.failure_cap))
                 .bind(state)
                 .execute()
                 .await?
             }
         };
         if flow_ok != 1 {
-            return Ok(Err(AnswerBlocked::FlowOver));
+            return Ok(Err(self.why_blocked(&mut tx, l).await?));
         }
-        // A right answer clears the lockout and the failure counts, unless a lockout
-        // or the factor's cap came into force meanwhile: then it is refused like any.
-        let lock = tx
-            .query("DELETE FROM throttles WHERE key = $1 RETURNING locked_until")
-            .bind(l.throttle_key)
-            .fetch_optional()
-            .await?;
-        if let Some(until) = lock.map(|r| r.try_get::<i64>("locked_until")).transpose()?.map(UnixTime)
-            && until > l.now
-        {
-            return Ok(Err(AnswerBlocked::Locked(until)));
-        }
-        let rows = tx
-            .query("DELETE FROM factor_failures WHERE account_id = $1 RETURNING factor, failures")
-            .bind(&account)
-            .fetch_all()
-            .await?;
-        for r in &rows {
-            if r.try_get::<String>("factor")? == l.method.as_str() && count(r.try_get("failures")?) >= l.failure_cap {
-                return Ok(Err(AnswerBlocked::FactorLocked));
-            }
+        // A right answer clears the lockout and the failure counts the read saw (a
+        // count that came since stays: below the limits it locks nothing by itself).
+        if l.clear_counts {
+            tx.query("DELETE FROM throttles WHERE key = $1").bind(l.throttle_key).execute().await?;
+            tx.query("DELETE FROM factor_failures WHERE account_id = $1").bind(&account).execute().await?;
         }
         if !consume(&mut tx, l.account, l.now, a.consume).await? {
             return Ok(Err(AnswerBlocked::AlreadyUsed));
@@ -243,6 +241,25 @@ impl Db {
         }
         tx.commit().await?;
         Ok(Ok(RefusalCounted { flow_attempts, factor_failures, throttle, factor_locked }))
+    }
+
+    /// Why the guarded end of a flow found nothing: a lockout, the factor's cap, or
+    /// the flow itself is over.
+    async fn why_blocked(&self, tx: &mut Tx, l: &AnswerLimits<'_>) -> StoreResult<AnswerBlocked> {
+        let until = self.locked_until(tx, l.throttle_key).await?;
+        if until > l.now {
+            return Ok(AnswerBlocked::Locked(until));
+        }
+        let row = tx
+            .query("SELECT failures FROM factor_failures WHERE account_id = $1 AND factor = $2")
+            .bind(l.account.to_string())
+            .bind(l.method.as_str())
+            .fetch_optional()
+            .await?;
+        if row.map(|r| r.try_get::<i64>("failures")).transpose()?.is_some_and(|n| count(n) >= l.failure_cap) {
+            return Ok(AnswerBlocked::FactorLocked);
+        }
+        Ok(AnswerBlocked::FlowOver)
     }
 
     async fn locked_until(&self, tx: &mut Tx, key: &str) -> StoreResult<UnixTime> {

@@ -59,9 +59,11 @@ impl SqliteStore {
             .acquire_timeout(std::time::Duration::from_secs(30))
             .connect_with(opts.clone())
             .await?;
+        // A reader may stream many rows (audit verify, export): let SQLite's thread
+        // run ahead of the consumer rather than hand over every row on its own.
         let readers = SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
-            .connect_with(opts.create_if_missing(false))
+            .connect_with(opts.create_if_missing(false).row_buffer_size(1024))
             .await?;
         Ok(SqliteStore { db: Db { pool: Pool::Sqlite { writer, readers }, keys: Arc::new(keys) } })
     }

@@ -33,6 +33,7 @@ fn limits<'a>(
         throttle_key: key,
         throttle_rule: ThrottleRule::SECOND_FACTOR_PER_ACCOUNT,
         failure_cap: 100,
+        clear_counts: true,
     }
 }
 
