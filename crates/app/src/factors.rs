@@ -104,7 +104,7 @@ fn wrong_code() -> Error {
     )
 }
 
-fn replayed_code() -> Error {
+pub(crate) fn replayed_code() -> Error {
     Error::new(
         ErrorKind::CodeAlreadyUsed,
         "That code was already used. Wait for your authenticator app to show a new code.",
@@ -372,10 +372,6 @@ pub(crate) async fn judge(
 
 pub(crate) fn wrong_recovery_code() -> Error {
     Error::new(ErrorKind::IncorrectCode, "That recovery code didn't work. Check it and try again.")
-}
-
-pub(crate) fn replayed() -> Error {
-    replayed_code()
 }
 
 /// Parses a typed answer for `method`; a malformed one is refused before anything is

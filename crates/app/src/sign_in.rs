@@ -755,7 +755,7 @@ pub async fn submit_code(state: &App, flow_token: &str, input: &str, client: &Cl
             // Used meanwhile by a concurrent answer: a replayed authenticator code or
             // a spent recovery code is a wrong answer; a sent code is gone.
             let (reason, error) = match &judged {
-                factors::Judged::TotpStep { .. } => ("replayed_code", factors::replayed()),
+                factors::Judged::TotpStep { .. } => ("replayed_code", factors::replayed_code()),
                 factors::Judged::Recovery { .. } => ("wrong_code", factors::wrong_recovery_code()),
                 _ => return Err(codes::code_expired()),
             };

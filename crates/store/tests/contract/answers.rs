@@ -9,7 +9,7 @@ use clinic_auth_store::{
 use crate::harness::{NOW, TestStore, audit, new_factor, new_session, successes, token};
 
 contract!(
-    an_answer_is_read_in_one_snapshot,
+    an_answer_is_read_at_once,
     a_right_answer_ends_the_flow_and_starts_the_session_once,
     a_totp_step_is_used_once_across_flows,
     a_changed_account_or_a_lock_blocks_a_right_answer,
@@ -37,16 +37,19 @@ fn limits<'a>(
     }
 }
 
-async fn an_answer_is_read_in_one_snapshot(t: TestStore) {
+/// A clinic and a member with an authenticator ("totp-1") and a recovery code ("rc-1"),
+/// as stored after that.
+async fn member_with_authenticator(t: &TestStore) -> (clinic_auth_store::Org, clinic_auth_store::Account) {
     let org = t.org("riverside").await;
     let m = t.member(&org, "m@riverside.test").await;
-    t.enroll_factor(
-        &new_factor(&m, FactorKind::Authenticator, "totp-1"),
-        Some("rc-1"),
-        &audit("factor_enrolled", Some(&org.id), Some(m.id)),
-    )
-    .await
-    .unwrap();
+    let enrolled = audit("factor_enrolled", Some(&org.id), Some(m.id));
+    t.enroll_factor(&new_factor(&m, FactorKind::Authenticator, "totp-1"), Some("rc-1"), &enrolled).await.unwrap();
+    let m = t.reload(&m).await;
+    (org, m)
+}
+
+async fn an_answer_is_read_at_once(t: TestStore) {
+    let (org, m) = member_with_authenticator(&t).await;
     let flow = t.flow(&m, "f").await;
     assert!(t.load_answer(&token("nobody"), LOCKOUT).await.unwrap().is_none());
     let key = format!("{LOCKOUT}{}", m.id);
@@ -63,16 +66,7 @@ async fn an_answer_is_read_in_one_snapshot(t: TestStore) {
 }
 
 async fn a_right_answer_ends_the_flow_and_starts_the_session_once(t: TestStore) {
-    let org = t.org("riverside").await;
-    let m = t.member(&org, "m@riverside.test").await;
-    t.enroll_factor(
-        &new_factor(&m, FactorKind::Authenticator, "totp-1"),
-        None,
-        &audit("factor_enrolled", Some(&org.id), Some(m.id)),
-    )
-    .await
-    .unwrap();
-    let m = t.reload(&m).await;
+    let (org, m) = member_with_authenticator(&t).await;
     let flow = t.flow(&m, "f").await;
     let key = format!("{LOCKOUT}{}", m.id);
     t.record_failure(&key, ThrottleRule::SECOND_FACTOR_PER_ACCOUNT, NOW, None).await.unwrap();
@@ -109,16 +103,7 @@ async fn a_right_answer_ends_the_flow_and_starts_the_session_once(t: TestStore) 
 }
 
 async fn a_totp_step_is_used_once_across_flows(t: TestStore) {
-    let org = t.org("riverside").await;
-    let m = t.member(&org, "m@riverside.test").await;
-    t.enroll_factor(
-        &new_factor(&m, FactorKind::Authenticator, "totp-1"),
-        None,
-        &audit("factor_enrolled", Some(&org.id), Some(m.id)),
-    )
-    .await
-    .unwrap();
-    let m = t.reload(&m).await;
+    let (_, m) = member_with_authenticator(&t).await;
     let mut flows = Vec::new();
     for i in 0..6 {
         flows.push(t.flow(&m, &format!("f{i}")).await);
@@ -156,16 +141,7 @@ async fn flows_left(t: &TestStore, flows: &[clinic_auth_core::TokenHash]) -> usi
 }
 
 async fn a_changed_account_or_a_lock_blocks_a_right_answer(t: TestStore) {
-    let org = t.org("riverside").await;
-    let m = t.member(&org, "m@riverside.test").await;
-    t.enroll_factor(
-        &new_factor(&m, FactorKind::Authenticator, "totp-1"),
-        None,
-        &audit("factor_enrolled", Some(&org.id), Some(m.id)),
-    )
-    .await
-    .unwrap();
-    let m = t.reload(&m).await;
+    let (org, m) = member_with_authenticator(&t).await;
     let key = format!("{LOCKOUT}{}", m.id);
     let accept = |flow, step| accept_step(&t, &m, &key, flow, step);
     // Locked meanwhile (another process counted the failures): refused, nothing used.
