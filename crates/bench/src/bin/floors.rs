@@ -1,13 +1,13 @@
 //! The machine's floors, measured in the same run as the load they are compared with:
 //! - `sqlite`: bare single-row write transactions on a fresh SQLite file with the
-//!   server's settings (WAL, synchronous=NORMAL), one connection, through sqlx.
+//!   server's settings (WAL, synchronous=NORMAL), one connection, SQLite called
+//!   directly as the server's driver calls it.
 //! - `postgres`: bare single-row write transactions from `--concurrency` connections.
 //! - `argon2`: password verifications at the server's Argon2id parameters on the
 //!   server's hashing threads (`--threads`, one per core by default).
 //!
 //! Prints `floor NAME RATE` (per second).
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,6 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use clinic_auth_app::PasswordHasher;
 use clinic_auth_core::{NewPassword, Password, PasswordPolicy};
-use sqlx::ConnectOptions;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Floor {
@@ -59,25 +58,21 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn sqlite(path: &str, seconds: Duration) -> anyhow::Result<f64> {
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    // SQLite itself, called directly (the server's driver): what one connection's
+    // write transactions cost with nothing of ours around them.
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
     }
-    let mut conn = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .connect()
-        .await?;
-    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL, at INTEGER NOT NULL)")
-        .execute(&mut conn)
-        .await?;
+    let conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL, at INTEGER NOT NULL)")?;
     let started = Instant::now();
     let mut n = 0u64;
     while started.elapsed() < seconds {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
-        sqlx::query("INSERT INTO t (v, at) VALUES ($1, $2)").bind("x").bind(n as i64).execute(&mut conn).await?;
-        sqlx::query("COMMIT").execute(&mut conn).await?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        conn.prepare_cached("INSERT INTO t (v, at) VALUES (?1, ?2)")?.execute(rusqlite::params!["x", n as i64])?;
+        conn.execute_batch("COMMIT")?;
         n += 1;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())

@@ -14,6 +14,7 @@ mod email_changes;
 mod factors;
 mod flows;
 mod forward;
+mod lite;
 mod oidc;
 mod ops;
 mod orgs;
@@ -29,6 +30,7 @@ use clinic_auth_core::UnixTime;
 use clinic_auth_core::audit::ChainKeys;
 
 use crate::{NewAuditEvent, StoreError, StoreResult};
+use lite::Lite;
 use sql::{Pool, Query, Row, Tx};
 
 /// The embedded default: one SQLite file, in WAL mode.
@@ -45,32 +47,11 @@ pub struct PgStore {
 
 impl SqliteStore {
     pub async fn connect(url: &str, keys: ChainKeys) -> StoreResult<SqliteStore> {
-        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-        let opts = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            // Only another process (an admin command) can hold the write lock now.
-            .busy_timeout(std::time::Duration::from_secs(10));
-        // The writer opens (and so creates) the file first.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(std::time::Duration::from_secs(30))
-            .connect_with(opts.clone())
-            .await?;
-        // A reader may stream many rows (audit verify, export): let SQLite's thread
-        // run ahead of the consumer rather than hand over every row on its own.
-        let readers = SqlitePoolOptions::new()
-            .max_connections(SQLITE_READERS)
-            .connect_with(opts.create_if_missing(false).row_buffer_size(1024))
-            .await?;
-        Ok(SqliteStore { db: Db { pool: Pool::Sqlite { writer, readers }, keys: Arc::new(keys) } })
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+        let lite = Lite::open(opts.get_filename())?;
+        Ok(SqliteStore { db: Db { pool: Pool::Sqlite(lite), keys: Arc::new(keys) } })
     }
 }
-
-/// SQLite's read connections: reads are short, and each holds a page cache.
-const SQLITE_READERS: u32 = 4;
 
 impl PgStore {
     pub async fn connect(url: &str, keys: ChainKeys) -> StoreResult<PgStore> {
@@ -129,7 +110,7 @@ impl Db {
 
     fn backend_name(&self) -> &'static str {
         match self.pool {
-            Pool::Sqlite { .. } => "sqlite",
+            Pool::Sqlite(_) => "sqlite",
             Pool::Postgres(_) => "postgres",
         }
     }
@@ -145,7 +126,17 @@ impl Db {
             .and_then(|r| r.try_get::<i64>("n").ok())
             .is_some_and(|n| n > 0);
         match &self.pool {
-            Pool::Sqlite { writer, .. } => sqlx::migrate!("./migrations/sqlite").run(writer).await?,
+            Pool::Sqlite(lite) => {
+                // sqlx's migrator, on a connection of its own for the run.
+                let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(lite.path())
+                    .foreign_keys(true)
+                    .busy_timeout(std::time::Duration::from_secs(10));
+                let conn = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+                let ran = sqlx::migrate!("./migrations/sqlite").run(&conn).await;
+                conn.close().await;
+                ran?
+            }
             Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
         }
         self.rekey_audit_if_pending(!had_0006).await

@@ -11,11 +11,7 @@ use crate::{PoolUsage, StoreResult};
 impl Db {
     pub(super) async fn pool_usage(&self) -> StoreResult<PoolUsage> {
         let (size, idle, max) = match &self.pool {
-            Pool::Sqlite { writer, readers } => (
-                writer.size() + readers.size(),
-                writer.num_idle() + readers.num_idle(),
-                writer.options().get_max_connections() + readers.options().get_max_connections(),
-            ),
+            Pool::Sqlite(lite) => lite.usage(),
             Pool::Postgres(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
         };
         let idle = u32::try_from(idle).unwrap_or(u32::MAX);
@@ -41,7 +37,7 @@ impl Db {
     /// (all of them for an empty database).
     pub(super) async fn pending_migrations(&self) -> StoreResult<Vec<i64>> {
         let wanted: Vec<i64> = match &self.pool {
-            Pool::Sqlite { .. } => sqlx::migrate!("./migrations/sqlite").iter().map(|m| m.version).collect(),
+            Pool::Sqlite(_) => sqlx::migrate!("./migrations/sqlite").iter().map(|m| m.version).collect(),
             Pool::Postgres(_) => sqlx::migrate!("./migrations/postgres").iter().map(|m| m.version).collect(),
         };
         let applied: Vec<i64> = match self.query("SELECT version FROM _sqlx_migrations WHERE success").fetch_all().await
@@ -58,10 +54,9 @@ impl Db {
     /// the copy are either wholly in it or not at all.
     pub(super) async fn sqlite_backup_into(&self, path: &str) -> StoreResult<()> {
         match &self.pool {
-            Pool::Sqlite { .. } => {
+            Pool::Sqlite(lite) => {
                 // On a reader: the copy is one read transaction, and writes go on.
-                self.pool.read_query("VACUUM INTO $1").bind(path.to_owned()).execute().await?;
-                Ok(())
+                Ok(lite.vacuum_into(path).await?)
             }
             Pool::Postgres(_) => Err(crate::StoreError::Unsupported("a file backup of PostgreSQL: use pg_dump")),
         }
@@ -69,10 +64,7 @@ impl Db {
 
     pub(super) async fn close(&self) -> StoreResult<()> {
         match &self.pool {
-            Pool::Sqlite { writer, readers } => {
-                readers.close().await;
-                writer.close().await;
-            }
+            Pool::Sqlite(lite) => lite.close().await,
             Pool::Postgres(p) => p.close().await,
         }
         Ok(())

@@ -7,19 +7,18 @@
 use std::pin::Pin;
 
 use futures_util::{Stream, TryStreamExt};
-use sqlx::{AssertSqlSafe, Database, Decode, Encode, Executor, IntoArguments, Postgres, Sqlite, Type};
+use sqlx::{Database, Decode, Encode, Executor, IntoArguments, Postgres, Type};
+
+use super::lite::{Lite, LiteOn, LiteRow, LiteStmt, LiteTx};
 
 /// A connection pool of either backend.
 #[derive(Debug, Clone)]
 pub enum Pool {
     /// SQLite lets one connection write at a time. Every write of this process goes
-    /// through the one `writer` connection, queued in the pool (first come, first
-    /// served) rather than in SQLite's busy handler, which sleeps and retries; reads
-    /// go to `readers`, which in WAL mode never wait for the writer.
-    Sqlite {
-        writer: sqlx::SqlitePool,
-        readers: sqlx::SqlitePool,
-    },
+    /// through the one writer connection, queued (first come, first served) rather
+    /// than in SQLite's busy handler, which sleeps and retries; reads go to readers,
+    /// which in WAL mode never wait for the writer. See [`Lite`].
+    Sqlite(Lite),
     Postgres(sqlx::PgPool),
 }
 
@@ -31,19 +30,19 @@ pub struct Tx {
 }
 
 enum TxConn {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(LiteTx),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 /// A row of either backend.
 pub enum Row {
-    Sqlite(sqlx::sqlite::SqliteRow),
+    Sqlite(LiteRow),
     Postgres(sqlx::postgres::PgRow),
 }
 
 /// A statement with its arguments so far, and where it will run.
 pub enum Query<'c> {
-    Sqlite(Stmt<'c, Sqlite>),
+    Sqlite(LiteStmt<'c>),
     Postgres(Stmt<'c, Postgres>),
 }
 
@@ -55,19 +54,7 @@ impl Pool {
     /// On SQLite a `SELECT` runs on a reader, anything else on the writer.
     pub fn query(&self, sql: &'static str) -> Query<'_> {
         match self {
-            Pool::Sqlite { writer, readers } => {
-                let p = if is_read(sql) { readers } else { writer };
-                Query::Sqlite(Stmt::sqlite(sql, On::Pool(p)))
-            }
-            Pool::Postgres(p) => Query::Postgres(Stmt::postgres(sql, On::Pool(p))),
-        }
-    }
-
-    /// A statement that only reads, however it is spelt (SQLite's `VACUUM INTO`
-    /// copies the database without writing to it).
-    pub fn read_query(&self, sql: &'static str) -> Query<'_> {
-        match self {
-            Pool::Sqlite { readers, .. } => Query::Sqlite(Stmt::sqlite(sql, On::Pool(readers))),
+            Pool::Sqlite(lite) => Query::Sqlite(LiteStmt::new(to_sqlite_params(sql), LiteOn::Pool(lite))),
             Pool::Postgres(p) => Query::Postgres(Stmt::postgres(sql, On::Pool(p))),
         }
     }
@@ -77,9 +64,7 @@ impl Pool {
     /// fail to upgrade its lock when another connection wrote meanwhile.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Pool::Sqlite { writer, .. } => {
-                Tx { conn: TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?), tallies: Vec::new() }
-            }
+            Pool::Sqlite(lite) => Tx { conn: TxConn::Sqlite(lite.begin().await?), tallies: Vec::new() },
             Pool::Postgres(p) => Tx { conn: TxConn::Postgres(p.begin().await?), tallies: Vec::new() },
         })
     }
@@ -89,7 +74,7 @@ impl Pool {
     /// holds SQLite's writer.
     pub async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Pool::Sqlite { readers, .. } => Tx { conn: TxConn::Sqlite(readers.begin().await?), tallies: Vec::new() },
+            Pool::Sqlite(lite) => Tx { conn: TxConn::Sqlite(lite.begin_read()?), tallies: Vec::new() },
             Pool::Postgres(p) => {
                 let mut t = p.begin().await?;
                 sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *t).await?;
@@ -99,16 +84,11 @@ impl Pool {
     }
 }
 
-/// Whether a statement only reads: our SQL starts every read with `SELECT`.
-fn is_read(sql: &str) -> bool {
-    sql.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("select"))
-}
-
 impl Tx {
     /// A statement run inside this transaction.
     pub fn query(&mut self, sql: &'static str) -> Query<'_> {
         match &mut self.conn {
-            TxConn::Sqlite(t) => Query::Sqlite(Stmt::sqlite(sql, On::Conn(&mut **t))),
+            TxConn::Sqlite(t) => Query::Sqlite(LiteStmt::new(to_sqlite_params(sql), LiteOn::Tx(t))),
             TxConn::Postgres(t) => Query::Postgres(Stmt::postgres(sql, On::Conn(&mut **t))),
         }
     }
@@ -120,7 +100,7 @@ impl Tx {
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self.conn {
-            TxConn::Sqlite(t) => t.commit().await?,
+            TxConn::Sqlite(t) => t.commit()?,
             TxConn::Postgres(t) => t.commit().await?,
         }
         for t in self.tallies {
@@ -135,10 +115,10 @@ impl Row {
     /// The value of `column`, as `T` (a type both backends decode).
     pub fn try_get<'r, T>(&'r self, column: &str) -> Result<T, sqlx::Error>
     where
-        T: Decode<'r, Sqlite> + Type<Sqlite> + Decode<'r, Postgres> + Type<Postgres>,
+        T: rusqlite::types::FromSql + Decode<'r, Postgres> + Type<Postgres>,
     {
         match self {
-            Row::Sqlite(r) => sqlx::Row::try_get(r, column),
+            Row::Sqlite(r) => r.try_get(column),
             Row::Postgres(r) => sqlx::Row::try_get(r, column),
         }
     }
@@ -148,7 +128,7 @@ impl<'c> Query<'c> {
     /// Binds the next `$N` parameter (a type both backends encode).
     pub fn bind<'t, T>(self, value: T) -> Self
     where
-        T: Encode<'t, Sqlite> + Type<Sqlite> + Encode<'t, Postgres> + Type<Postgres>,
+        T: rusqlite::ToSql + Encode<'t, Postgres> + Type<Postgres>,
     {
         match self {
             Query::Sqlite(s) => Query::Sqlite(s.bind(value)),
@@ -159,7 +139,7 @@ impl<'c> Query<'c> {
     /// Runs the statement; the number of rows it changed.
     pub async fn execute(self) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            Query::Sqlite(s) => s.execute().await?.rows_affected(),
+            Query::Sqlite(s) => s.execute().await?,
             Query::Postgres(s) => s.execute().await?.rows_affected(),
         })
     }
@@ -205,12 +185,6 @@ enum On<'c, DB: Database> {
 pub struct Stmt<'c, DB: Database> {
     query: sqlx::query::Query<'static, DB, DB::Arguments>,
     on: On<'c, DB>,
-}
-
-impl<'c> Stmt<'c, Sqlite> {
-    fn sqlite(sql: &'static str, on: On<'c, Sqlite>) -> Self {
-        Stmt { query: sqlx::query(AssertSqlSafe(to_sqlite_params(sql))), on }
-    }
 }
 
 impl<'c> Stmt<'c, Postgres> {
@@ -282,13 +256,14 @@ fn to_sqlite_params(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::to_sqlite_params;
+    use crate::backend::lite::is_read;
 
     #[test]
     fn only_selects_go_to_the_readers() {
-        assert!(super::is_read("SELECT 1"));
-        assert!(super::is_read("\n   select * FROM t"));
+        assert!(is_read("SELECT 1"));
+        assert!(is_read("\n   select * FROM t"));
         for w in ["INSERT INTO t VALUES (1)", "UPDATE t SET a = 1", "DELETE FROM t", "VACUUM INTO 'x'", "SEL", ""] {
-            assert!(!super::is_read(w), "{w}");
+            assert!(!is_read(w), "{w}");
         }
     }
 

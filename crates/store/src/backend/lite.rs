@@ -1,0 +1,479 @@
+//! SQLite through a synchronous driver (rusqlite). A statement runs on the thread
+//! that asks for it, start to finish, in microseconds: no hand-off to a connection
+//! thread and back per statement (which cost ~85 µs each here, and made a
+//! second-factor answer's ~20 statements the server's whole budget).
+//!
+//! One writer connection, behind an async gate that queues the process's writes
+//! first come, first served (never in SQLite's busy handler); a write transaction
+//! holds the gate until it ends. Readers are a small stack of connections: a
+//! statement outside a transaction borrows one for its own run; in WAL mode they never
+//! wait for the writer. Rows that stream (audit verify) are read on a blocking thread
+//! and arrive through a bounded channel. Errors come out as `sqlx::Error`, the
+//! store's one database error, with constraint kinds kept.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::Stream;
+use rusqlite::types::{FromSql, ToSql, ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use sqlx::error::{DatabaseError, ErrorKind};
+
+/// Readers kept open when idle: reads are short, and each connection holds a page
+/// cache of its own.
+const IDLE_READERS: usize = 4;
+
+/// Statements each connection keeps prepared: more than the store has.
+const PREPARED_STATEMENTS: usize = 256;
+
+/// Rows read ahead of a streaming consumer.
+const STREAM_AHEAD: usize = 1024;
+
+/// A connection, or none once the store is closed (or while a stream reads on it).
+type Slot = Arc<Mutex<Option<Connection>>>;
+
+/// The SQLite database: its file, the writer and the idle readers.
+#[derive(Clone)]
+pub struct Lite {
+    path: Arc<PathBuf>,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    writer: Slot,
+    readers: Arc<Mutex<Readers>>,
+}
+
+struct Readers {
+    idle: Vec<Connection>,
+    /// Open readers, idle or lent.
+    open: u32,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Lite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lite").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a connection leaves nothing half-done in memory that
+    // a later statement could trip on: SQLite rolls back what it did not commit.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn open(path: &Path, create: bool) -> rusqlite::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    // Only another process (an admin command) can hold the write lock.
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
+    Ok(conn)
+}
+
+impl Lite {
+    /// Opens (creating if missing) the database file in WAL mode.
+    pub fn open(path: &Path) -> Result<Lite, sqlx::Error> {
+        let writer = open(path, true).map_err(db_error)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(db_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(sqlx::Error::Configuration(format!("SQLite would not use WAL (journal_mode {mode})").into()));
+        }
+        Ok(Lite {
+            path: Arc::new(path.to_owned()),
+            gate: Arc::new(tokio::sync::Mutex::new(())),
+            writer: Arc::new(Mutex::new(Some(writer))),
+            readers: Arc::new(Mutex::new(Readers { idle: Vec::new(), open: 0, closed: false })),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// (open, idle, max) connections, the writer counted.
+    pub fn usage(&self) -> (u32, usize, u32) {
+        let r = lock(&self.readers);
+        let writer_idle = usize::from(self.gate.try_lock().is_ok());
+        let max = u32::try_from(IDLE_READERS).unwrap_or(u32::MAX).max(r.open) + 1;
+        (r.open + 1, r.idle.len() + writer_idle, max)
+    }
+
+    /// Closes every idle connection; later statements fail with `PoolClosed`.
+    pub async fn close(&self) {
+        let _gate = self.gate.lock().await;
+        lock(&self.writer).take();
+        let mut r = lock(&self.readers);
+        r.closed = true;
+        r.open = r.open.saturating_sub(u32::try_from(r.idle.len()).unwrap_or(0));
+        r.idle.clear();
+    }
+
+    /// Writes a consistent copy of the database to `path` (`VACUUM INTO`, one read
+    /// transaction) on a blocking thread: the copy takes as long as the database is
+    /// large, and the server's threads go on serving meanwhile.
+    pub async fn vacuum_into(&self, path: &str) -> Result<(), sqlx::Error> {
+        let (lite, path) = (self.clone(), path.to_owned());
+        tokio::task::spawn_blocking(move || {
+            lite.with_reader(|c| c.execute("VACUUM INTO ?1", [&path]).map(drop).map_err(db_error))
+        })
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("backup thread: {e}")))?
+    }
+
+    /// A reader of its own, until it is given back.
+    fn take_reader(&self) -> Result<Connection, sqlx::Error> {
+        {
+            let mut r = lock(&self.readers);
+            if r.closed {
+                return Err(sqlx::Error::PoolClosed);
+            }
+            if let Some(c) = r.idle.pop() {
+                return Ok(c);
+            }
+            r.open += 1;
+        }
+        open(&self.path, false).map_err(|e| {
+            lock(&self.readers).open -= 1;
+            db_error(e)
+        })
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut r = lock(&self.readers);
+        if r.closed || r.idle.len() >= IDLE_READERS || !conn.is_autocommit() {
+            r.open = r.open.saturating_sub(1);
+            return;
+        }
+        r.idle.push(conn);
+    }
+
+    /// Runs `f` on a reader (outside any transaction).
+    fn with_reader<R>(&self, f: impl FnOnce(&Connection) -> Result<R, sqlx::Error>) -> Result<R, sqlx::Error> {
+        let conn = self.take_reader()?;
+        let out = f(&conn);
+        self.give_back(conn);
+        out
+    }
+
+    /// Runs `f` on the writer, in its turn (outside any transaction).
+    async fn with_writer<R>(&self, f: impl FnOnce(&Connection) -> Result<R, sqlx::Error>) -> Result<R, sqlx::Error> {
+        let _gate = self.gate.lock().await;
+        let slot = lock(&self.writer);
+        f(slot.as_ref().ok_or(sqlx::Error::PoolClosed)?)
+    }
+
+    /// A write transaction: waits its turn for the writer, then `BEGIN IMMEDIATE`.
+    pub async fn begin(&self) -> Result<LiteTx, sqlx::Error> {
+        let gate = self.gate.clone().lock_owned().await;
+        {
+            let slot = lock(&self.writer);
+            slot.as_ref().ok_or(sqlx::Error::PoolClosed)?.execute_batch("BEGIN IMMEDIATE").map_err(db_error)?;
+        }
+        Ok(LiteTx { slot: self.writer.clone(), kind: TxKind::Write(gate), lite: self.clone(), open: true })
+    }
+
+    /// A read transaction on a reader of its own: its statements see one snapshot.
+    pub fn begin_read(&self) -> Result<LiteTx, sqlx::Error> {
+        let conn = self.take_reader()?;
+        if let Err(e) = conn.execute_batch("BEGIN") {
+            self.give_back(conn);
+            return Err(db_error(e));
+        }
+        Ok(LiteTx { slot: Arc::new(Mutex::new(Some(conn))), kind: TxKind::Read, lite: self.clone(), open: true })
+    }
+}
+
+/// An open transaction; dropped without commit, it rolls back.
+pub struct LiteTx {
+    slot: Slot,
+    kind: TxKind,
+    lite: Lite,
+    open: bool,
+}
+
+enum TxKind {
+    /// The writer's, held for the transaction's length.
+    Write(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>),
+    Read,
+}
+
+impl LiteTx {
+    pub fn commit(mut self) -> Result<(), sqlx::Error> {
+        let slot = lock(&self.slot);
+        let conn = slot.as_ref().ok_or(sqlx::Error::PoolClosed)?;
+        conn.execute_batch("COMMIT").map_err(db_error)?;
+        drop(slot);
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for LiteTx {
+    fn drop(&mut self) {
+        let mut slot = lock(&self.slot);
+        if self.open
+            && let Some(conn) = slot.as_ref()
+            && !conn.is_autocommit()
+        {
+            // Nothing to tell anyone: a failed rollback leaves the transaction to
+            // SQLite, which rolls it back when the connection next begins or closes.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        if matches!(self.kind, TxKind::Read)
+            && let Some(conn) = slot.take()
+        {
+            self.lite.give_back(conn);
+        }
+    }
+}
+
+/// Where a statement runs.
+pub enum LiteOn<'c> {
+    Pool(&'c Lite),
+    Tx(&'c LiteTx),
+}
+
+/// A statement and its arguments so far.
+pub struct LiteStmt<'c> {
+    sql: String,
+    args: Vec<Value>,
+    /// An argument that could not be turned into an SQLite value.
+    bad_arg: Option<String>,
+    on: LiteOn<'c>,
+}
+
+/// A row, its values owned.
+pub struct LiteRow {
+    columns: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+impl LiteRow {
+    pub fn try_get<T: FromSql>(&self, column: &str) -> Result<T, sqlx::Error> {
+        let value = self
+            .columns
+            .iter()
+            .position(|c| c == column)
+            .and_then(|i| self.values.get(i))
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(column.to_owned()))?;
+        T::column_result(ValueRef::from(value))
+            .map_err(|e| sqlx::Error::ColumnDecode { index: format!("{column:?}"), source: Box::new(e) })
+    }
+}
+
+impl<'c> LiteStmt<'c> {
+    pub fn new(sql: String, on: LiteOn<'c>) -> Self {
+        LiteStmt { sql, args: Vec::new(), bad_arg: None, on }
+    }
+
+    pub fn bind<T: ToSql>(mut self, value: T) -> Self {
+        match value.to_sql() {
+            Ok(ToSqlOutput::Borrowed(v)) => self.args.push(Value::column_result(v).unwrap_or(Value::Null)),
+            Ok(ToSqlOutput::Owned(v)) => self.args.push(v),
+            Ok(_) => self.bad_arg = Some(format!("argument {} has no SQLite value", self.args.len() + 1)),
+            Err(e) => self.bad_arg = Some(e.to_string()),
+        }
+        self
+    }
+
+    /// Runs `f` with the statement prepared and bound, where it runs.
+    async fn run<R>(
+        self,
+        f: impl FnOnce(&Connection, &mut rusqlite::Statement<'_>) -> rusqlite::Result<R>,
+    ) -> Result<R, sqlx::Error> {
+        if let Some(e) = self.bad_arg {
+            return Err(sqlx::Error::Encode(e.into()));
+        }
+        let (sql, args) = (self.sql, self.args);
+        let go = |conn: &Connection| -> Result<R, sqlx::Error> {
+            let mut st = conn.prepare_cached(&sql).map_err(db_error)?;
+            for (i, a) in args.iter().enumerate() {
+                st.raw_bind_parameter(i + 1, a).map_err(db_error)?;
+            }
+            f(conn, &mut st).map_err(db_error)
+        };
+        match self.on {
+            LiteOn::Pool(lite) if is_read(&sql) => lite.with_reader(go),
+            LiteOn::Pool(lite) => lite.with_writer(go).await,
+            LiteOn::Tx(tx) => go(lock(&tx.slot).as_ref().ok_or(sqlx::Error::PoolClosed)?),
+        }
+    }
+
+    /// Runs the statement; the rows it changed.
+    pub async fn execute(self) -> Result<u64, sqlx::Error> {
+        let read = is_read(&self.sql);
+        self.run(|conn, st| {
+            let mut rows = st.raw_query();
+            while rows.next()?.is_some() {}
+            // The changes of the statement just run, on its connection.
+            Ok(if read { 0 } else { conn.changes() })
+        })
+        .await
+    }
+
+    /// Every row (a statement with `RETURNING` runs to its end even when one is kept).
+    pub async fn fetch_all(self) -> Result<Vec<LiteRow>, sqlx::Error> {
+        self.run(|_, st| {
+            let columns: Arc<[String]> = st.column_names().into_iter().map(str::to_owned).collect();
+            let n = columns.len();
+            let mut out = Vec::new();
+            let mut rows = st.raw_query();
+            while let Some(r) = rows.next()? {
+                let values = (0..n).map(|i| r.get::<_, Value>(i)).collect::<rusqlite::Result<_>>()?;
+                out.push(LiteRow { columns: columns.clone(), values });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn fetch_optional(self) -> Result<Option<LiteRow>, sqlx::Error> {
+        Ok(self.fetch_all().await?.into_iter().next())
+    }
+
+    pub async fn fetch_one(self) -> Result<LiteRow, sqlx::Error> {
+        self.fetch_optional().await?.ok_or(sqlx::Error::RowNotFound)
+    }
+
+    /// The rows as they are read, on a blocking thread that holds the connection
+    /// (a reader of its own, or the transaction's) until the last row or until the
+    /// stream is dropped.
+    pub fn fetch(self) -> impl Stream<Item = Result<LiteRow, sqlx::Error>> + Send + 'c {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<LiteRow, sqlx::Error>>(STREAM_AHEAD);
+        let start = || -> Result<(), sqlx::Error> {
+            if let Some(e) = &self.bad_arg {
+                return Err(sqlx::Error::Encode(e.clone().into()));
+            }
+            let (sql, args) = (self.sql.clone(), self.args.clone());
+            match &self.on {
+                LiteOn::Tx(t) => {
+                    let slot = t.slot.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let guard = lock(&slot);
+                        let Some(conn) = guard.as_ref() else {
+                            let _ = tx.blocking_send(Err(sqlx::Error::PoolClosed));
+                            return;
+                        };
+                        stream_rows(conn, &sql, &args, &tx);
+                    });
+                }
+                LiteOn::Pool(lite) => {
+                    let lite = (*lite).clone();
+                    let conn = lite.take_reader()?;
+                    tokio::task::spawn_blocking(move || {
+                        stream_rows(&conn, &sql, &args, &tx);
+                        lite.give_back(conn);
+                    });
+                }
+            }
+            Ok(())
+        };
+        let first = start().err();
+        futures_util::stream::unfold((first, rx), |(first, mut rx)| async move {
+            if let Some(e) = first {
+                return Some((Err(e), (None, rx)));
+            }
+            rx.recv().await.map(|r| (r, (None, rx)))
+        })
+    }
+}
+
+/// Sends the rows of `sql` down `tx` until the last or until nobody listens.
+fn stream_rows(
+    conn: &Connection,
+    sql: &str,
+    args: &[Value],
+    tx: &tokio::sync::mpsc::Sender<Result<LiteRow, sqlx::Error>>,
+) {
+    let run = || -> rusqlite::Result<bool> {
+        let mut st = conn.prepare_cached(sql)?;
+        for (i, a) in args.iter().enumerate() {
+            st.raw_bind_parameter(i + 1, a)?;
+        }
+        let columns: Arc<[String]> = st.column_names().into_iter().map(str::to_owned).collect();
+        let n = columns.len();
+        let mut rows = st.raw_query();
+        while let Some(r) = rows.next()? {
+            let values = (0..n).map(|i| r.get::<_, Value>(i)).collect::<rusqlite::Result<_>>()?;
+            if tx.blocking_send(Ok(LiteRow { columns: columns.clone(), values })).is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    if let Err(e) = run() {
+        let _ = tx.blocking_send(Err(db_error(e)));
+    }
+}
+
+/// Whether a statement only reads: our SQL starts every read with `SELECT`.
+pub fn is_read(sql: &str) -> bool {
+    sql.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("select"))
+}
+
+/// An SQLite error as the store's database error, its constraint kind kept.
+fn db_error(e: rusqlite::Error) -> sqlx::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(..) => sqlx::Error::Database(Box::new(LiteError(e))),
+        rusqlite::Error::QueryReturnedNoRows => sqlx::Error::RowNotFound,
+        rusqlite::Error::FromSqlConversionFailure(i, ..)
+        | rusqlite::Error::IntegralValueOutOfRange(i, _)
+        | rusqlite::Error::InvalidColumnType(i, ..)
+        | rusqlite::Error::Utf8Error(i, _) => sqlx::Error::ColumnDecode { index: i.to_string(), source: Box::new(e) },
+        rusqlite::Error::ToSqlConversionFailure(e) => sqlx::Error::Encode(e),
+        e => sqlx::Error::Protocol(e.to_string()),
+    }
+}
+
+#[derive(Debug)]
+struct LiteError(rusqlite::Error);
+
+impl std::fmt::Display for LiteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for LiteError {}
+
+impl DatabaseError for LiteError {
+    fn message(&self) -> &str {
+        match &self.0 {
+            rusqlite::Error::SqliteFailure(_, Some(m)) => m,
+            _ => "SQLite error",
+        }
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        self.0.sqlite_error().map(|e| Cow::Owned(e.extended_code.to_string()))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> ErrorKind {
+        use rusqlite::ffi;
+        match self.0.sqlite_error().map(|e| e.extended_code) {
+            Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => ErrorKind::UniqueViolation,
+            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
+            Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
+            Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
