@@ -311,6 +311,7 @@ async fn audit_filter(state: &App, by: &By, org: Option<&str>, q: &AuditQuery) -
         since,
         until,
         before_id: q.before,
+        after_id: None,
         limit: q.limit.unwrap_or(AUDIT_PAGE).clamp(1, AUDIT_PAGE_MAX),
     })
 }
@@ -332,8 +333,9 @@ pub async fn audit_events(state: &App, by: &By, org: Option<&str>, q: &AuditQuer
     Ok(AuditSlice { events, older })
 }
 
-/// Every event that matches `q`, newest first, read page by page; more than `max`
-/// is refused (`export_too_large`) rather than cut short.
+/// Every event that matches `q`, oldest first; more than `max` is refused
+/// (`export_too_large`) rather than cut short. For a web download, whose size the
+/// cap bounds; the command line walks any length with [`AuditExport`].
 pub async fn audit_export(
     state: &App,
     by: &By,
@@ -341,13 +343,9 @@ pub async fn audit_export(
     q: &AuditQuery,
     max: Option<usize>,
 ) -> Result<Vec<AuditEvent>, Error> {
-    let mut filter = audit_filter(state, by, org, q).await?;
-    filter.limit = AUDIT_PAGE_MAX;
+    let mut walk = AuditExport::start(state, by, org, q).await?;
     let mut all = Vec::new();
-    loop {
-        let page = state.store.list_audit(&filter).await?;
-        let full = page.len() as i64 == AUDIT_PAGE_MAX;
-        filter.before_id = page.last().map(|e| e.id);
+    while let Some(page) = walk.next_page().await? {
         all.extend(page);
         if let Some(max) = max
             && all.len() > max
@@ -360,9 +358,46 @@ pub async fn audit_export(
                 ),
             ));
         }
-        if !full {
-            return Ok(all);
+    }
+    Ok(all)
+}
+
+/// An export's walk of the trail, oldest first, a page at a time. It holds one page
+/// and the names met so far (bounded by the accounts, not the events), so an export
+/// of any length runs in the same memory.
+pub struct AuditExport<'a> {
+    state: &'a App,
+    reader: Actor,
+    filter: AuditFilter,
+    names: NameBook,
+    done: bool,
+}
+
+impl<'a> AuditExport<'a> {
+    pub async fn start(state: &'a App, by: &By, org: Option<&str>, q: &AuditQuery) -> Result<Self, Error> {
+        let mut filter = audit_filter(state, by, org, q).await?;
+        filter.limit = AUDIT_PAGE_MAX;
+        filter.before_id = None;
+        filter.after_id = Some(0);
+        Ok(AuditExport { state, reader: by.actor.clone(), filter, names: NameBook::default(), done: false })
+    }
+
+    /// The next page (oldest first), its accounts' names learnt; `None` at the end.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<AuditEvent>>, Error> {
+        if self.done {
+            return Ok(None);
         }
+        let page = self.state.store.list_audit(&self.filter).await?;
+        self.done = (page.len() as i64) < AUDIT_PAGE_MAX;
+        let Some(last) = page.last() else { return Ok(None) };
+        self.filter.after_id = Some(last.id);
+        self.names.learn(self.state, &self.reader, &page).await?;
+        Ok(Some(page))
+    }
+
+    /// How the events read so far name their accounts (see [`names`]).
+    pub fn names(&self) -> &std::collections::HashMap<String, String> {
+        &self.names.shown
     }
 }
 
@@ -374,41 +409,68 @@ pub async fn names(
     reader: &Actor,
     events: &[AuditEvent],
 ) -> Result<std::collections::HashMap<String, String>, Error> {
-    let mut ids: Vec<String> = Vec::new();
-    for e in events {
-        ids.extend(e.actor_id.iter().chain(e.subject_id.iter()).cloned());
-    }
-    ids.sort();
-    ids.dedup();
-    // Most events name members of the organizations they belong to: read those in one
-    // query each, and look anyone else (support, patients) up on their own.
-    let mut orgs: Vec<&str> = events.iter().filter_map(|e| e.org_id.as_deref()).collect();
-    orgs.sort_unstable();
-    orgs.dedup();
-    let mut found: std::collections::HashMap<String, Account> = std::collections::HashMap::new();
-    for org in orgs {
-        if let Ok(org) = clinic_auth_core::OrgId::parse(org) {
-            for a in state.store.list_members(&org).await? {
-                found.insert(a.id.to_string(), a);
+    let mut book = NameBook::default();
+    book.learn(state, reader, events).await?;
+    Ok(book.shown)
+}
+
+/// Names learnt page after page: each organization's members are read once, and
+/// anyone else (support, patients) once on their own.
+#[derive(Default)]
+struct NameBook {
+    shown: std::collections::HashMap<String, String>,
+    /// Accounts already looked at (shown or not).
+    known: std::collections::HashSet<String>,
+    orgs: std::collections::HashSet<String>,
+}
+
+impl NameBook {
+    async fn learn(&mut self, state: &App, reader: &Actor, events: &[AuditEvent]) -> Result<(), Error> {
+        // Most events name members of the organizations they belong to: read those in
+        // one query each.
+        let mut orgs: Vec<&str> = events.iter().filter_map(|e| e.org_id.as_deref()).collect();
+        orgs.sort_unstable();
+        orgs.dedup();
+        for org in orgs {
+            if !self.orgs.insert(org.to_owned()) {
+                continue;
+            }
+            if let Ok(org) = clinic_auth_core::OrgId::parse(org) {
+                for a in state.store.list_members(&org).await? {
+                    self.consider(reader, a);
+                }
             }
         }
-    }
-    let missing: Vec<String> = ids.into_iter().filter(|id| !found.contains_key(id)).collect();
-    for id in missing {
-        if let Ok(aid) = AccountId::parse(&id)
-            && let Some(a) = state.store.get_account(aid).await?
-        {
-            found.insert(id, a);
+        let mut ids: Vec<&String> = events.iter().flat_map(|e| e.actor_id.iter().chain(e.subject_id.iter())).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            if self.known.contains(id) {
+                continue;
+            }
+            self.known.insert(id.clone());
+            if let Ok(aid) = AccountId::parse(id)
+                && let Some(a) = state.store.get_account(aid).await?
+            {
+                self.consider(reader, a);
+            }
         }
+        Ok(())
     }
-    Ok(found
-        .into_iter()
-        .filter_map(|(id, a)| match reader.sees_in_audit(a.kind, a.org_id.as_ref()) {
-            ShownAs::Address => Some((id, a.email.to_string())),
-            ShownAs::PlatformSupport => Some((id, PLATFORM_SUPPORT_NAME.to_owned())),
-            ShownAs::IdOnly => None,
-        })
-        .collect())
+
+    fn consider(&mut self, reader: &Actor, a: Account) {
+        let id = a.id.to_string();
+        match reader.sees_in_audit(a.kind, a.org_id.as_ref()) {
+            ShownAs::Address => {
+                self.shown.insert(id.clone(), a.email.to_string());
+            }
+            ShownAs::PlatformSupport => {
+                self.shown.insert(id.clone(), PLATFORM_SUPPORT_NAME.to_owned());
+            }
+            ShownAs::IdOnly => {}
+        }
+        self.known.insert(id);
+    }
 }
 
 /// A spreadsheet cell: quoted, and text a spreadsheet would run as a formula
@@ -418,13 +480,20 @@ fn cell(s: &str) -> String {
     format!("\"{}\"", guarded.replace('"', "\"\""))
 }
 
-/// The events as CSV, oldest first.
+/// The first line of an audit CSV.
+pub const CSV_HEADER: &str = "id,time,organization,event,outcome,actor,actor_id,subject,subject_id,client_address,user_agent,detail,chain_seq,hash\r\n";
+
+/// The events as CSV, in the order given (an export's: oldest first).
 pub fn csv(events: &[AuditEvent], names: &std::collections::HashMap<String, String>) -> String {
-    let mut out = String::from(
-        "id,time,organization,event,outcome,actor,actor_id,subject,subject_id,client_address,user_agent,detail,chain_seq,hash\r\n",
-    );
+    let mut out = String::from(CSV_HEADER);
+    csv_rows(events, names, &mut out);
+    out
+}
+
+/// The events' CSV lines, in the order given, added to `out`.
+pub fn csv_rows(events: &[AuditEvent], names: &std::collections::HashMap<String, String>, out: &mut String) {
     let name = |id: &Option<String>| id.as_ref().and_then(|i| names.get(i)).cloned().unwrap_or_default();
-    for e in events.iter().rev() {
+    for e in events {
         let row = [
             e.id.to_string(),
             time::rfc3339(UnixTime(e.at.0)),
@@ -444,7 +513,6 @@ pub fn csv(events: &[AuditEvent], names: &std::collections::HashMap<String, Stri
         out.push_str(&row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");
     }
-    out
 }
 
 /// Every organization, for the platform console (platform support only).

@@ -761,22 +761,34 @@ async fn admin(settings: Settings, json_out: bool, command: Command) -> anyhow::
         }
         Command::Audit(AuditCommand::Export { org, member, kind, from, to }) => {
             let q = admin::AuditQuery { member, kind, from, to, limit: None, before: None };
-            let events = admin::audit_export(&state, &by, org.as_deref(), &q, None).await?;
-            let names = admin::names(&state, &by.actor, &events).await?;
-            if json_out {
-                let list: Vec<_> = events
-                    .iter()
-                    .rev()
-                    .map(|e| {
-                        json!({"id": e.id, "at": e.at.0, "org_id": e.org_id, "kind": e.kind, "outcome": e.outcome,
-                        "actor_id": e.actor_id, "subject_id": e.subject_id, "client_ip": e.client_ip,
-                        "user_agent": e.user_agent, "detail": e.detail, "seq": e.seq, "hash": e.hash})
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(list));
-            } else {
-                print!("{}", admin::csv(&events, &names));
+            // Page by page, oldest first, written as it is read: an export of any
+            // length runs in the same memory.
+            use std::io::Write;
+            let mut walk = admin::AuditExport::start(&state, &by, org.as_deref(), &q).await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            out.write_all(if json_out { b"[" } else { admin::CSV_HEADER.as_bytes() })?;
+            let mut first = true;
+            while let Some(page) = walk.next_page().await? {
+                if json_out {
+                    for e in &page {
+                        let v = json!({"id": e.id, "at": e.at.0, "org_id": e.org_id, "kind": e.kind,
+                            "outcome": e.outcome, "actor_id": e.actor_id, "subject_id": e.subject_id,
+                            "client_ip": e.client_ip, "user_agent": e.user_agent, "detail": e.detail, "seq": e.seq,
+                            "hash": e.hash});
+                        out.write_all(if first { b"" } else { b"," })?;
+                        serde_json::to_writer(&mut out, &v)?;
+                        first = false;
+                    }
+                } else {
+                    let mut text = String::new();
+                    admin::csv_rows(&page, walk.names(), &mut text);
+                    out.write_all(text.as_bytes())?;
+                }
             }
+            if json_out {
+                out.write_all(b"]\n")?;
+            }
+            out.flush()?;
         }
         Command::Oidc(OidcCommand::Client(OidcClientCommand::Create {
             name,

@@ -333,6 +333,9 @@ pub struct AuditFilter {
     pub until: Option<UnixTime>,
     /// Only events older than this id (the next page, newest first).
     pub before_id: Option<i64>,
+    /// Only events newer than this id, and the page oldest first (an export's walk,
+    /// from `Some(0)`); takes the place of `before_id`.
+    pub after_id: Option<i64>,
     pub limit: i64,
 }
 

@@ -309,6 +309,14 @@ fn support_commands_and_audit_verify_catch_tampering() {
     assert!(ok);
     assert!(out.starts_with("id,time,organization,event,outcome"), "{out}");
     assert!(out.contains("\"bypass_granted\"") && out.contains("video call with badge"), "{out}");
+    let kinds: Vec<&str> = out.lines().skip(1).map(|l| l.split(',').nth(3).unwrap().trim_matches('"')).collect();
+    let (granted, reset) =
+        (kinds.iter().position(|k| *k == "bypass_granted"), kinds.iter().position(|k| *k == "mfa_reset"));
+    assert!(granted.is_some() && granted < reset, "oldest first: {kinds:?}");
+    // The JSON export is one array, the same events in the same order.
+    let (ok, v) = json(d, &["audit", "export", "--org", "riverside-clinic"], None);
+    let listed: Vec<&str> = v.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(ok && listed == kinds, "{v}");
     let (ok, v) = json(d, &["audit", "verify"], None);
     assert!(ok && v["intact"] == true, "{v}");
 

@@ -110,14 +110,27 @@ impl Db {
 
     /// Events matching `f`, newest first (100 unless `f.limit` says otherwise).
     pub(super) async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
-        let rows = self
-            .query(
+        // Two spellings, one per direction, so each walks the primary key's index.
+        let (sql, cursor) = match f.after_id {
+            None => (
                 "SELECT * FROM audit_events
                  WHERE ($1 IS NULL OR org_id = $1) AND ($2 IS NULL OR subject_id = $2) AND ($3 IS NULL OR kind = $3)
                    AND ($5 IS NULL OR subject_id = $5 OR actor_id = $5)
                    AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) AND ($8 IS NULL OR id < $8)
                  ORDER BY id DESC LIMIT $4",
-            )
+                f.before_id,
+            ),
+            Some(after) => (
+                "SELECT * FROM audit_events
+                 WHERE ($1 IS NULL OR org_id = $1) AND ($2 IS NULL OR subject_id = $2) AND ($3 IS NULL OR kind = $3)
+                   AND ($5 IS NULL OR subject_id = $5 OR actor_id = $5)
+                   AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) AND id > $8
+                 ORDER BY id LIMIT $4",
+                Some(after),
+            ),
+        };
+        let rows = self
+            .query(sql)
             .bind(f.org_id.as_ref().map(|o| o.as_str().to_owned()))
             .bind(f.subject_id.map(|s| s.to_string()))
             .bind(f.kind.clone())
@@ -125,7 +138,7 @@ impl Db {
             .bind(f.member.map(|s| s.to_string()))
             .bind(f.since.map(|t| t.0))
             .bind(f.until.map(|t| t.0))
-            .bind(f.before_id)
+            .bind(cursor)
             .fetch_all()
             .await?;
         rows.iter().map(audit_from_row).collect()

@@ -64,6 +64,15 @@ async fn events_are_listed_newest_first_by_filter(t: TestStore) {
     let page = AuditFilter { before_id: Some(all[1].id), limit: 2, ..Default::default() };
     let events = t.list_audit(&page).await.unwrap();
     assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), [all[2].id, all[3].id]);
+    // An export's walk: oldest first, after a cursor, with the filters kept.
+    let walk = AuditFilter { after_id: Some(all[4].id), limit: 2, ..Default::default() };
+    let events = t.list_audit(&walk).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), [all[3].id, all[2].id]);
+    let walk = AuditFilter { after_id: Some(0), org_id: Some(a.id.clone()), limit: 50, ..Default::default() };
+    assert_eq!(
+        t.list_audit(&walk).await.unwrap().into_iter().map(|e| e.kind).collect::<Vec<_>>(),
+        ["org_created", "code_refused", "role_changed"]
+    );
 
     // No limit given: 100.
     for i in 0..101 {

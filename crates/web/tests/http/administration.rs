@@ -582,7 +582,12 @@ async fn long_audit_trails_page_and_export_whole(app: TestApp) {
     let res =
         app.api().get(app.url("/api/v1/orgs/clinic-a/audit?format=csv")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.text().await.unwrap().lines().count(), total + 1);
+    let text = res.text().await.unwrap();
+    assert_eq!(text.lines().count(), total + 1);
+    // Oldest first, across the store's pages, each event once.
+    let ids: Vec<i64> =
+        text.lines().skip(1).map(|l| l.split(',').next().unwrap().trim_matches('"').parse().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first, no repeats");
 
     // Past the export limit it is refused, never cut short.
     append_test_events(&app, &org, 400, 1_800_002_000).await;
