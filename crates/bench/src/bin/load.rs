@@ -279,6 +279,7 @@ async fn main() -> anyhow::Result<()> {
 
     let count_before = audit_count(args.count_cmd.as_deref())?;
     let before = proc_stat(args.pid);
+    let me_before = proc_stat(Some(std::process::id()));
     let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -313,6 +314,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let after = proc_stat(args.pid);
+    let me_after = proc_stat(Some(std::process::id()));
     let count_after = audit_count(args.count_cmd.as_deref())?;
     let writes = count_before.zip(count_after).map(|(b, a)| a - b);
 
@@ -321,10 +323,13 @@ async fn main() -> anyhow::Result<()> {
     micros.sort_unstable();
     let rate = micros.len() as f64 / elapsed;
     let (p50, p99) = (percentile(&micros, 0.50), percentile(&micros, 0.99));
-    let cpu_ms = if all.is_empty() { 0.0 } else { (after.cpu_secs - before.cpu_secs) * 1000.0 / all.len() as f64 };
+    let per_req = |secs: f64| if all.is_empty() { 0.0 } else { secs * 1000.0 / all.len() as f64 };
+    let cpu_ms = per_req(after.cpu_secs - before.cpu_secs);
+    // This generator runs on the same cores: what it takes is not the server's.
+    let load_cpu_ms = per_req(me_after.cpu_secs - me_before.cpu_secs);
     let ratio = args.floor.map(|f| rate / f);
     let line = format!(
-        "{:<28} c={:<3} {:>7} ok in {:>5.1}s  {:>8.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  server CPU {:.3} ms/req  rss {:.0} MiB (peak {:.0} MiB){}",
+        "{:<28} c={:<3} {:>7} ok in {:>5.1}s  {:>8.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  server CPU {:.3} ms/req (load generator {:.3})  rss {:.0} MiB (peak {:.0} MiB){}",
         args.label,
         args.concurrency,
         micros.len(),
@@ -333,6 +338,7 @@ async fn main() -> anyhow::Result<()> {
         p50,
         p99,
         cpu_ms,
+        load_cpu_ms,
         after.rss_mib,
         after.peak_mib,
         ratio
@@ -350,6 +356,7 @@ async fn main() -> anyhow::Result<()> {
             json!({"label": args.label, "mode": format!("{:?}", args.mode), "concurrency": args.concurrency,
                    "ok": micros.len(), "failed": failures.len(), "seconds": elapsed, "rate": rate,
                    "p50_ms": p50, "p99_ms": p99, "server_cpu_ms_per_request": cpu_ms,
+                   "load_cpu_ms_per_request": load_cpu_ms,
                    "rss_mib": after.rss_mib, "peak_mib": after.peak_mib, "floor": args.floor, "ratio": ratio,
                    "audit_events_written": writes})
         );

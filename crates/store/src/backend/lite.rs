@@ -31,6 +31,38 @@ const PREPARED_STATEMENTS: usize = 256;
 /// Rows read ahead of a streaming consumer.
 const STREAM_AHEAD: usize = 1024;
 
+/// The WAL size (pages) at which the writer checkpoints itself: only when the
+/// checkpoint thread has fallen far behind.
+const WRITER_CHECKPOINT_PAGES: i64 = 20_000;
+
+/// How often the checkpoint thread copies the WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Copies committed pages from the WAL into the database file on a thread of its
+/// own, so that a commit never pays for it (by default the commit that crosses 1,000
+/// pages checkpoints, on the writer, while every other write waits). A page written
+/// by many commits between two checkpoints is copied once. Ends with the store.
+fn checkpoints(path: &Path, alive: &std::sync::Weak<Mutex<Readers>>) {
+    let mut conn = None;
+    loop {
+        // Woken early by `close`, which then waits for this thread to end.
+        std::thread::park_timeout(CHECKPOINT_EVERY);
+        match alive.upgrade() {
+            Some(r) if !lock(&r).closed => {}
+            _ => return,
+        }
+        if conn.is_none() {
+            conn = open(path, false).ok();
+        }
+        if let Some(c) = &conn {
+            // PASSIVE: copies what no reader still needs, never waits for anyone.
+            if c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).is_err() {
+                conn = None;
+            }
+        }
+    }
+}
+
 /// A connection, or none once the store is closed (or while a stream reads on it).
 type Slot = Arc<Mutex<Option<Connection>>>;
 
@@ -41,6 +73,7 @@ pub struct Lite {
     gate: Arc<tokio::sync::Mutex<()>>,
     writer: Slot,
     readers: Arc<Mutex<Readers>>,
+    checkpointer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 struct Readers {
@@ -84,12 +117,24 @@ impl Lite {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(sqlx::Error::Configuration(format!("SQLite would not use WAL (journal_mode {mode})").into()));
         }
-        Ok(Lite {
-            path: Arc::new(path.to_owned()),
+        // Checkpoints run beside the writer (see `checkpoints`); the writer's own only
+        // when the WAL has grown well past what those leave.
+        writer.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES).map_err(db_error)?;
+        let readers = Arc::new(Mutex::new(Readers { idle: Vec::new(), open: 0, closed: false }));
+        let (path, alive) = (Arc::new(path.to_owned()), Arc::downgrade(&readers));
+        let to_check = path.clone();
+        let checkpointer = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoints(&to_check, &alive))
+            .map_err(sqlx::Error::Io)?;
+        let lite = Lite {
+            path,
             gate: Arc::new(tokio::sync::Mutex::new(())),
             writer: Arc::new(Mutex::new(Some(writer))),
-            readers: Arc::new(Mutex::new(Readers { idle: Vec::new(), open: 0, closed: false })),
-        })
+            readers,
+            checkpointer: Arc::new(Mutex::new(Some(checkpointer))),
+        };
+        Ok(lite)
     }
 
     pub fn path(&self) -> &Path {
@@ -108,10 +153,19 @@ impl Lite {
     pub async fn close(&self) {
         let _gate = self.gate.lock().await;
         lock(&self.writer).take();
-        let mut r = lock(&self.readers);
-        r.closed = true;
-        r.open = r.open.saturating_sub(u32::try_from(r.idle.len()).unwrap_or(0));
-        r.idle.clear();
+        {
+            let mut r = lock(&self.readers);
+            r.closed = true;
+            r.open = r.open.saturating_sub(u32::try_from(r.idle.len()).unwrap_or(0));
+            r.idle.clear();
+        }
+        // No connection of this store outlives `close` (a restore may replace the
+        // file next).
+        let thread = lock(&self.checkpointer).take();
+        if let Some(t) = thread {
+            t.thread().unpark();
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
     }
 
     /// Writes a consistent copy of the database to `path` (`VACUUM INTO`, one read
