@@ -101,3 +101,20 @@ if rate < 100_000:
     sys.exit(1)
 PY
 }
+
+# `audit export` (CSV) of a small slice and of the whole trail: peak memory must not
+# grow with the events exported (within 20%, and a few MiB of page buffers).
+export_memory() {
+  local small whole
+  small=$( { /usr/bin/time -f "%e %M" "$bin" audit export --org large-clinic >"$work/small.csv"; } 2>&1 | tail -1)
+  whole=$( { /usr/bin/time -f "%e %M" "$bin" audit export >"$work/whole.csv"; } 2>&1 | tail -1)
+  python3 - "$(($(wc -l <"$work/small.csv") - 1))" $small "$(($(wc -l <"$work/whole.csv") - 1))" $whole <<'PY'
+import sys
+n1, s1, k1, n2, s2, k2 = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
+print(f"audit export: {n1} events in {s1:.2f}s, peak {k1 / 1024:.0f} MiB; {n2} events in {s2:.2f}s "
+      f"({n2 / max(s2, 0.001):,.0f} events/s), peak {k2 / 1024:.0f} MiB = {k2 / k1:.2f} x")
+if k2 > k1 * 1.2 + 4096:
+    print("  MISSED: export memory grows with the events exported")
+    sys.exit(1)
+PY
+}

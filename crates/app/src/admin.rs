@@ -414,41 +414,25 @@ pub async fn names(
     Ok(book.shown)
 }
 
-/// Names learnt page after page: each organization's members are read once, and
-/// anyone else (support, patients) once on their own.
+/// Names learnt page after page, each account read once: what it holds grows with
+/// the accounts an export names, never with its events (nor with the size of the
+/// clinics they belong to).
 #[derive(Default)]
 struct NameBook {
     shown: std::collections::HashMap<String, String>,
     /// Accounts already looked at (shown or not).
     known: std::collections::HashSet<String>,
-    orgs: std::collections::HashSet<String>,
 }
 
 impl NameBook {
     async fn learn(&mut self, state: &App, reader: &Actor, events: &[AuditEvent]) -> Result<(), Error> {
-        // Most events name members of the organizations they belong to: read those in
-        // one query each.
-        let mut orgs: Vec<&str> = events.iter().filter_map(|e| e.org_id.as_deref()).collect();
-        orgs.sort_unstable();
-        orgs.dedup();
-        for org in orgs {
-            if !self.orgs.insert(org.to_owned()) {
-                continue;
-            }
-            if let Ok(org) = clinic_auth_core::OrgId::parse(org) {
-                for a in state.store.list_members(&org).await? {
-                    self.consider(reader, a);
-                }
-            }
-        }
         let mut ids: Vec<&String> = events.iter().flat_map(|e| e.actor_id.iter().chain(e.subject_id.iter())).collect();
         ids.sort_unstable();
         ids.dedup();
         for id in ids {
-            if self.known.contains(id) {
+            if !self.known.insert(id.clone()) {
                 continue;
             }
-            self.known.insert(id.clone());
             if let Ok(aid) = AccountId::parse(id)
                 && let Some(a) = state.store.get_account(aid).await?
             {
@@ -459,17 +443,12 @@ impl NameBook {
     }
 
     fn consider(&mut self, reader: &Actor, a: Account) {
-        let id = a.id.to_string();
-        match reader.sees_in_audit(a.kind, a.org_id.as_ref()) {
-            ShownAs::Address => {
-                self.shown.insert(id.clone(), a.email.to_string());
-            }
-            ShownAs::PlatformSupport => {
-                self.shown.insert(id.clone(), PLATFORM_SUPPORT_NAME.to_owned());
-            }
-            ShownAs::IdOnly => {}
-        }
-        self.known.insert(id);
+        let name = match reader.sees_in_audit(a.kind, a.org_id.as_ref()) {
+            ShownAs::Address => a.email.to_string(),
+            ShownAs::PlatformSupport => PLATFORM_SUPPORT_NAME.to_owned(),
+            ShownAs::IdOnly => return,
+        };
+        self.shown.insert(a.id.to_string(), name);
     }
 }
 
