@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ use sqlx::error::{DatabaseError, ErrorKind};
 /// Readers kept open when idle: reads are short, and each connection holds a page
 /// cache of its own.
 const IDLE_READERS: usize = 4;
+
+/// Writes one batch holds at most before it commits, however many wait.
+const MAX_BATCH: usize = 64;
 
 /// Statements each connection keeps prepared: more than the store has.
 const PREPARED_STATEMENTS: usize = 256;
@@ -74,7 +78,22 @@ pub struct Lite {
     writer: Slot,
     readers: Arc<Mutex<Readers>>,
     checkpointer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// The write transaction several writes share until it commits (group commit).
+    batch: Arc<Mutex<Option<Batch>>>,
+    /// Writes waiting for their first turn at the writer.
+    queued: Arc<AtomicUsize>,
 }
+
+/// One SQLite transaction holding several writes, each in a savepoint of its own.
+/// It commits when the writer's queue is empty (or it holds `MAX_BATCH` writes);
+/// until then each write that is done waits, and its caller hears nothing: a write
+/// is answered only once it is committed, with the batch's outcome.
+struct Batch {
+    writes: usize,
+    done: tokio::sync::watch::Sender<Option<Result<(), Arc<str>>>>,
+}
+
+type Settled = tokio::sync::watch::Receiver<Option<Result<(), Arc<str>>>>;
 
 struct Readers {
     idle: Vec<Connection>,
@@ -133,6 +152,8 @@ impl Lite {
             writer: Arc::new(Mutex::new(Some(writer))),
             readers,
             checkpointer: Arc::new(Mutex::new(Some(checkpointer))),
+            batch: Arc::new(Mutex::new(None)),
+            queued: Arc::new(AtomicUsize::new(0)),
         };
         Ok(lite)
     }
@@ -152,6 +173,7 @@ impl Lite {
     /// Closes every idle connection; later statements fail with `PoolClosed`.
     pub async fn close(&self) {
         let _gate = self.gate.lock().await;
+        let _ = self.finish_batch();
         lock(&self.writer).take();
         {
             let mut r = lock(&self.readers);
@@ -215,21 +237,150 @@ impl Lite {
         out
     }
 
-    /// Runs `f` on the writer, in its turn (outside any transaction).
+    /// Runs `f` on the writer, in its turn (outside any transaction): a write of its
+    /// own, committed (with its batch) before this returns.
     async fn with_writer<R>(&self, f: impl FnOnce(&Connection) -> Result<R, sqlx::Error>) -> Result<R, sqlx::Error> {
-        let _gate = self.gate.lock().await;
-        let slot = lock(&self.writer);
-        f(slot.as_ref().ok_or(sqlx::Error::PoolClosed)?)
+        let tx = self.begin().await?;
+        let out = f(lock(&tx.slot).as_ref().ok_or(sqlx::Error::PoolClosed)?)?;
+        tx.commit().await?;
+        Ok(out)
     }
 
-    /// A write transaction: waits its turn for the writer, then `BEGIN IMMEDIATE`.
+    /// A write: waits its turn for the writer, then joins the open batch (or begins
+    /// one, `BEGIN IMMEDIATE`) in a savepoint of its own.
     pub async fn begin(&self) -> Result<LiteTx, sqlx::Error> {
-        let gate = self.gate.clone().lock_owned().await;
-        {
-            let slot = lock(&self.writer);
-            slot.as_ref().ok_or(sqlx::Error::PoolClosed)?.execute_batch("BEGIN IMMEDIATE").map_err(db_error)?;
+        let gate = self.first_turn().await;
+        let settled = self.join_batch()?;
+        Ok(LiteTx {
+            slot: self.writer.clone(),
+            kind: TxKind::Write { gate: Some(gate), settled: Some(settled) },
+            lite: self.clone(),
+            open: true,
+        })
+    }
+
+    /// The writer's turn for a write not yet begun: counted as queued meanwhile, so
+    /// that the write ahead leaves its batch open for this one.
+    async fn first_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        /// Uncounts the wait however it ends; a wait given up (its request dropped)
+        /// may have kept a batch open for nothing: commit it.
+        struct Queued<'a>(&'a Lite, bool);
+        impl Drop for Queued<'_> {
+            fn drop(&mut self) {
+                self.0.queued.fetch_sub(1, Ordering::SeqCst);
+                if !self.1 {
+                    self.0.flush_later();
+                }
+            }
         }
-        Ok(LiteTx { slot: self.writer.clone(), kind: TxKind::Write(gate), lite: self.clone(), open: true })
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mut queued = Queued(self, false);
+        let gate = self.gate.clone().lock_owned().await;
+        queued.1 = true;
+        gate
+    }
+
+    /// Commits the open batch, if any, in a task of its own (from `Drop`).
+    fn flush_later(&self) {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let lite = self.clone();
+            rt.spawn(async move {
+                let _gate = lite.gate.lock().await;
+                let _ = lite.finish_batch();
+            });
+        }
+    }
+
+    /// With the gate held: the open batch's savepoint for one more write.
+    fn join_batch(&self) -> Result<Settled, sqlx::Error> {
+        let slot = lock(&self.writer);
+        let conn = slot.as_ref().ok_or(sqlx::Error::PoolClosed)?;
+        let mut batch = lock(&self.batch);
+        if let Some(b) = batch.as_ref()
+            && conn.is_autocommit()
+        {
+            // SQLite ended the batch's transaction itself (an I/O error): its writes
+            // are gone, and their callers must hear so.
+            let _ = b.done.send(Some(Err("the write was lost: SQLite rolled its transaction back".into())));
+            *batch = None;
+        }
+        if batch.is_none() {
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(db_error)?;
+            *batch = Some(Batch { writes: 0, done: tokio::sync::watch::Sender::new(None) });
+        }
+        let b = batch.as_mut().ok_or(sqlx::Error::PoolClosed)?;
+        if let Err(e) = conn.execute_batch("SAVEPOINT w") {
+            drop(batch);
+            drop(slot);
+            // Nothing of this write is in the batch; the others' must still commit.
+            if self.queued.load(Ordering::SeqCst) == 0 {
+                let _ = self.finish_batch();
+            }
+            return Err(db_error(e));
+        }
+        b.writes += 1;
+        Ok(b.done.subscribe())
+    }
+
+    /// With the gate held: whether the open batch should commit now rather than wait
+    /// for the writes queued behind.
+    fn batch_is_due(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) == 0 || lock(&self.batch).as_ref().is_none_or(|b| b.writes >= MAX_BATCH)
+    }
+
+    /// With the gate held: commits the open batch and tells its writes how it went.
+    fn finish_batch(&self) -> Result<(), sqlx::Error> {
+        let Some(batch) = lock(&self.batch).take() else { return Ok(()) };
+        let slot = lock(&self.writer);
+        let outcome: Result<(), Arc<str>> = match slot.as_ref() {
+            None => Err("the store was closed".into()),
+            Some(conn) if conn.is_autocommit() => Err("the write was lost: SQLite rolled its transaction back".into()),
+            Some(conn) => conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                Arc::from(e.to_string())
+            }),
+        };
+        let _ = batch.done.send(Some(outcome.clone()));
+        outcome.map_err(|m| sqlx::Error::Protocol(m.to_string()))
+    }
+
+    /// A write that is done waits for its batch's commit: by the write whose turn
+    /// ends with the queue empty, or by itself when its turn at the writer comes
+    /// round again first.
+    async fn settle(&self, mut settled: Settled) -> Result<(), sqlx::Error> {
+        /// A wait given up (its request dropped) leaves the commit to a task.
+        struct Waiting<'a>(&'a Lite, bool);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.flush_later();
+                }
+            }
+        }
+        let mut waiting = Waiting(self, false);
+        let outcome = loop {
+            if let Some(o) = settled.borrow().clone() {
+                break o;
+            }
+            tokio::select! {
+                changed = settled.changed() => {
+                    if changed.is_err() {
+                        break Err("the write's batch ended without an outcome".into());
+                    }
+                }
+                _turn = self.gate.clone().lock_owned() => {
+                    // The turn is held (`_turn`) while the batch commits.
+                    let known = settled.borrow().clone();
+                    break match known {
+                        Some(o) => o,
+                        // Still open, so it is the batch this write is in.
+                        None => self.finish_batch().map_err(|e| Arc::from(e.to_string())),
+                    };
+                }
+            }
+        };
+        waiting.1 = true;
+        outcome.map_err(|m| sqlx::Error::Protocol(m.to_string()))
     }
 
     /// A read transaction on a reader of its own: its statements see one snapshot.
@@ -252,37 +403,75 @@ pub struct LiteTx {
 }
 
 enum TxKind {
-    /// The writer's, held for the transaction's length.
-    Write(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>),
+    /// A write: the writer's turn, held until the write is done, and how its batch's
+    /// commit went.
+    Write {
+        gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+        settled: Option<Settled>,
+    },
     Read,
 }
 
 impl LiteTx {
-    pub fn commit(mut self) -> Result<(), sqlx::Error> {
-        let slot = lock(&self.slot);
-        let conn = slot.as_ref().ok_or(sqlx::Error::PoolClosed)?;
-        conn.execute_batch("COMMIT").map_err(db_error)?;
-        drop(slot);
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let TxKind::Write { gate, settled } = &mut self.kind else {
+            let slot = lock(&self.slot);
+            slot.as_ref().ok_or(sqlx::Error::PoolClosed)?.execute_batch("COMMIT").map_err(db_error)?;
+            drop(slot);
+            self.open = false;
+            return Ok(());
+        };
+        {
+            let slot = lock(&self.slot);
+            let conn = slot.as_ref().ok_or(sqlx::Error::PoolClosed)?;
+            if conn.is_autocommit() {
+                return Err(sqlx::Error::Protocol("the write was lost: SQLite rolled its transaction back".into()));
+            }
+            conn.execute_batch("RELEASE w").map_err(db_error)?;
+        }
         self.open = false;
-        Ok(())
+        let (gate, settled) = (gate.take(), settled.take().ok_or(sqlx::Error::PoolClosed)?);
+        if self.lite.batch_is_due() {
+            let done = self.lite.finish_batch();
+            drop(gate);
+            return done;
+        }
+        drop(gate);
+        self.lite.settle(settled).await
     }
 }
 
 impl Drop for LiteTx {
     fn drop(&mut self) {
         let mut slot = lock(&self.slot);
-        if self.open
-            && let Some(conn) = slot.as_ref()
-            && !conn.is_autocommit()
-        {
-            // Nothing to tell anyone: a failed rollback leaves the transaction to
-            // SQLite, which rolls it back when the connection next begins or closes.
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        if matches!(self.kind, TxKind::Read)
-            && let Some(conn) = slot.take()
-        {
-            self.lite.give_back(conn);
+        let in_tx = slot.as_ref().is_some_and(|c| !c.is_autocommit());
+        match &mut self.kind {
+            TxKind::Write { gate, .. } => {
+                if self.open && in_tx {
+                    // Undoes this write only; the batch's others stay.
+                    if let Some(conn) = slot.as_ref() {
+                        let _ = conn.execute_batch("ROLLBACK TO w; RELEASE w");
+                    }
+                }
+                drop(slot);
+                if let Some(g) = gate.take() {
+                    if self.lite.batch_is_due() {
+                        let _ = self.lite.finish_batch();
+                    }
+                    drop(g);
+                }
+            }
+            TxKind::Read => {
+                if self.open
+                    && in_tx
+                    && let Some(conn) = slot.as_ref()
+                {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                if let Some(conn) = slot.take() {
+                    self.lite.give_back(conn);
+                }
+            }
         }
     }
 }
@@ -529,5 +718,117 @@ impl DatabaseError for LiteError {
             Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
             _ => ErrorKind::Other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Lite, LiteOn, LiteStmt};
+
+    fn store() -> (tempfile::TempDir, Lite) {
+        let dir = tempfile::tempdir().unwrap();
+        let lite = Lite::open(&dir.path().join("t.db")).unwrap();
+        (dir, lite)
+    }
+
+    async fn count(lite: &Lite) -> i64 {
+        let row = LiteStmt::new("SELECT COUNT(*) AS n FROM t".into(), LiteOn::Pool(lite)).fetch_one().await.unwrap();
+        row.try_get("n").unwrap()
+    }
+
+    async fn insert(lite: &Lite, v: i64, keep: bool) -> Result<(), sqlx::Error> {
+        let tx = lite.begin().await?;
+        LiteStmt::new("INSERT INTO t (v) VALUES (?1)".into(), LiteOn::Tx(&tx)).bind(v).execute().await?;
+        tokio::task::yield_now().await;
+        if keep { tx.commit().await } else { Ok(()) }
+    }
+
+    /// Writes racing from many tasks share batches: each kept write is committed (and
+    /// seen by a reader) by the time its commit returns, and a dropped one is undone
+    /// without taking its batch's others with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_writes_commit_together_and_roll_back_alone() {
+        let (_dir, lite) = store();
+        LiteStmt::new("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)".into(), LiteOn::Pool(&lite))
+            .execute()
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for v in 0..400_i64 {
+            let lite = lite.clone();
+            tasks.push(tokio::spawn(async move {
+                let keep = v % 3 != 0;
+                insert(&lite, v, keep).await.unwrap();
+                if keep {
+                    // Committed: a reader (another connection) sees it now.
+                    let row = LiteStmt::new("SELECT COUNT(*) AS n FROM t WHERE v = ?1".into(), LiteOn::Pool(&lite))
+                        .bind(v)
+                        .fetch_one()
+                        .await
+                        .unwrap();
+                    assert_eq!(row.try_get::<i64>("n").unwrap(), 1, "write {v} not visible after its commit");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(count(&lite).await, 400 - 134);
+        // A failing statement fails its own write only.
+        let dup = insert(&lite, 1, true).await.unwrap_err();
+        assert!(dup.as_database_error().is_some_and(|d| d.is_unique_violation()), "{dup}");
+        insert(&lite, 1000, true).await.unwrap();
+        assert_eq!(count(&lite).await, 400 - 134 + 1);
+        assert!(lock_free(&lite).await, "no batch is left holding the writer");
+    }
+
+    /// A write whose request is dropped while its batch waits, with the write queued
+    /// behind it dropped too, does not leave the batch (and SQLite's write lock)
+    /// open: it is committed anyway. One thread, so the test says when tasks run.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_left_by_dropped_requests_still_commits() {
+        let (_dir, lite) = store();
+        LiteStmt::new("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)".into(), LiteOn::Pool(&lite))
+            .execute()
+            .await
+            .unwrap();
+        let first = lite.begin().await.unwrap();
+        LiteStmt::new("INSERT INTO t (v) VALUES (1)".into(), LiteOn::Tx(&first)).execute().await.unwrap();
+        // A second write queues for the writer.
+        let queued = tokio::spawn({
+            let lite = lite.clone();
+            async move { insert(&lite, 2, true).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(lite.queued.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The first is done with a write queued behind it: it leaves its batch open
+        // for that one, hands it the writer and waits (polled once, here).
+        let mut waiting = Box::pin(first.commit());
+        tokio::select! {
+            biased;
+            _ = &mut waiting => panic!("the first write should wait for its batch"),
+            () = std::future::ready(()) => {}
+        }
+        assert!(super::lock(&lite.batch).is_some());
+        // Both requests are dropped before the queued one ever runs.
+        drop(waiting);
+        queued.abort();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !lock_free(&lite).await {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the batch was committed");
+        assert_eq!(count(&lite).await, 1, "the first write, done before its request was dropped, is kept");
+    }
+
+    /// Whether another connection can take SQLite's write lock at once.
+    async fn lock_free(lite: &Lite) -> bool {
+        let other = rusqlite::Connection::open(lite.path()).unwrap();
+        other.busy_timeout(Duration::ZERO).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok()
     }
 }

@@ -100,7 +100,7 @@ impl Tx {
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self.conn {
-            TxConn::Sqlite(t) => t.commit()?,
+            TxConn::Sqlite(t) => t.commit().await?,
             TxConn::Postgres(t) => t.commit().await?,
         }
         for t in self.tallies {
