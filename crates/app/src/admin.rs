@@ -414,9 +414,11 @@ pub async fn names(
     Ok(book.shown)
 }
 
-/// Names learnt page after page, each account read once: what it holds grows with
-/// the accounts an export names, never with its events (nor with the size of the
-/// clinics they belong to).
+/// Accounts whose names an export keeps between pages, at most.
+const NAMES_KEPT: usize = 10_000;
+
+/// Names learnt page after page, each account read once while kept: what it holds
+/// is bounded (`NAMES_KEPT`), whatever the events or the size of their clinics.
 #[derive(Default)]
 struct NameBook {
     shown: std::collections::HashMap<String, String>,
@@ -426,6 +428,12 @@ struct NameBook {
 
 impl NameBook {
     async fn learn(&mut self, state: &App, reader: &Actor, events: &[AuditEvent]) -> Result<(), Error> {
+        // A trail that names a million accounts must not be held in memory: past a
+        // bound, forget and read again the few the next page names.
+        if self.known.len() > NAMES_KEPT {
+            self.known.clear();
+            self.shown.clear();
+        }
         let mut ids: Vec<&String> = events.iter().flat_map(|e| e.actor_id.iter().chain(e.subject_id.iter())).collect();
         ids.sort_unstable();
         ids.dedup();
