@@ -5,6 +5,10 @@
 //!
 //! Writes one line per sign-in in flight to `--out`: `FLOW_TOKEN SECRET_HEX EMAIL`.
 //!
+//! With `--audit-events N` it instead appends N sign-in events about the template
+//! member to the clinic's audit chain, each through the store's own append (chained
+//! and keyed as the server writes them), to grow a trail of millions quickly.
+//!
 //!   seed --database-url sqlite:/tmp/d/clinic-auth.db --keyring-file /tmp/d/encryption.key \
 //!        --org bench-clinic --template member0@bench.test --members 20000 --flows 1 --out flows.txt
 
@@ -46,6 +50,9 @@ struct Args {
     concurrency: usize,
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Append this many audit events instead of adding members.
+    #[arg(long, default_value_t = 0)]
+    audit_events: usize,
 }
 
 fn now() -> UnixTime {
@@ -67,6 +74,17 @@ async fn main() -> anyhow::Result<()> {
     let Some(hash) = template.password_hash.clone() else { bail!("the template member has no password") };
 
     let started = Instant::now();
+    if args.audit_events > 0 {
+        append_events(&store, &org, template.id, args.audit_events, args.concurrency).await?;
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "appended {} audit events in {secs:.1}s ({:.0}/s)",
+            args.audit_events,
+            args.audit_events as f64 / secs
+        );
+        store.close().await?;
+        return Ok(());
+    }
     let next = Arc::new(AtomicUsize::new(0));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4096);
     let mut tasks = Vec::new();
@@ -103,6 +121,32 @@ async fn main() -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     eprintln!("seeded {} members in {secs:.1}s ({:.0}/s)", args.members, args.members as f64 / secs);
     store.close().await?;
+    Ok(())
+}
+
+/// `n` events on the clinic's chain from `concurrency` writers (the store batches
+/// their commits as it does the server's).
+async fn append_events(
+    store: &Arc<dyn Store>,
+    org: &OrgId,
+    subject: AccountId,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (store, org, next) = (store.clone(), org.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                store.append_audit(&event("sign_in", &org, subject, now())).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
     Ok(())
 }
 

@@ -28,12 +28,13 @@ impl Db {
         flow: &TokenHash,
         lockout_prefix: &str,
     ) -> StoreResult<Option<AnswerContext>> {
-        // Separate reads, not one snapshot: every fact the verdict rests on is
-        // checked again by the guarded statements of the write that settles it, so a
-        // change between two of these reads cannot pass an answer; and on SQLite each
-        // statement less is a hand-off to the connection's thread less.
+        // One snapshot on SQLite, separate reads on PostgreSQL (see `Reads`). Either
+        // way every fact the verdict rests on is checked again by the guarded
+        // statements of the write that settles it, so a change between two of these
+        // reads cannot pass an answer.
+        let mut reads = self.pool.reads()?;
         let Some(row) =
-            self.query("SELECT * FROM login_flows WHERE id_hash = $1").bind(flow.as_str()).fetch_optional().await?
+            reads.query("SELECT * FROM login_flows WHERE id_hash = $1").bind(flow.as_str()).fetch_optional().await?
         else {
             return Ok(None);
         };
@@ -50,29 +51,32 @@ impl Db {
         };
         let Some(id) = cx.flow.step.account_id() else { return Ok(Some(cx)) };
         let id = id.to_string();
-        let Some(row) = self.query("SELECT * FROM accounts WHERE id = $1").bind(&id).fetch_optional().await? else {
+        let Some(row) = reads.query("SELECT * FROM accounts WHERE id = $1").bind(&id).fetch_optional().await? else {
             return Ok(Some(cx));
         };
         let account = account_from_row(&row)?;
         if let Some(org) = &account.org_id {
             let row =
-                self.query("SELECT * FROM organizations WHERE id = $1").bind(org.as_str()).fetch_optional().await?;
+                reads.query("SELECT * FROM organizations WHERE id = $1").bind(org.as_str()).fetch_optional().await?;
             cx.org = row.as_ref().map(org_from_row).transpose()?;
         }
         cx.account = Some(account);
-        let rows = self
+        let rows = reads
             .query("SELECT * FROM factors WHERE account_id = $1 ORDER BY created_at, id")
             .bind(&id)
             .fetch_all()
             .await?;
         cx.factors = rows.iter().map(factor_from_row).collect::<StoreResult<_>>()?;
-        let row =
-            self.query("SELECT code_hash FROM recovery_codes WHERE account_id = $1").bind(&id).fetch_optional().await?;
+        let row = reads
+            .query("SELECT code_hash FROM recovery_codes WHERE account_id = $1")
+            .bind(&id)
+            .fetch_optional()
+            .await?;
         cx.recovery_code_hash = row.map(|r| r.try_get("code_hash")).transpose()?;
-        let rows = self.query("SELECT * FROM code_challenges WHERE account_id = $1").bind(&id).fetch_all().await?;
+        let rows = reads.query("SELECT * FROM code_challenges WHERE account_id = $1").bind(&id).fetch_all().await?;
         cx.codes = rows.iter().map(code_from_row).collect::<StoreResult<_>>()?;
         let lockout_key = format!("{lockout_prefix}{id}");
-        let row = self
+        let row = reads
             .query("SELECT failures, locked_until FROM throttles WHERE key = $1")
             .bind(&lockout_key)
             .fetch_optional()
@@ -85,7 +89,7 @@ impl Db {
                 })
             })
             .transpose()?;
-        let rows = self
+        let rows = reads
             .query("SELECT factor, failures FROM factor_failures WHERE account_id = $1")
             .bind(&id)
             .fetch_all()

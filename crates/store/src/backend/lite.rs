@@ -82,6 +82,8 @@ pub struct Lite {
     batch: Arc<Mutex<Option<Batch>>>,
     /// Writes waiting for their first turn at the writer.
     queued: Arc<AtomicUsize>,
+    /// The most writes one committed batch has held.
+    largest_batch: Arc<AtomicUsize>,
 }
 
 /// One SQLite transaction holding several writes, each in a savepoint of its own.
@@ -154,6 +156,7 @@ impl Lite {
             checkpointer: Arc::new(Mutex::new(Some(checkpointer))),
             batch: Arc::new(Mutex::new(None)),
             queued: Arc::new(AtomicUsize::new(0)),
+            largest_batch: Arc::new(AtomicUsize::new(0)),
         };
         Ok(lite)
     }
@@ -309,7 +312,7 @@ impl Lite {
             *batch = Some(Batch { writes: 0, done: tokio::sync::watch::Sender::new(None) });
         }
         let b = batch.as_mut().ok_or(sqlx::Error::PoolClosed)?;
-        if let Err(e) = conn.execute_batch("SAVEPOINT w") {
+        if let Err(e) = conn.prepare_cached("SAVEPOINT w").and_then(|mut st| st.execute([])) {
             drop(batch);
             drop(slot);
             // Nothing of this write is in the batch; the others' must still commit.
@@ -331,6 +334,7 @@ impl Lite {
     /// With the gate held: commits the open batch and tells its writes how it went.
     fn finish_batch(&self) -> Result<(), sqlx::Error> {
         let Some(batch) = lock(&self.batch).take() else { return Ok(()) };
+        self.largest_batch.fetch_max(batch.writes, Ordering::Relaxed);
         let slot = lock(&self.writer);
         let outcome: Result<(), Arc<str>> = match slot.as_ref() {
             None => Err("the store was closed".into()),
@@ -427,7 +431,7 @@ impl LiteTx {
             if conn.is_autocommit() {
                 return Err(sqlx::Error::Protocol("the write was lost: SQLite rolled its transaction back".into()));
             }
-            conn.execute_batch("RELEASE w").map_err(db_error)?;
+            conn.prepare_cached("RELEASE w").and_then(|mut st| st.execute([])).map_err(db_error)?;
         }
         self.open = false;
         let (gate, settled) = (gate.take(), settled.take().ok_or(sqlx::Error::PoolClosed)?);
@@ -484,7 +488,7 @@ pub enum LiteOn<'c> {
 
 /// A statement and its arguments so far.
 pub struct LiteStmt<'c> {
-    sql: String,
+    sql: Arc<str>,
     args: Vec<Value>,
     /// An argument that could not be turned into an SQLite value.
     bad_arg: Option<String>,
@@ -511,7 +515,7 @@ impl LiteRow {
 }
 
 impl<'c> LiteStmt<'c> {
-    pub fn new(sql: String, on: LiteOn<'c>) -> Self {
+    pub fn new(sql: Arc<str>, on: LiteOn<'c>) -> Self {
         LiteStmt { sql, args: Vec::new(), bad_arg: None, on }
     }
 
@@ -725,7 +729,9 @@ impl DatabaseError for LiteError {
 mod tests {
     use std::time::Duration;
 
-    use super::{Lite, LiteOn, LiteStmt};
+    use std::sync::atomic::Ordering;
+
+    use super::{Lite, LiteOn, LiteStmt, MAX_BATCH};
 
     fn store() -> (tempfile::TempDir, Lite) {
         let dir = tempfile::tempdir().unwrap();
@@ -782,6 +788,30 @@ mod tests {
         insert(&lite, 1000, true).await.unwrap();
         assert_eq!(count(&lite).await, 400 - 134 + 1);
         assert!(lock_free(&lite).await, "no batch is left holding the writer");
+    }
+
+    /// Many writes queued at once share batches, and no batch grows past `MAX_BATCH`
+    /// however many wait (a write's answer waits for its whole batch).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn queued_writes_share_batches_of_bounded_size() {
+        let (_dir, lite) = store();
+        LiteStmt::new("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)".into(), LiteOn::Pool(&lite))
+            .execute()
+            .await
+            .unwrap();
+        let writes = 20 * MAX_BATCH;
+        let mut tasks = Vec::new();
+        for v in 0..writes {
+            let lite = lite.clone();
+            tasks.push(tokio::spawn(async move { insert(&lite, i64::try_from(v).unwrap(), true).await.unwrap() }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(count(&lite).await, i64::try_from(writes).unwrap());
+        let largest = lite.largest_batch.load(Ordering::Relaxed);
+        assert!(largest > 1, "{writes} queued writes never shared a commit");
+        assert!(largest <= MAX_BATCH, "a batch held {largest} writes, over {MAX_BATCH}");
     }
 
     /// A write whose request is dropped while its batch waits, with the write queued

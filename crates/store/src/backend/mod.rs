@@ -53,6 +53,9 @@ impl SqliteStore {
     }
 }
 
+/// How long a PostgreSQL connection may sit idle before it is pinged on acquire.
+const PING_WHEN_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl PgStore {
     pub async fn connect(url: &str, keys: ChainKeys) -> StoreResult<PgStore> {
         // Sized to the cores: more connections than PostgreSQL can run at once only
@@ -61,6 +64,18 @@ impl PgStore {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(u32::try_from(cores * 4).unwrap_or(16).clamp(8, 32))
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // A ping on every acquire is a round trip per statement run outside a
+            // transaction. A connection that was just used is alive; one idle for a
+            // while is checked before use (the server or a proxy may have closed it).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_WHEN_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await?;
         Ok(PgStore { db: Db { pool: Pool::Postgres(pool), keys: Arc::new(keys) } })

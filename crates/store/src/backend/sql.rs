@@ -54,7 +54,7 @@ impl Pool {
     /// On SQLite a `SELECT` runs on a reader, anything else on the writer.
     pub fn query(&self, sql: &'static str) -> Query<'_> {
         match self {
-            Pool::Sqlite(lite) => Query::Sqlite(LiteStmt::new(to_sqlite_params(sql), LiteOn::Pool(lite))),
+            Pool::Sqlite(lite) => Query::Sqlite(LiteStmt::new(sqlite_sql(sql), LiteOn::Pool(lite))),
             Pool::Postgres(p) => Query::Postgres(Stmt::postgres(sql, On::Pool(p))),
         }
     }
@@ -84,11 +84,39 @@ impl Pool {
     }
 }
 
+/// Reads that together judge one request. On SQLite they share one read transaction:
+/// one connection and one snapshot, so pages the first read fetched serve the rest (a
+/// read transaction that begins after another connection committed starts with an
+/// empty page cache, and under steady sign-ins one nearly always has). On PostgreSQL
+/// they run on the pool, where a transaction would add two round trips.
+pub enum Reads<'p> {
+    Pool(&'p Pool),
+    Tx(Tx),
+}
+
+impl Pool {
+    pub fn reads(&self) -> Result<Reads<'_>, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(lite) => Reads::Tx(Tx { conn: TxConn::Sqlite(lite.begin_read()?), tallies: Vec::new() }),
+            Pool::Postgres(_) => Reads::Pool(self),
+        })
+    }
+}
+
+impl Reads<'_> {
+    pub fn query(&mut self, sql: &'static str) -> Query<'_> {
+        match self {
+            Reads::Pool(p) => p.query(sql),
+            Reads::Tx(t) => t.query(sql),
+        }
+    }
+}
+
 impl Tx {
     /// A statement run inside this transaction.
     pub fn query(&mut self, sql: &'static str) -> Query<'_> {
         match &mut self.conn {
-            TxConn::Sqlite(t) => Query::Sqlite(LiteStmt::new(to_sqlite_params(sql), LiteOn::Tx(t))),
+            TxConn::Sqlite(t) => Query::Sqlite(LiteStmt::new(sqlite_sql(sql), LiteOn::Tx(t))),
             TxConn::Postgres(t) => Query::Postgres(Stmt::postgres(sql, On::Conn(&mut **t))),
         }
     }
@@ -239,6 +267,18 @@ where
     }
 }
 
+/// A statement's SQLite spelling, rewritten once per thread and statement: every
+/// statement text is a `&'static str`, so its address names it.
+fn sqlite_sql(sql: &'static str) -> std::sync::Arc<str> {
+    thread_local! {
+        static SPELLED: std::cell::RefCell<std::collections::HashMap<(usize, usize), std::sync::Arc<str>>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    SPELLED.with(|m| {
+        m.borrow_mut().entry((sql.as_ptr() as usize, sql.len())).or_insert_with(|| to_sqlite_params(sql).into()).clone()
+    })
+}
+
 /// `$1` → `?1`. Our SQL has no `$` inside string literals.
 fn to_sqlite_params(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -265,6 +305,14 @@ mod tests {
         for w in ["INSERT INTO t VALUES (1)", "UPDATE t SET a = 1", "DELETE FROM t", "VACUUM INTO 'x'", "SEL", ""] {
             assert!(!is_read(w), "{w}");
         }
+    }
+
+    #[test]
+    fn each_statement_is_spelled_for_sqlite_once() {
+        static S: &str = "SELECT a FROM t WHERE b = $1 AND c = $2";
+        let (first, again) = (super::sqlite_sql(S), super::sqlite_sql(S));
+        assert_eq!(&*first, "SELECT a FROM t WHERE b = ?1 AND c = ?2");
+        assert!(std::sync::Arc::ptr_eq(&first, &again), "the second use rewrote the statement again");
     }
 
     #[test]
