@@ -790,6 +790,17 @@ mod tests {
         assert!(lock_free(&lite).await, "no batch is left holding the writer");
     }
 
+    /// The bundled SQLite is built as `.cargo/config.toml` says: without the
+    /// process-wide page-cache mutex and without memory statistics.
+    #[test]
+    fn sqlite_is_built_without_global_page_cache_and_memory_locks() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut st = conn.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+        assert!(options.iter().all(|o| o != "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
+        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    }
+
     /// Many writes queued at once share batches, and no batch grows past `MAX_BATCH`
     /// however many wait (a write's answer waits for its whole batch).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
