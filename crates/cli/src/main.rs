@@ -17,6 +17,13 @@ use clinic_auth_web::AppState;
 use serde_json::json;
 use settings::{Overrides, Settings};
 
+/// jemalloc rather than glibc's malloc: a request's memory is often freed on another
+/// worker thread than the one that allocated it, and glibc takes the owning arena's
+/// lock for that (futex wake-ups from malloc and realloc in a profile under load).
+/// Its options (`.cargo/config.toml`) give memory back to the system when idle.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// clinic-auth: a self-hostable login server for multi-tenant clinic software.
 #[derive(Parser, Debug)]
 #[command(name = "clinic-auth", version, about, long_about = None)]

@@ -16,6 +16,11 @@ use clap::{Parser, ValueEnum};
 use clinic_auth_app::PasswordHasher;
 use clinic_auth_core::{NewPassword, Password, PasswordPolicy};
 
+/// The server's allocator, so that the Argon2 floor hashes in memory from the same
+/// allocator as the server's hashing threads.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Floor {
     Sqlite,

@@ -257,16 +257,21 @@ impl Db {
     /// writer could have any edit blessed. The first instance to take the request
     /// does it; an event on the platform chain records it.
     pub(super) async fn rekey_audit_if_pending(&self, fresh_0006: bool) -> StoreResult<()> {
+        // Decided before touching the trail: this runs at every start, and counting
+        // a trail of millions (as it once did) read all of it, holding the writer.
+        if !fresh_0006 {
+            return Ok(());
+        }
         let mut tx = self.begin().await?;
-        let keyed: i64 = tx
+        let keyed: bool = tx
             .query(
-                "SELECT (SELECT COUNT(*) FROM audit_events WHERE hash LIKE 'v%')
-                      + (SELECT COUNT(*) FROM audit_chain_heads WHERE hash LIKE 'v%') AS n",
+                "SELECT EXISTS (SELECT 1 FROM audit_events WHERE hash LIKE 'v%')
+                     OR EXISTS (SELECT 1 FROM audit_chain_heads WHERE hash LIKE 'v%') AS keyed",
             )
             .fetch_one()
             .await?
-            .try_get("n")?;
-        if !fresh_0006 || keyed > 0 {
+            .try_get("keyed")?;
+        if keyed {
             return Ok(());
         }
         let taken = tx.query("DELETE FROM audit_rekey_pending").execute().await?;
