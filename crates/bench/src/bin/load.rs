@@ -277,6 +277,18 @@ async fn main() -> anyhow::Result<()> {
     }
     let targets = Arc::new(targets);
 
+    // Every client's keep-alive connection is opened before the clock starts: the
+    // run measures answers, not 64 TCP handshakes landing at once.
+    let opened = (0..args.concurrency).map(|_| {
+        let (client, url) = (client.clone(), format!("{}/healthz", args.base));
+        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().is_success()) })
+    });
+    for o in opened.collect::<Vec<_>>() {
+        if !o.await?? {
+            bail!("the server is not healthy");
+        }
+    }
+
     let count_before = audit_count(args.count_cmd.as_deref())?;
     let before = proc_stat(args.pid);
     let me_before = proc_stat(Some(std::process::id()));

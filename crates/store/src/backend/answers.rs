@@ -1,8 +1,9 @@
 //! A second-factor answer of a sign-in: everything it is judged against is read in
-//! one read transaction, and it is settled in one write transaction. A right answer's
-//! transaction re-checks every limit, uses the answer up, clears the counts, ends the
-//! flow, starts the session and appends its audit events; a wrong answer's counts it
-//! everywhere at once. Nothing is written in between, so an answer costs one write.
+//! one statement on PostgreSQL (one read transaction on SQLite), and it is settled
+//! in one write transaction. A right answer's transaction re-checks every limit,
+//! uses the answer up, clears the counts, ends the flow, starts the session and
+//! appends its audit events; a wrong answer's counts it everywhere at once.
+//! Nothing is written in between, so an answer costs one write.
 
 use std::str::FromStr;
 
@@ -14,7 +15,7 @@ use super::factors::factor_from_row;
 use super::flows::flow_from_row;
 use super::orgs::org_from_row;
 use super::sessions::insert_session_row;
-use super::sql::Tx;
+use super::sql::{Pool, Row, Tx};
 use super::throttle::count_failure_tx;
 use super::{Db, count, parse_with};
 use crate::{
@@ -28,27 +29,83 @@ impl Db {
         flow: &TokenHash,
         lockout_prefix: &str,
     ) -> StoreResult<Option<AnswerContext>> {
-        // One snapshot on SQLite, separate reads on PostgreSQL (see `Reads`). Either
-        // way every fact the verdict rests on is checked again by the guarded
-        // statements of the write that settles it, so a change between two of these
-        // reads cannot pass an answer.
+        match self.pool {
+            Pool::Postgres(_) => self.load_answer_at_once(flow, lockout_prefix).await,
+            Pool::Sqlite(_) => self.load_answer_each(flow, lockout_prefix).await,
+        }
+    }
+
+    /// PostgreSQL: every row the answer is judged against, in one statement (one
+    /// round trip, one snapshot), each row sent as a JSON object tagged with its table.
+    async fn load_answer_at_once(&self, flow: &TokenHash, lockout_prefix: &str) -> StoreResult<Option<AnswerContext>> {
+        let rows = self
+            .query(
+                "WITH f AS (SELECT * FROM login_flows WHERE id_hash = $1),
+                      a AS (SELECT * FROM accounts WHERE id = (SELECT account_id FROM f))
+                 SELECT 'flow' AS t, to_jsonb(f)::text AS j FROM f
+                 UNION ALL SELECT 'account', to_jsonb(a)::text FROM a
+                 UNION ALL SELECT 'org', to_jsonb(o)::text FROM organizations o WHERE o.id = (SELECT org_id FROM a)
+                 UNION ALL SELECT 'factor', to_jsonb(x)::text FROM factors x WHERE x.account_id = (SELECT id FROM a)
+                 UNION ALL SELECT 'recovery', to_jsonb(r)::text FROM recovery_codes r WHERE r.account_id = (SELECT id FROM a)
+                 UNION ALL SELECT 'code', to_jsonb(c)::text FROM code_challenges c WHERE c.account_id = (SELECT id FROM a)
+                 UNION ALL SELECT 'throttle', to_jsonb(h)::text FROM throttles h WHERE h.key = $2 || (SELECT id FROM a)
+                 UNION ALL SELECT 'failure', to_jsonb(e)::text FROM factor_failures e WHERE e.account_id = (SELECT id FROM a)",
+            )
+            .bind(flow.as_str())
+            .bind(lockout_prefix)
+            .fetch_all()
+            .await?;
+        let (mut flow_row, mut account_row, mut org_row, mut recovery_row, mut throttle_row) =
+            (None, None, None, None, None);
+        let (mut factor_rows, mut code_rows, mut failure_rows) = (Vec::new(), Vec::new(), Vec::new());
+        for r in rows {
+            let row = Row::from_json_text(&r.try_get::<String>("j")?)?;
+            match r.try_get::<String>("t")?.as_str() {
+                "flow" => flow_row = Some(row),
+                "account" => account_row = Some(row),
+                "org" => org_row = Some(row),
+                "recovery" => recovery_row = Some(row),
+                "throttle" => throttle_row = Some(row),
+                "factor" => factor_rows.push(row),
+                "code" => code_rows.push(row),
+                _ => failure_rows.push(row),
+            }
+        }
+        let Some(flow_row) = flow_row else { return Ok(None) };
+        let mut cx = context_of(&flow_row)?;
+        let Some(id) = cx.flow.step.account_id() else { return Ok(Some(cx)) };
+        let account = account_row.as_ref().map(account_from_row).transpose()?;
+        // The row's account column is set from the step; should they ever disagree
+        // (or the account be gone), the reads one at a time follow the step.
+        let Some(account) = account.filter(|a| a.id == id) else {
+            return self.load_answer_each(flow, lockout_prefix).await;
+        };
+        cx.org = org_row.as_ref().map(org_from_row).transpose()?;
+        cx.account = Some(account);
+        cx.factors = factor_rows.iter().map(factor_from_row).collect::<StoreResult<_>>()?;
+        cx.factors.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        cx.recovery_code_hash = recovery_row.map(|r| r.try_get("code_hash")).transpose()?;
+        cx.codes = code_rows.iter().map(code_from_row).collect::<StoreResult<_>>()?;
+        cx.throttle = throttle_row.as_ref().map(throttle_from_row).transpose()?;
+        cx.factor_failures = failure_rows.iter().map(failure_from_row).collect::<StoreResult<_>>()?;
+        Ok(Some(cx))
+    }
+
+    /// The same reads one at a time: on SQLite in one read transaction (see `Reads`).
+    /// Every fact the verdict rests on is checked again by the guarded statements of
+    /// the write that settles it, so a change between two reads cannot pass an answer.
+    pub(super) async fn load_answer_each(
+        &self,
+        flow: &TokenHash,
+        lockout_prefix: &str,
+    ) -> StoreResult<Option<AnswerContext>> {
         let mut reads = self.pool.reads()?;
         let Some(row) =
             reads.query("SELECT * FROM login_flows WHERE id_hash = $1").bind(flow.as_str()).fetch_optional().await?
         else {
             return Ok(None);
         };
-        let mut cx = AnswerContext {
-            flow: flow_from_row(&row)?,
-            flow_attempts: count(row.try_get("attempts")?),
-            account: None,
-            org: None,
-            factors: Vec::new(),
-            recovery_code_hash: None,
-            codes: Vec::new(),
-            throttle: None,
-            factor_failures: Vec::new(),
-        };
+        let mut cx = context_of(&row)?;
         let Some(id) = cx.flow.step.account_id() else { return Ok(Some(cx)) };
         let id = id.to_string();
         let Some(row) = reads.query("SELECT * FROM accounts WHERE id = $1").bind(&id).fetch_optional().await? else {
@@ -81,26 +138,13 @@ impl Db {
             .bind(&lockout_key)
             .fetch_optional()
             .await?;
-        cx.throttle = row
-            .map(|r| {
-                Ok::<_, StoreError>(ThrottleState {
-                    failures: count(r.try_get("failures")?),
-                    locked_until: UnixTime(r.try_get("locked_until")?),
-                })
-            })
-            .transpose()?;
+        cx.throttle = row.as_ref().map(throttle_from_row).transpose()?;
         let rows = reads
             .query("SELECT factor, failures FROM factor_failures WHERE account_id = $1")
             .bind(&id)
             .fetch_all()
             .await?;
-        cx.factor_failures = rows
-            .iter()
-            .map(|r| {
-                let kind = parse_with(&r.try_get::<String>("factor")?, FactorKind::from_str, "factor kind")?;
-                Ok((kind, count(r.try_get("failures")?)))
-            })
-            .collect::<StoreResult<_>>()?;
+        cx.factor_failures = rows.iter().map(failure_from_row).collect::<StoreResult<_>>()?;
         Ok(Some(cx))
     }
 
@@ -270,6 +314,30 @@ impl Db {
         let row = tx.query("SELECT locked_until FROM throttles WHERE key = $1").bind(key).fetch_optional().await?;
         Ok(UnixTime(row.map(|r| r.try_get("locked_until")).transpose()?.unwrap_or(0)))
     }
+}
+
+/// An answer's context with its flow alone.
+fn context_of(flow: &Row) -> StoreResult<AnswerContext> {
+    Ok(AnswerContext {
+        flow: flow_from_row(flow)?,
+        flow_attempts: count(flow.try_get("attempts")?),
+        account: None,
+        org: None,
+        factors: Vec::new(),
+        recovery_code_hash: None,
+        codes: Vec::new(),
+        throttle: None,
+        factor_failures: Vec::new(),
+    })
+}
+
+fn throttle_from_row(r: &Row) -> StoreResult<ThrottleState> {
+    Ok(ThrottleState { failures: count(r.try_get("failures")?), locked_until: UnixTime(r.try_get("locked_until")?) })
+}
+
+fn failure_from_row(r: &Row) -> StoreResult<(FactorKind, u32)> {
+    let kind = parse_with(&r.try_get::<String>("factor")?, FactorKind::from_str, "factor kind")?;
+    Ok((kind, count(r.try_get("failures")?)))
 }
 
 /// Uses the answer up (in the caller's transaction); false when it was used or

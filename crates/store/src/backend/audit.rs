@@ -11,7 +11,7 @@ use clinic_auth_core::audit::{
 use futures_util::TryStreamExt;
 
 use super::Db;
-use super::sql::{Row, Tx};
+use super::sql::{Query, Row, Tx};
 use crate::{AuditEvent, AuditFilter, AuditVerification, ClientInfo, NewAuditEvent, StoreResult, Via};
 
 impl Db {
@@ -22,10 +22,11 @@ impl Db {
 
     /// Appends events to their chains inside the caller's transaction, in order. Each
     /// run of events on one chain claims its places with one statement (which makes
-    /// or moves the chain's head and returns the hash it links to), and the head's
-    /// new hash is written once: three statements for the run, however long. Callers
-    /// append last, just before commit, so the head row (locked from the claim until
-    /// commit on PostgreSQL) is held for as little as possible.
+    /// or moves the chain's head and returns the hash it links to) and stores them
+    /// with one more (two at a time), and a trigger of the `audit_events` table
+    /// moves the head's hash to the run's last event: two round trips for a run of
+    /// one or two. Callers append last, just before commit, so the head row (locked
+    /// from the claim until commit on PostgreSQL) is held for as little as possible.
     pub(super) async fn write_audits(&self, tx: &mut Tx, events: &[NewAuditEvent]) -> StoreResult<()> {
         let mut rest = events;
         while let Some(first) = rest.first() {
@@ -55,50 +56,27 @@ impl Db {
             .await?;
         let last: i64 = head.try_get("seq")?;
         let mut prev: String = head.try_get("hash")?;
+        let mut linked = Vec::with_capacity(events.len());
         for (i, e) in (0..).zip(events) {
-            let seq = last - n + 1 + i;
-            let (org, actor, subject) = (
-                e.org_id.as_ref().map(|o| o.as_str().to_owned()),
-                e.actor_id.map(|a| a.to_string()),
-                e.subject_id.map(|a| a.to_string()),
-            );
-            let fields = ChainedFields {
-                chain,
-                seq,
-                at: e.at.0,
-                kind: e.kind,
-                outcome: e.outcome,
-                org_id: org.as_deref(),
-                actor_id: actor.as_deref(),
-                subject_id: subject.as_deref(),
-                client_ip: &e.client.ip,
-                user_agent: &e.client.user_agent,
-                detail: &e.detail,
-            };
-            let hash = self.keys.link_hash(&prev, &fields);
-            tx.query(
-                "INSERT INTO audit_events (at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail, chain, seq, prev_hash, hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(e.at.0)
-            .bind(e.kind)
-            .bind(e.outcome)
-            .bind(org)
-            .bind(actor)
-            .bind(subject)
-            .bind(e.client.ip.clone())
-            .bind(e.client.user_agent.clone())
-            .bind(e.detail.clone())
-            .bind(chain)
-            .bind(seq)
-            .bind(&prev)
-            .bind(&hash)
-            .execute()
-            .await?;
+            let link = Link::new(chain, last - n + 1 + i, e, prev);
+            prev = self.keys.link_hash(&link.prev_hash, &link.fields(e));
+            linked.push((link, prev.clone()));
             tx.count_on_commit(clinic_auth_core::audit::tally::tally(e.kind, e.outcome, &e.detail));
-            prev = hash;
         }
-        tx.query("UPDATE audit_chain_heads SET hash = $1 WHERE chain = $2").bind(&prev).bind(chain).execute().await?;
+        for pair in events.iter().zip(linked).collect::<Vec<_>>().chunks(2) {
+            let q = match pair.len() {
+                1 => tx.query(
+                    "INSERT INTO audit_events (at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail, chain, seq, prev_hash, hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                ),
+                _ => tx.query(
+                    "INSERT INTO audit_events (at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail, chain, seq, prev_hash, hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13),
+                            ($14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+                ),
+            };
+            pair.iter().fold(q, |q, (e, (link, hash))| link.bind(q, e, hash)).execute().await?;
+        }
         metrics::histogram!(crate::AUDIT_APPEND_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(())
     }
@@ -424,6 +402,62 @@ async fn advance_chain(keys: &ChainKeys, tx: &mut Tx, f: &ChainedFields<'_>) -> 
     let hash = keys.link_hash(&prev, &ChainedFields { seq, ..f.clone() });
     tx.query("UPDATE audit_chain_heads SET hash = $1 WHERE chain = $2").bind(&hash).bind(f.chain).execute().await?;
     Ok((seq, prev, hash))
+}
+
+/// An event's place on its chain, in the columns the chained fields name.
+struct Link<'c> {
+    chain: &'c str,
+    seq: i64,
+    org: Option<String>,
+    actor: Option<String>,
+    subject: Option<String>,
+    prev_hash: String,
+}
+
+impl<'c> Link<'c> {
+    fn new(chain: &'c str, seq: i64, e: &NewAuditEvent, prev_hash: String) -> Self {
+        Link {
+            chain,
+            seq,
+            org: e.org_id.as_ref().map(|o| o.as_str().to_owned()),
+            actor: e.actor_id.map(|a| a.to_string()),
+            subject: e.subject_id.map(|a| a.to_string()),
+            prev_hash,
+        }
+    }
+
+    fn fields<'a>(&'a self, e: &'a NewAuditEvent) -> ChainedFields<'a> {
+        ChainedFields {
+            chain: self.chain,
+            seq: self.seq,
+            at: e.at.0,
+            kind: e.kind,
+            outcome: e.outcome,
+            org_id: self.org.as_deref(),
+            actor_id: self.actor.as_deref(),
+            subject_id: self.subject.as_deref(),
+            client_ip: &e.client.ip,
+            user_agent: &e.client.user_agent,
+            detail: &e.detail,
+        }
+    }
+
+    /// Binds the event's thirteen columns, in the order the inserts name them.
+    fn bind<'q>(&self, q: Query<'q>, e: &NewAuditEvent, hash: &str) -> Query<'q> {
+        q.bind(e.at.0)
+            .bind(e.kind)
+            .bind(e.outcome)
+            .bind(self.org.clone())
+            .bind(self.actor.clone())
+            .bind(self.subject.clone())
+            .bind(e.client.ip.clone())
+            .bind(e.client.user_agent.clone())
+            .bind(e.detail.clone())
+            .bind(self.chain.to_owned())
+            .bind(self.seq)
+            .bind(self.prev_hash.clone())
+            .bind(hash.to_owned())
+    }
 }
 
 /// The chain an event goes on: its organization's, or the platform's.

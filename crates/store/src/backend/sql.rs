@@ -34,10 +34,13 @@ enum TxConn {
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
-/// A row of either backend.
+/// A row of either backend, or a PostgreSQL row sent as one JSON object
+/// (`to_jsonb(t)`): how several tables come back in one statement (see
+/// `load_answer`). Its columns decode as the table's own would.
 pub enum Row {
     Sqlite(LiteRow),
     Postgres(sqlx::postgres::PgRow),
+    Json(serde_json::Map<String, serde_json::Value>),
 }
 
 /// A statement with its arguments so far, and where it will run.
@@ -143,12 +146,67 @@ impl Row {
     /// The value of `column`, as `T` (a type both backends decode).
     pub fn try_get<'r, T>(&'r self, column: &str) -> Result<T, sqlx::Error>
     where
-        T: rusqlite::types::FromSql + Decode<'r, Postgres> + Type<Postgres>,
+        T: rusqlite::types::FromSql + Decode<'r, Postgres> + Type<Postgres> + FromJson,
     {
         match self {
             Row::Sqlite(r) => r.try_get(column),
             Row::Postgres(r) => sqlx::Row::try_get(r, column),
+            Row::Json(m) => {
+                let v = m.get(column).ok_or_else(|| sqlx::Error::ColumnNotFound(column.to_owned()))?;
+                T::from_json(v).ok_or_else(|| sqlx::Error::ColumnDecode {
+                    index: column.to_owned(),
+                    source: format!("unexpected JSON for {}", std::any::type_name::<T>()).into(),
+                })
+            }
         }
+    }
+
+    /// A row from PostgreSQL's `to_jsonb(t)::text`.
+    pub fn from_json_text(text: &str) -> Result<Row, sqlx::Error> {
+        match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(m)) => Ok(Row::Json(m)),
+            _ => Err(sqlx::Error::Protocol("a row sent as JSON was not an object".into())),
+        }
+    }
+}
+
+/// A column's value from a row sent as JSON, as PostgreSQL's `to_jsonb` writes it.
+pub trait FromJson: Sized {
+    fn from_json(v: &serde_json::Value) -> Option<Self>;
+}
+
+impl FromJson for i64 {
+    fn from_json(v: &serde_json::Value) -> Option<Self> {
+        v.as_i64()
+    }
+}
+
+impl FromJson for bool {
+    fn from_json(v: &serde_json::Value) -> Option<Self> {
+        v.as_bool()
+    }
+}
+
+impl FromJson for String {
+    fn from_json(v: &serde_json::Value) -> Option<Self> {
+        v.as_str().map(str::to_owned)
+    }
+}
+
+/// `bytea` arrives in its text form, `\x` and two hex digits a byte.
+impl FromJson for Vec<u8> {
+    fn from_json(v: &serde_json::Value) -> Option<Self> {
+        let hex = v.as_str()?.strip_prefix("\\x")?;
+        if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+    }
+}
+
+impl<T: FromJson> FromJson for Option<T> {
+    fn from_json(v: &serde_json::Value) -> Option<Self> {
+        if v.is_null() { Some(None) } else { T::from_json(v).map(Some) }
     }
 }
 
@@ -295,8 +353,43 @@ fn to_sqlite_params(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::to_sqlite_params;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::{FromJson, Row, to_sqlite_params};
     use crate::backend::lite::is_read;
+
+    proptest! {
+        /// PostgreSQL's `to_jsonb` writes `bytea` as `\x` and lowercase hex.
+        #[test]
+        fn bytes_sent_as_json_decode_to_themselves(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(Vec::<u8>::from_json(&json!(format!("\\x{text}"))), Some(bytes));
+        }
+
+        /// Anything else is refused, never a panic.
+        #[test]
+        fn any_json_string_decodes_or_is_refused(s in prop_oneof!["\\PC*", "\\\\x[0-9a-fA-Fg+ -]{0,9}"]) {
+            let decoded = Vec::<u8>::from_json(&json!(s));
+            let hex_digits = s.strip_prefix("\\x").filter(|h| h.len() % 2 == 0 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            prop_assert_eq!(decoded.is_some(), hex_digits.is_some());
+        }
+    }
+
+    #[test]
+    fn a_row_sent_as_json_decodes_by_column() {
+        let row = Row::from_json_text(r#"{"n": 7, "s": "x", "none": null, "flag": true, "b": "\\x00ff"}"#).unwrap();
+        assert_eq!(row.try_get::<i64>("n").unwrap(), 7);
+        assert_eq!(row.try_get::<String>("s").unwrap(), "x");
+        assert_eq!(row.try_get::<Option<i64>>("none").unwrap(), None);
+        assert_eq!(row.try_get::<Option<String>>("s").unwrap().as_deref(), Some("x"));
+        assert!(row.try_get::<bool>("flag").unwrap());
+        assert_eq!(row.try_get::<Vec<u8>>("b").unwrap(), [0, 255]);
+        assert!(matches!(row.try_get::<i64>("missing"), Err(sqlx::Error::ColumnNotFound(_))));
+        assert!(matches!(row.try_get::<i64>("s"), Err(sqlx::Error::ColumnDecode { .. })));
+        assert!(i64::from_json(&Value::Null).is_none(), "a null is not a number");
+        assert!(Row::from_json_text("[1]").is_err() && Row::from_json_text("{").is_err());
+    }
 
     #[test]
     fn only_selects_go_to_the_readers() {

@@ -1,9 +1,10 @@
 //! Second-factor answers of a sign-in: read in one snapshot, settled in one write,
 //! with every limit exact when answers race.
 
-use clinic_auth_core::{FactorKind, ThrottleRule};
+use clinic_auth_core::{CodeChallenge, FactorKind, ThrottleRule};
 use clinic_auth_store::{
-    AcceptedAnswer, AfterAnswer, AnswerBlocked, AnswerLimits, Consume, NewAuditEvent, RefusedAnswer, StoreResult,
+    AcceptedAnswer, AfterAnswer, AnswerBlocked, AnswerLimits, Consume, NewAuditEvent, NewFactor, NewPasskey,
+    PasskeyState, RefusedAnswer, SealedSecret, StoreResult, StoredCode,
 };
 
 use crate::harness::{NOW, TestStore, audit, new_factor, new_session, successes, token};
@@ -50,16 +51,52 @@ async fn member_with_authenticator(t: &TestStore) -> (clinic_auth_store::Org, cl
 
 async fn an_answer_is_read_at_once(t: TestStore) {
     let (org, m) = member_with_authenticator(&t).await;
-    let flow = t.flow(&m, "f").await;
     assert!(t.load_answer(&token("nobody"), LOCKOUT).await.unwrap().is_none());
     let key = format!("{LOCKOUT}{}", m.id);
     t.record_failure(&key, ThrottleRule::SECOND_FACTOR_PER_ACCOUNT, NOW, None).await.unwrap();
     t.reserve_factor_attempt(m.id, FactorKind::Authenticator, 100).await.unwrap();
+    // A passkey (bytes of every value, flags, a counter) and a text-message factor
+    // with a code sent: on PostgreSQL these rows come back as JSON, and every column
+    // must decode as the store's own reads decode it.
+    let secret = SealedSecret { ciphertext: (0..=255).collect(), nonce: vec![0xab, 0x01, 0xf0], key_version: 7 };
+    let passkey = NewPasskey {
+        factor: NewFactor { secret: Some(secret), ..new_factor(&m, FactorKind::Passkey, "pk-1") },
+        state: PasskeyState {
+            credential_id: "cred-1".into(),
+            sign_count: 9,
+            backup_eligible: true,
+            backup_state: false,
+        },
+    };
+    assert!(t.insert_passkey(&passkey, &audit("passkey_added", Some(&org.id), Some(m.id)), 10).await.unwrap());
+    let sms = audit("factor_enrolled", Some(&org.id), Some(m.id));
+    t.enroll_factor(&new_factor(&m, FactorKind::Sms, "sms-1"), None, &sms).await.unwrap();
+    let code = StoredCode {
+        account_id: m.id,
+        channel: FactorKind::Sms,
+        purpose: "sign_in".into(),
+        target: "+15005550006".into(),
+        code_hash: "mac-1".into(),
+        challenge: CodeChallenge { sent_at: NOW, expires_at: NOW.plus_secs(600), attempts: 0 },
+        bound_to: "f".into(),
+    };
+    t.put_code(&code, &audit("code_sent", Some(&org.id), Some(m.id))).await.unwrap();
+    assert_eq!(t.count_code_attempt(m.id, FactorKind::Sms).await.unwrap(), Some(1));
+    let m = t.reload(&m).await;
+    let flow = t.flow(&m, "f").await;
     let cx = t.load_answer(&flow, LOCKOUT).await.unwrap().expect("the flow");
+    assert_eq!(Some(&cx.flow), t.get_flow(&flow).await.unwrap().as_ref());
+    assert_eq!(cx.account, t.get_account(m.id).await.unwrap());
+    assert_eq!(cx.org, t.get_org(&org.id).await.unwrap());
+    let factors = t.list_factors(m.id).await.unwrap();
+    assert_eq!(factors.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["pk-1", "sms-1", "totp-1"]);
+    assert_eq!(cx.factors, factors, "every factor, oldest first, as stored");
+    let code = StoredCode { challenge: CodeChallenge { attempts: 1, ..code.challenge }, ..code };
+    assert_eq!(cx.codes, [code]);
+    assert_eq!(cx.throttle, t.get_throttle(&key).await.unwrap());
     assert_eq!(cx.flow_attempts, 0);
     assert_eq!(cx.account.as_ref().map(|a| a.id), Some(m.id));
     assert_eq!(cx.org.as_ref().map(|o| &o.id), Some(&org.id));
-    assert_eq!(cx.factors.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["totp-1"]);
     assert_eq!(cx.recovery_code_hash.as_deref(), Some("rc-1"));
     assert_eq!(cx.throttle.map(|s| s.failures), Some(1), "the member's lockout, by their id");
     assert_eq!(cx.factor_failures, [(FactorKind::Authenticator, 1)]);
@@ -77,8 +114,10 @@ async fn a_right_answer_ends_the_flow_and_starts_the_session_once(t: TestStore) 
             let (flow, m, key) = (flow.clone(), m.clone(), key.clone());
             async move {
                 let session = new_session(&m, &format!("s{i}"), m.security_stamp);
+                // Three on one chain: stored two at a time, the head following.
                 let events = [
                     audit("second_factor", m.org_id.as_ref(), Some(m.id)),
+                    audit("recovery_code_shown", m.org_id.as_ref(), Some(m.id)),
                     audit("signed_in", m.org_id.as_ref(), Some(m.id)),
                 ];
                 let answer = AcceptedAnswer {
@@ -98,7 +137,7 @@ async fn a_right_answer_ends_the_flow_and_starts_the_session_once(t: TestStore) 
     assert_eq!(t.count_sessions(m.id).await.unwrap(), 1);
     assert_eq!(t.get_throttle(&key).await.unwrap(), None, "a right answer clears the lockout count");
     let kinds = t.audit_kinds(Some(&org.id)).await;
-    assert_eq!(kinds[before..], ["second_factor", "signed_in"], "the winner's events only");
+    assert_eq!(kinds[before..], ["second_factor", "recovery_code_shown", "signed_in"], "the winner's events only");
     assert!(t.audit_intact().await);
 }
 
