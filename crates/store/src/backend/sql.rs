@@ -202,11 +202,7 @@ impl FromJson for String {
 /// `bytea` arrives in its text form, `\x` and two hex digits a byte.
 impl FromJson for Vec<u8> {
     fn from_json(v: &serde_json::Value) -> Option<Self> {
-        let hex = v.as_str()?.strip_prefix("\\x")?;
-        if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+        hex::decode(v.as_str()?.strip_prefix("\\x")?).ok()
     }
 }
 
